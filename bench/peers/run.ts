@@ -1,0 +1,383 @@
+// Side-by-side ABAC benchmark: luagate against other ways to evaluate the same policy from Deno.
+//
+//   deno run -A bench/peers/run.ts [--rounds N] [--requests N] [--min-round-ms N] [--warmup-ms N]
+//                                  [--only a,b] [--json]
+//
+// Every engine gets the same deterministic requests (makeRequests), fed its natural way (see each file
+// in engines/), and every answer is checked against decideJS before timing. Timing: warm-up, then R
+// rounds of cycling through all requests until a round lasts at least --min-round-ms; the figure is the
+// median µs per decision over the rounds. An engine with a wrong answer is FAILED (exit code 1).
+// The npm peers (wasmoon, fengari, cedar-wasm) are installed into bench/peers/node_modules on first run.
+import type { Engine, EngineLoader, TimingOptions, Workload } from "./engines/types.ts";
+import { SkipEngine } from "./engines/types.ts";
+import type * as WorkloadModule from "./abac_workload.ts";
+
+const HERE = new URL(".", import.meta.url);
+const log = (msg: string) => console.error(msg);
+
+// ---------------------------------------------------------------------------------------------------
+// Arguments
+
+interface Options extends TimingOptions {
+  requests: number;
+  json: boolean;
+  only: string[];
+}
+
+function usage(): never {
+  console.log(
+    "usage: deno run -A bench/peers/run.ts [--rounds N] [--requests N] [--min-round-ms N] [--warmup-ms N]\n" +
+      "                                      [--only name,name] [--json]",
+  );
+  Deno.exit(0);
+}
+
+function parseArgs(args: string[]): Options {
+  const o: Options = { rounds: 7, requests: 1000, minRoundMs: 200, warmupMs: 300, json: false, only: [] };
+  const num = (flag: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (!v || !Number.isFinite(n) || n <= 0) throw new Error(`${flag} needs a positive number, got ${v}`);
+    return n;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = args[i].split("=", 2) as [string, string | undefined];
+    const value = () => inline ?? args[++i];
+    switch (flag) {
+      case "--rounds":
+        o.rounds = Math.floor(num(flag, value()));
+        break;
+      case "--requests":
+        o.requests = Math.floor(num(flag, value()));
+        break;
+      case "--min-round-ms":
+        o.minRoundMs = num(flag, value());
+        break;
+      case "--warmup-ms":
+        o.warmupMs = num(flag, value());
+        break;
+      case "--only":
+        o.only = value().split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
+        break;
+      case "--json":
+        o.json = true;
+        break;
+      case "-h":
+      case "--help":
+        usage();
+        break;
+      default:
+        throw new Error(`unknown argument ${args[i]} (see --help)`);
+    }
+  }
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Setup: npm peers, workload
+
+/** Installs bench/peers/node_modules from package.json / package-lock.json when anything is missing. */
+async function ensureNodeModules(): Promise<void> {
+  const pkg = JSON.parse(await Deno.readTextFile(new URL("package.json", HERE))) as {
+    dependencies: Record<string, string>;
+  };
+  const missing = Object.entries(pkg.dependencies).filter(([name, version]) => {
+    try {
+      const installed = JSON.parse(Deno.readTextFileSync(new URL(`node_modules/${name}/package.json`, HERE)));
+      return installed.version !== version;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length === 0) return;
+  let hasLock = true;
+  try {
+    Deno.statSync(new URL("package-lock.json", HERE));
+  } catch {
+    hasLock = false;
+  }
+  const args = hasLock ? ["ci", "--no-audit", "--no-fund"] : ["install", "--no-audit", "--no-fund"];
+  log(`installing npm peers (${missing.map(([n, v]) => `${n}@${v}`).join(", ")}): npm ${args.join(" ")}`);
+  try {
+    // npm's stdout goes to stderr as well, so that --json output stays clean.
+    const out = await new Deno.Command("npm", { args, cwd: HERE, stdout: "piped", stderr: "inherit" })
+      .output();
+    const text = new TextDecoder().decode(out.stdout).trim();
+    if (text) log(text);
+    if (!out.success) log(`npm ${args[0]} failed with exit code ${out.code}; the npm engines will error`);
+  } catch (e) {
+    log(`npm not runnable (${(e as Error).message}); the npm engines will error`);
+  }
+}
+
+/** The shared workload: the project's bench/abac_workload.ts when present, else the copy in bench/peers. */
+async function loadWorkload(): Promise<{ mod: typeof WorkloadModule; source: string }> {
+  const projectCopy = new URL("../abac_workload.ts", HERE);
+  try {
+    Deno.statSync(projectCopy);
+    return { mod: await import(projectCopy.href), source: "bench/abac_workload.ts" };
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return { mod: await import("./abac_workload.ts"), source: "bench/peers/abac_workload.ts (copy)" };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Measuring
+
+type Status = "ok" | "FAILED" | "ERROR" | "skipped";
+
+interface Result {
+  name: string;
+  version: string;
+  feed: string;
+  status: Status;
+  note?: string;
+  usPerDecision?: number;
+  roundsUs?: number[];
+  decisionsPerRound?: number;
+  mismatches?: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message.split("\n")[0] : String(e);
+}
+
+async function measure(
+  engine: Engine,
+  workload: Workload,
+  expected: boolean[],
+  opts: TimingOptions,
+): Promise<Result> {
+  // A getter: setup may refine the version (e.g. with the Lua release the engine reports).
+  const base = () => ({ name: engine.name, version: engine.version, feed: engine.feed });
+  if (engine.skipped) return { ...base(), status: "skipped", note: engine.skipped };
+  const n = workload.requests.length;
+  const expectedAllows = expected.filter(Boolean).length;
+  try {
+    await engine.setup(workload);
+    let answers: boolean[];
+    let roundsUs: number[];
+    let decisionsPerRound: number;
+    let allowsPerRound: number[];
+
+    if (engine.decide) {
+      const decide = engine.decide.bind(engine);
+      answers = [];
+      for (let i = 0; i < n; i++) answers.push(decide(i));
+      const pass = (): number => {
+        let allows = 0;
+        for (let i = 0; i < n; i++) if (decide(i)) allows++;
+        return allows;
+      };
+      const warmStart = performance.now();
+      do pass(); while (performance.now() - warmStart < opts.warmupMs);
+      const t = performance.now();
+      pass();
+      const onePassMs = Math.max(performance.now() - t, 1e-3);
+      const passes = Math.max(1, Math.ceil(opts.minRoundMs / onePassMs));
+      decisionsPerRound = passes * n;
+      roundsUs = [];
+      allowsPerRound = [];
+      for (let r = 0; r < opts.rounds; r++) {
+        let allows = 0;
+        const t0 = performance.now();
+        for (let p = 0; p < passes; p++) allows += pass();
+        const ms = performance.now() - t0;
+        roundsUs.push((ms * 1000) / decisionsPerRound);
+        allowsPerRound.push(allows);
+      }
+    } else if (engine.selfTimed) {
+      const r = await engine.selfTimed(opts);
+      answers = r.answers;
+      roundsUs = r.roundsUs;
+      decisionsPerRound = r.decisionsPerRound;
+      allowsPerRound = r.allowsPerRound;
+    } else {
+      throw new Error("adapter has neither decide nor selfTimed");
+    }
+
+    const wrong: number[] = [];
+    for (let i = 0; i < n; i++) if (answers[i] !== expected[i]) wrong.push(i);
+    // The timed rounds must have produced the same answers too (allow count per round).
+    const expectedPerRound = (decisionsPerRound / n) * expectedAllows;
+    const badRounds = allowsPerRound.filter((a) => a !== expectedPerRound).length;
+    const result: Result = {
+      ...base(),
+      status: wrong.length || badRounds ? "FAILED" : "ok",
+      usPerDecision: median(roundsUs),
+      roundsUs,
+      decisionsPerRound,
+      mismatches: wrong.length,
+    };
+    if (wrong.length) {
+      const i = wrong[0];
+      const why = engine.diagnose?.(i);
+      result.note = `${wrong.length}/${n} answers differ from decideJS; first: request ${i} ` +
+        `expected ${expected[i]} got ${answers[i]}${why ? ` (${why})` : ""}`;
+    } else if (badRounds) {
+      result.note = `${badRounds} timed round(s) gave an allow count other than ${expectedPerRound}`;
+    }
+    return result;
+  } catch (e) {
+    return { ...base(), status: "ERROR", note: errorText(e) };
+  } finally {
+    try {
+      await engine.close();
+    } catch (e) {
+      log(`  close failed: ${errorText(e)}`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Machine and report
+
+async function machine() {
+  let cpu = "unknown";
+  try {
+    const info = await Deno.readTextFile("/proc/cpuinfo");
+    cpu = info.match(/^model name\s*:\s*(.+)$/m)?.[1]?.trim() ?? cpu;
+  } catch { /* not Linux */ }
+  return {
+    os: Deno.build.os,
+    arch: Deno.build.arch,
+    target: Deno.build.target,
+    osRelease: Deno.osRelease(),
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    cpu,
+    cores: navigator.hardwareConcurrency,
+    loadavg: Deno.loadavg(),
+  };
+}
+
+function fmt(x: number | undefined, digits = 2): string {
+  if (x === undefined || !Number.isFinite(x)) return "n/a";
+  if (x >= 100) return x.toFixed(0);
+  if (x >= 10) return x.toFixed(1);
+  return x.toFixed(digits);
+}
+
+function fmtRate(us: number | undefined): string {
+  if (!us) return "n/a";
+  const r = 1e6 / us;
+  return r >= 1e6 ? `${(r / 1e6).toFixed(2)} M` : r >= 1e3 ? `${(r / 1e3).toFixed(1)} k` : r.toFixed(0);
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+const ENGINE_MODULES = ["luagate.ts", "native_lua.ts", "fengari.ts", "wasmoon.ts", "cedar.ts"];
+const POLICY_ROW = "luagate Policy (all limits on)";
+const NATIVE_HOOK_ROW = "native lua5.4 (count hook every 1000)";
+
+async function main(): Promise<number> {
+  let opts: Options;
+  try {
+    opts = parseArgs(Deno.args);
+  } catch (e) {
+    log(errorText(e));
+    return 2;
+  }
+  await ensureNodeModules();
+  const { mod: wl, source: workloadSource } = await loadWorkload();
+  const requests = wl.makeRequests(opts.requests);
+  const expected = requests.map((r) => wl.decideJS(r));
+  const workload: Workload = { requests, policyLua: wl.POLICY_LUA };
+  const mach = await machine();
+  log(`workload: ${workloadSource}, ${requests.length} requests, ${expected.filter(Boolean).length} allowed`);
+
+  const engines: Engine[] = [];
+  const results: Result[] = [];
+  for (const file of ENGINE_MODULES) {
+    const label = file.replace(/\.ts$/, "");
+    try {
+      const { load } = (await import(`./engines/${file}`)) as { load: EngineLoader };
+      engines.push(...await load());
+    } catch (e) {
+      const status: Status = e instanceof SkipEngine ? "skipped" : "ERROR";
+      results.push({ name: label, version: "?", feed: "?", status, note: `loading: ${errorText(e)}` });
+    }
+  }
+
+  for (const engine of engines) {
+    if (opts.only.length && !opts.only.some((s) => engine.name.toLowerCase().includes(s))) continue;
+    log(`[${engine.name}] ${engine.skipped ? "skipped: " + engine.skipped : "running ..."}`);
+    const r = await measure(engine, workload, expected, opts);
+    if (r.status !== "skipped") {
+      const us = r.usPerDecision !== undefined ? `  ${fmt(r.usPerDecision)} µs/decision` : "";
+      log(`  ${r.status}${us}${r.note ? `  ${r.note}` : ""}`);
+    }
+    results.push(r);
+  }
+
+  const usOf = (name: string) => results.find((r) => r.name === name && r.status === "ok")?.usPerDecision;
+  const policyUs = usOf(POLICY_ROW);
+  const nativeHookUs = usOf(NATIVE_HOOK_ROW);
+  const failed = results.filter((r) => r.status === "FAILED" || r.status === "ERROR");
+
+  if (opts.json) {
+    console.log(JSON.stringify(
+      {
+        machine: mach,
+        settings: { ...opts, workload: workloadSource },
+        workload: { requests: requests.length, allowed: expected.filter(Boolean).length },
+        results: results.map((r) => ({
+          ...r,
+          decisionsPerSecond: r.usPerDecision ? 1e6 / r.usPerDecision : undefined,
+          ratioVsLuagatePolicy: r.usPerDecision && policyUs ? r.usPerDecision / policyUs : undefined,
+          ratioVsNativeLuaHook: r.usPerDecision && nativeHookUs ? r.usPerDecision / nativeHookUs : undefined,
+        })),
+        ok: failed.length === 0,
+      },
+      null,
+      2,
+    ));
+  } else {
+    const lines = [
+      `## ABAC decision, side by side (${requests.length} requests cycled, median of ${opts.rounds} rounds ` +
+      `of >= ${opts.minRoundMs} ms)`,
+      "",
+      `Machine: ${mach.cpu}, ${mach.cores} cores, ${mach.target} (${mach.osRelease}), Deno ${mach.deno}, ` +
+      `V8 ${mach.v8}, load ${mach.loadavg.map((x) => x.toFixed(2)).join(" ")}`,
+      "",
+      "| engine | µs/decision | spread (min-max) | decisions/s | × luagate Policy | × native Lua + hook | answers |",
+      "|---|---:|---:|---:|---:|---:|---|",
+    ];
+    for (const r of results) {
+      const us = r.usPerDecision;
+      const spread = r.roundsUs ? `${fmt(Math.min(...r.roundsUs))}-${fmt(Math.max(...r.roundsUs))}` : "";
+      const answers = r.status === "ok"
+        ? "ok"
+        : r.status === "skipped"
+        ? `skipped: ${r.note}`
+        : `**${r.status}**: ${r.note}`;
+      const vsPolicy = us && policyUs ? fmt(us / policyUs) : "n/a";
+      const vsNative = us && nativeHookUs ? fmt(us / nativeHookUs) : "n/a";
+      const usText = r.status === "skipped" ? "" : fmt(us);
+      lines.push(
+        `| ${r.name} | ${usText} | ${spread} | ${fmtRate(us)} | ${vsPolicy} | ${vsNative} | ${answers} |`,
+      );
+    }
+    lines.push("", "Versions and how each engine is fed:", "");
+    for (const r of results) lines.push(`- ${r.name}: ${r.version}; ${r.feed}`);
+    lines.push(
+      "",
+      "× columns: this engine's µs/decision divided by the reference row's (above 1 = slower). " +
+        "Every engine's answers are checked against decideJS before timing, " +
+        "and by allow count in every round.",
+    );
+    console.log(lines.join("\n"));
+  }
+  if (failed.length) {
+    log(`\n${failed.length} engine(s) FAILED or errored: ${failed.map((r) => r.name).join(", ")}`);
+  }
+  return failed.length ? 1 : 0;
+}
+
+Deno.exit(await main());

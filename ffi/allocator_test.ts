@@ -1,0 +1,330 @@
+import assert from "node:assert/strict";
+import {
+  type AllocatorHandle,
+  createAllocator,
+  LUA_ALLOC_DEFINITION,
+  nativeAllocatorSupported,
+} from "./allocator.ts";
+
+/** Just what these tests need from liblua5.4, independent of the rest of luagate. */
+const LUA_SYMBOLS = {
+  /** `lua_State *lua_newstate(lua_Alloc f, void *ud);` */
+  lua_newstate: { parameters: ["function", "pointer"], result: "pointer" },
+  /** `lua_State *luaL_newstate(void);` */
+  luaL_newstate: { parameters: [], result: "pointer" },
+  /** `void luaL_openlibs(lua_State *L);` */
+  luaL_openlibs: { parameters: ["pointer"], result: "void" },
+  /** `int luaL_loadstring(lua_State *L, const char *s);` */
+  luaL_loadstring: { parameters: ["pointer", "buffer"], result: "i32" },
+  /** `int lua_pcallk(lua_State *L, int nargs, int nresults, int msgh, lua_KContext ctx, lua_KFunction k);` */
+  lua_pcallk: { parameters: ["pointer", "i32", "i32", "i32", "isize", "pointer"], result: "i32" },
+  /** `void lua_close(lua_State *L);` */
+  lua_close: { parameters: ["pointer"], result: "void" },
+  /** `void lua_settop(lua_State *L, int idx);` */
+  lua_settop: { parameters: ["pointer", "i32"], result: "void" },
+  /** `const char *lua_tolstring(lua_State *L, int idx, size_t *len);` */
+  lua_tolstring: { parameters: ["pointer", "i32", "pointer"], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+const LUA_LIB = "liblua5.4.so.0";
+let lua: Deno.DynamicLibrary<typeof LUA_SYMBOLS>["symbols"] | undefined;
+function lib(): Deno.DynamicLibrary<typeof LUA_SYMBOLS>["symbols"] {
+  lua ??= Deno.dlopen(LUA_LIB, LUA_SYMBOLS).symbols;
+  return lua;
+}
+
+const haveLua = (() => {
+  try {
+    lib();
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** Runs `code` in a protected call and returns [ok, first result as a string or null]. */
+function run(L: Deno.PointerObject, code: string): [boolean, string | null] {
+  const l = lib();
+  let status = l.luaL_loadstring(L, new TextEncoder().encode(code + "\0"));
+  if (status === 0) status = l.lua_pcallk(L, 0, 1, 0, 0n, null);
+  const s = l.lua_tolstring(L, -1, null);
+  const text = s === null ? null : new Deno.UnsafePointerView(s).getCString();
+  l.lua_settop(L, 0);
+  return [status === 0, text];
+}
+
+/** Like {@linkcode run} but the code must succeed; returns its result. */
+function ok(L: Deno.PointerObject, code: string): string | null {
+  const [success, value] = run(L, code);
+  assert.ok(success, `Lua error: ${value}`);
+  return value;
+}
+
+function newState(alloc: AllocatorHandle): Deno.PointerObject {
+  const L = lib().lua_newstate(alloc.pointer, alloc.state);
+  assert.ok(L !== null, "lua_newstate returned NULL");
+  lib().luaL_openlibs(L);
+  return L;
+}
+
+/** Creates an allocator and a Lua state on it, runs `body`, then closes both (checking nothing leaks). */
+function withState(native: boolean, body: (L: Deno.PointerObject, alloc: AllocatorHandle) => void): void {
+  const alloc = createAllocator({ native });
+  assert.equal(alloc.native, native);
+  const L = newState(alloc);
+  try {
+    body(L, alloc);
+  } finally {
+    lib().lua_close(L);
+    alloc.close();
+  }
+  assert.equal(alloc.used(), 0, "lua_close must give back every byte");
+}
+
+const MiB = 1024 * 1024;
+const kinds = [
+  { name: "native", native: true, ignore: !nativeAllocatorSupported() },
+  { name: "JS", native: false, ignore: false },
+];
+
+for (const { name, native, ignore } of kinds) {
+  const luaIgnore = ignore || !haveLua;
+
+  Deno.test(`${name} allocator: direct lua_Alloc calls follow allocator.c semantics`, { ignore }, () => {
+    const alloc = createAllocator({ native });
+    const f = new Deno.UnsafeFnPointer(alloc.pointer, LUA_ALLOC_DEFINITION);
+    try {
+      assert.equal(alloc.limit(), Infinity);
+      // With ptr == NULL, osize is a Lua 5.4 type tag, not a size.
+      const a = f.call(alloc.state, null, 5n, 100n);
+      assert.ok(a !== null);
+      assert.equal(alloc.used(), 100);
+      const b = f.call(alloc.state, a, 100n, 1000n);
+      assert.ok(b !== null);
+      assert.equal(alloc.used(), 1000);
+      assert.equal(alloc.peak(), 1000);
+
+      alloc.setLimit(1500);
+      assert.equal(f.call(alloc.state, null, 0n, 501n), null, "past the limit: refused");
+      assert.equal(alloc.denied(), 1);
+      assert.equal(alloc.used(), 1000);
+      const c = f.call(alloc.state, null, 0n, 500n); // exactly at the limit: granted
+      assert.ok(c !== null);
+      assert.equal(alloc.used(), 1500);
+
+      // Shrinking never refuses, even above the limit.
+      alloc.setLimit(0);
+      const b2 = f.call(alloc.state, b, 1000n, 10n);
+      assert.ok(b2 !== null);
+      assert.equal(alloc.used(), 510);
+      assert.equal(alloc.denied(), 1);
+
+      alloc.setAllowOverdraft(true);
+      const d = f.call(alloc.state, null, 0n, 64n);
+      assert.ok(d !== null, "overdraft: granted");
+      assert.ok(alloc.overdraft());
+      assert.equal(alloc.denied(), 1);
+      alloc.setAllowOverdraft(false);
+      alloc.clearOverdraft();
+      assert.ok(!alloc.overdraft());
+
+      for (const [p, size] of [[b2, 10n], [c, 500n], [d, 64n]] as const) {
+        assert.equal(f.call(alloc.state, p, size, 0n), null);
+      }
+      assert.equal(f.call(alloc.state, null, 3n, 0n), null, "free(NULL) is a no-op");
+      assert.equal(alloc.used(), 0);
+      assert.equal(alloc.peak(), 1500);
+      alloc.resetPeak();
+      assert.equal(alloc.peak(), 0);
+      alloc.clearDenied();
+      assert.equal(alloc.denied(), 0);
+    } finally {
+      alloc.close();
+    }
+  });
+
+  Deno.test(`${name} allocator: limit is stored as an exact 64-bit value`, { ignore }, () => {
+    const alloc = createAllocator({ native });
+    try {
+      const view = new Deno.UnsafePointerView(alloc.state);
+      assert.equal(view.getBigUint64(8), 0xffff_ffff_ffff_ffffn);
+      alloc.setLimit(2 ** 40 + 3);
+      assert.equal(view.getBigUint64(8), 2n ** 40n + 3n);
+      assert.equal(alloc.limit(), 2 ** 40 + 3);
+      alloc.setLimit(Infinity);
+      assert.equal(view.getBigUint64(8), 0xffff_ffff_ffff_ffffn);
+      assert.equal(alloc.limit(), Infinity);
+      for (const bad of [-1, 1.5, NaN, -Infinity, 2 ** 53]) {
+        assert.throws(() => alloc.setLimit(bad), RangeError);
+      }
+      assert.equal(Deno.UnsafePointer.value(alloc.state), Deno.UnsafePointer.value(alloc.state));
+    } finally {
+      alloc.close();
+    }
+  });
+
+  Deno.test(`${name} allocator: a Lua state runs and used() follows the garbage collector`, {
+    ignore: luaIgnore,
+  }, () => {
+    withState(native, (L, alloc) => {
+      assert.equal(ok(L, "return ('a'):rep(3) .. 1 + 2"), "aaa3");
+      ok(L, "collectgarbage()");
+      const base = alloc.used();
+      assert.ok(base > 0);
+      ok(L, "big = {} for i = 1, 1e5 do big[i] = {i} end");
+      const grown = alloc.used();
+      assert.ok(grown > base + MiB, `${grown} should exceed ${base} by several MiB`);
+      // Lua's own count must agree with ours (collectgarbage("count") is in KiB).
+      const luaBytes = Number(ok(L, "return collectgarbage('count') * 1024"));
+      assert.ok(Math.abs(luaBytes - grown) < 1024, `Lua counts ${luaBytes}, allocator ${grown}`);
+      ok(L, "big = nil collectgarbage() collectgarbage()");
+      assert.ok(alloc.used() < base + 64 * 1024, `${alloc.used()} should fall back near ${base}`);
+    });
+  });
+
+  Deno.test(
+    `${name} allocator: the limit gives a catchable "not enough memory"`,
+    { ignore: luaIgnore },
+    () => {
+      withState(native, (L, alloc) => {
+        ok(L, "collectgarbage()");
+        alloc.setLimit(alloc.used() + 2 * MiB);
+        assert.equal(
+          ok(L, "local ok, err = pcall(string.rep, 'x', 1e7) return tostring(ok) .. ' ' .. err"),
+          "false not enough memory",
+        );
+        assert.ok(alloc.denied() > 0);
+        assert.ok(alloc.used() <= alloc.limit());
+        assert.ok(alloc.peak() <= alloc.limit());
+        // The state keeps working, and an uncaught memory error is reported as an error.
+        assert.equal(ok(L, "return #string.rep('y', 1e5)"), "100000");
+        alloc.clearDenied();
+        const [success, message] = run(L, "local t = {} for i = 1, 1e7 do t[i] = i end");
+        assert.equal(success, false);
+        assert.equal(message, "not enough memory");
+        assert.ok(alloc.denied() > 0);
+        assert.equal(ok(L, "return 6 * 7"), "42");
+        alloc.setLimit(Infinity);
+        assert.equal(ok(L, "return #string.rep('x', 1e7)"), "10000000");
+      });
+    },
+  );
+
+  Deno.test(`${name} allocator: allow-overdraft grants and records`, { ignore: luaIgnore }, () => {
+    withState(native, (L, alloc) => {
+      ok(L, "collectgarbage()");
+      alloc.setLimit(alloc.used() + 100 * 1024);
+      alloc.setAllowOverdraft(true);
+      assert.equal(ok(L, "s = string.rep('x', 1e6) return #s"), "1000000");
+      assert.ok(alloc.overdraft());
+      assert.equal(alloc.denied(), 0);
+      assert.ok(alloc.used() > alloc.limit());
+      alloc.setAllowOverdraft(false);
+      alloc.clearOverdraft();
+      const [success] = run(L, "t = string.rep('z', 1e6)");
+      assert.equal(success, false);
+      assert.ok(alloc.denied() > 0);
+      assert.ok(!alloc.overdraft());
+      // Over the cap, even loading a chunk is refused until the host lifts it.
+      assert.equal(run(L, "s = nil")[0], false);
+      const limit = alloc.limit();
+      alloc.setLimit(Infinity);
+      ok(L, "s = nil collectgarbage()");
+      assert.ok(alloc.used() <= limit);
+    });
+  });
+
+  Deno.test(`${name} allocator: peak tracking`, { ignore: luaIgnore }, () => {
+    withState(native, (L, alloc) => {
+      ok(L, "collectgarbage()");
+      const base = alloc.used();
+      alloc.resetPeak();
+      assert.equal(alloc.peak(), base);
+      ok(L, "local s = string.rep('p', 3e6) s = nil collectgarbage()");
+      assert.ok(alloc.peak() >= base + 3e6, `peak ${alloc.peak()} should include the 3 MB string`);
+      assert.ok(alloc.used() < base + 1e6);
+      alloc.resetPeak();
+      assert.equal(alloc.peak(), alloc.used());
+    });
+  });
+
+  Deno.test(`${name} allocator: 100k allocation/free cycles`, { ignore: luaIgnore }, () => {
+    withState(native, (L, alloc) => {
+      alloc.setLimit(alloc.used() + 8 * MiB);
+      ok(L, "for i = 1, 1e5 do local t = {i, tostring(i)} end collectgarbage()");
+      ok(L, "local s = '' for i = 1, 1e5 do s = s .. 'x' if #s > 1000 then s = '' end end");
+      assert.equal(alloc.denied(), 0);
+    });
+    const alloc = createAllocator({ native });
+    const f = new Deno.UnsafeFnPointer(alloc.pointer, LUA_ALLOC_DEFINITION);
+    try {
+      for (let i = 0; i < 100_000; i++) {
+        const size = BigInt(16 + (i % 4096));
+        const p = f.call(alloc.state, null, 0n, size);
+        assert.ok(p !== null);
+        assert.equal(f.call(alloc.state, p, size, 0n), null);
+      }
+      assert.equal(alloc.used(), 0);
+      assert.equal(alloc.peak(), 16 + 4095);
+    } finally {
+      alloc.close();
+    }
+  });
+}
+
+Deno.test(
+  "native allocators share the code page, not the state",
+  { ignore: !nativeAllocatorSupported() },
+  () => {
+    const a = createAllocator({ native: true });
+    const b = createAllocator({ native: true });
+    try {
+      assert.equal(Deno.UnsafePointer.value(a.pointer), Deno.UnsafePointer.value(b.pointer));
+      assert.notEqual(Deno.UnsafePointer.value(a.state), Deno.UnsafePointer.value(b.state));
+    } finally {
+      a.close();
+      b.close();
+    }
+  },
+);
+
+Deno.test("LUAGATE_JS_ALLOCATOR=1 selects the JS allocator; an explicit option wins", () => {
+  const previous = Deno.env.get("LUAGATE_JS_ALLOCATOR");
+  Deno.env.set("LUAGATE_JS_ALLOCATOR", "1");
+  try {
+    const js = createAllocator();
+    assert.equal(js.native, false);
+    js.close();
+    if (nativeAllocatorSupported()) {
+      const forced = createAllocator({ native: true });
+      assert.equal(forced.native, true);
+      forced.close();
+    }
+  } finally {
+    if (previous === undefined) Deno.env.delete("LUAGATE_JS_ALLOCATOR");
+    else Deno.env.set("LUAGATE_JS_ALLOCATOR", previous);
+  }
+  if (previous !== "1") {
+    const auto = createAllocator();
+    assert.equal(auto.native, nativeAllocatorSupported());
+    auto.close();
+  }
+});
+
+Deno.test(
+  "native: true throws where there is no embedded code",
+  { ignore: nativeAllocatorSupported() },
+  () => {
+    assert.throws(() => createAllocator({ native: true }), /no native allocator/);
+  },
+);
+
+Deno.test("the embedded bytes were built from the current ffi/allocator.c", async () => {
+  const dir = new URL(".", import.meta.url);
+  const source = await Deno.readFile(new URL("allocator.c", dir));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", source));
+  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  const ts = await Deno.readTextFile(new URL("allocator.ts", dir));
+  const recorded = ts.match(/^\/\/ allocator\.c sha256: ([0-9a-f]{64})$/m)?.[1];
+  assert.equal(recorded, hex, "ffi/allocator.c changed: run `bash scripts/build_allocator.sh --write`");
+});

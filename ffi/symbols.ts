@@ -1,0 +1,192 @@
+/**
+ * The Lua C API as Deno sees it: one symbol table, each entry commented with its C signature.
+ *
+ * Symbols whose signature differs between Lua versions appear once per signature under distinct
+ * keys (the `name` field holds the real C name) and are marked optional; `ffi/lua_api.ts` picks the
+ * right one for the loaded library. Nothing here knows about safety: that lives in `lua/`.
+ *
+ * @module
+ */
+
+/** Symbols shared by every supported Lua (5.1, LuaJIT 2.1, 5.2, 5.3, 5.4) with one signature. */
+export const LUA_SYMBOLS = {
+  // lua_State *luaL_newstate(void)
+  luaL_newstate: { parameters: [], result: "pointer" },
+  // lua_State *lua_newstate(lua_Alloc f, void *ud)
+  lua_newstate: { parameters: ["pointer", "pointer"], result: "pointer" },
+  // void lua_close(lua_State *L)
+  lua_close: { parameters: ["pointer"], result: "void" },
+  // void luaL_openlibs(lua_State *L)
+  luaL_openlibs: { parameters: ["pointer"], result: "void" },
+  // lua_State *lua_newthread(lua_State *L)
+  lua_newthread: { parameters: ["pointer"], result: "pointer" },
+  // int lua_gettop(lua_State *L)
+  lua_gettop: { parameters: ["pointer"], result: "i32" },
+  // void lua_settop(lua_State *L, int idx)
+  lua_settop: { parameters: ["pointer", "i32"], result: "void" },
+  // void lua_pushvalue(lua_State *L, int idx)
+  lua_pushvalue: { parameters: ["pointer", "i32"], result: "void" },
+  // int lua_checkstack(lua_State *L, int n)
+  lua_checkstack: { parameters: ["pointer", "i32"], result: "i32" },
+  // void lua_xmove(lua_State *from, lua_State *to, int n)
+  lua_xmove: { parameters: ["pointer", "pointer", "i32"], result: "void" },
+  // int lua_type(lua_State *L, int idx)
+  lua_type: { parameters: ["pointer", "i32"], result: "i32" },
+  // int lua_toboolean(lua_State *L, int idx)
+  lua_toboolean: { parameters: ["pointer", "i32"], result: "i32" },
+  // const char *lua_tolstring(lua_State *L, int idx, size_t *len)
+  lua_tolstring: { parameters: ["pointer", "i32", "buffer"], result: "pointer" },
+  // void *lua_touserdata(lua_State *L, int idx)
+  lua_touserdata: { parameters: ["pointer", "i32"], result: "pointer" },
+  // lua_State *lua_tothread(lua_State *L, int idx)
+  lua_tothread: { parameters: ["pointer", "i32"], result: "pointer" },
+  // const void *lua_topointer(lua_State *L, int idx)
+  lua_topointer: { parameters: ["pointer", "i32"], result: "pointer" },
+  // int lua_rawequal(lua_State *L, int idx1, int idx2)
+  lua_rawequal: { parameters: ["pointer", "i32", "i32"], result: "i32" },
+  // void lua_pushnil(lua_State *L)
+  lua_pushnil: { parameters: ["pointer"], result: "void" },
+  // void lua_pushnumber(lua_State *L, lua_Number n)
+  lua_pushnumber: { parameters: ["pointer", "f64"], result: "void" },
+  // const char *lua_pushlstring(lua_State *L, const char *s, size_t len)  (void in 5.1)
+  lua_pushlstring: { parameters: ["pointer", "buffer", "usize"], result: "void" },
+  // void lua_pushboolean(lua_State *L, int b)
+  lua_pushboolean: { parameters: ["pointer", "i32"], result: "void" },
+  // void lua_pushlightuserdata(lua_State *L, void *p)
+  lua_pushlightuserdata: { parameters: ["pointer", "pointer"], result: "void" },
+  // void lua_pushcclosure(lua_State *L, lua_CFunction fn, int n)
+  lua_pushcclosure: { parameters: ["pointer", "function", "i32"], result: "void" },
+  // int lua_pushthread(lua_State *L)
+  lua_pushthread: { parameters: ["pointer"], result: "i32" },
+  // int lua_rawget(lua_State *L, int idx)  (void in 5.1 and 5.2: the result is then ignored)
+  lua_rawget: { parameters: ["pointer", "i32"], result: "i32" },
+  // void lua_rawset(lua_State *L, int idx)
+  lua_rawset: { parameters: ["pointer", "i32"], result: "void" },
+  // void lua_createtable(lua_State *L, int narr, int nrec)
+  lua_createtable: { parameters: ["pointer", "i32", "i32"], result: "void" },
+  // int lua_getmetatable(lua_State *L, int idx)
+  lua_getmetatable: { parameters: ["pointer", "i32"], result: "i32" },
+  // int lua_setmetatable(lua_State *L, int idx)
+  lua_setmetatable: { parameters: ["pointer", "i32"], result: "i32" },
+  // int lua_next(lua_State *L, int idx)
+  lua_next: { parameters: ["pointer", "i32"], result: "i32" },
+  // int lua_status(lua_State *L)
+  lua_status: { parameters: ["pointer"], result: "i32" },
+  // int lua_gc(lua_State *L, int what, ...)  (5.4 is variadic; integer arguments pass alike on x86-64 and arm64)
+  lua_gc: { parameters: ["pointer", "i32", "i32"], result: "i32" },
+  // lua_Alloc lua_getallocf(lua_State *L, void **ud)
+  lua_getallocf: { parameters: ["pointer", "buffer"], result: "pointer" },
+  // const char *lua_getupvalue(lua_State *L, int funcindex, int n)
+  lua_getupvalue: { parameters: ["pointer", "i32", "i32"], result: "pointer" },
+  // const char *lua_setupvalue(lua_State *L, int funcindex, int n)
+  lua_setupvalue: { parameters: ["pointer", "i32", "i32"], result: "pointer" },
+  // int luaL_ref(lua_State *L, int t)
+  luaL_ref: { parameters: ["pointer", "i32"], result: "i32" },
+  // void luaL_unref(lua_State *L, int t, int ref)
+  luaL_unref: { parameters: ["pointer", "i32", "i32"], result: "void" },
+
+  // ---- 5.2 and later ----
+  // int lua_absindex(lua_State *L, int idx)
+  lua_absindex: { parameters: ["pointer", "i32"], result: "i32", optional: true },
+  // void lua_copy(lua_State *L, int fromidx, int toidx)
+  lua_copy: { parameters: ["pointer", "i32", "i32"], result: "void", optional: true },
+  // lua_Number lua_tonumberx(lua_State *L, int idx, int *isnum)
+  lua_tonumberx: { parameters: ["pointer", "i32", "pointer"], result: "f64", optional: true },
+  // lua_Integer lua_tointegerx(lua_State *L, int idx, int *isnum)
+  lua_tointegerx: { parameters: ["pointer", "i32", "pointer"], result: "i64", optional: true },
+  // size_t lua_rawlen(lua_State *L, int idx)  (lua_Unsigned in 5.4)
+  lua_rawlen: { parameters: ["pointer", "i32"], result: "u64", optional: true },
+  // void lua_pushinteger(lua_State *L, lua_Integer n)  (ptrdiff_t in 5.1: the same register)
+  lua_pushinteger: { parameters: ["pointer", "i64"], result: "void" },
+  // int lua_pcallk(lua_State *L, int nargs, int nresults, int msgh, lua_KContext ctx, lua_KFunction k)
+  lua_pcallk: {
+    parameters: ["pointer", "i32", "i32", "i32", "isize", "pointer"],
+    result: "i32",
+    optional: true,
+  },
+  // int luaL_loadbufferx(lua_State *L, const char *buff, size_t sz, const char *name, const char *mode)
+  luaL_loadbufferx: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "buffer"],
+    result: "i32",
+    optional: true,
+  },
+  // int lua_rawgetp(lua_State *L, int idx, const void *p)
+  lua_rawgetp: { parameters: ["pointer", "i32", "pointer"], result: "i32", optional: true },
+  // void lua_rawsetp(lua_State *L, int idx, const void *p)
+  lua_rawsetp: { parameters: ["pointer", "i32", "pointer"], result: "void", optional: true },
+
+  // ---- 5.3 and later ----
+  // void lua_rotate(lua_State *L, int idx, int n)
+  lua_rotate: { parameters: ["pointer", "i32", "i32"], result: "void", optional: true },
+  // int lua_isinteger(lua_State *L, int idx)
+  lua_isinteger: { parameters: ["pointer", "i32"], result: "i32", optional: true },
+  // int lua_rawgeti(lua_State *L, int idx, lua_Integer n)
+  lua_rawgeti: { parameters: ["pointer", "i32", "i64"], result: "i32", optional: true },
+  // void lua_rawseti(lua_State *L, int idx, lua_Integer n)
+  lua_rawseti: { parameters: ["pointer", "i32", "i64"], result: "void", optional: true },
+  // void *lua_newuserdata(lua_State *L, size_t size)  (5.1 to 5.3)
+  lua_newuserdata: { parameters: ["pointer", "usize"], result: "pointer", optional: true },
+  // int lua_resume(lua_State *L, lua_State *from, int nargs)  (5.2, 5.3)
+  lua_resume53: {
+    name: "lua_resume",
+    parameters: ["pointer", "pointer", "i32"],
+    result: "i32",
+    optional: true,
+  },
+
+  // ---- 5.4 ----
+  // void *lua_newuserdatauv(lua_State *L, size_t size, int nuvalue)
+  lua_newuserdatauv: { parameters: ["pointer", "usize", "i32"], result: "pointer", optional: true },
+  // int lua_resume(lua_State *L, lua_State *from, int nargs, int *nresults)
+  lua_resume54: {
+    name: "lua_resume",
+    parameters: ["pointer", "pointer", "i32", "buffer"],
+    result: "i32",
+    optional: true,
+  },
+  // int lua_resetthread(lua_State *L)  (5.4.0 to 5.4.5; lua_closethread replaces it in 5.4.6)
+  lua_resetthread: { parameters: ["pointer"], result: "i32", optional: true },
+  // int lua_closethread(lua_State *L, lua_State *from)  (5.4.6 and later)
+  lua_closethread: { parameters: ["pointer", "pointer"], result: "i32", optional: true },
+
+  // ---- 5.1 and LuaJIT ----
+  // void lua_insert(lua_State *L, int idx)
+  lua_insert: { parameters: ["pointer", "i32"], result: "void", optional: true },
+  // void lua_remove(lua_State *L, int idx)
+  lua_remove: { parameters: ["pointer", "i32"], result: "void", optional: true },
+  // void lua_replace(lua_State *L, int idx)
+  lua_replace: { parameters: ["pointer", "i32"], result: "void", optional: true },
+  // lua_Number lua_tonumber(lua_State *L, int idx)
+  lua_tonumber: { parameters: ["pointer", "i32"], result: "f64", optional: true },
+  // size_t lua_objlen(lua_State *L, int idx)
+  lua_objlen: { parameters: ["pointer", "i32"], result: "u64", optional: true },
+  // int lua_pcall(lua_State *L, int nargs, int nresults, int errfunc)
+  lua_pcall: { parameters: ["pointer", "i32", "i32", "i32"], result: "i32", optional: true },
+  // int luaL_loadbuffer(lua_State *L, const char *buff, size_t sz, const char *name)
+  luaL_loadbuffer: { parameters: ["pointer", "buffer", "usize", "buffer"], result: "i32", optional: true },
+  // void lua_rawgeti(lua_State *L, int idx, int n)
+  lua_rawgeti51: {
+    name: "lua_rawgeti",
+    parameters: ["pointer", "i32", "i32"],
+    result: "void",
+    optional: true,
+  },
+  // void lua_rawseti(lua_State *L, int idx, int n)
+  lua_rawseti51: {
+    name: "lua_rawseti",
+    parameters: ["pointer", "i32", "i32"],
+    result: "void",
+    optional: true,
+  },
+  // int lua_resume(lua_State *L, int narg)
+  lua_resume51: { name: "lua_resume", parameters: ["pointer", "i32"], result: "i32", optional: true },
+  // int luaJIT_setmode(lua_State *L, int idx, int mode)  (LuaJIT only: its presence identifies LuaJIT)
+  luaJIT_setmode: { parameters: ["pointer", "i32", "i32"], result: "i32", optional: true },
+  // void lua_callk(...)  (5.2 and later: only its presence is used, to tell 5.2 from 5.1)
+  lua_callk: { parameters: [], result: "void", optional: true },
+  // extern const char lua_ident[]  (every PUC Lua: "$LuaVersion: Lua 5.4.4 ...")
+  lua_ident: { type: "pointer", optional: true },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The opened Lua library: every symbol of {@linkcode LUA_SYMBOLS}, optional ones possibly `null`. */
+export type LuaSymbols = Deno.DynamicLibrary<typeof LUA_SYMBOLS>["symbols"];

@@ -1,0 +1,88 @@
+/**
+ * The Lua half of the bridge, run once in every new state with the host's C functions as its
+ * argument. It builds the proxy metatable and the trampolines that turn a C function's
+ * `false, err` into a Lua error (C functions written in JS must never raise themselves), the
+ * traceback handler, and the `js` table. It returns its helpers; the host pins each one in the
+ * registry and nothing else can reach them.
+ *
+ * @module
+ */
+
+/** The bootstrap chunk. Works on Lua 5.1 to 5.4 and LuaJIT. */
+export const BOOTSTRAP_LUA = `
+local cf = ...
+local error, type, setmetatable, tostring, next, select = error, type, setmetatable, tostring, next, select
+local collectgarbage, traceback = collectgarbage, debug.traceback
+local c_call, c_index, c_newindex, c_len = cf.call, cf.index, cf.newindex, cf.len
+local c_tostring, c_iter, c_next, c_askind, c_gc = cf.tostring, cf.iter, cf.next, cf.askind, cf.gc
+
+local function finish(ok, ...)
+  if ok then return ... end
+  error((...), 0)
+end
+
+local function iterate(u, mode)
+  local ok, it = c_iter(u, mode)
+  if not ok then error(it, 0) end
+  return function() return finish(c_next(it)) end
+end
+
+local mt = {
+  __index = function(u, k)
+    local ok, v = c_index(u, k)
+    if ok then return v end
+    error(v, 0)
+  end,
+  __newindex = function(u, k, v)
+    local ok, e = c_newindex(u, k, v)
+    if not ok then error(e, 0) end
+  end,
+  __call = function(u, ...) return finish(c_call(u, ...)) end,
+  __len = function(u)
+    local ok, v = c_len(u)
+    if ok then return v end
+    error(v, 0)
+  end,
+  __tostring = function(u)
+    local ok, v = c_tostring(u)
+    if ok then return v end
+    error(v, 0)
+  end,
+  __pairs = function(u) return iterate(u, "pairs") end,
+  __gc = c_gc,
+  __metatable = false,
+  __name = "js.object",
+}
+
+local js = {}
+function js.iter(obj) return iterate(obj, "iter") end
+function js.iterex(obj) return iterate(obj, "iterex") end
+function js.enumerate(obj) return iterate(obj, "enumerate") end
+function js.as_attrgetter(obj) return finish(c_askind(obj, "attr")) end
+function js.as_itemgetter(obj) return finish(c_askind(obj, "item")) end
+function js.as_function(obj)
+  return function(...) return obj(...) end
+end
+
+return {
+  traceback = function(e)
+    if type(e) == "string" then return traceback(e, 2) end
+    return e
+  end,
+  proxy_ids = setmetatable({}, { __mode = "k" }),
+  id_proxies = setmetatable({}, { __mode = "v" }),
+  mt = mt,
+  next = next,
+  get = function(t, k) return t[k] end,
+  set = function(t, k, v) t[k] = v end,
+  tostring = function(v) return tostring(v) end,
+  costatus = coroutine.status,
+  cotraceback = function(co, message) return traceback(co, message) end,
+  js = js,
+  collect = function() collectgarbage("collect") end,
+  finish = finish,
+  wrap_host = function(c_host, name)
+    return function(...) return finish(c_host(name, ...)) end
+  end,
+}
+`;

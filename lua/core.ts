@@ -1,0 +1,1019 @@
+/**
+ * One Lua state and everything that keeps the host alive around it: the allocator cap, the stack
+ * discipline, the single conversion chokepoint (push a JS value / read a stack slot), JS values as
+ * userdata proxies, the C functions Lua calls back through, and protected calls into Lua.
+ *
+ * Invariants (see DESIGN.md): no C function here ever raises (errors travel back as `false, err` and
+ * a Lua trampoline raises them); every entry from Lua catches everything; while JS holds control the
+ * allocator never refuses (it records an overdraft that the next check turns into a memory error);
+ * callbacks are process-wide and never closed, so they outlive every state.
+ *
+ * @module
+ */
+
+import { type AllocatorHandle, createAllocator } from "../ffi/allocator.ts";
+import { openLuaLibrary } from "../ffi/library.ts";
+import {
+  createLuaApi,
+  int64,
+  type LuaApi,
+  LuaGC,
+  type LuaState,
+  LuaStatus,
+  LuaType,
+  MULTRET,
+} from "../ffi/lua_api.ts";
+import { cString, decodeUtf8, StringEncoder } from "../ffi/strings.ts";
+import { BOOTSTRAP_LUA } from "./bootstrap.ts";
+import { LuaError, LuaMemoryError, LuaStateError, LuaSyntaxError } from "./errors.ts";
+
+/** How a JS value is exposed when it crosses into Lua as a proxy. */
+export type ProxyKind = "default" | "attr" | "item";
+
+/** A JS value thrown by a callback, boxed so that primitives keep their identity through Lua. */
+export class ThrownValue {
+  /** @param value What the callback threw. */
+  constructor(readonly value: unknown) {}
+}
+
+/** Pushed as the error of a callback whose results did not fit under the memory cap. */
+export const MEMORY_ERROR: object = Object.freeze({ toString: () => "not enough memory" });
+
+/** Lua's `js.none`: a non-nil stand-in for JS `null` inside iterations. */
+export const NONE: object = Object.freeze({ toString: () => "None" });
+
+class IteratorState {
+  done = false;
+  constructor(readonly iterator: Iterator<unknown[]>) {}
+}
+
+/** A request to return several values to Lua from a callback. */
+export class MultipleValues {
+  /** @param values The values, in order. */
+  constructor(readonly values: readonly unknown[]) {}
+}
+
+/**
+ * What a proxied JS value does when Lua touches it. The bridge (`LuaRuntime`) and the sandbox
+ * supply different behaviours on the same mechanism.
+ */
+export interface ProxyBehavior {
+  /** `proxy[key]` in Lua. */
+  index(target: unknown, kind: ProxyKind, key: unknown): unknown;
+  /** `proxy[key] = value` in Lua. */
+  newindex(target: unknown, kind: ProxyKind, key: unknown, value: unknown): void;
+  /** `proxy(...)` in Lua; a {@linkcode MultipleValues} result returns several values. */
+  call(target: unknown, args: unknown[]): unknown;
+  /** `#proxy` in Lua. */
+  length(target: unknown, kind: ProxyKind): number;
+  /** `tostring(proxy)` in Lua. */
+  describe(target: unknown): string;
+  /** The iteration behind `pairs(proxy)` and `js.iter` / `js.iterex` / `js.enumerate`. */
+  iterate(target: unknown, kind: ProxyKind, mode: IterationMode): Iterator<unknown[]>;
+}
+
+/** Which iteration Lua asked for. */
+export type IterationMode = "pairs" | "iter" | "iterex" | "enumerate";
+
+/** How Lua values that are not plain data come out to JS. */
+export interface ValueReader {
+  /** A table at `idx` of `L`. */
+  table(core: LuaCore, L: LuaState, idx: number): unknown;
+  /** A function at `idx` of `L`. */
+  func(core: LuaCore, L: LuaState, idx: number): unknown;
+  /** A coroutine at `idx` of `L`. */
+  thread(core: LuaCore, L: LuaState, idx: number): unknown;
+  /** A userdata that is not one of our proxies. */
+  userdata(core: LuaCore, L: LuaState, idx: number): unknown;
+}
+
+/** How JS objects go into Lua: as proxies (the bridge) or copied as data (the sandbox). */
+export interface ValuePusher {
+  /**
+   * Pushes a JS object, array, Map, or function (anything that is not a primitive or a
+   * luagate handle). Uses at most 3 stack slots.
+   */
+  object(core: LuaCore, L: LuaState, value: object): void;
+}
+
+/** Options for a core. */
+export interface CoreOptions {
+  /** Path or soname of the Lua library. */
+  library?: string;
+  /** `"utf-8"` (default) or `null` for bytes. */
+  encoding?: "utf-8" | null;
+  /** Use the JS allocator even where the native one exists (tests). */
+  jsAllocator?: boolean;
+}
+
+interface ProxyEntry {
+  value: unknown;
+  kind: ProxyKind;
+}
+
+/** Lua's C-call depth is bounded at ~200; stop well before it and before the JS stack. */
+const MAX_NESTING = 120;
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+type Op = (core: LuaCore, L: LuaState, base: number, top: number) => number;
+
+const cores: (LuaCore | undefined)[] = [undefined];
+const freeCoreIds: number[] = [];
+
+const C_FUNCTION = {
+  parameters: ["pointer"],
+  result: "i32",
+} as const satisfies Deno.UnsafeCallbackDefinition;
+let callbacks: Record<string, Deno.UnsafeCallback<typeof C_FUNCTION>> | undefined;
+
+const CALLBACK_OPS: Record<string, Op> = {
+  call: (core, L, base, top) => core.opCall(L, base, top),
+  index: (core, L, base) => core.opIndex(L, base),
+  newindex: (core, L, base) => core.opNewIndex(L, base),
+  len: (core, L, base) => core.opLen(L, base),
+  tostring: (core, L, base) => core.opToString(L, base),
+  iter: (core, L, base) => core.opIter(L, base),
+  next: (core, L, base) => core.opNext(L, base),
+  askind: (core, L, base) => core.opAsKind(L, base),
+  gc: (core, L, base) => core.opGc(L, base),
+  host: (core, L, base, top) => core.opHost(L, base, top),
+};
+
+function processCallbacks() {
+  if (callbacks) return callbacks;
+  callbacks = {};
+  for (const [name, op] of Object.entries(CALLBACK_OPS)) {
+    const cb = new Deno.UnsafeCallback(
+      C_FUNCTION,
+      (L) => enterFromLua(L as LuaState, op),
+    );
+    cb.unref();
+    callbacks[name] = cb;
+  }
+  return callbacks;
+}
+
+// The one way in from Lua. Never throws: Deno would turn an escaping exception into a 0 return.
+function enterFromLua(L: LuaState, op: Op): number {
+  let core: LuaCore | undefined;
+  try {
+    core = cores[coreIdOf(L)];
+  } catch {
+    core = undefined;
+  }
+  if (!core) return 0;
+  return core.enter(L, op);
+}
+
+let coreIdApi: LuaApi | undefined;
+function coreIdOf(L: LuaState): number {
+  const api = coreIdApi!;
+  return api.toNumber(L, api.upvalueIndex(1));
+}
+
+/**
+ * The engine room shared by `LuaRuntime` and `Sandbox`. Not part of the public API.
+ */
+export class LuaCore {
+  readonly api: LuaApi;
+  readonly L: LuaState;
+  readonly alloc: AllocatorHandle;
+  readonly encoding: "utf-8" | null;
+  /** The thread JS code is currently acting on: the main state, or the coroutine that called back. */
+  currentL: LuaState;
+  behavior!: ProxyBehavior;
+  reader!: ValueReader;
+  pusher!: ValuePusher;
+  /** Set by the sandbox: called on each entry from Lua to apply per-run policy (depth, budget). */
+  hostCall?: (name: string, args: unknown[]) => unknown;
+
+  readonly #id: number;
+  readonly #registry: number;
+  readonly #encoder = new StringEncoder();
+  readonly #lenCell = new BigUint64Array(1);
+  readonly #lenBytes = new Uint8Array(this.#lenCell.buffer);
+  readonly #objects = new Map<number, ProxyEntry>();
+  readonly #ids: Record<ProxyKind, Map<unknown, number>> = {
+    default: new Map(),
+    attr: new Map(),
+    item: new Map(),
+  };
+  readonly #gcStopWhileHost: boolean;
+  #nextId = 1;
+  #closed = false;
+  #inLua = false;
+  #nesting = 0;
+  #baseline = 0;
+  #refs!: Record<string, number>;
+
+  constructor(options: CoreOptions = {}) {
+    const library = openLuaLibrary(options.library);
+    const api = createLuaApi(library);
+    coreIdApi ??= api;
+    if (coreIdApi.library !== library) {
+      throw new LuaStateError(
+        `luagate already uses ${coreIdApi.library.path} in this process; open one Lua library per Worker`,
+      );
+    }
+    this.api = api;
+    this.encoding = options.encoding === undefined ? "utf-8" : options.encoding;
+    this.#registry = api.registryIndex;
+    this.#gcStopWhileHost = api.version !== "5.4";
+    this.alloc = createAllocator({ native: options.jsAllocator ? false : undefined });
+    let L = api.sym.lua_newstate(this.alloc.pointer, this.alloc.state) as LuaState | null;
+    if (L === null && library.isLuaJIT) {
+      // LuaJIT builds without GC64 refuse custom allocators; the memory cap is then unavailable.
+      L = api.sym.luaL_newstate() as LuaState | null;
+    }
+    if (L === null) {
+      this.alloc.close();
+      throw new LuaMemoryError("cannot create a Lua state");
+    }
+    this.L = L;
+    this.currentL = L;
+    this.#id = freeCoreIds.pop() ?? cores.length;
+    cores[this.#id] = this;
+    try {
+      this.#toHost();
+      api.sym.luaL_openlibs(L);
+      this.#bootstrap();
+      this.#baseline = this.alloc.used();
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+  }
+
+  /** Whether the allocator cap is enforced (false only on LuaJIT builds that refuse custom allocators). */
+  get capped(): boolean {
+    return this.alloc.used() > 0;
+  }
+
+  /** Bytes in use right after start-up (the bootstrap included). */
+  get baseline(): number {
+    return this.#baseline;
+  }
+
+  /** Whether `close()` ran. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Throws a {@linkcode LuaStateError} if closed. */
+  check(): void {
+    if (this.#closed) throw new LuaStateError("this Lua runtime is closed");
+  }
+
+  // ---------------------------------------------------------------- start-up
+
+  #bootstrap(): void {
+    const { api, L } = this;
+    const s = api.sym;
+    const cbs = processCallbacks();
+    const code = cString(BOOTSTRAP_LUA);
+    const status = api.loadBuffer(L, code, code.length - 1, cString("=luagate"), cString("t"));
+    if (status !== LuaStatus.OK) throw this.#errorAt(L, status, -1);
+    s.lua_createtable(L, 0, 12);
+    for (const [name, cb] of Object.entries(cbs)) {
+      this.#pushCFunction(L, cb.pointer);
+      this.#setField(L, -2, name);
+    }
+    const callStatus = api.pcall(L, 1, 1, 0);
+    if (callStatus !== LuaStatus.OK) throw this.#errorAt(L, callStatus, -1);
+    const refs: Record<string, number> = {};
+    // The bootstrap returns a table of helpers; each is pinned in the registry by reference.
+    for (
+      const name of [
+        "traceback",
+        "proxy_ids",
+        "id_proxies",
+        "mt",
+        "next",
+        "get",
+        "set",
+        "tostring",
+        "js",
+        "collect",
+        "wrap_host",
+        "costatus",
+        "cotraceback",
+      ]
+    ) {
+      this.#getField(L, -1, name);
+      refs[name] = s.luaL_ref(L, this.#registry);
+    }
+    api.pop(L, 1);
+    this.#refs = refs;
+    this.pushRef(L, "js");
+    this.pushProxy(L, NONE, "default");
+    this.#setField(L, -2, "none");
+    api.pop(L, 1);
+  }
+
+  /** Pushes a C closure whose single upvalue is this core's id. */
+  #pushCFunction(L: LuaState, fn: Deno.PointerValue): void {
+    this.api.pushInteger(L, this.#id);
+    this.api.sym.lua_pushcclosure(L, fn, 1);
+  }
+
+  /**
+   * Pushes a Lua function that calls {@linkcode LuaCore.hostCall} with `name` and its arguments.
+   * Uses 3 slots.
+   */
+  pushHostFunction(L: LuaState, name: string): void {
+    this.pushRef(L, "wrap_host");
+    this.#pushCFunction(L, processCallbacks().host.pointer);
+    this.pushString(L, name);
+    this.#callRaw(L, 2, 1);
+  }
+
+  // ---------------------------------------------------------------- transitions
+
+  #toHost(): void {
+    this.alloc.setAllowOverdraft(true);
+    if (this.#gcStopWhileHost) this.api.gc(this.L, LuaGC.STOP, 0);
+    this.#inLua = false;
+  }
+
+  #toLua(): void {
+    this.#inLua = true;
+    if (this.#gcStopWhileHost) this.api.gc(this.L, LuaGC.RESTART, 0);
+    this.alloc.setAllowOverdraft(false);
+  }
+
+  /** Runs `op` for a C function Lua called. Catches everything; returns the C result count. */
+  enter(L: LuaState, op: Op): number {
+    const wasInLua = this.#inLua;
+    const previousL = this.currentL;
+    const { api } = this;
+    const base = 1;
+    let top = 0;
+    try {
+      top = api.sym.lua_gettop(L);
+      this.#toHost();
+      this.currentL = L;
+      this.#nesting++;
+      if (this.#nesting > MAX_NESTING) {
+        throw new LuaError("stack overflow: too many nested calls between Lua and JavaScript");
+      }
+      const count = op(this, L, base, top);
+      if (this.alloc.overdraft()) {
+        api.sym.lua_settop(L, top);
+        throw MEMORY_ERROR;
+      }
+      return count;
+    } catch (error) {
+      return this.#returnError(L, top, error);
+    } finally {
+      this.#nesting--;
+      this.currentL = previousL;
+      if (wasInLua) this.#toLua();
+    }
+  }
+
+  #returnError(L: LuaState, top: number, error: unknown): number {
+    const s = this.api.sym;
+    try {
+      s.lua_settop(L, top);
+      s.lua_pushboolean(L, 0);
+      if (error === MEMORY_ERROR) this.pushProxy(L, MEMORY_ERROR, "default");
+      else this.pushProxy(L, new ThrownValue(error), "default");
+      return 2;
+    } catch {
+      // Even the error could not be pushed: returning no values makes the trampoline raise.
+      try {
+        s.lua_settop(L, top);
+      } catch { /* nothing left to do */ }
+      return 0;
+    }
+  }
+
+  // ---------------------------------------------------------------- callback operations
+
+  /** Pushes `true` and the values; returns the count. */
+  #pushResults(L: LuaState, result: unknown): number {
+    const s = this.api.sym;
+    if (result instanceof MultipleValues) {
+      const values = result.values;
+      this.#ensureStack(L, values.length + 1);
+      s.lua_pushboolean(L, 1);
+      for (const v of values) this.pushValue(L, v);
+      return values.length + 1;
+    }
+    s.lua_pushboolean(L, 1);
+    this.pushValue(L, result);
+    return 2;
+  }
+
+  #argsFrom(L: LuaState, first: number, top: number): unknown[] {
+    const args = new Array(top - first + 1);
+    for (let i = first; i <= top; i++) args[i - first] = this.read(L, i);
+    return args;
+  }
+
+  #proxyAt(L: LuaState, idx: number): ProxyEntry {
+    const id = this.proxyId(L, idx);
+    const entry = id === undefined ? undefined : this.#objects.get(id);
+    if (!entry) throw new TypeError("expected a JavaScript object");
+    return entry;
+  }
+
+  opCall(L: LuaState, base: number, top: number): number {
+    const entry = this.#proxyAt(L, base);
+    const args = this.#argsFrom(L, base + 1, top);
+    return this.#pushResults(L, this.behavior.call(entry.value, args));
+  }
+
+  opHost(L: LuaState, base: number, top: number): number {
+    const name = this.read(L, base) as string;
+    const args = this.#argsFrom(L, base + 1, top);
+    return this.#pushResults(L, this.hostCall!(name, args));
+  }
+
+  opIndex(L: LuaState, base: number): number {
+    const entry = this.#proxyAt(L, base);
+    return this.#pushResults(L, this.behavior.index(entry.value, entry.kind, this.read(L, base + 1)));
+  }
+
+  opNewIndex(L: LuaState, base: number): number {
+    const entry = this.#proxyAt(L, base);
+    this.behavior.newindex(entry.value, entry.kind, this.read(L, base + 1), this.read(L, base + 2));
+    this.api.sym.lua_pushboolean(L, 1);
+    return 1;
+  }
+
+  opLen(L: LuaState, base: number): number {
+    const entry = this.#proxyAt(L, base);
+    return this.#pushResults(L, this.behavior.length(entry.value, entry.kind));
+  }
+
+  opToString(L: LuaState, base: number): number {
+    const entry = this.#proxyAt(L, base);
+    return this.#pushResults(L, this.behavior.describe(entry.value));
+  }
+
+  opIter(L: LuaState, base: number): number {
+    const entry = this.#proxyAt(L, base);
+    const mode = this.read(L, base + 1) as IterationMode;
+    const iterator = new IteratorState(this.behavior.iterate(entry.value, entry.kind, mode));
+    this.api.sym.lua_pushboolean(L, 1);
+    this.pushProxy(L, iterator, "default");
+    return 2;
+  }
+
+  opNext(L: LuaState, base: number): number {
+    const state = this.#proxyAt(L, base).value;
+    if (!(state instanceof IteratorState)) throw new TypeError("expected an iterator");
+    const step = state.done ? undefined : state.iterator.next();
+    if (step === undefined || step.done) {
+      state.done = true;
+      this.api.sym.lua_pushboolean(L, 1);
+      return 1;
+    }
+    return this.#pushResults(L, new MultipleValues(step.value));
+  }
+
+  opAsKind(L: LuaState, base: number): number {
+    const entry = this.#proxyAt(L, base);
+    const kind = this.read(L, base + 1) as ProxyKind;
+    this.api.sym.lua_pushboolean(L, 1);
+    this.pushProxy(L, entry.value, kind);
+    return 2;
+  }
+
+  /** A proxy was collected: forget its JS value. */
+  opGc(L: LuaState, base: number): number {
+    const id = this.proxyId(L, base);
+    if (id !== undefined) {
+      const entry = this.#objects.get(id);
+      this.#objects.delete(id);
+      if (entry && this.#ids[entry.kind].get(entry.value) === id) this.#ids[entry.kind].delete(entry.value);
+    }
+    return 0;
+  }
+
+  // ---------------------------------------------------------------- stack helpers
+
+  #ensureStack(L: LuaState, n: number): void {
+    if (this.api.sym.lua_checkstack(L, n) === 0) {
+      throw new LuaError("stack overflow: cannot grow the Lua stack");
+    }
+  }
+
+  /** Throws unless `n` more slots fit on `L`. */
+  ensureStack(L: LuaState, n: number): void {
+    this.#ensureStack(L, n);
+  }
+
+  #setField(L: LuaState, idx: number, name: string): void {
+    const t = this.api.absIndex(L, idx);
+    this.pushString(L, name);
+    this.api.insert(L, -2);
+    this.api.sym.lua_rawset(L, t);
+  }
+
+  #getField(L: LuaState, idx: number, name: string): number {
+    const t = this.api.absIndex(L, idx);
+    this.pushString(L, name);
+    return this.api.sym.lua_rawget(L, t);
+  }
+
+  /** Pushes the bootstrap helper `name`. Uses 1 slot. */
+  pushRef(L: LuaState, name: string): void {
+    this.api.rawGetI(L, this.#registry, this.#refs[name]);
+  }
+
+  /** Pins the value on top of `L` in the registry (popping it); returns the reference. */
+  ref(L: LuaState): number {
+    return this.api.sym.luaL_ref(L, this.#registry);
+  }
+
+  /** Releases a registry reference. Safe after close (does nothing). */
+  unref(ref: number): void {
+    if (this.#closed) return;
+    this.api.sym.luaL_unref(this.L, this.#registry, ref);
+  }
+
+  /** Pushes the registry value `ref`. Uses 1 slot. */
+  pushRegistry(L: LuaState, ref: number): void {
+    this.api.rawGetI(L, this.#registry, ref);
+  }
+
+  // ---------------------------------------------------------------- JS -> Lua
+
+  /** Pushes a JS string. Uses 1 slot. */
+  pushString(L: LuaState, text: string): void {
+    const n = this.#encoder.encode(text);
+    this.api.sym.lua_pushlstring(L, this.#encoder.buffer, int64(n));
+  }
+
+  /** The conversion chokepoint, JS to Lua. Uses at most 3 slots; checked by callers via ensureStack. */
+  pushValue(L: LuaState, value: unknown): void {
+    const s = this.api.sym;
+    switch (typeof value) {
+      case "undefined":
+        s.lua_pushnil(L);
+        return;
+      case "boolean":
+        s.lua_pushboolean(L, value ? 1 : 0);
+        return;
+      case "number":
+        if (Number.isInteger(value) && value >= -0x8000000000000000 && value < 0x8000000000000000) {
+          if (value >= -MAX_SAFE && value <= MAX_SAFE) this.api.pushInteger(L, value);
+          else s.lua_pushinteger(L, BigInt(value));
+        } else {
+          s.lua_pushnumber(L, value);
+        }
+        return;
+      case "string":
+        this.pushString(L, value);
+        return;
+      case "bigint":
+        if (value < INT64_MIN || value > INT64_MAX) {
+          throw new RangeError(`${value} does not fit in a Lua integer (64-bit)`);
+        }
+        if (this.api.version === "5.1" || this.api.version === "5.2") s.lua_pushnumber(L, Number(value));
+        else s.lua_pushinteger(L, value);
+        return;
+      case "symbol":
+        throw new TypeError(`cannot pass a symbol to Lua: ${String(value)}`);
+    }
+    if (value === null) {
+      s.lua_pushnil(L);
+      return;
+    }
+    if (value instanceof Uint8Array) {
+      s.lua_pushlstring(L, value, int64(value.length));
+      return;
+    }
+    const handle = handleInfo.get(value as object);
+    if (handle !== undefined) {
+      if (handle.core !== this) throw new LuaStateError("this Lua object belongs to another runtime");
+      if (handle.ref < 0) throw new LuaStateError("this Lua object was released");
+      this.pushRegistry(L, handle.ref);
+      return;
+    }
+    if (value === NONE) {
+      this.pushProxy(L, NONE, "default");
+      return;
+    }
+    const as = proxyRequests.get(value as object);
+    if (as !== undefined) {
+      this.pushProxy(L, as.value, as.kind);
+      return;
+    }
+    this.pusher.object(this, L, value as object);
+  }
+
+  /**
+   * Pushes the userdata standing for `value` in Lua: the same userdata for the same value and kind
+   * while Lua holds it. Uses 3 slots.
+   */
+  pushProxy(L: LuaState, value: unknown, kind: ProxyKind): void {
+    const { api } = this;
+    const s = api.sym;
+    const known = this.#ids[kind].get(value);
+    if (known !== undefined) {
+      this.pushRef(L, "id_proxies");
+      if (api.rawGetI(L, -1, known) === LuaType.USERDATA) {
+        api.remove(L, -2);
+        return;
+      }
+      api.pop(L, 2);
+    }
+    const id = this.#nextId++;
+    this.#objects.set(id, { value, kind });
+    this.#ids[kind].set(value, id);
+    api.newUserdata(L, 0);
+    this.pushRef(L, "mt");
+    s.lua_setmetatable(L, -2);
+    this.pushRef(L, "id_proxies");
+    s.lua_pushvalue(L, -2);
+    api.rawSetI(L, -2, id);
+    api.pop(L, 1);
+    this.pushRef(L, "proxy_ids");
+    s.lua_pushvalue(L, -2);
+    api.pushInteger(L, id);
+    s.lua_rawset(L, -3);
+    api.pop(L, 1);
+  }
+
+  /** The proxy id of the userdata at `idx`, or undefined if it is not one of ours. Uses 2 slots. */
+  proxyId(L: LuaState, idx: number): number | undefined {
+    const { api } = this;
+    const s = api.sym;
+    if (s.lua_type(L, idx) !== LuaType.USERDATA) return undefined;
+    const at = api.absIndex(L, idx);
+    this.pushRef(L, "proxy_ids");
+    s.lua_pushvalue(L, at);
+    const type = s.lua_rawget(L, -2);
+    const id = type === LuaType.NUMBER || s.lua_type(L, -1) === LuaType.NUMBER
+      ? api.toNumber(L, -1)
+      : undefined;
+    api.pop(L, 2);
+    return id;
+  }
+
+  /** The JS value behind proxy `id`. */
+  proxyValue(id: number): unknown {
+    return this.#objects.get(id)?.value;
+  }
+
+  // ---------------------------------------------------------------- Lua -> JS
+
+  /** Reads the string at `idx` (which must be a string) as bytes. */
+  readBytes(L: LuaState, idx: number): Uint8Array {
+    const p = this.api.sym.lua_tolstring(L, idx, this.#lenBytes);
+    const n = Number(this.#lenCell[0]);
+    const out = new Uint8Array(n);
+    if (n > 0 && p !== null) Deno.UnsafePointerView.copyInto(p, out);
+    return out;
+  }
+
+  /** Reads the string at `idx`: a JS string if valid UTF-8 (and encoding is set), else bytes. */
+  readString(L: LuaState, idx: number): string | Uint8Array {
+    const bytes = this.readBytes(L, idx);
+    if (this.encoding === null) return bytes;
+    return decodeUtf8(bytes, false) ?? bytes;
+  }
+
+  /** Reads the string at `idx` for messages: always a string, invalid bytes replaced. */
+  readText(L: LuaState, idx: number): string {
+    return decodeUtf8(this.readBytes(L, idx), true)!;
+  }
+
+  /** Reads the number at `idx`: a number, or a bigint for integers beyond 2^53. */
+  readNumber(L: LuaState, idx: number): number | bigint {
+    const { api } = this;
+    const d = api.toNumber(L, idx);
+    if (!api.isInteger(L, idx) || Number.isSafeInteger(d)) return d;
+    return api.toInteger(L, idx);
+  }
+
+  /** The conversion chokepoint, Lua to JS. Uses 2 slots for userdata. */
+  read(L: LuaState, idx: number): unknown {
+    const s = this.api.sym;
+    switch (s.lua_type(L, idx)) {
+      case LuaType.NONE:
+      case LuaType.NIL:
+        return undefined;
+      case LuaType.BOOLEAN:
+        return s.lua_toboolean(L, idx) !== 0;
+      case LuaType.NUMBER:
+        return this.readNumber(L, idx);
+      case LuaType.STRING:
+        return this.readString(L, idx);
+      case LuaType.TABLE:
+        return this.reader.table(this, L, idx);
+      case LuaType.FUNCTION:
+        return this.reader.func(this, L, idx);
+      case LuaType.THREAD:
+        return this.reader.thread(this, L, idx);
+      case LuaType.USERDATA: {
+        const id = this.proxyId(L, idx);
+        if (id !== undefined) {
+          const value = this.#objects.get(id)?.value;
+          return value === NONE ? null : value;
+        }
+        return this.reader.userdata(this, L, idx);
+      }
+      default:
+        return this.reader.userdata(this, L, idx);
+    }
+  }
+
+  // ---------------------------------------------------------------- protected calls
+
+  /**
+   * Calls the function below `nargs` arguments on top of `L` in protected mode with the traceback
+   * handler, and returns the results (popped). Throws the converted error on failure.
+   */
+  call(
+    L: LuaState,
+    nargs: number,
+    collect: (core: LuaCore, L: LuaState, first: number, count: number) => unknown,
+  ): unknown {
+    const { api } = this;
+    const s = api.sym;
+    const funcIdx = s.lua_gettop(L) - nargs;
+    const base = funcIdx - 1;
+    this.pushRef(L, "traceback");
+    api.insert(L, funcIdx);
+    const status = this.#pcall(L, nargs, funcIdx);
+    try {
+      if (status !== LuaStatus.OK) throw this.#errorAt(L, status, -1);
+      const count = s.lua_gettop(L) - funcIdx;
+      return collect(this, L, funcIdx + 1, count);
+    } finally {
+      s.lua_settop(L, base);
+    }
+  }
+
+  /** lua_pcall with the transitions and the memory check around it. */
+  #pcall(L: LuaState, nargs: number, msgh: number): number {
+    if (this.alloc.overdraft()) {
+      this.alloc.clearOverdraft();
+      this.api.sym.lua_settop(L, msgh - 1);
+      this.collectGarbage();
+      throw new LuaMemoryError("not enough memory: the values passed to Lua exceed its memory limit");
+    }
+    const wasInLua = this.#inLua;
+    this.#toLua();
+    try {
+      return this.api.pcall(L, nargs, MULTRET, msgh);
+    } finally {
+      if (!wasInLua) this.#toHost();
+      else this.alloc.setAllowOverdraft(true);
+    }
+  }
+
+  /** Calls without the handler, for trusted bootstrap helpers; results stay on the stack. */
+  #callRaw(L: LuaState, nargs: number, nresults: number): void {
+    const wasInLua = this.#inLua;
+    this.#toLua();
+    let status: number;
+    try {
+      status = this.api.pcall(L, nargs, nresults, 0);
+    } finally {
+      if (!wasInLua) this.#toHost();
+      else this.alloc.setAllowOverdraft(true);
+    }
+    if (status !== LuaStatus.OK) {
+      const error = this.#errorAt(L, status, -1);
+      this.api.pop(L, 1);
+      throw error;
+    }
+  }
+
+  /**
+   * Resumes coroutine `co` with `nargs` values already pushed on it. Returns the status (OK when it
+   * finished, YIELD when it yielded); the values are on `co`'s stack.
+   */
+  resume(co: LuaState, nargs: number): number {
+    const wasInLua = this.#inLua;
+    if (this.alloc.overdraft()) {
+      this.alloc.clearOverdraft();
+      this.api.pop(co, nargs);
+      throw new LuaMemoryError("not enough memory: the values passed to Lua exceed its memory limit");
+    }
+    this.#toLua();
+    try {
+      return this.api.resume(co, this.currentL, nargs);
+    } finally {
+      if (!wasInLua) this.#toHost();
+      else this.alloc.setAllowOverdraft(true);
+    }
+  }
+
+  /** The error for status `status` whose value is at `idx` of `L` (not popped). */
+  errorAt(L: LuaState, status: number, idx: number): unknown {
+    return this.#errorAt(L, status, idx);
+  }
+
+  #errorAt(L: LuaState, status: number, idx: number): unknown {
+    const s = this.api.sym;
+    const type = s.lua_type(L, idx);
+    if (type === LuaType.USERDATA) {
+      const id = this.proxyId(L, idx);
+      if (id !== undefined) {
+        const value = this.#objects.get(id)?.value;
+        if (value instanceof ThrownValue) return value.value;
+        if (value === MEMORY_ERROR) return new LuaMemoryError();
+      }
+    }
+    if (status === LuaStatus.ERRMEM) {
+      this.alloc.clearOverdraft();
+      return new LuaMemoryError();
+    }
+    if (type === LuaType.STRING) {
+      const message = this.readText(L, idx);
+      return status === LuaStatus.ERRSYNTAX ? new LuaSyntaxError(message) : new LuaError(message);
+    }
+    const description = this.describeValue(L, idx);
+    let value: unknown;
+    try {
+      value = this.read(L, idx);
+    } catch {
+      value = undefined;
+    }
+    return new LuaError(description, { value });
+  }
+
+  /** A message for a non-string error value: its `__tostring`, run protected, or its type. */
+  describeValue(L: LuaState, idx: number): string {
+    const { api } = this;
+    const s = api.sym;
+    const at = api.absIndex(L, idx);
+    const top = s.lua_gettop(L);
+    this.#ensureStack(L, 3);
+    this.pushRef(L, "tostring");
+    s.lua_pushvalue(L, at);
+    const wasInLua = this.#inLua;
+    this.#toLua();
+    let status: number;
+    try {
+      status = api.pcall(L, 1, 1, 0);
+    } finally {
+      if (!wasInLua) this.#toHost();
+      else this.alloc.setAllowOverdraft(true);
+    }
+    const text = status === LuaStatus.OK && s.lua_type(L, -1) === LuaType.STRING
+      ? this.readText(L, -1)
+      : `(error object is a ${this.typeName(s.lua_type(L, at))} value)`;
+    s.lua_settop(L, top);
+    return text;
+  }
+
+  /** `message` followed by the traceback of coroutine `co` (run protected; `message` alone on failure). */
+  tracebackOf(co: LuaState, message: string): string {
+    const L = this.currentL;
+    const s = this.api.sym;
+    const top = s.lua_gettop(L);
+    try {
+      this.#ensureStack(L, 4);
+      this.pushRef(L, "cotraceback");
+      this.#ensureStack(co, 1);
+      s.lua_pushthread(co);
+      s.lua_xmove(co, L, 1);
+      this.pushString(L, message);
+      this.#callRaw(L, 2, 1);
+      return s.lua_type(L, -1) === LuaType.STRING ? this.readText(L, -1) : message;
+    } catch {
+      return message;
+    } finally {
+      s.lua_settop(L, top);
+    }
+  }
+
+  /** Lua's name for a type tag. */
+  typeName(type: number): string {
+    return [
+      "nil",
+      "boolean",
+      "userdata",
+      "number",
+      "string",
+      "table",
+      "function",
+      "userdata",
+      "thread",
+    ][type] ??
+      "no value";
+  }
+
+  /**
+   * Compiles `code` into a function on top of `L`. `mode` "t" refuses binary chunks. Throws
+   * {@linkcode LuaSyntaxError} on failure (the stack is left as it was).
+   */
+  load(L: LuaState, code: string | Uint8Array, chunkName: string, mode: "t" | "bt"): void {
+    const { api } = this;
+    const bytes = typeof code === "string" ? new TextEncoder().encode(code) : code;
+    if (mode === "t" && bytes[0] === 0x1b) {
+      throw new LuaSyntaxError(`${chunkName}: attempt to load a binary chunk (only text is allowed)`);
+    }
+    this.#ensureStack(L, 2);
+    const status = api.loadBuffer(L, bytes, bytes.length, cString(chunkName), cString(mode));
+    if (status !== LuaStatus.OK) {
+      const error = this.#errorAt(L, status, -1);
+      api.pop(L, 1);
+      throw error instanceof LuaError && !(error instanceof LuaSyntaxError) &&
+          !(error instanceof LuaMemoryError)
+        ? new LuaSyntaxError(error.message)
+        : error;
+    }
+  }
+
+  // ---------------------------------------------------------------- memory
+
+  /** Bytes in use: since start-up, or in total. */
+  memoryUsed(total: boolean): number {
+    const used = this.alloc.used();
+    return total ? used : Math.max(0, used - this.#baseline);
+  }
+
+  /** Sets the cap to `bytes` beyond start-up (0 or less: none). */
+  setMaxMemory(bytes: number): void {
+    this.alloc.setLimit(bytes > 0 ? this.#baseline + bytes : Infinity);
+  }
+
+  /** A full collection, run protected (finalizers may raise on Lua 5.3 and older). */
+  collectGarbage(): void {
+    const L = this.currentL;
+    const top = this.api.sym.lua_gettop(L);
+    try {
+      this.#ensureStack(L, 2);
+      this.pushRef(L, "collect");
+      this.#callRaw(L, 0, 0);
+    } catch {
+      // A failing finalizer is Lua's business; the collection itself completed.
+    } finally {
+      this.api.sym.lua_settop(L, top);
+    }
+  }
+
+  /** Lua's `js` table (for `LuaRuntime` to expose or not). */
+  pushJsTable(L: LuaState): void {
+    this.pushRef(L, "js");
+  }
+
+  // ---------------------------------------------------------------- close
+
+  /** Closes the state (idempotent). Finalizers run inside; callbacks stay valid throughout. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#toLua();
+    try {
+      this.api.sym.lua_close(this.L);
+    } finally {
+      cores[this.#id] = undefined;
+      freeCoreIds.push(this.#id);
+      this.#objects.clear();
+      this.alloc.close();
+    }
+  }
+}
+
+// ------------------------------------------------------------------ handles
+
+/** What a luagate handle (table, function, coroutine, userdata) refers to. */
+export interface HandleInfo {
+  core: LuaCore;
+  ref: number;
+  type: "table" | "function" | "thread" | "userdata";
+}
+
+/** Every live handle, keyed by the JS object the user holds. */
+export const handleInfo: WeakMap<object, HandleInfo> = new WeakMap();
+
+/** Values wrapped by `asAttrGetter` / `asItemGetter`. */
+export const proxyRequests: WeakMap<object, { value: unknown; kind: ProxyKind }> = new WeakMap();
+
+const releaser = new FinalizationRegistry<HandleInfo>((info) => {
+  if (!info.core.closed && info.ref >= 0) info.core.unref(info.ref);
+});
+
+/**
+ * Registers `handle` as referring to the value on top of `L` (popped). The reference is released
+ * when the handle is collected.
+ */
+export function registerHandle(
+  core: LuaCore,
+  L: LuaState,
+  handle: object,
+  type: HandleInfo["type"],
+): HandleInfo {
+  const info: HandleInfo = { core, ref: core.ref(L), type };
+  handleInfo.set(handle, info);
+  releaser.register(handle, info);
+  return info;
+}
+
+/** The handle info of `value` if it is a luagate handle of `core`; throws for another core's. */
+export function ownHandle(core: LuaCore, value: object): HandleInfo | undefined {
+  const info = handleInfo.get(value);
+  if (info && info.core !== core) throw new LuaStateError("this Lua object belongs to another runtime");
+  return info;
+}

@@ -1,0 +1,410 @@
+/**
+ * Lua values held by JS: tables, functions, coroutines and foreign userdata. Each is a small handle
+ * around a registry reference, released when the handle is garbage collected (or its runtime
+ * closes). Raw stack indices never leave `lua/`.
+ *
+ * @module
+ */
+
+import type { LuaState } from "../ffi/lua_api.ts";
+import { LuaStatus, LuaType } from "../ffi/lua_api.ts";
+import { type HandleInfo, handleInfo, type LuaCore, registerHandle } from "./core.ts";
+import { LuaError, LuaStateError } from "./errors.ts";
+
+/** When true, table access always takes the protected path (tests use it to cover both paths). */
+export const tableAccess: { forceProtected: boolean } = {
+  forceProtected: (() => {
+    try {
+      return Deno.env.get("LUAGATE_FORCE_PROTECTED") === "1";
+    } catch {
+      return false;
+    }
+  })(),
+};
+
+function infoOf(handle: object): HandleInfo {
+  const info = handleInfo.get(handle);
+  if (!info) throw new TypeError("not a luagate handle");
+  info.core.check();
+  return info;
+}
+
+/** Several Lua results become an array, one stays itself, none is `undefined`. */
+export function collectResults(core: LuaCore, L: LuaState, first: number, count: number): unknown {
+  if (count === 0) return undefined;
+  if (count === 1) return core.read(L, first);
+  const out = new Array(count);
+  for (let i = 0; i < count; i++) out[i] = core.read(L, first + i);
+  return out;
+}
+
+function checkKey(key: unknown): void {
+  if (key === undefined || key === null) throw new TypeError("a Lua table key cannot be nil");
+  if (typeof key === "number" && Number.isNaN(key)) throw new TypeError("a Lua table key cannot be NaN");
+}
+
+/**
+ * A Lua table seen from JS, Map-like. Reads and writes respect metamethods (run protected); on a
+ * table without a metatable they take a raw fast path.
+ *
+ * @example
+ * ```ts
+ * import { LuaRuntime } from "../mod.ts";
+ * using lua = new LuaRuntime();
+ * const t = lua.eval("{10, 20, x = 'y'}") as import("../mod.ts").LuaTable;
+ * console.log(t.get(1), t.get("x"), t.length); // 10 "y" 2
+ * ```
+ */
+export class LuaTable {
+  private constructor() {
+    throw new TypeError("LuaTable is created by a LuaRuntime (eval, table, tableFrom)");
+  }
+
+  /** `t[key]` (nil comes back as `undefined`). */
+  get(key: unknown): unknown {
+    const { core, ref } = infoOf(this);
+    const L = core.currentL;
+    const s = core.api.sym;
+    const top = s.lua_gettop(L);
+    core.ensureStack(L, 6);
+    try {
+      core.pushRegistry(L, ref);
+      if (!tableAccess.forceProtected && s.lua_getmetatable(L, -1) === 0) {
+        core.pushValue(L, key);
+        s.lua_rawget(L, -2);
+        return core.read(L, -1);
+      }
+      s.lua_settop(L, top);
+      core.pushRef(L, "get");
+      core.pushRegistry(L, ref);
+      core.pushValue(L, key);
+      return core.call(L, 2, collectResults);
+    } finally {
+      s.lua_settop(L, top);
+    }
+  }
+
+  /** `t[key] = value`; `undefined` (or `null`) deletes the entry. */
+  set(key: unknown, value: unknown): void {
+    checkKey(key);
+    const { core, ref } = infoOf(this);
+    const L = core.currentL;
+    const s = core.api.sym;
+    const top = s.lua_gettop(L);
+    core.ensureStack(L, 8);
+    try {
+      core.pushRegistry(L, ref);
+      if (!tableAccess.forceProtected && s.lua_getmetatable(L, -1) === 0) {
+        core.pushValue(L, key);
+        core.pushValue(L, value);
+        s.lua_rawset(L, -3);
+        return;
+      }
+      s.lua_settop(L, top);
+      core.pushRef(L, "set");
+      core.pushRegistry(L, ref);
+      core.pushValue(L, key);
+      core.pushValue(L, value);
+      core.call(L, 3, () => undefined);
+    } finally {
+      s.lua_settop(L, top);
+    }
+  }
+
+  /** Removes `key`; returns whether it was present. */
+  delete(key: unknown): boolean {
+    const had = this.has(key);
+    if (had) this.set(key, undefined);
+    return had;
+  }
+
+  /** Whether `t[key]` is not nil. */
+  has(key: unknown): boolean {
+    if (key === undefined || key === null) return false;
+    return this.get(key) !== undefined;
+  }
+
+  /** The raw length `#t` (no `__len`). */
+  get length(): number {
+    const { core, ref } = infoOf(this);
+    const L = core.currentL;
+    const top = core.api.sym.lua_gettop(L);
+    core.ensureStack(L, 1);
+    core.pushRegistry(L, ref);
+    const n = core.api.rawLen(L, -1);
+    core.api.sym.lua_settop(L, top);
+    return n;
+  }
+
+  /** Every `[key, value]` pair, in Lua's `next` order. Safe against changes made during iteration. */
+  *entries(): IterableIterator<[unknown, unknown]> {
+    const { core, ref } = infoOf(this);
+    let keyRef = -1;
+    try {
+      while (true) {
+        core.check();
+        const L = core.currentL;
+        const s = core.api.sym;
+        core.ensureStack(L, 6);
+        core.pushRef(L, "next");
+        core.pushRegistry(L, ref);
+        if (keyRef >= 0) core.pushRegistry(L, keyRef);
+        else s.lua_pushnil(L);
+        const step = core.call(L, 2, (_core, L, first, count) => {
+          if (count === 0 || s.lua_type(L, first) === LuaType.NIL) return undefined;
+          s.lua_pushvalue(L, first);
+          if (keyRef >= 0) core.api.rawSetI(L, core.api.registryIndex, keyRef);
+          else keyRef = core.ref(L);
+          return [core.read(L, first), core.read(L, first + 1)] as [unknown, unknown];
+        }) as [unknown, unknown] | undefined;
+        if (step === undefined) return;
+        yield step;
+      }
+    } finally {
+      if (keyRef >= 0) core.unref(keyRef);
+    }
+  }
+
+  /** Every key. */
+  *keys(): IterableIterator<unknown> {
+    for (const [k] of this.entries()) yield k;
+  }
+
+  /** Every value. */
+  *values(): IterableIterator<unknown> {
+    for (const [, v] of this.entries()) yield v;
+  }
+
+  /** Same as {@linkcode LuaTable.entries}. */
+  [Symbol.iterator](): IterableIterator<[unknown, unknown]> {
+    return this.entries();
+  }
+}
+
+/** What a Lua function handle offers besides being called. */
+export interface LuaFunction {
+  /** Calls the Lua function; one result comes back as itself, several as an array. */
+  (...args: unknown[]): unknown;
+}
+
+/**
+ * A Lua function seen from JS: call it directly. `.coroutine(...args)` makes a coroutine of it.
+ *
+ * @example
+ * ```ts
+ * import { LuaRuntime } from "../mod.ts";
+ * using lua = new LuaRuntime();
+ * const add = lua.eval("function(a, b) return a + b end") as import("../mod.ts").LuaFunction;
+ * console.log(add(1, 2)); // 3
+ * ```
+ */
+// deno-lint-ignore no-unsafe-declaration-merging
+export class LuaFunction extends Function {
+  private constructor() {
+    super();
+    throw new TypeError("LuaFunction is created by a LuaRuntime (eval, compile, globals)");
+  }
+
+  /** A coroutine that runs this function; `args` are passed at its first resume. */
+  coroutine(...args: unknown[]): LuaCoroutine {
+    const { core, ref } = infoOf(this);
+    const L = core.currentL;
+    const s = core.api.sym;
+    const top = s.lua_gettop(L);
+    core.ensureStack(L, 2);
+    try {
+      const co = s.lua_newthread(L) as LuaState;
+      core.ensureStack(co, 1);
+      core.pushRegistry(co, ref);
+      return makeCoroutine(core, L, -1, args);
+    } finally {
+      s.lua_settop(L, top);
+    }
+  }
+}
+
+/** The status of a coroutine, as `coroutine.status` names it. */
+export type CoroutineStatus = "suspended" | "running" | "normal" | "dead";
+
+interface CoroutineState {
+  thread: LuaState;
+  pending: unknown[] | undefined;
+  dead: boolean;
+}
+
+const coroutineStates = new WeakMap<object, CoroutineState>();
+
+/** What a coroutine handle offers besides being called. */
+export interface LuaCoroutine {
+  /** Sets the arguments of a coroutine that has not started yet (lupa's `co(args)`); returns it. */
+  (...args: unknown[]): LuaCoroutine;
+}
+
+/**
+ * A Lua coroutine seen from JS: an iterator over what it yields, with `send(value)` to resume it
+ * with a value, and `status`.
+ *
+ * @example
+ * ```ts
+ * import { LuaRuntime } from "../mod.ts";
+ * using lua = new LuaRuntime();
+ * const gen = lua.eval("function(n) for i = 1, n do coroutine.yield(i) end end") as import("../mod.ts").LuaFunction;
+ * console.log([...gen.coroutine(3)]); // [1, 2, 3]
+ * ```
+ */
+// deno-lint-ignore no-unsafe-declaration-merging
+export class LuaCoroutine extends Function {
+  private constructor() {
+    super();
+    throw new TypeError("LuaCoroutine is created by a LuaRuntime");
+  }
+
+  /** `coroutine.status` of this coroutine. */
+  get status(): CoroutineStatus {
+    const { core, ref } = infoOf(this);
+    const state = coroutineStates.get(this)!;
+    if (state.dead) return "dead";
+    const L = core.currentL;
+    if (L === state.thread) return "running";
+    const s = core.api.sym;
+    const top = s.lua_gettop(L);
+    core.ensureStack(L, 3);
+    try {
+      core.pushRef(L, "costatus");
+      core.pushRegistry(L, ref);
+      return core.call(L, 1, collectResults) as CoroutineStatus;
+    } finally {
+      s.lua_settop(L, top);
+    }
+  }
+
+  /**
+   * Resumes the coroutine with `value` (the first resume passes the creation arguments instead,
+   * plus `value` if given). Returns what it yields, or what it returns when it finishes. Throws a
+   * {@linkcode LuaError} if it fails or is already dead.
+   */
+  send(value?: unknown): unknown {
+    return resumeCoroutine(this, value).value;
+  }
+
+  /** The iterator protocol: `{ value, done }`; a finished coroutine gives `done: true`. */
+  next(value?: unknown): IteratorResult<unknown, unknown> {
+    const state = coroutineStates.get(this);
+    if (!state || state.dead) return { value: undefined, done: true };
+    return resumeCoroutine(this, value);
+  }
+
+  /** The coroutine is its own iterator. */
+  [Symbol.iterator](): LuaCoroutine {
+    return this;
+  }
+}
+
+function resumeCoroutine(handle: LuaCoroutine, value: unknown): IteratorResult<unknown, unknown> {
+  const { core } = infoOf(handle);
+  const state = coroutineStates.get(handle)!;
+  if (state.dead) throw new LuaError("cannot resume dead coroutine");
+  const co = state.thread;
+  const s = core.api.sym;
+  const fresh = s.lua_status(co) === LuaStatus.OK;
+  const args = fresh && state.pending ? [...state.pending] : [];
+  if (value !== undefined) args.push(value);
+  state.pending = undefined;
+  core.ensureStack(co, args.length + 2);
+  for (const arg of args) core.pushValue(co, arg);
+  const status = core.resume(co, args.length);
+  if (status === LuaStatus.OK || status === LuaStatus.YIELD) {
+    const count = core.api.resumeResults(co);
+    const top = s.lua_gettop(co);
+    try {
+      const result = collectResults(core, co, top - count + 1, count);
+      if (status === LuaStatus.OK) state.dead = true;
+      return { value: result, done: status === LuaStatus.OK };
+    } finally {
+      s.lua_settop(co, status === LuaStatus.OK ? 0 : top - count);
+    }
+  }
+  state.dead = true;
+  let error = core.errorAt(co, status, -1);
+  if (error instanceof LuaError && error.constructor === LuaError && error.value === undefined) {
+    error = new LuaError(core.tracebackOf(co, error.message));
+  }
+  s.lua_settop(co, 0);
+  throw error;
+}
+
+/** Wraps the coroutine at `idx` of `L`. */
+export function makeCoroutine(core: LuaCore, L: LuaState, idx: number, pending?: unknown[]): LuaCoroutine {
+  const thread = core.api.sym.lua_tothread(L, idx) as LuaState;
+  const handle = function (this: unknown, ...args: unknown[]): LuaCoroutine {
+    const state = coroutineStates.get(handle)!;
+    state.pending = args;
+    return handle;
+  } as unknown as LuaCoroutine;
+  Object.setPrototypeOf(handle, LuaCoroutine.prototype);
+  core.api.sym.lua_pushvalue(L, idx);
+  registerHandle(core, L, handle, "thread");
+  coroutineStates.set(handle, { thread, pending, dead: false });
+  return handle;
+}
+
+/** Wraps the function at `idx` of `L`. */
+export function makeFunction(core: LuaCore, L: LuaState, idx: number): LuaFunction {
+  let info: HandleInfo;
+  const handle = function (...args: unknown[]): unknown {
+    return callLua(info, args);
+  } as unknown as LuaFunction;
+  Object.setPrototypeOf(handle, LuaFunction.prototype);
+  core.api.sym.lua_pushvalue(L, idx);
+  info = registerHandle(core, L, handle, "function");
+  return handle;
+}
+
+/** Wraps the table at `idx` of `L`. */
+export function makeTable(core: LuaCore, L: LuaState, idx: number): LuaTable {
+  const handle = Object.create(LuaTable.prototype) as LuaTable;
+  core.api.sym.lua_pushvalue(L, idx);
+  registerHandle(core, L, handle, "table");
+  return handle;
+}
+
+/**
+ * A Lua userdata that is not a JS object (a file handle, a C library object). Opaque to JS; it can
+ * be passed back into Lua.
+ */
+export class LuaUserdata {
+  private constructor() {
+    throw new TypeError("LuaUserdata is created by a LuaRuntime");
+  }
+}
+
+/** Wraps the userdata at `idx` of `L`. */
+export function makeUserdata(core: LuaCore, L: LuaState, idx: number): LuaUserdata {
+  const handle = Object.create(LuaUserdata.prototype) as LuaUserdata;
+  core.api.sym.lua_pushvalue(L, idx);
+  registerHandle(core, L, handle, "userdata");
+  return handle;
+}
+
+/** Calls the Lua function behind `info` with `args`. */
+export function callLua(info: HandleInfo, args: readonly unknown[]): unknown {
+  const core = info.core;
+  core.check();
+  const L = core.currentL;
+  const s = core.api.sym;
+  const top = s.lua_gettop(L);
+  core.ensureStack(L, args.length + 4);
+  try {
+    core.pushRegistry(L, info.ref);
+    for (let i = 0; i < args.length; i++) core.pushValue(L, args[i]);
+    return core.call(L, args.length, collectResults);
+  } finally {
+    s.lua_settop(L, top);
+  }
+}
+
+/** Throws unless `value` is a handle of `core`. */
+export function assertOwn(core: LuaCore, value: object): void {
+  const info = handleInfo.get(value);
+  if (info && info.core !== core) throw new LuaStateError("this Lua object belongs to another runtime");
+}

@@ -1,0 +1,33 @@
+/**
+ * luagate: Lua for Deno through the real Lua C library, as a trusted two-way bridge
+ * (`LuaRuntime`), a sandbox for untrusted code under hard limits (`Sandbox`), and a policy engine
+ * (`PolicyEngine`, `PolicyPool`).
+ *
+ * @example
+ * ```ts
+ * import { LuaRuntime } from "@luagate/luagate";
+ * using lua = new LuaRuntime();
+ * console.log(lua.eval("1 + 1")); // 2
+ * ```
+ *
+ * @module
+ */
+
+export { LuaRuntime } from "./lua/runtime.ts";
+export type { CompileOptions, LuaRuntimeOptions } from "./lua/runtime.ts";
+export { LuaCoroutine, LuaFunction, LuaTable, LuaUserdata } from "./lua/handles.ts";
+export type { CoroutineStatus } from "./lua/handles.ts";
+export { asAttrGetter, asItemGetter, luaType, unpacksLuaTable } from "./lua/interop.ts";
+export type { LuaTypeName } from "./lua/interop.ts";
+export { multipleValues } from "./lua/bridge.ts";
+export type { AttributeFilter, AttributeHandlers } from "./lua/bridge.ts";
+export {
+  LuaError,
+  LuaLimitError,
+  LuaMemoryError,
+  LuaStateError,
+  LuaSyntaxError,
+  PermissionDeniedError,
+} from "./lua/errors.ts";
+export type { LuaLimit } from "./lua/errors.ts";
+export { LuaLibraryError } from "./ffi/library.ts";
