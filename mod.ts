@@ -31,3 +31,16 @@ export {
 } from "./lua/errors.ts";
 export type { LuaLimit } from "./lua/errors.ts";
 export { LuaLibraryError } from "./ffi/library.ts";
+export { Sandbox } from "./policy/sandbox.ts";
+export type { Capability, CapabilityCall, CapabilitySpec, SandboxOptions, Usage } from "./policy/sandbox.ts";
+export { DEFAULT_LIMITS } from "./policy/limits.ts";
+export type { Limits } from "./policy/limits.ts";
+export {
+  allowList,
+  AttributeDeniedError,
+  combineFilters,
+  denyList,
+  denyPrototype,
+  publicOnly,
+  readOnly,
+} from "./attribute_filters/filters.ts";

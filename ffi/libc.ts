@@ -17,6 +17,10 @@ export const LIBC_SYMBOLS = {
   realloc: { parameters: ["pointer", "usize"], result: "pointer" },
   /** `void free(void *ptr);` */
   free: { parameters: ["pointer"], result: "void" },
+  /** `int clock_gettime(clockid_t clockid, struct timespec *tp);` */
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  /** `void *memcpy(void *dest, const void *src, size_t n);` */
+  memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** `dlsym` alone, for glibc before 2.34 where it lives in libdl.so.2. */

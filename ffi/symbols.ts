@@ -115,6 +115,18 @@ export const LUA_SYMBOLS = {
   // void lua_rawsetp(lua_State *L, int idx, const void *p)
   lua_rawsetp: { parameters: ["pointer", "i32", "pointer"], result: "void", optional: true },
 
+  // void luaL_requiref(lua_State *L, const char *modname, lua_CFunction openf, int glb)
+  luaL_requiref: { parameters: ["pointer", "buffer", "pointer", "i32"], result: "void", optional: true },
+  // int luaopen_base(lua_State *L)  (and the other standard libraries below, used as lua_CFunction pointers)
+  luaopen_base: { type: "pointer", optional: true },
+  luaopen_coroutine: { type: "pointer", optional: true },
+  luaopen_table: { type: "pointer", optional: true },
+  luaopen_string: { type: "pointer", optional: true },
+  luaopen_utf8: { type: "pointer", optional: true },
+  luaopen_math: { type: "pointer", optional: true },
+  luaopen_os: { type: "pointer", optional: true },
+  luaopen_debug: { type: "pointer", optional: true },
+
   // ---- 5.3 and later ----
   // void lua_rotate(lua_State *L, int idx, int n)
   lua_rotate: { parameters: ["pointer", "i32", "i32"], result: "void", optional: true },

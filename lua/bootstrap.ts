@@ -77,6 +77,7 @@ return {
   set = function(t, k, v) t[k] = v end,
   tostring = function(v) return tostring(v) end,
   costatus = coroutine.status,
+  dump = function(f) return string.dump(f, true) end,
   cotraceback = function(co, message) return traceback(co, message) end,
   js = js,
   collect = function() collectgarbage("collect") end,

@@ -9,7 +9,7 @@
 
 import type { LuaState } from "../ffi/lua_api.ts";
 import type { IterationMode, LuaCore, ProxyBehavior, ProxyKind, ValuePusher, ValueReader } from "./core.ts";
-import { MultipleValues, NONE } from "./core.ts";
+import { MultipleValues, NONE, ThrownValue } from "./core.ts";
 import { LuaTable, makeCoroutine, makeFunction, makeTable, makeUserdata } from "./handles.ts";
 import { tableUnpackers } from "./interop.ts";
 
@@ -24,13 +24,36 @@ export interface AttributeHandlers {
   set?(obj: object, name: string | number, value: unknown): void;
 }
 
-/** A method read from an object, bound to it. */
-export class BoundMethod {
+/**
+ * A method read from an object, bound to it. It is itself callable (like lupa's bound methods), so
+ * when Lua hands it back to JS, `method(...args)` calls `fn` with `this === self`.
+ */
+// deno-lint-ignore no-unsafe-declaration-merging
+export class BoundMethod extends Function {
+  /** The function read from `self`. */
+  declare readonly fn: (...args: unknown[]) => unknown;
+  /** The object it was read from. */
+  declare readonly self: object;
   /**
    * @param fn The function read from `self`.
    * @param self The object it was read from.
    */
-  constructor(readonly fn: (...args: unknown[]) => unknown, readonly self: object) {}
+  constructor(fn: (...args: unknown[]) => unknown, self: object) {
+    super();
+    const bound = function (...args: unknown[]): unknown {
+      return fn.apply(self, args);
+    };
+    Object.setPrototypeOf(bound, new.target.prototype);
+    Object.defineProperties(bound, { fn: { value: fn }, self: { value: self } });
+    return bound as BoundMethod;
+  }
+}
+
+/** Calling a {@linkcode BoundMethod} from JS. */
+// deno-lint-ignore no-unsafe-declaration-merging
+export interface BoundMethod {
+  /** Calls `fn` with `this === self`. */
+  (...args: unknown[]): unknown;
 }
 
 const boundMethods = new WeakMap<object, Map<unknown, BoundMethod>>();
@@ -102,7 +125,14 @@ export function bridgeBehavior(core: LuaCore, options: BridgeOptions): ProxyBeha
 
   return {
     index(target, kind, key) {
-      const obj = target as object;
+      let obj = target as object;
+      if (obj instanceof ThrownValue) {
+        // A JS exception caught by pcall: Lua reads the thrown object's properties (err.message).
+        if (obj.value === null || (typeof obj.value !== "object" && typeof obj.value !== "function")) {
+          return undefined;
+        }
+        obj = obj.value;
+      }
       if (obj instanceof BoundMethod) return readAttribute(obj.fn, key);
       if (kind === "item") return readItem(obj, key);
       if (kind === "default" && obj instanceof Map) return readItem(obj, key);
@@ -137,6 +167,7 @@ export function bridgeBehavior(core: LuaCore, options: BridgeOptions): ProxyBeha
     },
 
     describe(target) {
+      if (target instanceof ThrownValue) return String(target.value);
       if (target instanceof BoundMethod) return `js method ${target.fn.name || "(anonymous)"}`;
       if (typeof target === "function") return `js function ${target.name || "(anonymous)"}`;
       return String(target);

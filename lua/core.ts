@@ -104,7 +104,23 @@ export interface CoreOptions {
   encoding?: "utf-8" | null;
   /** Use the JS allocator even where the native one exists (tests). */
   jsAllocator?: boolean;
+  /** Open only these standard libraries (default: all, via luaL_openlibs). */
+  libraries?: readonly StandardLibrary[];
 }
+
+/** A standard library that can be opened alone. */
+export type StandardLibrary = "base" | "coroutine" | "table" | "string" | "utf8" | "math" | "os" | "debug";
+
+const LIBRARY_NAMES: Record<StandardLibrary, string> = {
+  base: "_G",
+  coroutine: "coroutine",
+  table: "table",
+  string: "string",
+  utf8: "utf8",
+  math: "math",
+  os: "os",
+  debug: "debug",
+};
 
 interface ProxyEntry {
   value: unknown;
@@ -120,6 +136,7 @@ const INT64_MAX = 2n ** 63n - 1n;
 type Op = (core: LuaCore, L: LuaState, base: number, top: number) => number;
 
 const cores: (LuaCore | undefined)[] = [undefined];
+const trustedBytecode = new Map<string, Uint8Array>();
 const freeCoreIds: number[] = [];
 
 const C_FUNCTION = {
@@ -186,8 +203,10 @@ export class LuaCore {
   behavior!: ProxyBehavior;
   reader!: ValueReader;
   pusher!: ValuePusher;
-  /** Set by the sandbox: called on each entry from Lua to apply per-run policy (depth, budget). */
+  /** Serves the host functions made by {@linkcode LuaCore.pushHostFunction}. */
   hostCall?: (name: string, args: unknown[]) => unknown;
+  /** When set, a JS error reaches Lua as this string instead of as a proxy of the error. */
+  errorForLua?: (error: unknown) => string;
 
   readonly #id: number;
   readonly #registry: number;
@@ -206,7 +225,7 @@ export class LuaCore {
   #inLua = false;
   #nesting = 0;
   #baseline = 0;
-  #refs!: Record<string, number>;
+  #refs?: Record<string, number>;
 
   constructor(options: CoreOptions = {}) {
     const library = openLuaLibrary(options.library);
@@ -237,7 +256,8 @@ export class LuaCore {
     cores[this.#id] = this;
     try {
       this.#toHost();
-      api.sym.luaL_openlibs(L);
+      if (options.libraries) this.#openLibraries(options.libraries);
+      else api.sym.luaL_openlibs(L);
       this.#bootstrap();
       this.#baseline = this.alloc.used();
     } catch (error) {
@@ -268,13 +288,29 @@ export class LuaCore {
 
   // ---------------------------------------------------------------- start-up
 
+  #openLibraries(libraries: readonly StandardLibrary[]): void {
+    const s = this.api.sym;
+    if (s.luaL_requiref === null) {
+      throw new LuaStateError(`Lua ${this.api.version} cannot open libraries one by one`);
+    }
+    for (const library of libraries) {
+      const open = s[`luaopen_${library}`];
+      if (open === null) {
+        if (library === "utf8") continue;
+        throw new LuaStateError(`this Lua library has no luaopen_${library}`);
+      }
+      s.luaL_requiref(this.L, cString(LIBRARY_NAMES[library]), open as Deno.PointerObject, 1);
+      this.api.pop(this.L, 1);
+    }
+  }
+
   #bootstrap(): void {
     const { api, L } = this;
     const s = api.sym;
     const cbs = processCallbacks();
-    const code = cString(BOOTSTRAP_LUA);
-    const status = api.loadBuffer(L, code, code.length - 1, cString("=luagate"), cString("t"));
-    if (status !== LuaStatus.OK) throw this.#errorAt(L, status, -1);
+    const cached = trustedBytecode.get(BOOTSTRAP_LUA);
+    this.loadTrusted(L, BOOTSTRAP_LUA, "=luagate");
+    if (!cached) s.lua_pushvalue(L, -1);
     s.lua_createtable(L, 0, 12);
     for (const [name, cb] of Object.entries(cbs)) {
       this.#pushCFunction(L, cb.pointer);
@@ -299,6 +335,7 @@ export class LuaCore {
         "wrap_host",
         "costatus",
         "cotraceback",
+        "dump",
       ]
     ) {
       this.#getField(L, -1, name);
@@ -306,10 +343,44 @@ export class LuaCore {
     }
     api.pop(L, 1);
     this.#refs = refs;
+    if (!cached) this.#cacheBytecode(L, BOOTSTRAP_LUA);
     this.pushRef(L, "js");
     this.pushProxy(L, NONE, "default");
     this.#setField(L, -2, "none");
     api.pop(L, 1);
+  }
+
+  /**
+   * Compiles one of luagate's own chunks and pushes it. The first compile in a process is from
+   * source; later ones load the cached, stripped bytecode (several times faster).
+   */
+  loadTrusted(L: LuaState, source: string, chunkName: string): void {
+    const cached = trustedBytecode.get(source);
+    if (cached) {
+      this.#ensureStack(L, 2);
+      const status = this.api.loadBuffer(L, cached, cached.length, cString(chunkName), cString("b"));
+      if (status === LuaStatus.OK) return;
+      this.api.pop(L, 1);
+    }
+    this.load(L, source, chunkName, "t");
+    if (!cached && this.#refs) {
+      this.api.sym.lua_pushvalue(L, -1);
+      this.#cacheBytecode(L, source);
+    }
+  }
+
+  /** Dumps the function on top of `L` (popped) into the bytecode cache under `source`. */
+  #cacheBytecode(L: LuaState, source: string): void {
+    try {
+      this.#ensureStack(L, 2);
+      this.pushRef(L, "dump");
+      this.api.insert(L, -2);
+      this.#callRaw(L, 1, 1);
+      if (this.api.sym.lua_type(L, -1) === LuaType.STRING) trustedBytecode.set(source, this.readBytes(L, -1));
+      this.api.pop(L, 1);
+    } catch {
+      // no cache: every state compiles from source
+    }
   }
 
   /** Pushes a C closure whose single upvalue is this core's id. */
@@ -378,8 +449,13 @@ export class LuaCore {
     try {
       s.lua_settop(L, top);
       s.lua_pushboolean(L, 0);
-      if (error === MEMORY_ERROR) this.pushProxy(L, MEMORY_ERROR, "default");
+      if (this.errorForLua) {
+        this.pushString(L, error === MEMORY_ERROR ? "not enough memory" : this.errorForLua(error));
+      } else if (error === MEMORY_ERROR) this.pushProxy(L, MEMORY_ERROR, "default");
       else this.pushProxy(L, new ThrownValue(error), "default");
+      // The error is about to unwind Lua: an overdraft recorded by this callback (or by pushing the
+      // error) is reported by it, and must not fail the next, unrelated call from the host.
+      this.alloc.clearOverdraft();
       return 2;
     } catch {
       // Even the error could not be pushed: returning no values makes the trampoline raise.
@@ -522,7 +598,12 @@ export class LuaCore {
 
   /** Pushes the bootstrap helper `name`. Uses 1 slot. */
   pushRef(L: LuaState, name: string): void {
-    this.api.rawGetI(L, this.#registry, this.#refs[name]);
+    this.api.rawGetI(L, this.#registry, this.#refs![name]);
+  }
+
+  /** Replaces the bootstrap helper `name` with the value on top of `L` (popped). */
+  replaceRef(L: LuaState, name: string): void {
+    this.api.rawSetI(L, this.#registry, this.#refs![name]);
   }
 
   /** Pins the value on top of `L` in the registry (popping it); returns the reference. */
@@ -915,6 +996,13 @@ export class LuaCore {
     }
     this.#ensureStack(L, 2);
     const status = api.loadBuffer(L, bytes, bytes.length, cString(chunkName), cString(mode));
+    if (status === LuaStatus.OK && this.alloc.overdraft()) {
+      // The compiled chunk does not fit under the cap: report it now, not at the next call.
+      api.pop(L, 1);
+      this.alloc.clearOverdraft();
+      this.collectGarbage();
+      throw new LuaMemoryError("not enough memory: the compiled chunk exceeds the memory limit");
+    }
     if (status !== LuaStatus.OK) {
       const error = this.#errorAt(L, status, -1);
       api.pop(L, 1);
@@ -931,6 +1019,15 @@ export class LuaCore {
   memoryUsed(total: boolean): number {
     const used = this.alloc.used();
     return total ? used : Math.max(0, used - this.#baseline);
+  }
+
+  /**
+   * Runs a full collection and takes what is in use now as the start-up footprint (for a runtime
+   * that installed its own globals after the core's bootstrap).
+   */
+  resetBaseline(): void {
+    this.collectGarbage();
+    this.#baseline = this.alloc.used();
   }
 
   /** Sets the cap to `bytes` beyond start-up (0 or less: none). */
@@ -963,6 +1060,10 @@ export class LuaCore {
   /** Closes the state (idempotent). Finalizers run inside; callbacks stay valid throughout. */
   close(): void {
     if (this.#closed) return;
+    if (this.#nesting > 0) {
+      // Lua frames are below us on the C stack: lua_close here would free them under their feet.
+      throw new LuaStateError("cannot close a Lua runtime from inside one of its own callbacks");
+    }
     this.#closed = true;
     this.#toLua();
     try {

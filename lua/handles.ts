@@ -9,7 +9,7 @@
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaStatus, LuaType } from "../ffi/lua_api.ts";
 import { type HandleInfo, handleInfo, type LuaCore, registerHandle } from "./core.ts";
-import { LuaError, LuaStateError } from "./errors.ts";
+import { LuaError, LuaMemoryError, LuaStateError } from "./errors.ts";
 
 /** When true, table access always takes the protected path (tests use it to cover both paths). */
 export const tableAccess: { forceProtected: boolean } = {
@@ -36,6 +36,14 @@ export function collectResults(core: LuaCore, L: LuaState, first: number, count:
   const out = new Array(count);
   for (let i = 0; i < count; i++) out[i] = core.read(L, first + i);
   return out;
+}
+
+/** The error for an overdraft recorded while the host pushed values: drops them, clears it, collects. */
+function memoryFailure(core: LuaCore, L: LuaState, top: number): LuaMemoryError {
+  core.api.sym.lua_settop(L, top);
+  core.alloc.clearOverdraft();
+  core.collectGarbage();
+  return new LuaMemoryError("not enough memory: the value exceeds the memory limit");
 }
 
 function checkKey(key: unknown): void {
@@ -97,7 +105,16 @@ export class LuaTable {
       if (!tableAccess.forceProtected && s.lua_getmetatable(L, -1) === 0) {
         core.pushValue(L, key);
         core.pushValue(L, value);
+        // The allocator only records an overdraft while the host pushes: report it here, and undo
+        // the insertion if the table itself had to grow past the cap (an existing key never grows it).
+        if (core.alloc.overdraft()) throw memoryFailure(core, L, top);
         s.lua_rawset(L, -3);
+        if (core.alloc.overdraft()) {
+          core.pushValue(L, key);
+          s.lua_pushnil(L);
+          s.lua_rawset(L, -3);
+          throw memoryFailure(core, L, top);
+        }
         return;
       }
       s.lua_settop(L, top);
@@ -236,7 +253,11 @@ const coroutineStates = new WeakMap<object, CoroutineState>();
 
 /** What a coroutine handle offers besides being called. */
 export interface LuaCoroutine {
-  /** Sets the arguments of a coroutine that has not started yet (lupa's `co(args)`); returns it. */
+  /**
+   * lupa's `co(args)`: for a coroutine that has not started yet, a new coroutine running the same
+   * function that will receive `args` at its first resume (this one stays unstarted, so it can be
+   * called again). Throws a {@linkcode LuaError} once the coroutine has started.
+   */
   (...args: unknown[]): LuaCoroutine;
 }
 
@@ -333,13 +354,36 @@ function resumeCoroutine(handle: LuaCoroutine, value: unknown): IteratorResult<u
   throw error;
 }
 
+/** lupa's `co(args)` on an unstarted coroutine: a new coroutine over the same function. */
+function restartCoroutine(handle: LuaCoroutine, args: unknown[]): LuaCoroutine {
+  const { core } = infoOf(handle);
+  const state = coroutineStates.get(handle)!;
+  const co = state.thread;
+  const s = core.api.sym;
+  const unstarted = !state.dead && s.lua_status(co) === LuaStatus.OK && co !== core.currentL &&
+    s.lua_gettop(co) >= 1 && s.lua_type(co, 1) === LuaType.FUNCTION && handle.status === "suspended";
+  if (!unstarted) {
+    throw new LuaError("cannot call a coroutine that has already started: use send() or next()");
+  }
+  const L = core.currentL;
+  const top = s.lua_gettop(L);
+  core.ensureStack(L, 2);
+  core.ensureStack(co, 1);
+  try {
+    const fresh = s.lua_newthread(L) as LuaState;
+    s.lua_pushvalue(co, 1);
+    s.lua_xmove(co, fresh, 1);
+    return makeCoroutine(core, L, -1, args);
+  } finally {
+    s.lua_settop(L, top);
+  }
+}
+
 /** Wraps the coroutine at `idx` of `L`. */
 export function makeCoroutine(core: LuaCore, L: LuaState, idx: number, pending?: unknown[]): LuaCoroutine {
   const thread = core.api.sym.lua_tothread(L, idx) as LuaState;
   const handle = function (this: unknown, ...args: unknown[]): LuaCoroutine {
-    const state = coroutineStates.get(handle)!;
-    state.pending = args;
-    return handle;
+    return restartCoroutine(handle, args);
   } as unknown as LuaCoroutine;
   Object.setPrototypeOf(handle, LuaCoroutine.prototype);
   core.api.sym.lua_pushvalue(L, idx);

@@ -108,6 +108,8 @@ export class LuaRuntime implements Disposable {
     core.pusher = bridgePusher;
     try {
       this.#installGlobals(options);
+      // memoryUsed() counts from here (lupa: 0 right after start-up), and maxMemory is on top of it.
+      core.resetBaseline();
     } catch (error) {
       core.close();
       throw error;

@@ -2,7 +2,12 @@
 //   - "luagate Policy (all limits on)": PolicyEngine with default limits, the ABAC policy wrapped as a
 //     decision function; per request policy.evaluate(request).allow.
 //   - "luagate LuaRuntime (trusted, no limits)": the trusted bridge; decide(request) called directly
-//     with the JS object, which the runtime passes to Lua as a proxy.
+//     with the JS object, which the runtime passes to Lua as a proxy. Note: luagate's array proxies index
+//     from 0 like lupa's (`roles[0]` is the first element), so `ipairs` over them skips the first item
+//     and this row gives wrong answers for this policy (FAILED) unless that design changes.
+//   - "luagate LuaRuntime, tableFrom recursive": the same runtime, the request converted per call with
+//     lua.tableFrom(request, { recursive: true }) into real Lua tables (1-based sequences), so the
+//     policy's ipairs works; handles are left to the runtime's FinalizationRegistry, as a user would.
 // While mod.ts is missing, fails to import, or lacks the export, the rows are skipped with a note.
 import type { Engine, Request, Workload } from "./types.ts";
 
@@ -22,6 +27,7 @@ interface PolicyEngineLike {
 interface LuaRuntimeLike {
   execute(code: string, ...args: unknown[]): unknown;
   globals(): { get(key: string): unknown };
+  tableFrom(...sources: unknown[]): unknown;
   close(): void;
   luaImplementation?: string;
 }
@@ -31,10 +37,13 @@ interface LuagateModule {
 }
 
 const MOD_URL = new URL("../../../mod.ts", import.meta.url);
+const RECURSIVE = { recursive: true };
 const POLICY_ROW = "luagate Policy (all limits on)";
 const POLICY_FEED = "policy.evaluate(request): JS object as input, default limits, fail-closed";
 const RUNTIME_ROW = "luagate LuaRuntime (trusted, no limits)";
 const RUNTIME_FEED = "decide(request) via lua.globals().get('decide'); JS object passed as a proxy";
+const TABLE_ROW = "luagate LuaRuntime, tableFrom recursive";
+const TABLE_FEED = "decide(lua.tableFrom(request, { recursive: true })): Lua tables built per call";
 
 /** The wrapper that turns the shared POLICY_LUA into a luagate policy chunk. */
 export function policyChunk(policyLua: string): string {
@@ -86,16 +95,20 @@ function policyRow(PolicyEngine: NonNullable<LuagateModule["PolicyEngine"]>, ver
   };
 }
 
-function runtimeRow(LuaRuntime: NonNullable<LuagateModule["LuaRuntime"]>, version: string): Engine {
+function runtimeRow(
+  LuaRuntime: NonNullable<LuagateModule["LuaRuntime"]>,
+  version: string,
+  asTables: boolean,
+): Engine {
   let lua: LuaRuntimeLike | undefined;
   let decide: (input: Request) => unknown = () => {
     throw new Error("not set up");
   };
   let requests: Request[] = [];
   const row: Engine = {
-    name: RUNTIME_ROW,
+    name: asTables ? TABLE_ROW : RUNTIME_ROW,
     version,
-    feed: RUNTIME_FEED,
+    feed: asTables ? TABLE_FEED : RUNTIME_FEED,
     setup(w: Workload) {
       requests = w.requests;
       lua = new LuaRuntime();
@@ -106,12 +119,13 @@ function runtimeRow(LuaRuntime: NonNullable<LuagateModule["LuaRuntime"]>, versio
       if (lua.luaImplementation) row.version = `${version} (${lua.luaImplementation})`;
       return Promise.resolve();
     },
-    decide(i: number): boolean {
-      return decide(requests[i]) === true;
-    },
+    decide: asTables
+      ? (i: number): boolean => decide(lua!.tableFrom(requests[i], RECURSIVE) as Request) === true
+      : (i: number): boolean => decide(requests[i]) === true,
     diagnose(i: number) {
       try {
-        return `returned ${String(decide(requests[i]))}`;
+        const input = asTables ? lua!.tableFrom(requests[i], RECURSIVE) as Request : requests[i];
+        return `returned ${String(decide(input))}`;
       } catch (e) {
         return `threw ${(e as Error).message}`;
       }
@@ -129,6 +143,7 @@ export async function load(): Promise<Engine[]> {
   const skipAll = (reason: string) => [
     placeholder(POLICY_ROW, version, POLICY_FEED, reason),
     placeholder(RUNTIME_ROW, version, RUNTIME_FEED, reason),
+    placeholder(TABLE_ROW, version, TABLE_FEED, reason),
   ];
   try {
     Deno.statSync(MOD_URL);
@@ -146,7 +161,10 @@ export async function load(): Promise<Engine[]> {
       ? policyRow(mod.PolicyEngine, version)
       : placeholder(POLICY_ROW, version, POLICY_FEED, "mod.ts does not export PolicyEngine yet"),
     typeof mod.LuaRuntime === "function"
-      ? runtimeRow(mod.LuaRuntime, version)
+      ? runtimeRow(mod.LuaRuntime, version, false)
       : placeholder(RUNTIME_ROW, version, RUNTIME_FEED, "mod.ts does not export LuaRuntime yet"),
+    typeof mod.LuaRuntime === "function"
+      ? runtimeRow(mod.LuaRuntime, version, true)
+      : placeholder(TABLE_ROW, version, TABLE_FEED, "mod.ts does not export LuaRuntime yet"),
   ];
 }

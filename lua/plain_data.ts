@@ -1,0 +1,235 @@
+/**
+ * Plain data across the boundary, copied rather than shared: JS objects, arrays and Maps become
+ * fresh Lua tables; Lua tables come back as arrays or null-prototype objects. Depth and size are
+ * bounded and cycles are refused in both directions, so a hostile value can neither exhaust the
+ * host nor smuggle a live reference across.
+ *
+ * @module
+ */
+
+import type { LuaState } from "../ffi/lua_api.ts";
+import { LuaType } from "../ffi/lua_api.ts";
+import { handleInfo, type LuaCore } from "./core.ts";
+import { LuaError } from "./errors.ts";
+
+/** Bounds on a copy. */
+export interface PlainDataLimits {
+  /** Deepest nesting of tables/objects (default 64). */
+  maxDepth: number;
+  /** Most entries over the whole copy (default 1,000,000). */
+  maxEntries: number;
+}
+
+/** The default bounds. */
+export const DEFAULT_PLAIN_LIMITS: PlainDataLimits = Object.freeze({ maxDepth: 64, maxEntries: 1_000_000 });
+
+/** Decides how an object that is not plain data is pushed; return false to fall back to copying. */
+export type ObjectHook = (core: LuaCore, L: LuaState, value: object) => boolean;
+
+interface PushState {
+  limits: PlainDataLimits;
+  entries: number;
+  path: Set<object>;
+  hook?: ObjectHook;
+}
+
+function pushInto(core: LuaCore, L: LuaState, value: unknown, depth: number, state: PushState): void {
+  if (value === null || typeof value !== "object") {
+    if (typeof value === "function") {
+      throw new TypeError("a function cannot be passed as data (grant it as a capability instead)");
+    }
+    if (typeof value === "symbol") throw new TypeError("a symbol cannot be passed as data");
+    core.pushValue(L, value);
+    return;
+  }
+  if (value instanceof Uint8Array || handleInfo.has(value)) {
+    core.pushValue(L, value);
+    return;
+  }
+  if (state.hook && state.hook(core, L, value)) return;
+  if (value instanceof Date) {
+    core.pushString(L, Number.isNaN(value.getTime()) ? "Invalid Date" : value.toISOString());
+    return;
+  }
+  if (depth >= state.limits.maxDepth) {
+    throw new RangeError(`data nested deeper than ${state.limits.maxDepth} levels`);
+  }
+  if (state.path.has(value)) throw new TypeError("data contains a cycle");
+  state.path.add(value);
+  const s = core.api.sym;
+  core.ensureStack(L, 4);
+  try {
+    if (Array.isArray(value)) {
+      const n = value.length;
+      count(state, n);
+      s.lua_createtable(L, n, 0);
+      for (let i = 0; i < n; i++) {
+        pushInto(core, L, value[i], depth + 1, state);
+        core.api.rawSetI(L, -2, i + 1);
+      }
+      return;
+    }
+    if (value instanceof Map) {
+      count(state, value.size);
+      s.lua_createtable(L, 0, value.size);
+      for (const [k, v] of value) {
+        if (typeof k !== "string" && typeof k !== "number" && typeof k !== "boolean") {
+          throw new TypeError(`a Map key of type ${typeof k} cannot be passed as data`);
+        }
+        if (v === undefined || (typeof k === "number" && Number.isNaN(k))) continue;
+        core.pushValue(L, k);
+        pushInto(core, L, v, depth + 1, state);
+        s.lua_rawset(L, -3);
+      }
+      return;
+    }
+    if (ArrayBuffer.isView(value)) throw new TypeError("only Uint8Array binary data can be passed as data");
+    const keys = Object.keys(value);
+    count(state, keys.length);
+    s.lua_createtable(L, 0, keys.length);
+    for (const key of keys) {
+      const v = (value as Record<string, unknown>)[key];
+      if (v === undefined) continue;
+      core.pushString(L, key);
+      pushInto(core, L, v, depth + 1, state);
+      s.lua_rawset(L, -3);
+    }
+  } finally {
+    state.path.delete(value);
+  }
+}
+
+function count(state: { entries: number; limits: PlainDataLimits }, n: number): void {
+  state.entries += n;
+  if (state.entries > state.limits.maxEntries) {
+    throw new RangeError(`data has more than ${state.limits.maxEntries} entries`);
+  }
+}
+
+/**
+ * Pushes `value` as fresh Lua data (tables for objects, arrays and Maps). Uses at most
+ * 4 slots per nesting level, checked as it goes. `hook` may push some objects differently
+ * (the sandbox pushes frozen host objects as proxies).
+ */
+export function pushPlainData(
+  core: LuaCore,
+  L: LuaState,
+  value: unknown,
+  limits: PlainDataLimits = DEFAULT_PLAIN_LIMITS,
+  hook?: ObjectHook,
+): void {
+  pushInto(core, L, value, 0, { limits, entries: 0, path: new Set(), hook });
+}
+
+/** How values that are not plain data are read: return `undefined` to refuse them. */
+export type ValueHook = (core: LuaCore, L: LuaState, idx: number, type: number) => unknown;
+
+interface ReadState {
+  limits: PlainDataLimits;
+  entries: number;
+  path: Set<bigint | number>;
+  hook?: ValueHook;
+}
+
+function readFrom(core: LuaCore, L: LuaState, idx: number, depth: number, state: ReadState): unknown {
+  const s = core.api.sym;
+  const type = s.lua_type(L, idx);
+  switch (type) {
+    case LuaType.NIL:
+    case LuaType.NONE:
+      return undefined;
+    case LuaType.BOOLEAN:
+      return s.lua_toboolean(L, idx) !== 0;
+    case LuaType.NUMBER:
+      return core.readNumber(L, idx);
+    case LuaType.STRING:
+      return core.readString(L, idx);
+    case LuaType.TABLE:
+      return readTable(core, L, core.api.absIndex(L, idx), depth, state);
+  }
+  const hooked = state.hook?.(core, L, idx, type);
+  if (hooked !== undefined) return hooked;
+  throw new LuaError(`a ${core.typeName(type)} cannot be returned as data`);
+}
+
+function readTable(core: LuaCore, L: LuaState, t: number, depth: number, state: ReadState): unknown {
+  const s = core.api.sym;
+  if (depth >= state.limits.maxDepth) {
+    throw new LuaError(`data nested deeper than ${state.limits.maxDepth} levels`);
+  }
+  const identity = Deno.UnsafePointer.value(s.lua_topointer(L, t));
+  if (state.path.has(identity)) throw new LuaError("data contains a cycle");
+  state.path.add(identity);
+  core.ensureStack(L, 3);
+  const keys: unknown[] = [];
+  const values: unknown[] = [];
+  let sequence = true;
+  try {
+    s.lua_pushnil(L);
+    while (s.lua_next(L, t) !== 0) {
+      count(state, 1);
+      const keyType = s.lua_type(L, -2);
+      let key: unknown;
+      if (keyType === LuaType.STRING) {
+        key = core.readString(L, -2);
+        if (typeof key !== "string") key = new TextDecoder().decode(key as Uint8Array);
+        sequence = false;
+      } else if (keyType === LuaType.NUMBER) {
+        key = core.readNumber(L, -2);
+        if (typeof key !== "number" || !Number.isInteger(key) || key < 1) sequence = false;
+      } else if (keyType === LuaType.BOOLEAN) {
+        key = s.lua_toboolean(L, -2) !== 0;
+        sequence = false;
+      } else {
+        throw new LuaError(`a table key of type ${core.typeName(keyType)} cannot be returned as data`);
+      }
+      const value = readFrom(core, L, -1, depth + 1, state);
+      s.lua_settop(L, -2);
+      keys.push(key);
+      values.push(value);
+    }
+  } finally {
+    state.path.delete(identity);
+  }
+  const n = keys.length;
+  if (sequence && n > 0) {
+    const array = new Array(n);
+    let filled = 0;
+    for (let i = 0; i < n; i++) {
+      const k = keys[i] as number;
+      if (k > n) {
+        sequence = false;
+        break;
+      }
+      if (array[k - 1] === undefined) filled++;
+      array[k - 1] = values[i];
+    }
+    if (sequence && filled === n) return array;
+  }
+  const object: Record<string, unknown> = Object.create(null);
+  for (let i = 0; i < n; i++) {
+    const name = typeof keys[i] === "string" ? keys[i] as string : String(keys[i]);
+    Object.defineProperty(object, name, {
+      value: values[i],
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return object;
+}
+
+/**
+ * Reads the value at `idx` as plain data: tables become arrays (keys exactly 1..n) or
+ * null-prototype objects (keys as strings), bounded in depth and size, cycles refused.
+ * `hook` decides about userdata, functions and coroutines (default: refused with a LuaError).
+ */
+export function readPlainData(
+  core: LuaCore,
+  L: LuaState,
+  idx: number,
+  limits: PlainDataLimits = DEFAULT_PLAIN_LIMITS,
+  hook?: ValueHook,
+): unknown {
+  return readFrom(core, L, core.api.absIndex(L, idx), 0, { limits, entries: 0, path: new Set(), hook });
+}

@@ -1,0 +1,573 @@
+/**
+ * A Lua state prepared for untrusted code: the kernel installed, host objects frozen behind
+ * read-only proxies, capabilities as the only host functions, and every run accounted and
+ * classified from the host's own flags. `Sandbox` and the policy engine are both built on it.
+ *
+ * @module
+ */
+
+import { threadCpuMs } from "../ffi/clock.ts";
+import type { LuaState } from "../ffi/lua_api.ts";
+import { LuaType } from "../ffi/lua_api.ts";
+import type { AttributeFilter, AttributeHandlers } from "../lua/bridge.ts";
+import { LuaCore } from "../lua/core.ts";
+import {
+  LuaError,
+  type LuaLimit,
+  LuaLimitError,
+  LuaMemoryError,
+  LuaStateError,
+  LuaSyntaxError,
+  PermissionDeniedError,
+} from "../lua/errors.ts";
+import {
+  DEFAULT_PLAIN_LIMITS,
+  type PlainDataLimits,
+  pushPlainData,
+  readPlainData,
+} from "../lua/plain_data.ts";
+import { deepFreeze, hostObjectBehavior } from "./host_objects.ts";
+import { KERNEL_LUA } from "./kernel.ts";
+import { type Limits, resolveLimits } from "./limits.ts";
+import { PATTERNS_LUA } from "./patterns.ts";
+
+/** A host function granted to Lua, with the permission it needs (if any). */
+export interface CapabilitySpec {
+  /** The function. Receives plain data, returns plain data; must be synchronous. */
+  fn: (...args: never[]) => unknown;
+  /** The permission a caller must hold. */
+  permission?: string;
+}
+
+/** A capability: a function, or a function with the permission it needs. */
+export type Capability = ((...args: never[]) => unknown) | CapabilitySpec;
+
+/** What one run used. */
+export interface Usage {
+  /** VM instructions, counted in steps of the hook interval, plus charged C work. */
+  instructions: number;
+  /** Highest memory in bytes above the idle state during the run. */
+  memory: number;
+  /** CPU milliseconds of the run (thread CPU time). */
+  cpuMs: number;
+  /** Bytes written by `print`. */
+  output: number;
+}
+
+/** One capability call made during a run. */
+export interface CapabilityCall {
+  /** The capability's name. */
+  name: string;
+  /** Whether it returned normally. */
+  ok: boolean;
+  /** Its error message, when it failed or was denied. */
+  error?: string;
+}
+
+/** Options of a guarded state. */
+export interface GuardedOptions {
+  library?: string;
+  limits?: Partial<Limits>;
+  globals?: Record<string, unknown>;
+  capabilities?: Record<string, Capability>;
+  permissions?: Iterable<string>;
+  attributeFilter?: AttributeFilter;
+  attributeHandlers?: AttributeHandlers;
+  result?: Partial<PlainDataLimits>;
+}
+
+const MAX_NESTED_RUNS = 4;
+const MAX_CAPABILITY_DEPTH = 8;
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+const ADDRESS = /0x[0-9a-fA-F]{5,}/g;
+const textEncoder = new TextEncoder();
+
+function escapeControl(text: string): string {
+  return text.replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+/** Removes what a message must never show untrusted code's audience: addresses and host paths. */
+export function scrubMessage(message: string): string {
+  return message.replace(ADDRESS, "0x?").replace(
+    /(?:file:\/\/)?\/(?:[\w.-]+\/)+[\w.-]+\.(?:ts|js|mjs)(?::\d+)*/g,
+    "<host>",
+  );
+}
+
+function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  try {
+    return String(error);
+  } catch {
+    return "error";
+  }
+}
+
+/** The guarded state; see the module documentation. */
+export class GuardedState {
+  readonly core: LuaCore;
+  readonly limits: Limits;
+  readonly resultLimits: PlainDataLimits;
+  readonly #hostObjects = new WeakSet<object>();
+  readonly #capabilities = new Map<string, CapabilitySpec>();
+  readonly #kernel: Record<string, number> = {};
+  #depth = 0;
+  #capabilityDepth = 0;
+  #tripped: LuaLimit | "permission" | undefined;
+  #denied: { capability: string; permission?: string } | undefined;
+  #deniedBefore = 0;
+  #startCpu = 0;
+  #output: string[] = [];
+  #outputBytes = 0;
+  #calls: CapabilityCall[] = [];
+  #lastHostError: unknown;
+  #usage: Usage = { instructions: 0, memory: 0, cpuMs: 0, output: 0 };
+  #broken: string | undefined;
+
+  constructor(options: GuardedOptions = {}) {
+    this.limits = resolveLimits(options.limits);
+    this.resultLimits = { ...DEFAULT_PLAIN_LIMITS, ...options.result };
+    if (options.attributeFilter && options.attributeHandlers) {
+      throw new TypeError("attributeFilter and attributeHandlers cannot be combined");
+    }
+    const core = new LuaCore({
+      library: options.library,
+      libraries: ["base", "coroutine", "table", "string", "utf8", "math", "os", "debug"],
+    });
+    this.core = core;
+    try {
+      if (core.api.version !== "5.4" && core.api.version !== "5.3") {
+        throw new LuaStateError(
+          `the sandbox needs Lua 5.3 or 5.4 (this library is ${core.api.library.implementation})`,
+        );
+      }
+      core.behavior = hostObjectBehavior(options);
+      core.reader = {
+        table: (core, L, idx) => this.readData(L, idx),
+        func: () => {
+          throw new LuaError("a function cannot be passed to the host");
+        },
+        thread: () => {
+          throw new LuaError("a coroutine cannot be passed to the host");
+        },
+        userdata: () => {
+          throw new LuaError("a userdata cannot be passed to the host");
+        },
+      };
+      core.pusher = {
+        object: (core, L, value) => this.pushData(L, value),
+      };
+      core.hostCall = (name, args) => this.#hostCall(name, args);
+      core.errorForLua = (error) => {
+        this.#lastHostError = error;
+        return scrubMessage(messageOf(error));
+      };
+      this.#installKernel();
+      this.#installGlobals(options);
+      core.setMaxMemory(this.limits.memory);
+    } catch (error) {
+      core.close();
+      throw error;
+    }
+  }
+
+  // ---------------------------------------------------------------- set-up
+
+  #installKernel(): void {
+    const core = this.core;
+    const L = core.L;
+    const s = core.api.sym;
+    core.ensureStack(L, 8);
+    core.loadTrusted(L, KERNEL_LUA, "=luagate.kernel");
+    s.lua_createtable(L, 0, 3);
+    for (const name of ["clock", "trip", "write"]) {
+      core.pushString(L, name);
+      core.pushHostFunction(L, `\u0000${name}`);
+      s.lua_rawset(L, -3);
+    }
+    s.lua_createtable(L, 0, 1);
+    core.pushString(L, "step");
+    core.pushValue(L, this.limits.step);
+    s.lua_rawset(L, -3);
+    core.loadTrusted(L, PATTERNS_LUA, "=luagate.patterns");
+    const kernel = core.call(L, 3, (_core, L, first) => {
+      for (
+        const name of [
+          "prepare",
+          "run",
+          "run_nested",
+          "decide",
+          "define",
+          "deny",
+          "freeze_deep",
+          "tostring",
+          "env_of",
+        ]
+      ) {
+        core.pushString(L, name);
+        s.lua_rawget(L, first);
+        this.#kernel[name] = core.ref(L);
+      }
+      core.pushString(L, "tostring");
+      s.lua_rawget(L, first);
+      core.replaceRef(L, "tostring");
+      return true;
+    });
+    if (kernel !== true) throw new LuaStateError("the sandbox kernel did not start");
+  }
+
+  #installGlobals(options: GuardedOptions): void {
+    const core = this.core;
+    const L = core.L;
+    const granted = new Set(options.permissions ?? []);
+    for (const [name, value] of Object.entries(options.globals ?? {})) {
+      deepFreeze(value, this.#hostObjects);
+      this.#define(name, (L) => core.pushValue(L, value));
+    }
+    for (const [name, capability] of Object.entries(options.capabilities ?? {})) {
+      const spec: CapabilitySpec = typeof capability === "function" ? { fn: capability } : capability;
+      if (typeof spec?.fn !== "function") throw new TypeError(`capability '${name}' is not a function`);
+      if (spec.permission !== undefined && !granted.has(spec.permission)) {
+        this.#callKernel("deny", (L) => {
+          core.pushString(L, name);
+          core.pushString(L, name);
+          return 2;
+        });
+        this.#capabilities.set(name, spec);
+        continue;
+      }
+      this.#capabilities.set(name, spec);
+      this.#define(name, (L) => core.pushHostFunction(L, name));
+    }
+    void L;
+  }
+
+  #define(name: string, push: (L: LuaState) => void): void {
+    this.#callKernel("define", (L) => {
+      this.core.pushString(L, name);
+      push(L);
+      return 2;
+    });
+  }
+
+  #callKernel(name: string, push: (L: LuaState) => number): unknown {
+    const core = this.core;
+    const L = core.currentL;
+    const top = core.api.sym.lua_gettop(L);
+    core.ensureStack(L, 8);
+    try {
+      core.pushRegistry(L, this.#kernel[name]);
+      const n = push(L);
+      return core.call(L, n, (core, L, first, count) => (count > 0 ? core.read(L, first) : undefined));
+    } finally {
+      core.api.sym.lua_settop(L, top);
+    }
+  }
+
+  /** Pushes a kernel function. Uses 1 slot. */
+  pushKernel(L: LuaState, name: string): void {
+    this.core.pushRegistry(L, this.#kernel[name]);
+  }
+
+  // ---------------------------------------------------------------- data both ways
+
+  /** Pushes a JS value as sandbox data: frozen host objects as proxies, anything else copied. */
+  pushData(L: LuaState, value: unknown): void {
+    pushPlainData(this.core, L, value, DEFAULT_PLAIN_LIMITS, (core, L, object) => {
+      if (!this.#hostObjects.has(object)) return false;
+      core.pushProxy(L, object, "default");
+      return true;
+    });
+  }
+
+  /** Reads a Lua value as plain data (host object proxies come back as the frozen objects). */
+  readData(L: LuaState, idx: number): unknown {
+    return readPlainData(this.core, L, idx, this.resultLimits, (core, L, idx, type) => {
+      if (type !== LuaType.USERDATA) return undefined;
+      const id = core.proxyId(L, idx);
+      return id === undefined ? undefined : core.proxyValue(id);
+    });
+  }
+
+  // ---------------------------------------------------------------- host functions
+
+  #hostCall(name: string, args: unknown[]): unknown {
+    switch (name) {
+      case "\u0000clock":
+        return threadCpuMs();
+      case "\u0000trip":
+        this.#trip(args[0] as string, args[1] as string | undefined);
+        return true;
+      case "\u0000write":
+        return this.#write(String(args[0]));
+    }
+    const spec = this.#capabilities.get(name);
+    if (!spec) throw new LuaError(`no capability '${name}'`);
+    if (this.#capabilityDepth >= MAX_CAPABILITY_DEPTH) {
+      throw new LuaError(`capability calls nested deeper than ${MAX_CAPABILITY_DEPTH}`);
+    }
+    this.#capabilityDepth++;
+    try {
+      const result = (spec.fn as (...a: unknown[]) => unknown)(...args);
+      if (
+        result !== null && typeof result === "object" &&
+        typeof (result as { then?: unknown }).then === "function"
+      ) {
+        throw new LuaError(`capability '${name}' returned a promise: capabilities must be synchronous`);
+      }
+      this.#calls.push({ name, ok: true });
+      return result;
+    } catch (error) {
+      const message = scrubMessage(messageOf(error));
+      this.#calls.push({ name, ok: false, error: message });
+      throw new LuaError(`${name}: ${message}`, { cause: error });
+    } finally {
+      this.#capabilityDepth--;
+    }
+  }
+
+  #trip(reason: string, detail: string | undefined): void {
+    if (this.#tripped !== undefined) return;
+    if (reason === "permission") {
+      const spec = detail === undefined ? undefined : this.#capabilities.get(detail);
+      this.#tripped = "permission";
+      this.#denied = { capability: detail ?? "?", permission: spec?.permission };
+      this.#calls.push({ name: detail ?? "?", ok: false, error: "permission denied" });
+      return;
+    }
+    if (reason === "instructions" || reason === "cpu" || reason === "output") this.#tripped = reason;
+  }
+
+  #write(text: string): boolean {
+    const escaped = escapeControl(text);
+    const bytes = textEncoder.encode(escaped).length;
+    const room = this.limits.output - this.#outputBytes;
+    if (bytes <= room) {
+      this.#output.push(escaped);
+      this.#outputBytes += bytes;
+      return true;
+    }
+    if (room > 0) {
+      const part = new TextDecoder().decode(textEncoder.encode(escaped).subarray(0, room)).replace(
+        /\uFFFD$/,
+        "",
+      );
+      this.#output.push(part);
+      this.#outputBytes += textEncoder.encode(part).length;
+    }
+    this.#tripped ??= "output";
+    return false;
+  }
+
+  // ---------------------------------------------------------------- runs
+
+  /** What `print` wrote during the last run. */
+  get output(): string {
+    return this.#output.join("");
+  }
+
+  /** What the last run used. */
+  get usage(): Usage {
+    return { ...this.#usage };
+  }
+
+  /** The capability calls of the last run, in order. */
+  get calls(): readonly CapabilityCall[] {
+    return this.#calls;
+  }
+
+  /** Throws unless the state can take another run. */
+  checkUsable(): void {
+    this.core.check();
+    if (this.#broken) throw new LuaStateError(`this sandbox must be replaced: ${this.#broken}`);
+  }
+
+  /**
+   * Compiles `code` into a function with a fresh environment and pins it in the registry; returns
+   * the reference (release it with `core.unref`). Throws {@linkcode LuaSyntaxError}.
+   */
+  prepare(code: string, name: string): number {
+    if (typeof code !== "string") throw new TypeError("Lua code must be a string");
+    if (code.charCodeAt(0) === 0x1b) {
+      throw new LuaSyntaxError(`${name}: attempt to load a binary chunk (only text is allowed)`);
+    }
+    const core = this.core;
+    const L = core.currentL;
+    const s = core.api.sym;
+    const top = s.lua_gettop(L);
+    core.ensureStack(L, 4);
+    try {
+      this.pushKernel(L, "prepare");
+      core.pushString(L, code);
+      core.pushString(L, `=${name}`);
+      return core.call(L, 2, (core, L, first, count) => {
+        if (count < 1 || s.lua_type(L, first) !== LuaType.FUNCTION) {
+          const message = count >= 2 && s.lua_type(L, first + 1) === LuaType.STRING
+            ? core.readText(L, first + 1)
+            : "cannot compile";
+          throw new LuaSyntaxError(scrubMessage(message));
+        }
+        s.lua_pushvalue(L, first);
+        return core.ref(L);
+      }) as number;
+    } finally {
+      s.lua_settop(L, top);
+    }
+  }
+
+  /**
+   * Runs the kernel entry `entry` ("run" or "decide") with the arguments `pushArgs` pushes after
+   * the budget, and returns the results as plain data (several: an array). Throws the typed error
+   * of the run: the host's own flags decide the class.
+   */
+  invoke(
+    L: LuaState,
+    entry: "run" | "decide",
+    pushTarget: (L: LuaState) => number,
+    pushArgs: (L: LuaState) => number,
+  ): unknown[] {
+    this.checkUsable();
+    const core = this.core;
+    const s = core.api.sym;
+    const nested = this.#depth > 0;
+    if (nested && this.#depth >= MAX_NESTED_RUNS) {
+      throw new LuaError(`sandbox runs nested deeper than ${MAX_NESTED_RUNS}`);
+    }
+    if (!nested) this.#beginRun();
+    this.#depth++;
+    const top = s.lua_gettop(L);
+    let outcome: { ok: boolean; values: unknown[]; error?: unknown; raw?: unknown } | undefined;
+    try {
+      core.ensureStack(L, 8);
+      if (nested) {
+        this.pushKernel(L, "run_nested");
+        const n = pushTarget(L) + pushArgs(L);
+        outcome = core.call(
+          L,
+          n,
+          (_core, L, first, count) => this.#collect(L, first, count, 0),
+        ) as typeof outcome;
+      } else {
+        this.pushKernel(L, entry);
+        let n = pushTarget(L);
+        core.pushValue(L, this.limits.instructions);
+        core.pushValue(L, this.#startCpu + this.limits.cpuMs);
+        n += 2 + pushArgs(L);
+        outcome = core.call(
+          L,
+          n,
+          (_core, L, first, count) => this.#collect(L, first, count, 1),
+        ) as typeof outcome;
+      }
+    } catch (error) {
+      outcome = { ok: false, values: [], raw: error };
+    } finally {
+      s.lua_settop(L, top);
+      this.#depth--;
+      if (!nested) this.#endRun();
+    }
+    return this.#conclude(outcome!, nested);
+  }
+
+  #beginRun(): void {
+    this.#tripped = undefined;
+    this.#denied = undefined;
+    this.#output = [];
+    this.#outputBytes = 0;
+    this.#calls = [];
+    this.#lastHostError = undefined;
+    this.core.alloc.resetPeak();
+    this.core.alloc.clearOverdraft();
+    this.#deniedBefore = this.core.alloc.denied();
+    this.#startCpu = threadCpuMs();
+  }
+
+  #endRun(): void {
+    const alloc = this.core.alloc;
+    this.#usage = {
+      instructions: this.#usage.instructions,
+      memory: Math.max(0, alloc.peak() - this.core.baseline),
+      cpuMs: threadCpuMs() - this.#startCpu,
+      output: this.#outputBytes,
+    };
+  }
+
+  #collect(L: LuaState, first: number, count: number, counted: number): unknown {
+    const s = this.core.api.sym;
+    const ok = s.lua_toboolean(L, first) !== 0;
+    if (counted) this.#usage.instructions = this.core.api.toNumber(L, first + 1);
+    const start = first + 1 + counted;
+    const n = count - 1 - counted;
+    if (!ok) {
+      const type = s.lua_type(L, start);
+      if (type === LuaType.STRING) return { ok, values: [], error: this.core.readText(L, start) };
+      let value: unknown;
+      try {
+        value = this.readData(L, start);
+      } catch {
+        value = undefined;
+      }
+      return { ok, values: [], error: `(error object is a ${this.core.typeName(type)} value)`, raw: value };
+    }
+    if (this.#tripped !== undefined) return { ok: false, values: [] };
+    const values = new Array(n);
+    for (let i = 0; i < n; i++) values[i] = this.readData(L, start + i);
+    return { ok, values };
+  }
+
+  #conclude(
+    outcome: { ok: boolean; values: unknown[]; error?: unknown; raw?: unknown },
+    nested: boolean,
+  ): unknown[] {
+    const alloc = this.core.alloc;
+    if (this.#tripped === "permission") {
+      throw new PermissionDeniedError(this.#denied?.capability ?? "?", this.#denied?.permission);
+    }
+    if (this.#tripped !== undefined) throw this.#limitError(this.#tripped);
+    if (outcome.ok) return outcome.values;
+    const memoryHit = alloc.overdraft() || alloc.denied() > this.#deniedBefore;
+    if (memoryHit) {
+      if (!nested) {
+        alloc.clearOverdraft();
+        this.core.collectGarbage();
+      }
+      throw new LuaMemoryError(`memory limit exceeded (${this.limits.memory} bytes)`);
+    }
+    if (outcome.raw instanceof LuaError || outcome.raw instanceof Error) {
+      const raw = outcome.raw;
+      if (raw instanceof LuaStateError) {
+        this.#broken = raw.message;
+        throw raw;
+      }
+      if (raw instanceof LuaError) throw raw;
+      throw new LuaError(scrubMessage(raw.message));
+    }
+    const message = scrubMessage(String(outcome.error ?? "error"));
+    const cause = this.#lastHostError;
+    throw new LuaError(message, {
+      ...(cause !== undefined && message.includes(scrubMessage(messageOf(cause))) ? { cause } : {}),
+      ...(outcome.raw !== undefined ? { value: outcome.raw } : {}),
+    });
+  }
+
+  #limitError(limit: LuaLimit): LuaLimitError {
+    switch (limit) {
+      case "instructions":
+        return new LuaLimitError(
+          limit,
+          `instruction limit exceeded (${this.limits.instructions} instructions)`,
+        );
+      case "cpu":
+        return new LuaLimitError(limit, `cpu time limit exceeded (${this.limits.cpuMs} ms)`);
+      case "output":
+        return new LuaLimitError(limit, `output limit exceeded (${this.limits.output} bytes)`);
+      default:
+        return new LuaMemoryError(`memory limit exceeded (${this.limits.memory} bytes)`);
+    }
+  }
+
+  /** Closes the state (idempotent). */
+  close(): void {
+    this.core.close();
+  }
+}

@@ -1,0 +1,414 @@
+/**
+ * The sandbox kernel: trusted Lua run once in every sandbox state, with the full standard library,
+ * before any untrusted code. It keeps what it needs in locals, builds the vetted environment and
+ * the limit machinery, locks the string metatable, empties the real globals, and returns its API to
+ * the host. Nothing it holds is reachable from sandboxed code.
+ *
+ * Limits: one budget per run. A count hook (a Lua function, so it may raise) is installed on the
+ * main thread and on every coroutine the sandbox creates; C functions whose work depends on their
+ * arguments are charged against the same budget before they run (pattern functions run through a
+ * stepped matcher when they could be expensive). Once a limit trips it stays tripped for the run:
+ * the hook raises at every firing and every catch point re-raises. The host learns of each trip
+ * through `host.trip`, and decides from its own flags, never from a message.
+ *
+ * @module
+ */
+
+/** The kernel chunk; called with `(host, config, patterns)`. Works on Lua 5.3 and 5.4. */
+export const KERNEL_LUA = `
+local host, config, patterns_factory = ...
+
+local _G = _G
+local type, next, pairs, ipairs, select, tostring, tonumber = type, next, pairs, ipairs, select, tostring, tonumber
+local error, assert, pcall, xpcall = error, assert, pcall, xpcall
+local rawget, rawset, rawequal, rawlen = rawget, rawset, rawequal, rawlen
+local setmetatable, getmetatable, load, collectgarbage = setmetatable, getmetatable, load, collectgarbage
+local string, table, math, os, coroutine, utf8, debug = string, table, math, os, coroutine, utf8, debug
+local d_sethook, d_getmetatable, d_setmetatable = debug.sethook, debug.getmetatable, debug.setmetatable
+local d_setupvalue, d_getupvalue = debug.setupvalue, debug.getupvalue
+local s_rep, s_format, s_find, s_len, s_byte, s_sub = string.rep, string.format, string.find, string.len, string.byte, string.sub
+local s_pack, s_unpack, s_packsize = string.pack, string.unpack, string.packsize
+local t_concat, t_insert, t_remove, t_sort, t_move = table.concat, table.insert, table.remove, table.sort, table.move
+local t_unpack, t_pack = table.unpack, table.pack
+local co_create, co_resume, co_wrap, co_close = coroutine.create, coroutine.resume, coroutine.wrap, coroutine.close
+local floor, huge = math.floor, math.huge
+local host_clock, host_trip, host_write = host.clock, host.trip, host.write
+
+local STEP = config.step
+local MEMERR = "not enough memory"
+local MESSAGES = {
+  instructions = "instruction limit exceeded",
+  cpu = "cpu time limit exceeded",
+  output = "output limit exceeded",
+  memory = MEMERR,
+}
+
+-- run state
+local active, tripped, count, budget, deadline, fires = false, nil, 0, huge, huge, 0
+local current_env
+
+local function raise_tripped()
+  error(MESSAGES[tripped] or tripped, 0)
+end
+
+local function trip(reason, detail)
+  if not tripped then
+    tripped = reason
+    if reason == "permission" then tripped = "permission denied: " .. tostring(detail) end
+    host_trip(reason, detail)
+  end
+  raise_tripped()
+end
+
+local function hook()
+  if not active then return end
+  if tripped then raise_tripped() end
+  count = count + STEP
+  if count > budget then return trip("instructions") end
+  fires = fires + 1
+  if fires >= 8 or collectgarbage("count") > 512 then
+    fires = 0
+    if host_clock() > deadline then return trip("cpu") end
+  end
+end
+
+local function charge(units)
+  if active then
+    count = count + units
+    if count > budget then trip("instructions") end
+  end
+end
+
+-- catch points: once a limit tripped, nothing may swallow it
+local function caught(ok, ...)
+  if not ok and active then
+    if tripped then raise_tripped() end
+    if (...) == MEMERR then
+      tripped = "memory"
+      raise_tripped()
+    end
+  end
+  return ok, ...
+end
+
+local function sb_pcall(f, ...) return caught(pcall(f, ...)) end
+local function sb_xpcall(f, handler, ...) return caught(xpcall(f, handler, ...)) end
+
+local function new_thread(f)
+  local co = co_create(f)
+  d_sethook(co, hook, "", STEP)
+  return co
+end
+
+local function unwrap(ok, ...)
+  if ok then return ... end
+  error((...), 0)
+end
+
+local C = {
+  create = new_thread,
+  resume = function(co, ...) return caught(co_resume(co, ...)) end,
+  wrap = function(f)
+    local co = new_thread(f)
+    return function(...)
+      return unwrap(caught(co_resume(co, ...)))
+    end
+  end,
+  yield = coroutine.yield,
+  status = coroutine.status,
+  running = coroutine.running,
+  isyieldable = coroutine.isyieldable,
+}
+if co_close then C.close = function(co) return caught(co_close(co)) end end
+
+-- tostring and %p without addresses; the type name comes from type(), so __name cannot spoof it
+local ids = setmetatable({}, { __mode = "k" })
+local last_id = 0
+local function ident(v)
+  local id = ids[v]
+  if not id then
+    last_id = last_id + 1
+    id = last_id
+    ids[v] = id
+  end
+  return id
+end
+
+local function sb_tostring(v)
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "number" or t == "boolean" or t == "nil" then return tostring(v) end
+  local mt = d_getmetatable(v)
+  if mt ~= nil then
+    local to = rawget(mt, "__tostring")
+    if to ~= nil then
+      local s = to(v)
+      if type(s) ~= "string" then error("'__tostring' must return a string", 2) end
+      return s
+    end
+  end
+  if t == "table" or t == "function" or t == "thread" or t == "userdata" then
+    return t .. ": " .. ident(v)
+  end
+  return t
+end
+
+-- read-only views of shared tables; sb_rawset refuses them
+local frozen = setmetatable({}, { __mode = "k" })
+local function deny() error("attempt to modify a read-only table", 2) end
+local function freeze(t)
+  local proxy
+  proxy = setmetatable({}, {
+    __index = t,
+    __newindex = deny,
+    __len = function() return #t end,
+    __pairs = function()
+      return function(_, k) return next(t, k) end, proxy, nil
+    end,
+    __metatable = false,
+  })
+  frozen[proxy] = true
+  return proxy
+end
+local function freeze_deep(t)
+  for k, v in next, t do
+    if type(v) == "table" then t[k] = freeze_deep(v) end
+  end
+  return freeze(t)
+end
+
+local function sb_rawset(t, k, v)
+  if frozen[t] then error("attempt to modify a read-only table", 2) end
+  return rawset(t, k, v)
+end
+
+local function sb_setmetatable(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("metatables with __gc are not allowed in the sandbox", 2)
+  end
+  return setmetatable(t, mt)
+end
+
+local function sb_load(chunk, name, mode, ...)
+  if type(chunk) ~= "string" then error("load: only string chunks are allowed in the sandbox", 2) end
+  if s_byte(chunk, 1) == 27 then return nil, "attempt to load a binary chunk (only text is allowed)" end
+  charge(#chunk)
+  local env = current_env
+  if select("#", ...) > 0 then env = ... end
+  return load(chunk, name, "t", env)
+end
+
+local function sb_collectgarbage(option)
+  if option == "count" then return collectgarbage("count") end
+  error("collectgarbage: only 'count' is allowed in the sandbox", 2)
+end
+
+local function sb_print(...)
+  local args = t_pack(...)
+  charge(args.n)
+  for i = 1, args.n do args[i] = sb_tostring(args[i]) end
+  if not host_write(t_concat(args, "\\t", 1, args.n) .. "\\n") then trip("output") end
+end
+
+-- string: the one table behind both \`string\` and the string metatable
+local S = {}
+for k, v in next, string do S[k] = v end
+S.dump = nil
+
+local function count_of(n)
+  n = tonumber(n)
+  if n and n == n and n > 0 then return n end
+  return 0
+end
+
+S.rep = function(s, n, sep)
+  charge(count_of(n))
+  return s_rep(s, n, sep)
+end
+
+S.format = function(fmt, ...)
+  if type(fmt) ~= "string" or not s_find(fmt, "%", 1, true) then return s_format(fmt, ...) end
+  charge(#fmt)
+  local args = t_pack(...)
+  local pieces, pos, argi, changed = {}, 1, 0, false
+  while true do
+    local at = s_find(fmt, "%", pos, true)
+    if not at then break end
+    local _, stop, conv = s_find(fmt, "^[-+ #0]*%d*%.?%d*(.)", at + 1)
+    if not stop then break end
+    local replaced = false
+    if conv ~= "%" then
+      argi = argi + 1
+      if argi <= args.n then
+        if conv == "s" then
+          args[argi] = sb_tostring(args[argi])
+        elseif conv == "p" then
+          local v = args[argi]
+          local t = type(v)
+          pieces[#pieces + 1] = s_sub(fmt, pos, at - 1)
+          pieces[#pieces + 1] = "%s"
+          replaced, changed = true, true
+          if t == "table" or t == "function" or t == "thread" or t == "userdata" or t == "string" then
+            args[argi] = s_format("0x%08x", ident(v))
+          else
+            args[argi] = "(null)"
+          end
+        end
+      end
+    end
+    if not replaced then pieces[#pieces + 1] = s_sub(fmt, pos, stop) end
+    pos = stop + 1
+  end
+  if changed then
+    pieces[#pieces + 1] = s_sub(fmt, pos)
+    fmt = t_concat(pieces)
+  end
+  return s_format(fmt, t_unpack(args, 1, args.n))
+end
+
+if s_pack then
+  S.pack = function(fmt, ...)
+    charge(type(fmt) == "string" and #fmt or 0)
+    return s_pack(fmt, ...)
+  end
+  S.unpack = function(fmt, ...)
+    charge(type(fmt) == "string" and #fmt or 0)
+    return s_unpack(fmt, ...)
+  end
+end
+
+local p = patterns_factory and patterns_factory({
+    charge = charge,
+    c = { find = string.find, match = string.match, gmatch = string.gmatch, gsub = string.gsub },
+  })
+if p then S.find, S.match, S.gmatch, S.gsub = p.find, p.match, p.gmatch, p.gsub end
+
+d_setmetatable("", { __index = S, __metatable = false })
+
+-- table: every loop bounded by its arguments is charged first
+local function len_of(t, n)
+  if n ~= nil then return tonumber(n) or 0 end
+  if type(t) ~= "table" then return 0 end
+  return #t
+end
+
+local T = {}
+for k, v in next, table do T[k] = v end
+T.concat = function(t, sep, i, j)
+  if type(t) == "table" then
+    local first, last = tonumber(i) or 1, len_of(t, j)
+    if last >= first then charge(last - first + 1) end
+  end
+  return t_concat(t, sep, i, j)
+end
+T.insert = function(t, ...)
+  if select("#", ...) >= 2 then charge(len_of(t)) end
+  return t_insert(t, ...)
+end
+T.remove = function(t, ...)
+  charge(len_of(t))
+  return t_remove(t, ...)
+end
+T.move = function(a1, f, e, t, a2)
+  f, e = tonumber(f), tonumber(e)
+  if f and e and e >= f then charge(e - f + 1) end
+  return t_move(a1, f, e, t, a2)
+end
+T.sort = function(t, comp)
+  local n = len_of(t)
+  if n > 1 then charge(n * (floor(math.log(n, 2)) + 1)) end
+  return t_sort(t, comp)
+end
+T.unpack = function(t, i, j)
+  local first, last = tonumber(i) or 1, len_of(t, j)
+  if last >= first then charge(last - first + 1) end
+  return t_unpack(t, i, j)
+end
+
+local M = {}
+for k, v in next, math do M[k] = v end
+M.randomseed = nil
+
+local U
+if utf8 then
+  U = {}
+  for k, v in next, utf8 do U[k] = v end
+  local u_char = utf8.char
+  U.char = function(...)
+    charge(select("#", ...))
+    return u_char(...)
+  end
+end
+
+local O = { time = os.time, date = os.date, difftime = os.difftime }
+
+local base = {
+  assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
+  pcall = sb_pcall, xpcall = sb_xpcall, print = sb_print, select = select,
+  rawequal = rawequal, rawget = rawget, rawlen = rawlen, rawset = sb_rawset,
+  setmetatable = sb_setmetatable, getmetatable = getmetatable,
+  tonumber = tonumber, tostring = sb_tostring, type = type, load = sb_load,
+  collectgarbage = sb_collectgarbage, _VERSION = _VERSION,
+  string = freeze(S), table = freeze(T), math = freeze(M), os = freeze(O), coroutine = freeze(C),
+}
+if U then base.utf8 = freeze(U) end
+
+local env_mt = { __index = base, __metatable = false }
+local function new_env()
+  local env = setmetatable({}, env_mt)
+  env._G = env
+  return env
+end
+
+local function prepare(code, name)
+  if s_byte(code, 1) == 27 then return nil, "attempt to load a binary chunk (only text is allowed)" end
+  current_env = new_env()
+  return load(code, name, "t", current_env)
+end
+
+local function finish_run(ok, ...)
+  active = false
+  return ok, count, ...
+end
+
+local function begin(budget_, deadline_)
+  count, budget, deadline, tripped, fires = 0, budget_, deadline_, nil, 0
+  d_sethook(hook, "", STEP)
+  active = true
+end
+
+-- runs fn(...) under the budget; returns ok, instructions, results or error
+local function run(fn, budget_, deadline_, ...)
+  begin(budget_, deadline_)
+  return finish_run(pcall(fn, ...))
+end
+
+-- a nested entry (a capability calling back into the sandbox) shares the running budget
+local function run_nested(fn, ...)
+  return caught(pcall(fn, ...))
+end
+
+-- the policy engine's per-decision entry: fresh globals for the chunk, then the decision
+local function decide(chunk, fn, budget_, deadline_, ...)
+  current_env = new_env()
+  d_setupvalue(chunk, 1, current_env)
+  begin(budget_, deadline_)
+  return finish_run(pcall(fn, ...))
+end
+
+-- the real globals are emptied: nothing below this line needs them
+for k in next, _G do _G[k] = nil end
+
+return {
+  prepare = prepare,
+  run = run,
+  run_nested = run_nested,
+  decide = decide,
+  define = function(name, value) base[name] = value end,
+  deny = function(name, detail) base[name] = function() trip("permission", detail) end end,
+  freeze_deep = freeze_deep,
+  tostring = function(v) return sb_tostring(v) end,
+  env_of = function(chunk) return (d_getupvalue(chunk, 1)) end,
+  tripped = function() return tripped end,
+}
+`;
