@@ -44,3 +44,8 @@ export {
   publicOnly,
   readOnly,
 } from "./attribute_filters/filters.ts";
+export { NotAPolicyError, Policy, PolicyEngine } from "./policy/engine.ts";
+export type { PolicyEngineOptions, PolicyOptions } from "./policy/engine.ts";
+export type { Decision, DecisionUsage } from "./policy/decision.ts";
+export { DecisionLog, FileLogSink } from "./policy/decision_log.ts";
+export type { DecisionLogEntry, DecisionLogOptions, DecisionLogSink } from "./policy/decision_log.ts";

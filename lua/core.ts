@@ -390,6 +390,14 @@ export class LuaCore {
   }
 
   /**
+   * Pushes the raw C function behind host functions: called as `f(name, ...)`, it returns
+   * `true, results...` or `false, err` and never raises. Uses 2 slots.
+   */
+  pushHostCFunction(L: LuaState): void {
+    this.#pushCFunction(L, processCallbacks().host.pointer);
+  }
+
+  /**
    * Pushes a Lua function that calls {@linkcode LuaCore.hostCall} with `name` and its arguments.
    * Uses 3 slots.
    */

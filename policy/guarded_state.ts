@@ -77,6 +77,8 @@ export interface GuardedOptions {
 }
 
 const MAX_NESTED_RUNS = 4;
+/** What a denied capability call returns to the kernel; never visible to sandboxed code. */
+const DENIED = "\u0000luagate:permission-denied";
 const MAX_CAPABILITY_DEPTH = 8;
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 const ADDRESS = /0x[0-9a-fA-F]{5,}/g;
@@ -103,6 +105,14 @@ function messageOf(error: unknown): string {
   }
 }
 
+/** Per-run options of {@linkcode GuardedState.invoke}. */
+export interface RunOptions {
+  /** The permissions granted for this run (default: the state's). */
+  grants?: ReadonlySet<string>;
+  /** Reads the results instead of the plain-data copy (only for a successful top-level run). */
+  collect?: (L: LuaState, first: number, count: number) => unknown[];
+}
+
 /** The guarded state; see the module documentation. */
 export class GuardedState {
   readonly core: LuaCore;
@@ -111,6 +121,9 @@ export class GuardedState {
   readonly #hostObjects = new WeakSet<object>();
   readonly #capabilities = new Map<string, CapabilitySpec>();
   readonly #kernel: Record<string, number> = {};
+  readonly #defaultGrants: ReadonlySet<string>;
+  #grants: ReadonlySet<string>;
+  #modules: ReadonlyMap<string, string> = new Map();
   #depth = 0;
   #capabilityDepth = 0;
   #tripped: LuaLimit | "permission" | undefined;
@@ -122,10 +135,13 @@ export class GuardedState {
   #calls: CapabilityCall[] = [];
   #lastHostError: unknown;
   #usage: Usage = { instructions: 0, memory: 0, cpuMs: 0, output: 0 };
+  #collector: ((L: LuaState, first: number, count: number) => unknown[]) | undefined;
   #broken: string | undefined;
 
   constructor(options: GuardedOptions = {}) {
     this.limits = resolveLimits(options.limits);
+    this.#defaultGrants = new Set(options.permissions ?? []);
+    this.#grants = this.#defaultGrants;
     this.resultLimits = { ...DEFAULT_PLAIN_LIMITS, ...options.result };
     if (options.attributeFilter && options.attributeHandlers) {
       throw new TypeError("attributeFilter and attributeHandlers cannot be combined");
@@ -159,6 +175,7 @@ export class GuardedState {
       };
       core.hostCall = (name, args) => this.#hostCall(name, args);
       core.errorForLua = (error) => {
+        if (error instanceof PermissionDeniedError) return DENIED;
         this.#lastHostError = error;
         return scrubMessage(messageOf(error));
       };
@@ -179,15 +196,18 @@ export class GuardedState {
     const s = core.api.sym;
     core.ensureStack(L, 8);
     core.loadTrusted(L, KERNEL_LUA, "=luagate.kernel");
-    s.lua_createtable(L, 0, 3);
-    for (const name of ["clock", "trip", "write"]) {
+    s.lua_createtable(L, 0, 4);
+    for (const name of ["clock", "trip", "write", "module"]) {
       core.pushString(L, name);
       core.pushHostFunction(L, `\u0000${name}`);
       s.lua_rawset(L, -3);
     }
-    s.lua_createtable(L, 0, 1);
+    s.lua_createtable(L, 0, 2);
     core.pushString(L, "step");
     core.pushValue(L, this.limits.step);
+    s.lua_rawset(L, -3);
+    core.pushString(L, "denied");
+    core.pushString(L, DENIED);
     s.lua_rawset(L, -3);
     core.loadTrusted(L, PATTERNS_LUA, "=luagate.patterns");
     const kernel = core.call(L, 3, (_core, L, first) => {
@@ -198,10 +218,10 @@ export class GuardedState {
           "run_nested",
           "decide",
           "define",
-          "deny",
+          "define_capability",
           "freeze_deep",
           "tostring",
-          "env_of",
+          "env_meta",
         ]
       ) {
         core.pushString(L, name);
@@ -218,8 +238,6 @@ export class GuardedState {
 
   #installGlobals(options: GuardedOptions): void {
     const core = this.core;
-    const L = core.L;
-    const granted = new Set(options.permissions ?? []);
     for (const [name, value] of Object.entries(options.globals ?? {})) {
       deepFreeze(value, this.#hostObjects);
       this.#define(name, (L) => core.pushValue(L, value));
@@ -227,19 +245,21 @@ export class GuardedState {
     for (const [name, capability] of Object.entries(options.capabilities ?? {})) {
       const spec: CapabilitySpec = typeof capability === "function" ? { fn: capability } : capability;
       if (typeof spec?.fn !== "function") throw new TypeError(`capability '${name}' is not a function`);
-      if (spec.permission !== undefined && !granted.has(spec.permission)) {
-        this.#callKernel("deny", (L) => {
-          core.pushString(L, name);
-          core.pushString(L, name);
-          return 2;
-        });
-        this.#capabilities.set(name, spec);
-        continue;
+      if (spec.permission !== undefined && typeof spec.permission !== "string") {
+        throw new TypeError(`capability '${name}': permission must be a string`);
       }
       this.#capabilities.set(name, spec);
-      this.#define(name, (L) => core.pushHostFunction(L, name));
+      this.#callKernel("define_capability", (L) => {
+        core.pushString(L, name);
+        core.pushHostCFunction(L);
+        return 2;
+      });
     }
-    void L;
+  }
+
+  /** Defines modules `require` can load (name to Lua source); replaces earlier ones of the same name. */
+  setModules(modules: ReadonlyMap<string, string>): void {
+    this.#modules = modules;
   }
 
   #define(name: string, push: (L: LuaState) => void): void {
@@ -300,9 +320,17 @@ export class GuardedState {
         return true;
       case "\u0000write":
         return this.#write(String(args[0]));
+      case "\u0000module":
+        return this.#modules.get(String(args[0]));
     }
     const spec = this.#capabilities.get(name);
     if (!spec) throw new LuaError(`no capability '${name}'`);
+    if (spec.permission !== undefined && !this.#grants.has(spec.permission)) {
+      this.#tripped ??= "permission";
+      this.#denied ??= { capability: name, permission: spec.permission };
+      this.#calls.push({ name, ok: false, error: "permission denied" });
+      throw new PermissionDeniedError(name, spec.permission);
+    }
     if (this.#capabilityDepth >= MAX_CAPABILITY_DEPTH) {
       throw new LuaError(`capability calls nested deeper than ${MAX_CAPABILITY_DEPTH}`);
     }
@@ -328,13 +356,7 @@ export class GuardedState {
 
   #trip(reason: string, detail: string | undefined): void {
     if (this.#tripped !== undefined) return;
-    if (reason === "permission") {
-      const spec = detail === undefined ? undefined : this.#capabilities.get(detail);
-      this.#tripped = "permission";
-      this.#denied = { capability: detail ?? "?", permission: spec?.permission };
-      this.#calls.push({ name: detail ?? "?", ok: false, error: "permission denied" });
-      return;
-    }
+    if (reason === "permission") return;
     if (reason === "instructions" || reason === "cpu" || reason === "output") this.#tripped = reason;
   }
 
@@ -425,6 +447,7 @@ export class GuardedState {
     entry: "run" | "decide",
     pushTarget: (L: LuaState) => number,
     pushArgs: (L: LuaState) => number,
+    options: RunOptions = {},
   ): unknown[] {
     this.checkUsable();
     const core = this.core;
@@ -433,7 +456,11 @@ export class GuardedState {
     if (nested && this.#depth >= MAX_NESTED_RUNS) {
       throw new LuaError(`sandbox runs nested deeper than ${MAX_NESTED_RUNS}`);
     }
-    if (!nested) this.#beginRun();
+    if (!nested) {
+      this.#beginRun();
+      this.#grants = options.grants ?? this.#defaultGrants;
+      this.#collector = options.collect;
+    }
     this.#depth++;
     const top = s.lua_gettop(L);
     let outcome: { ok: boolean; values: unknown[]; error?: unknown; raw?: unknown } | undefined;
@@ -510,6 +537,7 @@ export class GuardedState {
       return { ok, values: [], error: `(error object is a ${this.core.typeName(type)} value)`, raw: value };
     }
     if (this.#tripped !== undefined) return { ok: false, values: [] };
+    if (this.#collector && this.#depth === 1) return { ok, values: this.#collector(L, start, n) };
     const values = new Array(n);
     for (let i = 0; i < n; i++) values[i] = this.readData(L, start + i);
     return { ok, values };

@@ -32,7 +32,8 @@ local t_concat, t_insert, t_remove, t_sort, t_move = table.concat, table.insert,
 local t_unpack, t_pack = table.unpack, table.pack
 local co_create, co_resume, co_wrap, co_close = coroutine.create, coroutine.resume, coroutine.wrap, coroutine.close
 local floor, huge = math.floor, math.huge
-local host_clock, host_trip, host_write = host.clock, host.trip, host.write
+local host_clock, host_trip, host_write, host_module = host.clock, host.trip, host.write, host.module
+local DENIED = config.denied
 
 local STEP = config.step
 local MEMERR = "not enough memory"
@@ -353,8 +354,41 @@ local base = {
 }
 if U then base.utf8 = freeze(U) end
 
+-- capabilities: a denial from the host trips the run like a limit, so no catch point can hide it
+local function capability_result(name, ok, ...)
+  if ok then return ... end
+  if (...) == DENIED then return trip("permission", name) end
+  error((...), 0)
+end
+local function capability(name, c_host)
+  return function(...) return capability_result(name, c_host(name, ...)) end
+end
+
+-- require resolves within the bundle the host holds; results are shared read-only
+local loaded, loading = {}, {}
+local new_env
+local function sb_require(name)
+  if type(name) ~= "string" then error("bad argument #1 to 'require' (string expected, got " .. type(name) .. ")", 2) end
+  local value = loaded[name]
+  if value ~= nil then return value end
+  if loading[name] then error("require cycle: module '" .. name .. "' is already being loaded", 2) end
+  local source = host_module(name)
+  if source == nil then error("module '" .. name .. "' not found in the bundle", 2) end
+  local fn, err = load(source, "=" .. name, "t", new_env())
+  if not fn then error(err, 0) end
+  loading[name] = true
+  local ok, result = caught(pcall(fn, name))
+  loading[name] = nil
+  if not ok then error(result, 0) end
+  if result == nil then result = true end
+  if type(result) == "table" then result = freeze_deep(result) end
+  loaded[name] = result
+  return result
+end
+base.require = sb_require
+
 local env_mt = { __index = base, __metatable = false }
-local function new_env()
+function new_env()
   local env = setmetatable({}, env_mt)
   env._G = env
   return env
@@ -388,10 +422,18 @@ local function run_nested(fn, ...)
   return caught(pcall(fn, ...))
 end
 
--- the policy engine's per-decision entry: fresh globals for the chunk, then the decision
-local function decide(chunk, fn, budget_, deadline_, ...)
-  current_env = new_env()
-  d_setupvalue(chunk, 1, current_env)
+-- the policy engine's per-decision entry: the chunk's globals become a fresh table reading
+-- through to the ones it defined when it loaded, so what a decision assigns is gone after it
+local function env_meta(chunk)
+  local _, env = d_getupvalue(chunk, 1)
+  return { __index = env, __metatable = false }
+end
+
+local function decide(chunk, fn, meta, budget_, deadline_, ...)
+  local env = setmetatable({}, meta)
+  env._G = env
+  current_env = env
+  d_setupvalue(chunk, 1, env)
   begin(budget_, deadline_)
   return finish_run(pcall(fn, ...))
 end
@@ -405,10 +447,10 @@ return {
   run_nested = run_nested,
   decide = decide,
   define = function(name, value) base[name] = value end,
-  deny = function(name, detail) base[name] = function() trip("permission", detail) end end,
+  define_capability = function(name, c_host) base[name] = capability(name, c_host) end,
   freeze_deep = freeze_deep,
   tostring = function(v) return sb_tostring(v) end,
-  env_of = function(chunk) return (d_getupvalue(chunk, 1)) end,
+  env_meta = env_meta,
   tripped = function() return tripped end,
 }
 `;

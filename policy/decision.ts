@@ -1,0 +1,124 @@
+/**
+ * Decisions: what a policy's return value means, and the record of one evaluation. Anything a
+ * policy returns that is not a clear decision denies.
+ *
+ * @module
+ */
+
+import { LuaError } from "../lua/errors.ts";
+import type { CapabilityCall, Usage } from "./guarded_state.ts";
+
+/** What one evaluation used: the run's counters plus wall time. */
+export interface DecisionUsage extends Usage {
+  /** Wall-clock milliseconds of the evaluation, conversion of the input included. */
+  timeMs: number;
+}
+
+/** The outcome of evaluating a policy against an input. */
+export interface Decision {
+  /** Whether the request is allowed. False on any error (fail-closed). */
+  allow: boolean;
+  /** The reasons the policy gave. */
+  reasons: string[];
+  /** Errors that made the decision fail closed, as `"ErrorName: message"`. */
+  errors: string[];
+  /** The policy's raw result, as plain data. */
+  value: unknown;
+  /** What the evaluation used. */
+  usage: DecisionUsage;
+  /** A unique id for logs and audits. */
+  id: string;
+  /** The policy's name. */
+  policy: string;
+  /** The capability calls the evaluation made, in order (the audit trail). */
+  calls: readonly CapabilityCall[];
+  /** The typed error behind `errors[0]`, if any (e.g. `PermissionDeniedError`, `LuaLimitError`). */
+  error?: Error;
+}
+
+/** The parts of a decision read from a policy's return values. */
+export interface Verdict {
+  allow: boolean;
+  reasons: string[];
+  errors: string[];
+  value: unknown;
+}
+
+function reasonList(value: unknown): string[] | undefined {
+  if (value === undefined || value === null) return [];
+  if (typeof value === "string") return [value];
+  if (Array.isArray(value)) {
+    return value.map((r) => (typeof r === "string" ? r : JSON.stringify(r) ?? String(r)));
+  }
+  return undefined;
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "a table" : `a ${typeof value}`;
+}
+
+/**
+ * Reads a policy's return values: `true`/`false`, `false, "reason"` (or a list of reasons), or a
+ * table `{ allow = bool, reasons = {...} }`. Anything else denies, with an error saying why.
+ *
+ * @example
+ * ```ts
+ * import { readVerdict } from "./decision.ts";
+ * console.log(readVerdict([false, "not the owner"]).reasons); // ["not the owner"]
+ * ```
+ */
+export function readVerdict(values: readonly unknown[]): Verdict {
+  const [first, second] = values;
+  if (typeof first === "boolean") {
+    const reasons = reasonList(second);
+    if (reasons === undefined) {
+      return {
+        allow: false,
+        reasons: [],
+        errors: [`LuaError: reasons must be a string or a list, got ${describe(second)}`],
+        value: first,
+      };
+    }
+    return { allow: first, reasons, errors: [], value: first };
+  }
+  if (first !== null && typeof first === "object" && !Array.isArray(first)) {
+    const table = first as Record<string, unknown>;
+    const reasons = reasonList(table.reasons ?? table.reason);
+    if (typeof table.allow !== "boolean") {
+      return {
+        allow: false,
+        reasons: reasons ?? [],
+        errors: [`LuaError: the decision table's 'allow' must be a boolean, got ${describe(table.allow)}`],
+        value: first,
+      };
+    }
+    if (reasons === undefined) {
+      return {
+        allow: false,
+        reasons: [],
+        errors: ["LuaError: 'reasons' must be a string or a list"],
+        value: first,
+      };
+    }
+    return { allow: table.allow, reasons, errors: [], value: first };
+  }
+  return {
+    allow: false,
+    reasons: [],
+    errors: [`LuaError: a policy must return a boolean or a decision table, got ${describe(first)}`],
+    value: first,
+  };
+}
+
+/** `"Name: message"` for an error, the form of `Decision.errors`. */
+export function errorLine(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return `Error: ${String(error)}`;
+}
+
+/** A LuaError for a verdict error line, so `Decision.error` is always typed. */
+export function verdictError(line: string): LuaError {
+  return new LuaError(line.replace(/^LuaError: /, ""));
+}

@@ -1,0 +1,167 @@
+/**
+ * The decision log: one JSON object per line for every decision, with the input either hashed or
+ * copied with chosen fields masked.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import type { Decision } from "./decision.ts";
+
+/** One line of the decision log. */
+export interface DecisionLogEntry {
+  /** The decision id. */
+  id: string;
+  /** The policy name. */
+  policy: string;
+  /** ISO 8601 time of the decision. */
+  time: string;
+  /** The result. */
+  allow: boolean;
+  /** The policy's reasons. */
+  reasons: string[];
+  /** Errors that made it fail closed. */
+  errors: string[];
+  /** What it used. */
+  usage: Decision["usage"];
+  /** SHA-256 of the input's canonical JSON (hash mode). */
+  input_sha256?: string;
+  /** The input with masked fields replaced by "***" (mask mode). */
+  input?: unknown;
+}
+
+/** Where log lines go. */
+export interface DecisionLogSink {
+  /** Receives one line (no trailing newline). */
+  write(line: string): void;
+  /** Writes out anything buffered. */
+  flush?(): void;
+  /** Flushes and releases the sink. */
+  close?(): void;
+}
+
+/** Options of the decision log. */
+export interface DecisionLogOptions {
+  /** A file path (appended to, as JSON Lines) or a sink. */
+  sink: string | DecisionLogSink;
+  /** `"hash"` (default): log a SHA-256 of the input; `"mask"`: log the input with `mask` fields hidden. */
+  input?: "hash" | "mask";
+  /** Dotted paths of input fields to mask (`"user.email"`), used in `"mask"` mode. */
+  mask?: readonly string[];
+}
+
+/** Canonical JSON: object keys sorted, so equal inputs hash alike. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => {
+    if (typeof v === "bigint") return v.toString();
+    if (v instanceof Map) return Object.fromEntries(v);
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+      const sorted: Record<string, unknown> = {};
+      for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+      return sorted;
+    }
+    return v;
+  }) ?? "null";
+}
+
+function masked(value: unknown, paths: readonly string[][]): unknown {
+  if (paths.length === 0) return JSON.parse(canonicalJson(value));
+  const copy = JSON.parse(canonicalJson(value));
+  for (const path of paths) {
+    let node = copy;
+    for (let i = 0; i < path.length - 1 && node !== null && typeof node === "object"; i++) {
+      node = node[path[i]];
+    }
+    const last = path[path.length - 1];
+    if (node !== null && typeof node === "object" && last in node) node[last] = "***";
+  }
+  return copy;
+}
+
+/** A sink appending JSON Lines to a file, buffered and flushed every 64 lines and on close. */
+export class FileLogSink implements DecisionLogSink {
+  #file: Deno.FsFile;
+  #buffer: string[] = [];
+  readonly #encoder = new TextEncoder();
+
+  /** @param path The file; created if missing, appended to otherwise. */
+  constructor(path: string) {
+    this.#file = Deno.openSync(path, { append: true, create: true });
+  }
+
+  /** Queues a line. */
+  write(line: string): void {
+    this.#buffer.push(line);
+    if (this.#buffer.length >= 64) this.flush();
+  }
+
+  /** Writes queued lines. */
+  flush(): void {
+    if (this.#buffer.length === 0) return;
+    const bytes = this.#encoder.encode(this.#buffer.join("\n") + "\n");
+    this.#buffer = [];
+    let written = 0;
+    while (written < bytes.length) written += this.#file.writeSync(bytes.subarray(written));
+  }
+
+  /** Flushes and closes the file. */
+  close(): void {
+    this.flush();
+    this.#file.close();
+  }
+}
+
+/**
+ * Writes decisions to a sink.
+ *
+ * @example
+ * ```ts
+ * import { DecisionLog } from "./decision_log.ts";
+ * const lines: string[] = [];
+ * const log = new DecisionLog({ sink: { write: (l) => lines.push(l) } });
+ * ```
+ */
+export class DecisionLog {
+  readonly #sink: DecisionLogSink;
+  readonly #mode: "hash" | "mask";
+  readonly #paths: string[][];
+
+  /** @param options See {@linkcode DecisionLogOptions}. */
+  constructor(options: DecisionLogOptions) {
+    this.#sink = typeof options.sink === "string" ? new FileLogSink(options.sink) : options.sink;
+    this.#mode = options.input ?? "hash";
+    if (this.#mode !== "hash" && this.#mode !== "mask") {
+      throw new TypeError(`unknown input mode ${this.#mode}`);
+    }
+    this.#paths = (options.mask ?? []).map((p) => p.split("."));
+  }
+
+  /** Records one decision. */
+  record(decision: Decision, input: unknown): void {
+    const entry: DecisionLogEntry = {
+      id: decision.id,
+      policy: decision.policy,
+      time: new Date().toISOString(),
+      allow: decision.allow,
+      reasons: decision.reasons,
+      errors: decision.errors,
+      usage: decision.usage,
+    };
+    if (this.#mode === "hash") {
+      entry.input_sha256 = createHash("sha256").update(canonicalJson(input)).digest("hex");
+    } else {
+      entry.input = masked(input, this.#paths);
+    }
+    this.#sink.write(JSON.stringify(entry));
+  }
+
+  /** Writes out buffered lines. */
+  flush(): void {
+    this.#sink.flush?.();
+  }
+
+  /** Flushes and closes the sink. */
+  close(): void {
+    this.#sink.close?.();
+  }
+}

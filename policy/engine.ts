@@ -1,0 +1,346 @@
+/**
+ * The policy engine: Lua policies compiled once, evaluated against inputs under every limit,
+ * fail-closed, with shared frozen data, permission-gated capabilities, bundles with `require`, and
+ * an optional decision log.
+ *
+ * @module
+ */
+
+import type { LuaState } from "../ffi/lua_api.ts";
+import { LuaType } from "../ffi/lua_api.ts";
+import { LuaError, LuaStateError } from "../lua/errors.ts";
+import { type Decision, errorLine, readVerdict, verdictError } from "./decision.ts";
+import { DecisionLog, type DecisionLogOptions } from "./decision_log.ts";
+import { type Capability, GuardedState } from "./guarded_state.ts";
+import { deepFreeze } from "./host_objects.ts";
+import type { Limits } from "./limits.ts";
+
+/** Options of a {@linkcode PolicyEngine}. */
+export interface PolicyEngineOptions {
+  /** Per-evaluation limits (defaults: see `DEFAULT_LIMITS`). */
+  limits?: Partial<Limits>;
+  /** The data document: deep-frozen once, converted once, shared read-only by every evaluation. */
+  data?: unknown;
+  /** Host functions policies may call: a function, or `{ fn, permission }`. */
+  capabilities?: Record<string, Capability>;
+  /** Permissions granted to every policy of the engine. */
+  permissions?: Iterable<string>;
+  /** Logs every decision as JSON Lines. */
+  decisionLog?: DecisionLogOptions;
+  /** Path or soname of the Lua library (5.3 or 5.4). */
+  library?: string;
+}
+
+/** Options of {@linkcode PolicyEngine.compile}. */
+export interface PolicyOptions {
+  /** The policy's name, used in errors, decisions and logs (default "policy"). */
+  name?: string;
+  /** Permissions granted to this policy in addition to the engine's. */
+  permissions?: Iterable<string>;
+}
+
+interface PolicyHandle {
+  chunk: number;
+  fn: number;
+  envMeta: number;
+  grants: ReadonlySet<string>;
+}
+
+const handles = new WeakMap<Policy, PolicyHandle>();
+
+/**
+ * A compiled policy. Evaluating never throws: any error or limit denies, with the cause in
+ * `errors`.
+ *
+ * @example
+ * ```ts
+ * import { PolicyEngine } from "./engine.ts";
+ * using engine = new PolicyEngine();
+ * const policy = engine.compile(`return function(input) return input.user.role == "admin" end`, { name: "admin.lua" });
+ * console.log(policy.evaluate({ user: { role: "admin" } }).allow); // true
+ * ```
+ */
+export class Policy {
+  /** The policy's name. */
+  readonly name: string;
+  readonly #engine: PolicyEngine;
+
+  /** Made by {@linkcode PolicyEngine.compile}; not constructed directly. */
+  constructor(engine: PolicyEngine, name: string, token: symbol) {
+    if (token !== POLICY_TOKEN) throw new TypeError("policies are made by PolicyEngine.compile");
+    this.#engine = engine;
+    this.name = name;
+  }
+
+  /** Decides `input` (plain data: objects, arrays, Maps, strings, numbers, booleans). */
+  evaluate(input: unknown): Decision {
+    return this.#engine.evaluate(this, input);
+  }
+}
+
+const POLICY_TOKEN = Symbol("policy");
+
+/** A chunk that ran fine but returned no decision function (in a bundle: a plain module). */
+export class NotAPolicyError extends LuaError {
+  /** @param message What the chunk returned instead. */
+  constructor(message: string) {
+    super(message);
+    this.name = "NotAPolicyError";
+  }
+}
+
+function randomPrefix(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Compiles and evaluates Lua policies. A policy is a chunk returning `function(input, data)` that
+ * returns a boolean, `false, "reason"`, or `{ allow = bool, reasons = {...} }`.
+ *
+ * @example
+ * ```ts
+ * import { PolicyEngine } from "./engine.ts";
+ * using engine = new PolicyEngine({ data: { admins: ["ann"] } });
+ * const policy = engine.compile(`
+ *   return function(input, data)
+ *     for _, name in ipairs(data.admins) do
+ *       if name == input.user then return true end
+ *     end
+ *     return false, "not an admin"
+ *   end`, { name: "admins.lua" });
+ * console.log(policy.evaluate({ user: "bob" })); // { allow: false, reasons: ["not an admin"], ... }
+ * ```
+ */
+export class PolicyEngine implements Disposable {
+  readonly #state: GuardedState;
+  readonly #grants: ReadonlySet<string>;
+  readonly #policies = new Map<string, Policy>();
+  readonly #modules = new Map<string, string>();
+  readonly #log: DecisionLog | undefined;
+  readonly #idPrefix = randomPrefix();
+  #dataRef = -1;
+  #counter = 0;
+
+  /** @param options See {@linkcode PolicyEngineOptions}. */
+  constructor(options: PolicyEngineOptions = {}) {
+    this.#grants = new Set(options.permissions ?? []);
+    this.#state = new GuardedState({
+      library: options.library,
+      limits: options.limits,
+      capabilities: options.capabilities,
+      permissions: this.#grants,
+    });
+    try {
+      this.#dataRef = this.#loadData(options.data);
+      this.#log = options.decisionLog ? new DecisionLog(options.decisionLog) : undefined;
+    } catch (error) {
+      this.#state.close();
+      throw error;
+    }
+  }
+
+  #loadData(data: unknown): number {
+    if (data === undefined) return -1;
+    const registry = new WeakSet<object>();
+    deepFreeze(data, registry);
+    const state = this.#state;
+    const core = state.core;
+    const L = core.L;
+    const s = core.api.sym;
+    const top = s.lua_gettop(L);
+    try {
+      core.ensureStack(L, 4);
+      state.pushKernel(L, "freeze_deep");
+      state.pushData(L, data);
+      if (s.lua_type(L, -1) !== LuaType.TABLE) {
+        const ref = core.ref(L);
+        return ref;
+      }
+      return core.call(L, 1, (core, L, first) => {
+        s.lua_pushvalue(L, first);
+        return core.ref(L);
+      }) as number;
+    } finally {
+      s.lua_settop(L, top);
+    }
+  }
+
+  /**
+   * Compiles a policy: runs its chunk once (under the limits) and keeps the decision function it
+   * returns. Throws `LuaSyntaxError` naming the policy and line, or `LuaError` if the chunk fails
+   * or does not return a function.
+   */
+  compile(source: string, options: PolicyOptions = {}): Policy {
+    const name = options.name ?? "policy";
+    if (typeof name !== "string" || name.length === 0) {
+      throw new TypeError("a policy name must be a non-empty string");
+    }
+    const grants = options.permissions ? new Set([...this.#grants, ...options.permissions]) : this.#grants;
+    const handle = this.#compileHandle(source, name, grants);
+    const policy = new Policy(this, name, POLICY_TOKEN);
+    handles.set(policy, handle);
+    this.#policies.set(name, policy);
+    return policy;
+  }
+
+  #compileHandle(source: string, name: string, grants: ReadonlySet<string>): PolicyHandle {
+    const state = this.#state;
+    const core = state.core;
+    const chunk = state.prepare(source, name);
+    let fn = -1;
+    let envMeta = -1;
+    try {
+      const s = core.api.sym;
+      state.invoke(core.currentL, "run", (L) => (core.pushRegistry(L, chunk), 1), () => 0, {
+        grants,
+        collect: (L, first, count) => {
+          if (count < 1 || s.lua_type(L, first) !== LuaType.FUNCTION) {
+            const got = count < 1 ? "nothing" : core.typeName(s.lua_type(L, first));
+            throw new NotAPolicyError(`${name}: a policy must return a decision function, got ${got}`);
+          }
+          s.lua_pushvalue(L, first);
+          fn = core.ref(L);
+          return [];
+        },
+      });
+      envMeta = this.#envMeta(chunk);
+      return { chunk, fn, envMeta, grants };
+    } catch (error) {
+      core.unref(chunk);
+      if (fn >= 0) core.unref(fn);
+      throw error;
+    }
+  }
+
+  #envMeta(chunk: number): number {
+    const state = this.#state;
+    const core = state.core;
+    const L = core.L;
+    const s = core.api.sym;
+    const top = s.lua_gettop(L);
+    try {
+      core.ensureStack(L, 4);
+      state.pushKernel(L, "env_meta");
+      core.pushRegistry(L, chunk);
+      return core.call(L, 1, (core, L, first) => {
+        s.lua_pushvalue(L, first);
+        return core.ref(L);
+      }) as number;
+    } finally {
+      s.lua_settop(L, top);
+    }
+  }
+
+  /**
+   * Loads every `*.lua` file under `dir` (not `*_test.lua`) as a module named by its path
+   * (`lib/util.lua` is `lib.util`), which `require` resolves within this bundle only; each module
+   * that returns a function is also compiled as a policy. Returns the policies by name.
+   */
+  load(dir: string): Map<string, Policy> {
+    const files = listLuaFiles(dir);
+    for (const [module, path] of files) this.#modules.set(module, Deno.readTextFileSync(path));
+    this.#state.setModules(this.#modules);
+    const loaded = new Map<string, Policy>();
+    for (const [module] of files) {
+      try {
+        loaded.set(module, this.compile(this.#modules.get(module)!, { name: module }));
+      } catch (error) {
+        if (!(error instanceof NotAPolicyError)) throw error;
+      }
+    }
+    return loaded;
+  }
+
+  /** The policy compiled or loaded under `name`. */
+  policy(name: string): Policy | undefined {
+    return this.#policies.get(name);
+  }
+
+  /** The names of every policy. */
+  get policies(): string[] {
+    return [...this.#policies.keys()];
+  }
+
+  /** Evaluates `policy` against `input`; see {@linkcode Policy.evaluate}. */
+  evaluate(policy: Policy, input: unknown): Decision {
+    const started = performance.now();
+    const id = `${this.#idPrefix}-${(++this.#counter).toString(36)}`;
+    const handle = handles.get(policy);
+    const state = this.#state;
+    let verdict;
+    let error: Error | undefined;
+    try {
+      if (!handle) throw new LuaStateError("this policy belongs to another engine");
+      const core = state.core;
+      const values = state.invoke(
+        core.currentL,
+        "decide",
+        (L: LuaState) => {
+          core.pushRegistry(L, handle.chunk);
+          core.pushRegistry(L, handle.fn);
+          core.pushRegistry(L, handle.envMeta);
+          return 3;
+        },
+        (L: LuaState) => {
+          state.pushData(L, input);
+          if (this.#dataRef >= 0) core.pushRegistry(L, this.#dataRef);
+          else core.api.sym.lua_pushnil(L);
+          return 2;
+        },
+        { grants: handle.grants },
+      );
+      verdict = readVerdict(values);
+      if (verdict.errors.length > 0) error = verdictError(verdict.errors[0]);
+    } catch (caught) {
+      error = caught instanceof Error ? caught : new LuaError(String(caught));
+      verdict = { allow: false, reasons: [], errors: [errorLine(caught)], value: undefined };
+    }
+    const decision: Decision = {
+      allow: verdict.allow,
+      reasons: verdict.reasons,
+      errors: verdict.errors,
+      value: verdict.value,
+      usage: { ...state.usage, timeMs: performance.now() - started },
+      id,
+      policy: policy.name,
+      calls: state.calls.slice(),
+    };
+    if (error) decision.error = error;
+    this.#log?.record(decision, input);
+    return decision;
+  }
+
+  /** Flushes the decision log. */
+  flush(): void {
+    this.#log?.flush();
+  }
+
+  /** Closes the engine and its decision log (idempotent). */
+  close(): void {
+    if (this.#state.core.closed) return;
+    this.#log?.close();
+    this.#state.close();
+  }
+
+  /** Same as {@linkcode PolicyEngine.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function listLuaFiles(dir: string): Map<string, string> {
+  const found = new Map<string, string>();
+  const walk = (path: string, prefix: string) => {
+    const entries = [...Deno.readDirSync(path)].sort((a, b) => a.name.localeCompare(b.name));
+    for (const entry of entries) {
+      const full = `${path}/${entry.name}`;
+      if (entry.isDirectory) walk(full, `${prefix}${entry.name}.`);
+      else if (entry.isFile && entry.name.endsWith(".lua") && !entry.name.endsWith("_test.lua")) {
+        found.set(`${prefix}${entry.name.slice(0, -4)}`, full);
+      }
+    }
+  };
+  walk(dir.replace(/\/+$/, ""), "");
+  return found;
+}
