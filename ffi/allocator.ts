@@ -12,7 +12,8 @@
  *   100 ns slower per allocation.
  *
  * The state lives in a 64-byte `ArrayBuffer` owned by the handle, so the host reads the counters with
- * plain typed-array loads (no FFI call, no BigInt).
+ * plain typed-array loads (no FFI call, no BigInt). A JS allocator can only serve a Lua state driven
+ * from the JS thread (no `nonblocking` FFI calls into such a state).
  *
  * @example Usage
  * ```ts
@@ -153,7 +154,7 @@ const ALLOW_OVERDRAFT = 4;
 const OVERDRAFT = 5;
 const DENIED = 6;
 const PEAK = 7;
-/** sizeof(luagate_alloc_state). More than 64 bytes would not matter: a bare ArrayBuffer is off-heap. */
+/** sizeof(luagate_alloc_state). */
 const STATE_BYTES = 64;
 const SIZE_MAX = 0xffff_ffff_ffff_ffffn;
 const TWO_32 = 2 ** 32;
@@ -304,7 +305,8 @@ class Allocator implements AllocatorHandle {
   constructor(useNative: boolean) {
     const libc = openLibc();
     // A bare ArrayBuffer always has an off-heap backing store, which V8 never moves, so its address
-    // can be handed to C for the life of the buffer (kept alive by this object).
+    // can be handed to C for the life of the buffer (kept alive by this object, itself kept alive by
+    // `live` until close()). Not `new BigUint64Array(8)`: V8 may store small typed arrays on its heap.
     this.#buffer = new ArrayBuffer(STATE_BYTES);
     this.#words = new Uint32Array(this.#buffer);
     this.#wide = new BigUint64Array(this.#buffer);

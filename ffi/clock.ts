@@ -1,33 +1,38 @@
 /**
- * CPU time of the calling thread, the clock behind the sandbox's `cpuMs` limit: unlike process
- * CPU time it is not inflated by other Workers, and unlike wall time it does not count time the
- * thread spent descheduled on a busy machine.
+ * Clocks for the sandbox. `threadCpuMs` is the CPU time of the calling thread, the clock behind the
+ * `cpuMs` limit: unlike process CPU time it is not inflated by other Workers, and unlike wall time
+ * it does not count time the thread spent descheduled. It can cost a system call, so the kernel
+ * reads it only every few thousand instructions. `monotonicMs` is cheap wall time for per-run
+ * accounting.
  *
  * @module
  */
 
 import { openLibc } from "./libc.ts";
 
+const CLOCK_MONOTONIC = Deno.build.os === "darwin" ? 6 : 1;
 const CLOCK_THREAD_CPUTIME_ID = Deno.build.os === "darwin" ? 16 : 3;
-const timespec = new BigInt64Array(2);
+const timespec = new Int32Array(4);
 const timespecBytes = new Uint8Array(timespec.buffer);
 
-let read: (() => number) | undefined;
+type Clock = () => number;
 
-function pick(): () => number {
+function libcClock(id: number): Clock | undefined {
   try {
     const libc = openLibc();
-    if (libc.clock_gettime(CLOCK_THREAD_CPUTIME_ID, timespecBytes) === 0) {
-      return () => {
-        libc.clock_gettime(CLOCK_THREAD_CPUTIME_ID, timespecBytes);
-        return Number(timespec[0]) * 1000 + Number(timespec[1]) / 1e6;
-      };
-    }
+    if (libc.clock_gettime(id, timespecBytes) !== 0) return undefined;
+    // tv_sec (low 32 bits suffice for these clocks) and tv_nsec, little-endian 64-bit fields
+    return () => {
+      libc.clock_gettime(id, timespecBytes);
+      return timespec[0] * 1000 + timespec[2] / 1e6;
+    };
   } catch {
-    // no C library binding on this OS: wall time is the conservative stand-in
+    return undefined;
   }
-  return () => performance.now();
 }
+
+let threadClock: Clock | undefined;
+let monotonicClock: Clock | undefined;
 
 /**
  * Milliseconds of CPU time used by the calling thread (wall time where the OS offers no thread
@@ -42,6 +47,22 @@ function pick(): () => number {
  * ```
  */
 export function threadCpuMs(): number {
-  read ??= pick();
-  return read();
+  threadClock ??= libcClock(CLOCK_THREAD_CPUTIME_ID) ?? (() => performance.now());
+  return threadClock();
+}
+
+/**
+ * Monotonic wall-clock milliseconds, cheaper than `performance.now()` where libc is reachable.
+ * Only differences are meaningful.
+ *
+ * @example
+ * ```ts
+ * import { monotonicMs } from "./clock.ts";
+ * const start = monotonicMs();
+ * console.log(monotonicMs() - start >= 0); // true
+ * ```
+ */
+export function monotonicMs(): number {
+  monotonicClock ??= libcClock(CLOCK_MONOTONIC) ?? (() => performance.now());
+  return monotonicClock();
 }

@@ -182,8 +182,11 @@ export function createLuaApi(library: LuaLibrary): LuaApi {
   const rawlen = s.lua_rawlen ?? s.lua_objlen;
   const rawLen: LuaApi["rawLen"] = (L, idx) => Number(required(rawlen, "lua_rawlen", v)(L, idx));
 
-  const rawgeti = s.lua_rawgeti;
-  const rawseti = s.lua_rawseti;
+  // The same C names exist before 5.3 with `void` results and `int` indexes (5.1, 5.2, LuaJIT): only
+  // 5.3+ may use the lua_Integer signature, whose `int` result would be garbage there.
+  const integerIndexes = v === "5.3" || v === "5.4";
+  const rawgeti = integerIndexes ? s.lua_rawgeti : null;
+  const rawseti = integerIndexes ? s.lua_rawseti : null;
   const rawgeti51 = s.lua_rawgeti51;
   const rawseti51 = s.lua_rawseti51;
   const lua_type = s.lua_type;
@@ -248,7 +251,8 @@ export function createLuaApi(library: LuaLibrary): LuaApi {
     version: v,
     registryIndex,
     errErr: v === "5.4" || v === "5.1" ? 5 : 6,
-    upvalueIndex: (i) => registryIndex - i,
+    // 5.1 and LuaJIT count upvalues down from LUA_GLOBALSINDEX (-10002), later versions from the registry.
+    upvalueIndex: (i) => (modern ? registryIndex : -10002) - i,
     pop: (L, n) => lua_settop(L, -n - 1),
     insert,
     remove,

@@ -28,7 +28,6 @@ export interface AttributeHandlers {
  * A method read from an object, bound to it. It is itself callable (like lupa's bound methods), so
  * when Lua hands it back to JS, `method(...args)` calls `fn` with `this === self`.
  */
-// deno-lint-ignore no-unsafe-declaration-merging
 export class BoundMethod extends Function {
   /** The function read from `self`. */
   declare readonly fn: (...args: unknown[]) => unknown;
@@ -50,7 +49,6 @@ export class BoundMethod extends Function {
 }
 
 /** Calling a {@linkcode BoundMethod} from JS. */
-// deno-lint-ignore no-unsafe-declaration-merging
 export interface BoundMethod {
   /** Calls `fn` with `this === self`. */
   (...args: unknown[]): unknown;
@@ -186,7 +184,8 @@ export function bridgeBehavior(core: LuaCore, options: BridgeOptions): ProxyBeha
       const iterable: Iterable<unknown> = Symbol.iterator in obj
         ? obj as Iterable<unknown>
         : mode === "iterex"
-        ? Object.entries(obj)
+        // through the filter/handlers, like pairs (Object.entries would bypass the attribute filter)
+        ? ownKeys(obj).map((key) => [key, readItem(obj, key)])
         : ownKeys(obj);
       let index = 0;
       for (const item of iterable) {

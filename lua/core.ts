@@ -225,6 +225,8 @@ export class LuaCore {
   #inLua = false;
   #nesting = 0;
   #baseline = 0;
+  #collecting = false;
+  #deniedSeen = 0;
   #refs?: Record<string, number>;
 
   constructor(options: CoreOptions = {}) {
@@ -425,6 +427,8 @@ export class LuaCore {
   /** Runs `op` for a C function Lua called. Catches everything; returns the C result count. */
   enter(L: LuaState, op: Op): number {
     const wasInLua = this.#inLua;
+    // Set when a host push below us triggered this entry (a __gc run by a GC step): not ours to report.
+    const outerOverdraft = this.alloc.overdraft();
     const previousL = this.currentL;
     const { api } = this;
     const base = 1;
@@ -438,13 +442,13 @@ export class LuaCore {
         throw new LuaError("stack overflow: too many nested calls between Lua and JavaScript");
       }
       const count = op(this, L, base, top);
-      if (this.alloc.overdraft()) {
+      if (!outerOverdraft && this.overdraftPersists()) {
         api.sym.lua_settop(L, top);
         throw MEMORY_ERROR;
       }
       return count;
     } catch (error) {
-      return this.#returnError(L, top, error);
+      return this.#returnError(L, top, error, outerOverdraft);
     } finally {
       this.#nesting--;
       this.currentL = previousL;
@@ -452,7 +456,7 @@ export class LuaCore {
     }
   }
 
-  #returnError(L: LuaState, top: number, error: unknown): number {
+  #returnError(L: LuaState, top: number, error: unknown, outerOverdraft: boolean): number {
     const s = this.api.sym;
     try {
       s.lua_settop(L, top);
@@ -463,7 +467,7 @@ export class LuaCore {
       else this.pushProxy(L, new ThrownValue(error), "default");
       // The error is about to unwind Lua: an overdraft recorded by this callback (or by pushing the
       // error) is reported by it, and must not fail the next, unrelated call from the host.
-      this.alloc.clearOverdraft();
+      if (!outerOverdraft) this.alloc.clearOverdraft();
       return 2;
     } catch {
       // Even the error could not be pushed: returning no values makes the trampoline raise.
@@ -737,10 +741,8 @@ export class LuaCore {
     const at = api.absIndex(L, idx);
     this.pushRef(L, "proxy_ids");
     s.lua_pushvalue(L, at);
-    const type = s.lua_rawget(L, -2);
-    const id = type === LuaType.NUMBER || s.lua_type(L, -1) === LuaType.NUMBER
-      ? api.toNumber(L, -1)
-      : undefined;
+    s.lua_rawget(L, -2); // its result is void before 5.3: ask lua_type
+    const id = s.lua_type(L, -1) === LuaType.NUMBER ? api.toNumber(L, -1) : undefined;
     api.pop(L, 2);
     return id;
   }
@@ -804,6 +806,8 @@ export class LuaCore {
         const id = this.proxyId(L, idx);
         if (id !== undefined) {
           const value = this.#objects.get(id)?.value;
+          if (value instanceof ThrownValue) return value.value; // a JS exception Lua caught and returned
+          if (value === MEMORY_ERROR) return new LuaMemoryError();
           return value === NONE ? null : value;
         }
         return this.reader.userdata(this, L, idx);
@@ -823,28 +827,33 @@ export class LuaCore {
     L: LuaState,
     nargs: number,
     collect: (core: LuaCore, L: LuaState, first: number, count: number) => unknown,
+    traceback = true,
   ): unknown {
     const { api } = this;
     const s = api.sym;
     const funcIdx = s.lua_gettop(L) - nargs;
     const base = funcIdx - 1;
-    this.pushRef(L, "traceback");
-    api.insert(L, funcIdx);
-    const status = this.#pcall(L, nargs, funcIdx);
+    let msgh = 0;
+    if (traceback) {
+      this.pushRef(L, "traceback");
+      api.insert(L, funcIdx);
+      msgh = funcIdx;
+    }
+    const status = this.#pcall(L, nargs, msgh, base);
     try {
       if (status !== LuaStatus.OK) throw this.#errorAt(L, status, -1);
-      const count = s.lua_gettop(L) - funcIdx;
-      return collect(this, L, funcIdx + 1, count);
+      const first = traceback ? funcIdx + 1 : funcIdx;
+      return collect(this, L, first, s.lua_gettop(L) - first + 1);
     } finally {
       s.lua_settop(L, base);
     }
   }
 
   /** lua_pcall with the transitions and the memory check around it. */
-  #pcall(L: LuaState, nargs: number, msgh: number): number {
-    if (this.alloc.overdraft()) {
+  #pcall(L: LuaState, nargs: number, msgh: number, base: number): number {
+    if (this.overdraftPersists()) {
       this.alloc.clearOverdraft();
-      this.api.sym.lua_settop(L, msgh - 1);
+      this.api.sym.lua_settop(L, base);
       this.collectGarbage();
       throw new LuaMemoryError("not enough memory: the values passed to Lua exceed its memory limit");
     }
@@ -882,7 +891,7 @@ export class LuaCore {
    */
   resume(co: LuaState, nargs: number): number {
     const wasInLua = this.#inLua;
-    if (this.alloc.overdraft()) {
+    if (this.overdraftPersists()) {
       this.alloc.clearOverdraft();
       this.api.pop(co, nargs);
       throw new LuaMemoryError("not enough memory: the values passed to Lua exceed its memory limit");
@@ -909,16 +918,28 @@ export class LuaCore {
       if (id !== undefined) {
         const value = this.#objects.get(id)?.value;
         if (value instanceof ThrownValue) return value.value;
-        if (value === MEMORY_ERROR) return new LuaMemoryError();
+        if (value === MEMORY_ERROR) {
+          // What did not fit is garbage now: collect it, or the host's next step starts over the cap.
+          this.collectGarbage();
+          return new LuaMemoryError();
+        }
       }
     }
     if (status === LuaStatus.ERRMEM) {
       this.alloc.clearOverdraft();
+      this.collectGarbage();
       return new LuaMemoryError();
     }
     if (type === LuaType.STRING) {
       const message = this.readText(L, idx);
-      return status === LuaStatus.ERRSYNTAX ? new LuaSyntaxError(message) : new LuaError(message);
+      if (status === LuaStatus.ERRSYNTAX) return new LuaSyntaxError(message);
+      // Lua 5.1-5.3's luaL_Buffer turns a refused allocation into an ordinary error ("not enough
+      // memory for buffer allocation"): the allocator's own count says whether the cap was hit.
+      if (this.#memoryRefusedSinceLastError() && /not enough memory/.test(message)) {
+        this.collectGarbage();
+        return new LuaMemoryError(message);
+      }
+      return new LuaError(message);
     }
     const description = this.describeValue(L, idx);
     let value: unknown;
@@ -928,6 +949,14 @@ export class LuaCore {
       value = undefined;
     }
     return new LuaError(description, { value });
+  }
+
+  /** Whether the allocator refused an allocation since the last time this was asked. */
+  #memoryRefusedSinceLastError(): boolean {
+    const denied = this.alloc.denied();
+    const refused = denied > 0 && denied !== this.#deniedSeen;
+    this.#deniedSeen = denied;
+    return refused;
   }
 
   /** A message for a non-string error value: its `__tostring`, run protected, or its type. */
@@ -1000,11 +1029,13 @@ export class LuaCore {
     const { api } = this;
     const bytes = typeof code === "string" ? new TextEncoder().encode(code) : code;
     if (mode === "t" && bytes[0] === 0x1b) {
-      throw new LuaSyntaxError(`${chunkName}: attempt to load a binary chunk (only text is allowed)`);
+      // Name the chunk as Lua would ("=name" shows as "name"); the source itself is binary, not shown.
+      const where = /^[=@]/.test(chunkName) ? `${chunkName.slice(1)}: ` : "";
+      throw new LuaSyntaxError(`${where}attempt to load a binary chunk (only text is allowed)`);
     }
     this.#ensureStack(L, 2);
     const status = api.loadBuffer(L, bytes, bytes.length, cString(chunkName), cString(mode));
-    if (status === LuaStatus.OK && this.alloc.overdraft()) {
+    if (status === LuaStatus.OK && this.overdraftPersists()) {
       // The compiled chunk does not fit under the cap: report it now, not at the next call.
       api.pop(L, 1);
       this.alloc.clearOverdraft();
@@ -1045,6 +1076,8 @@ export class LuaCore {
 
   /** A full collection, run protected (finalizers may raise on Lua 5.3 and older). */
   collectGarbage(): void {
+    if (this.#collecting) return; // a finalizer's memory error reported while collecting
+    this.#collecting = true;
     const L = this.currentL;
     const top = this.api.sym.lua_gettop(L);
     try {
@@ -1055,7 +1088,23 @@ export class LuaCore {
       // A failing finalizer is Lua's business; the collection itself completed.
     } finally {
       this.api.sym.lua_settop(L, top);
+      this.#collecting = false;
     }
+  }
+
+  /**
+   * Whether an overdraft recorded while the host pushed values still stands after a full
+   * collection (the host's counterpart of Lua's emergency collection: garbage left by an earlier
+   * memory error must not fail the next step). Clears the flag when it does not.
+   */
+  overdraftPersists(): boolean {
+    if (!this.alloc.overdraft()) return false;
+    this.collectGarbage();
+    if (this.alloc.used() <= this.alloc.limit()) {
+      this.alloc.clearOverdraft();
+      return false;
+    }
+    return true;
   }
 
   /** Lua's `js` table (for `LuaRuntime` to expose or not). */

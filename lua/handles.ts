@@ -107,9 +107,9 @@ export class LuaTable {
         core.pushValue(L, value);
         // The allocator only records an overdraft while the host pushes: report it here, and undo
         // the insertion if the table itself had to grow past the cap (an existing key never grows it).
-        if (core.alloc.overdraft()) throw memoryFailure(core, L, top);
+        if (core.overdraftPersists()) throw memoryFailure(core, L, top);
         s.lua_rawset(L, -3);
-        if (core.alloc.overdraft()) {
+        if (core.overdraftPersists()) {
           core.pushValue(L, key);
           s.lua_pushnil(L);
           s.lua_rawset(L, -3);
@@ -215,7 +215,6 @@ export interface LuaFunction {
  * console.log(add(1, 2)); // 3
  * ```
  */
-// deno-lint-ignore no-unsafe-declaration-merging
 export class LuaFunction extends Function {
   private constructor() {
     super();
@@ -273,7 +272,6 @@ export interface LuaCoroutine {
  * console.log([...gen.coroutine(3)]); // [1, 2, 3]
  * ```
  */
-// deno-lint-ignore no-unsafe-declaration-merging
 export class LuaCoroutine extends Function {
   private constructor() {
     super();
@@ -394,6 +392,8 @@ export function makeCoroutine(core: LuaCore, L: LuaState, idx: number, pending?:
 
 /** Wraps the function at `idx` of `L`. */
 export function makeFunction(core: LuaCore, L: LuaState, idx: number): LuaFunction {
+  // assigned once, after the closure that reads it is created
+  // deno-lint-ignore prefer-const
   let info: HandleInfo;
   const handle = function (...args: unknown[]): unknown {
     return callLua(info, args);

@@ -33,46 +33,86 @@ interface PushState {
   hook?: ObjectHook;
 }
 
-function pushInto(core: LuaCore, L: LuaState, value: unknown, depth: number, state: PushState): void {
-  if (value === null || typeof value !== "object") {
-    if (typeof value === "function") {
+// NUL-terminated keys for lua_setfield, one pair of FFI calls fewer per field than push + rawset.
+const keyCache = new Map<string, Uint8Array>();
+const KEY_CACHE_LIMIT = 4096;
+const keyEncoder = new TextEncoder();
+
+function cKey(key: string): Uint8Array | undefined {
+  let bytes = keyCache.get(key);
+  if (bytes !== undefined) return bytes;
+  if (key.includes("\0")) return undefined;
+  const encoded = keyEncoder.encode(key);
+  bytes = new Uint8Array(encoded.length + 1);
+  bytes.set(encoded);
+  if (keyCache.size < KEY_CACHE_LIMIT) keyCache.set(key, bytes);
+  return bytes;
+}
+
+function pushScalar(core: LuaCore, L: LuaState, value: unknown): boolean {
+  switch (typeof value) {
+    case "string":
+      core.pushString(L, value);
+      return true;
+    case "boolean":
+      core.api.sym.lua_pushboolean(L, value ? 1 : 0);
+      return true;
+    case "number":
+    case "bigint":
+    case "undefined":
+      core.pushValue(L, value);
+      return true;
+    case "function":
       throw new TypeError("a function cannot be passed as data (grant it as a capability instead)");
+    case "symbol":
+      throw new TypeError("a symbol cannot be passed as data");
+  }
+  if (value === null) {
+    core.api.sym.lua_pushnil(L);
+    return true;
+  }
+  return false;
+}
+
+function pushInto(core: LuaCore, L: LuaState, value: unknown, depth: number, state: PushState): void {
+  if (pushScalar(core, L, value)) return;
+  const object = value as object;
+  const prototype = Object.getPrototypeOf(object);
+  const plain = prototype === Object.prototype || prototype === null;
+  if (!plain && !Array.isArray(object)) {
+    if (object instanceof Uint8Array || handleInfo.has(object)) {
+      core.pushValue(L, object);
+      return;
     }
-    if (typeof value === "symbol") throw new TypeError("a symbol cannot be passed as data");
-    core.pushValue(L, value);
+    if (state.hook && state.hook(core, L, object)) return;
+    if (object instanceof Date) {
+      core.pushString(L, Number.isNaN(object.getTime()) ? "Invalid Date" : object.toISOString());
+      return;
+    }
+  } else if (state.hook && state.hook(core, L, object)) {
     return;
   }
-  if (value instanceof Uint8Array || handleInfo.has(value)) {
-    core.pushValue(L, value);
-    return;
-  }
-  if (state.hook && state.hook(core, L, value)) return;
-  if (value instanceof Date) {
-    core.pushString(L, Number.isNaN(value.getTime()) ? "Invalid Date" : value.toISOString());
-    return;
-  }
-  if (depth >= state.limits.maxDepth) {
-    throw new RangeError(`data nested deeper than ${state.limits.maxDepth} levels`);
-  }
-  if (state.path.has(value)) throw new TypeError("data contains a cycle");
-  state.path.add(value);
+  if (depth >= state.limits.maxDepth) throw new RangeError(`data nested deeper than ${state.limits.maxDepth} levels`);
+  if (state.path.has(object)) throw new TypeError("data contains a cycle");
+  state.path.add(object);
   const s = core.api.sym;
   core.ensureStack(L, 4);
   try {
-    if (Array.isArray(value)) {
-      const n = value.length;
+    if (Array.isArray(object)) {
+      const n = object.length;
       count(state, n);
       s.lua_createtable(L, n, 0);
       for (let i = 0; i < n; i++) {
-        pushInto(core, L, value[i], depth + 1, state);
+        const item = object[i];
+        if (!pushScalar(core, L, item)) pushInto(core, L, item, depth + 1, state);
         core.api.rawSetI(L, -2, i + 1);
       }
       return;
     }
-    if (value instanceof Map) {
-      count(state, value.size);
-      s.lua_createtable(L, 0, value.size);
-      for (const [k, v] of value) {
+    if (object instanceof Map) {
+      count(state, object.size);
+      s.lua_createtable(L, 0, object.size);
+      for (const [k, v] of object) {
         if (typeof k !== "string" && typeof k !== "number" && typeof k !== "boolean") {
           throw new TypeError(`a Map key of type ${typeof k} cannot be passed as data`);
         }
@@ -83,19 +123,22 @@ function pushInto(core: LuaCore, L: LuaState, value: unknown, depth: number, sta
       }
       return;
     }
-    if (ArrayBuffer.isView(value)) throw new TypeError("only Uint8Array binary data can be passed as data");
-    const keys = Object.keys(value);
+    if (ArrayBuffer.isView(object)) throw new TypeError("only Uint8Array binary data can be passed as data");
+    const keys = Object.keys(object);
     count(state, keys.length);
     s.lua_createtable(L, 0, keys.length);
-    for (const key of keys) {
-      const v = (value as Record<string, unknown>)[key];
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      const v = (object as Record<string, unknown>)[key];
       if (v === undefined) continue;
-      core.pushString(L, key);
-      pushInto(core, L, v, depth + 1, state);
-      s.lua_rawset(L, -3);
+      const name = cKey(key);
+      if (name === undefined) core.pushString(L, key);
+      if (!pushScalar(core, L, v)) pushInto(core, L, v, depth + 1, state);
+      if (name !== undefined) s.lua_setfield(L, -2, name);
+      else s.lua_rawset(L, -3);
     }
   } finally {
-    state.path.delete(value);
+    state.path.delete(object);
   }
 }
 

@@ -12,7 +12,7 @@ import {
   bridgePusher,
   bridgeReader,
 } from "./bridge.ts";
-import { LuaCore } from "./core.ts";
+import { handleInfo, LuaCore } from "./core.ts";
 import { LuaMemoryError, LuaStateError } from "./errors.ts";
 import { collectResults, type LuaFunction, LuaTable, makeFunction, makeTable } from "./handles.ts";
 
@@ -310,6 +310,7 @@ export class LuaRuntime implements Disposable {
     const core = this.#core;
     core.check();
     const seen = new Map<object, LuaTable>();
+    let depth = 0;
     const convert = (value: unknown): unknown => {
       if (!recursive || value === null || typeof value !== "object") return value;
       if (
@@ -319,9 +320,19 @@ export class LuaRuntime implements Disposable {
       }
       const known = seen.get(value);
       if (known) return known;
+      // Fail clearly long before the JS stack runs out (with the JS allocator, a stack overflow
+      // inside an allocation would leave Lua without memory outside any protected call).
+      if (depth >= MAX_TABLE_DEPTH) {
+        throw new RangeError(`tableFrom: nesting deeper than ${MAX_TABLE_DEPTH} levels`);
+      }
       const table = this.#buildTable(() => {}, 0, 0);
       seen.set(value, table);
-      fill(table, [value]);
+      depth++;
+      try {
+        fill(table, [value]);
+      } finally {
+        depth--;
+      }
       return table;
     };
     const fill = (table: LuaTable, from: unknown[]) => {
@@ -342,7 +353,21 @@ export class LuaRuntime implements Disposable {
       }
     };
     const result = this.#buildTable(() => {}, 0, 0);
-    fill(result, sources);
+    try {
+      fill(result, sources);
+    } catch (error) {
+      // Let Lua have the partial tables back now (not when JS collects the handles): after a memory
+      // error they would keep the state over its cap.
+      for (const table of [result, ...seen.values()]) {
+        const info = handleInfo.get(table);
+        if (info && info.ref >= 0) {
+          core.unref(info.ref);
+          info.ref = -1;
+        }
+      }
+      if (error instanceof LuaMemoryError) core.collectGarbage();
+      throw error;
+    }
     return result;
   }
 
@@ -360,7 +385,7 @@ export class LuaRuntime implements Disposable {
         core.pushValue(L, v);
         s.lua_rawset(L, -3);
       });
-      if (core.alloc.overdraft()) {
+      if (core.overdraftPersists()) {
         s.lua_settop(L, top);
         core.alloc.clearOverdraft();
         core.collectGarbage();
@@ -417,6 +442,9 @@ export class LuaRuntime implements Disposable {
     this.close();
   }
 }
+
+/** How deep `tableFrom(..., { recursive: true })` follows nested values (Python's recursion limit). */
+const MAX_TABLE_DEPTH = 1000;
 
 function isOptions(value: unknown): value is { recursive?: boolean } {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return false;

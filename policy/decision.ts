@@ -50,6 +50,8 @@ function reasonList(value: unknown): string[] | undefined {
   if (Array.isArray(value)) {
     return value.map((r) => (typeof r === "string" ? r : JSON.stringify(r) ?? String(r)));
   }
+  // An empty Lua table reads as an empty object: `reasons = {}` is an empty list.
+  if (typeof value === "object" && Object.keys(value).length === 0) return [];
   return undefined;
 }
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { threadCpuMs } from "../ffi/clock.ts";
+import { monotonicMs, threadCpuMs } from "../ffi/clock.ts";
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
 import type { AttributeFilter, AttributeHandlers } from "../lua/bridge.ts";
@@ -90,8 +90,8 @@ function escapeControl(text: string): string {
 
 /** Removes what a message must never show untrusted code's audience: addresses and host paths. */
 export function scrubMessage(message: string): string {
-  return message.replace(ADDRESS, "0x?").replace(
-    /(?:file:\/\/)?\/(?:[\w.-]+\/)+[\w.-]+\.(?:ts|js|mjs)(?::\d+)*/g,
+  return message.replace(/\n[ \t]*at [^\n]*/g, "").replace(ADDRESS, "0x?").replace(
+    /(?:file:\/\/)?(?<![\w.])\/(?:[\w.@+-]+\/)+[\w.@+-]*(?::\d+)*/g,
     "<host>",
   );
 }
@@ -129,7 +129,8 @@ export class GuardedState {
   #tripped: LuaLimit | "permission" | undefined;
   #denied: { capability: string; permission?: string } | undefined;
   #deniedBefore = 0;
-  #startCpu = 0;
+  #startWall = 0;
+  #runCpu = -1;
   #output: string[] = [];
   #outputBytes = 0;
   #calls: CapabilityCall[] = [];
@@ -478,7 +479,7 @@ export class GuardedState {
         this.pushKernel(L, entry);
         let n = pushTarget(L);
         core.pushValue(L, this.limits.instructions);
-        core.pushValue(L, this.#startCpu + this.limits.cpuMs);
+        core.pushValue(L, this.limits.cpuMs);
         n += 2 + pushArgs(L);
         outcome = core.call(
           L,
@@ -499,14 +500,15 @@ export class GuardedState {
   #beginRun(): void {
     this.#tripped = undefined;
     this.#denied = undefined;
-    this.#output = [];
+    if (this.#output.length > 0) this.#output = [];
     this.#outputBytes = 0;
-    this.#calls = [];
+    if (this.#calls.length > 0) this.#calls = [];
     this.#lastHostError = undefined;
     this.core.alloc.resetPeak();
     this.core.alloc.clearOverdraft();
     this.#deniedBefore = this.core.alloc.denied();
-    this.#startCpu = threadCpuMs();
+    this.#startWall = monotonicMs();
+    this.#runCpu = -1;
   }
 
   #endRun(): void {
@@ -514,7 +516,7 @@ export class GuardedState {
     this.#usage = {
       instructions: this.#usage.instructions,
       memory: Math.max(0, alloc.peak() - this.core.baseline),
-      cpuMs: threadCpuMs() - this.#startCpu,
+      cpuMs: this.#runCpu >= 0 ? this.#runCpu : monotonicMs() - this.#startWall,
       output: this.#outputBytes,
     };
   }
@@ -522,9 +524,12 @@ export class GuardedState {
   #collect(L: LuaState, first: number, count: number, counted: number): unknown {
     const s = this.core.api.sym;
     const ok = s.lua_toboolean(L, first) !== 0;
-    if (counted) this.#usage.instructions = this.core.api.toNumber(L, first + 1);
-    const start = first + 1 + counted;
-    const n = count - 1 - counted;
+    if (counted) {
+      this.#usage.instructions = this.core.api.toNumber(L, first + 1);
+      this.#runCpu = this.core.api.toNumber(L, first + 2);
+    }
+    const start = first + 1 + 2 * counted;
+    const n = count - 1 - 2 * counted;
     if (!ok) {
       const type = s.lua_type(L, start);
       if (type === LuaType.STRING) return { ok, values: [], error: this.core.readText(L, start) };
@@ -552,8 +557,10 @@ export class GuardedState {
       throw new PermissionDeniedError(this.#denied?.capability ?? "?", this.#denied?.permission);
     }
     if (this.#tripped !== undefined) throw this.#limitError(this.#tripped);
-    if (outcome.ok) return outcome.values;
-    const memoryHit = alloc.overdraft() || alloc.denied() > this.#deniedBefore;
+    // an overdraft granted while the host pushed is a hit even when Lua swallowed its error
+    const overdrawn = alloc.peak() > alloc.limit();
+    if (outcome.ok && !overdrawn) return outcome.values;
+    const memoryHit = overdrawn || alloc.overdraft() || alloc.denied() > this.#deniedBefore;
     if (memoryHit) {
       if (!nested) {
         alloc.clearOverdraft();

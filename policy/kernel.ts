@@ -45,7 +45,9 @@ local MESSAGES = {
 }
 
 -- run state
-local active, tripped, count, budget, deadline, fires = false, nil, 0, huge, huge, 0
+local active, tripped, count, budget, fires = false, nil, 0, huge, 0
+-- the CPU clock costs a system call: it starts at the run's first hook and is read every 8th
+local cpu_limit, cpu_start, cpu_last = huge, nil, nil
 local current_env
 
 local function raise_tripped()
@@ -67,17 +69,47 @@ local function hook()
   count = count + STEP
   if count > budget then return trip("instructions") end
   fires = fires + 1
-  if fires >= 8 or collectgarbage("count") > 512 then
+  if fires >= 8 or cpu_start == nil or collectgarbage("count") > 512 then
     fires = 0
-    if host_clock() > deadline then return trip("cpu") end
+    cpu_last = host_clock()
+    if cpu_start == nil then
+      cpu_start = cpu_last
+    elseif cpu_last - cpu_start > cpu_limit then
+      return trip("cpu")
+    end
   end
 end
 
+-- charged C work is invisible to the hook: the clock is also read after every 8 steps' worth of it
+local charged = 0
+-- compares before adding: count + units could wrap around for integer units near math.maxinteger
 local function charge(units)
   if active then
+    if units > budget - count then
+      count = budget + 1
+      trip("instructions")
+    end
     count = count + units
-    if count > budget then trip("instructions") end
+    charged = charged + units
+    if charged >= 8 * STEP then
+      charged = 0
+      cpu_last = host_clock()
+      if cpu_start == nil then
+        cpu_start = cpu_last
+      elseif cpu_last - cpu_start > cpu_limit then
+        trip("cpu")
+      end
+    end
   end
+end
+-- linear C work on strings: one unit per 16 bytes
+local function charge_bytes(s)
+  if type(s) == "string" then charge(#s >> 4) end
+  return s
+end
+local function charge_results(...)
+  charge(select("#", ...))
+  return ...
 end
 
 -- catch points: once a limit tripped, nothing may swallow it
@@ -123,7 +155,8 @@ local C = {
 if co_close then C.close = function(co) return caught(co_close(co)) end end
 
 -- tostring and %p without addresses; the type name comes from type(), so __name cannot spoof it
-local ids = setmetatable({}, { __mode = "k" })
+local ids_mt = { __mode = "k" }
+local ids = setmetatable({}, ids_mt)
 local last_id = 0
 local function ident(v)
   local id = ids[v]
@@ -196,7 +229,12 @@ local function sb_load(chunk, name, mode, ...)
   charge(#chunk)
   local env = current_env
   if select("#", ...) > 0 then env = ... end
-  return load(chunk, name, "t", env)
+  local f, err = load(chunk, name, "t", env)
+  if f == nil and err == MEMERR and active then
+    tripped = tripped or "memory"
+    raise_tripped()
+  end
+  return f, err
 end
 
 local function sb_collectgarbage(option)
@@ -224,8 +262,13 @@ end
 
 S.rep = function(s, n, sep)
   charge(count_of(n))
-  return s_rep(s, n, sep)
+  return charge_bytes(s_rep(s, n, sep))
 end
+local s_upper, s_lower, s_reverse = string.upper, string.lower, string.reverse
+S.upper = function(s) return s_upper(charge_bytes(s)) end
+S.lower = function(s) return s_lower(charge_bytes(s)) end
+S.reverse = function(s) return s_reverse(charge_bytes(s)) end
+S.byte = function(...) return charge_results(s_byte(...)) end
 
 S.format = function(fmt, ...)
   if type(fmt) ~= "string" or not s_find(fmt, "%", 1, true) then return s_format(fmt, ...) end
@@ -264,17 +307,18 @@ S.format = function(fmt, ...)
     pieces[#pieces + 1] = s_sub(fmt, pos)
     fmt = t_concat(pieces)
   end
-  return s_format(fmt, t_unpack(args, 1, args.n))
+  return charge_bytes(s_format(fmt, t_unpack(args, 1, args.n)))
 end
 
 if s_pack then
   S.pack = function(fmt, ...)
     charge(type(fmt) == "string" and #fmt or 0)
-    return s_pack(fmt, ...)
+    return charge_bytes(s_pack(fmt, ...))
   end
-  S.unpack = function(fmt, ...)
+  S.unpack = function(fmt, data, ...)
     charge(type(fmt) == "string" and #fmt or 0)
-    return s_unpack(fmt, ...)
+    charge_bytes(data)
+    return charge_results(s_unpack(fmt, data, ...))
   end
 end
 
@@ -293,22 +337,74 @@ local function len_of(t, n)
   return #t
 end
 
+local m_type, m_tointeger, m_ult = math.type, math.tointeger, math.ult
+local function own_len(t)
+  if type(t) ~= "table" then return nil end
+  local mt = d_getmetatable(t)
+  if mt == nil or rawget(mt, "__len") == nil then return nil end
+  local n = #t
+  if m_type(n) ~= "integer" then error("object length is not an integer", 3) end
+  return n
+end
+local function position(v, fname)
+  local n = m_tointeger(v)
+  if n == nil then error("bad argument #2 to '" .. fname .. "' (number has no integer representation)", 3) end
+  return n
+end
+
 local T = {}
 for k, v in next, table do T[k] = v end
 T.concat = function(t, sep, i, j)
   if type(t) == "table" then
-    local first, last = tonumber(i) or 1, len_of(t, j)
+    if j == nil then j = #t end
+    local first, last = tonumber(i) or 1, tonumber(j) or 0
     if last >= first then charge(last - first + 1) end
   end
-  return t_concat(t, sep, i, j)
+  return charge_bytes(t_concat(t, sep, i, j))
 end
 T.insert = function(t, ...)
-  if select("#", ...) >= 2 then charge(len_of(t)) end
-  return t_insert(t, ...)
+  local nargs = select("#", ...)
+  local n = own_len(t)
+  if n == nil then
+    if nargs >= 2 then charge(len_of(t)) end
+    return t_insert(t, ...)
+  end
+  local e, pos, v = n + 1
+  if nargs == 1 then
+    pos, v = e, ...
+  elseif nargs == 2 then
+    pos, v = ...
+    pos = position(pos, "insert")
+    if not m_ult(pos - 1, e) then error("bad argument #2 to 'insert' (position out of bounds)", 2) end
+    while e > pos do
+      t[e] = t[e - 1]
+      e = e - 1
+    end
+  else
+    error("wrong number of arguments to 'insert'", 2)
+  end
+  t[pos] = v
 end
 T.remove = function(t, ...)
-  charge(len_of(t))
-  return t_remove(t, ...)
+  local size = own_len(t)
+  if size == nil then
+    charge(len_of(t))
+    return t_remove(t, ...)
+  end
+  local pos = size
+  if (...) ~= nil then
+    pos = position((...), "remove")
+    if pos ~= size and m_ult(size, pos - 1) then
+      error("bad argument #2 to 'remove' (position out of bounds)", 2)
+    end
+  end
+  local v = t[pos]
+  while pos < size do
+    t[pos] = t[pos + 1]
+    pos = pos + 1
+  end
+  t[pos] = nil
+  return v
 end
 T.move = function(a1, f, e, t, a2)
   f, e = tonumber(f), tonumber(e)
@@ -316,11 +412,22 @@ T.move = function(a1, f, e, t, a2)
   return t_move(a1, f, e, t, a2)
 end
 T.sort = function(t, comp)
-  local n = len_of(t)
+  local n = own_len(t)
+  if n ~= nil then
+    if n < 2 then return end
+    if n >= 2147483647 then error("bad argument #1 to 'sort' (array too big)", 2) end
+    local copy = {}
+    for i = 1, n do copy[i] = t[i] end
+    T.sort(copy, comp)
+    for i = 1, n do t[i] = copy[i] end
+    return
+  end
+  n = len_of(t)
   if n > 1 then charge(n * (floor(math.log(n, 2)) + 1)) end
   return t_sort(t, comp)
 end
 T.unpack = function(t, i, j)
+  if j == nil and type(t) == "table" then j = #t end
   local first, last = tonumber(i) or 1, len_of(t, j)
   if last >= first then charge(last - first + 1) end
   return t_unpack(t, i, j)
@@ -329,26 +436,49 @@ end
 local M = {}
 for k, v in next, math do M[k] = v end
 M.randomseed = nil
+local m_random, m_randomseed, seeded_run = math.random, math.randomseed, false
+M.random = function(...)
+  if not seeded_run then
+    seeded_run = true
+    m_randomseed(floor(host_clock() * 1e6) % 2147483647)
+  end
+  return m_random(...)
+end
 
 local U
 if utf8 then
   U = {}
   for k, v in next, utf8 do U[k] = v end
-  local u_char = utf8.char
+  local u_char, u_len, u_offset, u_codepoint = utf8.char, utf8.len, utf8.offset, utf8.codepoint
   U.char = function(...)
     charge(select("#", ...))
     return u_char(...)
   end
+  U.len = function(s, ...) return u_len(charge_bytes(s), ...) end
+  U.offset = function(s, ...) return u_offset(charge_bytes(s), ...) end
+  U.codepoint = function(...) return charge_results(u_codepoint(...)) end
 end
 
-local O = { time = os.time, date = os.date, difftime = os.difftime }
+local o_date = os.date
+local O = {
+  time = os.time,
+  date = function(fmt, ...)
+    if type(fmt) == "string" then charge(#fmt) end
+    return o_date(fmt, ...)
+  end,
+  difftime = os.difftime,
+}
+local function sb_tonumber(v, ...)
+  charge_bytes(v)
+  return tonumber(v, ...)
+end
 
 local base = {
   assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
   pcall = sb_pcall, xpcall = sb_xpcall, print = sb_print, select = select,
   rawequal = rawequal, rawget = rawget, rawlen = rawlen, rawset = sb_rawset,
   setmetatable = sb_setmetatable, getmetatable = getmetatable,
-  tonumber = tonumber, tostring = sb_tostring, type = type, load = sb_load,
+  tonumber = sb_tonumber, tostring = sb_tostring, type = type, load = sb_load,
   collectgarbage = sb_collectgarbage, _VERSION = _VERSION,
   string = freeze(S), table = freeze(T), math = freeze(M), os = freeze(O), coroutine = freeze(C),
 }
@@ -402,18 +532,23 @@ end
 
 local function finish_run(ok, ...)
   active = false
-  return ok, count, ...
+  local cpu = -1
+  if cpu_start then cpu = host_clock() - cpu_start end
+  return ok, count, cpu, ...
 end
 
-local function begin(budget_, deadline_)
-  count, budget, deadline, tripped, fires = 0, budget_, deadline_, nil, 0
-  d_sethook(hook, "", STEP)
+-- the main thread's hook stays installed; between runs it returns at once
+local function begin(budget_, cpu_limit_)
+  count, budget, cpu_limit, tripped, fires = 0, budget_, cpu_limit_, nil, 0
+  cpu_start, cpu_last = nil, nil
+  charged, seeded_run, last_id = 0, false, 0
+  ids = setmetatable({}, ids_mt)
   active = true
 end
 
--- runs fn(...) under the budget; returns ok, instructions, results or error
-local function run(fn, budget_, deadline_, ...)
-  begin(budget_, deadline_)
+-- runs fn(...) under the budget; returns ok, instructions, cpu ms (-1: not measured), results or error
+local function run(fn, budget_, cpu_limit_, ...)
+  begin(budget_, cpu_limit_)
   return finish_run(pcall(fn, ...))
 end
 
@@ -429,14 +564,26 @@ local function env_meta(chunk)
   return { __index = env, __metatable = false }
 end
 
-local function decide(chunk, fn, meta, budget_, deadline_, ...)
-  local env = setmetatable({}, meta)
-  env._G = env
+-- a decision that assigned no global leaves its table as it found it: the next one reuses it
+local function clean(env)
+  local k = next(env)
+  return k == "_G" and next(env, k) == nil and rawget(env, "_G") == env
+end
+
+local function decide(chunk, fn, meta, budget_, cpu_limit_, ...)
+  local env = rawget(meta, "env")
+  if env == nil or not clean(env) then
+    env = setmetatable({}, meta)
+    env._G = env
+    rawset(meta, "env", env)
+    d_setupvalue(chunk, 1, env)
+  end
   current_env = env
-  d_setupvalue(chunk, 1, env)
-  begin(budget_, deadline_)
+  begin(budget_, cpu_limit_)
   return finish_run(pcall(fn, ...))
 end
+
+d_sethook(hook, "", STEP)
 
 -- the real globals are emptied: nothing below this line needs them
 for k in next, _G do _G[k] = nil end

@@ -1,2 +1,1244 @@
-/** Placeholder until the stepped matcher lands. */
-export const PATTERNS_LUA: string = "return nil";
+/**
+ * Budgeted Lua pattern matching: replacements for `string.find`, `string.match`,
+ * `string.gmatch` and `string.gsub` whose work is charged to the run's step budget.
+ *
+ * Lua's count hook never fires inside C functions, so one call of the C matcher with a
+ * backtracking pattern (`string.find(("a"):rep(40), ("a*"):rep(20) .. "b")`) can run for minutes.
+ * {@linkcode PATTERNS_LUA} is a Lua chunk that either proves a call cheap and hands it to the C
+ * function, or runs a port of `lstrlib.c`'s matcher in Lua that charges the work it does.
+ *
+ * @module
+ */
+
+/**
+ * A Lua chunk (Lua 5.3 and 5.4, text only) returning drop-in replacements for the four pattern
+ * functions of the string library:
+ *
+ * ```lua
+ * local api = load(PATTERNS_LUA, "=luagate.patterns", "t")(deps)
+ * -- api.find, api.match, api.gmatch, api.gsub
+ * ```
+ *
+ * `deps` is a table given by the host:
+ *
+ * - `deps.charge(units)` (required): called with the work done, in steps, at least every 256
+ *   steps of the Lua matcher (and with `#s + #p` before a call handed to C). It raises an error
+ *   when the budget is exhausted; that error is never caught and reaches the caller unchanged.
+ *   It must not call these functions itself (they share matcher state).
+ * - `deps.c` (required): the original C functions, `{ find = ..., match = ..., gmatch = ...,
+ *   gsub = ... }` (`find` is also used for bounded helper scans: memchr-style searches, one-class
+ *   runs, `%b` and start-position prefilters).
+ * - `deps.limit` (optional, default 10000): the largest work bound, in steps, handed to C.
+ * - `deps.force_lua` (optional, read on every call): when true, nothing is handed to C (tests).
+ * - `deps.stats` (optional): `{ c = 0, lua = 0 }`, counts calls handed to C and calls run in Lua
+ *   (for gmatch: per iterator step).
+ *
+ * Cheapness rule (calls handed to C must have a provable upper bound of at most `limit` steps;
+ * `n` is the subject length from the start position, `m` the pattern length):
+ *
+ * - plain `find` (the `plain` flag, or a pattern without `^$*+?.([%-`): `lmemfind` is O(n·m), so
+ *   `(n + 1)·m <= limit`; otherwise the search still uses C for the scanning (memchr for the first
+ *   byte, then a compare per candidate) and charges `m` per candidate.
+ * - patterns: the pattern is compiled (cached) into items. A quantifier whose continuation cannot
+ *   start with a char of its class, or whose continuation always succeeds, cannot branch usefully;
+ *   the other `*`, `+`, `-`, `?` items are branching. With `q` branching items before an item, C
+ *   visits that item at most `C(n + q, q)` times per anchored attempt (the repetition counts sum
+ *   to at most `n`), and `C(n + q + 1, q + 1)` times over all start positions; each visit costs
+ *   its pattern length plus a constant, or O(n) for `%b`, back-references and non-branching
+ *   quantifiers. The sum over items, plus O(n) per capture, is the bound (computed in floats;
+ *   the largest cheap `n` is cached per pattern). gsub doubles the unanchored bound (a position
+ *   may be tried twice) and adds the replacement work; gmatch applies the rule per iterator step.
+ * - Patterns that could raise an error (malformed items, capture errors, more than 198
+ *   recursive items, captures left unfinished, bad `%` in a gsub replacement string) always run
+ *   in Lua, so that errors carry the same text and position prefix as C's.
+ *
+ * The Lua matcher follows `lstrlib.c` (5.4) step by step: the same results, captures (position
+ * captures included), anchors, `%b`, `%f`, back-references, `init` handling (negative and out of
+ * range), gsub replacements (`%0`-`%9`, `%%`, tables, functions, max `n`), the lastmatch rule of
+ * gmatch and gsub, the 200-level match depth ("pattern too complex"), 32 captures, and every error
+ * message with the caller's position prefix. Character classes are those of the "C" locale.
+ * On Lua 5.3 it follows 5.3.6 (which has the same lastmatch rule): gmatch ignores an `init`
+ * argument, and gsub's third-argument error reads "(string/function/table expected)".
+ *
+ * Known differences from the C functions:
+ *
+ * - "bad argument" messages name the function `'find'`, `'match'`, `'gmatch'` or `'gsub'`, where
+ *   C uses the call site's name (`'string.find'` when called through `pcall`, a local's name, ...).
+ *   The type name honours `__name` through `getmetatable` (a `__metatable` field hides it), and a
+ *   light userdata is reported as "userdata".
+ * - In the Lua matcher, a gsub replacement function may yield (C: "attempt to yield across a
+ *   C-call boundary"), and `error(msg, 2)` inside it points into this chunk (C: no position).
+ * - After a "pattern too complex" error, a C gmatch iterator keeps an exhausted depth counter
+ *   (and no longer limits recursion); the Lua iterator starts afresh on its next call.
+ */
+export const PATTERNS_LUA: string = String
+  .raw`-- luagate.patterns: string.find/match/gmatch/gsub under a step budget (Lua 5.3 and 5.4).
+-- A port of lstrlib.c's matcher that charges its steps to deps.charge, and a dispatcher that
+-- calls the original C functions when their worst-case work is provably small.
+local deps = ...
+local charge = deps.charge
+local C = deps.c
+local c_find, c_match, c_gmatch, c_gsub = C.find, C.match, C.gmatch, C.gsub
+local byte, sub, char, format = string.byte, string.sub, string.char, string.format
+local concat, unpack = table.concat, table.unpack
+local type, tostring, tonumber, error, select, getmetatable, rawget =
+  type, tostring, tonumber, error, select, getmetatable, rawget
+local tointeger = math.tointeger
+local V53 = _VERSION == "Lua 5.3"
+local LIMIT = tonumber(deps.limit) or 10000
+local stats = deps.stats -- optional counters: stats.c (calls given to C), stats.lua
+
+local MAXCCALLS = 200 -- lstrlib.c's matchdepth
+local MAXCAPTURES = 32 -- LUA_MAXCAPTURES
+local CHUNK = 256 -- steps accumulated before calling deps.charge
+local CACHE_MAX = 128 -- compiled patterns kept (per anchoring)
+local CACHE_PLEN = 256 -- longer patterns are not cached
+
+-- item kinds
+local K_SINGLE, K_STAR, K_PLUS, K_MINUS, K_OPT = 1, 2, 3, 4, 5
+local K_DSTAR, K_DPLUS, K_DOPT = 6, 7, 8 -- quantifiers that cannot backtrack usefully
+local K_END, K_OPEN, K_POSOPEN, K_CLOSE, K_DOLLAR = 9, 10, 11, 12, 13
+local K_BALANCE, K_FRONTIER, K_BACKREF, K_ERROR = 14, 15, 16, 17
+
+local CAP_UNFINISHED, CAP_POSITION = -1, -2
+
+---------------------------------------------------------------------------------------------------
+-- step accounting
+
+local pending = 0 -- steps done and not yet charged
+
+local function flush()
+  local p = pending
+  if p > 0 then
+    pending = 0
+    charge(p)
+  end
+end
+
+---------------------------------------------------------------------------------------------------
+-- character classes ("C" locale), as lookup tables t[byte] == true
+
+local ANY = {}
+for c = 0, 255 do ANY[c] = true end
+
+local LIT = {}
+local function lit(c)
+  local t = LIT[c]
+  if not t then
+    t = { [c] = true }
+    LIT[c] = t
+  end
+  return t
+end
+
+local CLASSES = {}
+do
+  local function isalpha(c) return (c >= 65 and c <= 90) or (c >= 97 and c <= 122) end
+  local function isdigit(c) return c >= 48 and c <= 57 end
+  local preds = {
+    a = isalpha,
+    c = function(c) return c < 32 or c == 127 end,
+    d = isdigit,
+    g = function(c) return c >= 33 and c <= 126 end,
+    l = function(c) return c >= 97 and c <= 122 end,
+    p = function(c) return c >= 33 and c <= 126 and not isalpha(c) and not isdigit(c) end,
+    s = function(c) return c == 32 or (c >= 9 and c <= 13) end,
+    u = function(c) return c >= 65 and c <= 90 end,
+    w = function(c) return isalpha(c) or isdigit(c) end,
+    x = function(c) return isdigit(c) or (c >= 65 and c <= 70) or (c >= 97 and c <= 102) end,
+    z = function(c) return c == 0 end,
+  }
+  for name, pred in pairs(preds) do
+    local yes, no = {}, {}
+    for c = 0, 255 do
+      if pred(c) then yes[c] = true else no[c] = true end
+    end
+    CLASSES[byte(name)] = yes
+    CLASSES[byte(name) - 32] = no
+  end
+end
+
+local ALNUM = CLASSES[119] -- %w
+
+-- match_class(c, cl) as a table
+local function classof(cl)
+  return CLASSES[cl] or lit(cl)
+end
+
+local SETS, nsets = {}, 0
+
+-- matchbracketclass for the set p[i] == '[' .. p[ec] == ']', as a table
+local function settable(p, i, ec)
+  local key = sub(p, i, ec)
+  local t = SETS[key]
+  if t then return t end
+  pending = pending + 256 + (ec - i)
+  if pending >= CHUNK then flush() end
+  local mark = {}
+  local sig = true
+  if byte(p, i + 1) == 94 then
+    sig = false
+    i = i + 1
+  end
+  while true do
+    i = i + 1
+    if i >= ec then break end
+    local c = byte(p, i)
+    if c == 37 then
+      i = i + 1
+      local cls = classof(byte(p, i))
+      for x = 0, 255 do
+        if cls[x] then mark[x] = true end
+      end
+      pending = pending + 256
+    elseif byte(p, i + 1) == 45 and i + 2 < ec then
+      i = i + 2
+      for x = c, byte(p, i) do mark[x] = true end
+    else
+      mark[c] = true
+    end
+  end
+  t = {}
+  for x = 0, 255 do
+    if (mark[x] == true) == sig then t[x] = true end
+  end
+  if nsets >= CACHE_MAX then
+    SETS, nsets = {}, 0
+  end
+  SETS[key] = t
+  nsets = nsets + 1
+  return t
+end
+
+-- classend: index just after the single-char class starting at p[i], or nil and the error
+local function classend(p, i, m)
+  local c = byte(p, i)
+  i = i + 1
+  if c == 37 then
+    if i > m then return nil, "malformed pattern (ends with '%')" end
+    return i + 1
+  elseif c == 91 then
+    if byte(p, i) == 94 then i = i + 1 end
+    repeat
+      if i > m then return nil, "malformed pattern (missing ']')" end
+      local cc = byte(p, i)
+      i = i + 1
+      if cc == 37 and i <= m then i = i + 1 end
+    until byte(p, i) == 93
+    return i + 1
+  end
+  return i
+end
+
+---------------------------------------------------------------------------------------------------
+-- compiling a pattern into a list of items (errors become items: C raises them lazily)
+
+local CACHE = { {}, {} } -- [start][pattern]
+local ncached = { 0, 0 }
+
+local function disjoint(a, b)
+  if b == nil then return false end
+  for c = 0, 255 do
+    if a[c] and b[c] then return false end
+  end
+  return true
+end
+
+local function union(a, b)
+  if b == nil or a == ANY or b == ANY then return nil end
+  local t = {}
+  for c = 0, 255 do
+    if a[c] or b[c] then t[c] = true end
+  end
+  return t
+end
+
+local EMPTY = {}
+
+-- p: the pattern; start: 2 when a leading '^' was taken as an anchor, else 1
+local function compile(p, start)
+  local cache = CACHE[start]
+  local cp = cache[p]
+  if cp then return cp end
+  local m = #p
+  local kind, cls, aux, aux2, cost, text = {}, {}, {}, {}, {}, {}
+  local k, i = 0, start
+  local mayerr = false
+  local caps, lvl, nrec = {}, 0, 0
+  while true do
+    k = k + 1
+    pending = pending + 2
+    if pending >= CHUNK then flush() end
+    if i > m then
+      kind[k] = K_END
+      break
+    end
+    local i0 = i
+    local c = byte(p, i)
+    if c == 40 then -- '('
+      nrec = nrec + 1
+      if lvl >= MAXCAPTURES then mayerr = true end
+      lvl = lvl + 1
+      if byte(p, i + 1) == 41 then
+        kind[k] = K_POSOPEN
+        caps[lvl] = CAP_POSITION
+        i = i + 2
+      else
+        kind[k] = K_OPEN
+        caps[lvl] = CAP_UNFINISHED
+        i = i + 1
+      end
+    elseif c == 41 then -- ')'
+      nrec = nrec + 1
+      kind[k] = K_CLOSE
+      local l = lvl
+      while l > 0 and caps[l] ~= CAP_UNFINISHED do l = l - 1 end
+      if l == 0 then mayerr = true else caps[l] = 0 end
+      i = i + 1
+    elseif c == 36 and i == m then -- '$' at the end
+      kind[k] = K_DOLLAR
+      break
+    else
+      local c2 = c == 37 and byte(p, i + 1)
+      if c2 == 98 then -- %b
+        if i + 2 >= m then
+          kind[k] = K_ERROR
+          aux[k] = "malformed pattern (missing arguments to '%b')"
+          mayerr = true
+          break
+        end
+        kind[k] = K_BALANCE
+        aux[k] = byte(p, i + 2)
+        aux2[k] = "^" .. sub(p, i, i + 3) -- matchbalance, in C
+        i = i + 4
+      elseif c2 == 102 then -- %f
+        i = i + 2
+        if byte(p, i) ~= 91 then
+          kind[k] = K_ERROR
+          aux[k] = "missing '[' after '%f' in pattern"
+          mayerr = true
+          break
+        end
+        local ep, err = classend(p, i, m)
+        if not ep then
+          kind[k] = K_ERROR
+          aux[k] = err
+          mayerr = true
+          break
+        end
+        kind[k] = K_FRONTIER
+        cls[k] = settable(p, i, ep - 1)
+        i = ep
+      elseif c2 and c2 >= 48 and c2 <= 57 then -- %0-%9
+        kind[k] = K_BACKREF
+        local l = c2 - 48
+        aux[k] = l
+        if l == 0 or l > lvl or caps[l] == CAP_UNFINISHED then mayerr = true end
+        i = i + 2
+      else
+        local ep, err = classend(p, i, m)
+        if not ep then
+          kind[k] = K_ERROR
+          aux[k] = err
+          mayerr = true
+          break
+        end
+        local t
+        if c == 46 then
+          t = ANY
+        elseif c == 37 then
+          t = classof(byte(p, i + 1))
+        elseif c == 91 then
+          t = settable(p, i, ep - 1)
+        else
+          t = lit(c)
+        end
+        cls[k] = t
+        local q = byte(p, ep)
+        if q == 42 then
+          kind[k] = K_STAR
+        elseif q == 43 then
+          kind[k] = K_PLUS
+        elseif q == 45 then
+          kind[k] = K_MINUS
+        elseif q == 63 then
+          kind[k] = K_OPT
+        else
+          kind[k] = K_SINGLE
+        end
+        if kind[k] == K_SINGLE then
+          i = ep
+        else
+          nrec = nrec + 1
+          i = ep + 1
+        end
+        text[k] = sub(p, i0, ep - 1)
+        if t ~= ANY and kind[k] ~= K_SINGLE then
+          -- for long runs: C's find with "^<class>*" (one class: linear)
+          aux2[k] = "^" .. ((c == 37 or c == 91 or ALNUM[c]) and text[k] or "%" .. char(c)) .. "*"
+        end
+      end
+    end
+    cost[k] = 2 * (i - i0) + 8
+  end
+  local nitems = k
+  cost[k] = 8
+  if kind[k] == K_END or kind[k] == K_DOLLAR then
+    for l = 1, lvl do
+      if caps[l] == CAP_UNFINISHED then mayerr = true end
+    end
+  end
+  if nrec >= MAXCCALLS - 1 then mayerr = true end
+  cp = { kind = kind, cls = cls, aux = aux, aux2 = aux2, ncap = lvl, mayerr = mayerr, anchored = start == 2 }
+  if not mayerr then
+    -- quantifiers whose continuation cannot start with a char of their class never need to
+    -- backtrack: only the longest repetition can lead to a match (no errors are possible, so
+    -- skipping the doomed attempts is not observable)
+    local first = nil -- FIRST set of items j+1.. (nil: anything, or may succeed at once)
+    local fnext = {} -- per backtracking quantifier: FIRST set of its continuation
+    local consumes = false -- does every match consume at least one char?
+    local okconv = {}
+    local ok = false -- does the continuation always succeed (only captures, then the end)?
+    for j = nitems, 1, -1 do
+      local kd = kind[j]
+      if kd == K_END or kd == K_BACKREF then
+        first = nil
+      elseif kd == K_DOLLAR then
+        first = EMPTY
+      elseif kd == K_BALANCE then
+        first = lit(aux[j])
+        consumes = true
+      elseif kd == K_SINGLE or kd == K_PLUS then
+        if kd == K_PLUS then
+          if ok then
+            kind[j], okconv[j] = K_DPLUS, true
+          elseif disjoint(cls[j], first) then
+            kind[j] = K_DPLUS
+          else
+            fnext[j] = first
+          end
+        end
+        first = cls[j]
+        consumes = true
+      elseif kd == K_STAR or kd == K_MINUS or kd == K_OPT then
+        local t = cls[j]
+        if ok and kd == K_MINUS then
+          -- the empty repetition is tried first and succeeds
+          kind[j], okconv[j] = K_DOPT, true
+          cls[j] = EMPTY
+        elseif ok then
+          kind[j], okconv[j] = kd == K_OPT and K_DOPT or K_DSTAR, true
+        elseif disjoint(t, first) then
+          kind[j] = kd == K_OPT and K_DOPT or K_DSTAR
+        else
+          fnext[j] = first
+        end
+        first = union(t, first)
+      end
+      if kd == K_END then
+        ok = true
+      elseif kd ~= K_OPEN and kd ~= K_POSOPEN and kd ~= K_CLOSE then
+        ok = false
+      end
+      pending = pending + ((kd >= K_STAR and kd <= K_OPT) and 520 or 8)
+    end
+    cp.fnext = fnext
+    -- cost profile for the C work bound: per number q of branching items before an item,
+    -- constant work per node (costq) and work proportional to the subject length (linq)
+    local costq, linq = { 0 }, { 0 }
+    local q = 1
+    for j = 1, nitems do
+      local kd = kind[j]
+      local cj = cost[j]
+      if kd == K_CLOSE then cj = cj + 32 end
+      costq[q] = costq[q] + cj
+      if kd == K_BALANCE or kd == K_BACKREF then
+        linq[q] = linq[q] + 1
+      elseif kd >= K_DSTAR and kd <= K_DOPT then
+        -- C still tries the shorter repetitions: each fails at the next consuming item
+        local fc, t = cost[j], j + 1
+        while true do
+          local kt = kind[t]
+          fc = fc + cost[t] + (kt == K_CLOSE and 32 or 0)
+          if kt ~= K_OPEN and kt ~= K_POSOPEN and kt ~= K_CLOSE and kt ~= K_FRONTIER then break end
+          t = t + 1
+        end
+        if kd == K_DOPT then
+          costq[q] = costq[q] + fc
+        elseif okconv[j] then -- the longest repetition is tried first and succeeds
+          costq[q] = costq[q] + fc
+          linq[q] = linq[q] + cost[j]
+        else
+          linq[q] = linq[q] + fc
+        end
+      elseif kd >= K_STAR and kd <= K_OPT then
+        q = q + 1
+        costq[q] = cost[j]
+        linq[q] = 0
+      end
+    end
+    cp.costq, cp.linq, cp.nq = costq, linq, q
+    -- prefilter: start positions where the pattern can match are found by C's find with a set
+    -- pattern for FIRST (one class, no quantifier: linear); the end is tried unless a match
+    -- always consumes a char
+    cp.atend = not consumes
+    if first == EMPTY then
+      cp.first = ""
+    elseif first ~= nil and first ~= ANY then
+      local out, n, nb = { "[" }, 1, 0
+      local c = 0
+      while c <= 255 do
+        if first[c] then
+          local d = c
+          while d < 255 and first[d + 1] do d = d + 1 end
+          nb = nb + d - c + 1
+          if d - c >= 2 and ALNUM[c] and ALNUM[d] then
+            n = n + 1
+            out[n] = char(c) .. "-" .. char(d)
+          else
+            for x = c, d do
+              n = n + 1
+              out[n] = ALNUM[x] and char(x) or "%" .. char(x)
+            end
+          end
+          c = d + 1
+        else
+          c = c + 1
+        end
+      end
+      if nb == 0 then
+        cp.first = ""
+      elseif nb == 1 then
+        for x = 0, 255 do
+          if first[x] then cp.first, cp.fplain = char(x), true end
+        end
+      elseif n <= 33 then
+        out[n + 1] = "]"
+        cp.first = concat(out)
+      end
+    end
+  end
+  if #p <= CACHE_PLEN then
+    if ncached[start] >= CACHE_MAX then
+      cache = {}
+      CACHE[start] = cache
+      ncached[start] = 0
+    end
+    cache[p] = cp
+    ncached[start] = ncached[start] + 1
+  end
+  return cp
+end
+
+-- upper bound of the work of lstrlib.c's matcher for the subject length n (from the start
+-- position on), over all start positions (or the one, when anchored)
+local function cbound(cp, n)
+  local nb = n + 1
+  local costq, linq = cp.costq, cp.linq
+  -- nodes with q branching items before: anchored C(n+q, q), unanchored C(n+q+1, q+1)
+  local a = cp.anchored and 1 or nb
+  local total = 0
+  for q = 0, cp.nq - 1 do
+    total = total + a * (costq[q + 1] + linq[q + 1] * nb)
+    if total > 1e30 then return total end
+    if cp.anchored then
+      a = a * (n + q + 1) / (q + 1)
+    else
+      a = a * (n + q + 2) / (q + 2)
+    end
+  end
+  return total + (cp.ncap + 1) * nb
+end
+
+-- largest subject length for which the C matcher is cheap (cached per compiled pattern)
+local function maxn(cp)
+  local mx = cp.maxn
+  if mx then return mx end
+  if cp.mayerr then
+    mx = -1
+  else
+    local lo, hi = -1, LIMIT
+    while lo < hi do
+      local mid = (lo + hi + 1) // 2
+      if cbound(cp, mid) <= LIMIT then lo = mid else hi = mid - 1 end
+    end
+    mx = lo
+  end
+  cp.maxn = mx
+  return mx
+end
+
+---------------------------------------------------------------------------------------------------
+-- the matcher (state shared by the functions below; set before each match attempt)
+
+local S, N = "", 0
+local KIND, CLS, AUX, AUX2, FN = {}, {}, {}, {}, {}
+local NOFN = {}
+local level, depth = 0, MAXCCALLS
+local cinit, clen = {}, {}
+
+local function setstate(cp, s, n)
+  S, N = s, n
+  KIND, CLS, AUX, AUX2, FN = cp.kind, cp.cls, cp.aux, cp.aux2, cp.fnext or NOFN
+end
+
+-- match(ms, s, p) of lstrlib.c: s is a 1-based position (N + 1 is the end), k an item index.
+-- Returns the position after the match, or nil. Must be called directly by the public function
+-- (errors are raised at level 2 above the outermost do_match frame).
+local do_match
+do_match = function(s, k)
+  if depth == 0 then error("pattern too complex", MAXCCALLS + 3) end
+  depth = depth - 1
+  if pending >= CHUNK then flush() end
+  while true do
+    pending = pending + 1
+    local kind = KIND[k]
+    if kind == K_SINGLE then
+      if s <= N and CLS[k][byte(S, s)] then
+        s = s + 1
+        k = k + 1
+      else
+        s = nil
+        break
+      end
+    elseif kind <= K_DOPT then
+      local cls = CLS[k]
+      if kind >= K_DSTAR then
+        if kind == K_DOPT then
+          if s <= N and cls[byte(S, s)] then s = s + 1 end
+        else
+          local i = s
+          if cls == ANY then
+            i = N + 1
+          else
+            local lim = i + 32
+            while i <= N and cls[byte(S, i)] do
+              i = i + 1
+              if i == lim then
+                local _, e = c_find(S, AUX2[k], i)
+                i = e + 1
+                break
+              end
+            end
+            pending = pending + (i - s)
+          end
+          if kind == K_DPLUS and i == s then
+            s = nil
+            break
+          end
+          s = i
+        end
+        k = k + 1
+      elseif s <= N and cls[byte(S, s)] then
+        -- continuations are only tried where their FIRST set allows (fs == nil: anywhere)
+        local fs = FN[k]
+        if kind == K_STAR or kind == K_PLUS then -- max_expand
+          local i = s + 1
+          if cls == ANY then
+            i = N + 1
+          else
+            local lim = i + 32
+            while i <= N and cls[byte(S, i)] do
+              i = i + 1
+              if i == lim then
+                local _, e = c_find(S, AUX2[k], i)
+                i = e + 1
+                break
+              end
+            end
+          end
+          local lo = kind == K_PLUS and s + 1 or s
+          pending = pending + (i - lo)
+          k = k + 1
+          s = nil
+          if fs then
+            if i > N then
+              local r = do_match(i, k)
+              if r then
+                s = r
+                break
+              end
+              i = i - 1
+            end
+            while i >= lo do
+              if fs[byte(S, i)] then
+                local r = do_match(i, k)
+                if r then
+                  s = r
+                  break
+                end
+              end
+              i = i - 1
+            end
+          else
+            while i >= lo do
+              local r = do_match(i, k)
+              if r then
+                s = r
+                break
+              end
+              i = i - 1
+            end
+          end
+          break
+        elseif kind == K_MINUS then -- min_expand
+          k = k + 1
+          local r
+          while true do
+            if not fs or s > N or fs[byte(S, s)] then
+              r = do_match(s, k)
+              if r then break end
+            end
+            if s <= N and cls[byte(S, s)] then
+              s = s + 1
+              pending = pending + 1
+              if pending >= CHUNK then flush() end
+            else
+              break
+            end
+          end
+          s = r
+          break
+        else -- '?'
+          if not fs or s >= N or fs[byte(S, s + 1)] then
+            local r = do_match(s + 1, k + 1)
+            if r then
+              s = r
+              break
+            end
+          end
+          k = k + 1
+        end
+      elseif kind == K_PLUS then
+        s = nil
+        break
+      else
+        k = k + 1 -- accepts empty
+      end
+    elseif kind == K_END then
+      break
+    elseif kind == K_OPEN or kind == K_POSOPEN then -- start_capture
+      local l = level
+      if l >= MAXCAPTURES then error("too many captures", MAXCCALLS - depth + 2) end
+      l = l + 1
+      cinit[l] = s
+      clen[l] = kind == K_OPEN and CAP_UNFINISHED or CAP_POSITION
+      level = l
+      local r = do_match(s, k + 1)
+      if not r then level = level - 1 end
+      s = r
+      break
+    elseif kind == K_CLOSE then -- end_capture
+      local l = level
+      while l > 0 and clen[l] ~= CAP_UNFINISHED do l = l - 1 end
+      if l == 0 then error("invalid pattern capture", MAXCCALLS - depth + 2) end
+      clen[l] = s - cinit[l]
+      local r = do_match(s, k + 1)
+      if not r then clen[l] = CAP_UNFINISHED end
+      s = r
+      break
+    elseif kind == K_DOLLAR then
+      if s ~= N + 1 then s = nil end
+      break
+    elseif kind == K_BALANCE then
+      if s > N or byte(S, s) ~= AUX[k] then
+        s = nil
+        break
+      end
+      local _, e = c_find(S, AUX2[k], s) -- matchbalance, in C (linear)
+      pending = pending + (e or N) - s + 1
+      if not e then
+        s = nil
+        break
+      end
+      s = e + 1
+      k = k + 1
+    elseif kind == K_FRONTIER then
+      local set = CLS[k]
+      local prev = s == 1 and 0 or byte(S, s - 1)
+      local cur = s <= N and byte(S, s) or 0
+      if set[prev] or not set[cur] then
+        s = nil
+        break
+      end
+      k = k + 1
+    elseif kind == K_BACKREF then
+      local l = AUX[k]
+      if l == 0 or l > level or clen[l] == CAP_UNFINISHED then
+        error(format("invalid capture index %%%d", l), MAXCCALLS - depth + 2)
+      end
+      local len = clen[l]
+      if len < 0 or N - s + 1 < len then
+        s = nil
+        break
+      end
+      if len > 0 then
+        local ci = cinit[l]
+        if sub(S, ci, ci + len - 1) ~= sub(S, s, s + len - 1) then
+          s = nil
+          break
+        end
+        pending = pending + len
+      end
+      s = s + len
+      k = k + 1
+    else -- K_ERROR
+      error(AUX[k], MAXCCALLS - depth + 2)
+    end
+  end
+  depth = depth + 1
+  return s
+end
+
+---------------------------------------------------------------------------------------------------
+-- captures
+
+local CAPBUF = {}
+
+-- push_captures: whole (match, gmatch, gsub) gives the whole match when there are no captures;
+-- lvl: error level (2 when tail-called by the public function, 3 otherwise)
+local function pushcaps(s, e, whole, lvl)
+  local nl = level
+  if nl == 0 then
+    if whole then return sub(S, s, e - 1) end
+    return
+  end
+  for i = 1, nl do
+    local l = clen[i]
+    if l >= 0 then
+      local ci = cinit[i]
+      CAPBUF[i] = sub(S, ci, ci + l - 1)
+      pending = pending + l
+    elseif l == CAP_POSITION then
+      CAPBUF[i] = cinit[i]
+    else
+      error("unfinished capture", lvl)
+    end
+  end
+  return unpack(CAPBUF, 1, nl)
+end
+
+-- get_onecapture(i - 1) for gsub (called directly by gsub)
+local function getcap(i, s, e)
+  if i > level then
+    if i ~= 1 then error(format("invalid capture index %%%d", i), 3) end
+    return sub(S, s, e - 1)
+  end
+  local l = clen[i]
+  if l >= 0 then
+    local ci = cinit[i]
+    return sub(S, ci, ci + l - 1)
+  elseif l == CAP_POSITION then
+    return cinit[i]
+  end
+  error("unfinished capture", 3)
+end
+
+-- next start position >= pos where the pattern can match (C's find with the FIRST set)
+local function skipto(cp, pos)
+  local q
+  local f = cp.first
+  if f == "" then
+    q = nil
+  elseif cp.fplain then
+    q = c_find(S, f, pos, true)
+  else
+    q = c_find(S, f, pos)
+  end
+  pending = pending + ((q or N + 1) - pos)
+  if not q and cp.atend and pos <= N + 1 then q = N + 1 end
+  return q
+end
+
+---------------------------------------------------------------------------------------------------
+-- arguments (errors at level 3: the helper, the public function, its caller)
+
+local function typename(v)
+  local mt = getmetatable(v)
+  if type(mt) == "table" then
+    local name = rawget(mt, "__name")
+    if type(name) == "string" then return name end
+  end
+  return type(v)
+end
+
+local function checkstr(v, i, fname, nargs)
+  if type(v) == "number" then return tostring(v) end
+  error(format("bad argument #%d to '%s' (string expected, got %s)", i, fname,
+    i > nargs and "no value" or typename(v)), 3)
+end
+
+local function checkint(v, i, fname)
+  local tv = type(v)
+  local x = v
+  if tv == "string" then x = tonumber(v) end
+  if type(x) == "number" then
+    local r = tointeger(x)
+    if r then return r end
+    error(format("bad argument #%d to '%s' (number has no integer representation)", i, fname), 3)
+  end
+  error(format("bad argument #%d to '%s' (number expected, got %s)", i, fname, typename(v)), 3)
+end
+
+local NOSPEC, nnospec = {}, 0
+
+local function nospecials(p)
+  local r = NOSPEC[p]
+  if r == nil then
+    r = not c_find(p, "[%^%$%*%+%?%.%(%[%%%-]")
+    if #p <= CACHE_PLEN then
+      if nnospec >= CACHE_MAX then NOSPEC, nnospec = {}, 0 end
+      NOSPEC[p] = r
+      nnospec = nnospec + 1
+    end
+  end
+  return r
+end
+
+---------------------------------------------------------------------------------------------------
+-- find / match
+
+-- lmemfind with the C library doing the scanning: memchr for the first byte, then a compare
+local function plain_find(s, p, init)
+  local ls, lp = #s, #p
+  if lp == 0 then return init, init - 1 end
+  if lp > ls - init + 1 then return nil end
+  if not deps.force_lua and (ls - init + 2) * lp <= LIMIT then
+    if stats then stats.c = stats.c + 1 end
+    charge(ls + lp)
+    return c_find(s, p, init, true)
+  end
+  if stats then stats.lua = stats.lua + 1 end
+  local f = sub(p, 1, 1)
+  local last = ls - lp + 1
+  local pos = init
+  while pos <= last do
+    local q = c_find(s, f, pos, true)
+    if not q or q > last then
+      pending = pending + (last - pos + 1)
+      break
+    end
+    pending = pending + (q - pos) + lp
+    if pending >= CHUNK then flush() end
+    if sub(s, q, q + lp - 1) == p then
+      flush()
+      return q, q + lp - 1
+    end
+    pos = q + 1
+  end
+  flush()
+  return nil
+end
+
+local function find_aux(isfind, ...)
+  local s, p, init, plain = ...
+  local fname = isfind and "find" or "match"
+  if type(s) ~= "string" then s = checkstr(s, 1, fname, select("#", ...)) end
+  if type(p) ~= "string" then p = checkstr(p, 2, fname, select("#", ...)) end
+  local ls = #s
+  local pos = 1
+  if init ~= nil then
+    pos = checkint(init, 3, fname)
+    if pos > 0 then -- posrelatI
+    elseif pos == 0 or pos < -ls then
+      pos = 1
+    else
+      pos = ls + pos + 1
+    end
+    if pos > ls + 1 then return nil end
+  end
+  if isfind and (plain or nospecials(p)) then return plain_find(s, p, pos) end
+  local anchor = byte(p, 1) == 94
+  local cp = compile(p, anchor and 2 or 1)
+  if not deps.force_lua and ls - pos + 1 <= maxn(cp) then
+    if stats then stats.c = stats.c + 1 end
+    charge(ls + #p)
+    if isfind then return c_find(s, p, pos) end
+    return c_match(s, p, pos)
+  end
+  if stats then stats.lua = stats.lua + 1 end
+  setstate(cp, s, ls)
+  local first = not anchor and cp.first
+  repeat
+    if first then
+      pos = skipto(cp, pos)
+      if not pos then break end
+    end
+    level, depth = 0, MAXCCALLS
+    local e = do_match(pos, 1)
+    if e then
+      flush()
+      if isfind then return pos, e - 1, pushcaps(pos, e, false, 3) end
+      return pushcaps(pos, e, true, 2)
+    end
+    pos = pos + 1
+  until anchor or pos > ls + 1
+  flush()
+  return nil
+end
+
+local function find(...)
+  return find_aux(true, ...)
+end
+
+local function match(...)
+  return find_aux(false, ...)
+end
+
+---------------------------------------------------------------------------------------------------
+-- gmatch
+
+local function gmatch(...)
+  local s, p, init = ...
+  local nargs = select("#", ...)
+  if type(s) ~= "string" then s = checkstr(s, 1, "gmatch", nargs) end
+  if type(p) ~= "string" then p = checkstr(p, 2, "gmatch", nargs) end
+  local ls = #s
+  local src = 1
+  if init ~= nil and not V53 then
+    src = checkint(init, 3, "gmatch")
+    if src > 0 then -- posrelatI
+    elseif src == 0 or src < -ls then
+      src = 1
+    else
+      src = ls + src + 1
+    end
+    if src > ls + 1 then src = ls + 2 end
+  end
+  local cp = compile(p, 1) -- gmatch takes a leading '^' literally
+  local lastmatch = nil
+  local p2 = nil -- the pattern for C's find (a leading '^' escaped)
+
+  local function deliver(st, en, ...)
+    if not st then return end
+    if en + 1 == lastmatch then -- empty match at the end of the previous one: skip it
+      return deliver(c_find(s, p2, st + 1))
+    end
+    src, lastmatch = en + 1, en + 1
+    if select("#", ...) == 0 then return sub(s, st, en) end
+    return ...
+  end
+
+  return function()
+    local pos = src
+    if pos > ls + 1 then return end
+    if not deps.force_lua and ls - pos + 1 <= maxn(cp) then
+      if stats then stats.c = stats.c + 1 end
+      charge(ls - pos + 1 + #p)
+      if not p2 then p2 = byte(p, 1) == 94 and "%" .. p or p end
+      return deliver(c_find(s, p2, pos))
+    end
+    if stats then stats.lua = stats.lua + 1 end
+    setstate(cp, s, ls)
+    local first = cp.first
+    repeat
+      if first then
+        pos = skipto(cp, pos)
+        if not pos then break end
+      end
+      level, depth = 0, MAXCCALLS
+      local e = do_match(pos, 1)
+      if e and e ~= lastmatch then
+        src, lastmatch = e, e
+        flush()
+        return pushcaps(pos, e, true, 2)
+      end
+      pos = pos + 1
+    until pos > ls + 1
+    flush()
+  end
+end
+
+---------------------------------------------------------------------------------------------------
+-- gsub
+
+-- the replacement string as pieces: strings, capture numbers (0 = whole match), false = bad '%'
+local function parse_repl(r)
+  local out, n = {}, 0
+  local pos, lr = 1, #r
+  while true do
+    local q = c_find(r, "%", pos, true)
+    if not q then
+      if pos <= lr then
+        n = n + 1
+        out[n] = sub(r, pos)
+      end
+      break
+    end
+    if q > pos then
+      n = n + 1
+      out[n] = sub(r, pos, q - 1)
+    end
+    local d = byte(r, q + 1)
+    n = n + 1
+    if d == 37 then
+      out[n] = "%"
+    elseif d and d >= 48 and d <= 57 then
+      out[n] = d - 48
+    else
+      out[n] = false
+      break
+    end
+    pos = q + 2
+  end
+  pending = pending + n + 1
+  return out, n
+end
+
+-- can add_s fail with this replacement string and ncap captures?
+local function repl_ok(r, ncap)
+  local pos = c_find(r, "%", 1, true)
+  while pos do
+    local d = byte(r, pos + 1)
+    if d ~= 37 then
+      if not d or d < 48 or d > 57 then return false end
+      d = d - 48
+      if d > 1 and d > ncap then return false end
+    end
+    pos = c_find(r, "%", pos + 2, true)
+  end
+  return true
+end
+
+local function gsub(...)
+  local src, p, repl, max_s = ...
+  local nargs = select("#", ...)
+  if type(src) ~= "string" then src = checkstr(src, 1, "gsub", nargs) end
+  if type(p) ~= "string" then p = checkstr(p, 2, "gsub", nargs) end
+  local ls = #src
+  local tr = type(repl)
+  local maxr = ls + 1
+  if max_s ~= nil then maxr = checkint(max_s, 4, "gsub") end
+  if tr == "number" then
+    repl = tostring(repl)
+    tr = "string"
+  elseif tr ~= "string" and tr ~= "function" and tr ~= "table" then
+    if V53 then
+      error("bad argument #3 to 'gsub' (string/function/table expected)", 2)
+    end
+    error("bad argument #3 to 'gsub' (string/function/table expected, got " ..
+      (nargs < 3 and "no value" or typename(repl)) .. ")", 2)
+  end
+  local anchor = byte(p, 1) == 94
+  local cp = compile(p, anchor and 2 or 1)
+  if not deps.force_lua and not cp.mayerr then
+    local nb = ls + 1
+    local b = cbound(cp, ls)
+    if not anchor then b = 2 * b end
+    if tr == "string" then
+      b = b + nb * (#repl + 1)
+    else
+      b = b + 2 * nb * (cp.ncap + 1)
+    end
+    if b <= LIMIT and (tr ~= "string" or repl_ok(repl, cp.ncap)) then
+      if stats then stats.c = stats.c + 1 end
+      charge(ls + #p)
+      local r, n
+      if tr == "string" then
+        r, n = c_gsub(src, p, repl, maxr)
+      else
+        local f = repl
+        if tr == "table" then
+          r, n = c_gsub(src, p, function(key)
+            local v = f[key]
+            if v and type(v) ~= "string" and type(v) ~= "number" then
+              error("invalid replacement value (a " .. type(v) .. ")", 4)
+            end
+            return v
+          end, maxr)
+        else
+          r, n = c_gsub(src, p, function(...)
+            local v = f(...)
+            if v and type(v) ~= "string" and type(v) ~= "number" then
+              error("invalid replacement value (a " .. type(v) .. ")", 4)
+            end
+            return v
+          end, maxr)
+        end
+      end
+      return r, n
+    end
+  end
+  if stats then stats.lua = stats.lua + 1 end
+  setstate(cp, src, ls)
+  local parts, np = {}, 0
+  local segs, nsegs = nil, 0
+  local pos, keep, lastmatch, n, changed = 1, 1, nil, 0, false
+  local first = not anchor and cp.first
+  while n < maxr do
+    if first then
+      local q = skipto(cp, pos)
+      if not q then break end
+      pos = q
+    end
+    level, depth = 0, MAXCCALLS
+    local e = do_match(pos, 1)
+    if e and e ~= lastmatch then -- add_value
+      n = n + 1
+      if tr == "string" then
+        if not segs then segs, nsegs = parse_repl(repl) end
+        if keep < pos then
+          np = np + 1
+          parts[np] = sub(src, keep, pos - 1)
+        end
+        for j = 1, nsegs do
+          local v = segs[j]
+          if v == false then
+            error("invalid use of '%' in replacement string", 2)
+          elseif v == 0 then
+            v = sub(src, pos, e - 1)
+          elseif type(v) == "number" then
+            v = getcap(v, pos, e)
+            if type(v) == "number" then v = tostring(v) end
+          end
+          np = np + 1
+          parts[np] = v
+          pending = pending + #v
+        end
+        keep = e
+        changed = true
+      else
+        local v
+        if tr == "function" then
+          v = repl(pushcaps(pos, e, true, 3))
+        else
+          v = repl[getcap(1, pos, e)]
+        end
+        setstate(cp, src, ls) -- the callback may have matched too
+        if v then
+          local tv = type(v)
+          if tv == "number" then
+            v = tostring(v)
+          elseif tv ~= "string" then
+            error("invalid replacement value (a " .. tv .. ")", 2)
+          end
+          if keep < pos then
+            np = np + 1
+            parts[np] = sub(src, keep, pos - 1)
+          end
+          np = np + 1
+          parts[np] = v
+          pending = pending + #v
+          keep = e
+          changed = true
+        end
+      end
+      pos, lastmatch = e, e
+    elseif pos <= ls then
+      pos = pos + 1
+    else
+      break
+    end
+    if anchor then break end
+  end
+  flush()
+  if not changed then return src, n end
+  if keep <= ls then
+    np = np + 1
+    parts[np] = sub(src, keep)
+  end
+  return concat(parts, "", 1, np), n
+end
+
+return { find = find, match = match, gmatch = gmatch, gsub = gsub }
+`;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { LuaError, LuaRuntime, luaType } from "../mod.ts";
+import { type LuaCoroutine, LuaError, LuaRuntime, luaType } from "../mod.ts";
 import { assertUsable, co, fn, luaFn, sorted, tbl, VERSION } from "./helpers.ts";
 
 const PARITY = `
@@ -79,11 +79,11 @@ Deno.test("lupa: coroutines created in Lua come back to JS (running, fresh, plai
 Deno.test("lupa: status goes suspended -> running -> suspended -> dead", () => {
   using lua = new LuaRuntime();
   let inside: string | undefined;
-  let gen: ReturnType<typeof co> | undefined;
+  const holder: { gen?: LuaCoroutine } = {};
   lua.globals().set("probe", () => {
-    inside = gen!.status;
+    inside = holder.gen!.status;
   });
-  gen = luaFn(lua.eval("function() probe() coroutine.yield(1) end")).coroutine();
+  const gen = holder.gen = luaFn(lua.eval("function() probe() coroutine.yield(1) end")).coroutine();
   assert.equal(gen.status, "suspended");
   assert.equal(gen.send(), 1);
   assert.equal(inside, "running");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { asItemGetter, LuaRuntime } from "../mod.ts";
-import { assertUsable, fn, tbl } from "./helpers.ts";
+import { assertUsable, fn, tbl, VERSION } from "./helpers.ts";
 
 class AttributeError extends Error {
   override name = "AttributeError";
@@ -14,7 +14,10 @@ function filterAttributeAccess(_obj: object, attrName: string | number, _isSetti
 Deno.test("lupa: attributeFilter denies a property read with the filter's own exception", () => {
   using lua = new LuaRuntime({ attributeFilter: filterAttributeAccess });
   const func = fn(lua.eval("function(x) return x._secret end"));
-  assert.throws(() => func({ _secret: 1 }), (e: unknown) => e instanceof AttributeError && e.message === "access denied");
+  assert.throws(
+    () => func({ _secret: 1 }),
+    (e: unknown) => e instanceof AttributeError && e.message === "access denied",
+  );
   assertUsable(lua);
 });
 
@@ -82,14 +85,21 @@ Deno.test("attributeFilter guards method lookups used by obj:method()", () => {
   assert.throws(() => lua.eval("(...):_internal()", obj), AttributeError);
 });
 
-Deno.test("attributeFilter hides filtered keys from pairs()", () => {
+Deno.test("attributeFilter hides filtered keys from pairs(), js.iter and js.iterex", () => {
   using lua = new LuaRuntime({ attributeFilter: filterAttributeAccess });
-  const keys = tbl(lua.execute("local t = {} for k in pairs(...) do t[#t + 1] = k end return t", {
-    a: 1,
-    _b: 2,
-    c: 3,
-  }));
-  assert.deepEqual([...keys.values()], ["a", "c"]);
+  const obj = { a: 1, _b: 2, c: 3 };
+  // Lua 5.1 has no __pairs: js.iterex is the portable way to walk a JS object
+  const loops = VERSION === "5.1"
+    ? ["js.iterex(...)", "js.iter(...)"]
+    : ["pairs(...)", "js.iterex(...)", "js.iter(...)"];
+  for (const loop of loops) {
+    const keys = tbl(lua.execute(`local t = {} for k in ${loop} do t[#t + 1] = k end return t`, obj));
+    assert.deepEqual([...keys.values()], ["a", "c"], loop);
+  }
+  const values = tbl(
+    lua.execute("local t = {} for _, v in js.iterex(...) do t[#t + 1] = v end return t", obj),
+  );
+  assert.deepEqual([...values.values()], [1, 3]);
 });
 
 Deno.test("lupa: attributeHandlers get and set replace property access", () => {
@@ -124,7 +134,9 @@ Deno.test("lupa: attributeHandlers get and set replace property access", () => {
 });
 
 Deno.test("attributeHandlers with only get: writes are a TypeError", () => {
-  using lua = new LuaRuntime({ attributeHandlers: { get: (obj, name) => (obj as Record<string, unknown>)[name] } });
+  using lua = new LuaRuntime({
+    attributeHandlers: { get: (obj, name) => (obj as Record<string, unknown>)[name] },
+  });
   const obj = { a: 1 };
   assert.equal(lua.eval("(...).a", obj), 1);
   assert.throws(() => lua.execute("(...).a = 2", obj), TypeError);
@@ -159,11 +171,15 @@ Deno.test("a non-function attributeFilter is a TypeError", () => {
 Deno.test("attributeFilter also guards the properties of a caught JS error", () => {
   using lua = new LuaRuntime({ attributeFilter: filterAttributeAccess });
   const f = fn(lua.eval("function(g) local ok, e = pcall(g) return e.message end"));
-  assert.equal(f(() => {
-    throw new Error("visible");
-  }), "visible");
+  assert.equal(
+    f(() => {
+      throw new Error("visible");
+    }),
+    "visible",
+  );
   const g = fn(lua.eval("function(g) local ok, e = pcall(g) return e._private end"));
-  assert.throws(() => g(() => {
-    throw Object.assign(new Error("x"), { _private: 1 });
-  }), AttributeError);
+  assert.throws(() =>
+    g(() => {
+      throw Object.assign(new Error("x"), { _private: 1 });
+    }), AttributeError);
 });

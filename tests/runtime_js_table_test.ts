@@ -53,7 +53,9 @@ Deno.test("lupa: js.iterex explodes [key, value] pairs of Map entries", () => {
 
 Deno.test("js.iterex over a plain object yields its own [key, value] pairs", () => {
   using lua = new LuaRuntime();
-  const t = tbl(lua.execute("local t = {} for k, v in js.iterex(...) do t[k] = v end return t", { x: 1, y: 2 }));
+  const t = tbl(
+    lua.execute("local t = {} for k, v in js.iterex(...) do t[k] = v end return t", { x: 1, y: 2 }),
+  );
   assert.deepEqual(new Map(t.entries()), new Map([["x", 1], ["y", 2]]));
 });
 

@@ -95,12 +95,13 @@ Deno.test({
   ignore: NO_CAP,
   fn() {
     using lua = new LuaRuntime();
+    const globals = lua.globals();
     lua.execute("keep = string.rep('k', 2 * 1024 * 1024)");
     lua.setMaxMemory(1024 * 1024);
     assert.throws(() => lua.execute("more = string.rep('m', 1024 * 1024)"), LuaMemoryError);
     // over the cap even compiling fails (as in lupa); a raw host write frees without allocating
     assert.throws(() => lua.execute("keep = nil"), LuaMemoryError);
-    lua.globals().set("keep", undefined);
+    globals.set("keep", undefined);
     lua.gc();
     assert.equal(lua.eval("#string.rep('m', 1024)"), 1024);
   },
@@ -181,8 +182,8 @@ Deno.test({
   fn() {
     using small = new LuaRuntime({ maxMemory: 256 * 1024 });
     using large = new LuaRuntime();
-    assert.throws(() => small.eval("#string.rep('a', 1 << 20)"), LuaMemoryError);
-    assert.equal(large.eval("#string.rep('a', 1 << 20)"), 1 << 20);
+    assert.throws(() => small.eval("#string.rep('a', 1048576)"), LuaMemoryError);
+    assert.equal(large.eval("#string.rep('a', 1048576)"), 1 << 20);
   },
 });
 
@@ -193,6 +194,19 @@ Deno.test({
     using lua = new LuaRuntime();
     assert.throws(() => lua.setMaxMemory(1 << 20), LuaStateError);
     lua.setMaxMemory(0);
+    assertUsable(lua);
+  },
+});
+
+Deno.test({
+  name: "a memory error caught by pcall and returned to JS is a LuaMemoryError value" + SKIP,
+  ignore: NO_CAP,
+  fn() {
+    using lua = new LuaRuntime({ maxMemory: 1 << 20 });
+    lua.globals().set("produce", () => "p".repeat(4 << 20));
+    const [ok, err] = lua.execute("return pcall(produce)") as unknown[];
+    assert.equal(ok, false);
+    assert.ok(err instanceof LuaMemoryError);
     assertUsable(lua);
   },
 });

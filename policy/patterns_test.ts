@@ -1,0 +1,523 @@
+/**
+ * Tests of `PATTERNS_LUA`: a differential fuzz against the C functions (Lua 5.4 and 5.3), the
+ * budget stopping catastrophic patterns, and the dispatch of cheap calls to C.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { LuaRuntime, type LuaTable } from "../mod.ts";
+import { PATTERNS_LUA } from "./patterns.ts";
+
+/** The differential fuzz, run inside Lua (see its header). */
+const FUZZ_LUA = String
+  .raw`-- Differential fuzz of luagate.patterns against the C functions of the running Lua.
+-- Arguments: the chunk's source, number of cases, seed, mode ("short" or "long").
+-- Returns: cases run, mismatches (strings), C dispatches, Lua runs (of the dispatching copy).
+local API_SRC, NCASES, SEED, MODE = ...
+local C = { find = string.find, match = string.match, gmatch = string.gmatch, gsub = string.gsub }
+local function charge() end
+local forced = load(API_SRC, "=luagate.patterns", "t")({ charge = charge, c = C, force_lua = true })
+local stats = { c = 0, lua = 0 }
+local normal = load(API_SRC, "=luagate.patterns", "t")({ charge = charge, c = C, stats = stats })
+local long = MODE == "long"
+
+local seed = SEED
+local function rnd(n) -- 0 .. n-1, a fixed LCG (math.random differs between versions)
+  seed = (seed * 1103515245 + 12345) % 2147483648
+  return (seed // 65536) % n
+end
+local function pick(t) return t[rnd(#t) + 1] end
+
+local ALPHA = { "a", "a", "a", "b", "b", "(", ")", "[", "]", "%", ".", "-", " ", "\0", "x", "1", "2",
+  "_", "A", "Z", "\233", "\t", "^", "$", "*" }
+local CHUNKS = { "ab ", "(a)", "aa", "x1_", "[b]", "a-b", " ", "((", "))", "\0a", "Z." }
+local function subject()
+  local t = {}
+  if long then
+    for i = 1, 20 + rnd(120) do t[i] = pick(CHUNKS) end
+  else
+    for i = 1, rnd(4) == 0 and rnd(30) or rnd(10) do t[i] = pick(ALPHA) end
+  end
+  return table.concat(t)
+end
+
+local LIT = { "a", "b", "x", "1", " ", "_", "A", "\0", "\233", "%(", "%)", "%[", "%]", "%%", "%.", "%-",
+  "%^", "%$", "%*", "]", "^", "-", "*", "+", "?" }
+local CLS = { "%a", "%d", "%s", "%w", "%x", "%p", "%l", "%u", "%c", "%g", "%z", "%A", "%D", "%S", "%W", "%X",
+  "%P", "%L", "%U", "%C", "%G", "%Z", "%q", "%Q" }
+local function set()
+  local t = { "[" }
+  if rnd(3) == 0 then t[#t + 1] = "^" end
+  if rnd(6) == 0 then t[#t + 1] = "]" end
+  for _ = 1, rnd(4) + 1 do
+    local r = rnd(6)
+    if r == 0 then
+      t[#t + 1] = pick({ "a-c", "0-9", "A-Z", "b-a", "(-)", "a-%", "%a-z" })
+    elseif r == 1 then
+      t[#t + 1] = pick(CLS)
+    elseif r == 2 then
+      t[#t + 1] = pick({ "-", "^", "%]", "%-", "%%", "(", ".", "\0" })
+    else
+      t[#t + 1] = pick({ "a", "b", "x", " ", "1", "_", "\233" })
+    end
+  end
+  if rnd(30) ~= 0 then t[#t + 1] = "]" end
+  return table.concat(t)
+end
+local function single()
+  local r = rnd(10)
+  if r < 4 then return pick(LIT) elseif r < 5 then return "." elseif r < 8 then return pick(CLS) end
+  return set()
+end
+local function item(depth)
+  local r = rnd(24)
+  if r < 11 then
+    local s = single()
+    if rnd(2) == 0 then s = s .. pick({ "*", "+", "-", "?" }) end
+    return s
+  elseif r < 13 and depth < 3 then
+    local inner = {}
+    for _ = 1, rnd(3) do inner[#inner + 1] = item(depth + 1) end
+    return "(" .. table.concat(inner) .. ")"
+  elseif r < 14 then
+    return "()"
+  elseif r < 15 then
+    return pick({ "%b()", "%b[]", "%bab", "%b))", "%bxy" })
+  elseif r < 16 then
+    return pick({ "%f[%w]", "%f[%W]", "%f[^a]", "%f[a-b]", "%f[%z]", "%f[%s]" })
+  elseif r < 17 then
+    return pick({ "%1", "%2", "%1", "%0", "%3" })
+  elseif r < 18 and rnd(4) == 0 then
+    return pick({ "%", "[a", "%b", "%bx", "%f", "%fa", "(", ")", "[%", "[]", "[^]" })
+  elseif r < 19 then
+    return "$"
+  end
+  return single()
+end
+local function pattern()
+  if not long and rnd(60) == 0 then -- limits of the matcher
+    local r = rnd(6)
+    if r == 0 then return ("a?"):rep(150 + rnd(100)) end
+    if r == 1 then return ("(a)"):rep(28 + rnd(8)) end
+    if r == 2 then return ("("):rep(30 + rnd(5)) .. ("a"):rep(rnd(3)) end
+    if r == 3 then return ("()"):rep(30 + rnd(5)) end
+    if r == 4 then return ("a*"):rep(2 + rnd(3)) .. "b" end
+    return ("%w-"):rep(190 + rnd(20))
+  end
+  while true do
+    local t = {}
+    if rnd(4) == 0 then t[1] = "^" end
+    for _ = 1, rnd(5) + (rnd(6) == 0 and 4 or 0) do t[#t + 1] = item(0) end
+    if rnd(5) == 0 then t[#t + 1] = "$" end
+    if rnd(20) == 0 then t[#t + 1] = "%" end
+    local p = table.concat(t)
+    -- long subjects: at most one backtracking quantifier, so that C itself stays fast
+    if not long or select(2, p:gsub("[*+-]", "")) <= 1 then return p end
+  end
+end
+
+local function ser(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  if math.type(v) == "float" then return "F" .. tostring(v) end
+  return tostring(v)
+end
+local function serpack(t)
+  local o = {}
+  for i = 1, t.n do o[i] = ser(t[i]) end
+  return table.concat(o, ",")
+end
+-- the function name in "bad argument" messages is the call site's for C, 'find' etc. for Lua
+local function errstr(e) return "E:" .. (tostring(e):gsub("to '[^']*'", "to '?'")) end
+
+local REPLS = { "", "x", "%0", "%1", "<%1>", "%2-%1", "%%", "%", "%x", "a%0b%0", "%3", "%9" }
+local REPLT = { a = "A", b = false, ["1"] = 2, x = {}, [""] = "E" }
+local function replf(a, b, ...)
+  if a == "b" then return nil end
+  if a == "x" then return {} end
+  if a == "1" then return 1.5 end
+  if a == "a" then return false end
+  return "<" .. tostring(a) .. "|" .. tostring(b) .. "|" .. select("#", ...) .. ">"
+end
+
+-- errors carry the position of 'via' (the same line for C and Lua)
+local function via(f, ...) local r = table.pack(f(...)) return r end
+local function run(f, ...)
+  local r = table.pack(pcall(via, f, ...))
+  if not r[1] then return errstr(r[2]) end
+  return serpack(r[2])
+end
+local function rungm(gm, s, p, init)
+  local ok, it = pcall(via, gm, s, p, init)
+  if not ok then return errstr(it) end
+  it = it[1]
+  local out = {}
+  for _ = 1, 40 do
+    local r = table.pack(pcall(via, it))
+    if not r[1] then
+      out[#out + 1] = errstr(r[2])
+      break
+    end
+    if r[2].n == 0 or r[2][1] == nil then
+      out[#out + 1] = "n" .. r[2].n
+      break
+    end
+    out[#out + 1] = serpack(r[2])
+  end
+  return table.concat(out, ";")
+end
+
+local BAD = { 12, 1.5, 2.0, "2", "x", {}, true, -0.0, 1e300, "0x2" }
+local mismatches = {}
+for _ = 1, NCASES do
+  local s, p = subject(), pattern()
+  if not long and rnd(60) == 0 and not p:find("a*a*", 1, true) then s = ("a"):rep(150 + rnd(200)) end
+  local init = rnd(3) == 0 and (rnd(#s + 7) - (#s + 3)) or nil
+  if not long and rnd(40) == 0 then
+    local w = rnd(4)
+    if w == 0 then s = pick(BAD) elseif w == 1 then p = pick(BAD) else init = pick(BAD) end
+  end
+  local op = rnd(4)
+  local res, desc = {}, nil
+  if op == 0 then
+    local plain = rnd(6) == 0 or nil
+    desc = string.format("find(%s, %s, %s, %s)", ser(s), ser(p), ser(init), tostring(plain))
+    for i, f in ipairs({ C.find, forced.find, normal.find }) do res[i] = run(f, s, p, init, plain) end
+  elseif op == 1 then
+    desc = string.format("match(%s, %s, %s)", ser(s), ser(p), ser(init))
+    for i, f in ipairs({ C.match, forced.match, normal.match }) do res[i] = run(f, s, p, init) end
+  elseif op == 2 then
+    desc = string.format("gmatch(%s, %s, %s)", ser(s), ser(p), ser(init))
+    for i, f in ipairs({ C.gmatch, forced.gmatch, normal.gmatch }) do res[i] = rungm(f, s, p, init) end
+  else
+    local r = rnd(3)
+    local repl = r == 0 and REPLT or r == 1 and replf or pick(REPLS)
+    local maxn = rnd(4) == 0 and rnd(4) or nil
+    if rnd(40) == 0 then repl = ({ 7, 2.5, true, nil })[rnd(4) + 1] end
+    if rnd(40) == 0 then maxn = ({ "1", 1.5, 2.0, {}, "y" })[rnd(5) + 1] end
+    desc = string.format("gsub(%s, %s, %s, %s)", ser(s), ser(p),
+      type(repl) == "string" and ser(repl) or type(repl), ser(maxn))
+    for i, f in ipairs({ C.gsub, forced.gsub, normal.gsub }) do res[i] = run(f, s, p, repl, maxn) end
+  end
+  if res[1] ~= res[2] or res[1] ~= res[3] then
+    mismatches[#mismatches + 1] = desc .. "\n     C: " .. res[1] .. "\n   Lua: " .. res[2] .. "\n  disp: " .. res[3]
+    if #mismatches >= 20 then break end
+  end
+end
+return NCASES, mismatches, stats.c, stats.lua
+`;
+
+/**
+ * Test harness: `load(PATTERNS_LUA)` with a charge function that counts and raises `BUDGET` (a
+ * table, so identity can be checked) past `budget` units. Defines globals `api` (dispatching),
+ * `forced` (Lua only), `stats`, `BUDGET`, `reset(budget)` and `used()`.
+ */
+const SETUP_LUA = String.raw`
+local src = ...
+local C = { find = string.find, match = string.match, gmatch = string.gmatch, gsub = string.gsub }
+local used, budget = 0, math.huge
+BUDGET = setmetatable({}, { __tostring = function() return "budget exhausted" end })
+local function charge(n)
+  assert(math.type(n) == "integer" and n >= 0, "charge takes a natural number")
+  used = used + n
+  if used > budget then error(BUDGET) end
+end
+function reset(b) used, budget = 0, b or math.huge end
+function used_units() return used end
+stats = { c = 0, lua = 0 }
+api = load(src, "=luagate.patterns", "t")({ charge = charge, c = C, stats = stats })
+forced = load(src, "=luagate.patterns", "t")({ charge = charge, c = C, force_lua = true })
+`;
+
+const probe = new LuaRuntime();
+const VERSION = probe.luaVersion;
+probe.close();
+const SUPPORTED = VERSION === "5.3" || VERSION === "5.4";
+/** The Lua libraries to fuzz in a Worker (one library per process/Worker): the one not in use. */
+const WORKER_LIBRARIES = VERSION === "5.4"
+  ? ["liblua5.3.so.0"]
+  : VERSION === "5.3"
+  ? ["liblua5.4.so.0"]
+  : ["liblua5.4.so.0", "liblua5.3.so.0"];
+
+function setup(): LuaRuntime {
+  const lua = new LuaRuntime();
+  lua.execute(SETUP_LUA, PATTERNS_LUA);
+  return lua;
+}
+
+interface FuzzResult {
+  version: string;
+  cases: number;
+  mismatches: string[];
+  toC: number;
+  inLua: number;
+}
+
+function fuzz(lua: LuaRuntime, cases: number, seed: number, mode: "short" | "long"): FuzzResult {
+  const [n, mismatches, toC, inLua] = lua.execute(
+    `local fz, src, n, seed, mode = ... return load(fz, "=fuzz", "t")(src, n, seed, mode)`,
+    FUZZ_LUA,
+    PATTERNS_LUA,
+    cases,
+    seed,
+    mode,
+  ) as [number, LuaTable, number, number];
+  return {
+    version: String(lua.eval("_VERSION")),
+    cases: n,
+    mismatches: [...mismatches.values()].map(String),
+    toC,
+    inLua,
+  };
+}
+
+function assertNoMismatch(result: FuzzResult): void {
+  assert.deepEqual(
+    result.mismatches,
+    [],
+    `${result.version}: ${result.mismatches.length} mismatches\n${result.mismatches.join("\n")}`,
+  );
+}
+
+Deno.test({
+  name: "patterns: differential fuzz against the C functions (short subjects, edge patterns)",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = new LuaRuntime();
+    const result = fuzz(lua, 8000, 20240611, "short");
+    assert.equal(result.cases, 8000);
+    assertNoMismatch(result);
+    // the dispatching copy used both paths
+    assert.ok(result.toC > 1000 && result.inLua > 500, JSON.stringify(result));
+  },
+});
+
+Deno.test({
+  name: "patterns: differential fuzz against the C functions (long subjects)",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = new LuaRuntime();
+    const result = fuzz(lua, 1500, 77, "long");
+    assert.equal(result.cases, 1500);
+    assertNoMismatch(result);
+    assert.ok(result.inLua > 100, JSON.stringify(result));
+  },
+});
+
+// A Worker loads the other Lua library (luagate opens one library per process or Worker).
+const WORKER_JS = `
+const { LuaRuntime } = await import(${JSON.stringify(new URL("../mod.ts", import.meta.url).href)});
+self.onmessage = (event) => {
+  const { library, fuzz, src, runs } = event.data;
+  let lua;
+  try {
+    lua = new LuaRuntime({ library });
+  } catch (error) {
+    self.postMessage({ unavailable: String(error) });
+    return;
+  }
+  try {
+    const results = runs.map(([cases, seed, mode]) => {
+      const [n, mismatches, toC, inLua] = lua.execute(
+        "local fz, src, n, seed, mode = ... return load(fz, '=fuzz', 't')(src, n, seed, mode)",
+        fuzz, src, cases, seed, mode,
+      );
+      return { version: String(lua.eval("_VERSION")), cases: n, mismatches: [...mismatches.values()].map(String), toC, inLua };
+    });
+    self.postMessage({ results });
+  } catch (error) {
+    self.postMessage({ error: String(error && error.stack || error) });
+  } finally {
+    lua.close();
+  }
+};
+`;
+
+for (const library of WORKER_LIBRARIES) {
+  Deno.test(`patterns: differential fuzz against the C functions of ${library} (in a Worker)`, async () => {
+    const url = URL.createObjectURL(new Blob([WORKER_JS], { type: "application/javascript" }));
+    const worker = new Worker(url, { type: "module" });
+    try {
+      const reply = await new Promise<
+        { unavailable?: string; error?: string; results?: FuzzResult[] }
+      >((resolve, reject) => {
+        worker.onmessage = (event) => resolve(event.data);
+        worker.onerror = (event) => {
+          event.preventDefault();
+          reject(new Error(event.message));
+        };
+        worker.postMessage({
+          library,
+          fuzz: FUZZ_LUA,
+          src: PATTERNS_LUA,
+          runs: [[8000, 424242, "short"], [1500, 99, "long"]],
+        });
+      });
+      if (reply.unavailable !== undefined) {
+        console.warn(`skipped: ${library} is not available (${reply.unavailable})`);
+        return;
+      }
+      assert.equal(reply.error, undefined, reply.error);
+      const results = reply.results!;
+      assert.equal(results.length, 2);
+      for (const result of results) assertNoMismatch(result);
+      assert.equal(results[0].cases, 8000);
+      assert.equal(results[1].cases, 1500);
+    } finally {
+      worker.terminate();
+      URL.revokeObjectURL(url);
+    }
+  });
+}
+
+/** Runs `call` (Lua source of a function body using `api`) under a budget; the wall time must stay low. */
+function underBudget(
+  lua: LuaRuntime,
+  budget: number,
+  call: string,
+): { ok: boolean; budgetError: boolean; used: number; ms: number } {
+  const started = performance.now();
+  const [ok, budgetError, used] = lua.execute(
+    `local budget, body = ...
+     local f = assert(load(body, "=call", "t"))
+     reset(budget)
+     local ok, err = pcall(f)
+     return ok, err == BUDGET, used_units()`,
+    budget,
+    call,
+  ) as [boolean, boolean, number];
+  return { ok, budgetError, used, ms: performance.now() - started };
+}
+
+Deno.test({
+  name: "patterns: catastrophic patterns are stopped by the budget",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    const calls = [
+      `api.find(("a"):rep(40), ("a*"):rep(20) .. "b")`,
+      `api.match(("a"):rep(40), ("a*"):rep(20) .. "b")`,
+      `api.gsub(("a"):rep(40), ("a*"):rep(20) .. "b", "x")`,
+      `api.gsub(("a"):rep(40), ("a*"):rep(20) .. "b", function() end)`,
+      `for x in api.gmatch(("a"):rep(40), ("a*"):rep(20) .. "b") do end`,
+      `api.match(("a"):rep(40), "^" .. ("(a-)"):rep(15) .. "b")`,
+      `api.find(("a"):rep(5000), ".-.-.-b")`,
+      `api.find(("a"):rep(20000), "(a*)%1b")`,
+      `api.find(("("):rep(20000), ("%b()"):rep(3) .. "x")`,
+      // plain search: lmemfind would compare ~1000 bytes at each of 1e6 positions
+      `api.find(("a"):rep(1e6), ("a"):rep(1023) .. "b", 1, true)`,
+      `api.find(("a"):rep(1e6), ("a"):rep(1023) .. "b")`,
+      // output blow-up
+      `api.gsub(("a"):rep(5000), "", ("x"):rep(1000))`,
+    ];
+    for (const call of calls) {
+      const r = underBudget(lua, 1e6, call);
+      assert.equal(r.ok, false, `${call}: finished within the budget (${r.used} units)`);
+      assert.ok(r.budgetError, `${call}: the budget error did not come through unchanged`);
+      assert.ok(r.used > 1e6 && r.used < 1.1e6, `${call}: charged ${r.used}`);
+      assert.ok(r.ms < 2000, `${call}: took ${r.ms} ms`); // hang guard
+    }
+  },
+});
+
+Deno.test({
+  name: "patterns: cheap calls are handed to C and charged #s + #p",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    const [start, end, units, toC, inLua] = lua.execute(`
+      reset(); stats.c, stats.lua = 0, 0
+      local a, b = api.find("hello world", "o w")
+      return a, b, used_units(), stats.c, stats.lua
+    `) as number[];
+    assert.deepEqual([start, end], [5, 7]);
+    assert.equal(units, 11 + 3);
+    assert.deepEqual([toC, inLua], [1, 0]);
+
+    const [k, v, units2, toC2] = lua.execute(`
+      reset(); stats.c, stats.lua = 0, 0
+      local k, v = api.match("k=v", "(%w+)=(%w+)")
+      return k, v, used_units(), stats.c
+    `) as [string, string, number, number];
+    assert.deepEqual([k, v, units2, toC2], ["k", "v", 3 + 11, 1]);
+
+    // the same pattern on a long subject runs in Lua and charges the steps it takes
+    const [k3, units3, toC3, inLua3] = lua.execute(`
+      reset(); stats.c, stats.lua = 0, 0
+      local k = api.match(("x"):rep(10000) .. " key=value", "(%w+)=(%w+)")
+      return k, used_units(), stats.c, stats.lua
+    `) as [string, number, number, number];
+    assert.deepEqual([k3, toC3, inLua3], ["key", 0, 1]);
+    assert.ok(units3 > 10000 && units3 < 200000, `charged ${units3}`);
+  },
+});
+
+Deno.test({
+  name: "patterns: errors carry C's text and the caller's position",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    const messages = lua.execute(String.raw`
+      local out = {}
+      local chunk = load([[
+        local f, s, p = ...
+        local r = f(s, p)
+        return r
+      ]], "=caller", "t")
+      for _, t in ipairs({
+        { "a", "a%" }, { "a", "[a" }, { "a", "%f" }, { "a", "%b" }, { "a", "(a" }, { "a", "a)" },
+        { "a", "%1" }, { ("a"):rep(300), ("a?"):rep(300) }, { "a", ("()"):rep(33) },
+      }) do
+        for _, name in ipairs({ "find", "match" }) do
+          local _, e1 = pcall(chunk, string[name], t[1], t[2])
+          local _, e2 = pcall(chunk, forced[name], t[1], t[2])
+          out[#out + 1] = tostring(e1) .. " | " .. tostring(e2)
+        end
+      end
+      local _, e = pcall(chunk, api.find, nil, "x")
+      out[#out + 1] = e
+      return out
+    `) as LuaTable;
+    for (const line of messages.values()) {
+      const text = String(line);
+      if (text.includes("bad argument")) {
+        assert.equal(text, "caller:2: bad argument #1 to 'find' (string expected, got nil)");
+      } else {
+        const [c, l] = text.split(" | ");
+        assert.match(c, /^caller:2: /);
+        assert.equal(l, c);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "patterns: nested and interleaved use (callbacks, __index, two gmatch iterators)",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    const results = lua.execute(String.raw`
+      local function run(m)
+        local out = {}
+        local text = ("alpha=1, beta=22; gamma=333 "):rep(20)
+        out[1] = m.gsub(text, "(%w+)=(%d+)", function(k, v)
+          local inner = m.gsub(k, "(.)", "%1.")
+          local a, b = m.find(v, "%d+$")
+          return inner .. "<" .. a .. "," .. b .. ">"
+        end)
+        local t = setmetatable({}, { __index = function(_, k) return (m.match(k, "^(%a)")) end })
+        out[2] = m.gsub(text, "%a+", t)
+        local it1, it2 = m.gmatch(text, "%a+"), m.gmatch(text, "%d+")
+        local acc = {}
+        for _ = 1, 30 do acc[#acc + 1] = tostring(it1()) .. "/" .. tostring(it2()) end
+        out[3] = table.concat(acc, " ")
+        return out
+      end
+      local C = { find = string.find, match = string.match, gmatch = string.gmatch, gsub = string.gsub }
+      local a, b, c = run(C), run(forced), run(api)
+      return { a[1] == b[1] and a[1] == c[1], a[2] == b[2] and a[2] == c[2], a[3] == b[3] and a[3] == c[3] }
+    `) as LuaTable;
+    assert.deepEqual([...results.values()], [true, true, true]);
+  },
+});

@@ -1,0 +1,600 @@
+/**
+ * `PolicyPool`: the policy engine across Deno Workers, for throughput on several cores and for a
+ * hard deadline on every decision.
+ *
+ * Each worker builds its own `PolicyEngine` from the same options. Requests wait in a bounded queue
+ * and are sent to the workers in batches without waiting for replies (a small in-flight window per
+ * worker), so the workers never idle while there is work. A watchdog per worker fails closed any
+ * request that runs past `timeoutMs` (e.g. stuck in a host function that never returns, which the Lua
+ * limits cannot interrupt), terminates that worker and starts a replacement.
+ *
+ * @module
+ */
+
+import { LuaError, LuaLimitError, LuaMemoryError, LuaStateError, LuaSyntaxError } from "../lua/errors.ts";
+import { PermissionDeniedError } from "../lua/errors.ts";
+import type { Decision } from "./decision.ts";
+import { DecisionLog, type DecisionLogOptions } from "./decision_log.ts";
+import { NotAPolicyError } from "./engine.ts";
+import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
+import type { WireDecision, WireError, WorkerInit } from "./pool_worker.ts";
+
+/** A policy given to the pool as source: the Lua chunk, optionally with its own permissions. */
+export type PoolPolicySource = string | { source: string; permissions?: Iterable<string> };
+
+/** Options of a {@linkcode PolicyPool}. */
+export interface PolicyPoolOptions {
+  /** Number of workers (default `navigator.hardwareConcurrency`). */
+  workers?: number;
+  /** Policies by name, as Lua source (`{ name: source }` or `{ name: { source, permissions } }`). */
+  policies?: Record<string, PoolPolicySource>;
+  /** A bundle directory, loaded in every worker with `PolicyEngine.load`. */
+  dir?: string | URL;
+  /** The data document: structured-cloned into every worker, deep-frozen there once. */
+  data?: unknown;
+  /** Per-evaluation limits (as for `PolicyEngine`). */
+  limits?: Partial<Limits>;
+  /** Permissions granted to every policy. */
+  permissions?: Iterable<string>;
+  /**
+   * A module whose default export is a record of capabilities (functions or `{ fn, permission }`),
+   * imported inside each worker: functions cannot cross threads, so the pool takes the module that
+   * defines them. A relative path is resolved against the current directory.
+   */
+  capabilitiesModule?: string | URL;
+  /** Path or soname of the Lua library. */
+  library?: string;
+  /** Requests that may wait for a worker before `evaluate` rejects with `PoolOverloadedError` (default 1000). */
+  maxQueue?: number;
+  /** Milliseconds a request may run in its worker before it fails closed and the worker is replaced (default max(1000, 10 × cpuMs)). */
+  timeoutMs?: number;
+  /** Requests sent to a worker ahead of its replies (default 32). */
+  window?: number;
+  /** Logs every decision (on the calling thread) as JSON Lines; see `PolicyEngine`. */
+  decisionLog?: DecisionLogOptions;
+}
+
+/** `evaluate` was called while the queue was full: shed load or retry later. */
+export class PoolOverloadedError extends Error {
+  /** @param maxQueue The queue's bound. */
+  constructor(readonly maxQueue: number) {
+    super(`the policy pool is overloaded: ${maxQueue} requests are already queued`);
+    this.name = "PoolOverloadedError";
+  }
+}
+
+/** A request ran past the pool's deadline; its decision failed closed and its worker was replaced. */
+export class PoolTimeoutError extends Error {
+  /** @param policy The policy. @param timeoutMs The deadline. */
+  constructor(readonly policy: string, readonly timeoutMs: number) {
+    super(`policy '${policy}' did not decide within ${timeoutMs} ms; its worker was terminated and replaced`);
+    this.name = "PoolTimeoutError";
+  }
+}
+
+/** A worker died (an uncaught error outside any evaluation); its requests failed closed. */
+export class PoolWorkerError extends Error {
+  /** @param message What happened. */
+  constructor(message: string) {
+    super(message);
+    this.name = "PoolWorkerError";
+  }
+}
+
+/** The pool is closed (or closing) and takes no more requests. */
+export class PoolClosedError extends Error {
+  constructor() {
+    super("the policy pool is closed");
+    this.name = "PoolClosedError";
+  }
+}
+
+interface Request {
+  seq: number;
+  name: string;
+  input: unknown;
+  resolve: (decision: Decision) => void;
+  reject: (error: unknown) => void;
+  started: number;
+}
+
+interface Slot {
+  worker: Worker;
+  ready: boolean;
+  /** Sent and not yet answered, in the order sent (the worker answers in that order). */
+  inFlight: Map<number, Request>;
+  /** When the worker last showed progress (a reply, or being sent work while idle). */
+  progressAt: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  dead: boolean;
+}
+
+const ERRORS: Record<string, (w: WireError) => Error> = {
+  LuaError: (w) => new LuaError(w.message),
+  LuaSyntaxError: (w) => new LuaSyntaxError(w.message),
+  LuaLimitError: (w) => new LuaLimitError((w.limit ?? "instructions") as LuaLimitError["limit"], w.message),
+  LuaMemoryError: (w) => new LuaMemoryError(w.message),
+  PermissionDeniedError: (w) => new PermissionDeniedError(w.capability ?? "?", w.permission),
+  LuaStateError: (w) => new LuaStateError(w.message),
+  NotAPolicyError: (w) => new NotAPolicyError(w.message),
+  TypeError: (w) => new TypeError(w.message),
+  RangeError: (w) => new RangeError(w.message),
+};
+
+/** Rebuilds an error sent by a worker as the same class (or a `LuaError` named alike). */
+export function reviveError(wire: WireError): Error {
+  const make = ERRORS[wire.name];
+  if (make) return make(wire);
+  const error = new LuaError(wire.message);
+  error.name = wire.name;
+  return error;
+}
+
+/**
+ * Whether `value` survives `JSON.stringify` / `JSON.parse` unchanged as the engine sees it: plain
+ * objects and arrays of strings, booleans, finite numbers (not -0), null and undefined. Messages
+ * between the pool and its workers travel as JSON when they can (several times cheaper than
+ * structured cloning), else structured-cloned.
+ */
+export function jsonSafe(value: unknown, depth = 0): boolean {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+    case "undefined":
+      return true;
+    case "number":
+      return Number.isFinite(value) && !Object.is(value, -0);
+    case "object": {
+      if (value === null) return true;
+      if (depth > 64) return false;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) if (!jsonSafe(value[i], depth + 1)) return false;
+        return true;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false;
+      if (Object.getOwnPropertySymbols(value).length > 0) return false;
+      for (const key in value) {
+        if (!jsonSafe((value as Record<string, unknown>)[key], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+function toModuleUrl(module: string | URL): string {
+  if (module instanceof URL) return module.href;
+  if (/^[a-z][a-z0-9+.-]*:/i.test(module)) return module;
+  const base = new URL(`file://${Deno.cwd().replace(/\/?$/, "/")}`);
+  return new URL(module, base).href;
+}
+
+function toPath(dir: string | URL): string {
+  if (dir instanceof URL || dir.startsWith("file:")) return decodeURIComponent(new URL(dir).pathname);
+  return dir;
+}
+
+function positiveInteger(value: unknown, what: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+    throw new RangeError(`${what} must be a positive integer, got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Policies evaluated across Deno Workers, with the same decisions as a single `PolicyEngine`.
+ *
+ * Workers inherit the permissions of the process: run with `--allow-ffi --allow-env --allow-read`
+ * (and whatever the capabilities module needs).
+ *
+ * @example
+ * ```ts
+ * import { PolicyPool } from "./pool.ts";
+ * await using pool = await PolicyPool.create({
+ *   workers: 2,
+ *   policies: { admin: `return function(input) return input.role == "admin", "admins only" end` },
+ * });
+ * const decision = await pool.evaluate("admin", { role: "dev" });
+ * console.log(decision.allow, decision.reasons); // false ["admins only"]
+ * ```
+ */
+export class PolicyPool implements AsyncDisposable {
+  /** Resolves once every worker has compiled the policies; rejects with the first start-up error. */
+  readonly ready: Promise<void>;
+  readonly #size: number;
+  readonly #init: WorkerInit;
+  readonly #maxQueue: number;
+  readonly #timeoutMs: number;
+  readonly #window: number;
+  readonly #batch: number;
+  readonly #slots: Slot[] = [];
+  readonly #log: DecisionLog | undefined;
+  readonly #idPrefix = `pool-${crypto.randomUUID().slice(0, 8)}`;
+  #queue: Request[] = [];
+  #head = 0;
+  #seq = 0;
+  #inFlight = 0;
+  #scheduled = false;
+  #closed = false;
+  #terminated = false;
+  #policies: string[] = [];
+  #failure: Error | undefined;
+  #drained: (() => void) | undefined;
+  #ids = 0;
+  readonly #whenTerminated: (() => void)[] = [];
+
+  /** Starts the workers; use {@linkcode PolicyPool.create} to also wait until they are ready. */
+  constructor(options: PolicyPoolOptions = {}) {
+    this.#size = positiveInteger(options.workers ?? Math.max(1, navigator.hardwareConcurrency || 1), "workers");
+    this.#maxQueue = positiveInteger(options.maxQueue ?? 1000, "maxQueue");
+    this.#window = positiveInteger(options.window ?? 32, "window");
+    this.#batch = Math.max(1, Math.ceil(this.#window / 2));
+    const cpuMs = options.limits?.cpuMs ?? DEFAULT_LIMITS.cpuMs;
+    this.#timeoutMs = positiveInteger(options.timeoutMs ?? Math.max(1000, 10 * cpuMs), "timeoutMs");
+    const policies: WorkerInit["policies"] = {};
+    for (const [name, policy] of Object.entries(options.policies ?? {})) {
+      if (typeof policy === "string") policies[name] = { source: policy };
+      else if (policy && typeof policy.source === "string") {
+        policies[name] = {
+          source: policy.source,
+          ...(policy.permissions ? { permissions: [...policy.permissions] } : {}),
+        };
+      } else throw new TypeError(`policy '${name}' must be Lua source or { source, permissions }`);
+    }
+    this.#init = {
+      policies,
+      dir: options.dir === undefined ? undefined : toPath(options.dir),
+      data: options.data,
+      limits: options.limits,
+      permissions: options.permissions ? [...options.permissions] : undefined,
+      capabilitiesModule: options.capabilitiesModule === undefined
+        ? undefined
+        : toModuleUrl(options.capabilitiesModule),
+      library: options.library,
+    };
+    this.#log = options.decisionLog ? new DecisionLog(options.decisionLog) : undefined;
+    const starts: Promise<void>[] = [];
+    for (let i = 0; i < this.#size; i++) starts.push(this.#start(i));
+    this.ready = Promise.all(starts).then(
+      () => {},
+      async (error) => {
+        this.#failure = error;
+        for (const request of this.#takeAll()) request.reject(error);
+        await this.close();
+        throw error;
+      },
+    );
+    // Unobserved start-up failures are reported by evaluate(); do not crash the process here.
+    this.ready.catch(() => {});
+  }
+
+  /**
+   * Starts a pool and waits until every worker is ready. Rejects with the first start-up error (a
+   * `LuaSyntaxError` naming the policy and line, a missing capabilities module, ...).
+   */
+  static async create(options: PolicyPoolOptions = {}): Promise<PolicyPool> {
+    const pool = new PolicyPool(options);
+    await pool.ready;
+    return pool;
+  }
+
+  /** The number of workers. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The names of the policies every worker holds (empty until ready). */
+  get policies(): string[] {
+    return [...this.#policies];
+  }
+
+  /** Requests waiting for a worker (including those about to be sent on the next microtask). */
+  get queued(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  /** Requests sent to workers and not yet answered. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** The deadline of one request in its worker, in milliseconds. */
+  get timeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
+  #start(index: number): Promise<void> {
+    const worker = new Worker(new URL("./pool_worker.ts", import.meta.url).href, { type: "module" });
+    const slot: Slot = {
+      worker,
+      ready: false,
+      inFlight: new Map(),
+      progressAt: 0,
+      timer: undefined,
+      dead: false,
+    };
+    this.#slots[index] = slot;
+    return new Promise<void>((resolve, reject) => {
+      worker.onmessage = (event: MessageEvent) => {
+        const message = event.data as {
+          type: string;
+          items?: [number, WireDecision][];
+          json?: string;
+          policies?: string[];
+          error?: WireError;
+        };
+        if (message.type === "results") {
+          this.#onResults(slot, message.json !== undefined ? JSON.parse(message.json) : message.items!);
+        }
+        else if (message.type === "ready") {
+          slot.ready = true;
+          this.#policies = message.policies!;
+          resolve();
+          this.#schedule();
+        } else if (message.type === "failed") {
+          slot.dead = true;
+          worker.terminate();
+          reject(reviveError(message.error!));
+        }
+      };
+      worker.onerror = (event: ErrorEvent) => {
+        event.preventDefault();
+        const error = new PoolWorkerError(`a pool worker failed: ${event.message}`);
+        if (!slot.ready) {
+          slot.dead = true;
+          worker.terminate();
+          reject(error);
+          return;
+        }
+        this.#replace(slot, index, (request) => this.#failClosed(request, error));
+      };
+      worker.postMessage({ type: "init", options: this.#init });
+    });
+  }
+
+  /**
+   * Evaluates policy `name` against `input` in a worker. Resolves with the same `Decision` a single
+   * engine gives (fail-closed: errors and limits deny), or a fail-closed decision with
+   * `PoolTimeoutError` when the worker did not answer within `timeoutMs`. Rejects only with
+   * `PoolOverloadedError` (queue full), `PoolClosedError`, a start-up error of the pool, or a
+   * `DataCloneError` for an input that is not structured-cloneable.
+   */
+  evaluate(name: string, input: unknown): Promise<Decision> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#closed) return Promise.reject(new PoolClosedError());
+    if (typeof name !== "string") return Promise.reject(new TypeError("the policy name must be a string"));
+    if (this.#queue.length - this.#head >= this.#maxQueue + this.#room()) {
+      return Promise.reject(new PoolOverloadedError(this.#maxQueue));
+    }
+    return new Promise<Decision>((resolve, reject) => {
+      this.#queue.push({ seq: ++this.#seq, name, input, resolve, reject, started: performance.now() });
+      this.#schedule();
+    });
+  }
+
+  /** Free places in the ready workers' windows: requests about to be sent do not count as queued. */
+  #room(): number {
+    let room = 0;
+    for (const slot of this.#slots) {
+      if (slot.ready && !slot.dead) room += this.#window - slot.inFlight.size;
+    }
+    return room;
+  }
+
+  /** Dispatches on the next microtask, so that requests made in the same tick travel together. */
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      this.#dispatch();
+    });
+  }
+
+  #dispatch(): void {
+    if (this.#terminated) return;
+    let waiting = this.#queue.length - this.#head;
+    if (waiting === 0) return;
+    const ready = this.#slots.filter((s) => s.ready && !s.dead && s.inFlight.size < this.#window);
+    ready.sort((a, b) => a.inFlight.size - b.inFlight.size);
+    for (let i = 0; i < ready.length && waiting > 0; i++) {
+      const slot = ready[i];
+      const share = Math.ceil(waiting / (ready.length - i));
+      const wanted = Math.min(this.#batch, share);
+      const n = Math.min(this.#window - slot.inFlight.size, wanted);
+      // A busy worker waits for room for a whole batch: fewer, fuller messages (each costs tens of µs).
+      if (n <= 0 || (n < wanted && slot.inFlight.size > 0)) continue;
+      const batch = this.#take(n);
+      waiting -= batch.length;
+      this.#send(slot, batch);
+    }
+    // What is left waits for a reply (or a worker becoming ready), which dispatches again.
+  }
+
+  #take(n: number): Request[] {
+    const batch = this.#queue.slice(this.#head, this.#head + n);
+    this.#head += batch.length;
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+    return batch;
+  }
+
+  #takeAll(): Request[] {
+    const rest = this.#queue.slice(this.#head);
+    this.#queue = [];
+    this.#head = 0;
+    return rest;
+  }
+
+  #send(slot: Slot, batch: Request[]): void {
+    const items = batch.map((r) => [r.seq, r.name, r.input] as [number, string, unknown]);
+    try {
+      if (batch.every((r) => jsonSafe(r.input))) {
+        slot.worker.postMessage({ type: "batch", json: JSON.stringify(items) });
+      } else slot.worker.postMessage({ type: "batch", items });
+    } catch {
+      // Some input is not structured-cloneable: send one by one and reject the ones that fail.
+      const sendable: Request[] = [];
+      for (const request of batch) {
+        try {
+          slot.worker.postMessage({ type: "batch", items: [[request.seq, request.name, request.input]] });
+          sendable.push(request);
+        } catch (error) {
+          this.#settle();
+          request.reject(error);
+        }
+      }
+      batch = sendable;
+    }
+    if (batch.length === 0) return;
+    if (slot.inFlight.size === 0) slot.progressAt = performance.now();
+    for (const request of batch) slot.inFlight.set(request.seq, request);
+    this.#inFlight += batch.length;
+    this.#arm(slot);
+  }
+
+  #arm(slot: Slot): void {
+    if (slot.timer !== undefined || slot.inFlight.size === 0) return;
+    const wait = Math.max(0, slot.progressAt + this.#timeoutMs - performance.now());
+    slot.timer = setTimeout(() => {
+      slot.timer = undefined;
+      if (slot.dead || slot.inFlight.size === 0) return;
+      if (performance.now() - slot.progressAt >= this.#timeoutMs) this.#timeout(slot);
+      else this.#arm(slot);
+    }, wait + 1);
+  }
+
+  #onResults(slot: Slot, items: [number, WireDecision][]): void {
+    if (slot.dead) return;
+    slot.progressAt = performance.now();
+    for (const [seq, wire] of items) {
+      const request = slot.inFlight.get(seq);
+      if (!request) continue;
+      slot.inFlight.delete(seq);
+      this.#inFlight--;
+      const decision = wire as Decision;
+      if (wire.error) decision.error = reviveError(wire.error);
+      if (decision.id === "") decision.id = this.#nextId();
+      this.#log?.record(decision, request.input);
+      request.resolve(decision);
+    }
+    if (slot.inFlight.size === 0 && slot.timer !== undefined) {
+      clearTimeout(slot.timer);
+      slot.timer = undefined;
+    }
+    this.#settle();
+    this.#dispatch();
+  }
+
+  #nextId(): string {
+    return `${this.#idPrefix}-${(++this.#ids).toString(36)}`;
+  }
+
+  #failClosed(request: Request, error: Error): void {
+    const decision: Decision = {
+      allow: false,
+      reasons: [],
+      errors: [`${error.name}: ${error.message}`],
+      value: undefined,
+      usage: {
+        instructions: 0,
+        memory: 0,
+        cpuMs: 0,
+        output: 0,
+        timeMs: performance.now() - request.started,
+      },
+      id: this.#nextId(),
+      policy: request.name,
+      calls: [],
+      error,
+    };
+    this.#log?.record(decision, request.input);
+    request.resolve(decision);
+  }
+
+  /** The request at the head of `slot` ran past the deadline: fail it closed, replace the worker. */
+  #timeout(slot: Slot): void {
+    const index = this.#slots.indexOf(slot);
+    const [first] = slot.inFlight.values();
+    this.#replace(slot, index, (request) => {
+      if (request === first) this.#failClosed(request, new PoolTimeoutError(request.name, this.#timeoutMs));
+      else this.#requeue(request);
+    });
+  }
+
+  #requeue(request: Request): void {
+    // Back to the front of the queue: these never started (the worker runs requests in order).
+    this.#queue.splice(this.#head, 0, request);
+  }
+
+  #replace(slot: Slot, index: number, handle: (request: Request) => void): void {
+    slot.dead = true;
+    slot.ready = false;
+    if (slot.timer !== undefined) clearTimeout(slot.timer);
+    slot.timer = undefined;
+    slot.worker.terminate();
+    const orphans = [...slot.inFlight.values()];
+    slot.inFlight.clear();
+    this.#inFlight -= orphans.length;
+    // Requeued requests go back in their original order.
+    for (let i = orphans.length - 1; i >= 0; i--) handle(orphans[i]);
+    if (!this.#terminated) {
+      this.#start(index).catch((error) => {
+        // A replacement that cannot start leaves the pool without that worker; with none left,
+        // everything waiting fails.
+        if (this.#slots.every((s) => s.dead)) {
+          this.#failure = error instanceof Error ? error : new PoolWorkerError(String(error));
+          for (const request of this.#takeAll()) request.reject(this.#failure);
+          this.#settle();
+        }
+      });
+    }
+    this.#settle();
+    this.#schedule();
+  }
+
+  #settle(): void {
+    if (this.#drained && this.#inFlight === 0 && this.#queue.length - this.#head === 0) {
+      const done = this.#drained;
+      this.#drained = undefined;
+      done();
+    }
+  }
+
+  /**
+   * Stops taking requests, lets the queued and in-flight ones finish (each within `timeoutMs`), then
+   * terminates the workers. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) {
+      if (!this.#terminated) await new Promise<void>((resolve) => this.#whenTerminated.push(resolve));
+      return;
+    }
+    this.#closed = true;
+    if (this.#inFlight > 0 || this.#queue.length - this.#head > 0) {
+      if (this.#slots.some((s) => !s.dead)) {
+        await new Promise<void>((resolve) => (this.#drained = resolve));
+      } else {
+        for (const request of this.#takeAll()) request.reject(new PoolClosedError());
+      }
+    }
+    this.#terminated = true;
+    for (const slot of this.#slots) {
+      if (slot.timer !== undefined) clearTimeout(slot.timer);
+      slot.timer = undefined;
+      slot.dead = true;
+      slot.worker.terminate();
+    }
+    this.#log?.close();
+    for (const resolve of this.#whenTerminated.splice(0)) resolve();
+  }
+
+  /** Same as {@linkcode PolicyPool.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,345 @@
+/**
+ * Red team: CPU. C functions whose work depends on their arguments (the hook never fires inside
+ * them), every way to dodge the instruction count (pcall, coroutines, metamethods called from C),
+ * and catastrophic patterns. Each run must stop with the exact limit, within twice its CPU
+ * deadline (checked by the harness on every attack).
+ */
+import { attackSuite, LuaLimitError, luaError, TIGHT, value } from "./_harness.ts";
+
+const INSTRUCTIONS = { error: LuaLimitError, limit: "instructions" } as const;
+const CPU = { error: LuaLimitError, limit: "cpu" } as const;
+/** A 1 MiB string built in 20 instructions (string.rep is charged by its count). */
+const MEG = "local s = 'a' for i = 1, 20 do s = s .. s end ";
+/** A __len that answers 0 the first time and a huge length afterwards. */
+const LIAR = (huge: string) =>
+  `local calls = 0 local t = setmetatable({}, {__len = function() calls = calls + 1 ` +
+  `if calls == 1 then return 0 end return ${huge} end, __index = rawlen, __newindex = rawlen}) `;
+/** Limits where only the CPU deadline can stop the run. */
+const CPU_ONLY = { ...TIGHT, instructions: 1e12 };
+
+attackSuite("C loops", [
+  {
+    name: "string.rep('', math.maxinteger)",
+    code: "return #string.rep('', math.maxinteger)",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "string.rep('x', 1e10) is charged before it allocates",
+    code: "return #string.rep('x', 1e10)",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "string.rep with a separator and a huge count",
+    code: "return #('x'):rep(1e9, ',')",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "string.rep with the count as a numeric string",
+    code: "return #('x'):rep('0x7fffffffffffffff')",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "table.move({}, 1, math.maxinteger - 1, 2)",
+    code: "return table.move({}, 1, math.maxinteger - 1, 2)",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "table.move over the whole negative range",
+    code: "return table.move({}, math.mininteger, -2, 1)",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "table.concat over a huge range",
+    code: "return table.concat({}, '', 1, math.maxinteger)",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "table.unpack over a huge range",
+    code: "return select('#', table.unpack({}, 1, 1e8))",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "table.unpack from mininteger to maxinteger",
+    code: "return table.unpack({}, math.mininteger, math.maxinteger)",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "utf8.char with a million arguments is charged",
+    code: "local t = {} for i = 1, 1000 do t[i] = 0x10FFFF end " +
+      "while true do local _ = utf8.char(table.unpack(t)) end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "table.insert where __len lies (0 when charged, huge when C reads it)",
+    code: LIAR("math.maxinteger - 1") + "table.insert(t, 1, 'x') return calls",
+    expect: value(1),
+  },
+  {
+    name: "table.remove where __len lies",
+    code: LIAR("math.maxinteger - 1") + "table.remove(t, 1) return calls",
+    expect: value(1),
+  },
+  {
+    name: "table.sort where __len lies",
+    code: LIAR("2^31 - 2") + "table.sort(t) return calls",
+    expect: value(1),
+  },
+  {
+    name: "table.concat where __len lies",
+    code: LIAR("math.maxinteger - 1") + "return #table.concat(t), calls",
+    expect: value([0, 1]),
+  },
+  {
+    name: "table.unpack where __len lies",
+    code: LIAR("1e6") + "return select('#', table.unpack(t)), calls",
+    expect: value([0, 1]),
+  },
+  {
+    name: "table.insert where __len answers huge from the start",
+    code: "local t = setmetatable({}, {__len = function() return math.maxinteger - 1 end, " +
+      "__index = rawlen, __newindex = rawlen}) table.insert(t, 1, 'x')",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "table functions on a table with an honest __len keep Lua's semantics",
+    code: "local store = {10, 20, 30} local t = setmetatable({}, {__len = function() return #store end, " +
+      "__index = store, __newindex = store}) table.insert(t, 1, 5) table.insert(t, 40) " +
+      "local r = table.remove(t, 2) table.sort(t, function(a, b) return a > b end) " +
+      "return store, r, table.concat(t, ','), select('#', table.unpack(t))",
+    expect: value([[40, 30, 20, 5], 10, "40,30,20,5", 4]),
+  },
+  {
+    name: "table.insert at a position out of bounds through __len",
+    code: "local t = setmetatable({}, {__len = function() return 3 end}) table.insert(t, 9, 'x')",
+    expect: luaError(/position out of bounds/),
+  },
+  {
+    name: "utf8.len on a 1 MiB string in a loop (linear C work)",
+    code: MEG + "while true do utf8.len(s) end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "utf8.len on a 1 MiB string in a loop, only the CPU deadline left",
+    code: MEG + "while true do utf8.len(s) end",
+    limits: CPU_ONLY,
+    expect: CPU,
+  },
+  {
+    name: "string.upper/lower/reverse on a 1 MiB string in a loop, only the CPU deadline left",
+    code: MEG + "while true do local _ = s:upper():lower():reverse() end",
+    limits: CPU_ONLY,
+    expect: CPU,
+  },
+  {
+    name: "tonumber on a 1 MiB numeric string in a loop, only the CPU deadline left",
+    code: "local s = '1' for i = 1, 20 do s = s .. s end s = '  ' .. s while true do local _ = tonumber(s) end",
+    limits: CPU_ONLY,
+    expect: CPU,
+  },
+  {
+    name: "string.byte of a whole 1 MiB string in a loop",
+    code: "local s = 'a' for i = 1, 17 do s = s .. s end while true do local _ = select('#', s:byte(1, -1)) end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "string.format('%s') of a 1 MiB string in a loop",
+    code: MEG + "while true do local _ = string.format('%s%s', s, 'x') end",
+    limits: CPU_ONLY,
+    expect: CPU,
+  },
+  {
+    name: "comparing two 1 MiB strings in a loop (a VM instruction, not a C function)",
+    code: MEG + "local t = s:sub(2) .. 'a' while true do local _ = s < t end",
+    limits: CPU_ONLY,
+    expect: CPU,
+  },
+  {
+    name: "concatenating a 1 MiB string in a loop",
+    code: MEG + "while true do local _ = s .. 'x' end",
+    limits: CPU_ONLY,
+    expect: CPU,
+  },
+  {
+    name: "table.sort of 20,000 numbers with a C comparator is charged",
+    code: "local t = {} for i = 1, 20000 do t[i] = (i * 7919) % 20011 end " +
+      "while true do table.sort(t, math.ult) end",
+    limits: { ...TIGHT, instructions: 2_000_000 },
+    expect: INSTRUCTIONS,
+  },
+]);
+
+attackSuite("instruction limit evasion", [
+  {
+    name: "while true do pcall(function() while true do end end) end",
+    code: "while true do pcall(function() while true do end end) end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "while true do pcall(error) end",
+    code: "while true do pcall(error) end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "an endless loop in a coroutine",
+    code: "coroutine.resume(coroutine.create(function() while true do end end)) while true do end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "many coroutines each under what would be a per-thread limit",
+    code: "for i = 1, 1e9 do coroutine.wrap(function() for j = 1, 500 do end end)() end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "coroutine.wrap inside pcall in a loop",
+    code: "while true do pcall(coroutine.wrap(function() while true do end end)) end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "pcall inside coroutine.wrap inside pcall inside a coroutine",
+    code: "local co = coroutine.create(function() while true do pcall(coroutine.wrap(function() " +
+      "while true do pcall(function() while true do end end) end end)) end end) " +
+      "while true do coroutine.resume(co) end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "a coroutine yielding forever, resumed forever",
+    code: "local g = coroutine.wrap(function() while true do coroutine.yield() end end) while true do g() end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "yield across pcall inside a coroutine, in a loop",
+    code: "local g = coroutine.wrap(function() while true do pcall(coroutine.yield) end end) " +
+      "while true do pcall(g) end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "goto loop",
+    code: "local n = 0 ::top:: n = n + 1 goto top",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "infinite tail calls",
+    code: "local function f(n) return f(n + 1) end return f(0)",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "endless loop in an __index function called from table.concat (C)",
+    code: "local t = setmetatable({}, {__index = function() while true do end end}) return table.concat(t, '', 1, 3)",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "endless loop in a table.sort comparator",
+    code: "table.sort({3, 2, 1}, function() while true do end end)",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "endless loop in a gsub replacement function",
+    code: "return string.gsub('abc', '%w', function() while true do end end)",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "endless loop in __tostring called by print",
+    code: "print(setmetatable({}, {__tostring = function() while true do end end}))",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "endless loop in __eq / __lt / __concat / __len metamethods",
+    code: "local mt = {} local spin = function() while true do end end " +
+      "mt.__eq, mt.__lt, mt.__concat, mt.__len = spin, spin, spin, spin " +
+      "local a, b = setmetatable({}, mt), setmetatable({}, mt) " +
+      "pcall(function() return a == b end) pcall(function() return a < b end) " +
+      "pcall(function() return a .. b end) return #a",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "endless loop in a __close handler",
+    only: "5.4",
+    code: "do local x <close> = setmetatable({}, {__close = function() while true do end end}) end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "endless loop in an xpcall message handler",
+    code: "xpcall(error, function() while true do end end)",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "a loop spread over load()ed chunks",
+    code: "local f = load('local n = 0 for i = 1, 1000 do n = n + i end return n') while true do f() end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "a loop that only calls C functions",
+    code: "local t = {} while true do rawset(t, 1, rawlen(t)) end",
+    expect: INSTRUCTIONS,
+  },
+]);
+
+// Catastrophic patterns: the C matcher backtracks without limit and the hook never fires inside
+// it. These attacks rely on the stepped matcher (policy/patterns.ts); while that file is a
+// placeholder they are registered as ignored, and they must pass once the matcher lands.
+attackSuite("patterns", [
+  {
+    name: "string.find with a backtracking pattern on 5,000 bytes",
+    needsMatcher: true,
+    code: "return string.find(string.rep('a', 5000), '.-.-.-.-.-.-.-.-b')",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "string.match with a*a*a*a*a*b",
+    needsMatcher: true,
+    code: "return ('a'):rep(3000):match('a*a*a*a*a*a*b')",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "string.gsub with a quadratic pattern",
+    needsMatcher: true,
+    code: "return string.gsub(string.rep('a', 20000), '.-b', '')",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "string.gmatch loop with a backtracking pattern",
+    needsMatcher: true,
+    code: "for w in string.rep('ab', 3000):gmatch('.-.-.-c') do end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "%b() on deeply unbalanced input (quadratic)",
+    needsMatcher: true,
+    code: "return (string.rep('(', 40000)):find('%b()')",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "a pattern with no special characters: plain search worst case (n * m)",
+    needsMatcher: true,
+    code: MEG + "local p = s:sub(1, 100000) .. 'b' return s:find(p)",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "plain find (4th argument true) worst case (n * m)",
+    needsMatcher: true,
+    code: MEG + "local p = s:sub(1, 100000) .. 'b' return s:find(p, 1, true)",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "frontier and anchors on a long string, in a loop",
+    needsMatcher: true,
+    code: MEG + "while true do local _ = s:match('^(.-)%s*$') end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "gsub with an empty pattern doubling a 1 MiB string",
+    needsMatcher: true,
+    code: MEG + "return #s:gsub('', '-')",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "a malformed pattern is a plain error",
+    code: "return ('x'):find('%')",
+    expect: luaError(/malformed pattern/),
+  },
+  {
+    name: "a pattern too complex for the C matcher's recursion is an error, no crash",
+    code: "return string.match(string.rep('a', 100), string.rep('(a)', 40))",
+    expect: luaError(/too many captures|pattern too complex/),
+  },
+]);
