@@ -104,7 +104,12 @@ interface Parsed {
   help: boolean;
 }
 
-function parseArgs(command: string, args: string[], spec: Record<string, FlagSpec>, positional: boolean): Parsed {
+function parseArgs(
+  command: string,
+  args: string[],
+  spec: Record<string, FlagSpec>,
+  positional: boolean,
+): Parsed {
   const flags = new Map<string, string | string[] | true>();
   const rest: string[] = [];
   let help = false;
@@ -122,7 +127,11 @@ function parseArgs(command: string, args: string[], spec: Record<string, FlagSpe
       const eq = arg.indexOf("=");
       const name = arg.startsWith("--") ? arg.slice(2, eq > 0 ? eq : undefined) : "";
       const flag = spec[name];
-      if (!flag) throw new CliError(`${command}: unknown option ${arg.split("=")[0]} (see 'luagate ${command} --help')`);
+      if (!flag) {
+        throw new CliError(
+          `${command}: unknown option ${arg.split("=")[0]} (see 'luagate ${command} --help')`,
+        );
+      }
       if (flag.value === undefined) {
         if (eq > 0) throw new CliError(`${command}: --${name} takes no value`);
         flags.set(name, true);
@@ -166,7 +175,9 @@ function intFlag(parsed: Parsed, name: string): number | undefined {
   const value = str(parsed, name);
   if (value === undefined) return undefined;
   const n = Number(value.replaceAll("_", ""));
-  if (!Number.isInteger(n) || n < 1) throw new CliError(`--${name} must be a positive integer, got '${value}'`);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new CliError(`--${name} must be a positive integer, got '${value}'`);
+  }
   return n;
 }
 
@@ -195,8 +206,12 @@ function readText(path: string, what: string): string {
     if (path === "-") return new TextDecoder().decode(readAllStdin());
     return Deno.readTextFileSync(path);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) throw new CliError(`cannot read ${what} ${path}: no such file`);
-    if (error instanceof Deno.errors.IsADirectory) throw new CliError(`cannot read ${what} ${path}: it is a directory`);
+    if (error instanceof Deno.errors.NotFound) {
+      throw new CliError(`cannot read ${what} ${path}: no such file`);
+    }
+    if (error instanceof Deno.errors.IsADirectory) {
+      throw new CliError(`cannot read ${what} ${path}: it is a directory`);
+    }
     if (error instanceof Deno.errors.PermissionDenied) {
       throw new CliError(`cannot read ${what} ${path}: permission denied (run with --allow-read)`);
     }
@@ -330,7 +345,9 @@ function parseLimits(values: string[]): Partial<Limits> {
   for (const item of values) {
     const match = item.match(/^(\w+)=([\d_]+)$/);
     if (!match || !LIMIT_NAMES.includes(match[1])) {
-      throw new CliError(`--limit takes NAME=NUMBER with NAME one of ${LIMIT_NAMES.join(", ")}, got '${item}'`);
+      throw new CliError(
+        `--limit takes NAME=NUMBER with NAME one of ${LIMIT_NAMES.join(", ")}, got '${item}'`,
+      );
     }
     limits[match[1]] = Number(match[2].replaceAll("_", ""));
   }
@@ -430,16 +447,22 @@ function selectPolicy(parsed: Parsed, setup: EngineSetup, command: string): Poli
   const bundle = str(parsed, "bundle");
   const name = str(parsed, "name");
   if (file === undefined) {
-    if (bundle === undefined) throw new CliError(`${command}: --policy FILE is required (see 'luagate ${command} --help')`);
+    if (bundle === undefined) {
+      throw new CliError(`${command}: --policy FILE is required (see 'luagate ${command} --help')`);
+    }
     if (name === undefined) {
       const names = [...setup.bundlePolicies.keys()];
       if (names.length === 1) return setup.bundlePolicies.get(names[0])!;
-      throw new CliError(`${command}: --name is required to choose a policy of ${bundle} (${names.join(", ")})`);
+      throw new CliError(
+        `${command}: --name is required to choose a policy of ${bundle} (${names.join(", ")})`,
+      );
     }
     const policy = setup.bundlePolicies.get(name);
     if (!policy) {
       throw new CliError(
-        `${command}: no policy '${name}' in ${bundle} (policies: ${[...setup.bundlePolicies.keys()].join(", ")})`,
+        `${command}: no policy '${name}' in ${bundle} (policies: ${
+          [...setup.bundlePolicies.keys()].join(", ")
+        })`,
       );
     }
     return policy;
@@ -462,14 +485,21 @@ function plainDecision(decision: Decision): Record<string, unknown> {
 }
 
 function jsonText(value: unknown, compact: boolean): string {
-  return JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v), compact ? undefined : 2);
+  return JSON.stringify(
+    value,
+    (_k, v) => (typeof v === "bigint" ? v.toString() : v),
+    compact ? undefined : 2,
+  );
 }
 
 // ------------------------------------------------------------------------------------------- eval
 
 const POLICY_FLAGS: Record<string, FlagSpec> = {
   policy: { value: "FILE", help: "The policy's Lua file" },
-  bundle: { value: "DIR", help: "Load DIR as a bundle (require, its luagate.json); --name picks a policy of it" },
+  bundle: {
+    value: "DIR",
+    help: "Load DIR as a bundle (require, its luagate.json); --name picks a policy of it",
+  },
   name: { value: "NAME", help: "The policy's name (default: the file name without .lua)" },
   input: { value: "FILE", help: "The input as JSON ('-' for stdin)" },
 };
@@ -493,10 +523,14 @@ async function evalCommand(args: string[]): Promise<number> {
     return 0;
   }
   const inputPath = str(parsed, "input");
-  if (inputPath === undefined) throw new CliError("eval: --input FILE is required (see 'luagate eval --help')");
+  if (inputPath === undefined) {
+    throw new CliError("eval: --input FILE is required (see 'luagate eval --help')");
+  }
   const input = readJson(inputPath, "input");
   const bundle = str(parsed, "bundle");
-  if (bundle !== undefined && !isDirectory(bundle)) throw new CliError(`--bundle ${bundle} is not a directory`);
+  if (bundle !== undefined && !isDirectory(bundle)) {
+    throw new CliError(`--bundle ${bundle} is not a directory`);
+  }
   if (str(parsed, "policy") === undefined && bundle === undefined) {
     throw new CliError("eval: --policy FILE is required (see 'luagate eval --help')");
   }
@@ -541,7 +575,9 @@ class Progress {
       const width = 30;
       const full = Math.round((percent / 100) * width);
       const bar = "#".repeat(full) + "-".repeat(width - full);
-      Deno.stderr.writeSync(encoder.encode(`\r[${bar}] ${String(percent).padStart(3)}%  ${formatNumber(count)} decisions`));
+      Deno.stderr.writeSync(
+        encoder.encode(`\r[${bar}] ${String(percent).padStart(3)}%  ${formatNumber(count)} decisions`),
+      );
     } else {
       // Not a terminal: a line at every quarter, so logs stay short.
       const quarter = Math.floor(percent / 25) * 25;
@@ -574,14 +610,18 @@ async function benchCommand(args: string[]): Promise<number> {
     return 0;
   }
   const inputPath = str(parsed, "input");
-  if (inputPath === undefined) throw new CliError("bench: --input FILE is required (see 'luagate bench --help')");
+  if (inputPath === undefined) {
+    throw new CliError("bench: --input FILE is required (see 'luagate bench --help')");
+  }
   const input = readJson(inputPath, "input");
   const n = intFlag(parsed, "n");
   const durationFlag = intFlag(parsed, "duration-ms");
   const duration = durationFlag ?? (n === undefined ? 2000 : Infinity);
   const limit = n ?? Infinity;
   const bundle = str(parsed, "bundle");
-  if (bundle !== undefined && !isDirectory(bundle)) throw new CliError(`--bundle ${bundle} is not a directory`);
+  if (bundle !== undefined && !isDirectory(bundle)) {
+    throw new CliError(`--bundle ${bundle} is not a directory`);
+  }
   if (str(parsed, "policy") === undefined && bundle === undefined) {
     throw new CliError("bench: --policy FILE is required (see 'luagate bench --help')");
   }
@@ -630,7 +670,11 @@ async function benchCommand(args: string[]): Promise<number> {
       out(jsonText(result, false));
       return 0;
     }
-    const outcome = allowed === count ? "allow (every decision)" : allowed === 0 ? "deny (every decision)" : `${allowed} allowed of ${count}`;
+    const outcome = allowed === count
+      ? "allow (every decision)"
+      : allowed === 0
+      ? "deny (every decision)"
+      : `${allowed} allowed of ${count}`;
     out(`policy      ${result.policy}`);
     out(`decisions   ${formatNumber(count)} in ${seconds.toFixed(2)} s`);
     out(`throughput  ${formatNumber(result.decisionsPerSecond)} decisions/s`);
@@ -662,7 +706,9 @@ async function checkCommand(args: string[]): Promise<number> {
     ));
     return 0;
   }
-  if (parsed.positional.length === 0) throw new CliError("check: give at least one DIR or FILE (see 'luagate check --help')");
+  if (parsed.positional.length === 0) {
+    throw new CliError("check: give at least one DIR or FILE (see 'luagate check --help')");
+  }
   const quiet = parsed.flags.has("quiet");
   const paint = painter(Deno.stdout);
   const targets = parsed.positional.map((path) => ({ path, dir: isDirectory(path) }));
@@ -717,10 +763,17 @@ async function checkCommand(args: string[]): Promise<number> {
 async function checkBundle(dir: string): Promise<{ lines: string[] }> {
   const manifest = readManifest(dir);
   let capabilities: Record<string, Capability> | undefined;
-  if (manifest.capabilities !== undefined) capabilities = await importCapabilities(join(dir, manifest.capabilities));
+  if (manifest.capabilities !== undefined) {
+    capabilities = await importCapabilities(join(dir, manifest.capabilities));
+  }
   let data: unknown = manifest.data;
   if (typeof manifest.data === "string") data = readJson(join(dir, manifest.data), "data");
-  using engine = new PolicyEngine({ data, capabilities, limits: manifest.limits, permissions: manifest.permissions });
+  using engine = new PolicyEngine({
+    data,
+    capabilities,
+    limits: manifest.limits,
+    permissions: manifest.permissions,
+  });
   const policies = engine.load(dir);
   const lines: string[] = [];
   for (const path of walkLua(dir, (name) => !name.endsWith("_test.lua"))) {
@@ -874,7 +927,9 @@ function displayPath(path: string, dir: string): string {
   if (!path.startsWith("/")) return path;
   const base = dir.replace(/\/+$/, "");
   const name = base.split("/").pop() || "bundle";
-  return path.startsWith(`${base}/`) ? `${name}/${path.slice(base.length + 1)}` : (path.split("/").pop() ?? path);
+  return path.startsWith(`${base}/`)
+    ? `${name}/${path.slice(base.length + 1)}`
+    : (path.split("/").pop() ?? path);
 }
 
 function orderOfAppearance(source: string, names: string[]): string[] {
@@ -911,7 +966,9 @@ async function testCommand(args: string[]): Promise<number> {
     );
     return 0;
   }
-  if (parsed.positional.length === 0) throw new CliError("test: give at least one bundle DIR (see 'luagate test --help')");
+  if (parsed.positional.length === 0) {
+    throw new CliError("test: give at least one bundle DIR (see 'luagate test --help')");
+  }
   const filter = str(parsed, "filter");
   const paint = painter(Deno.stdout);
   const outcomes: TestOutcome[] = [];
@@ -932,7 +989,9 @@ async function testCommand(args: string[]): Promise<number> {
     }
     const { engine, data, limits } = setup;
     const decide = (name: unknown, input: unknown) => {
-      if (typeof name !== "string") throw new Error("decide(policy, input): the policy name must be a string");
+      if (typeof name !== "string") {
+        throw new Error("decide(policy, input): the policy name must be a string");
+      }
       const policy = engine.policy(name);
       if (!policy) {
         throw new Error(`no policy '${name}' in the bundle (policies: ${engine.policies.join(", ")})`);
@@ -987,7 +1046,11 @@ async function testCommand(args: string[]): Promise<number> {
   const seconds = ((performance.now() - started) / 1000).toFixed(2);
   out("");
   if (outcomes.length === 0 && loadFailures === 0) {
-    out(`no tests found (looked for *_test.lua files with test_* functions under ${parsed.positional.join(", ")})`);
+    out(
+      `no tests found (looked for *_test.lua files with test_* functions under ${
+        parsed.positional.join(", ")
+      })`,
+    );
     return 1;
   }
   const summary = `${passed} passed, ${failed} failed (${files} file(s)) in ${seconds}s`;
@@ -1033,7 +1096,9 @@ export async function main(args: string[]): Promise<number> {
       throw new CliError(
         command.startsWith("-")
           ? `unknown option ${command} (see 'luagate --help')`
-          : `unknown command '${command}' (commands: ${Object.keys(COMMANDS).join(", ")}; see 'luagate --help')`,
+          : `unknown command '${command}' (commands: ${
+            Object.keys(COMMANDS).join(", ")
+          }; see 'luagate --help')`,
       );
     }
     return await run(rest);

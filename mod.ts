@@ -20,6 +20,7 @@ export type { CoroutineStatus } from "./lua/handles.ts";
 export { asAttrGetter, asItemGetter, luaType, unpacksLuaTable } from "./lua/interop.ts";
 export type { LuaTypeName } from "./lua/interop.ts";
 export { multipleValues } from "./lua/bridge.ts";
+export type { MultipleValues } from "./lua/core.ts";
 export type { AttributeFilter, AttributeHandlers } from "./lua/bridge.ts";
 export {
   LuaError,

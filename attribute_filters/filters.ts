@@ -10,7 +10,10 @@ import type { AttributeFilter } from "../lua/bridge.ts";
 
 /** Raised by the ready-made filters when they deny a name. */
 export class AttributeDeniedError extends Error {
-  /** @param name The denied name. */
+  /**
+   * Creates an AttributeDeniedError.
+   * @param name The denied name.
+   */
   constructor(readonly attribute: string | number) {
     super(`access to '${String(attribute)}' is denied`);
     this.name = "AttributeDeniedError";
@@ -30,7 +33,7 @@ const PROTOTYPE_NAMES = new Set(["__proto__", "constructor", "prototype"]);
  * using lua = new LuaRuntime({ attributeFilter: publicOnly });
  * ```
  */
-export const publicOnly: AttributeFilter = (_obj, name) => {
+export const publicOnly: AttributeFilter = (_obj, name): string | number => {
   if (typeof name === "string" && (name.startsWith("_") || PROTOTYPE_NAMES.has(name))) {
     throw new AttributeDeniedError(name);
   }
@@ -48,7 +51,7 @@ export const publicOnly: AttributeFilter = (_obj, name) => {
  * using lua = new LuaRuntime({ attributeFilter: denyPrototype });
  * ```
  */
-export const denyPrototype: AttributeFilter = (obj, name) => {
+export const denyPrototype: AttributeFilter = (obj, name): string | number => {
   if (typeof name === "number") return name;
   if (PROTOTYPE_NAMES.has(name) || !Object.hasOwn(obj, name)) throw new AttributeDeniedError(name);
   return name;
@@ -108,7 +111,7 @@ export function denyList(names: Iterable<string | number>): AttributeFilter {
  * using lua = new LuaRuntime({ attributeFilter: readOnly });
  * ```
  */
-export const readOnly: AttributeFilter = (_obj, name, isSetting) => {
+export const readOnly: AttributeFilter = (_obj, name, isSetting): string | number => {
   if (isSetting) throw new AttributeDeniedError(name);
   return name;
 };

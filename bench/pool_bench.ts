@@ -47,7 +47,9 @@ const engineRates: number[] = [];
   for (let r = 0; r < rounds + 2; r++) {
     const started = performance.now();
     for (let i = 0; i < n; i++) {
-      if (policy.evaluate(requests[i]).allow !== expected[i]) throw new Error(`engine disagrees on request ${i}`);
+      if (policy.evaluate(requests[i]).allow !== expected[i]) {
+        throw new Error(`engine disagrees on request ${i}`);
+      }
     }
     if (r >= 2) engineRates.push(n / ((performance.now() - started) / 1000));
   }
@@ -90,13 +92,17 @@ const two = workerCounts.indexOf(2);
 const ratio = one >= 0 && two >= 0 ? median(rates[two]) / median(rates[one]) : undefined;
 
 if (asJson) {
-  console.log(JSON.stringify({ n, rounds, window, cores: navigator.hardwareConcurrency, rows, ratio }, null, 2));
+  console.log(
+    JSON.stringify({ n, rounds, window, cores: navigator.hardwareConcurrency, rows, ratio }, null, 2),
+  );
 } else {
   const fmt = (x: number) => Math.round(x).toLocaleString("en-US").padStart(9);
   console.log(
     `ABAC workload, ${n.toLocaleString("en-US")} requests per round, ${rounds} rounds (median [best]), ` +
       `window ${window}, ${navigator.hardwareConcurrency} core(s)`,
   );
-  for (const row of rows) console.log(`  ${row.config.padEnd(20)} ${fmt(row.median)} decisions/s  [${fmt(row.best)}]`);
+  for (const row of rows) {
+    console.log(`  ${row.config.padEnd(20)} ${fmt(row.median)} decisions/s  [${fmt(row.best)}]`);
+  }
   if (ratio !== undefined) console.log(`2 workers vs 1 worker: ${ratio.toFixed(2)}x`);
 }

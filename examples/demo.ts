@@ -130,8 +130,10 @@ function printTable(rows: Row[]): void {
     if (example && i > 0) console.log();
     const reasons = clip(row[4], reasonWidth);
     const shown = rows[i].decision.errors.length > 0 ? dim(reasons) : reasons;
-    console.log([pad(example, widths[0]), pad(row[1], widths[1]), pad(row[2], widths[2]), pad(row[3], widths[3]), shown]
-      .join("  "));
+    console.log(
+      [pad(example, widths[0]), pad(row[1], widths[1]), pad(row[2], widths[2]), pad(row[3], widths[3]), shown]
+        .join("  "),
+    );
   }
 }
 
@@ -165,13 +167,21 @@ async function poolDemo(): Promise<void> {
   const agree = decisions.filter((d, i) => d.allow === single[i]).length;
   const allowed = single.filter(Boolean).length;
   console.log(
-    `  ${agree === requests.length ? green("✓") : red("✗")} the pool agrees with the engine on ${agree.toLocaleString("en-US")}` +
+    `  ${agree === requests.length ? green("✓") : red("✗")} the pool agrees with the engine on ${
+      agree.toLocaleString("en-US")
+    }` +
       ` of ${requests.length.toLocaleString("en-US")} decisions (${allowed.toLocaleString("en-US")} allowed)`,
   );
   const d = decisions[0];
-  console.log(dim(`  a decision from a worker: id ${d.id}, ${d.usage.instructions} instructions, ` +
-    `${(d.usage.memory / 1024).toFixed(1)} KiB, ${(d.usage.timeMs * 1000).toFixed(0)} µs`));
-  console.log(dim(`  (${navigator.hardwareConcurrency} CPU core(s) here; a stuck worker is replaced after ${pool.timeoutMs} ms)`));
+  console.log(dim(
+    `  a decision from a worker: id ${d.id}, ${d.usage.instructions} instructions, ` +
+      `${(d.usage.memory / 1024).toFixed(1)} KiB, ${(d.usage.timeMs * 1000).toFixed(0)} µs`,
+  ));
+  console.log(
+    dim(
+      `  (${navigator.hardwareConcurrency} CPU core(s) here; a stuck worker is replaced after ${pool.timeoutMs} ms)`,
+    ),
+  );
 }
 
 async function main(): Promise<number> {
@@ -183,7 +193,10 @@ async function main(): Promise<number> {
     console.error(`demo: cannot load the Lua library: ${error instanceof Error ? error.message : error}`);
     return 1;
   }
-  console.log(bold(`luagate demo`) + dim(` · Lua policies on ${implementation} · examples/*/inputs through PolicyEngine`));
+  console.log(
+    bold(`luagate demo`) +
+      dim(` · Lua policies on ${implementation} · examples/*/inputs through PolicyEngine`),
+  );
   console.log();
   const started = performance.now();
   let rows: Row[];
@@ -198,12 +211,18 @@ async function main(): Promise<number> {
   const bad = rows.filter((r) => !r.ok);
   console.log();
   if (bad.length === 0) {
-    console.log(`${green("✓")} ${rows.length} decisions, all as expected (inputs/expected.json), in ${ms.toFixed(0)} ms`);
+    console.log(
+      `${green("✓")} ${rows.length} decisions, all as expected (inputs/expected.json), in ${
+        ms.toFixed(0)
+      } ms`,
+    );
   } else {
     for (const r of bad) {
-      console.log(`${red("✗")} ${r.example}/${r.input}: expected ${r.expected.allow ? "allow" : "deny"} ` +
-        `${JSON.stringify(r.expected.reasons ?? [])}, got ${r.decision.allow ? "allow" : "deny"} ` +
-        `${JSON.stringify(r.decision.reasons)} ${r.decision.errors.join("; ")}`);
+      console.log(
+        `${red("✗")} ${r.example}/${r.input}: expected ${r.expected.allow ? "allow" : "deny"} ` +
+          `${JSON.stringify(r.expected.reasons ?? [])}, got ${r.decision.allow ? "allow" : "deny"} ` +
+          `${JSON.stringify(r.decision.reasons)} ${r.decision.errors.join("; ")}`,
+      );
     }
   }
   console.log(dim("  run the policy tests: deno run -A cli.ts test examples/<name>   (or ./run test)"));

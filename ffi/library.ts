@@ -32,6 +32,7 @@ export class LuaLibraryError extends Error {
   /** Each path tried, with the reason it failed. */
   readonly attempts: readonly string[];
   /**
+   * Creates a LuaLibraryError.
    * @param message What went wrong and how to fix it.
    * @param attempts The paths tried, each with its failure.
    */

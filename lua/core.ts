@@ -49,8 +49,15 @@ class IteratorState {
 
 /** A request to return several values to Lua from a callback. */
 export class MultipleValues {
-  /** @param values The values, in order. */
-  constructor(readonly values: readonly unknown[]) {}
+  /** The values, in order. */
+  readonly values: readonly unknown[];
+  /**
+   * Wraps the values a callback returns to Lua.
+   * @param values The values, in order.
+   */
+  constructor(values: readonly unknown[]) {
+    this.values = values;
+  }
 }
 
 /**

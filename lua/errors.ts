@@ -24,6 +24,7 @@ export class LuaError extends Error {
   /** The Lua error value converted to JS, when it was not a string (a table, a number...). */
   readonly value?: unknown;
   /**
+   * Creates a LuaError.
    * @param message The Lua message with its traceback.
    * @param options `cause`, and the raw Lua error `value` when it was not a string.
    */
@@ -49,7 +50,10 @@ export class LuaError extends Error {
  * ```
  */
 export class LuaSyntaxError extends LuaError {
-  /** @param message The compiler's message, naming the chunk and line. */
+  /**
+   * Creates a LuaSyntaxError.
+   * @param message The compiler's message, naming the chunk and line.
+   */
   constructor(message: string) {
     super(message);
     this.name = "LuaSyntaxError";
@@ -78,6 +82,7 @@ export class LuaLimitError extends LuaError {
   /** The limit that was hit. */
   readonly limit: LuaLimit;
   /**
+   * Creates a LuaLimitError.
    * @param limit The limit that was hit.
    * @param message A description for people.
    */
@@ -105,7 +110,10 @@ export class LuaLimitError extends LuaError {
 export class LuaMemoryError extends LuaLimitError {
   /** Always `"memory"`. */
   declare readonly limit: "memory";
-  /** @param message A description for people (Lua's own is "not enough memory"). */
+  /**
+   * Creates a LuaMemoryError.
+   * @param message A description for people (Lua's own is "not enough memory").
+   */
   constructor(message = "not enough memory") {
     super("memory", message);
     this.name = "LuaMemoryError";
@@ -128,6 +136,7 @@ export class PermissionDeniedError extends LuaError {
   /** The permission it needs, when one was declared. */
   readonly permission?: string;
   /**
+   * Creates a PermissionDeniedError.
    * @param capability The capability that was called.
    * @param permission The permission it needs.
    */
@@ -159,7 +168,10 @@ export class PermissionDeniedError extends LuaError {
  * ```
  */
 export class LuaStateError extends Error {
-  /** @param message What was misused. */
+  /**
+   * Creates a LuaStateError.
+   * @param message What was misused.
+   */
   constructor(message: string) {
     super(message);
     this.name = "LuaStateError";

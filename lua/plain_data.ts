@@ -92,7 +92,9 @@ function pushInto(core: LuaCore, L: LuaState, value: unknown, depth: number, sta
   } else if (state.hook && state.hook(core, L, object)) {
     return;
   }
-  if (depth >= state.limits.maxDepth) throw new RangeError(`data nested deeper than ${state.limits.maxDepth} levels`);
+  if (depth >= state.limits.maxDepth) {
+    throw new RangeError(`data nested deeper than ${state.limits.maxDepth} levels`);
+  }
   if (state.path.has(object)) throw new TypeError("data contains a cycle");
   state.path.add(object);
   const s = core.api.sym;

@@ -83,7 +83,10 @@ export class LuaRuntime implements Disposable {
   readonly #allowBinary: boolean;
   #maxMemory = 0;
 
-  /** @param options See {@linkcode LuaRuntimeOptions}. */
+  /**
+   * Creates a LuaRuntime.
+   * @param options See {@linkcode LuaRuntimeOptions}.
+   */
   constructor(options: LuaRuntimeOptions = {}) {
     if (options.attributeFilter && options.attributeHandlers) {
       throw new TypeError("attributeFilter and attributeHandlers cannot be combined");

@@ -84,7 +84,10 @@ export class FileLogSink implements DecisionLogSink {
   #buffer: string[] = [];
   readonly #encoder = new TextEncoder();
 
-  /** @param path The file; created if missing, appended to otherwise. */
+  /**
+   * Creates a FileLogSink.
+   * @param path The file; created if missing, appended to otherwise.
+   */
   constructor(path: string) {
     this.#file = Deno.openSync(path, { append: true, create: true });
   }
@@ -126,7 +129,10 @@ export class DecisionLog {
   readonly #mode: "hash" | "mask";
   readonly #paths: string[][];
 
-  /** @param options See {@linkcode DecisionLogOptions}. */
+  /**
+   * Creates a DecisionLog.
+   * @param options See {@linkcode DecisionLogOptions}.
+   */
   constructor(options: DecisionLogOptions) {
     this.#sink = typeof options.sink === "string" ? new FileLogSink(options.sink) : options.sink;
     this.#mode = options.input ?? "hash";

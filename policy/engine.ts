@@ -82,7 +82,10 @@ const POLICY_TOKEN = Symbol("policy");
 
 /** A chunk that ran fine but returned no decision function (in a bundle: a plain module). */
 export class NotAPolicyError extends LuaError {
-  /** @param message What the chunk returned instead. */
+  /**
+   * Creates a NotAPolicyError.
+   * @param message What the chunk returned instead.
+   */
   constructor(message: string) {
     super(message);
     this.name = "NotAPolicyError";
@@ -122,7 +125,10 @@ export class PolicyEngine implements Disposable {
   #dataRef = -1;
   #counter = 0;
 
-  /** @param options See {@linkcode PolicyEngineOptions}. */
+  /**
+   * Creates a PolicyEngine.
+   * @param options See {@linkcode PolicyEngineOptions}.
+   */
   constructor(options: PolicyEngineOptions = {}) {
     this.#grants = new Set(options.permissions ?? []);
     this.#state = new GuardedState({

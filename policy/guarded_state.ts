@@ -80,6 +80,7 @@ const MAX_NESTED_RUNS = 4;
 /** What a denied capability call returns to the kernel; never visible to sandboxed code. */
 const DENIED = "\u0000luagate:permission-denied";
 const MAX_CAPABILITY_DEPTH = 8;
+// deno-lint-ignore no-control-regex -- matching control characters is the point: they are escaped
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 const ADDRESS = /0x[0-9a-fA-F]{5,}/g;
 const textEncoder = new TextEncoder();
@@ -160,7 +161,7 @@ export class GuardedState {
       }
       core.behavior = hostObjectBehavior(options);
       core.reader = {
-        table: (core, L, idx) => this.readData(L, idx),
+        table: (_core, L, idx) => this.readData(L, idx),
         func: () => {
           throw new LuaError("a function cannot be passed to the host");
         },
@@ -172,7 +173,7 @@ export class GuardedState {
         },
       };
       core.pusher = {
-        object: (core, L, value) => this.pushData(L, value),
+        object: (_core, L, value) => this.pushData(L, value),
       };
       core.hostCall = (name, args) => this.#hostCall(name, args);
       core.errorForLua = (error) => {
@@ -317,7 +318,7 @@ export class GuardedState {
       case "\u0000clock":
         return threadCpuMs();
       case "\u0000trip":
-        this.#trip(args[0] as string, args[1] as string | undefined);
+        this.#trip(args[0] as string);
         return true;
       case "\u0000write":
         return this.#write(String(args[0]));
@@ -355,7 +356,7 @@ export class GuardedState {
     }
   }
 
-  #trip(reason: string, detail: string | undefined): void {
+  #trip(reason: string): void {
     if (this.#tripped !== undefined) return;
     if (reason === "permission") return;
     if (reason === "instructions" || reason === "cpu" || reason === "output") this.#tripped = reason;

@@ -227,7 +227,10 @@ export class PolicyPool implements AsyncDisposable {
 
   /** Starts the workers; use {@linkcode PolicyPool.create} to also wait until they are ready. */
   constructor(options: PolicyPoolOptions = {}) {
-    this.#size = positiveInteger(options.workers ?? Math.max(1, navigator.hardwareConcurrency || 1), "workers");
+    this.#size = positiveInteger(
+      options.workers ?? Math.max(1, navigator.hardwareConcurrency || 1),
+      "workers",
+    );
     this.#maxQueue = positiveInteger(options.maxQueue ?? 1000, "maxQueue");
     this.#window = positiveInteger(options.window ?? 32, "window");
     this.#batch = Math.max(1, Math.ceil(this.#window / 2));
@@ -327,8 +330,7 @@ export class PolicyPool implements AsyncDisposable {
         };
         if (message.type === "results") {
           this.#onResults(slot, message.json !== undefined ? JSON.parse(message.json) : message.items!);
-        }
-        else if (message.type === "ready") {
+        } else if (message.type === "ready") {
           slot.ready = true;
           this.#policies = message.policies!;
           resolve();

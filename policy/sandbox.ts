@@ -51,7 +51,10 @@ export class Sandbox implements Disposable {
   readonly #state: GuardedState;
   readonly #name: string;
 
-  /** @param options See {@linkcode SandboxOptions}. */
+  /**
+   * Creates a Sandbox.
+   * @param options See {@linkcode SandboxOptions}.
+   */
   constructor(options: SandboxOptions = {}) {
     if (options.name !== undefined && typeof options.name !== "string") {
       throw new TypeError("name must be a string");

@@ -22,7 +22,15 @@ import {
 import { threadCpuMs } from "../../ffi/clock.ts";
 import { PATTERNS_LUA } from "../../policy/patterns.ts";
 
-export { LuaError, LuaLimitError, LuaMemoryError, LuaStateError, LuaSyntaxError, PermissionDeniedError, Sandbox };
+export {
+  LuaError,
+  LuaLimitError,
+  LuaMemoryError,
+  LuaStateError,
+  LuaSyntaxError,
+  PermissionDeniedError,
+  Sandbox,
+};
 
 /** Tight limits: every attack stays fast. */
 export const TIGHT = Object.freeze({ instructions: 200_000, cpuMs: 200, memory: 4 << 20 });
@@ -215,7 +223,9 @@ export function assertError(
   const e = outcome.error;
   assert.ok(
     e instanceof Error && e.constructor === expected.error,
-    `expected ${expected.error.name}${expected.limit ? ` (${expected.limit})` : ""}, got ${describe(outcome)}`,
+    `expected ${expected.error.name}${expected.limit ? ` (${expected.limit})` : ""}, got ${
+      describe(outcome)
+    }`,
   );
   if (expected.limit !== undefined) assert.equal((e as LuaLimitError).limit, expected.limit);
   if (expected.message) assert.match((e as Error).message, expected.message);

@@ -4,7 +4,7 @@
  * and catastrophic patterns. Each run must stop with the exact limit, within twice its CPU
  * deadline (checked by the harness on every attack).
  */
-import { attackSuite, LuaLimitError, luaError, TIGHT, value } from "./_harness.ts";
+import { attackSuite, luaError, LuaLimitError, TIGHT, value } from "./_harness.ts";
 
 const INSTRUCTIONS = { error: LuaLimitError, limit: "instructions" } as const;
 const CPU = { error: LuaLimitError, limit: "cpu" } as const;
@@ -132,13 +132,15 @@ attackSuite("C loops", [
   },
   {
     name: "tonumber on a 1 MiB numeric string in a loop, only the CPU deadline left",
-    code: "local s = '1' for i = 1, 20 do s = s .. s end s = '  ' .. s while true do local _ = tonumber(s) end",
+    code:
+      "local s = '1' for i = 1, 20 do s = s .. s end s = '  ' .. s while true do local _ = tonumber(s) end",
     limits: CPU_ONLY,
     expect: CPU,
   },
   {
     name: "string.byte of a whole 1 MiB string in a loop",
-    code: "local s = 'a' for i = 1, 17 do s = s .. s end while true do local _ = select('#', s:byte(1, -1)) end",
+    code:
+      "local s = 'a' for i = 1, 17 do s = s .. s end while true do local _ = select('#', s:byte(1, -1)) end",
     expect: INSTRUCTIONS,
   },
   {
@@ -203,7 +205,8 @@ attackSuite("instruction limit evasion", [
   },
   {
     name: "a coroutine yielding forever, resumed forever",
-    code: "local g = coroutine.wrap(function() while true do coroutine.yield() end end) while true do g() end",
+    code:
+      "local g = coroutine.wrap(function() while true do coroutine.yield() end end) while true do g() end",
     expect: INSTRUCTIONS,
   },
   {
@@ -224,7 +227,8 @@ attackSuite("instruction limit evasion", [
   },
   {
     name: "endless loop in an __index function called from table.concat (C)",
-    code: "local t = setmetatable({}, {__index = function() while true do end end}) return table.concat(t, '', 1, 3)",
+    code:
+      "local t = setmetatable({}, {__index = function() while true do end end}) return table.concat(t, '', 1, 3)",
     expect: INSTRUCTIONS,
   },
   {

@@ -9,9 +9,9 @@ import {
   assertUsable,
   attackSuite,
   LuaError,
+  luaError,
   LuaLimitError,
   LuaSyntaxError,
-  luaError,
   measure,
   Sandbox,
   TIGHT,
@@ -69,7 +69,8 @@ attackSuite("bytecode", [
   },
   {
     name: "string.dump hidden behind rawget/pairs of the string table",
-    code: "local found = rawget(string, 'dump') for k in pairs(string) do if k == 'dump' then found = k end end return found",
+    code:
+      "local found = rawget(string, 'dump') for k in pairs(string) do if k == 'dump' then found = k end end return found",
     expect: value(undefined),
   },
 ]);
@@ -83,7 +84,17 @@ attackSuite("loaders", [
   {
     name: "require, dofile, loadfile, package, loadstring, module are absent",
     code: "return require ~= nil, dofile, loadfile, package, loadstring, module, setfenv, getfenv, newproxy",
-    expect: value([true, undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined]),
+    expect: value([
+      true,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]),
   },
   {
     name: "require of a standard library finds nothing (no bundle, no file search)",
@@ -196,7 +207,8 @@ attackSuite("debug", [
   },
   {
     name: "getmetatable of functions, threads and numbers gives nothing to climb",
-    code: "return getmetatable(print), getmetatable(coroutine.create(print)), getmetatable(1), getmetatable(true)",
+    code:
+      "return getmetatable(print), getmetatable(coroutine.create(print)), getmetatable(1), getmetatable(true)",
     expect: value([undefined, undefined, undefined, undefined]),
   },
 ]);

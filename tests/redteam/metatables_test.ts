@@ -162,7 +162,10 @@ Deno.test("redteam shared state: %p of strings does not accumulate memory across
   using sb = new Sandbox({ limits: { ...TIGHT, instructions: 5_000_000, cpuMs: 2000 } });
   if (measure(() => sb.eval("string.format('%p', 'x')")).error) return; // 5.3 has no %p
   for (let run = 0; run < 8; run++) {
-    assert.equal(sb.execute(`for i = 1, 20000 do string.format('%p', 'k${run}:' .. i) end return true`), true);
+    assert.equal(
+      sb.execute(`for i = 1, 20000 do string.format('%p', 'k${run}:' .. i) end return true`),
+      true,
+    );
   }
 });
 
@@ -177,7 +180,9 @@ Deno.test("redteam shared state: math.randomseed is absent, math.random works in
 
 Deno.test("redteam shared state: a coroutine or closure cannot survive into the next run", () => {
   using sb = new Sandbox({ limits: TIGHT });
-  sb.execute("co = coroutine.create(function() while true do coroutine.yield(1) end end) coroutine.resume(co)");
+  sb.execute(
+    "co = coroutine.create(function() while true do coroutine.yield(1) end end) coroutine.resume(co)",
+  );
   assert.deepEqual(sb.execute("return co, type(co)"), [undefined, "nil"]);
 });
 

@@ -3,12 +3,13 @@
  * rest of `os` and all of `io` are absent, and `os.date` is charged by its format.
  */
 import assert from "node:assert/strict";
-import { attackSuite, LuaLimitError, luaError, TIGHT, value } from "./_harness.ts";
+import { attackSuite, luaError, LuaLimitError, TIGHT, value } from "./_harness.ts";
 
 attackSuite("OS reach", [
   {
     name: "os.execute, os.exit, os.getenv, os.remove, os.rename, os.tmpname, os.setlocale, os.clock, io",
-    code: "return os.execute, os.exit, os.getenv, os.remove, os.rename, os.tmpname, os.setlocale, os.clock, io",
+    code:
+      "return os.execute, os.exit, os.getenv, os.remove, os.rename, os.tmpname, os.setlocale, os.clock, io",
     expect: value(new Array(9).fill(undefined)),
   },
   {
