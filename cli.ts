@@ -41,10 +41,17 @@ import { Sandbox } from "./policy/sandbox.ts";
 
 /** An error that ends the command with one line on stderr and `code` (2: bad usage or input). */
 export class CliError extends Error {
-  /** @param message One line. @param code The exit code. */
-  constructor(message: string, readonly code = 2) {
+  /** The exit code. */
+  readonly code: number;
+  /**
+   * Creates a CliError.
+   * @param message One line.
+   * @param code The exit code (default 2).
+   */
+  constructor(message: string, code = 2) {
     super(message);
     this.name = "CliError";
+    this.code = code;
   }
 }
 
@@ -158,6 +165,8 @@ function parseArgs(
   if (!positional && rest.length > 0 && !help) {
     throw new CliError(`${command}: unexpected argument '${rest[0]}' (see 'luagate ${command} --help')`);
   }
+  const limits = flags.get("limit");
+  if (Array.isArray(limits)) parseLimits(limits);
   return { flags, positional: rest, help };
 }
 
@@ -271,6 +280,66 @@ function walkLua(dir: string, keep: (name: string) => boolean): string[] {
   };
   walk(dir.replace(/\/+$/, "") || "/");
   return found;
+}
+
+/** A bundle found under a directory: its root and the Lua files that belong to it. */
+interface BundleDir {
+  root: string;
+  files: string[];
+}
+
+/**
+ * The bundles under `dir`: `dir` itself, and every subdirectory holding a `luagate.json`, which is a
+ * bundle of its own (so `luagate test examples` tests each example). Each Lua file belongs to the
+ * nearest bundle above it; bundles without Lua files of their own are left out, unless none has any.
+ */
+function findBundles(dir: string): BundleDir[] {
+  const top = dir.replace(/\/+$/, "") || "/";
+  const bundles: BundleDir[] = [];
+  const walk = (path: string, bundle: BundleDir) => {
+    const entries = [...Deno.readDirSync(path)].sort((a, b) => a.name.localeCompare(b.name));
+    for (const entry of entries) {
+      const full = join(path, entry.name);
+      if (entry.isDirectory) {
+        let nested = bundle;
+        try {
+          if (Deno.statSync(join(full, "luagate.json")).isFile) {
+            nested = { root: full, files: [] };
+            bundles.push(nested);
+          }
+        } catch {
+          // not a bundle of its own
+        }
+        walk(full, nested);
+      } else if (entry.isFile && entry.name.endsWith(".lua")) bundle.files.push(full);
+    }
+  };
+  const main: BundleDir = { root: top, files: [] };
+  bundles.push(main);
+  walk(top, main);
+  const withFiles = bundles.filter((b) => b.files.length > 0);
+  return withFiles.length > 0 ? withFiles : [main];
+}
+
+/** The nearest directory above `file` that holds a `luagate.json`, if any. */
+function bundleRootOf(file: string): string | undefined {
+  let dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) : ".";
+  for (let depth = 0; depth < 16; depth++) {
+    try {
+      if (Deno.statSync(join(dir, "luagate.json")).isFile) return dir;
+    } catch {
+      // keep looking
+    }
+    let parent: string;
+    try {
+      parent = Deno.realPathSync(join(dir, ".."));
+    } catch {
+      return undefined;
+    }
+    if (parent === Deno.realPathSync(dir)) return undefined;
+    dir = dir === "." || !dir.startsWith("/") ? join(dir, "..") : parent;
+  }
+  return undefined;
 }
 
 function moduleUrl(path: string): string {
@@ -609,13 +678,13 @@ async function benchCommand(args: string[]): Promise<number> {
     ));
     return 0;
   }
+  const n = intFlag(parsed, "n");
+  const durationFlag = intFlag(parsed, "duration-ms");
   const inputPath = str(parsed, "input");
   if (inputPath === undefined) {
     throw new CliError("bench: --input FILE is required (see 'luagate bench --help')");
   }
   const input = readJson(inputPath, "input");
-  const n = intFlag(parsed, "n");
-  const durationFlag = intFlag(parsed, "duration-ms");
   const duration = durationFlag ?? (n === undefined ? 2000 : Infinity);
   const limit = n ?? Infinity;
   const bundle = str(parsed, "bundle");
@@ -701,7 +770,8 @@ async function checkCommand(args: string[]): Promise<number> {
     out(usageText(
       "check",
       "luagate check DIR|FILE...",
-      "compile policies and report syntax errors (file:line); a DIR is checked as a bundle",
+      "compile policies and report syntax errors (file:line); a DIR is checked as a bundle\n" +
+        "(and each directory under it with a luagate.json as a bundle of its own)",
       CHECK_SPEC,
     ));
     return 0;
@@ -719,10 +789,24 @@ async function checkCommand(args: string[]): Promise<number> {
     out(`${ok ? paint.green("ok   ") : paint.red("error")} ${text}`);
   };
   using lua = new LuaRuntime();
+  const units: { path: string; dir: boolean; files: string[] }[] = [];
   for (const target of targets) {
-    const paths = target.dir ? walkLua(target.path, () => true) : [target.path];
+    if (target.dir) {
+      for (const bundle of findBundles(target.path)) {
+        units.push({ path: bundle.root, dir: true, files: bundle.files });
+      }
+    } else if (!target.path.endsWith(".lua")) {
+      if (!quiet) out(`${paint.dim("skip ")} ${target.path} (not a .lua file)`);
+    } else {
+      // A file inside a bundle (a directory above it with a luagate.json) is checked in that bundle.
+      const root = bundleRootOf(target.path);
+      if (root !== undefined) units.push({ path: root, dir: true, files: [target.path] });
+      else units.push({ path: target.path, dir: false, files: [target.path] });
+    }
+  }
+  for (const target of units) {
     let syntaxOk = true;
-    for (const path of paths) {
+    for (const path of target.files) {
       files++;
       const source = readText(path, "policy");
       try {
@@ -737,7 +821,7 @@ async function checkCommand(args: string[]): Promise<number> {
     // Syntax is fine: run each chunk as the engine would, so that bad returns and missing modules show.
     if (target.dir) {
       try {
-        const result = await checkBundle(target.path);
+        const result = await checkBundle(target.path, target.files);
         for (const line of result.lines) report(true, line);
       } catch (error) {
         errors++;
@@ -760,7 +844,7 @@ async function checkCommand(args: string[]): Promise<number> {
   return errors === 0 ? 0 : 1;
 }
 
-async function checkBundle(dir: string): Promise<{ lines: string[] }> {
+async function checkBundle(dir: string, files: string[]): Promise<{ lines: string[] }> {
   const manifest = readManifest(dir);
   let capabilities: Record<string, Capability> | undefined;
   if (manifest.capabilities !== undefined) {
@@ -776,11 +860,12 @@ async function checkBundle(dir: string): Promise<{ lines: string[] }> {
   });
   const policies = engine.load(dir);
   const lines: string[] = [];
-  for (const path of walkLua(dir, (name) => !name.endsWith("_test.lua"))) {
+  const owned = new Set(files);
+  for (const path of walkLua(dir, (name) => !name.endsWith("_test.lua")).filter((p) => owned.has(p))) {
     const module = path.slice(dir.replace(/\/+$/, "").length + 1).replace(/\.lua$/, "").replaceAll("/", ".");
     lines.push(`${path} (${policies.has(module) ? "policy" : "module"} '${module}')`);
   }
-  for (const path of walkLua(dir, (name) => name.endsWith("_test.lua"))) lines.push(`${path} (test file)`);
+  for (const path of files.filter((p) => p.endsWith("_test.lua"))) lines.push(`${path} (test file)`);
   return { lines };
 }
 
@@ -975,9 +1060,14 @@ async function testCommand(args: string[]): Promise<number> {
   const started = performance.now();
   let files = 0;
   let loadFailures = 0;
+  const bundles: BundleDir[] = [];
   for (const dir of parsed.positional) {
     if (!isDirectory(dir)) throw new CliError(`test: ${dir} is not a directory`);
-    const testFiles = walkLua(dir, (name) => name.endsWith("_test.lua"));
+    bundles.push(...findBundles(dir));
+  }
+  for (const { root: dir, files: bundleFiles } of bundles) {
+    const testFiles = bundleFiles.filter((path) => path.endsWith("_test.lua"));
+    if (testFiles.length === 0 && bundles.length > 1) continue;
     let setup: EngineSetup;
     try {
       setup = await setUpEngine(parsed, dir);

@@ -48,5 +48,13 @@ export {
 export { NotAPolicyError, Policy, PolicyEngine } from "./policy/engine.ts";
 export type { PolicyEngineOptions, PolicyOptions } from "./policy/engine.ts";
 export type { Decision, DecisionUsage } from "./policy/decision.ts";
+export {
+  PolicyPool,
+  PoolClosedError,
+  PoolOverloadedError,
+  PoolTimeoutError,
+  PoolWorkerError,
+} from "./policy/pool.ts";
+export type { PolicyPoolOptions, PoolPolicySource } from "./policy/pool.ts";
 export { DecisionLog, FileLogSink } from "./policy/decision_log.ts";
 export type { DecisionLogEntry, DecisionLogOptions, DecisionLogSink } from "./policy/decision_log.ts";

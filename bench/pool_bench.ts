@@ -1,5 +1,5 @@
 /**
- * PolicyPool throughput: the shared ABAC workload (bench/peers/abac_workload.ts) through a pool of
+ * PolicyPool throughput: the shared ABAC workload (bench/abac_workload.ts) through a pool of
  * 1 worker and of 2 workers (and a single engine on the calling thread for reference).
  *
  *   deno run -A bench/pool_bench.ts [--n 20000] [--rounds 7] [--workers 1,2] [--window 32] [--json]
@@ -13,7 +13,7 @@
  * @module
  */
 
-import { decideJS, makeRequests } from "./peers/abac_workload.ts";
+import { decideJS, makeRequests } from "./abac_workload.ts";
 import { PolicyEngine } from "../policy/engine.ts";
 import { PolicyPool } from "../policy/pool.ts";
 

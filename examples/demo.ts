@@ -9,7 +9,7 @@
  * @module
  */
 
-import { makeRequests } from "../bench/peers/abac_workload.ts";
+import { makeRequests } from "../bench/abac_workload.ts";
 import { CliError, openBundle } from "../cli.ts";
 import { LuaRuntime } from "../lua/runtime.ts";
 import type { Decision } from "../policy/decision.ts";

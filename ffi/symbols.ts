@@ -50,6 +50,8 @@ export const LUA_SYMBOLS = {
   lua_pushnumber: { parameters: ["pointer", "f64"], result: "void" },
   // const char *lua_pushlstring(lua_State *L, const char *s, size_t len)  (void in 5.1)
   lua_pushlstring: { parameters: ["pointer", "buffer", "usize"], result: "void" },
+  // const char *lua_pushstring(lua_State *L, const char *s)  (void in 5.1)
+  lua_pushstring: { parameters: ["pointer", "buffer"], result: "void" },
   // void lua_pushboolean(lua_State *L, int b)
   lua_pushboolean: { parameters: ["pointer", "i32"], result: "void" },
   // void lua_pushlightuserdata(lua_State *L, void *p)

@@ -26,11 +26,11 @@ export const DEFAULT_PLAIN_LIMITS: PlainDataLimits = Object.freeze({ maxDepth: 6
 /** Decides how an object that is not plain data is pushed; return false to fall back to copying. */
 export type ObjectHook = (core: LuaCore, L: LuaState, value: object) => boolean;
 
+// Cycles are caught by the depth bound: a cyclic value nests without end.
 interface PushState {
   limits: PlainDataLimits;
   entries: number;
-  path: Set<object>;
-  hook?: ObjectHook;
+  hook: ObjectHook | undefined;
 }
 
 // NUL-terminated keys for lua_setfield, one pair of FFI calls fewer per field than push + rawset.
@@ -49,11 +49,16 @@ function cKey(key: string): Uint8Array | undefined {
   return bytes;
 }
 
+// Short strings recur across inputs ("read", "admin", ids): pushed from a stable C buffer, Lua finds
+// them in its pointer-keyed string cache instead of encoding and hashing them again.
 function pushScalar(core: LuaCore, L: LuaState, value: unknown): boolean {
   switch (typeof value) {
-    case "string":
-      core.pushString(L, value);
+    case "string": {
+      const cached = value.length <= 40 ? cKey(value) : undefined;
+      if (cached !== undefined) core.api.sym.lua_pushstring(L, cached);
+      else core.pushString(L, value);
       return true;
+    }
     case "boolean":
       core.api.sym.lua_pushboolean(L, value ? 1 : 0);
       return true;
@@ -77,70 +82,71 @@ function pushScalar(core: LuaCore, L: LuaState, value: unknown): boolean {
 function pushInto(core: LuaCore, L: LuaState, value: unknown, depth: number, state: PushState): void {
   if (pushScalar(core, L, value)) return;
   const object = value as object;
-  const prototype = Object.getPrototypeOf(object);
-  const plain = prototype === Object.prototype || prototype === null;
-  if (!plain && !Array.isArray(object)) {
-    if (object instanceof Uint8Array || handleInfo.has(object)) {
-      core.pushValue(L, object);
-      return;
-    }
-    if (state.hook && state.hook(core, L, object)) return;
-    if (object instanceof Date) {
-      core.pushString(L, Number.isNaN(object.getTime()) ? "Invalid Date" : object.toISOString());
-      return;
-    }
-  } else if (state.hook && state.hook(core, L, object)) {
-    return;
-  }
+  if (state.hook !== undefined && state.hook(core, L, object)) return;
   if (depth >= state.limits.maxDepth) {
-    throw new RangeError(`data nested deeper than ${state.limits.maxDepth} levels`);
+    throw new RangeError(`data nested deeper than ${state.limits.maxDepth} levels (or cyclic)`);
   }
-  if (state.path.has(object)) throw new TypeError("data contains a cycle");
-  state.path.add(object);
+  if (Array.isArray(object)) return pushArray(core, L, object, depth, state);
+  const prototype = Object.getPrototypeOf(object);
+  if (prototype === Object.prototype || prototype === null) return pushRecord(core, L, object, depth, state);
+  if (object instanceof Uint8Array || handleInfo.has(object)) return core.pushValue(L, object);
+  if (object instanceof Date) {
+    return core.pushString(L, Number.isNaN(object.getTime()) ? "Invalid Date" : object.toISOString());
+  }
+  if (object instanceof Map) return pushMap(core, L, object, depth, state);
+  if (ArrayBuffer.isView(object)) throw new TypeError("only Uint8Array binary data can be passed as data");
+  pushRecord(core, L, object, depth, state);
+}
+
+function pushArray(core: LuaCore, L: LuaState, array: unknown[], depth: number, state: PushState): void {
+  const n = array.length;
+  count(state, n);
+  core.ensureStack(L, 3);
+  core.api.sym.lua_createtable(L, n, 0);
+  for (let i = 0; i < n; i++) {
+    const item = array[i];
+    if (!pushScalar(core, L, item)) pushInto(core, L, item, depth + 1, state);
+    core.api.rawSetI(L, -2, i + 1);
+  }
+}
+
+function pushRecord(core: LuaCore, L: LuaState, record: object, depth: number, state: PushState): void {
   const s = core.api.sym;
-  core.ensureStack(L, 4);
-  try {
-    if (Array.isArray(object)) {
-      const n = object.length;
-      count(state, n);
-      s.lua_createtable(L, n, 0);
-      for (let i = 0; i < n; i++) {
-        const item = object[i];
-        if (!pushScalar(core, L, item)) pushInto(core, L, item, depth + 1, state);
-        core.api.rawSetI(L, -2, i + 1);
-      }
-      return;
+  const keys = Object.keys(record);
+  count(state, keys.length);
+  core.ensureStack(L, 3);
+  s.lua_createtable(L, 0, keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    const v = (record as Record<string, unknown>)[key];
+    if (v === undefined) continue;
+    const name = cKey(key);
+    if (name === undefined) core.pushString(L, key);
+    if (!pushScalar(core, L, v)) pushInto(core, L, v, depth + 1, state);
+    if (name !== undefined) s.lua_setfield(L, -2, name);
+    else s.lua_rawset(L, -3);
+  }
+}
+
+function pushMap(
+  core: LuaCore,
+  L: LuaState,
+  map: Map<unknown, unknown>,
+  depth: number,
+  state: PushState,
+): void {
+  const s = core.api.sym;
+  count(state, map.size);
+  core.ensureStack(L, 3);
+  s.lua_createtable(L, 0, map.size);
+  for (const [k, v] of map) {
+    if (typeof k !== "string" && typeof k !== "number" && typeof k !== "boolean") {
+      throw new TypeError(`a Map key of type ${typeof k} cannot be passed as data`);
     }
-    if (object instanceof Map) {
-      count(state, object.size);
-      s.lua_createtable(L, 0, object.size);
-      for (const [k, v] of object) {
-        if (typeof k !== "string" && typeof k !== "number" && typeof k !== "boolean") {
-          throw new TypeError(`a Map key of type ${typeof k} cannot be passed as data`);
-        }
-        if (v === undefined || (typeof k === "number" && Number.isNaN(k))) continue;
-        core.pushValue(L, k);
-        pushInto(core, L, v, depth + 1, state);
-        s.lua_rawset(L, -3);
-      }
-      return;
-    }
-    if (ArrayBuffer.isView(object)) throw new TypeError("only Uint8Array binary data can be passed as data");
-    const keys = Object.keys(object);
-    count(state, keys.length);
-    s.lua_createtable(L, 0, keys.length);
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i];
-      const v = (object as Record<string, unknown>)[key];
-      if (v === undefined) continue;
-      const name = cKey(key);
-      if (name === undefined) core.pushString(L, key);
-      if (!pushScalar(core, L, v)) pushInto(core, L, v, depth + 1, state);
-      if (name !== undefined) s.lua_setfield(L, -2, name);
-      else s.lua_rawset(L, -3);
-    }
-  } finally {
-    state.path.delete(object);
+    if (v === undefined || (typeof k === "number" && Number.isNaN(k))) continue;
+    core.pushValue(L, k);
+    pushInto(core, L, v, depth + 1, state);
+    s.lua_rawset(L, -3);
   }
 }
 
@@ -163,7 +169,7 @@ export function pushPlainData(
   limits: PlainDataLimits = DEFAULT_PLAIN_LIMITS,
   hook?: ObjectHook,
 ): void {
-  pushInto(core, L, value, 0, { limits, entries: 0, path: new Set(), hook });
+  pushInto(core, L, value, 0, { limits, entries: 0, hook });
 }
 
 /** How values that are not plain data are read: return `undefined` to refuse them. */

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { monotonicMs } from "../ffi/clock.ts";
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
 import { LuaError, LuaStateError } from "../lua/errors.ts";
@@ -45,8 +46,6 @@ interface PolicyHandle {
   envMeta: number;
   grants: ReadonlySet<string>;
 }
-
-const handles = new WeakMap<Policy, PolicyHandle>();
 
 /**
  * A compiled policy. Evaluating never throws: any error or limit denies, with the cause in
@@ -119,6 +118,8 @@ export class PolicyEngine implements Disposable {
   readonly #state: GuardedState;
   readonly #grants: ReadonlySet<string>;
   readonly #policies = new Map<string, Policy>();
+  /** Per engine, so that a policy of another engine is refused (its references mean nothing here). */
+  readonly #handles = new WeakMap<Policy, PolicyHandle>();
   readonly #modules = new Map<string, string>();
   readonly #log: DecisionLog | undefined;
   readonly #idPrefix = randomPrefix();
@@ -185,7 +186,7 @@ export class PolicyEngine implements Disposable {
     const grants = options.permissions ? new Set([...this.#grants, ...options.permissions]) : this.#grants;
     const handle = this.#compileHandle(source, name, grants);
     const policy = new Policy(this, name, POLICY_TOKEN);
-    handles.set(policy, handle);
+    this.#handles.set(policy, handle);
     this.#policies.set(name, policy);
     return policy;
   }
@@ -270,9 +271,9 @@ export class PolicyEngine implements Disposable {
 
   /** Evaluates `policy` against `input`; see {@linkcode Policy.evaluate}. */
   evaluate(policy: Policy, input: unknown): Decision {
-    const started = performance.now();
+    const started = monotonicMs();
     const id = `${this.#idPrefix}-${(++this.#counter).toString(36)}`;
-    const handle = handles.get(policy);
+    const handle = this.#handles.get(policy);
     const state = this.#state;
     let verdict;
     let error: Error | undefined;
@@ -307,7 +308,7 @@ export class PolicyEngine implements Disposable {
       reasons: verdict.reasons,
       errors: verdict.errors,
       value: verdict.value,
-      usage: { ...state.usage, timeMs: performance.now() - started },
+      usage: { ...state.usage, timeMs: monotonicMs() - started },
       id,
       policy: policy.name,
       calls: state.calls.slice(),

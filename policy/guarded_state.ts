@@ -22,6 +22,7 @@ import {
 } from "../lua/errors.ts";
 import {
   DEFAULT_PLAIN_LIMITS,
+  type ObjectHook,
   type PlainDataLimits,
   pushPlainData,
   readPlainData,
@@ -242,6 +243,8 @@ export class GuardedState {
     const core = this.core;
     for (const [name, value] of Object.entries(options.globals ?? {})) {
       deepFreeze(value, this.#hostObjects);
+      this.#hostObjectHook ??= (core: LuaCore, L: LuaState, object: object) =>
+        this.#pushHostObject(core, L, object);
       this.#define(name, (L) => core.pushValue(L, value));
     }
     for (const [name, capability] of Object.entries(options.capabilities ?? {})) {
@@ -295,11 +298,16 @@ export class GuardedState {
 
   /** Pushes a JS value as sandbox data: frozen host objects as proxies, anything else copied. */
   pushData(L: LuaState, value: unknown): void {
-    pushPlainData(this.core, L, value, DEFAULT_PLAIN_LIMITS, (core, L, object) => {
-      if (!this.#hostObjects.has(object)) return false;
-      core.pushProxy(L, object, "default");
-      return true;
-    });
+    pushPlainData(this.core, L, value, DEFAULT_PLAIN_LIMITS, this.#hostObjectHook);
+  }
+
+  // Only a state with host objects pays for looking objects up on the way in.
+  #hostObjectHook: ObjectHook | undefined;
+
+  #pushHostObject(core: LuaCore, L: LuaState, object: object): boolean {
+    if (!this.#hostObjects.has(object)) return false;
+    core.pushProxy(L, object, "default");
+    return true;
   }
 
   /** Reads a Lua value as plain data (host object proxies come back as the frozen objects). */

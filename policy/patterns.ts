@@ -71,9 +71,9 @@
  * - After a "pattern too complex" error, a C gmatch iterator keeps an exhausted depth counter
  *   (and no longer limits recursion); the Lua iterator starts afresh on its next call.
  */
-export const PATTERNS_LUA: string = String
-  .raw`-- luagate.patterns: string.find/match/gmatch/gsub under a step budget (Lua 5.3 and 5.4).
--- A port of lstrlib.c's matcher that charges its steps to deps.charge, and a dispatcher that
+export const PATTERNS_LUA: string = String.raw`
+-- luagate.patterns: budgeted string.find/match/gmatch/gsub (Lua 5.3 / 5.4).
+-- A port of lstrlib.c's matcher that charges its steps to deps.charge, plus a dispatcher that
 -- calls the original C functions when their worst-case work is provably small.
 local deps = ...
 local charge = deps.charge
@@ -265,6 +265,7 @@ local function compile(p, start)
   local k, i = 0, start
   local mayerr = false
   local caps, lvl, nrec = {}, 0, 0
+  local hasref = false
   while true do
     k = k + 1
     pending = pending + 2
@@ -331,6 +332,7 @@ local function compile(p, start)
         i = ep
       elseif c2 and c2 >= 48 and c2 <= 57 then -- %0-%9
         kind[k] = K_BACKREF
+        hasref = true
         local l = c2 - 48
         aux[k] = l
         if l == 0 or l > lvl or caps[l] == CAP_UNFINISHED then mayerr = true end
@@ -482,6 +484,13 @@ local function compile(p, start)
     -- pattern for FIRST (one class, no quantifier: linear); the end is tried unless a match
     -- always consumes a char
     cp.atend = not consumes
+    -- a failed attempt whose first item is a non-backtracking run fails from every start inside
+    -- that run as well (same end, same continuation; captures only matter to back-references)
+    local f = 1
+    while kind[f] == K_OPEN or kind[f] == K_POSOPEN do f = f + 1 end
+    if (kind[f] == K_DSTAR or kind[f] == K_DPLUS) and cls[f] ~= ANY and not hasref then
+      cp.skiprun = aux2[f]
+    end
     if first == EMPTY then
       cp.first = ""
     elseif first ~= nil and first ~= ANY then
@@ -850,6 +859,17 @@ local function skipto(cp, pos)
   return q
 end
 
+-- the next start position after a failed attempt at pos
+local function nextpos(cp, pos)
+  local run = cp.skiprun
+  if run then
+    local _, e = c_find(S, run, pos)
+    pending = pending + (e - pos + 1)
+    if e > pos then return e + 1 end
+  end
+  return pos + 1
+end
+
 ---------------------------------------------------------------------------------------------------
 -- arguments (errors at level 3: the helper, the public function, its caller)
 
@@ -971,8 +991,9 @@ local function find_aux(isfind, ...)
       if isfind then return pos, e - 1, pushcaps(pos, e, false, 3) end
       return pushcaps(pos, e, true, 2)
     end
-    pos = pos + 1
-  until anchor or pos > ls + 1
+    if anchor then break end
+    pos = nextpos(cp, pos)
+  until pos > ls + 1
   flush()
   return nil
 end
@@ -1043,7 +1064,7 @@ local function gmatch(...)
         flush()
         return pushcaps(pos, e, true, 2)
       end
-      pos = pos + 1
+      pos = e and pos + 1 or nextpos(cp, pos)
     until pos > ls + 1
     flush()
   end
@@ -1224,10 +1245,12 @@ local function gsub(...)
         end
       end
       pos, lastmatch = e, e
-    elseif pos <= ls then
+    elseif pos > ls then
+      break
+    elseif e or anchor then
       pos = pos + 1
     else
-      break
+      pos = nextpos(cp, pos)
     end
     if anchor then break end
   end

@@ -56,25 +56,44 @@ export interface PolicyPoolOptions {
 
 /** `evaluate` was called while the queue was full: shed load or retry later. */
 export class PoolOverloadedError extends Error {
-  /** @param maxQueue The queue's bound. */
-  constructor(readonly maxQueue: number) {
+  /** The queue's bound. */
+  readonly maxQueue: number;
+  /**
+   * Creates a PoolOverloadedError.
+   * @param maxQueue The queue's bound.
+   */
+  constructor(maxQueue: number) {
     super(`the policy pool is overloaded: ${maxQueue} requests are already queued`);
     this.name = "PoolOverloadedError";
+    this.maxQueue = maxQueue;
   }
 }
 
 /** A request ran past the pool's deadline; its decision failed closed and its worker was replaced. */
 export class PoolTimeoutError extends Error {
-  /** @param policy The policy. @param timeoutMs The deadline. */
-  constructor(readonly policy: string, readonly timeoutMs: number) {
+  /** The policy that did not decide. */
+  readonly policy: string;
+  /** The deadline, in milliseconds. */
+  readonly timeoutMs: number;
+  /**
+   * Creates a PoolTimeoutError.
+   * @param policy The policy that did not decide.
+   * @param timeoutMs The deadline, in milliseconds.
+   */
+  constructor(policy: string, timeoutMs: number) {
     super(`policy '${policy}' did not decide within ${timeoutMs} ms; its worker was terminated and replaced`);
     this.name = "PoolTimeoutError";
+    this.policy = policy;
+    this.timeoutMs = timeoutMs;
   }
 }
 
 /** A worker died (an uncaught error outside any evaluation); its requests failed closed. */
 export class PoolWorkerError extends Error {
-  /** @param message What happened. */
+  /**
+   * Creates a PoolWorkerError.
+   * @param message What happened.
+   */
   constructor(message: string) {
     super(message);
     this.name = "PoolWorkerError";
@@ -83,6 +102,7 @@ export class PoolWorkerError extends Error {
 
 /** The pool is closed (or closing) and takes no more requests. */
 export class PoolClosedError extends Error {
+  /** A new error saying the pool is closed. */
   constructor() {
     super("the policy pool is closed");
     this.name = "PoolClosedError";

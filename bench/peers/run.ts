@@ -10,7 +10,7 @@
 // The npm peers (wasmoon, fengari, cedar-wasm) are installed into bench/peers/node_modules on first run.
 import type { Engine, EngineLoader, TimingOptions, Workload } from "./engines/types.ts";
 import { SkipEngine } from "./engines/types.ts";
-import type * as WorkloadModule from "./abac_workload.ts";
+import * as WorkloadModule from "../abac_workload.ts";
 
 const HERE = new URL(".", import.meta.url);
 const log = (msg: string) => console.error(msg);
@@ -109,16 +109,9 @@ async function ensureNodeModules(): Promise<void> {
   }
 }
 
-/** The shared workload: the project's bench/abac_workload.ts when present, else the copy in bench/peers. */
-async function loadWorkload(): Promise<{ mod: typeof WorkloadModule; source: string }> {
-  const projectCopy = new URL("../abac_workload.ts", HERE);
-  try {
-    Deno.statSync(projectCopy);
-    return { mod: await import(projectCopy.href), source: "bench/abac_workload.ts" };
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  return { mod: await import("./abac_workload.ts"), source: "bench/peers/abac_workload.ts (copy)" };
+/** The shared workload (bench/abac_workload.ts, a copy of ../shared/bench/abac_workload.ts). */
+function loadWorkload(): Promise<{ mod: typeof WorkloadModule; source: string }> {
+  return Promise.resolve({ mod: WorkloadModule, source: "bench/abac_workload.ts" });
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 // The common shape of one engine row in bench/peers/run.ts.
-import type { Request } from "../abac_workload.ts";
+import type { Request } from "../../abac_workload.ts";
 
 export type { Request };
 

@@ -1,4 +1,4 @@
-// Copy of the shared workload; run.ts prefers the project's bench/abac_workload.ts when present.
+// A copy of the shared ABAC workload (../shared/bench/abac_workload.ts), so benchmarks run from a clone alone.
 // A shared attribute-based access control workload, for side-by-side benchmarks.
 // POLICY_LUA defines a global `decide(input)`; policy engines can wrap it as a decision function.
 export const POLICY_LUA = `

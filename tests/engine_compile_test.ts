@@ -1,0 +1,110 @@
+/**
+ * PolicyEngine.compile: what a policy is, and compile errors that name the policy and the line.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { LuaError, LuaSyntaxError, NotAPolicyError, PolicyEngine } from "../mod.ts";
+
+Deno.test("compile: a chunk returning a function is a policy, named as given", () => {
+  using engine = new PolicyEngine();
+  const policy = engine.compile(`return function(input) return input.ok end`, { name: "ok.lua" });
+  assert.equal(policy.name, "ok.lua");
+  assert.equal(policy.evaluate({ ok: true }).allow, true);
+  assert.equal(engine.policy("ok.lua"), policy);
+  assert.deepEqual(engine.policies, ["ok.lua"]);
+});
+
+Deno.test("compile: the default name is 'policy'", () => {
+  using engine = new PolicyEngine();
+  assert.equal(engine.compile(`return function() return true end`).name, "policy");
+});
+
+Deno.test("compile: a syntax error names the policy and the line", () => {
+  using engine = new PolicyEngine();
+  const source = `return function(input)\n  local x = 1\n  if x = 2 then return true end\nend`;
+  assert.throws(
+    () => engine.compile(source, { name: "rbac.lua" }),
+    (error: unknown) => {
+      assert.ok(error instanceof LuaSyntaxError);
+      assert.match(error.message, /^rbac\.lua:3: /);
+      return true;
+    },
+  );
+});
+
+Deno.test("compile: an unfinished chunk names the policy and the line at its end", () => {
+  using engine = new PolicyEngine();
+  assert.throws(
+    () => engine.compile(`return function(input)\n  return true\n`, { name: "open.lua" }),
+    (error: unknown) =>
+      error instanceof LuaSyntaxError && /^open\.lua:3: .*'end' expected/.test(error.message),
+  );
+});
+
+Deno.test("compile: a runtime error in the chunk names the policy and line", () => {
+  using engine = new PolicyEngine();
+  assert.throws(
+    () =>
+      engine.compile(`local t = nil\nlocal x = t.field\nreturn function() return true end`, {
+        name: "boom.lua",
+      }),
+    (error: unknown) => error instanceof LuaError && /^boom\.lua:2: /.test(error.message),
+  );
+});
+
+Deno.test("compile: a chunk that returns no function is a NotAPolicyError", () => {
+  using engine = new PolicyEngine();
+  for (const [source, got] of [["return 42", "number"], ["local x = 1", "nothing"], ["return {}", "table"]]) {
+    assert.throws(
+      () => engine.compile(source, { name: "lib.lua" }),
+      (error: unknown) =>
+        error instanceof NotAPolicyError && error.message.includes("lib.lua") && error.message.includes(got),
+    );
+  }
+});
+
+Deno.test("compile: binary chunks are refused", () => {
+  using engine = new PolicyEngine();
+  assert.throws(() => engine.compile("\x1bLua\x54\x00", { name: "bin" }), LuaSyntaxError);
+});
+
+Deno.test("compile: a chunk that loops forever at load hits the limits", () => {
+  using engine = new PolicyEngine({ limits: { instructions: 10_000 } });
+  assert.throws(() => engine.compile(`while true do end`, { name: "spin" }), LuaError);
+  // the engine stays usable
+  assert.equal(engine.compile(`return function() return true end`).evaluate({}).allow, true);
+});
+
+Deno.test("compile: an empty or non-string name is a TypeError", () => {
+  using engine = new PolicyEngine();
+  assert.throws(() => engine.compile(`return function() return true end`, { name: "" }), TypeError);
+});
+
+Deno.test("compile: a later policy of the same name replaces the earlier one", () => {
+  using engine = new PolicyEngine();
+  engine.compile(`return function() return false end`, { name: "p" });
+  engine.compile(`return function() return true end`, { name: "p" });
+  assert.equal(engine.policy("p")!.evaluate({}).allow, true);
+  assert.deepEqual(engine.policies, ["p"]);
+});
+
+Deno.test("compile: a policy of one engine cannot be evaluated by another", () => {
+  using a = new PolicyEngine();
+  using b = new PolicyEngine();
+  const policy = a.compile(`return function() return true end`);
+  const decision = b.evaluate(policy, {});
+  assert.equal(decision.allow, false);
+  assert.match(decision.errors[0], /another engine/);
+});
+
+Deno.test("engine: close is idempotent and later use fails closed or throws clearly", () => {
+  const engine = new PolicyEngine();
+  const policy = engine.compile(`return function() return true end`);
+  engine.close();
+  engine.close();
+  const decision = policy.evaluate({});
+  assert.equal(decision.allow, false);
+  assert.equal(decision.errors.length, 1);
+});

@@ -1,0 +1,325 @@
+/**
+ * PolicyEngine.evaluate: the forms of a decision, fail-closed on every error, limit and bad return
+ * value, frozen shared data, per-decision globals.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { LuaError, LuaLimitError, LuaMemoryError, PolicyEngine } from "../mod.ts";
+import type { Decision } from "../mod.ts";
+
+function decide(
+  source: string,
+  input: unknown = {},
+  options: ConstructorParameters<typeof PolicyEngine>[0] = {},
+) {
+  using engine = new PolicyEngine(options);
+  return engine.compile(source, { name: "p" }).evaluate(input);
+}
+
+function assertDenied(decision: Decision, error: RegExp): void {
+  assert.equal(decision.allow, false);
+  assert.equal(decision.errors.length, 1, `errors: ${JSON.stringify(decision.errors)}`);
+  assert.match(decision.errors[0], error);
+  assert.ok(decision.error instanceof Error);
+}
+
+// ------------------------------------------------------------------ reason forms
+
+Deno.test("decision: a boolean", () => {
+  const yes = decide(`return function() return true end`);
+  assert.equal(yes.allow, true);
+  assert.deepEqual(yes.reasons, []);
+  assert.deepEqual(yes.errors, []);
+  assert.equal(yes.value, true);
+  assert.equal(yes.error, undefined);
+  assert.equal(decide(`return function() return false end`).allow, false);
+});
+
+Deno.test("decision: false, 'reason'", () => {
+  const d = decide(`return function() return false, "not the owner" end`);
+  assert.equal(d.allow, false);
+  assert.deepEqual(d.reasons, ["not the owner"]);
+  assert.deepEqual(d.errors, []);
+});
+
+Deno.test("decision: true with a reason, and a list of reasons", () => {
+  assert.deepEqual(decide(`return function() return true, "admin" end`).reasons, ["admin"]);
+  const d = decide(`return function() return false, { "too late", "wrong team" } end`);
+  assert.deepEqual(d.reasons, ["too late", "wrong team"]);
+});
+
+Deno.test("decision: a table { allow, reasons } and { allow, reason }", () => {
+  const d = decide(`return function() return { allow = false, reasons = { "a", "b" }, extra = 7 } end`);
+  assert.equal(d.allow, false);
+  assert.deepEqual(d.reasons, ["a", "b"]);
+  assert.deepEqual({ ...(d.value as object) }, { allow: false, reasons: ["a", "b"], extra: 7 });
+  assert.deepEqual(decide(`return function() return { allow = true, reason = "owner" } end`).reasons, [
+    "owner",
+  ]);
+});
+
+Deno.test("decision: an empty reasons table is an empty list", () => {
+  const d = decide(
+    `return function() local reasons = {} return { allow = #reasons == 0, reasons = reasons } end`,
+  );
+  assert.equal(d.allow, true);
+  assert.deepEqual(d.reasons, []);
+  assert.deepEqual(d.errors, []);
+});
+
+Deno.test("decision: the input reaches the policy as a table", () => {
+  const d = decide(
+    `return function(input) return input.user.roles[2] == "admin" and #input.user.roles == 2, input.user.name end`,
+    { user: { name: "ann", roles: ["dev", "admin"] } },
+  );
+  assert.equal(d.allow, true);
+  assert.deepEqual(d.reasons, ["ann"]);
+});
+
+Deno.test("decision: id, policy, usage and calls are filled in", () => {
+  using engine = new PolicyEngine();
+  const policy = engine.compile(`return function() return true end`, { name: "p" });
+  const a = policy.evaluate({});
+  const b = policy.evaluate({});
+  assert.equal(typeof a.id, "string");
+  assert.notEqual(a.id, b.id);
+  assert.equal(a.policy, "p");
+  assert.deepEqual(a.calls, []);
+  for (const key of ["instructions", "memory", "cpuMs", "output", "timeMs"] as const) {
+    assert.equal(typeof a.usage[key], "number", key);
+    assert.ok(a.usage[key] >= 0, key);
+  }
+});
+
+Deno.test("decision: ids differ across engines", () => {
+  const ids = new Set<string>();
+  for (let i = 0; i < 3; i++) ids.add(decide(`return function() return true end`).id);
+  assert.equal(ids.size, 3);
+});
+
+// ------------------------------------------------------------------ fail-closed
+
+Deno.test("fail-closed: a runtime error denies with the message", () => {
+  const d = decide(`return function(input) return input.missing.field end`);
+  assertDenied(d, /^LuaError: p:1: attempt to index/);
+  assert.ok(d.error instanceof LuaError);
+  assert.deepEqual(d.reasons, []);
+});
+
+Deno.test("fail-closed: error() with a string or a table", () => {
+  assertDenied(decide(`return function() error("boom") end`), /^LuaError: p:1: boom/);
+  assertDenied(decide(`return function() error({ code = 7 }) end`), /^LuaError: /);
+});
+
+Deno.test("fail-closed: bad return values deny with an error saying why", () => {
+  const cases: [string, RegExp][] = [
+    [`return nil`, /must return a boolean or a decision table, got nothing/],
+    [`return`, /got nothing/],
+    [`return 1`, /got a number/],
+    [`return "yes"`, /got a string/],
+    [`return { "allow" }`, /got an array/],
+    [`return { allow = "yes" }`, /'allow' must be a boolean, got a string/],
+    [`return { reasons = { "x" } }`, /'allow' must be a boolean, got nothing/],
+    [`return true, 42`, /reasons must be a string or a list, got a number/],
+    [`return { allow = true, reasons = 42 }`, /'reasons' must be a string or a list/],
+  ];
+  for (const [body, error] of cases) {
+    const d = decide(`return function() ${body} end`);
+    assertDenied(d, error);
+  }
+});
+
+Deno.test("fail-closed: a decision that allowed but failed still denies", () => {
+  const d = decide(`return function() return true, 42 end`);
+  assert.equal(d.allow, false);
+});
+
+Deno.test("fail-closed: the instruction limit", () => {
+  const d = decide(`return function() while true do end end`, {}, { limits: { instructions: 50_000 } });
+  assertDenied(d, /^LuaLimitError: instruction limit exceeded/);
+  assert.ok(d.error instanceof LuaLimitError && d.error.limit === "instructions");
+});
+
+Deno.test("fail-closed: the instruction limit cannot be caught by pcall", () => {
+  const d = decide(
+    `return function() pcall(function() while true do end end) return true end`,
+    {},
+    { limits: { instructions: 50_000 } },
+  );
+  assertDenied(d, /instruction limit exceeded/);
+});
+
+Deno.test("fail-closed: the memory limit", () => {
+  const d = decide(
+    `return function() local t = {} for i = 1, 1e7 do t[i] = { i } end return true end`,
+    {},
+    { limits: { memory: 1 << 20, instructions: 1e9, cpuMs: 5000 } },
+  );
+  assertDenied(d, /memory limit exceeded/);
+  assert.ok(d.error instanceof LuaMemoryError && d.error.limit === "memory");
+});
+
+Deno.test("fail-closed: the cpu limit", () => {
+  const d = decide(
+    `return function() local x = 0 while true do x = x + 1 end end`,
+    {},
+    { limits: { cpuMs: 20, instructions: 1e12 } },
+  );
+  assertDenied(d, /cpu time limit exceeded/);
+  assert.ok(d.error instanceof LuaLimitError && d.error.limit === "cpu");
+});
+
+Deno.test("fail-closed: the output limit", () => {
+  const d = decide(`return function() for i = 1, 100 do print("hello") end return true end`, {}, {
+    limits: { output: 64 },
+  });
+  assertDenied(d, /output limit exceeded/);
+  assert.ok(d.error instanceof LuaLimitError && d.error.limit === "output");
+});
+
+Deno.test("fail-closed: after a limit the next decision is normal", () => {
+  using engine = new PolicyEngine({ limits: { instructions: 50_000 } });
+  const policy = engine.compile(
+    `return function(input) if input.spin then while true do end end return true end`,
+  );
+  assert.equal(policy.evaluate({ spin: true }).allow, false);
+  const d = policy.evaluate({ spin: false });
+  assert.equal(d.allow, true);
+  assert.deepEqual(d.errors, []);
+});
+
+Deno.test("fail-closed: an input that cannot cross into Lua denies", () => {
+  const d = decide(`return function() return true end`, { f: () => 1 });
+  assert.equal(d.allow, false);
+  assert.equal(d.errors.length, 1);
+});
+
+Deno.test("evaluate never throws", () => {
+  using engine = new PolicyEngine({ limits: { instructions: 10_000 } });
+  const policy = engine.compile(`return function(input) return input.x.y.z end`);
+  for (const input of [undefined, null, 1, "s", [], {}, { x: {} }, new Map([["x", 1]])]) {
+    const d = policy.evaluate(input);
+    assert.equal(d.allow, false);
+  }
+});
+
+// ------------------------------------------------------------------ data
+
+Deno.test("data: shared by every policy and decision", () => {
+  using engine = new PolicyEngine({ data: { admins: ["ann"], limit: 3 } });
+  const a = engine.compile(`return function(input, data) return data.admins[1] == input.user end`, {
+    name: "a",
+  });
+  const b = engine.compile(`return function(input, data) return input.n <= data.limit end`, { name: "b" });
+  assert.equal(a.evaluate({ user: "ann" }).allow, true);
+  assert.equal(a.evaluate({ user: "bob" }).allow, false);
+  assert.equal(b.evaluate({ n: 3 }).allow, true);
+});
+
+Deno.test("data: deep-frozen: a policy writing to data fails and the next decision sees the original", () => {
+  const data = { roles: { ann: ["admin"] }, list: [1, 2, 3] };
+  using engine = new PolicyEngine({ data });
+  const writer = engine.compile(
+    `return function(input, data) data.roles.ann[1] = "nobody" data.roles.bob = { "admin" } return true end`,
+    { name: "writer" },
+  );
+  const d = writer.evaluate({});
+  assert.equal(d.allow, false);
+  assert.match(d.errors[0], /read-only/);
+  for (
+    const body of [
+      `data.list[4] = 4`,
+      `rawset(data, "x", 1)`,
+      `table.insert(data.list, 9)`,
+      `setmetatable(data, nil)`,
+      `data.roles = nil`,
+    ]
+  ) {
+    const attempt = engine.compile(`return function(input, data) ${body} return true end`, { name: "w2" });
+    assert.equal(attempt.evaluate({}).allow, false, body);
+  }
+  const reader = engine.compile(
+    `return function(input, data) return data.roles.ann[1] == "admin" and data.roles.bob == nil and #data.list == 3 end`,
+    { name: "reader" },
+  );
+  assert.equal(reader.evaluate({}).allow, true);
+  // the host's object is frozen too
+  assert.ok(Object.isFrozen(data) && Object.isFrozen(data.roles.ann));
+});
+
+Deno.test("data: iteration over data works", () => {
+  const d = decide(
+    `return function(input, data)
+      local n = 0
+      for k, v in pairs(data.m) do n = n + v end
+      for i, v in ipairs(data.l) do n = n + v end
+      return n == 16, tostring(n)
+    end`,
+    {},
+    { data: { m: { a: 1, b: 2 }, l: [3, 4, 6] } },
+  );
+  assert.equal(d.allow, true, JSON.stringify(d));
+});
+
+Deno.test("data: absent data is nil", () => {
+  assert.equal(decide(`return function(input, data) return data == nil end`).allow, true);
+});
+
+// ------------------------------------------------------------------ per-decision globals
+
+Deno.test("globals: what a decision assigns is gone in the next one", () => {
+  using engine = new PolicyEngine();
+  const policy = engine.compile(
+    `return function(input)
+      local before = seen
+      seen = input.id
+      return before == nil, tostring(before)
+    end`,
+  );
+  assert.equal(policy.evaluate({ id: 1 }).allow, true);
+  const second = policy.evaluate({ id: 2 });
+  assert.equal(second.allow, true, `a global leaked: ${second.reasons}`);
+});
+
+Deno.test("globals: those the chunk defined at load stay readable; reassigning them is per decision", () => {
+  using engine = new PolicyEngine();
+  const policy = engine.compile(
+    `LIMIT = 10
+    local function helper(x) return x <= LIMIT end
+    return function(input)
+      local ok = helper(input.n)
+      LIMIT = 0
+      return ok
+    end`,
+  );
+  assert.equal(policy.evaluate({ n: 5 }).allow, true);
+  assert.equal(policy.evaluate({ n: 5 }).allow, true);
+});
+
+Deno.test("globals: the input of one decision is not visible to the next", () => {
+  using engine = new PolicyEngine();
+  const policy = engine.compile(
+    `return function(input) _G.last = _G.last or input.secret return _G.last == input.secret end`,
+  );
+  assert.equal(policy.evaluate({ secret: "a" }).allow, true);
+  assert.equal(policy.evaluate({ secret: "b" }).allow, true);
+});
+
+Deno.test("globals: policies do not see each other's globals", () => {
+  using engine = new PolicyEngine();
+  engine.compile(`shared = "from a" return function() return true end`, { name: "a" });
+  const b = engine.compile(`return function() return shared == nil end`, { name: "b" });
+  assert.equal(b.evaluate({}).allow, true);
+});
+
+Deno.test("sandbox: no io, no os.execute, no host bridge in policies", () => {
+  const d = decide(
+    `return function()
+      return io == nil and os.execute == nil and os.exit == nil and js == nil and debug == nil
+        and package == nil and dofile == nil and loadfile == nil and string.dump == nil
+    end`,
+  );
+  assert.equal(d.allow, true, JSON.stringify(d.errors));
+});

@@ -1,0 +1,297 @@
+/**
+ * PolicyPool: the same decisions as a single engine across workers, capabilities from a module,
+ * the bounded queue, the watchdog that replaces a stuck worker, and close.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import {
+  LuaLimitError,
+  LuaSyntaxError,
+  PermissionDeniedError,
+  PolicyEngine,
+  PolicyPool,
+  PoolClosedError,
+  PoolOverloadedError,
+  PoolTimeoutError,
+} from "../mod.ts";
+import type { Decision } from "../mod.ts";
+import { decideJS, makeRequests } from "../bench/abac_workload.ts";
+
+const WORKLOAD = Deno.readTextFileSync(new URL("../examples/abac/workload.lua", import.meta.url));
+const CAPABILITIES = new URL("./fixtures/pool_capabilities.ts", import.meta.url);
+
+const ABAC_WITH_DATA = `
+return function(input, data)
+  local u, r = input.user, input.resource
+  if data.blocked[u.id] then return false, "blocked user " .. u.id end
+  if u.suspended then return { allow = false, reasons = { "suspended" } } end
+  for _, role in ipairs(u.roles) do if role == "admin" then return true, "admin" end end
+  if r.owner == u.id then return true, "owner" end
+  if input.action == "read" and r.visibility == "public" then return true, "public" end
+  for _, g in ipairs(u.groups) do
+    if r.acl[g] == input.action then return true, "acl " .. g end
+  end
+  return false, "no rule allows " .. input.action
+end`;
+
+function comparable(d: Decision) {
+  return {
+    allow: d.allow,
+    reasons: d.reasons,
+    errors: d.errors,
+    value: JSON.parse(JSON.stringify(d.value ?? null)),
+    policy: d.policy,
+    calls: d.calls,
+  };
+}
+
+Deno.test("pool: the same decisions as a single engine over 200 ABAC requests", async () => {
+  const requests = makeRequests(200);
+  const data = { blocked: { u7: true, u13: true } };
+  using engine = new PolicyEngine({ data });
+  const abac = engine.compile(ABAC_WITH_DATA, { name: "abac" });
+  const workload = engine.compile(WORKLOAD, { name: "workload" });
+  await using pool = await PolicyPool.create({
+    workers: 2,
+    data,
+    policies: { abac: ABAC_WITH_DATA, workload: WORKLOAD },
+  });
+  assert.equal(pool.size, 2);
+  assert.deepEqual(pool.policies.sort(), ["abac", "workload"]);
+  const [fromPool, fromWorkload] = await Promise.all([
+    Promise.all(requests.map((r) => pool.evaluate("abac", r))),
+    Promise.all(requests.map((r) => pool.evaluate("workload", r))),
+  ]);
+  let allowed = 0;
+  for (const [i, input] of requests.entries()) {
+    const expected = abac.evaluate(input);
+    assert.deepEqual(comparable(fromPool[i]), comparable(expected), `request ${i}`);
+    assert.equal(fromWorkload[i].allow, workload.evaluate(input).allow);
+    assert.equal(fromWorkload[i].allow, decideJS(input));
+    if (expected.allow) allowed++;
+    // worker-made decisions carry the worker's id and usage
+    assert.match(fromPool[i].id, /^[0-9a-f]+-[0-9a-z]+$/);
+    assert.equal(typeof fromPool[i].usage.cpuMs, "number");
+    assert.ok(fromPool[i].usage.timeMs >= 0);
+  }
+  assert.ok(allowed > 20 && allowed < 180, `a mix of decisions (${allowed} allowed)`);
+  assert.equal(new Set(fromPool.map((d) => d.id)).size, requests.length);
+});
+
+Deno.test("pool: inputs that are not JSON (Maps, big numbers) reach the workers intact", async () => {
+  const source =
+    `return function(input) return input.m.k == "v" and input.n == 2^60 and input.x ~= input.x end`;
+  using engine = new PolicyEngine();
+  const policy = engine.compile(source, { name: "p" });
+  await using pool = await PolicyPool.create({ workers: 1, policies: { p: source } });
+  const input = { m: new Map([["k", "v"]]), n: 2 ** 60, x: NaN };
+  assert.equal(policy.evaluate(input).allow, true);
+  assert.equal((await pool.evaluate("p", input)).allow, true);
+});
+
+Deno.test("pool: an input that cannot be cloned rejects that request only", async () => {
+  await using pool = await PolicyPool.create({
+    workers: 1,
+    policies: { p: `return function() return true end` },
+  });
+  const results = await Promise.allSettled([
+    pool.evaluate("p", {}),
+    pool.evaluate("p", { f: () => 1 }),
+    pool.evaluate("p", { ok: 1 }),
+  ]);
+  assert.equal(results[0].status, "fulfilled");
+  assert.equal(results[1].status, "rejected");
+  assert.equal(results[2].status, "fulfilled");
+});
+
+Deno.test("pool: fail-closed decisions keep their typed errors", async () => {
+  await using pool = await PolicyPool.create({
+    workers: 1,
+    capabilitiesModule: CAPABILITIES,
+    limits: { instructions: 20_000 },
+    policies: {
+      spin: `return function() while true do end end`,
+      secret: `return function() return secret() == 42 end`,
+      bad: `return function() return 1 end`,
+    },
+  });
+  const [spin, secret, bad, missing] = await Promise.all([
+    pool.evaluate("spin", {}),
+    pool.evaluate("secret", {}),
+    pool.evaluate("bad", {}),
+    pool.evaluate("nope", {}),
+  ]);
+  assert.equal(spin.allow, false);
+  assert.ok(spin.error instanceof LuaLimitError);
+  assert.equal(spin.error.limit, "instructions");
+  assert.equal(secret.allow, false);
+  assert.ok(secret.error instanceof PermissionDeniedError);
+  assert.equal(secret.error.permission, "secret.read");
+  assert.deepEqual(secret.calls, [{ name: "secret", ok: false, error: "permission denied" }]);
+  assert.equal(bad.allow, false);
+  assert.match(bad.errors[0], /got a number/);
+  assert.equal(missing.allow, false);
+  assert.match(missing.errors[0], /no policy named 'nope'/);
+});
+
+Deno.test("pool: capabilities come from a module; permissions per pool and per policy", async () => {
+  await using pool = await PolicyPool.create({
+    workers: 2,
+    capabilitiesModule: CAPABILITIES.href,
+    policies: {
+      granted: { source: `return function() return secret() == 42 end`, permissions: ["secret.read"] },
+      denied: `return function() return secret() == 42 end`,
+    },
+  });
+  const [granted, denied] = await Promise.all([pool.evaluate("granted", {}), pool.evaluate("denied", {})]);
+  assert.equal(granted.allow, true, granted.errors.join());
+  assert.deepEqual(granted.calls, [{ name: "secret", ok: true }]);
+  assert.equal(denied.allow, false);
+  await using everyone = await PolicyPool.create({
+    workers: 1,
+    capabilitiesModule: CAPABILITIES,
+    permissions: ["secret.read"],
+    policies: { denied: `return function() return secret() == 42 end` },
+  });
+  assert.equal((await everyone.evaluate("denied", {})).allow, true);
+});
+
+Deno.test("pool: a bundle directory", async () => {
+  const dir = new URL("../examples/rbac/", import.meta.url);
+  const data = JSON.parse(await Deno.readTextFile(new URL("data.json", dir)));
+  await using pool = await PolicyPool.create({ workers: 1, dir, data });
+  assert.deepEqual(pool.policies, ["rbac"]);
+  const d = await pool.evaluate("rbac", { user: "alice", action: "delete", resource: { type: "document" } });
+  assert.equal(d.allow, true);
+  assert.deepEqual(d.reasons, ["role 'admin' grants document:delete"]);
+});
+
+Deno.test("pool: start-up errors reject create() and name the policy and line", async () => {
+  await assert.rejects(
+    PolicyPool.create({ workers: 2, policies: { broken: `return function()\n  if x = 1 then end\nend` } }),
+    (error: unknown) => error instanceof LuaSyntaxError && /^broken:2: /.test(error.message),
+  );
+  await assert.rejects(
+    PolicyPool.create({ workers: 1, capabilitiesModule: "./no/such/module.ts", policies: {} }),
+    /module/i,
+  );
+  const pool = new PolicyPool({ workers: 1, policies: { broken: `return 42` } });
+  await assert.rejects(pool.evaluate("broken", {}), /decision function/);
+  await assert.rejects(pool.ready);
+  await pool.close();
+});
+
+Deno.test("pool: bad options are RangeErrors", () => {
+  assert.throws(() => new PolicyPool({ workers: 0 }), RangeError);
+  assert.throws(() => new PolicyPool({ maxQueue: -1 }), RangeError);
+  assert.throws(() => new PolicyPool({ timeoutMs: 1.5 }), RangeError);
+});
+
+Deno.test("pool: a full queue rejects with PoolOverloadedError", async () => {
+  await using pool = await PolicyPool.create({
+    workers: 1,
+    window: 2,
+    maxQueue: 5,
+    capabilitiesModule: CAPABILITIES,
+    policies: { slow: `return function() return spin(20) end` },
+  });
+  const attempts = Array.from({ length: 20 }, () => pool.evaluate("slow", {}));
+  const results = await Promise.allSettled(attempts);
+  const fulfilled = results.filter((r) => r.status === "fulfilled");
+  const overloaded = results.filter((r) =>
+    r.status === "rejected" && r.reason instanceof PoolOverloadedError
+  );
+  // the worker's window (2) plus the queue (5)
+  assert.equal(fulfilled.length, 7);
+  assert.equal(overloaded.length, 13);
+  const error = (overloaded[0] as PromiseRejectedResult).reason as PoolOverloadedError;
+  assert.equal(error.name, "PoolOverloadedError");
+  assert.equal(error.maxQueue, 5);
+  assert.match(error.message, /overloaded/);
+  // once the queue drains, requests are accepted again
+  assert.equal((await pool.evaluate("slow", {})).allow, true);
+});
+
+Deno.test("pool: a worker stuck in host code is terminated and replaced; its decision fails closed", async () => {
+  await using pool = await PolicyPool.create({
+    workers: 1,
+    timeoutMs: 300,
+    capabilitiesModule: CAPABILITIES,
+    policies: {
+      spin: `return function(input) return spin(input.ms) end`,
+      who: `return function() return true, whoami() end`,
+    },
+  });
+  assert.equal(pool.timeoutMs, 300);
+  const before = (await pool.evaluate("who", {})).reasons[0];
+  const started = performance.now();
+  // the stuck request, and others queued behind it in the same worker
+  const [stuck, ...others] = await Promise.all([
+    pool.evaluate("spin", { ms: 1500 }),
+    pool.evaluate("spin", { ms: 1 }),
+    pool.evaluate("who", {}),
+  ]);
+  const elapsed = performance.now() - started;
+  assert.equal(stuck.allow, false);
+  assert.equal(stuck.errors.length, 1);
+  assert.match(stuck.errors[0], /^PoolTimeoutError: policy 'spin' did not decide within 300 ms/);
+  assert.ok(stuck.error instanceof PoolTimeoutError);
+  assert.equal(stuck.policy, "spin");
+  assert.ok(elapsed < 1400, `the watchdog fired after ${elapsed} ms`);
+  // the requests behind it ran on the replacement worker
+  assert.equal(others[0].allow, true, others[0].errors.join());
+  assert.equal(others[1].allow, true);
+  assert.notEqual(others[1].reasons[0], before);
+  assert.equal(pool.size, 1);
+  assert.equal((await pool.evaluate("spin", { ms: 1 })).allow, true);
+});
+
+Deno.test("pool: the default deadline is max(1000, 10 x cpuMs)", async () => {
+  const policies = { p: `return function() return true end` };
+  await using a = new PolicyPool({ workers: 1, policies });
+  await using b = new PolicyPool({ workers: 1, policies, limits: { cpuMs: 250 } });
+  assert.equal(a.timeoutMs, 1000);
+  assert.equal(b.timeoutMs, 2500);
+});
+
+Deno.test("pool: close drains what was accepted, then refuses", async () => {
+  const pool = new PolicyPool({
+    workers: 2,
+    policies: { p: `return function(input) return input.i % 2 == 0 end` },
+  });
+  const pending = Array.from({ length: 50 }, (_, i) => pool.evaluate("p", { i }));
+  await pool.close();
+  const decisions = await Promise.all(pending);
+  assert.deepEqual(decisions.map((d) => d.allow), Array.from({ length: 50 }, (_, i) => i % 2 === 0));
+  await assert.rejects(pool.evaluate("p", { i: 0 }), PoolClosedError);
+  await pool.close(); // idempotent
+});
+
+Deno.test("pool: Symbol.asyncDispose closes the pool", async () => {
+  let escaped: PolicyPool;
+  {
+    await using pool = await PolicyPool.create({
+      workers: 1,
+      policies: { p: `return function() return true end` },
+    });
+    escaped = pool;
+    assert.equal((await pool.evaluate("p", {})).allow, true);
+  }
+  await assert.rejects(escaped.evaluate("p", {}), PoolClosedError);
+});
+
+Deno.test("pool: a decision log on the calling thread", async () => {
+  const lines: string[] = [];
+  await using pool = await PolicyPool.create({
+    workers: 1,
+    policies: { p: `return function(input) return input.ok end` },
+    decisionLog: { sink: { write: (line) => lines.push(line) }, input: "mask", mask: ["secret"] },
+  });
+  const d = await pool.evaluate("p", { ok: true, secret: "x" });
+  assert.equal(lines.length, 1);
+  const entry = JSON.parse(lines[0]);
+  assert.equal(entry.id, d.id);
+  assert.deepEqual(entry.input, { ok: true, secret: "***" });
+});
