@@ -10,6 +10,13 @@
  * workload's reference answer. The last line is the 2-vs-1 worker ratio (target: >= 1.7x on two
  * idle cores; on a busy machine the ratio says little).
  *
+ * On Linux it also reports the CPU time per decision of the calling thread, of the workers and of
+ * the rest of the process (V8 helpers), from /proc/self/task. With those, the throughput the
+ * configuration can reach on idle cores is `1 / max(busiest thread, total / cores)`: the
+ * "CPU-bound" column. It tells what the machine's load hides: on two cores the calling thread's
+ * share (encoding requests, decoding decisions, resolving promises) is what bounds the 2-worker
+ * ratio below 2.
+ *
  * @module
  */
 
@@ -29,6 +36,7 @@ const rounds = Number(option("rounds", "7"));
 const workerCounts = option("workers", "1,2").split(",").map(Number);
 const window = Number(option("window", "32"));
 const asJson = Deno.args.includes("--json");
+const cores = navigator.hardwareConcurrency || 1;
 
 const POLICY = Deno.readTextFileSync(new URL("../examples/abac/workload.lua", import.meta.url));
 const requests = makeRequests(n);
@@ -37,6 +45,63 @@ const expected = requests.map(decideJS);
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
+}
+
+/** CPU milliseconds per thread of this process (Linux), by kind: main, worker-N, other. */
+function threadCpu(): Map<string, { kind: string; ms: number }> | undefined {
+  const threads = new Map<string, { kind: string; ms: number }>();
+  try {
+    const tick = 10; // USER_HZ = 100 on Linux
+    for (const entry of Deno.readDirSync("/proc/self/task")) {
+      let stat: string;
+      try {
+        stat = Deno.readTextFileSync(`/proc/self/task/${entry.name}/stat`);
+      } catch {
+        continue; // the thread ended
+      }
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ms = (Number(fields[11]) + Number(fields[12])) * tick;
+      const kind = entry.name === String(Deno.pid) ? "main" : comm.startsWith("worker-") ? comm : "other";
+      threads.set(entry.name, { kind, ms });
+    }
+  } catch {
+    return undefined;
+  }
+  return threads;
+}
+
+/** CPU ms per kind between two snapshots. */
+function cpuDelta(
+  before: Map<string, { kind: string; ms: number }>,
+  after: Map<string, { kind: string; ms: number }>,
+): Map<string, number> {
+  const delta = new Map<string, number>();
+  for (const [tid, { kind, ms }] of after) {
+    const d = ms - (before.get(tid)?.ms ?? 0);
+    delta.set(kind, (delta.get(kind) ?? 0) + d);
+  }
+  return delta;
+}
+
+interface Cpu {
+  main: number;
+  workers: number;
+  busiestWorker: number;
+  other: number;
+}
+
+function addCpu(total: Cpu, delta: Map<string, number>): void {
+  let busiest = 0;
+  for (const [kind, ms] of delta) {
+    if (kind === "main") total.main += ms;
+    else if (kind === "other") total.other += ms;
+    else {
+      total.workers += ms;
+      busiest = Math.max(busiest, ms);
+    }
+  }
+  total.busiestWorker += busiest;
 }
 
 // Reference: one engine on this thread.
@@ -61,48 +126,100 @@ const pools = await Promise.all(
   ),
 );
 const rates: number[][] = workerCounts.map(() => []);
+const cpu: Cpu[] = workerCounts.map(() => ({ main: 0, workers: 0, busiestWorker: 0, other: 0 }));
+let measuredCpu = true;
 try {
   for (let r = 0; r < rounds + 2; r++) {
     for (const [k, pool] of pools.entries()) {
+      const before = threadCpu();
       const started = performance.now();
       const decisions = await Promise.all(requests.map((input) => pool.evaluate("workload", input)));
       const seconds = (performance.now() - started) / 1000;
+      const after = threadCpu();
       for (let i = 0; i < n; i++) {
         if (decisions[i].allow !== expected[i]) {
           throw new Error(`pool of ${pool.size} disagrees on request ${i}: ${JSON.stringify(decisions[i])}`);
         }
       }
-      if (r >= 2) rates[k].push(n / seconds);
+      if (r >= 2) {
+        rates[k].push(n / seconds);
+        if (before && after) addCpu(cpu[k], cpuDelta(before, after));
+        else measuredCpu = false;
+      }
     }
   }
 } finally {
   await Promise.all(pools.map((p) => p.close()));
 }
 
+const decisions = n * rounds;
 const rows = [
-  { config: "engine (1 thread)", median: median(engineRates), best: Math.max(...engineRates) },
-  ...workerCounts.map((w, k) => ({
-    config: `pool, ${w} worker${w === 1 ? "" : "s"}`,
-    median: median(rates[k]),
-    best: Math.max(...rates[k]),
-  })),
+  {
+    config: "engine (1 thread)",
+    median: median(engineRates),
+    best: Math.max(...engineRates),
+    cpu: undefined,
+  },
+  ...workerCounts.map((w, k) => {
+    const c = cpu[k];
+    const perDecision = (ms: number) => (ms * 1000) / decisions; // µs
+    const total = c.main + c.workers + c.other;
+    const boundMs = Math.max(c.main, c.busiestWorker, total / cores);
+    return {
+      config: `pool, ${w} worker${w === 1 ? "" : "s"}`,
+      median: median(rates[k]),
+      best: Math.max(...rates[k]),
+      cpu: measuredCpu
+        ? {
+          mainMicros: perDecision(c.main),
+          workersMicros: perDecision(c.workers),
+          otherMicros: perDecision(c.other),
+          cpuBoundRate: boundMs > 0 ? decisions / (boundMs / 1000) : undefined,
+        }
+        : undefined,
+    };
+  }),
 ];
 const one = workerCounts.indexOf(1);
 const two = workerCounts.indexOf(2);
 const ratio = one >= 0 && two >= 0 ? median(rates[two]) / median(rates[one]) : undefined;
+const boundOne = one >= 0 ? rows[one + 1].cpu?.cpuBoundRate : undefined;
+const boundTwo = two >= 0 ? rows[two + 1].cpu?.cpuBoundRate : undefined;
+const cpuBoundRatio = boundOne && boundTwo ? boundTwo / boundOne : undefined;
 
 if (asJson) {
-  console.log(
-    JSON.stringify({ n, rounds, window, cores: navigator.hardwareConcurrency, rows, ratio }, null, 2),
-  );
+  console.log(JSON.stringify({ n, rounds, window, cores, rows, ratio, cpuBoundRatio }, null, 2));
 } else {
-  const fmt = (x: number) => Math.round(x).toLocaleString("en-US").padStart(9);
+  const fmt = (x: number | undefined) =>
+    (x === undefined ? "" : Math.round(x).toLocaleString("en-US")).padStart(9);
   console.log(
     `ABAC workload, ${n.toLocaleString("en-US")} requests per round, ${rounds} rounds (median [best]), ` +
-      `window ${window}, ${navigator.hardwareConcurrency} core(s)`,
+      `window ${window}, ${cores} core(s)`,
+  );
+  console.log(
+    `  ${"".padEnd(20)} ${"decisions/s".padStart(9)}  ${"[best]".padStart(11)}   CPU µs/decision ` +
+      `(main + workers + other)   CPU-bound on ${cores} idle core(s)`,
   );
   for (const row of rows) {
-    console.log(`  ${row.config.padEnd(20)} ${fmt(row.median)} decisions/s  [${fmt(row.best)}]`);
+    const c = row.cpu;
+    const cpuText = c
+      ? `${c.mainMicros.toFixed(1).padStart(5)} + ${c.workersMicros.toFixed(1).padStart(5)} + ` +
+        `${c.otherMicros.toFixed(1).padStart(4)}              ${fmt(c.cpuBoundRate)}/s`
+      : "";
+    console.log(`  ${row.config.padEnd(20)} ${fmt(row.median)}  [${fmt(row.best)}]   ${cpuText}`);
   }
-  if (ratio !== undefined) console.log(`2 workers vs 1 worker: ${ratio.toFixed(2)}x`);
+  const load = (() => {
+    try {
+      return Deno.loadavg()[0].toFixed(2);
+    } catch {
+      return "?";
+    }
+  })();
+  if (ratio !== undefined) {
+    console.log(
+      `2 workers vs 1 worker: ${ratio.toFixed(2)}x measured` +
+        (cpuBoundRatio ? `, ${cpuBoundRatio.toFixed(2)}x CPU-bound on ${cores} idle core(s)` : "") +
+        ` (load average ${load})`,
+    );
+  }
 }

@@ -112,12 +112,19 @@ function tryOpen(path: string): LuaLibrary {
   return library;
 }
 
+let envChoice: { value: string | undefined } | undefined;
+
+// Read once per process: every runtime of a process must use the same library anyway.
 function envLibrary(): string | undefined {
+  if (envChoice) return envChoice.value;
+  let value: string | undefined;
   try {
-    return Deno.env.get("LUAGATE_LUA_LIB") || undefined;
+    value = Deno.env.get("LUAGATE_LUA_LIB") || undefined;
   } catch {
-    return undefined;
+    value = undefined;
   }
+  envChoice = { value };
+  return value;
 }
 
 function reason(error: unknown): string {

@@ -41,11 +41,19 @@ export class StringEncoder {
   }
 }
 
-/** `text` as a NUL-terminated UTF-8 buffer for a `const char *` parameter. */
+const cStrings = new Map<string, Uint8Array>();
+
+/**
+ * `text` as a NUL-terminated UTF-8 buffer for a `const char *` parameter. Short strings are kept
+ * (chunk names, library names, helper names recur on every state).
+ */
 export function cString(text: string): Uint8Array {
+  const known = cStrings.get(text);
+  if (known !== undefined) return known;
   const bytes = encoder.encode(text);
   const out = new Uint8Array(bytes.length + 1);
   out.set(bytes);
+  if (text.length <= 64 && cStrings.size < 1024) cStrings.set(text, out);
   return out;
 }
 

@@ -64,6 +64,8 @@ export const LUA_SYMBOLS = {
   lua_rawget: { parameters: ["pointer", "i32"], result: "i32" },
   // void lua_rawset(lua_State *L, int idx)
   lua_rawset: { parameters: ["pointer", "i32"], result: "void" },
+  // int lua_getfield(lua_State *L, int idx, const char *k)  (void in 5.1 and 5.2: the result is then ignored)
+  lua_getfield: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
   // void lua_setfield(lua_State *L, int idx, const char *k)  (int result in 5.4 is ignored)
   lua_setfield: { parameters: ["pointer", "i32", "buffer"], result: "void" },
   // void lua_createtable(lua_State *L, int narr, int nrec)

@@ -144,6 +144,8 @@ type Op = (core: LuaCore, L: LuaState, base: number, top: number) => number;
 
 const cores: (LuaCore | undefined)[] = [undefined];
 const trustedBytecode = new Map<string, Uint8Array>();
+// One per isolate: a push encodes and hands the bytes to Lua before anything else can encode.
+const encoder = new StringEncoder();
 const freeCoreIds: number[] = [];
 
 const C_FUNCTION = {
@@ -217,7 +219,6 @@ export class LuaCore {
 
   readonly #id: number;
   readonly #registry: number;
-  readonly #encoder = new StringEncoder();
   readonly #lenCell = new BigUint64Array(1);
   readonly #lenBytes = new Uint8Array(this.#lenCell.buffer);
   readonly #objects = new Map<number, ProxyEntry>();
@@ -323,7 +324,7 @@ export class LuaCore {
     s.lua_createtable(L, 0, 12);
     for (const [name, cb] of Object.entries(cbs)) {
       this.#pushCFunction(L, cb.pointer);
-      this.#setField(L, -2, name);
+      s.lua_setfield(L, -2, cString(name));
     }
     const callStatus = api.pcall(L, 1, 1, 0);
     if (callStatus !== LuaStatus.OK) throw this.#errorAt(L, callStatus, -1);
@@ -347,7 +348,7 @@ export class LuaCore {
         "dump",
       ]
     ) {
-      this.#getField(L, -1, name);
+      s.lua_getfield(L, -1, cString(name));
       refs[name] = s.luaL_ref(L, this.#registry);
     }
     api.pop(L, 1);
@@ -355,7 +356,7 @@ export class LuaCore {
     if (!cached) this.#cacheBytecode(L, BOOTSTRAP_LUA);
     this.pushRef(L, "js");
     this.pushProxy(L, NONE, "default");
-    this.#setField(L, -2, "none");
+    s.lua_setfield(L, -2, cString("none"));
     api.pop(L, 1);
   }
 
@@ -602,19 +603,6 @@ export class LuaCore {
     this.#ensureStack(L, n);
   }
 
-  #setField(L: LuaState, idx: number, name: string): void {
-    const t = this.api.absIndex(L, idx);
-    this.pushString(L, name);
-    this.api.insert(L, -2);
-    this.api.sym.lua_rawset(L, t);
-  }
-
-  #getField(L: LuaState, idx: number, name: string): number {
-    const t = this.api.absIndex(L, idx);
-    this.pushString(L, name);
-    return this.api.sym.lua_rawget(L, t);
-  }
-
   /** Pushes the bootstrap helper `name`. Uses 1 slot. */
   pushRef(L: LuaState, name: string): void {
     this.api.rawGetI(L, this.#registry, this.#refs![name]);
@@ -645,8 +633,8 @@ export class LuaCore {
 
   /** Pushes a JS string. Uses 1 slot. */
   pushString(L: LuaState, text: string): void {
-    const n = this.#encoder.encode(text);
-    this.api.sym.lua_pushlstring(L, this.#encoder.buffer, int64(n));
+    const n = encoder.encode(text);
+    this.api.sym.lua_pushlstring(L, encoder.buffer, int64(n));
   }
 
   /** The conversion chokepoint, JS to Lua. Uses at most 3 slots; checked by callers via ensureStack. */

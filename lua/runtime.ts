@@ -132,7 +132,8 @@ export class LuaRuntime implements Disposable {
     if (options.registerGlobal) js.set("global", globalThis);
     globals.set("js", js);
     if (!this.#allowBinary) {
-      const textOnly = this.execute(TEXT_ONLY_LOAD_LUA) as LuaFunction;
+      core.loadTrusted(L, TEXT_ONLY_LOAD_LUA, "=luagate.load");
+      const textOnly = core.call(L, 0, collectResults) as LuaFunction;
       globals.set("load", textOnly);
       if (core.api.version === "5.1") globals.set("loadstring", textOnly);
       globals.set("dofile", undefined);

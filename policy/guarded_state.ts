@@ -7,6 +7,7 @@
  */
 
 import { monotonicMs, threadCpuMs } from "../ffi/clock.ts";
+import { openLuaLibrary } from "../ffi/library.ts";
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
 import type { AttributeFilter, AttributeHandlers } from "../lua/bridge.ts";
@@ -149,17 +150,16 @@ export class GuardedState {
     if (options.attributeFilter && options.attributeHandlers) {
       throw new TypeError("attributeFilter and attributeHandlers cannot be combined");
     }
+    const library = openLuaLibrary(options.library);
+    if (library.version !== "5.4" && library.version !== "5.3") {
+      throw new LuaStateError(`the sandbox needs Lua 5.3 or 5.4 (this library is ${library.implementation})`);
+    }
     const core = new LuaCore({
       library: options.library,
       libraries: ["base", "coroutine", "table", "string", "utf8", "math", "os", "debug"],
     });
     this.core = core;
     try {
-      if (core.api.version !== "5.4" && core.api.version !== "5.3") {
-        throw new LuaStateError(
-          `the sandbox needs Lua 5.3 or 5.4 (this library is ${core.api.library.implementation})`,
-        );
-      }
       core.behavior = hostObjectBehavior(options);
       core.reader = {
         table: (_core, L, idx) => this.readData(L, idx),

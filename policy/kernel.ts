@@ -127,7 +127,14 @@ local function caught(ok, ...)
 end
 
 local function sb_pcall(f, ...) return caught(pcall(f, ...)) end
-local function sb_xpcall(f, handler, ...) return caught(xpcall(f, handler, ...)) end
+-- Lua calls a message handler before unwinding: after an error raised by the hook, hooks are
+-- still off there, so a handler must never run once a limit tripped
+local function sb_xpcall(f, handler, ...)
+  return caught(xpcall(f, function(e)
+    if tripped then return e end
+    return handler(e)
+  end, ...))
+end
 
 local function new_thread(f)
   local co = co_create(f)
@@ -140,13 +147,21 @@ local function unwrap(ok, ...)
   error((...), 0)
 end
 
+-- A coroutine that died by a limit died inside the hook, with hooks off for good: closing it
+-- would run its __close handlers unmetered, so it can never be closed.
+local stopped = setmetatable({}, { __mode = "k" })
+local function resumed(co, ok, ...)
+  if not ok and tripped then stopped[co] = true end
+  return caught(ok, ...)
+end
+
 local C = {
   create = new_thread,
-  resume = function(co, ...) return caught(co_resume(co, ...)) end,
+  resume = function(co, ...) return resumed(co, co_resume(co, ...)) end,
   wrap = function(f)
     local co = new_thread(f)
     return function(...)
-      return unwrap(caught(co_resume(co, ...)))
+      return unwrap(resumed(co, co_resume(co, ...)))
     end
   end,
   yield = coroutine.yield,
@@ -154,7 +169,13 @@ local C = {
   running = coroutine.running,
   isyieldable = coroutine.isyieldable,
 }
-if co_close then C.close = function(co) return caught(co_close(co)) end end
+if co_close then
+  C.close = function(co)
+    if tripped then raise_tripped() end
+    if stopped[co] then return false, "cannot close a coroutine stopped by a limit" end
+    return caught(co_close(co))
+  end
+end
 
 -- tostring and %p without addresses; the type name comes from type(), so __name cannot spoof it
 local ids_mt = { __mode = "k" }

@@ -21,10 +21,12 @@
  *
  * `deps` is a table given by the host:
  *
- * - `deps.charge(units)` (required): called with the work done, in steps, at least every 256
- *   steps of the Lua matcher (and with `#s + #p` before a call handed to C). It raises an error
- *   when the budget is exhausted; that error is never caught and reaches the caller unchanged.
- *   It must not call these functions itself (they share matcher state).
+ * - `deps.charge(units)` (required): called with the work done, in steps (an integer): by the Lua
+ *   matcher about every 256 steps (a run scanned by C, a `%b` scan, a prefilter skip or a capture
+ *   copy is charged right after it, and is bounded by the subject length), and once with
+ *   `#s + #p` (gmatch: the rest of the subject plus `#p`) before a call handed to C. It raises an
+ *   error when the budget is exhausted; that error is never caught and reaches the caller
+ *   unchanged. It must not call these functions itself (they share the matcher's state).
  * - `deps.c` (required): the original C functions, `{ find = ..., match = ..., gmatch = ...,
  *   gsub = ... }` (`find` is also used for bounded helper scans: memchr-style searches, one-class
  *   runs, `%b` and start-position prefilters).
@@ -48,9 +50,16 @@
  *   quantifiers. The sum over items, plus O(n) per capture, is the bound (computed in floats;
  *   the largest cheap `n` is cached per pattern). gsub doubles the unanchored bound (a position
  *   may be tried twice) and adds the replacement work; gmatch applies the rule per iterator step.
- * - Patterns that could raise an error (malformed items, capture errors, more than 198
- *   recursive items, captures left unfinished, bad `%` in a gsub replacement string) always run
- *   in Lua, so that errors carry the same text and position prefix as C's.
+ * - Patterns that could raise an error (malformed items, capture errors, 199 or more recursive
+ *   items, captures left unfinished, a bad `%` in a gsub replacement string) always run in Lua,
+ *   so that errors carry the same text and position prefix as C's.
+ *
+ * Where no error is possible, the Lua matcher skips work that cannot change the outcome: a
+ * quantifier that cannot branch usefully takes its only viable repetition count at once, a
+ * continuation is only tried where its FIRST set allows, start positions come from C's `find`
+ * with a one-class pattern for the FIRST set, and after a failed attempt that began with a
+ * non-branching run, the starts inside that run are skipped (no back-references). It is several
+ * times slower than C (about 3x to 12x on typical calls).
  *
  * The Lua matcher follows `lstrlib.c` (5.4) step by step: the same results, captures (position
  * captures included), anchors, `%b`, `%f`, back-references, `init` handling (negative and out of
@@ -66,8 +75,9 @@
  *   C uses the call site's name (`'string.find'` when called through `pcall`, a local's name, ...).
  *   The type name honours `__name` through `getmetatable` (a `__metatable` field hides it), and a
  *   light userdata is reported as "userdata".
- * - In the Lua matcher, a gsub replacement function may yield (C: "attempt to yield across a
- *   C-call boundary"), and `error(msg, 2)` inside it points into this chunk (C: no position).
+ * - A gsub replacement function is called from Lua: `error(msg, 2)` inside it points into this
+ *   chunk (C: no position), and when the call runs in the Lua matcher it may yield (C: "attempt
+ *   to yield across a C-call boundary").
  * - After a "pattern too complex" error, a C gmatch iterator keeps an exhausted depth counter
  *   (and no longer limits recursion); the Lua iterator starts afresh on its next call.
  */

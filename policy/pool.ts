@@ -17,7 +17,7 @@ import type { Decision } from "./decision.ts";
 import { DecisionLog, type DecisionLogOptions } from "./decision_log.ts";
 import { NotAPolicyError } from "./engine.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
-import type { WireDecision, WireError, WorkerInit } from "./pool_worker.ts";
+import type { DecisionRow, WireError, WorkerInit } from "./pool_worker.ts";
 
 /** A policy given to the pool as source: the Lua chunk, optionally with its own permissions. */
 export type PoolPolicySource = string | { source: string; permissions?: Iterable<string> };
@@ -156,26 +156,29 @@ export function reviveError(wire: WireError): Error {
  * between the pool and its workers travel as JSON when they can (several times cheaper than
  * structured cloning), else structured-cloned.
  */
-export function jsonSafe(value: unknown, depth = 0): boolean {
+export function jsonSafe(value: unknown, depth = 0, exact = false): boolean {
   switch (typeof value) {
     case "string":
     case "boolean":
-    case "undefined":
       return true;
+    case "undefined":
+      // JSON turns undefined into null in arrays, and drops it in objects: the same nil for Lua,
+      // not the same value for a decision's `value` (`exact`).
+      return !exact;
     case "number":
       return Number.isFinite(value) && !Object.is(value, -0);
     case "object": {
       if (value === null) return true;
       if (depth > 64) return false;
       if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) if (!jsonSafe(value[i], depth + 1)) return false;
+        for (let i = 0; i < value.length; i++) if (!jsonSafe(value[i], depth + 1, exact)) return false;
         return true;
       }
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) return false;
       if (Object.getOwnPropertySymbols(value).length > 0) return false;
       for (const key in value) {
-        if (!jsonSafe((value as Record<string, unknown>)[key], depth + 1)) return false;
+        if (!jsonSafe((value as Record<string, unknown>)[key], depth + 1, exact)) return false;
       }
       return true;
     }
@@ -343,7 +346,7 @@ export class PolicyPool implements AsyncDisposable {
       worker.onmessage = (event: MessageEvent) => {
         const message = event.data as {
           type: string;
-          items?: [number, WireDecision][];
+          items?: DecisionRow[];
           json?: string;
           policies?: string[];
           error?: WireError;
@@ -490,17 +493,25 @@ export class PolicyPool implements AsyncDisposable {
     }, wait + 1);
   }
 
-  #onResults(slot: Slot, items: [number, WireDecision][]): void {
+  #onResults(slot: Slot, rows: DecisionRow[]): void {
     if (slot.dead) return;
     slot.progressAt = performance.now();
-    for (const [seq, wire] of items) {
-      const request = slot.inFlight.get(seq);
+    for (const row of rows) {
+      const request = slot.inFlight.get(row[0]);
       if (!request) continue;
-      slot.inFlight.delete(seq);
+      slot.inFlight.delete(row[0]);
       this.#inFlight--;
-      const decision = wire as Decision;
-      if (wire.error) decision.error = reviveError(wire.error);
-      if (decision.id === "") decision.id = this.#nextId();
+      const decision: Decision = {
+        allow: row[1],
+        reasons: row[2],
+        errors: row[3],
+        value: row[4] === null ? undefined : row[4],
+        usage: { instructions: row[5], memory: row[6], cpuMs: row[7], output: row[8], timeMs: row[9] },
+        id: row[10] === "" ? this.#nextId() : row[10],
+        policy: row[11],
+        calls: row[12],
+      };
+      if (row[13] !== 0) decision.error = reviveError(row[13]);
       this.#log?.record(decision, request.input);
       request.resolve(decision);
     }
