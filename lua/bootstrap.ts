@@ -12,7 +12,7 @@
 export const BOOTSTRAP_LUA = `
 local cf = ...
 local error, type, setmetatable, tostring, next, select = error, type, setmetatable, tostring, next, select
-local collectgarbage, traceback = collectgarbage, debug.traceback
+local collectgarbage, traceback, string_dump = collectgarbage, debug.traceback, string.dump
 local c_call, c_index, c_newindex, c_len = cf.call, cf.index, cf.newindex, cf.len
 local c_tostring, c_iter, c_next, c_askind, c_gc = cf.tostring, cf.iter, cf.next, cf.askind, cf.gc
 
@@ -77,7 +77,7 @@ return {
   set = function(t, k, v) t[k] = v end,
   tostring = function(v) return tostring(v) end,
   costatus = coroutine.status,
-  dump = function(f) return string.dump(f, true) end,
+  dump = function(f) return string_dump(f, true) end,
   cotraceback = function(co, message) return traceback(co, message) end,
   js = js,
   collect = function() collectgarbage("collect") end,

@@ -379,6 +379,20 @@ export class LuaCore {
     }
   }
 
+  /** The cached bytecode of one of luagate's own chunks (compiled and cached on first request). */
+  trustedBytecodeOf(source: string, chunkName: string): Uint8Array {
+    let bytes = trustedBytecode.get(source);
+    if (bytes === undefined) {
+      const L = this.currentL;
+      const top = this.api.sym.lua_gettop(L);
+      this.loadTrusted(L, source, chunkName);
+      this.api.sym.lua_settop(L, top);
+      bytes = trustedBytecode.get(source);
+      if (bytes === undefined) throw new LuaStateError(`cannot compile ${chunkName}`);
+    }
+    return bytes;
+  }
+
   /** Dumps the function on top of `L` (popped) into the bytecode cache under `source`. */
   #cacheBytecode(L: LuaState, source: string): void {
     try {

@@ -200,7 +200,7 @@ export class GuardedState {
     core.ensureStack(L, 8);
     core.loadTrusted(L, KERNEL_LUA, "=luagate.kernel");
     s.lua_createtable(L, 0, 4);
-    for (const name of ["clock", "trip", "write", "module"]) {
+    for (const name of ["clock", "trip", "write", "module", "patterns"]) {
       core.pushString(L, name);
       core.pushHostFunction(L, `\u0000${name}`);
       s.lua_rawset(L, -3);
@@ -212,8 +212,7 @@ export class GuardedState {
     core.pushString(L, "denied");
     core.pushString(L, DENIED);
     s.lua_rawset(L, -3);
-    core.loadTrusted(L, PATTERNS_LUA, "=luagate.patterns");
-    const kernel = core.call(L, 3, (_core, L, first) => {
+    const kernel = core.call(L, 2, (_core, L, first) => {
       for (
         const name of [
           "prepare",
@@ -332,6 +331,8 @@ export class GuardedState {
         return this.#write(String(args[0]));
       case "\u0000module":
         return this.#modules.get(String(args[0]));
+      case "\u0000patterns":
+        return this.core.trustedBytecodeOf(PATTERNS_LUA, "=luagate.patterns");
     }
     const spec = this.#capabilities.get(name);
     if (!spec) throw new LuaError(`no capability '${name}'`);

@@ -16,7 +16,7 @@
 
 /** The kernel chunk; called with `(host, config, patterns)`. Works on Lua 5.3 and 5.4. */
 export const KERNEL_LUA = `
-local host, config, patterns_factory = ...
+local host, config = ...
 
 local _G = _G
 local type, next, pairs, ipairs, select, tostring, tonumber = type, next, pairs, ipairs, select, tostring, tonumber
@@ -33,6 +33,7 @@ local t_unpack, t_pack = table.unpack, table.pack
 local co_create, co_resume, co_wrap, co_close = coroutine.create, coroutine.resume, coroutine.wrap, coroutine.close
 local floor, huge = math.floor, math.huge
 local host_clock, host_trip, host_write, host_module = host.clock, host.trip, host.write, host.module
+local host_patterns = host.patterns
 local DENIED = config.denied
 
 local STEP = config.step
@@ -345,11 +346,27 @@ if s_pack then
   end
 end
 
-local p = patterns_factory and patterns_factory({
-    charge = charge,
-    c = { find = string.find, match = string.match, gmatch = string.gmatch, gsub = string.gsub },
-  })
-if p then S.find, S.match, S.gmatch, S.gsub = p.find, p.match, p.gmatch, p.gsub end
+-- The stepped matcher is large: it is loaded on the first use of a pattern function, from the
+-- host's cached bytecode, as trusted work outside the run's budget (its memory still counts).
+local TRUSTED_GLOBALS = {}
+for k, v in next, _G do TRUSTED_GLOBALS[k] = v end
+local C_PATTERNS = { find = string.find, match = string.match, gmatch = string.gmatch, gsub = string.gsub }
+local function install_patterns()
+  local was = active
+  active = false
+  local ok, p = pcall(function()
+    local factory = assert(load(host_patterns(), "=luagate.patterns", "b", TRUSTED_GLOBALS))
+    return factory({ charge = charge, c = C_PATTERNS })
+  end)
+  active = was
+  if not ok then error(p, 0) end
+  S.find, S.match, S.gmatch, S.gsub = p.find, p.match, p.gmatch, p.gsub
+  return p
+end
+S.find = function(...) return install_patterns().find(...) end
+S.match = function(...) return install_patterns().match(...) end
+S.gmatch = function(...) return install_patterns().gmatch(...) end
+S.gsub = function(...) return install_patterns().gsub(...) end
 
 d_setmetatable("", { __index = S, __metatable = false })
 
@@ -375,13 +392,19 @@ local function position(v, fname)
   return n
 end
 
+-- the number of items from first to last (last >= first), in floats: last - first + 1 in integers
+-- wraps around to 0 for mininteger..maxinteger
+local function span(first, last)
+  return (last + 0.0) - first + 1
+end
+
 local T = {}
 for k, v in next, table do T[k] = v end
 T.concat = function(t, sep, i, j)
   if type(t) == "table" then
     if j == nil then j = #t end
     local first, last = tonumber(i) or 1, tonumber(j) or 0
-    if last >= first then charge(last - first + 1) end
+    if last >= first then charge(span(first, last)) end
   end
   return charge_bytes(t_concat(t, sep, i, j))
 end
@@ -431,7 +454,7 @@ T.remove = function(t, ...)
 end
 T.move = function(a1, f, e, t, a2)
   f, e = tonumber(f), tonumber(e)
-  if f and e and e >= f then charge(e - f + 1) end
+  if f and e and e >= f then charge(span(f, e)) end
   return t_move(a1, f, e, t, a2)
 end
 T.sort = function(t, comp)
@@ -452,7 +475,7 @@ end
 T.unpack = function(t, i, j)
   if j == nil and type(t) == "table" then j = #t end
   local first, last = tonumber(i) or 1, len_of(t, j)
-  if last >= first then charge(last - first + 1) end
+  if last >= first then charge(span(first, last)) end
   return t_unpack(t, i, j)
 end
 

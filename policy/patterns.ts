@@ -93,6 +93,7 @@ local byte, sub, char, format = string.byte, string.sub, string.char, string.for
 local concat, unpack = table.concat, table.unpack
 local type, tostring, tonumber, error, select, getmetatable, rawget =
   type, tostring, tonumber, error, select, getmetatable, rawget
+local rawset, setmetatable = rawset, setmetatable
 local tointeger = math.tointeger
 local V53 = _VERSION == "Lua 5.3"
 local LIMIT = tonumber(deps.limit) or 10000
@@ -141,7 +142,8 @@ local function lit(c)
   return t
 end
 
-local CLASSES = {}
+-- Built on first use: a sandbox that never matches a class never pays for its 256-entry tables.
+local CLASSES
 do
   local function isalpha(c) return (c >= 65 and c <= 90) or (c >= 97 and c <= 122) end
   local function isdigit(c) return c >= 48 and c <= 57 end
@@ -158,17 +160,23 @@ do
     x = function(c) return isdigit(c) or (c >= 65 and c <= 70) or (c >= 97 and c <= 102) end,
     z = function(c) return c == 0 end,
   }
-  for name, pred in pairs(preds) do
-    local yes, no = {}, {}
-    for c = 0, 255 do
-      if pred(c) then yes[c] = true else no[c] = true end
-    end
-    CLASSES[byte(name)] = yes
-    CLASSES[byte(name) - 32] = no
-  end
+  CLASSES = setmetatable({}, {
+    __index = function(classes, cl)
+      local lower = cl >= 65 and cl <= 90 and cl + 32 or cl
+      local pred = preds[char(lower)]
+      if not pred then return nil end
+      local yes, no = {}, {}
+      for c = 0, 255 do
+        if pred(c) then yes[c] = true else no[c] = true end
+      end
+      rawset(classes, lower, yes)
+      rawset(classes, lower - 32, no)
+      return rawget(classes, cl)
+    end,
+  })
 end
 
-local ALNUM = CLASSES[119] -- %w
+local ALNUM = setmetatable({}, { __index = function(_, c) return CLASSES[119][c] end }) -- %w
 
 -- match_class(c, cl) as a table
 local function classof(cl)
