@@ -6,13 +6,12 @@
  * @module
  */
 
-import { monotonicMs } from "../ffi/clock.ts";
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
 import { LuaError, LuaStateError } from "../lua/errors.ts";
 import { type Decision, errorLine, readVerdict, verdictError } from "./decision.ts";
 import { DecisionLog, type DecisionLogOptions } from "./decision_log.ts";
-import { type Capability, GuardedState } from "./guarded_state.ts";
+import { type Capability, type CapabilityCall, GuardedState } from "./guarded_state.ts";
 import { deepFreeze } from "./host_objects.ts";
 import type { Limits } from "./limits.ts";
 
@@ -45,7 +44,10 @@ interface PolicyHandle {
   fn: number;
   envMeta: number;
   grants: ReadonlySet<string>;
+  pushTarget: (L: LuaState) => number;
 }
+
+const NO_CALLS: readonly CapabilityCall[] = Object.freeze([]);
 
 /**
  * A compiled policy. Evaluating never throws: any error or limit denies, with the cause in
@@ -212,7 +214,13 @@ export class PolicyEngine implements Disposable {
         },
       });
       envMeta = this.#envMeta(chunk);
-      return { chunk, fn, envMeta, grants };
+      const pushTarget = (L: LuaState): number => {
+        core.pushRegistry(L, chunk);
+        core.pushRegistry(L, fn);
+        core.pushRegistry(L, envMeta);
+        return 3;
+      };
+      return { chunk, fn, envMeta, grants, pushTarget };
     } catch (error) {
       core.unref(chunk);
       if (fn >= 0) core.unref(fn);
@@ -271,7 +279,6 @@ export class PolicyEngine implements Disposable {
 
   /** Evaluates `policy` against `input`; see {@linkcode Policy.evaluate}. */
   evaluate(policy: Policy, input: unknown): Decision {
-    const started = monotonicMs();
     const id = `${this.#idPrefix}-${(++this.#counter).toString(36)}`;
     const handle = this.#handles.get(policy);
     const state = this.#state;
@@ -279,44 +286,50 @@ export class PolicyEngine implements Disposable {
     let error: Error | undefined;
     try {
       if (!handle) throw new LuaStateError("this policy belongs to another engine");
-      const core = state.core;
-      const values = state.invoke(
-        core.currentL,
-        "decide",
-        (L: LuaState) => {
-          core.pushRegistry(L, handle.chunk);
-          core.pushRegistry(L, handle.fn);
-          core.pushRegistry(L, handle.envMeta);
-          return 3;
-        },
-        (L: LuaState) => {
-          state.pushData(L, input);
-          if (this.#dataRef >= 0) core.pushRegistry(L, this.#dataRef);
-          else core.api.sym.lua_pushnil(L);
-          return 2;
-        },
-        { grants: handle.grants },
-      );
+      this.#input = input;
+      const values = state.invoke(state.core.currentL, "decide", handle.pushTarget, this.#pushInput, {
+        grants: handle.grants,
+      });
       verdict = readVerdict(values);
       if (verdict.errors.length > 0) error = verdictError(verdict.errors[0]);
     } catch (caught) {
       error = caught instanceof Error ? caught : new LuaError(String(caught));
       verdict = { allow: false, reasons: [], errors: [errorLine(caught)], value: undefined };
+    } finally {
+      this.#input = undefined;
     }
+    const usage = state.usageView;
+    const calls = state.calls;
     const decision: Decision = {
       allow: verdict.allow,
       reasons: verdict.reasons,
       errors: verdict.errors,
       value: verdict.value,
-      usage: { ...state.usage, timeMs: monotonicMs() - started },
+      usage: {
+        instructions: usage.instructions,
+        memory: usage.memory,
+        cpuMs: usage.cpuMs,
+        output: usage.output,
+        timeMs: state.wallMs,
+      },
       id,
       policy: policy.name,
-      calls: state.calls.slice(),
+      calls: calls.length === 0 ? NO_CALLS : calls.slice(),
     };
     if (error) decision.error = error;
     this.#log?.record(decision, input);
     return decision;
   }
+
+  // The input of the evaluation in progress, read by the one argument pusher shared by all of them.
+  #input: unknown;
+  readonly #pushInput = (L: LuaState): number => {
+    const state = this.#state;
+    state.pushData(L, this.#input);
+    if (this.#dataRef >= 0) state.core.pushRegistry(L, this.#dataRef);
+    else state.core.api.sym.lua_pushnil(L);
+    return 2;
+  };
 
   /** Flushes the decision log. */
   flush(): void {

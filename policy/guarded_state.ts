@@ -140,10 +140,17 @@ export class GuardedState {
   #lastHostError: unknown;
   #usage: Usage = { instructions: 0, memory: 0, cpuMs: 0, output: 0 };
   #collector: ((L: LuaState, first: number, count: number) => unknown[]) | undefined;
+  #wallMs = 0;
+  readonly #instructionBudget: bigint;
+  readonly #collectRun = (_core: LuaCore, L: LuaState, first: number, count: number): unknown =>
+    this.#collect(L, first, count, 1);
+  readonly #collectNested = (_core: LuaCore, L: LuaState, first: number, count: number): unknown =>
+    this.#collect(L, first, count, 0);
   #broken: string | undefined;
 
   constructor(options: GuardedOptions = {}) {
     this.limits = resolveLimits(options.limits);
+    this.#instructionBudget = BigInt(this.limits.instructions);
     this.#defaultGrants = new Set(options.permissions ?? []);
     this.#grants = this.#defaultGrants;
     this.resultLimits = { ...DEFAULT_PLAIN_LIMITS, ...options.result };
@@ -480,22 +487,14 @@ export class GuardedState {
       if (nested) {
         this.pushKernel(L, "run_nested");
         const n = pushTarget(L) + pushArgs(L);
-        outcome = core.call(
-          L,
-          n,
-          (_core, L, first, count) => this.#collect(L, first, count, 0),
-        ) as typeof outcome;
+        outcome = core.call(L, n, this.#collectNested, false) as typeof outcome;
       } else {
         this.pushKernel(L, entry);
         let n = pushTarget(L);
-        core.pushValue(L, this.limits.instructions);
-        core.pushValue(L, this.limits.cpuMs);
+        s.lua_pushinteger(L, this.#instructionBudget);
+        s.lua_pushnumber(L, this.limits.cpuMs);
         n += 2 + pushArgs(L);
-        outcome = core.call(
-          L,
-          n,
-          (_core, L, first, count) => this.#collect(L, first, count, 1),
-        ) as typeof outcome;
+        outcome = core.call(L, n, this.#collectRun, false) as typeof outcome;
       }
     } catch (error) {
       outcome = { ok: false, values: [], raw: error };
@@ -523,12 +522,23 @@ export class GuardedState {
 
   #endRun(): void {
     const alloc = this.core.alloc;
+    this.#wallMs = monotonicMs() - this.#startWall;
     this.#usage = {
       instructions: this.#usage.instructions,
       memory: Math.max(0, alloc.peak() - this.core.baseline),
-      cpuMs: this.#runCpu >= 0 ? this.#runCpu : monotonicMs() - this.#startWall,
+      cpuMs: this.#runCpu >= 0 ? this.#runCpu : this.#wallMs,
       output: this.#outputBytes,
     };
+  }
+
+  /** Wall-clock milliseconds of the last run, conversion of its arguments included. */
+  get wallMs(): number {
+    return this.#wallMs;
+  }
+
+  /** What the last run used, without copying (callers must not keep or change it). */
+  get usageView(): Readonly<Usage> {
+    return this.#usage;
   }
 
   #collect(L: LuaState, first: number, count: number, counted: number): unknown {

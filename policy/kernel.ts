@@ -115,6 +115,22 @@ local function charge_results(...)
   return ...
 end
 
+-- C functions with a large stack frame (a luaL_Buffer: 8 KiB on 5.3) that call back into Lua
+-- (table.concat through __index, string.gsub through its replacement) nest on the C stack; 200
+-- levels of them, then any JS callback, overrun V8's stack and abort Deno (seen on 5.3), so
+-- their nesting is capped far below Lua's own C-call limit
+local nest, NEST_MAX = 0, 16
+local function unnest(ok, ...)
+  nest = nest - 1
+  if ok then return ... end
+  error((...), 0)
+end
+local function nested(f, ...)
+  if nest >= NEST_MAX then error("C stack overflow (string.gsub / table.concat nested too deep)", 3) end
+  nest = nest + 1
+  return unnest(pcall(f, ...))
+end
+
 -- catch points: once a limit tripped, nothing may swallow it
 local function caught(ok, ...)
   if not ok and active then
@@ -235,8 +251,11 @@ local function freeze_deep(t)
   return freeze(t)
 end
 
+local decision_envs = setmetatable({}, { __mode = "k" })
 local function sb_rawset(t, k, v)
   if frozen[t] then error("attempt to modify a read-only table", 2) end
+  local meta = decision_envs[t]
+  if meta then meta.dirty = true end
   return rawset(t, k, v)
 end
 
@@ -350,7 +369,16 @@ end
 -- host's cached bytecode, as trusted work outside the run's budget (its memory still counts).
 local TRUSTED_GLOBALS = {}
 for k, v in next, _G do TRUSTED_GLOBALS[k] = v end
-local C_PATTERNS = { find = string.find, match = string.match, gmatch = string.gmatch, gsub = string.gsub }
+local s_gsub = string.gsub
+local C_PATTERNS = {
+  find = string.find,
+  match = string.match,
+  gmatch = string.gmatch,
+  gsub = function(s, pattern, repl, ...)
+    if type(repl) == "string" then return s_gsub(s, pattern, repl, ...) end
+    return nested(s_gsub, s, pattern, repl, ...)
+  end,
+}
 local function install_patterns()
   local was = active
   active = false
@@ -377,13 +405,13 @@ local function len_of(t, n)
   return #t
 end
 
-local m_type, m_tointeger, m_ult = math.type, math.tointeger, math.ult
+local m_tointeger, m_ult = math.tointeger, math.ult
 local function own_len(t)
   if type(t) ~= "table" then return nil end
   local mt = d_getmetatable(t)
   if mt == nil or rawget(mt, "__len") == nil then return nil end
-  local n = #t
-  if m_type(n) ~= "integer" then error("object length is not an integer", 3) end
+  local n = m_tointeger(#t)
+  if n == nil then error("object length is not an integer", 3) end
   return n
 end
 local function position(v, fname)
@@ -405,6 +433,7 @@ T.concat = function(t, sep, i, j)
     if j == nil then j = #t end
     local first, last = tonumber(i) or 1, tonumber(j) or 0
     if last >= first then charge(span(first, last)) end
+    if d_getmetatable(t) ~= nil then return charge_bytes(nested(t_concat, t, sep, i, j)) end
   end
   return charge_bytes(t_concat(t, sep, i, j))
 end
@@ -587,7 +616,7 @@ end
 local function begin(budget_, cpu_limit_)
   count, budget, cpu_limit, tripped, fires = 0, budget_, cpu_limit_, nil, 0
   cpu_start, cpu_last = nil, nil
-  charged, seeded_run, last_id = 0, false, 0
+  charged, seeded_run, last_id, nest = 0, false, 0, 0
   ids = setmetatable({}, ids_mt)
   active = true
 end
@@ -607,26 +636,31 @@ end
 -- through to the ones it defined when it loaded, so what a decision assigns is gone after it
 local function env_meta(chunk)
   local _, env = d_getupvalue(chunk, 1)
-  return { __index = env, __metatable = false }
+  local meta = { __index = env, __metatable = false }
+  meta.__newindex = function(t, k, v)
+    meta.dirty = true
+    rawset(t, k, v)
+  end
+  return meta
 end
 
--- a decision that assigned no global leaves its table as it found it: the next one reuses it
-local function clean(env)
-  local k = next(env)
-  return k == "_G" and next(env, k) == nil and rawget(env, "_G") == env
-end
-
-local function decide(chunk, fn, meta, budget_, cpu_limit_, ...)
-  local env = rawget(meta, "env")
-  if env == nil or not clean(env) then
+-- A decision that assigned no global leaves its table as it found it, and the next decision of
+-- the policy reuses it. New keys go through __newindex, rawset marks the table, and a reassigned
+-- _G shows in the one key the table holds.
+local function decide(chunk, fn, meta, budget_, cpu_limit_, input, data)
+  local env = meta.env
+  if env == nil or meta.dirty or env._G ~= env then
     env = setmetatable({}, meta)
-    env._G = env
-    rawset(meta, "env", env)
+    rawset(env, "_G", env)
+    meta.env, meta.dirty = env, false
+    decision_envs[env] = meta
     d_setupvalue(chunk, 1, env)
   end
   current_env = env
-  begin(budget_, cpu_limit_)
-  return finish_run(pcall(fn, ...))
+  count, budget, cpu_limit, tripped, fires = 0, budget_, cpu_limit_, nil, 0
+  cpu_start, cpu_last = nil, nil
+  active = true
+  return finish_run(pcall(fn, input, data))
 end
 
 d_sethook(hook, "", STEP)
