@@ -110,15 +110,21 @@ function pushArray(core: LuaCore, L: LuaState, array: unknown[], depth: number, 
   }
 }
 
+const hasOwn = Object.prototype.hasOwnProperty;
+
+// for-in rather than Object.keys: V8 walks objects of one hidden class through its enum cache,
+// without allocating a key array or doing a generic keyed lookup per field.
 function pushRecord(core: LuaCore, L: LuaState, record: object, depth: number, state: PushState): void {
   const s = core.api.sym;
-  const keys = Object.keys(record);
-  count(state, keys.length);
+  const fields = record as Record<string, unknown>;
+  let n = 0;
+  for (const key in fields) if (hasOwn.call(fields, key)) n++;
+  count(state, n);
   core.ensureStack(L, 3);
-  s.lua_createtable(L, 0, keys.length);
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i];
-    const v = (record as Record<string, unknown>)[key];
+  s.lua_createtable(L, 0, n);
+  for (const key in fields) {
+    if (!hasOwn.call(fields, key)) continue;
+    const v = fields[key];
     if (v === undefined) continue;
     const name = cKey(key);
     if (name === undefined) core.pushString(L, key);
