@@ -1039,6 +1039,7 @@ async function testCommand(args: string[]): Promise<number> {
         "",
         "Each DIR is loaded as a bundle (PolicyEngine.load, with its luagate.json); each *_test.lua file",
         "under it runs in a sandbox under the same limits, once per global function named test_*.",
+        "A subdirectory with its own luagate.json is a bundle of its own (test examples/ tests each one).",
         "A test file may call:",
         "  decide(policy, input)              -> { allow, reasons, errors, value, calls }",
         "  allowed(policy, input)             -> allow, reasons",

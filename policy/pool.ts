@@ -48,7 +48,7 @@ export interface PolicyPoolOptions {
   maxQueue?: number;
   /** Milliseconds a request may run in its worker before it fails closed and the worker is replaced (default max(1000, 10 × cpuMs)). */
   timeoutMs?: number;
-  /** Requests sent to a worker ahead of its replies (default 32). */
+  /** Requests sent to a worker ahead of its replies (default 64), in batches of up to half that. */
   window?: number;
   /** Logs every decision (on the calling thread) as JSON Lines; see `PolicyEngine`. */
   decisionLog?: DecisionLogOptions;
@@ -113,6 +113,10 @@ interface Request {
   seq: number;
   name: string;
   input: unknown;
+  /** `[seq, name, input]` as JSON, made when `evaluate` was called; absent for inputs JSON cannot carry. */
+  wire: string | undefined;
+  /** A structured clone of the input (made when `evaluate` was called) when `wire` is absent. */
+  clone: unknown;
   resolve: (decision: Decision) => void;
   reject: (error: unknown) => void;
   started: number;
@@ -255,7 +259,7 @@ export class PolicyPool implements AsyncDisposable {
       "workers",
     );
     this.#maxQueue = positiveInteger(options.maxQueue ?? 1000, "maxQueue");
-    this.#window = positiveInteger(options.window ?? 32, "window");
+    this.#window = positiveInteger(options.window ?? 64, "window");
     this.#batch = Math.max(1, Math.ceil(this.#window / 2));
     const cpuMs = options.limits?.cpuMs ?? DEFAULT_LIMITS.cpuMs;
     this.#timeoutMs = positiveInteger(options.timeoutMs ?? Math.max(1000, 10 * cpuMs), "timeoutMs");
@@ -384,7 +388,9 @@ export class PolicyPool implements AsyncDisposable {
    * engine gives (fail-closed: errors and limits deny), or a fail-closed decision with
    * `PoolTimeoutError` when the worker did not answer within `timeoutMs`. Rejects only with
    * `PoolOverloadedError` (queue full), `PoolClosedError`, a start-up error of the pool, or a
-   * `DataCloneError` for an input that is not structured-cloneable.
+   * `DataCloneError` for an input that is not structured-cloneable. The input is read when
+   * `evaluate` is called (as JSON when it is plain JSON data, else structured-cloned), so changing
+   * it afterwards does not change the decision.
    */
   evaluate(name: string, input: unknown): Promise<Decision> {
     if (this.#failure) return Promise.reject(this.#failure);
@@ -393,8 +399,20 @@ export class PolicyPool implements AsyncDisposable {
     if (this.#queue.length - this.#head >= this.#maxQueue + this.#room()) {
       return Promise.reject(new PoolOverloadedError(this.#maxQueue));
     }
+    // The input is captured now, as a single engine would read it now: later changes do not count.
+    const seq = ++this.#seq;
+    let wire: string | undefined;
+    let clone: unknown;
+    if (jsonSafe(input)) wire = `[${seq},${JSON.stringify(name)},${JSON.stringify(input) ?? "null"}]`;
+    else {
+      try {
+        clone = structuredClone(input);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     return new Promise<Decision>((resolve, reject) => {
-      this.#queue.push({ seq: ++this.#seq, name, input, resolve, reject, started: performance.now() });
+      this.#queue.push({ seq, name, input, wire, clone, resolve, reject, started: performance.now() });
       this.#schedule();
     });
   }
@@ -456,26 +474,19 @@ export class PolicyPool implements AsyncDisposable {
   }
 
   #send(slot: Slot, batch: Request[]): void {
-    const items = batch.map((r) => [r.seq, r.name, r.input] as [number, string, unknown]);
     try {
-      if (batch.every((r) => jsonSafe(r.input))) {
-        slot.worker.postMessage({ type: "batch", json: JSON.stringify(items) });
-      } else slot.worker.postMessage({ type: "batch", items });
-    } catch {
-      // Some input is not structured-cloneable: send one by one and reject the ones that fail.
-      const sendable: Request[] = [];
-      for (const request of batch) {
-        try {
-          slot.worker.postMessage({ type: "batch", items: [[request.seq, request.name, request.input]] });
-          sendable.push(request);
-        } catch (error) {
-          this.#settle();
-          request.reject(error);
-        }
+      if (batch.every((r) => r.wire !== undefined)) {
+        slot.worker.postMessage({ type: "batch", json: `[${batch.map((r) => r.wire).join(",")}]` });
+      } else {
+        const items = batch.map((r) => r.wire !== undefined ? JSON.parse(r.wire) : [r.seq, r.name, r.clone]);
+        slot.worker.postMessage({ type: "batch", items });
       }
-      batch = sendable;
+    } catch (error) {
+      // Cannot happen for inputs that were cloned already; reject rather than lose the requests.
+      for (const request of batch) request.reject(error);
+      this.#settle();
+      return;
     }
-    if (batch.length === 0) return;
     if (slot.inFlight.size === 0) slot.progressAt = performance.now();
     for (const request of batch) slot.inFlight.set(request.seq, request);
     this.#inFlight += batch.length;

@@ -199,9 +199,5 @@ scope.onmessage = (event: MessageEvent) => {
       },
       (error) => scope.postMessage({ type: "failed", error: wireError(error) }),
     );
-  } else if (message.type === "close") {
-    engine?.close();
-    engine = undefined;
-    scope.postMessage({ type: "closed" });
   }
 };

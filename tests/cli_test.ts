@@ -445,7 +445,13 @@ Deno.test("cli check: the examples are valid", async () => {
   const nested = await cli(["check", "examples/"]);
   assert.equal(nested.code, 0, nested.stdout);
   assert.match(nested.stdout, /ok\s+examples\/quotas\/quotas\.lua \(policy 'quotas'\)/);
-  const globbed = await cli(["check", "--quiet", "examples/demo.ts", "examples/rbac/rbac.lua", "examples/abac"]);
+  const globbed = await cli([
+    "check",
+    "--quiet",
+    "examples/demo.ts",
+    "examples/rbac/rbac.lua",
+    "examples/abac",
+  ]);
   assert.equal(globbed.code, 0, globbed.stdout);
 });
 

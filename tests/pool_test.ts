@@ -91,6 +91,23 @@ Deno.test("pool: inputs that are not JSON (Maps, big numbers) reach the workers 
   assert.equal((await pool.evaluate("p", input)).allow, true);
 });
 
+Deno.test("pool: the input is read when evaluate is called", async () => {
+  await using pool = await PolicyPool.create({
+    workers: 1,
+    policies: { p: `return function(input) return input ~= nil and input.role == "admin" end` },
+  });
+  const plain = { role: "admin" };
+  const withMap = { role: "admin", tags: new Map([["a", 1]]) };
+  const pending = [pool.evaluate("p", plain), pool.evaluate("p", withMap), pool.evaluate("p", undefined)];
+  plain.role = "guest";
+  withMap.role = "guest";
+  const [a, b, c] = await Promise.all(pending);
+  assert.equal(a.allow, true);
+  assert.equal(b.allow, true);
+  assert.equal(c.allow, false);
+  assert.deepEqual(c.errors, []);
+});
+
 Deno.test("pool: an input that cannot be cloned rejects that request only", async () => {
   await using pool = await PolicyPool.create({
     workers: 1,
