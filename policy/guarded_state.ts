@@ -86,6 +86,7 @@ const MAX_CAPABILITY_DEPTH = 8;
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 const ADDRESS = /0x[0-9a-fA-F]{5,}/g;
 const textEncoder = new TextEncoder();
+const lossyDecoder = new TextDecoder();
 
 function escapeControl(text: string): string {
   return text.replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
@@ -335,7 +336,8 @@ export class GuardedState {
         this.#trip(args[0] as string);
         return true;
       case "\u0000write":
-        return this.#write(String(args[0]));
+        // a line that is not valid UTF-8 arrives as bytes: show it with replacement characters
+        return this.#write(args[0] instanceof Uint8Array ? lossyDecoder.decode(args[0]) : String(args[0]));
       case "\u0000module":
         return this.#modules.get(String(args[0]));
       case "\u0000patterns":

@@ -1,0 +1,241 @@
+/**
+ * Red team: the vetted standard library at its edges: string.format abuse, huge vararg lists,
+ * utf8 on large or invalid input, table functions with extreme positions, metatables on the
+ * arguments, comparators that error or loop, NaN and -0 keys, coroutine misuse.
+ */
+import assert from "node:assert/strict";
+import { attackSuite, IS54, luaError, LuaLimitError, TIGHT, value } from "./_harness.ts";
+
+const INSTRUCTIONS = { error: LuaLimitError, limit: "instructions" } as const;
+const ROOMY = { ...TIGHT, instructions: 20_000_000, cpuMs: 2000 };
+
+attackSuite("string.format", [
+  {
+    name: "positional, star and %n conversions are refused",
+    code: "local r = {} for _, f in ipairs({'%1$s', '%*d', '%n', '%ls', '%hhd', '%lld'}) do " +
+      "r[#r + 1] = (pcall(string.format, f, 1)) end return r",
+    expect: value([false, false, false, false, false, false]),
+  },
+  {
+    name: "a format with 100,000 conversions is charged",
+    code: "local f = string.rep('%d', 100000) return #string.format(f, table.unpack({}, 1, 100000))",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "more conversions than arguments is an error",
+    code: "return string.format('%d %d %d', 1)",
+    expect: luaError(/bad argument #3 .*no value/),
+  },
+  {
+    name: "%q of a 1 MiB string in a loop is charged",
+    code:
+      "local s = '\\0' for i = 1, 20 do s = s .. s end while true do local _ = string.format('%q', s) end",
+    limits: { ...ROOMY, instructions: 1e12, cpuMs: 200, memory: 16 << 20 },
+    expect: { error: LuaLimitError, limit: "cpu" },
+  },
+  {
+    name: "%q of tables, functions and NaN",
+    code:
+      "return pcall(string.format, '%q', {}), pcall(string.format, '%q', print), string.format('%q', 1/0)",
+    expect: {
+      check: (v) => {
+        const r = v as unknown[];
+        assert.equal(r[0], false);
+        assert.equal(r[1], false);
+        if (IS54) assert.equal(r[2], "1e9999");
+      },
+    },
+  },
+  {
+    name: "%c of 0 and %s of a string with NUL keep the bytes",
+    code: "return string.format('%c%s', 0, 'a\\0b')",
+    expect: value("\u0000a\u0000b"),
+  },
+  {
+    name: "%d of a float with a fraction is an error",
+    code: "return string.format('%d', 3.5)",
+    expect: luaError(/number has no integer representation/),
+  },
+  {
+    name: "%s calls __tostring, which cannot return a non-string",
+    code: "return string.format('%s', setmetatable({}, {__tostring = function() return 1 end}))",
+    expect: luaError(/'__tostring' must return a string/),
+  },
+]);
+
+attackSuite("varargs", [
+  {
+    name: "select('#') over a huge vararg list in a loop (each copies the list)",
+    code: "local function f(...) while true do local _ = select('#', ...) end end " +
+      "local t = {} for i = 1, 50000 do t[i] = i end f(table.unpack(t))",
+    limits: { ...ROOMY, instructions: 1e12, cpuMs: 200, memory: 16 << 20 },
+    expect: { error: LuaLimitError, limit: "cpu" },
+  },
+  {
+    name: "select with a negative or huge index",
+    code: "return pcall(select, -5, 1, 2), pcall(select, math.mininteger, 1), select(math.maxinteger, 1)",
+    expect: { check: (v) => assert.deepEqual((v as unknown[]).slice(0, 2), [false, false]) },
+  },
+  {
+    name: "table.pack of a huge vararg list",
+    code: "local t = {} for i = 1, 50000 do t[i] = i end return table.pack(table.unpack(t)).n",
+    limits: { ...ROOMY, memory: 16 << 20 },
+    expect: value(50000),
+  },
+  {
+    name: "a function called with 60,000 arguments through unpack, in a loop",
+    code: "local t = {} for i = 1, 60000 do t[i] = i end local function f(...) return select('#', ...) end " +
+      "while true do f(table.unpack(t)) end",
+    limits: { ...ROOMY, instructions: 5_000_000, memory: 16 << 20 },
+    expect: INSTRUCTIONS,
+  },
+]);
+
+attackSuite("utf8", [
+  {
+    name: "utf8.codepoint over a whole 1 MiB string is charged",
+    code: "local s = 'a' for i = 1, 20 do s = s .. s end return select('#', utf8.codepoint(s, 1, -1))",
+    limits: ROOMY,
+    expect: luaError(/string slice too long/),
+  },
+  {
+    name: "utf8.offset with a huge n on a 1 MiB string, in a loop",
+    code: "local s = 'é' for i = 1, 19 do s = s .. s end while true do utf8.offset(s, math.maxinteger) end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "utf8.codes over invalid UTF-8 is an error",
+    code: "for p, c in utf8.codes('ab\\255cd') do end",
+    expect: luaError(/invalid UTF-8 code/),
+  },
+  {
+    name: "utf8.char at and past the limits",
+    code: "return pcall(utf8.char, 0x7FFFFFFF), pcall(utf8.char, 0x80000000), pcall(utf8.char, -1)",
+    // 5.4 encodes up to 2^31 - 1 (6 bytes), 5.3 up to 0x10FFFF
+    expect: { check: (v) => assert.deepEqual((v as unknown[]).slice(0, 2), [IS54, false]) },
+  },
+  {
+    name: "utf8.len with extreme positions",
+    code: "return pcall(utf8.len, 'abc', math.mininteger), pcall(utf8.len, 'abc', 1, math.maxinteger)",
+    expect: { check: (v) => assert.equal((v as unknown[])[0], false) },
+  },
+]);
+
+attackSuite("table functions", [
+  {
+    name: "table.insert at math.maxinteger",
+    code: "table.insert({}, math.maxinteger, 1)",
+    expect: luaError(/position out of bounds/),
+  },
+  {
+    name: "table.insert at 2^53 and at -1",
+    code: "return pcall(table.insert, {}, 2^53, 1), pcall(table.insert, {}, -1, 1)",
+    expect: { check: (v) => assert.deepEqual((v as unknown[]).slice(0, 2), [false, false]) },
+  },
+  {
+    name: "table.remove at math.mininteger",
+    code: "return table.remove({}, math.mininteger)",
+    expect: luaError(/position out of bounds/),
+  },
+  {
+    name: "table.move to a destination that wraps around",
+    code: "return table.move({1, 2, 3}, 1, 3, math.maxinteger)",
+    expect: luaError(/wrap around/),
+  },
+  {
+    name: "table.concat over a table whose __index is a table chain",
+    code:
+      "local base = {'a', 'b', 'c'} local t = setmetatable({}, {__index = setmetatable({}, {__index = base})}) " +
+      "return table.concat(t, ',', 1, 3)",
+    expect: value("a,b,c"),
+  },
+  {
+    name: "table.concat over an __index function returning tables",
+    code: "return table.concat(setmetatable({}, {__index = function() return {} end}), '', 1, 2)",
+    expect: luaError(/invalid value/),
+  },
+  {
+    name: "table.sort with an erroring comparator",
+    code: "table.sort({3, 1, 2}, function() error('cmp failed') end)",
+    expect: luaError(/cmp failed/),
+  },
+  {
+    name: "table.sort with an inconsistent comparator",
+    code: "local t = {} for i = 1, 200 do t[i] = i % 7 end table.sort(t, function(a, b) return true end)",
+    expect: luaError(/invalid order function/),
+  },
+  {
+    name: "table.sort with a comparator that yields",
+    code:
+      "return coroutine.wrap(function() table.sort({2, 1}, function(a, b) coroutine.yield() return a < b end) end)()",
+    expect: luaError(/attempt to yield across a C-call boundary/),
+  },
+  {
+    name: "table.sort of mixed types",
+    code: "table.sort({1, 'a', {}, true})",
+    expect: luaError(/attempt to compare/),
+  },
+  {
+    name: "table.sort with a 2^31 length through __len",
+    code: "table.sort(setmetatable({}, {__len = function() return 2^31 end}))",
+    expect: luaError(/array too big/),
+  },
+  {
+    name: "NaN and -0 keys",
+    code:
+      "local t = {} local ok = pcall(function() t[0/0] = 1 end) t[-0.0] = 'zero' return ok, t[0], rawget(t, 0.0)",
+    expect: value([false, "zero", "zero"]),
+  },
+  {
+    name: "next with a key not in the table",
+    code: "return next({}, 'nope')",
+    expect: luaError(/invalid key to 'next'/),
+  },
+  {
+    name: "ipairs over a table whose __index never ends",
+    code: "for i in ipairs(setmetatable({}, {__index = function(_, i) return i end})) do end",
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "pairs with a __pairs returning a non-function",
+    code: "for k in pairs(setmetatable({}, {__pairs = function() return 1 end})) do end",
+    expect: luaError(/attempt to call a number value/),
+  },
+]);
+
+attackSuite("coroutine misuse", [
+  {
+    name: "resuming the running coroutine, a dead one, yielding from the main thread",
+    code: "local dead = coroutine.create(function() end) coroutine.resume(dead) " +
+      "return coroutine.resume(coroutine.running()), coroutine.resume(dead), pcall(coroutine.yield)",
+    expect: {
+      check: (v) => {
+        const r = v as unknown[];
+        assert.equal(r[0], false);
+        assert.equal(r[1], false);
+      },
+    },
+  },
+  {
+    name: "coroutine.close of the running coroutine (5.4)",
+    only: "5.4",
+    code: "return coroutine.wrap(function() return pcall(coroutine.close, coroutine.running()) end)()",
+    expect: { check: (v) => assert.equal((v as unknown[])[0], false) },
+  },
+  {
+    name: "a wrapped coroutine called after it died",
+    code: "local f = coroutine.wrap(function() end) f() return f()",
+    expect: luaError(/cannot resume dead coroutine/),
+  },
+  {
+    name: "string.char, string.sub and string.byte at extreme indices",
+    code: "return pcall(string.char, 256), ('abc'):sub(math.mininteger, math.maxinteger), " +
+      "('abc'):byte(math.mininteger, math.maxinteger)",
+    expect: value([false, "abc", 97, 98, 99]),
+  },
+  {
+    name: "math.random with empty and huge intervals",
+    code: "return pcall(math.random, 2, 1), pcall(math.random, math.mininteger, math.maxinteger)",
+    expect: { check: (v) => assert.equal((v as unknown[])[0], false) },
+  },
+]);
