@@ -10,7 +10,7 @@
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
 import { handleInfo, type LuaCore } from "./core.ts";
-import { LuaError } from "./errors.ts";
+import { LuaError, LuaMemoryError } from "./errors.ts";
 
 /** Bounds on a copy. */
 export interface PlainDataLimits {
@@ -107,6 +107,7 @@ function pushArray(core: LuaCore, L: LuaState, array: unknown[], depth: number, 
     const item = array[i];
     if (!pushScalar(core, L, item)) pushInto(core, L, item, depth + 1, state);
     core.api.rawSetI(L, -2, i + 1);
+    checkOverdraft(core, i);
   }
 }
 
@@ -122,8 +123,10 @@ function pushRecord(core: LuaCore, L: LuaState, record: object, depth: number, s
   count(state, n);
   core.ensureStack(L, 3);
   s.lua_createtable(L, 0, n);
+  let i = 0;
   for (const key in fields) {
     if (!hasOwn.call(fields, key)) continue;
+    checkOverdraft(core, i++);
     const v = fields[key];
     if (v === undefined) continue;
     const name = cKey(key);
@@ -160,6 +163,14 @@ function count(state: { entries: number; limits: PlainDataLimits }, n: number): 
   state.entries += n;
   if (state.entries > state.limits.maxEntries) {
     throw new RangeError(`data has more than ${state.limits.maxEntries} entries`);
+  }
+}
+
+// Pushing never fails (the allocator lends past the cap while the host pushes): a large value
+// stops early once it is over, instead of being built whole first.
+function checkOverdraft(core: LuaCore, i: number): void {
+  if ((i & 1023) === 1023 && core.alloc.overdraft()) {
+    throw new LuaMemoryError("not enough memory: the data exceeds the memory limit");
   }
 }
 

@@ -396,7 +396,12 @@ S.match = function(...) return install_patterns().match(...) end
 S.gmatch = function(...) return install_patterns().gmatch(...) end
 S.gsub = function(...) return install_patterns().gsub(...) end
 
-d_setmetatable("", { __index = S, __metatable = false })
+-- 5.4 converts strings in arithmetic through the string metatable; those C metamethods stay
+local string_meta = { __index = S, __metatable = false }
+for _, event in next, { "__add", "__sub", "__mul", "__div", "__mod", "__pow", "__unm", "__idiv" } do
+  string_meta[event] = rawget(d_getmetatable(""), event)
+end
+d_setmetatable("", string_meta)
 
 -- table: every loop bounded by its arguments is charged first
 local function len_of(t, n)

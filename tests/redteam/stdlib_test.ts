@@ -4,6 +4,7 @@
  * arguments, comparators that error or loop, NaN and -0 keys, coroutine misuse.
  */
 import assert from "node:assert/strict";
+import { LuaError, Sandbox } from "../../mod.ts";
 import { attackSuite, IS54, luaError, LuaLimitError, TIGHT, value } from "./_harness.ts";
 
 const INSTRUCTIONS = { error: LuaLimitError, limit: "instructions" } as const;
@@ -239,3 +240,16 @@ attackSuite("coroutine misuse", [
     expect: { check: (v) => assert.equal((v as unknown[])[0], false) },
   },
 ]);
+
+Deno.test("stdlib: strings still coerce in arithmetic, while the string metatable stays locked", () => {
+  using sb = new Sandbox();
+  assert.deepEqual(sb.execute(`return "10" + 1, "3" * "4", -"2", "7" // 2, getmetatable("")`), [
+    11,
+    12,
+    -2,
+    3,
+    false,
+  ]);
+  assert.throws(() => sb.execute(`return "x" + 1`), LuaError);
+  assert.equal(sb.eval("1 + 1"), 2);
+});
