@@ -14,6 +14,7 @@ import {
 } from "./bridge.ts";
 import { handleInfo, LuaCore } from "./core.ts";
 import { LuaMemoryError, LuaStateError } from "./errors.ts";
+import { type ObjectHook, pushPlainData } from "./plain_data.ts";
 import { collectResults, type LuaFunction, LuaTable, makeFunction, makeTable } from "./handles.ts";
 
 /** Options of a {@linkcode LuaRuntime}; all optional. */
@@ -313,6 +314,10 @@ export class LuaRuntime implements Disposable {
     }
     const core = this.#core;
     core.check();
+    if (recursive && sources.length === 1) {
+      const direct = this.#pushDirect(sources[0]);
+      if (direct) return direct;
+    }
     const seen = new Map<object, LuaTable>();
     let depth = 0;
     const convert = (value: unknown): unknown => {
@@ -373,6 +378,37 @@ export class LuaRuntime implements Disposable {
       throw error;
     }
     return result;
+  }
+
+  /**
+   * The fast path of a recursive tableFrom over one plain-data source: pushed in one walk, objects
+   * that are not plain data left as proxies. Returns undefined where only the general path can
+   * keep the semantics (functions, object keys in Maps, cycles).
+   */
+  #pushDirect(source: unknown): LuaTable | undefined {
+    if (source === null || typeof source !== "object") return undefined;
+    const prototype = Object.getPrototypeOf(source);
+    if (!Array.isArray(source) && prototype !== Object.prototype && prototype !== null) return undefined;
+    const core = this.#core;
+    const L = core.currentL;
+    const top = core.api.sym.lua_gettop(L);
+    try {
+      pushPlainData(core, L, source, DIRECT_LIMITS, keepNonPlainAsProxy);
+      if (core.alloc.overdraft()) {
+        throw new LuaMemoryError("not enough memory: the table exceeds the memory limit");
+      }
+      return makeTable(core, L, -1);
+    } catch (error) {
+      if (error instanceof LuaMemoryError) {
+        core.api.sym.lua_settop(L, top);
+        core.alloc.clearOverdraft();
+        core.collectGarbage();
+        throw error;
+      }
+      return undefined;
+    } finally {
+      core.api.sym.lua_settop(L, top);
+    }
   }
 
   #buildTable(fill: (set: (k: unknown, v: unknown) => void) => void, narr: number, nrec: number): LuaTable {
@@ -449,6 +485,17 @@ export class LuaRuntime implements Disposable {
 
 /** How deep `tableFrom(..., { recursive: true })` follows nested values (Python's recursion limit). */
 const MAX_TABLE_DEPTH = 1000;
+
+const DIRECT_LIMITS = { maxDepth: 64, maxEntries: Number.MAX_SAFE_INTEGER };
+
+// tableFrom turns only arrays, plain objects and Maps into tables; everything else stays a proxy.
+const keepNonPlainAsProxy: ObjectHook = (core, L, object) => {
+  if (Array.isArray(object) || object instanceof Map || object instanceof Uint8Array) return false;
+  const prototype = Object.getPrototypeOf(object);
+  if (prototype === Object.prototype || prototype === null) return false;
+  core.pushValue(L, object);
+  return true;
+};
 
 function isOptions(value: unknown): value is { recursive?: boolean } {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
