@@ -232,6 +232,7 @@ export class GuardedState {
           "freeze_deep",
           "tostring",
           "env_meta",
+          "tripped",
         ]
       ) {
         core.pushString(L, name);
@@ -582,6 +583,10 @@ export class GuardedState {
     // an overdraft granted while the host pushed is a hit even when Lua swallowed its error
     const overdrawn = alloc.peak() > alloc.limit();
     if (outcome.ok && !overdrawn) return outcome.values;
+    // The kernel tells the host of every trip as it happens; should that call itself have failed,
+    // the kernel's own record (trusted state, not a message) still classifies the failure.
+    const recorded = this.#kernelTrip();
+    if (recorded !== undefined) throw this.#limitError(recorded);
     const memoryHit = overdrawn || alloc.overdraft() || alloc.denied() > this.#deniedBefore;
     if (memoryHit) {
       if (!nested) {
@@ -605,6 +610,16 @@ export class GuardedState {
       ...(cause !== undefined && message.includes(scrubMessage(messageOf(cause))) ? { cause } : {}),
       ...(outcome.raw !== undefined ? { value: outcome.raw } : {}),
     });
+  }
+
+  #kernelTrip(): "instructions" | "cpu" | "output" | undefined {
+    let recorded: unknown;
+    try {
+      recorded = this.#callKernel("tripped", () => 0);
+    } catch {
+      return undefined;
+    }
+    return recorded === "instructions" || recorded === "cpu" || recorded === "output" ? recorded : undefined;
   }
 
   #limitError(limit: LuaLimit): LuaLimitError {
