@@ -151,8 +151,12 @@ export class PolicyEngine implements Disposable {
 
   #loadData(data: unknown): number {
     if (data === undefined) return -1;
-    const registry = new WeakSet<object>();
-    deepFreeze(data, registry);
+    deepFreeze(data, new WeakSet<object>());
+    return this.#pinKernelResult("freeze_deep", (L) => this.#state.pushData(L, data));
+  }
+
+  /** Calls the kernel function `name` on the one value `pushArg` pushes and pins its result. */
+  #pinKernelResult(name: string, pushArg: (L: LuaState) => void): number {
     const state = this.#state;
     const core = state.core;
     const L = core.L;
@@ -160,12 +164,8 @@ export class PolicyEngine implements Disposable {
     const top = s.lua_gettop(L);
     try {
       core.ensureStack(L, 4);
-      state.pushKernel(L, "freeze_deep");
-      state.pushData(L, data);
-      if (s.lua_type(L, -1) !== LuaType.TABLE) {
-        const ref = core.ref(L);
-        return ref;
-      }
+      state.pushKernel(L, name);
+      pushArg(L);
       return core.call(L, 1, (core, L, first) => {
         s.lua_pushvalue(L, first);
         return core.ref(L);
@@ -229,22 +229,7 @@ export class PolicyEngine implements Disposable {
   }
 
   #envMeta(chunk: number): number {
-    const state = this.#state;
-    const core = state.core;
-    const L = core.L;
-    const s = core.api.sym;
-    const top = s.lua_gettop(L);
-    try {
-      core.ensureStack(L, 4);
-      state.pushKernel(L, "env_meta");
-      core.pushRegistry(L, chunk);
-      return core.call(L, 1, (core, L, first) => {
-        s.lua_pushvalue(L, first);
-        return core.ref(L);
-      }) as number;
-    } finally {
-      s.lua_settop(L, top);
-    }
+    return this.#pinKernelResult("env_meta", (L) => this.#state.core.pushRegistry(L, chunk));
   }
 
   /**

@@ -245,6 +245,7 @@ local function freeze(t)
   return proxy
 end
 local function freeze_deep(t)
+  if type(t) ~= "table" then return t end
   for k, v in next, t do
     if type(v) == "table" then t[k] = freeze_deep(v) end
   end
