@@ -236,6 +236,7 @@ export class LuaCore {
   #collecting = false;
   #deniedSeen = 0;
   #refs?: Record<string, number>;
+  #capped: boolean;
 
   constructor(options: CoreOptions = {}) {
     const library = openLuaLibrary(options.library);
@@ -252,6 +253,7 @@ export class LuaCore {
     this.#gcStopWhileHost = api.version !== "5.4";
     this.alloc = createAllocator({ native: options.jsAllocator ? false : undefined });
     let L = api.sym.lua_newstate(this.alloc.pointer, this.alloc.state) as LuaState | null;
+    this.#capped = L !== null;
     if (L === null && library.isLuaJIT) {
       // LuaJIT builds without GC64 refuse custom allocators; the memory cap is then unavailable.
       L = api.sym.luaL_newstate() as LuaState | null;
@@ -278,7 +280,7 @@ export class LuaCore {
 
   /** Whether the allocator cap is enforced (false only on LuaJIT builds that refuse custom allocators). */
   get capped(): boolean {
-    return this.alloc.used() > 0;
+    return this.#capped;
   }
 
   /** Bytes in use right after start-up (the bootstrap included). */
@@ -860,32 +862,44 @@ export class LuaCore {
 
   /** lua_pcall with the transitions and the memory check around it. */
   #pcall(L: LuaState, nargs: number, msgh: number, base: number): number {
-    if (this.overdraftPersists()) {
-      this.alloc.clearOverdraft();
-      this.api.sym.lua_settop(L, base);
-      this.collectGarbage();
-      throw new LuaMemoryError("not enough memory: the values passed to Lua exceed its memory limit");
-    }
-    const wasInLua = this.#inLua;
-    this.#toLua();
+    this.#refusePushedOverdraft(L, base);
+    const wasInLua = this.#enterLua();
     try {
       return this.api.pcall(L, nargs, MULTRET, msgh);
     } finally {
-      if (!wasInLua) this.#toHost();
-      else this.alloc.setAllowOverdraft(true);
+      this.#leaveLua(wasInLua);
     }
+  }
+
+  /** Hands control to Lua: the allocator refuses past the cap again. Returns what #leaveLua restores. */
+  #enterLua(): boolean {
+    const wasInLua = this.#inLua;
+    this.#toLua();
+    return wasInLua;
+  }
+
+  #leaveLua(wasInLua: boolean): void {
+    if (!wasInLua) this.#toHost();
+    else this.alloc.setAllowOverdraft(true);
+  }
+
+  /** Values the host pushed went past the cap: drop them down to `top` and fail before Lua runs. */
+  #refusePushedOverdraft(L: LuaState, top: number): void {
+    if (!this.overdraftPersists()) return;
+    this.alloc.clearOverdraft();
+    this.api.sym.lua_settop(L, top);
+    this.collectGarbage();
+    throw new LuaMemoryError("not enough memory: the values passed to Lua exceed its memory limit");
   }
 
   /** Calls without the handler, for trusted bootstrap helpers; results stay on the stack. */
   #callRaw(L: LuaState, nargs: number, nresults: number): void {
-    const wasInLua = this.#inLua;
-    this.#toLua();
+    const wasInLua = this.#enterLua();
     let status: number;
     try {
       status = this.api.pcall(L, nargs, nresults, 0);
     } finally {
-      if (!wasInLua) this.#toHost();
-      else this.alloc.setAllowOverdraft(true);
+      this.#leaveLua(wasInLua);
     }
     if (status !== LuaStatus.OK) {
       const error = this.#errorAt(L, status, -1);
@@ -899,18 +913,12 @@ export class LuaCore {
    * finished, YIELD when it yielded); the values are on `co`'s stack.
    */
   resume(co: LuaState, nargs: number): number {
-    const wasInLua = this.#inLua;
-    if (this.overdraftPersists()) {
-      this.alloc.clearOverdraft();
-      this.api.pop(co, nargs);
-      throw new LuaMemoryError("not enough memory: the values passed to Lua exceed its memory limit");
-    }
-    this.#toLua();
+    this.#refusePushedOverdraft(co, this.api.sym.lua_gettop(co) - nargs);
+    const wasInLua = this.#enterLua();
     try {
       return this.api.resume(co, this.currentL, nargs);
     } finally {
-      if (!wasInLua) this.#toHost();
-      else this.alloc.setAllowOverdraft(true);
+      this.#leaveLua(wasInLua);
     }
   }
 
@@ -977,14 +985,12 @@ export class LuaCore {
     this.#ensureStack(L, 3);
     this.pushRef(L, "tostring");
     s.lua_pushvalue(L, at);
-    const wasInLua = this.#inLua;
-    this.#toLua();
+    const wasInLua = this.#enterLua();
     let status: number;
     try {
       status = api.pcall(L, 1, 1, 0);
     } finally {
-      if (!wasInLua) this.#toHost();
-      else this.alloc.setAllowOverdraft(true);
+      this.#leaveLua(wasInLua);
     }
     const text = status === LuaStatus.OK && s.lua_type(L, -1) === LuaType.STRING
       ? this.readText(L, -1)
@@ -1175,12 +1181,5 @@ export function registerHandle(
   const info: HandleInfo = { core, ref: core.ref(L), type };
   handleInfo.set(handle, info);
   releaser.register(handle, info);
-  return info;
-}
-
-/** The handle info of `value` if it is a luagate handle of `core`; throws for another core's. */
-export function ownHandle(core: LuaCore, value: object): HandleInfo | undefined {
-  const info = handleInfo.get(value);
-  if (info && info.core !== core) throw new LuaStateError("this Lua object belongs to another runtime");
   return info;
 }

@@ -9,7 +9,7 @@
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaStatus, LuaType } from "../ffi/lua_api.ts";
 import { type HandleInfo, handleInfo, type LuaCore, registerHandle } from "./core.ts";
-import { LuaError, LuaMemoryError, LuaStateError } from "./errors.ts";
+import { LuaError, LuaMemoryError } from "./errors.ts";
 
 /** When true, table access always takes the protected path (tests use it to cover both paths). */
 export const tableAccess: { forceProtected: boolean } = {
@@ -445,10 +445,4 @@ export function callLua(info: HandleInfo, args: readonly unknown[]): unknown {
   } finally {
     s.lua_settop(L, top);
   }
-}
-
-/** Throws unless `value` is a handle of `core`. */
-export function assertOwn(core: LuaCore, value: object): void {
-  const info = handleInfo.get(value);
-  if (info && info.core !== core) throw new LuaStateError("this Lua object belongs to another runtime");
 }
