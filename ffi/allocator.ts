@@ -336,7 +336,10 @@ class Allocator implements AllocatorHandle {
   }
 
   limit(): number {
-    return this.#wide[LIMIT] === SIZE_MAX ? Infinity : this.#get(LIMIT);
+    const words = this.#words;
+    return words[2 * LIMIT] === 0xffff_ffff && words[2 * LIMIT + 1] === 0xffff_ffff
+      ? Infinity
+      : this.#get(LIMIT);
   }
 
   setLimit(bytes: number): void {
@@ -350,7 +353,9 @@ class Allocator implements AllocatorHandle {
   }
 
   setAllowOverdraft(on: boolean): void {
-    this.#wide[ALLOW_OVERDRAFT] = on ? 1n : 0n;
+    // 32-bit halves: the flags change around every call into Lua, and BigInt stores cost more
+    this.#words[2 * ALLOW_OVERDRAFT] = on ? 1 : 0;
+    this.#words[2 * ALLOW_OVERDRAFT + 1] = 0;
   }
 
   overdraft(): boolean {
@@ -358,7 +363,8 @@ class Allocator implements AllocatorHandle {
   }
 
   clearOverdraft(): void {
-    this.#wide[OVERDRAFT] = 0n;
+    this.#words[2 * OVERDRAFT] = 0;
+    this.#words[2 * OVERDRAFT + 1] = 0;
   }
 
   denied(): number {
@@ -374,7 +380,8 @@ class Allocator implements AllocatorHandle {
   }
 
   resetPeak(): void {
-    this.#wide[PEAK] = this.#wide[USED];
+    this.#words[2 * PEAK] = this.#words[2 * USED];
+    this.#words[2 * PEAK + 1] = this.#words[2 * USED + 1];
   }
 
   close(): void {

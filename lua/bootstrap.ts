@@ -82,8 +82,5 @@ return {
   js = js,
   collect = function() collectgarbage("collect") end,
   finish = finish,
-  wrap_host = function(c_host, name)
-    return function(...) return finish(c_host(name, ...)) end
-  end,
 }
 `;

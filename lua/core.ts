@@ -212,7 +212,7 @@ export class LuaCore {
   behavior!: ProxyBehavior;
   reader!: ValueReader;
   pusher!: ValuePusher;
-  /** Serves the host functions made by {@linkcode LuaCore.pushHostFunction}. */
+  /** Serves calls to the C function pushed by {@linkcode LuaCore.pushHostCFunction}. */
   hostCall?: (name: string, args: unknown[]) => unknown;
   /** When set, a JS error reaches Lua as this string instead of as a proxy of the error. */
   errorForLua?: (error: unknown) => string;
@@ -268,9 +268,11 @@ export class LuaCore {
     cores[this.#id] = this;
     try {
       this.#toHost();
-      if (options.libraries) this.#openLibraries(options.libraries);
-      else api.sym.luaL_openlibs(L);
-      this.#bootstrap();
+      this.withCollectorPaused(() => {
+        if (options.libraries) this.#openLibraries(options.libraries);
+        else api.sym.luaL_openlibs(L);
+        this.#bootstrap();
+      });
       this.#baseline = this.alloc.used();
     } catch (error) {
       this.close();
@@ -299,6 +301,22 @@ export class LuaCore {
   }
 
   // ---------------------------------------------------------------- start-up
+
+  /**
+   * Runs trusted start-up work with the collector paused. A state growing from nothing starts a
+   * cycle each time its heap doubles, marking the same start-up objects over and over (about a
+   * third of a sandbox's start-up on 5.4); the little garbage start-up leaves waits for the first
+   * cycle after it. Before 5.4 the collector is already paused whenever the host holds control.
+   */
+  withCollectorPaused<T>(work: () => T): T {
+    if (this.#gcStopWhileHost) return work();
+    this.api.gc(this.L, LuaGC.STOP, 0);
+    try {
+      return work();
+    } finally {
+      this.api.gc(this.L, LuaGC.RESTART, 0);
+    }
+  }
 
   #openLibraries(libraries: readonly StandardLibrary[]): void {
     const s = this.api.sym;
@@ -344,7 +362,6 @@ export class LuaCore {
         "tostring",
         "js",
         "collect",
-        "wrap_host",
         "costatus",
         "cotraceback",
         "dump",
@@ -421,17 +438,6 @@ export class LuaCore {
    */
   pushHostCFunction(L: LuaState): void {
     this.#pushCFunction(L, processCallbacks().host.pointer);
-  }
-
-  /**
-   * Pushes a Lua function that calls {@linkcode LuaCore.hostCall} with `name` and its arguments.
-   * Uses 3 slots.
-   */
-  pushHostFunction(L: LuaState, name: string): void {
-    this.pushRef(L, "wrap_host");
-    this.#pushCFunction(L, processCallbacks().host.pointer);
-    this.pushString(L, name);
-    this.#callRaw(L, 2, 1);
   }
 
   // ---------------------------------------------------------------- transitions
@@ -1076,11 +1082,12 @@ export class LuaCore {
   }
 
   /**
-   * Runs a full collection and takes what is in use now as the start-up footprint (for a runtime
-   * that installed its own globals after the core's bootstrap).
+   * Takes what is in use now as the start-up footprint (for a runtime or sandbox that installed its
+   * own globals after the core's bootstrap), after a full collection when `collect` is true; without
+   * one, the garbage of start-up is counted in until the collector frees it.
    */
-  resetBaseline(): void {
-    this.collectGarbage();
+  resetBaseline(collect = true): void {
+    if (collect) this.collectGarbage();
     this.#baseline = this.alloc.used();
   }
 

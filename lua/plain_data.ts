@@ -195,7 +195,8 @@ export type ValueHook = (core: LuaCore, L: LuaState, idx: number, type: number) 
 interface ReadState {
   limits: PlainDataLimits;
   entries: number;
-  path: Set<bigint | number>;
+  /** The tables being read, made on the first table: most results are scalars. */
+  path: Set<bigint | number> | undefined;
   hook?: ValueHook;
 }
 
@@ -226,8 +227,9 @@ function readTable(core: LuaCore, L: LuaState, t: number, depth: number, state: 
     throw new LuaError(`data nested deeper than ${state.limits.maxDepth} levels`);
   }
   const identity = Deno.UnsafePointer.value(s.lua_topointer(L, t));
-  if (state.path.has(identity)) throw new LuaError("data contains a cycle");
-  state.path.add(identity);
+  const path = state.path ??= new Set();
+  if (path.has(identity)) throw new LuaError("data contains a cycle");
+  path.add(identity);
   core.ensureStack(L, 3);
   const keys: unknown[] = [];
   const values: unknown[] = [];
@@ -257,7 +259,7 @@ function readTable(core: LuaCore, L: LuaState, t: number, depth: number, state: 
       values.push(value);
     }
   } finally {
-    state.path.delete(identity);
+    path.delete(identity);
   }
   const n = keys.length;
   if (sequence && n > 0) {
@@ -299,5 +301,5 @@ export function readPlainData(
   limits: PlainDataLimits = DEFAULT_PLAIN_LIMITS,
   hook?: ValueHook,
 ): unknown {
-  return readFrom(core, L, core.api.absIndex(L, idx), 0, { limits, entries: 0, path: new Set(), hook });
+  return readFrom(core, L, core.api.absIndex(L, idx), 0, { limits, entries: 0, path: undefined, hook });
 }

@@ -11,7 +11,7 @@ import { LuaType } from "../ffi/lua_api.ts";
 import { LuaError, LuaStateError } from "../lua/errors.ts";
 import { type Decision, errorLine, readVerdict, verdictError } from "./decision.ts";
 import { DecisionLog, type DecisionLogOptions } from "./decision_log.ts";
-import { type Capability, type CapabilityCall, GuardedState } from "./guarded_state.ts";
+import { type Capability, type CapabilityCall, GuardedState, type RunOptions } from "./guarded_state.ts";
 import { deepFreeze } from "./host_objects.ts";
 import type { Limits } from "./limits.ts";
 
@@ -43,7 +43,8 @@ interface PolicyHandle {
   chunk: number;
   fn: number;
   envMeta: number;
-  grants: ReadonlySet<string>;
+  /** The options of every evaluation (its grants), made once. */
+  runOptions: RunOptions;
   pushTarget: (L: LuaState) => number;
 }
 
@@ -220,7 +221,7 @@ export class PolicyEngine implements Disposable {
         core.pushRegistry(L, envMeta);
         return 3;
       };
-      return { chunk, fn, envMeta, grants, pushTarget };
+      return { chunk, fn, envMeta, runOptions: { grants }, pushTarget };
     } catch (error) {
       core.unref(chunk);
       if (fn >= 0) core.unref(fn);
@@ -272,9 +273,13 @@ export class PolicyEngine implements Disposable {
     try {
       if (!handle) throw new LuaStateError("this policy belongs to another engine");
       this.#input = input;
-      const values = state.invoke(state.core.currentL, "decide", handle.pushTarget, this.#pushInput, {
-        grants: handle.grants,
-      });
+      const values = state.invoke(
+        state.core.currentL,
+        "decide",
+        handle.pushTarget,
+        this.#pushInput,
+        handle.runOptions,
+      );
       verdict = readVerdict(values);
       if (verdict.errors.length > 0) error = verdictError(verdict.errors[0]);
     } catch (caught) {

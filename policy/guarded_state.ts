@@ -29,7 +29,7 @@ import {
   readPlainData,
 } from "../lua/plain_data.ts";
 import { deepFreeze, hostObjectBehavior } from "./host_objects.ts";
-import { KERNEL_LUA } from "./kernel.ts";
+import { KERNEL_ENTRIES, KERNEL_LUA, type KernelEntry } from "./kernel.ts";
 import { type Limits, resolveLimits } from "./limits.ts";
 import { PATTERNS_LUA } from "./patterns.ts";
 
@@ -190,8 +190,10 @@ export class GuardedState {
         this.#lastHostError = error;
         return scrubMessage(messageOf(error));
       };
-      this.#installKernel();
+      core.withCollectorPaused(() => this.#installKernel());
       this.#installGlobals(options);
+      // the kernel and the globals are the sandbox's, not the runs': limits and usage count from here
+      core.resetBaseline(false);
       core.setMaxMemory(this.limits.memory);
     } catch (error) {
       core.close();
@@ -207,44 +209,20 @@ export class GuardedState {
     const s = core.api.sym;
     core.ensureStack(L, 8);
     core.loadTrusted(L, KERNEL_LUA, "=luagate.kernel");
-    s.lua_createtable(L, 0, 4);
-    for (const name of ["clock", "trip", "write", "module", "patterns"]) {
-      core.pushString(L, name);
-      core.pushHostFunction(L, `\u0000${name}`);
-      s.lua_rawset(L, -3);
-    }
-    s.lua_createtable(L, 0, 2);
-    core.pushString(L, "step");
+    core.pushHostCFunction(L);
     core.pushValue(L, this.limits.step);
-    s.lua_rawset(L, -3);
-    core.pushString(L, "denied");
     core.pushString(L, DENIED);
-    s.lua_rawset(L, -3);
-    const kernel = core.call(L, 2, (_core, L, first) => {
-      for (
-        const name of [
-          "prepare",
-          "run",
-          "run_nested",
-          "decide",
-          "define",
-          "define_capability",
-          "freeze_deep",
-          "tostring",
-          "env_meta",
-          "tripped",
-        ]
-      ) {
-        core.pushString(L, name);
-        s.lua_rawget(L, first);
+    const started = core.call(L, 3, (_core, L, first, count) => {
+      if (count !== KERNEL_ENTRIES.length) return false;
+      KERNEL_ENTRIES.forEach((name, i) => {
+        s.lua_pushvalue(L, first + i);
         this.#kernel[name] = core.ref(L);
-      }
-      core.pushString(L, "tostring");
-      s.lua_rawget(L, first);
+      });
+      s.lua_pushvalue(L, first + KERNEL_ENTRIES.indexOf("tostring"));
       core.replaceRef(L, "tostring");
       return true;
     });
-    if (kernel !== true) throw new LuaStateError("the sandbox kernel did not start");
+    if (started !== true) throw new LuaStateError("the sandbox kernel did not start");
   }
 
   #installGlobals(options: GuardedOptions): void {
@@ -264,8 +242,7 @@ export class GuardedState {
       this.#capabilities.set(name, spec);
       this.#callKernel("define_capability", (L) => {
         core.pushString(L, name);
-        core.pushHostCFunction(L);
-        return 2;
+        return 1;
       });
     }
   }
@@ -283,7 +260,7 @@ export class GuardedState {
     });
   }
 
-  #callKernel(name: string, push: (L: LuaState) => number): unknown {
+  #callKernel(name: KernelEntry, push: (L: LuaState) => number): unknown {
     const core = this.core;
     const L = core.currentL;
     const top = core.api.sym.lua_gettop(L);

@@ -1,22 +1,28 @@
 /**
- * The sandbox kernel: trusted Lua run once in every sandbox state, with the full standard library,
- * before any untrusted code. It keeps what it needs in locals, builds the vetted environment and
- * the limit machinery, locks the string metatable, empties the real globals, and returns its API to
- * the host. Nothing it holds is reachable from sandboxed code.
+ * The sandbox kernel: trusted Lua run once in every sandbox state, with the standard libraries the
+ * sandbox vets, before any untrusted code. It keeps what it needs in locals, builds the vetted
+ * environment (each vetted library on its first use) and the limit machinery, locks the string
+ * metatable, empties the real globals, and returns its API to the host. Nothing it holds is
+ * reachable from sandboxed code.
  *
  * Limits: one budget per run. A count hook (a Lua function, so it may raise) is installed on the
  * main thread and on every coroutine the sandbox creates; C functions whose work depends on their
  * arguments are charged against the same budget before they run (pattern functions run through a
  * stepped matcher when they could be expensive). Once a limit trips it stays tripped for the run:
  * the hook raises at every firing and every catch point re-raises. The host learns of each trip
- * through `host.trip`, and decides from its own flags, never from a message.
+ * through the host function `\0trip`, and decides from its own flags, never from a message.
  *
  * @module
  */
 
-/** The kernel chunk; called with `(host, config, patterns)`. Works on Lua 5.3 and 5.4. */
+/**
+ * The kernel chunk; called with `(c_host, step, denied)`: the host's raw C function (`c_host(name,
+ * ...)` returns `true, results...` or `false, err`), the hook interval, and the value a denied
+ * capability call returns. It returns its entry points in the order of {@linkcode KERNEL_ENTRIES}.
+ * Works on Lua 5.3 and 5.4.
+ */
 export const KERNEL_LUA = `
-local host, config = ...
+local c_host, STEP, DENIED = ...
 
 local _G = _G
 local type, next, pairs, ipairs, select, tostring, tonumber = type, next, pairs, ipairs, select, tostring, tonumber
@@ -30,14 +36,23 @@ local s_rep, s_format, s_find, s_len, s_byte, s_sub = string.rep, string.format,
 local s_pack, s_unpack, s_packsize = string.pack, string.unpack, string.packsize
 local t_concat, t_insert, t_remove, t_sort, t_move = table.concat, table.insert, table.remove, table.sort, table.move
 local t_unpack, t_pack = table.unpack, table.pack
-local co_create, co_resume, co_wrap, co_close = coroutine.create, coroutine.resume, coroutine.wrap, coroutine.close
 local floor, huge = math.floor, math.huge
-local host_clock, host_trip, host_write, host_module = host.clock, host.trip, host.write, host.module
-local host_patterns = host.patterns
-local DENIED = config.denied
 
-local STEP = config.step
+local function unwrap(ok, ...)
+  if ok then return ... end
+  error((...), 0)
+end
+local function host_function(name)
+  return function(...) return unwrap(c_host(name, ...)) end
+end
+local host_clock, host_trip = host_function("\\0clock"), host_function("\\0trip")
+local host_write, host_module = host_function("\\0write"), host_function("\\0module")
+local host_patterns = host_function("\\0patterns")
+
 local MEMERR = "not enough memory"
+-- 5.3's auxiliary buffers (string.rep, table.concat, string.format, ...) report a refused
+-- allocation in their own words; it is the same limit and must be as sticky
+local IS_MEMERR = { [MEMERR] = true, ["not enough memory for buffer allocation"] = true }
 local MESSAGES = {
   instructions = "instruction limit exceeded",
   cpu = "cpu time limit exceeded",
@@ -135,7 +150,7 @@ end
 local function caught(ok, ...)
   if not ok and active then
     if tripped then raise_tripped() end
-    if (...) == MEMERR then
+    if IS_MEMERR[(...)] then
       tripped = "memory"
       raise_tripped()
     end
@@ -153,45 +168,57 @@ local function sb_xpcall(f, handler, ...)
   end, ...))
 end
 
-local function new_thread(f)
-  local co = co_create(f)
-  d_sethook(co, hook, "", STEP)
-  return co
+-- The vetted libraries are built on their first use, not with the state: most runs touch few of
+-- them, and a sandbox that is created, run once and closed pays only for what it used. Building is
+-- trusted work outside the run's budget (bounded, and never cut half-way by the hook; its memory
+-- still counts); a build that fails (out of memory) leaves nothing behind and is tried again.
+local function build_trusted(build)
+  local was = active
+  active = false
+  local ok, built = pcall(build)
+  active = was
+  if not ok then error(built, 0) end
+  return built
 end
 
-local function unwrap(ok, ...)
-  if ok then return ... end
-  error((...), 0)
-end
-
--- A coroutine that died by a limit died inside the hook, with hooks off for good: closing it
--- would run its __close handlers unmetered, so it can never be closed.
-local stopped = setmetatable({}, { __mode = "k" })
-local function resumed(co, ok, ...)
-  if not ok and tripped then stopped[co] = true end
-  return caught(ok, ...)
-end
-
-local C = {
-  create = new_thread,
-  resume = function(co, ...) return resumed(co, co_resume(co, ...)) end,
-  wrap = function(f)
-    local co = new_thread(f)
-    return function(...)
-      return unwrap(resumed(co, co_resume(co, ...)))
-    end
-  end,
-  yield = coroutine.yield,
-  status = coroutine.status,
-  running = coroutine.running,
-  isyieldable = coroutine.isyieldable,
-}
-if co_close then
-  C.close = function(co)
-    if tripped then raise_tripped() end
-    if stopped[co] then return false, "cannot close a coroutine stopped by a limit" end
-    return caught(co_close(co))
+local function build_coroutine()
+  local co_create, co_resume, co_close = coroutine.create, coroutine.resume, coroutine.close
+  local function new_thread(f)
+    local co = co_create(f)
+    d_sethook(co, hook, "", STEP)
+    return co
   end
+
+  -- A coroutine that died by a limit died inside the hook, with hooks off for good: closing it
+  -- would run its __close handlers unmetered, so it can never be closed.
+  local stopped = setmetatable({}, { __mode = "k" })
+  local function resumed(co, ok, ...)
+    if not ok and tripped then stopped[co] = true end
+    return caught(ok, ...)
+  end
+
+  local C = {
+    create = new_thread,
+    resume = function(co, ...) return resumed(co, co_resume(co, ...)) end,
+    wrap = function(f)
+      local co = new_thread(f)
+      return function(...)
+        return unwrap(resumed(co, co_resume(co, ...)))
+      end
+    end,
+    yield = coroutine.yield,
+    status = coroutine.status,
+    running = coroutine.running,
+    isyieldable = coroutine.isyieldable,
+  }
+  if co_close then
+    C.close = function(co)
+      if tripped then raise_tripped() end
+      if stopped[co] then return false, "cannot close a coroutine stopped by a limit" end
+      return caught(co_close(co))
+    end
+  end
+  return C
 end
 
 -- tostring and %p without addresses; the type name comes from type(), so __name cannot spoof it
@@ -244,6 +271,27 @@ local function freeze(t)
   frozen[proxy] = true
   return proxy
 end
+-- the read-only view of the table \`build\` returns, built on the view's first use
+local function freeze_lazily(build)
+  local t, proxy
+  local meta = { __newindex = deny, __metatable = false }
+  local function target()
+    if t == nil then
+      t = build_trusted(build)
+      meta.__index = t
+    end
+    return t
+  end
+  meta.__index = function(_, k) return target()[k] end
+  meta.__len = function() return #target() end
+  meta.__pairs = function()
+    local built = target()
+    return function(_, k) return next(built, k) end, proxy, nil
+  end
+  proxy = setmetatable({}, meta)
+  frozen[proxy] = true
+  return proxy
+end
 local function freeze_deep(t)
   if type(t) ~= "table" then return t end
   for k, v in next, t do
@@ -274,7 +322,7 @@ local function sb_load(chunk, name, mode, ...)
   local env = current_env
   if select("#", ...) > 0 then env = ... end
   local f, err = load(chunk, name, "t", env)
-  if f == nil and err == MEMERR and active then
+  if f == nil and IS_MEMERR[err] and active then
     tripped = tripped or "memory"
     raise_tripped()
   end
@@ -293,83 +341,14 @@ local function sb_print(...)
   if not host_write(t_concat(args, "\\t", 1, args.n) .. "\\n") then trip("output") end
 end
 
--- string: the one table behind both \`string\` and the string metatable
-local S = {}
-for k, v in next, string do S[k] = v end
-S.dump = nil
-
-local function count_of(n)
-  n = tonumber(n)
-  if n and n == n and n > 0 then return n end
-  return 0
-end
-
-S.rep = function(s, n, sep)
-  charge(count_of(n))
-  return charge_bytes(s_rep(s, n, sep))
-end
-local s_upper, s_lower, s_reverse = string.upper, string.lower, string.reverse
-S.upper = function(s) return s_upper(charge_bytes(s)) end
-S.lower = function(s) return s_lower(charge_bytes(s)) end
-S.reverse = function(s) return s_reverse(charge_bytes(s)) end
-S.byte = function(...) return charge_results(s_byte(...)) end
-
-S.format = function(fmt, ...)
-  if type(fmt) ~= "string" or not s_find(fmt, "%", 1, true) then return s_format(fmt, ...) end
-  charge(#fmt)
-  local args = t_pack(...)
-  local pieces, pos, argi, changed = {}, 1, 0, false
-  while true do
-    local at = s_find(fmt, "%", pos, true)
-    if not at then break end
-    local _, stop, conv = s_find(fmt, "^[-+ #0]*%d*%.?%d*(.)", at + 1)
-    if not stop then break end
-    local replaced = false
-    if conv ~= "%" then
-      argi = argi + 1
-      if argi <= args.n then
-        if conv == "s" then
-          args[argi] = sb_tostring(args[argi])
-        elseif conv == "p" then
-          local v = args[argi]
-          local t = type(v)
-          pieces[#pieces + 1] = s_sub(fmt, pos, at - 1)
-          pieces[#pieces + 1] = "%s"
-          replaced, changed = true, true
-          if t == "table" or t == "function" or t == "thread" or t == "userdata" or t == "string" then
-            args[argi] = s_format("0x%08x", ident(v))
-          else
-            args[argi] = "(null)"
-          end
-        end
-      end
-    end
-    if not replaced then pieces[#pieces + 1] = s_sub(fmt, pos, stop) end
-    pos = stop + 1
-  end
-  if changed then
-    pieces[#pieces + 1] = s_sub(fmt, pos)
-    fmt = t_concat(pieces)
-  end
-  return charge_bytes(s_format(fmt, t_unpack(args, 1, args.n)))
-end
-
-if s_pack then
-  S.pack = function(fmt, ...)
-    charge(type(fmt) == "string" and #fmt or 0)
-    return charge_bytes(s_pack(fmt, ...))
-  end
-  S.unpack = function(fmt, data, ...)
-    charge(type(fmt) == "string" and #fmt or 0)
-    charge_bytes(data)
-    return charge_results(s_unpack(fmt, data, ...))
-  end
-end
-
 -- The stepped matcher is large: it is loaded on the first use of a pattern function, from the
--- host's cached bytecode, as trusted work outside the run's budget (its memory still counts).
-local TRUSTED_GLOBALS = {}
-for k, v in next, _G do TRUSTED_GLOBALS[k] = v end
+-- host's cached bytecode, as trusted work outside the run's budget (its memory still counts). It
+-- runs with exactly the globals it reads, taken here before the real globals are emptied.
+local PATTERNS_GLOBALS = {
+  _VERSION = _VERSION, error = error, getmetatable = getmetatable, rawget = rawget, rawset = rawset,
+  select = select, setmetatable = setmetatable, tonumber = tonumber, tostring = tostring, type = type,
+  string = string, table = table, math = math,
+}
 local s_gsub = string.gsub
 local C_PATTERNS = {
   find = string.find,
@@ -380,28 +359,107 @@ local C_PATTERNS = {
     return nested(s_gsub, s, pattern, repl, ...)
   end,
 }
-local function install_patterns()
-  local was = active
-  active = false
-  local ok, p = pcall(function()
-    local factory = assert(load(host_patterns(), "=luagate.patterns", "b", TRUSTED_GLOBALS))
-    return factory({ charge = charge, c = C_PATTERNS })
-  end)
-  active = was
-  if not ok then error(p, 0) end
-  S.find, S.match, S.gmatch, S.gsub = p.find, p.match, p.gmatch, p.gsub
-  return p
+local patterns
+local function install_patterns(S)
+  if patterns == nil then
+    patterns = build_trusted(function()
+      local factory = assert(load(host_patterns(), "=luagate.patterns", "b", PATTERNS_GLOBALS))
+      return factory({ charge = charge, c = C_PATTERNS })
+    end)
+    S.find, S.match, S.gmatch, S.gsub = patterns.find, patterns.match, patterns.gmatch, patterns.gsub
+  end
+  return patterns
 end
-S.find = function(...) return install_patterns().find(...) end
-S.match = function(...) return install_patterns().match(...) end
-S.gmatch = function(...) return install_patterns().gmatch(...) end
-S.gsub = function(...) return install_patterns().gsub(...) end
 
--- 5.4 converts strings in arithmetic through the string metatable; those C metamethods stay
-local string_meta = { __index = S, __metatable = false }
+-- string: the one table behind both \`string\` and the string metatable, which reads through a
+-- stand-in until the table is built; 5.4 converts strings in arithmetic through that metatable,
+-- and those C metamethods stay
+local string_meta = { __metatable = false }
 for _, event in next, { "__add", "__sub", "__mul", "__div", "__mod", "__pow", "__unm", "__idiv" } do
   string_meta[event] = rawget(d_getmetatable(""), event)
 end
+
+local function count_of(n)
+  n = tonumber(n)
+  if n and n == n and n > 0 then return n end
+  return 0
+end
+
+local function build_string()
+  local S = {}
+  for k, v in next, string do S[k] = v end
+  S.dump = nil
+
+  S.rep = function(s, n, sep)
+    charge(count_of(n))
+    return charge_bytes(s_rep(s, n, sep))
+  end
+  local s_upper, s_lower, s_reverse = string.upper, string.lower, string.reverse
+  S.upper = function(s) return s_upper(charge_bytes(s)) end
+  S.lower = function(s) return s_lower(charge_bytes(s)) end
+  S.reverse = function(s) return s_reverse(charge_bytes(s)) end
+  S.byte = function(...) return charge_results(s_byte(...)) end
+
+  S.format = function(fmt, ...)
+    if type(fmt) ~= "string" or not s_find(fmt, "%", 1, true) then return s_format(fmt, ...) end
+    charge(#fmt)
+    local args = t_pack(...)
+    local pieces, pos, argi, changed = {}, 1, 0, false
+    while true do
+      local at = s_find(fmt, "%", pos, true)
+      if not at then break end
+      local _, stop, conv = s_find(fmt, "^[-+ #0]*%d*%.?%d*(.)", at + 1)
+      if not stop then break end
+      local replaced = false
+      if conv ~= "%" then
+        argi = argi + 1
+        if argi <= args.n then
+          if conv == "s" then
+            args[argi] = sb_tostring(args[argi])
+          elseif conv == "p" then
+            local v = args[argi]
+            local t = type(v)
+            pieces[#pieces + 1] = s_sub(fmt, pos, at - 1)
+            pieces[#pieces + 1] = "%s"
+            replaced, changed = true, true
+            if t == "table" or t == "function" or t == "thread" or t == "userdata" or t == "string" then
+              args[argi] = s_format("0x%08x", ident(v))
+            else
+              args[argi] = "(null)"
+            end
+          end
+        end
+      end
+      if not replaced then pieces[#pieces + 1] = s_sub(fmt, pos, stop) end
+      pos = stop + 1
+    end
+    if changed then
+      pieces[#pieces + 1] = s_sub(fmt, pos)
+      fmt = t_concat(pieces)
+    end
+    return charge_bytes(s_format(fmt, t_unpack(args, 1, args.n)))
+  end
+
+  if s_pack then
+    S.pack = function(fmt, ...)
+      charge(type(fmt) == "string" and #fmt or 0)
+      return charge_bytes(s_pack(fmt, ...))
+    end
+    S.unpack = function(fmt, data, ...)
+      charge(type(fmt) == "string" and #fmt or 0)
+      charge_bytes(data)
+      return charge_results(s_unpack(fmt, data, ...))
+    end
+  end
+  S.find = function(...) return install_patterns(S).find(...) end
+  S.match = function(...) return install_patterns(S).match(...) end
+  S.gmatch = function(...) return install_patterns(S).gmatch(...) end
+  S.gsub = function(...) return install_patterns(S).gsub(...) end
+  string_meta.__index = S
+  return S
+end
+local string_view = freeze_lazily(build_string)
+string_meta.__index = function(_, k) return string_view[k] end
 d_setmetatable("", string_meta)
 
 -- table: every loop bounded by its arguments is charged first
@@ -432,103 +490,109 @@ local function span(first, last)
   return (last + 0.0) - first + 1
 end
 
-local T = {}
-for k, v in next, table do T[k] = v end
-T.concat = function(t, sep, i, j)
-  if type(t) == "table" then
-    if j == nil then j = #t end
-    local first, last = tonumber(i) or 1, tonumber(j) or 0
+local function build_table()
+  local T = {}
+  for k, v in next, table do T[k] = v end
+  T.concat = function(t, sep, i, j)
+    if type(t) == "table" then
+      if j == nil then j = #t end
+      local first, last = tonumber(i) or 1, tonumber(j) or 0
+      if last >= first then charge(span(first, last)) end
+      if d_getmetatable(t) ~= nil then return charge_bytes(nested(t_concat, t, sep, i, j)) end
+    end
+    return charge_bytes(t_concat(t, sep, i, j))
+  end
+  T.insert = function(t, ...)
+    local nargs = select("#", ...)
+    local n = own_len(t)
+    if n == nil then
+      if nargs >= 2 then charge(len_of(t)) end
+      return t_insert(t, ...)
+    end
+    local e, pos, v = n + 1
+    if nargs == 1 then
+      pos, v = e, ...
+    elseif nargs == 2 then
+      pos, v = ...
+      pos = position(pos, "insert")
+      if not m_ult(pos - 1, e) then error("bad argument #2 to 'insert' (position out of bounds)", 2) end
+      while e > pos do
+        t[e] = t[e - 1]
+        e = e - 1
+      end
+    else
+      error("wrong number of arguments to 'insert'", 2)
+    end
+    t[pos] = v
+  end
+  T.remove = function(t, ...)
+    local size = own_len(t)
+    if size == nil then
+      charge(len_of(t))
+      return t_remove(t, ...)
+    end
+    local pos = size
+    if (...) ~= nil then
+      pos = position((...), "remove")
+      if pos ~= size and m_ult(size, pos - 1) then
+        error("bad argument #2 to 'remove' (position out of bounds)", 2)
+      end
+    end
+    local v = t[pos]
+    while pos < size do
+      t[pos] = t[pos + 1]
+      pos = pos + 1
+    end
+    t[pos] = nil
+    return v
+  end
+  T.move = function(a1, f, e, t, a2)
+    f, e = tonumber(f), tonumber(e)
+    if f and e and e >= f then charge(span(f, e)) end
+    return t_move(a1, f, e, t, a2)
+  end
+  T.sort = function(t, comp)
+    local n = own_len(t)
+    if n ~= nil then
+      if n < 2 then return end
+      if n >= 2147483647 then error("bad argument #1 to 'sort' (array too big)", 2) end
+      local copy = {}
+      for i = 1, n do copy[i] = t[i] end
+      T.sort(copy, comp)
+      for i = 1, n do t[i] = copy[i] end
+      return
+    end
+    n = len_of(t)
+    if n > 1 then charge(n * (floor(math.log(n, 2)) + 1)) end
+    return t_sort(t, comp)
+  end
+  T.unpack = function(t, i, j)
+    if j == nil and type(t) == "table" then j = #t end
+    local first, last = tonumber(i) or 1, len_of(t, j)
     if last >= first then charge(span(first, last)) end
-    if d_getmetatable(t) ~= nil then return charge_bytes(nested(t_concat, t, sep, i, j)) end
+    return t_unpack(t, i, j)
   end
-  return charge_bytes(t_concat(t, sep, i, j))
-end
-T.insert = function(t, ...)
-  local nargs = select("#", ...)
-  local n = own_len(t)
-  if n == nil then
-    if nargs >= 2 then charge(len_of(t)) end
-    return t_insert(t, ...)
-  end
-  local e, pos, v = n + 1
-  if nargs == 1 then
-    pos, v = e, ...
-  elseif nargs == 2 then
-    pos, v = ...
-    pos = position(pos, "insert")
-    if not m_ult(pos - 1, e) then error("bad argument #2 to 'insert' (position out of bounds)", 2) end
-    while e > pos do
-      t[e] = t[e - 1]
-      e = e - 1
-    end
-  else
-    error("wrong number of arguments to 'insert'", 2)
-  end
-  t[pos] = v
-end
-T.remove = function(t, ...)
-  local size = own_len(t)
-  if size == nil then
-    charge(len_of(t))
-    return t_remove(t, ...)
-  end
-  local pos = size
-  if (...) ~= nil then
-    pos = position((...), "remove")
-    if pos ~= size and m_ult(size, pos - 1) then
-      error("bad argument #2 to 'remove' (position out of bounds)", 2)
-    end
-  end
-  local v = t[pos]
-  while pos < size do
-    t[pos] = t[pos + 1]
-    pos = pos + 1
-  end
-  t[pos] = nil
-  return v
-end
-T.move = function(a1, f, e, t, a2)
-  f, e = tonumber(f), tonumber(e)
-  if f and e and e >= f then charge(span(f, e)) end
-  return t_move(a1, f, e, t, a2)
-end
-T.sort = function(t, comp)
-  local n = own_len(t)
-  if n ~= nil then
-    if n < 2 then return end
-    if n >= 2147483647 then error("bad argument #1 to 'sort' (array too big)", 2) end
-    local copy = {}
-    for i = 1, n do copy[i] = t[i] end
-    T.sort(copy, comp)
-    for i = 1, n do t[i] = copy[i] end
-    return
-  end
-  n = len_of(t)
-  if n > 1 then charge(n * (floor(math.log(n, 2)) + 1)) end
-  return t_sort(t, comp)
-end
-T.unpack = function(t, i, j)
-  if j == nil and type(t) == "table" then j = #t end
-  local first, last = tonumber(i) or 1, len_of(t, j)
-  if last >= first then charge(span(first, last)) end
-  return t_unpack(t, i, j)
+  return T
 end
 
-local M = {}
-for k, v in next, math do M[k] = v end
-M.randomseed = nil
-local m_random, m_randomseed, seeded_run = math.random, math.randomseed, false
-M.random = function(...)
-  if not seeded_run then
-    seeded_run = true
-    m_randomseed(floor(host_clock() * 1e6) % 2147483647)
+local seeded_run = false
+local function build_math()
+  local M = {}
+  for k, v in next, math do M[k] = v end
+  M.randomseed = nil
+  local m_random, m_randomseed = math.random, math.randomseed
+  M.random = function(...)
+    if not seeded_run then
+      seeded_run = true
+      m_randomseed(floor(host_clock() * 1e6) % 2147483647)
+    end
+    return m_random(...)
   end
-  return m_random(...)
+  return M
 end
 
-local U
-if utf8 then
-  U = {}
+local function build_utf8()
+  local U = {}
   for k, v in next, utf8 do U[k] = v end
   local u_char, u_len, u_offset, u_codepoint = utf8.char, utf8.len, utf8.offset, utf8.codepoint
   U.char = function(...)
@@ -538,17 +602,20 @@ if utf8 then
   U.len = function(s, ...) return u_len(charge_bytes(s), ...) end
   U.offset = function(s, ...) return u_offset(charge_bytes(s), ...) end
   U.codepoint = function(...) return charge_results(u_codepoint(...)) end
+  return U
 end
 
-local o_date = os.date
-local O = {
-  time = os.time,
-  date = function(fmt, ...)
-    if type(fmt) == "string" then charge(#fmt) end
-    return o_date(fmt, ...)
-  end,
-  difftime = os.difftime,
-}
+local function build_os()
+  local o_date = os.date
+  return {
+    time = os.time,
+    date = function(fmt, ...)
+      if type(fmt) == "string" then charge(#fmt) end
+      return o_date(fmt, ...)
+    end,
+    difftime = os.difftime,
+  }
+end
 local function sb_tonumber(v, ...)
   charge_bytes(v)
   return tonumber(v, ...)
@@ -561,9 +628,10 @@ local base = {
   setmetatable = sb_setmetatable, getmetatable = getmetatable,
   tonumber = sb_tonumber, tostring = sb_tostring, type = type, load = sb_load,
   collectgarbage = sb_collectgarbage, _VERSION = _VERSION,
-  string = freeze(S), table = freeze(T), math = freeze(M), os = freeze(O), coroutine = freeze(C),
+  string = string_view, table = freeze_lazily(build_table), math = freeze_lazily(build_math),
+  os = freeze_lazily(build_os), coroutine = freeze_lazily(build_coroutine),
 }
-if U then base.utf8 = freeze(U) end
+if utf8 then base.utf8 = freeze_lazily(build_utf8) end
 
 -- capabilities: a denial from the host trips the run like a limit, so no catch point can hide it
 local function capability_result(name, ok, ...)
@@ -571,7 +639,7 @@ local function capability_result(name, ok, ...)
   if (...) == DENIED then return trip("permission", name) end
   error((...), 0)
 end
-local function capability(name, c_host)
+local function capability(name)
   return function(...) return capability_result(name, c_host(name, ...)) end
 end
 
@@ -611,15 +679,28 @@ local function prepare(code, name)
   return load(code, name, "t", current_env)
 end
 
-local function finish_run(ok, ...)
+-- ends the run's metering; returns its CPU ms (-1: not measured)
+local function stop_run()
   active = false
-  local cpu = -1
-  if cpu_start then cpu = host_clock() - cpu_start end
-  return ok, count, cpu, ...
+  if cpu_start then return host_clock() - cpu_start end
+  return -1
+end
+
+local function finish_run(ok, ...)
+  return ok, count, stop_run(), ...
+end
+
+-- Each run leaves a few young tables behind, which a generational collector reclaims cheaply; but
+-- entering that mode is a full collection, so a state pays for it only once it is reused.
+local runs = 0
+local function count_run()
+  runs = runs + 1
+  if runs == 2 and _VERSION == "Lua 5.4" then collectgarbage("generational") end
 end
 
 -- the main thread's hook stays installed; between runs it returns at once
 local function begin(budget_, cpu_limit_)
+  count_run()
   count, budget, cpu_limit, tripped, fires = 0, budget_, cpu_limit_, nil, 0
   cpu_start, cpu_last = nil, nil
   charged, seeded_run, last_id, nest = 0, false, 0, 0
@@ -663,30 +744,47 @@ local function decide(chunk, fn, meta, budget_, cpu_limit_, input, data)
     d_setupvalue(chunk, 1, env)
   end
   current_env = env
+  if runs < 2 then count_run() end
   count, budget, cpu_limit, tripped, fires = 0, budget_, cpu_limit_, nil, 0
   cpu_start, cpu_last = nil, nil
   active = true
-  return finish_run(pcall(fn, input, data))
+  -- the engine reads two results, a verdict and its reasons: fixed ones spare a vararg call
+  local ok, verdict, reasons = pcall(fn, input, data)
+  return ok, count, stop_run(), verdict, reasons
 end
 
 d_sethook(hook, "", STEP)
 
--- each evaluation leaves a few young tables behind: a generational collector reclaims them cheaply
-if _VERSION == "Lua 5.4" then collectgarbage("generational") end
-
 -- the real globals are emptied: nothing below this line needs them
 for k in next, _G do _G[k] = nil end
 
-return {
-  prepare = prepare,
-  run = run,
-  run_nested = run_nested,
-  decide = decide,
-  define = function(name, value) base[name] = value end,
-  define_capability = function(name, c_host) base[name] = capability(name, c_host) end,
-  freeze_deep = freeze_deep,
-  tostring = function(v) return sb_tostring(v) end,
-  env_meta = env_meta,
-  tripped = function() return tripped end,
-}
+-- in the order of KERNEL_ENTRIES
+return prepare, run, run_nested, decide,
+  function(name, value) base[name] = value end,
+  function(name) base[name] = capability(name) end,
+  freeze_deep,
+  function(v) return sb_tostring(v) end,
+  env_meta,
+  function() return tripped end
 `;
+
+/**
+ * The kernel's entry points, in the order the chunk returns them: `define(name, value)` adds a
+ * global, `define_capability(name)` a capability served by the host under that name, `tostring`
+ * is the address-free `tostring`, `tripped` the limit the current run tripped (if any).
+ */
+export const KERNEL_ENTRIES = [
+  "prepare",
+  "run",
+  "run_nested",
+  "decide",
+  "define",
+  "define_capability",
+  "freeze_deep",
+  "tostring",
+  "env_meta",
+  "tripped",
+] as const;
+
+/** The name of one of the kernel's entry points. */
+export type KernelEntry = typeof KERNEL_ENTRIES[number];

@@ -89,6 +89,14 @@ attackSuite("memory", [
     expect: MEMORY,
   },
   {
+    // string.rep fails in its buffer first, which 5.3 reports as "not enough memory for buffer allocation"
+    name: "a refused buffer allocation swallowed by pcall in a loop",
+    code:
+      "local big = {} for i = 1, 100 do pcall(function() big[i] = ('y'):rep(300000) end) end while true do end",
+    limits: ROOMY,
+    expect: MEMORY,
+  },
+  {
     name: "out-of-memory inside a coroutine, swallowed by resume",
     code: "local co = coroutine.create(function() local s = 'x' while true do s = s .. s end end) " +
       "coroutine.resume(co) return 'escaped'",

@@ -4,7 +4,7 @@
  * arguments, comparators that error or loop, NaN and -0 keys, coroutine misuse.
  */
 import assert from "node:assert/strict";
-import { LuaError, Sandbox } from "../../mod.ts";
+import { LuaError, LuaMemoryError, Sandbox } from "../../mod.ts";
 import { attackSuite, IS54, luaError, LuaLimitError, TIGHT, value } from "./_harness.ts";
 
 const INSTRUCTIONS = { error: LuaLimitError, limit: "instructions" } as const;
@@ -252,4 +252,37 @@ Deno.test("stdlib: strings still coerce in arithmetic, while the string metatabl
   ]);
   assert.throws(() => sb.execute(`return "x" + 1`), LuaError);
   assert.equal(sb.eval("1 + 1"), 2);
+});
+
+Deno.test("stdlib: each vetted library, built on first use, looks the same whichever way it is first reached", () => {
+  const probes = [
+    `local n = 0 for k in pairs(string) do n = n + 1 end return n > 10, rawget(string, "format")`,
+    `return #table, next(table), rawlen(math)`,
+    `return ("abc"):upper(), string.upper("d")`,
+    `return pcall(function() string.x = 1 end), getmetatable(string), getmetatable("")`,
+    `return math.floor(2.5), utf8 and utf8.char(72) or "H", os.time() > 0, coroutine.isyieldable()`,
+  ];
+  for (const probe of probes) {
+    using fresh = new Sandbox();
+    using warmed = new Sandbox();
+    warmed.execute(`local _ = string.len, table.concat, math.abs, os.time, coroutine.running, utf8`);
+    assert.deepEqual(fresh.execute(probe), warmed.execute(probe), probe);
+  }
+});
+
+Deno.test("stdlib: a library first used at the memory cap fails that run only", () => {
+  const limit = 256 << 10;
+  for (const margin of [100, 1000, 4000]) {
+    using sb = new Sandbox({ limits: { memory: limit } });
+    const target = sb.idleMemory + limit - margin;
+    try {
+      sb.execute(
+        `local hog while collectgarbage("count") * 1024 < ${target} do hog = { hog } end ` +
+          `return table.concat({ "a", "b" }), ("x"):rep(2)`,
+      );
+    } catch (error) {
+      assert.ok(error instanceof LuaMemoryError, String(error));
+    }
+    assert.deepEqual(sb.execute(`return table.concat({ "a", "b" }, ","), ("x"):rep(2)`), ["a,b", "xx"]);
+  }
 });
