@@ -83,6 +83,11 @@ Deno.bench("allocation-heavy, memory cap", { group: "alloc" }, () => {
 Deno.bench("new Sandbox() + close()", { group: "sandbox" }, () => {
   new Sandbox().close();
 });
+{
+  // the footprint a sandbox starts with: Lua memory after a full collection (see Sandbox.idleMemory)
+  using idle = new Sandbox();
+  console.log(`idle sandbox: ${idle.idleMemory} bytes of Lua memory`);
+}
 const sandbox = new Sandbox({ globals: { input: requests[0] } });
 Deno.bench("Sandbox.eval('input.user.id')", { group: "sandbox" }, () => {
   sandbox.eval("input.user.id");

@@ -231,13 +231,17 @@ function cString(s: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(s + "\0");
 }
 
-/** Whether `LUAGATE_JS_ALLOCATOR=1` (without `--allow-env`: no). */
+let jsAllocatorChoice: boolean | undefined;
+
+/** Whether `LUAGATE_JS_ALLOCATOR=1` (without `--allow-env`: no). Read once per process. */
 function jsAllocatorRequested(): boolean {
+  if (jsAllocatorChoice !== undefined) return jsAllocatorChoice;
   try {
-    return Deno.env.get("LUAGATE_JS_ALLOCATOR") === "1";
+    jsAllocatorChoice = Deno.env.get("LUAGATE_JS_ALLOCATOR") === "1";
   } catch {
-    return false;
+    jsAllocatorChoice = false;
   }
+  return jsAllocatorChoice;
 }
 
 /**

@@ -288,27 +288,25 @@ Deno.test(
   },
 );
 
-Deno.test("LUAGATE_JS_ALLOCATOR=1 selects the JS allocator; an explicit option wins", () => {
-  const previous = Deno.env.get("LUAGATE_JS_ALLOCATOR");
-  Deno.env.set("LUAGATE_JS_ALLOCATOR", "1");
-  try {
-    const js = createAllocator();
-    assert.equal(js.native, false);
-    js.close();
-    if (nativeAllocatorSupported()) {
-      const forced = createAllocator({ native: true });
-      assert.equal(forced.native, true);
-      forced.close();
-    }
-  } finally {
-    if (previous === undefined) Deno.env.delete("LUAGATE_JS_ALLOCATOR");
-    else Deno.env.set("LUAGATE_JS_ALLOCATOR", previous);
-  }
-  if (previous !== "1") {
+Deno.test("LUAGATE_JS_ALLOCATOR=1, read once per process, selects the JS allocator; an explicit option wins", async () => {
+  // the variable is read at the process's first allocator: only a fresh process shows its effect
+  const probe = `
+    import { createAllocator } from ${JSON.stringify(new URL("allocator.ts", import.meta.url).href)};
     const auto = createAllocator();
-    assert.equal(auto.native, nativeAllocatorSupported());
-    auto.close();
-  }
+    const forced = createAllocator({ native: true });
+    console.log(JSON.stringify([auto.native, forced.native]));`;
+  const run = async (env: Record<string, string>) => {
+    const { stdout, success } = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--quiet", probe],
+      env,
+      stderr: "inherit",
+    }).output();
+    assert.ok(success);
+    return JSON.parse(new TextDecoder().decode(stdout));
+  };
+  if (!nativeAllocatorSupported()) return;
+  assert.deepEqual(await run({ LUAGATE_JS_ALLOCATOR: "1" }), [false, true]);
+  assert.deepEqual(await run({ LUAGATE_JS_ALLOCATOR: "0" }), [true, true]);
 });
 
 Deno.test(

@@ -1,16 +1,16 @@
 /**
- * The Lua half of the bridge, run once in every new state with the host's C functions as its
- * argument. It builds the proxy metatable and the trampolines that turn a C function's
- * `false, err` into a Lua error (C functions written in JS must never raise themselves), the
- * traceback handler, and the `js` table. It returns its helpers; the host pins each one in the
- * registry and nothing else can reach them.
+ * The Lua half of the bridge, run once in every new state with the host's C functions and whether
+ * to build the `js` table as its arguments. It builds the proxy metatable and the trampolines that
+ * turn a C function's `false, err` into a Lua error (C functions written in JS must never raise
+ * themselves), the traceback handler, and the `js` table when asked. It returns its helpers; the
+ * host pins each one in the registry and nothing else can reach them.
  *
  * @module
  */
 
 /** The bootstrap chunk. Works on Lua 5.1 to 5.4 and LuaJIT. */
 export const BOOTSTRAP_LUA = `
-local cf = ...
+local cf, with_js = ...
 local error, type, setmetatable, tostring, next, select = error, type, setmetatable, tostring, next, select
 local collectgarbage, traceback, string_dump = collectgarbage, debug.traceback, string.dump
 local c_call, c_index, c_newindex, c_len = cf.call, cf.index, cf.newindex, cf.len
@@ -54,14 +54,18 @@ local mt = {
   __name = "js.object",
 }
 
-local js = {}
-function js.iter(obj) return iterate(obj, "iter") end
-function js.iterex(obj) return iterate(obj, "iterex") end
-function js.enumerate(obj) return iterate(obj, "enumerate") end
-function js.as_attrgetter(obj) return finish(c_askind(obj, "attr")) end
-function js.as_itemgetter(obj) return finish(c_askind(obj, "item")) end
-function js.as_function(obj)
-  return function(...) return obj(...) end
+-- only a state that exposes it builds the js table (a sandbox never does)
+local js
+if with_js then
+  js = {}
+  function js.iter(obj) return iterate(obj, "iter") end
+  function js.iterex(obj) return iterate(obj, "iterex") end
+  function js.enumerate(obj) return iterate(obj, "enumerate") end
+  function js.as_attrgetter(obj) return finish(c_askind(obj, "attr")) end
+  function js.as_itemgetter(obj) return finish(c_askind(obj, "item")) end
+  function js.as_function(obj)
+    return function(...) return obj(...) end
+  end
 end
 
 return {
@@ -76,7 +80,8 @@ return {
   get = function(t, k) return t[k] end,
   set = function(t, k, v) t[k] = v end,
   tostring = function(v) return tostring(v) end,
-  costatus = coroutine.status,
+  -- a state may open its libraries one by one, coroutine left out
+  costatus = coroutine and coroutine.status,
   dump = function(f) return string_dump(f, true) end,
   cotraceback = function(co, message) return traceback(co, message) end,
   js = js,

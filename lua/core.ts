@@ -113,10 +113,15 @@ export interface CoreOptions {
   jsAllocator?: boolean;
   /** Open only these standard libraries (default: all, via luaL_openlibs). */
   libraries?: readonly StandardLibrary[];
+  /** Build Lua's `js` table and its `js.none` (default true; a state that never exposes them skips both). */
+  jsTable?: boolean;
 }
 
 /** A standard library that can be opened alone. */
 export type StandardLibrary = "base" | "coroutine" | "table" | "string" | "utf8" | "math" | "os" | "debug";
+
+/** A standard library whose opener only builds and returns its table (no globals, no metatables). */
+export type SelfContainedLibrary = "coroutine" | "utf8" | "math" | "os";
 
 const LIBRARY_NAMES: Record<StandardLibrary, string> = {
   base: "_G",
@@ -193,9 +198,9 @@ function enterFromLua(L: LuaState, op: Op): number {
   return core.enter(L, op);
 }
 
-let coreIdApi: LuaApi | undefined;
+let processApi: LuaApi | undefined;
 function coreIdOf(L: LuaState): number {
-  const api = coreIdApi!;
+  const api = processApi!;
   return api.toNumber(L, api.upvalueIndex(1));
 }
 
@@ -240,11 +245,11 @@ export class LuaCore {
 
   constructor(options: CoreOptions = {}) {
     const library = openLuaLibrary(options.library);
-    const api = createLuaApi(library);
-    coreIdApi ??= api;
-    if (coreIdApi.library !== library) {
+    // one library per process: its API is built once, for the first state, and shared
+    const api = processApi ??= createLuaApi(library);
+    if (api.library !== library) {
       throw new LuaStateError(
-        `luagate already uses ${coreIdApi.library.path} in this process; open one Lua library per Worker`,
+        `luagate already uses ${api.library.path} in this process; open one Lua library per Worker`,
       );
     }
     this.api = api;
@@ -271,7 +276,7 @@ export class LuaCore {
       this.withCollectorPaused(() => {
         if (options.libraries) this.#openLibraries(options.libraries);
         else api.sym.luaL_openlibs(L);
-        this.#bootstrap();
+        this.#bootstrap(options.jsTable ?? true);
       });
       this.#baseline = this.alloc.used();
     } catch (error) {
@@ -334,7 +339,19 @@ export class LuaCore {
     }
   }
 
-  #bootstrap(): void {
+  /**
+   * Pushes the C function that opens `library` (`luaopen_*`), for trusted Lua that opens it on
+   * first use: each call returns a fresh library table and touches nothing else. Pushes nothing and
+   * returns false when the Lua library has no such opener. Uses 1 slot.
+   */
+  pushLibraryOpener(L: LuaState, library: SelfContainedLibrary): boolean {
+    const open = this.api.sym[`luaopen_${library}`];
+    if (open === null) return false;
+    this.api.sym.lua_pushcclosure(L, open as Deno.PointerObject, 0);
+    return true;
+  }
+
+  #bootstrap(withJsTable: boolean): void {
     const { api, L } = this;
     const s = api.sym;
     const cbs = processCallbacks();
@@ -346,7 +363,8 @@ export class LuaCore {
       this.#pushCFunction(L, cb.pointer);
       s.lua_setfield(L, -2, cString(name));
     }
-    const callStatus = api.pcall(L, 1, 1, 0);
+    s.lua_pushboolean(L, withJsTable ? 1 : 0);
+    const callStatus = api.pcall(L, 2, 1, 0);
     if (callStatus !== LuaStatus.OK) throw this.#errorAt(L, callStatus, -1);
     const refs: Record<string, number> = {};
     // The bootstrap returns a table of helpers; each is pinned in the registry by reference.
@@ -373,6 +391,7 @@ export class LuaCore {
     api.pop(L, 1);
     this.#refs = refs;
     if (!cached) this.#cacheBytecode(L, BOOTSTRAP_LUA);
+    if (!withJsTable) return;
     this.pushRef(L, "js");
     this.pushProxy(L, NONE, "default");
     s.lua_setfield(L, -2, cString("none"));
@@ -1129,7 +1148,7 @@ export class LuaCore {
     return true;
   }
 
-  /** Lua's `js` table (for `LuaRuntime` to expose or not). */
+  /** Lua's `js` table (for `LuaRuntime` to expose or not); nil in a core created without it. */
   pushJsTable(L: LuaState): void {
     this.pushRef(L, "js");
   }

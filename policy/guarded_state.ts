@@ -8,6 +8,7 @@
 
 import { monotonicMs, threadCpuMs } from "../ffi/clock.ts";
 import { openLuaLibrary } from "../ffi/library.ts";
+import { cString } from "../ffi/strings.ts";
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
 import type { AttributeFilter, AttributeHandlers } from "../lua/bridge.ts";
@@ -30,6 +31,7 @@ import {
 } from "../lua/plain_data.ts";
 import { deepFreeze, hostObjectBehavior } from "./host_objects.ts";
 import { KERNEL_ENTRIES, KERNEL_LUA, type KernelEntry } from "./kernel.ts";
+import { LIBRARIES_LUA } from "./kernel_libraries.ts";
 import { type Limits, resolveLimits } from "./limits.ts";
 import { PATTERNS_LUA } from "./patterns.ts";
 
@@ -77,6 +79,10 @@ export interface GuardedOptions {
   attributeHandlers?: AttributeHandlers;
   result?: Partial<PlainDataLimits>;
 }
+
+// The kernel needs these at once; the other vetted libraries are opened when first used.
+const KERNEL_LIBRARIES = ["base", "table", "string", "debug"] as const;
+const LAZY_LIBRARIES = ["coroutine", "utf8", "math", "os"] as const;
 
 const MAX_NESTED_RUNS = 4;
 /** What a denied capability call returns to the kernel; never visible to sandboxed code. */
@@ -162,10 +168,7 @@ export class GuardedState {
     if (library.version !== "5.4" && library.version !== "5.3") {
       throw new LuaStateError(`the sandbox needs Lua 5.3 or 5.4 (this library is ${library.implementation})`);
     }
-    const core = new LuaCore({
-      library: options.library,
-      libraries: ["base", "coroutine", "table", "string", "utf8", "math", "os", "debug"],
-    });
+    const core = new LuaCore({ library: options.library, libraries: KERNEL_LIBRARIES, jsTable: false });
     this.core = core;
     try {
       core.behavior = hostObjectBehavior(options);
@@ -212,7 +215,11 @@ export class GuardedState {
     core.pushHostCFunction(L);
     core.pushValue(L, this.limits.step);
     core.pushString(L, DENIED);
-    const started = core.call(L, 3, (_core, L, first, count) => {
+    s.lua_createtable(L, 0, LAZY_LIBRARIES.length);
+    for (const library of LAZY_LIBRARIES) {
+      if (core.pushLibraryOpener(L, library)) s.lua_setfield(L, -2, cString(library));
+    }
+    const started = core.call(L, 4, (_core, L, first, count) => {
       if (count !== KERNEL_ENTRIES.length) return false;
       KERNEL_ENTRIES.forEach((name, i) => {
         s.lua_pushvalue(L, first + i);
@@ -320,6 +327,8 @@ export class GuardedState {
         return this.#modules.get(String(args[0]));
       case "\u0000patterns":
         return this.core.trustedBytecodeOf(PATTERNS_LUA, "=luagate.patterns");
+      case "\u0000libraries":
+        return this.core.trustedBytecodeOf(LIBRARIES_LUA, "=luagate.libraries");
     }
     const spec = this.#capabilities.get(name);
     if (!spec) throw new LuaError(`no capability '${name}'`);

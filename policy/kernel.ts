@@ -1,9 +1,11 @@
 /**
- * The sandbox kernel: trusted Lua run once in every sandbox state, with the standard libraries the
- * sandbox vets, before any untrusted code. It keeps what it needs in locals, builds the vetted
- * environment (each vetted library on its first use) and the limit machinery, locks the string
- * metatable, empties the real globals, and returns its API to the host. Nothing it holds is
- * reachable from sandboxed code.
+ * The sandbox kernel: trusted Lua run once in every sandbox state, before any untrusted code, with
+ * the base, string, table and debug libraries open. It keeps what it needs in locals, builds the
+ * vetted environment and the limit machinery, locks the string metatable, empties the real
+ * globals, and returns its API to the host. Each vetted library is built on its first use by the
+ * builders of `LIBRARIES_LUA` (kernel_libraries.ts), a chunk of its own loaded then, which opens the
+ * libraries the kernel does not need (coroutine, math, os, utf8) from their C openers. Nothing it
+ * holds is reachable from sandboxed code.
  *
  * Limits: one budget per run. A count hook (a Lua function, so it may raise) is installed on the
  * main thread and on every coroutine the sandbox creates; C functions whose work depends on their
@@ -16,27 +18,31 @@
  */
 
 /**
- * The kernel chunk; called with `(c_host, step, denied)`: the host's raw C function (`c_host(name,
- * ...)` returns `true, results...` or `false, err`), the hook interval, and the value a denied
- * capability call returns. It returns its entry points in the order of {@linkcode KERNEL_ENTRIES}.
- * Works on Lua 5.3 and 5.4.
+ * The kernel chunk; called with `(c_host, step, denied, openers)`: the host's raw C function
+ * (`c_host(name, ...)` returns `true, results...` or `false, err`), the hook interval, the value a
+ * denied capability call returns, and the `luaopen_*` C functions of the libraries opened on first
+ * use, by name (utf8 absent where the Lua library has none). It returns its entry points in the
+ * order of {@linkcode KERNEL_ENTRIES}. Works on Lua 5.3 and 5.4.
  */
 export const KERNEL_LUA = `
-local c_host, STEP, DENIED = ...
+local c_host, STEP, DENIED, OPENERS = ...
 
 local _G = _G
 local type, next, pairs, ipairs, select, tostring, tonumber = type, next, pairs, ipairs, select, tostring, tonumber
 local error, assert, pcall, xpcall = error, assert, pcall, xpcall
 local rawget, rawset, rawequal, rawlen = rawget, rawset, rawequal, rawlen
 local setmetatable, getmetatable, load, collectgarbage = setmetatable, getmetatable, load, collectgarbage
-local string, table, math, os, coroutine, utf8, debug = string, table, math, os, coroutine, utf8, debug
+local string, table, debug = string, table, debug
 local d_sethook, d_getmetatable, d_setmetatable = debug.sethook, debug.getmetatable, debug.setmetatable
 local d_setupvalue, d_getupvalue = debug.setupvalue, debug.getupvalue
-local s_rep, s_format, s_find, s_len, s_byte, s_sub = string.rep, string.format, string.find, string.len, string.byte, string.sub
-local s_pack, s_unpack, s_packsize = string.pack, string.unpack, string.packsize
-local t_concat, t_insert, t_remove, t_sort, t_move = table.concat, table.insert, table.remove, table.sort, table.move
-local t_unpack, t_pack = table.unpack, table.pack
-local floor, huge = math.floor, math.huge
+local s_byte, t_concat, t_pack, huge = string.byte, table.concat, table.pack, 1 / 0
+-- the globals of the trusted chunks loaded later (vetted libraries, pattern matcher), taken here
+-- before the real globals are emptied
+local TRUSTED_GLOBALS = {
+  _VERSION = _VERSION, assert = assert, error = error, getmetatable = getmetatable, load = load,
+  next = next, rawget = rawget, rawset = rawset, select = select, setmetatable = setmetatable,
+  tonumber = tonumber, tostring = tostring, type = type, string = string, table = table,
+}
 
 local function unwrap(ok, ...)
   if ok then return ... end
@@ -47,7 +53,7 @@ local function host_function(name)
 end
 local host_clock, host_trip = host_function("\\0clock"), host_function("\\0trip")
 local host_write, host_module = host_function("\\0write"), host_function("\\0module")
-local host_patterns = host_function("\\0patterns")
+local host_patterns, host_libraries = host_function("\\0patterns"), host_function("\\0libraries")
 
 local MEMERR = "not enough memory"
 -- 5.3's auxiliary buffers (string.rep, table.concat, string.format, ...) report a refused
@@ -181,44 +187,12 @@ local function build_trusted(build)
   return built
 end
 
-local function build_coroutine()
-  local co_create, co_resume, co_close = coroutine.create, coroutine.resume, coroutine.close
-  local function new_thread(f)
-    local co = co_create(f)
-    d_sethook(co, hook, "", STEP)
-    return co
-  end
-
-  -- A coroutine that died by a limit died inside the hook, with hooks off for good: closing it
-  -- would run its __close handlers unmetered, so it can never be closed.
-  local stopped = setmetatable({}, { __mode = "k" })
-  local function resumed(co, ok, ...)
-    if not ok and tripped then stopped[co] = true end
-    return caught(ok, ...)
-  end
-
-  local C = {
-    create = new_thread,
-    resume = function(co, ...) return resumed(co, co_resume(co, ...)) end,
-    wrap = function(f)
-      local co = new_thread(f)
-      return function(...)
-        return unwrap(resumed(co, co_resume(co, ...)))
-      end
-    end,
-    yield = coroutine.yield,
-    status = coroutine.status,
-    running = coroutine.running,
-    isyieldable = coroutine.isyieldable,
-  }
-  if co_close then
-    C.close = function(co)
-      if tripped then raise_tripped() end
-      if stopped[co] then return false, "cannot close a coroutine stopped by a limit" end
-      return caught(co_close(co))
-    end
-  end
-  return C
+-- math.random is seeded from the clock at its first call in each run
+local seeded_run = false
+local function first_random_of_run()
+  if seeded_run then return false end
+  seeded_run = true
+  return true
 end
 
 -- tostring and %p without addresses; the type name comes from type(), so __name cannot spoof it
@@ -254,6 +228,14 @@ local function sb_tostring(v)
   return t
 end
 
+-- string: the one table behind both \`string\` and the string metatable, which reads through a
+-- stand-in until the table is built (the builder then installs it); 5.4 converts strings in
+-- arithmetic through that metatable, and those C metamethods stay
+local string_meta = { __metatable = false }
+for _, event in next, { "__add", "__sub", "__mul", "__div", "__mod", "__pow", "__unm", "__idiv" } do
+  string_meta[event] = rawget(d_getmetatable(""), event)
+end
+
 -- read-only views of shared tables; sb_rawset refuses them
 local frozen = setmetatable({}, { __mode = "k" })
 local function deny() error("attempt to modify a read-only table", 2) end
@@ -271,13 +253,32 @@ local function freeze(t)
   frozen[proxy] = true
   return proxy
 end
--- the read-only view of the table \`build\` returns, built on the view's first use
-local function freeze_lazily(build)
+-- The builders of the vetted libraries are a chunk of their own, loaded from the host's cached
+-- bytecode when the first of them is used; they reach the kernel only through what it passes here.
+local builders
+local function vetted_builders()
+  if builders == nil then
+    local factory = assert(load(host_libraries(), "=luagate.libraries", "b", TRUSTED_GLOBALS))
+    builders = factory({
+      charge = charge, charge_bytes = charge_bytes, charge_results = charge_results, nested = nested,
+      caught = caught, unwrap = unwrap, raise_tripped = raise_tripped,
+      tripped = function() return tripped end,
+      build_trusted = build_trusted, first_random_of_run = first_random_of_run,
+      hook = hook, STEP = STEP, d_sethook = d_sethook, d_getmetatable = d_getmetatable,
+      tostring = sb_tostring, ident = ident, host_clock = host_clock, host_patterns = host_patterns,
+      string_meta = string_meta, openers = OPENERS,
+    })
+  end
+  return builders
+end
+
+-- the read-only view of the vetted library \`name\`, built on the view's first use
+local function freeze_lazily(name)
   local t, proxy
   local meta = { __newindex = deny, __metatable = false }
   local function target()
     if t == nil then
-      t = build_trusted(build)
+      t = build_trusted(function() return vetted_builders()[name]() end)
       meta.__index = t
     end
     return t
@@ -341,281 +342,10 @@ local function sb_print(...)
   if not host_write(t_concat(args, "\\t", 1, args.n) .. "\\n") then trip("output") end
 end
 
--- The stepped matcher is large: it is loaded on the first use of a pattern function, from the
--- host's cached bytecode, as trusted work outside the run's budget (its memory still counts). It
--- runs with exactly the globals it reads, taken here before the real globals are emptied.
-local PATTERNS_GLOBALS = {
-  _VERSION = _VERSION, error = error, getmetatable = getmetatable, rawget = rawget, rawset = rawset,
-  select = select, setmetatable = setmetatable, tonumber = tonumber, tostring = tostring, type = type,
-  string = string, table = table, math = math,
-}
-local s_gsub = string.gsub
-local C_PATTERNS = {
-  find = string.find,
-  match = string.match,
-  gmatch = string.gmatch,
-  gsub = function(s, pattern, repl, ...)
-    if type(repl) == "string" then return s_gsub(s, pattern, repl, ...) end
-    return nested(s_gsub, s, pattern, repl, ...)
-  end,
-}
-local patterns
-local function install_patterns(S)
-  if patterns == nil then
-    patterns = build_trusted(function()
-      local factory = assert(load(host_patterns(), "=luagate.patterns", "b", PATTERNS_GLOBALS))
-      return factory({ charge = charge, c = C_PATTERNS })
-    end)
-    S.find, S.match, S.gmatch, S.gsub = patterns.find, patterns.match, patterns.gmatch, patterns.gsub
-  end
-  return patterns
-end
-
--- string: the one table behind both \`string\` and the string metatable, which reads through a
--- stand-in until the table is built; 5.4 converts strings in arithmetic through that metatable,
--- and those C metamethods stay
-local string_meta = { __metatable = false }
-for _, event in next, { "__add", "__sub", "__mul", "__div", "__mod", "__pow", "__unm", "__idiv" } do
-  string_meta[event] = rawget(d_getmetatable(""), event)
-end
-
-local function count_of(n)
-  n = tonumber(n)
-  if n and n == n and n > 0 then return n end
-  return 0
-end
-
-local function build_string()
-  local S = {}
-  for k, v in next, string do S[k] = v end
-  S.dump = nil
-
-  S.rep = function(s, n, sep)
-    charge(count_of(n))
-    return charge_bytes(s_rep(s, n, sep))
-  end
-  local s_upper, s_lower, s_reverse = string.upper, string.lower, string.reverse
-  S.upper = function(s) return s_upper(charge_bytes(s)) end
-  S.lower = function(s) return s_lower(charge_bytes(s)) end
-  S.reverse = function(s) return s_reverse(charge_bytes(s)) end
-  S.byte = function(...) return charge_results(s_byte(...)) end
-
-  S.format = function(fmt, ...)
-    if type(fmt) ~= "string" or not s_find(fmt, "%", 1, true) then return s_format(fmt, ...) end
-    charge(#fmt)
-    local args = t_pack(...)
-    local pieces, pos, argi, changed = {}, 1, 0, false
-    while true do
-      local at = s_find(fmt, "%", pos, true)
-      if not at then break end
-      local _, stop, conv = s_find(fmt, "^[-+ #0]*%d*%.?%d*(.)", at + 1)
-      if not stop then break end
-      local replaced = false
-      if conv ~= "%" then
-        argi = argi + 1
-        if argi <= args.n then
-          if conv == "s" then
-            args[argi] = sb_tostring(args[argi])
-          elseif conv == "p" then
-            local v = args[argi]
-            local t = type(v)
-            pieces[#pieces + 1] = s_sub(fmt, pos, at - 1)
-            pieces[#pieces + 1] = "%s"
-            replaced, changed = true, true
-            if t == "table" or t == "function" or t == "thread" or t == "userdata" or t == "string" then
-              args[argi] = s_format("0x%08x", ident(v))
-            else
-              args[argi] = "(null)"
-            end
-          end
-        end
-      end
-      if not replaced then pieces[#pieces + 1] = s_sub(fmt, pos, stop) end
-      pos = stop + 1
-    end
-    if changed then
-      pieces[#pieces + 1] = s_sub(fmt, pos)
-      fmt = t_concat(pieces)
-    end
-    return charge_bytes(s_format(fmt, t_unpack(args, 1, args.n)))
-  end
-
-  if s_pack then
-    S.pack = function(fmt, ...)
-      charge(type(fmt) == "string" and #fmt or 0)
-      return charge_bytes(s_pack(fmt, ...))
-    end
-    S.unpack = function(fmt, data, ...)
-      charge(type(fmt) == "string" and #fmt or 0)
-      charge_bytes(data)
-      return charge_results(s_unpack(fmt, data, ...))
-    end
-  end
-  S.find = function(...) return install_patterns(S).find(...) end
-  S.match = function(...) return install_patterns(S).match(...) end
-  S.gmatch = function(...) return install_patterns(S).gmatch(...) end
-  S.gsub = function(...) return install_patterns(S).gsub(...) end
-  string_meta.__index = S
-  return S
-end
-local string_view = freeze_lazily(build_string)
+local string_view = freeze_lazily("string")
 string_meta.__index = function(_, k) return string_view[k] end
 d_setmetatable("", string_meta)
 
--- table: every loop bounded by its arguments is charged first
-local function len_of(t, n)
-  if n ~= nil then return tonumber(n) or 0 end
-  if type(t) ~= "table" then return 0 end
-  return #t
-end
-
-local m_tointeger, m_ult = math.tointeger, math.ult
-local function own_len(t)
-  if type(t) ~= "table" then return nil end
-  local mt = d_getmetatable(t)
-  if mt == nil or rawget(mt, "__len") == nil then return nil end
-  local n = m_tointeger(#t)
-  if n == nil then error("object length is not an integer", 3) end
-  return n
-end
-local function position(v, fname)
-  local n = m_tointeger(v)
-  if n == nil then error("bad argument #2 to '" .. fname .. "' (number has no integer representation)", 3) end
-  return n
-end
-
--- the number of items from first to last (last >= first), in floats: last - first + 1 in integers
--- wraps around to 0 for mininteger..maxinteger
-local function span(first, last)
-  return (last + 0.0) - first + 1
-end
-
-local function build_table()
-  local T = {}
-  for k, v in next, table do T[k] = v end
-  T.concat = function(t, sep, i, j)
-    if type(t) == "table" then
-      if j == nil then j = #t end
-      local first, last = tonumber(i) or 1, tonumber(j) or 0
-      if last >= first then charge(span(first, last)) end
-      if d_getmetatable(t) ~= nil then return charge_bytes(nested(t_concat, t, sep, i, j)) end
-    end
-    return charge_bytes(t_concat(t, sep, i, j))
-  end
-  T.insert = function(t, ...)
-    local nargs = select("#", ...)
-    local n = own_len(t)
-    if n == nil then
-      if nargs >= 2 then charge(len_of(t)) end
-      return t_insert(t, ...)
-    end
-    local e, pos, v = n + 1
-    if nargs == 1 then
-      pos, v = e, ...
-    elseif nargs == 2 then
-      pos, v = ...
-      pos = position(pos, "insert")
-      if not m_ult(pos - 1, e) then error("bad argument #2 to 'insert' (position out of bounds)", 2) end
-      while e > pos do
-        t[e] = t[e - 1]
-        e = e - 1
-      end
-    else
-      error("wrong number of arguments to 'insert'", 2)
-    end
-    t[pos] = v
-  end
-  T.remove = function(t, ...)
-    local size = own_len(t)
-    if size == nil then
-      charge(len_of(t))
-      return t_remove(t, ...)
-    end
-    local pos = size
-    if (...) ~= nil then
-      pos = position((...), "remove")
-      if pos ~= size and m_ult(size, pos - 1) then
-        error("bad argument #2 to 'remove' (position out of bounds)", 2)
-      end
-    end
-    local v = t[pos]
-    while pos < size do
-      t[pos] = t[pos + 1]
-      pos = pos + 1
-    end
-    t[pos] = nil
-    return v
-  end
-  T.move = function(a1, f, e, t, a2)
-    f, e = tonumber(f), tonumber(e)
-    if f and e and e >= f then charge(span(f, e)) end
-    return t_move(a1, f, e, t, a2)
-  end
-  T.sort = function(t, comp)
-    local n = own_len(t)
-    if n ~= nil then
-      if n < 2 then return end
-      if n >= 2147483647 then error("bad argument #1 to 'sort' (array too big)", 2) end
-      local copy = {}
-      for i = 1, n do copy[i] = t[i] end
-      T.sort(copy, comp)
-      for i = 1, n do t[i] = copy[i] end
-      return
-    end
-    n = len_of(t)
-    if n > 1 then charge(n * (floor(math.log(n, 2)) + 1)) end
-    return t_sort(t, comp)
-  end
-  T.unpack = function(t, i, j)
-    if j == nil and type(t) == "table" then j = #t end
-    local first, last = tonumber(i) or 1, len_of(t, j)
-    if last >= first then charge(span(first, last)) end
-    return t_unpack(t, i, j)
-  end
-  return T
-end
-
-local seeded_run = false
-local function build_math()
-  local M = {}
-  for k, v in next, math do M[k] = v end
-  M.randomseed = nil
-  local m_random, m_randomseed = math.random, math.randomseed
-  M.random = function(...)
-    if not seeded_run then
-      seeded_run = true
-      m_randomseed(floor(host_clock() * 1e6) % 2147483647)
-    end
-    return m_random(...)
-  end
-  return M
-end
-
-local function build_utf8()
-  local U = {}
-  for k, v in next, utf8 do U[k] = v end
-  local u_char, u_len, u_offset, u_codepoint = utf8.char, utf8.len, utf8.offset, utf8.codepoint
-  U.char = function(...)
-    charge(select("#", ...))
-    return u_char(...)
-  end
-  U.len = function(s, ...) return u_len(charge_bytes(s), ...) end
-  U.offset = function(s, ...) return u_offset(charge_bytes(s), ...) end
-  U.codepoint = function(...) return charge_results(u_codepoint(...)) end
-  return U
-end
-
-local function build_os()
-  local o_date = os.date
-  return {
-    time = os.time,
-    date = function(fmt, ...)
-      if type(fmt) == "string" then charge(#fmt) end
-      return o_date(fmt, ...)
-    end,
-    difftime = os.difftime,
-  }
-end
 local function sb_tonumber(v, ...)
   charge_bytes(v)
   return tonumber(v, ...)
@@ -628,10 +358,10 @@ local base = {
   setmetatable = sb_setmetatable, getmetatable = getmetatable,
   tonumber = sb_tonumber, tostring = sb_tostring, type = type, load = sb_load,
   collectgarbage = sb_collectgarbage, _VERSION = _VERSION,
-  string = string_view, table = freeze_lazily(build_table), math = freeze_lazily(build_math),
-  os = freeze_lazily(build_os), coroutine = freeze_lazily(build_coroutine),
+  string = string_view, table = freeze_lazily("table"), math = freeze_lazily("math"),
+  os = freeze_lazily("os"), coroutine = freeze_lazily("coroutine"),
 }
-if utf8 then base.utf8 = freeze_lazily(build_utf8) end
+if OPENERS.utf8 then base.utf8 = freeze_lazily("utf8") end
 
 -- capabilities: a denial from the host trips the run like a limit, so no catch point can hide it
 local function capability_result(name, ok, ...)

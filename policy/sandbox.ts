@@ -128,9 +128,17 @@ export class Sandbox implements Disposable {
     return this.#state.limits;
   }
 
-  /** Lua memory in bytes the idle sandbox holds. */
+  /**
+   * Lua memory in bytes the idle sandbox holds: what its allocator counts after a full collection
+   * (reading it runs one). A run's garbage never counts; what the sandbox keeps does: a vetted
+   * library or the pattern matcher built on its first use (with the matcher's bounded cache of
+   * compiled patterns), modules loaded by `require`.
+   */
   get idleMemory(): number {
-    return this.#state.core.baseline;
+    const core = this.#state.core;
+    core.check();
+    core.collectGarbage();
+    return core.alloc.used();
   }
 
   /** Closes the sandbox (idempotent); later use throws a `LuaStateError`. */

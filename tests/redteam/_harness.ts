@@ -169,6 +169,27 @@ export function assertUsable(sb: Sandbox): void {
   }
 }
 
+/**
+ * The sandbox's idle footprint once every vetted library and the pattern matcher are built: what
+ * it holds however many runs follow (libraries are built on first use and then kept).
+ */
+export function settledIdleMemory(sb: Sandbox): number {
+  sb.execute(
+    `local _ = string.find("ab", "a+"), table.concat({}), math.abs(1), os.time(), coroutine.running(), utf8`,
+  );
+  return sb.idleMemory;
+}
+
+/**
+ * Asserts that the idle sandbox is back to `idle` (from {@linkcode settledIdleMemory}): nothing a
+ * run held survives. Lua keeps its string table and stacks at their grown sizes for a few
+ * collections, hence a few KiB of slack, against the megabytes the runs of these tests hold.
+ */
+export function assertIdleFootprint(sb: Sandbox, idle: number): void {
+  const now = sb.idleMemory;
+  assert.ok(now <= idle + (16 << 10), `the idle sandbox holds ${now} bytes, ${now - idle} more than before`);
+}
+
 /** What a run ended in. */
 export interface Outcome {
   value?: unknown;

@@ -286,3 +286,37 @@ Deno.test("stdlib: a library first used at the memory cap fails that run only", 
     assert.deepEqual(sb.execute(`return table.concat({ "a", "b" }, ","), ("x"):rep(2)`), ["a,b", "xx"]);
   }
 });
+
+Deno.test("stdlib: the libraries chunk and each library opened at the memory cap fail that run only, then load", () => {
+  const limit = 256 << 10;
+  const uses = [
+    `math.abs(-1)`,
+    `os.time()`,
+    `coroutine.isyieldable()`,
+    `utf8 and utf8.char(72)`,
+    `("x"):rep(2)`,
+    `#table`,
+  ];
+  for (const use of uses) {
+    // margins around the chunk's own size: the failure lands in loading, in opening or in building
+    for (let margin = 500; margin <= 24_000; margin += 1500) {
+      using sb = new Sandbox({ limits: { memory: limit } });
+      const target = sb.idleMemory + limit - margin;
+      try {
+        sb.execute(
+          `local hog while collectgarbage("count") * 1024 < ${target} do hog = { hog } end return ${use}`,
+        );
+      } catch (error) {
+        assert.ok(error instanceof LuaMemoryError, `${use}, margin ${margin}: ${String(error)}`);
+      }
+      assert.deepEqual(
+        sb.execute(
+          `return math.floor(2.5), os.time() > 0, coroutine.isyieldable(), table.concat({ "a", "b" }, ","), ` +
+            `("x"):rep(2), math.randomseed == nil and os.execute == nil`,
+        ),
+        [2, true, false, "a,b", "xx", true],
+        `${use}, margin ${margin}`,
+      );
+    }
+  }
+});

@@ -1,0 +1,357 @@
+/**
+ * The builders of the sandbox's vetted libraries (`string`, `table`, `math`, `os`, `utf8`,
+ * `coroutine`): trusted Lua kept out of the kernel chunk, because most sandboxes use few of the
+ * libraries and some use none. The kernel loads this chunk from the host's cached bytecode the
+ * first time any vetted library is used, and builds each library on its own first use.
+ *
+ * @module
+ */
+
+/**
+ * The builders chunk; called with the kernel's internals (see `vetted_builders` in `KERNEL_LUA`),
+ * it returns a table of builders, one per library name, each returning the library's vetted
+ * table. It runs with the trusted globals the kernel took before emptying the real globals.
+ * Works on Lua 5.3 and 5.4.
+ */
+export const LIBRARIES_LUA = `
+local k = ...
+local charge, charge_bytes, charge_results = k.charge, k.charge_bytes, k.charge_results
+local nested, caught, unwrap, raise_tripped, tripped = k.nested, k.caught, k.unwrap, k.raise_tripped, k.tripped
+local sb_tostring, ident, host_clock = k.tostring, k.ident, k.host_clock
+
+local s_rep, s_format, s_find, s_byte, s_sub = string.rep, string.format, string.find, string.byte, string.sub
+local s_pack, s_unpack = string.pack, string.unpack
+local t_concat, t_insert, t_remove, t_sort, t_move = table.concat, table.insert, table.remove, table.sort, table.move
+local t_unpack, t_pack = table.unpack, table.pack
+local d_getmetatable = k.d_getmetatable
+
+-- The libraries the kernel does not need are opened on first use, from their C openers: fresh
+-- tables that only this chunk (and the pattern matcher, through the trusted globals) holds.
+local function library(name)
+  local opened = rawget(_ENV, name)
+  if opened == nil then
+    opened = k.openers[name]()
+    _ENV[name] = opened
+  end
+  return opened
+end
+
+local function copy(library)
+  local t = {}
+  for key, v in next, library do t[key] = v end
+  return t
+end
+
+local function build_coroutine()
+  local coroutine = library("coroutine")
+  local co_create, co_resume, co_close = coroutine.create, coroutine.resume, coroutine.close
+  local d_sethook, hook, STEP = k.d_sethook, k.hook, k.STEP
+  local function new_thread(f)
+    local co = co_create(f)
+    d_sethook(co, hook, "", STEP)
+    return co
+  end
+
+  -- A coroutine that died by a limit died inside the hook, with hooks off for good: closing it
+  -- would run its __close handlers unmetered, so it can never be closed.
+  local stopped = setmetatable({}, { __mode = "k" })
+  local function resumed(co, ok, ...)
+    if not ok and tripped() then stopped[co] = true end
+    return caught(ok, ...)
+  end
+
+  local C = {
+    create = new_thread,
+    resume = function(co, ...) return resumed(co, co_resume(co, ...)) end,
+    wrap = function(f)
+      local co = new_thread(f)
+      return function(...)
+        return unwrap(resumed(co, co_resume(co, ...)))
+      end
+    end,
+    yield = coroutine.yield,
+    status = coroutine.status,
+    running = coroutine.running,
+    isyieldable = coroutine.isyieldable,
+  }
+  if co_close then
+    C.close = function(co)
+      if tripped() then raise_tripped() end
+      if stopped[co] then return false, "cannot close a coroutine stopped by a limit" end
+      return caught(co_close(co))
+    end
+  end
+  return C
+end
+
+-- The stepped matcher is large: it is loaded on the first use of a pattern function, from the
+-- host's cached bytecode, as trusted work outside the run's budget (its memory still counts). It
+-- runs with the trusted globals, as this chunk does.
+local TRUSTED_GLOBALS = _ENV
+local s_gsub = string.gsub
+local C_PATTERNS = {
+  find = string.find,
+  match = string.match,
+  gmatch = string.gmatch,
+  gsub = function(s, pattern, repl, ...)
+    if type(repl) == "string" then return s_gsub(s, pattern, repl, ...) end
+    return nested(s_gsub, s, pattern, repl, ...)
+  end,
+}
+local patterns
+local function install_patterns(S)
+  if patterns == nil then
+    patterns = k.build_trusted(function()
+      library("math")
+      local factory = assert(load(k.host_patterns(), "=luagate.patterns", "b", TRUSTED_GLOBALS))
+      return factory({ charge = charge, c = C_PATTERNS })
+    end)
+    S.find, S.match, S.gmatch, S.gsub = patterns.find, patterns.match, patterns.gmatch, patterns.gsub
+  end
+  return patterns
+end
+
+local function count_of(n)
+  n = tonumber(n)
+  if n and n == n and n > 0 then return n end
+  return 0
+end
+
+-- string: the one table behind both \`string\` and the string metatable
+local function build_string()
+  local S = copy(string)
+  S.dump = nil
+
+  S.rep = function(s, n, sep)
+    charge(count_of(n))
+    return charge_bytes(s_rep(s, n, sep))
+  end
+  local s_upper, s_lower, s_reverse = string.upper, string.lower, string.reverse
+  S.upper = function(s) return s_upper(charge_bytes(s)) end
+  S.lower = function(s) return s_lower(charge_bytes(s)) end
+  S.reverse = function(s) return s_reverse(charge_bytes(s)) end
+  S.byte = function(...) return charge_results(s_byte(...)) end
+
+  S.format = function(fmt, ...)
+    if type(fmt) ~= "string" or not s_find(fmt, "%", 1, true) then return s_format(fmt, ...) end
+    charge(#fmt)
+    local args = t_pack(...)
+    local pieces, pos, argi, changed = {}, 1, 0, false
+    while true do
+      local at = s_find(fmt, "%", pos, true)
+      if not at then break end
+      local _, stop, conv = s_find(fmt, "^[-+ #0]*%d*%.?%d*(.)", at + 1)
+      if not stop then break end
+      local replaced = false
+      if conv ~= "%" then
+        argi = argi + 1
+        if argi <= args.n then
+          if conv == "s" then
+            args[argi] = sb_tostring(args[argi])
+          elseif conv == "p" then
+            local v = args[argi]
+            local t = type(v)
+            pieces[#pieces + 1] = s_sub(fmt, pos, at - 1)
+            pieces[#pieces + 1] = "%s"
+            replaced, changed = true, true
+            if t == "table" or t == "function" or t == "thread" or t == "userdata" or t == "string" then
+              args[argi] = s_format("0x%08x", ident(v))
+            else
+              args[argi] = "(null)"
+            end
+          end
+        end
+      end
+      if not replaced then pieces[#pieces + 1] = s_sub(fmt, pos, stop) end
+      pos = stop + 1
+    end
+    if changed then
+      pieces[#pieces + 1] = s_sub(fmt, pos)
+      fmt = t_concat(pieces)
+    end
+    return charge_bytes(s_format(fmt, t_unpack(args, 1, args.n)))
+  end
+
+  if s_pack then
+    S.pack = function(fmt, ...)
+      charge(type(fmt) == "string" and #fmt or 0)
+      return charge_bytes(s_pack(fmt, ...))
+    end
+    S.unpack = function(fmt, data, ...)
+      charge(type(fmt) == "string" and #fmt or 0)
+      charge_bytes(data)
+      return charge_results(s_unpack(fmt, data, ...))
+    end
+  end
+  S.find = function(...) return install_patterns(S).find(...) end
+  S.match = function(...) return install_patterns(S).match(...) end
+  S.gmatch = function(...) return install_patterns(S).gmatch(...) end
+  S.gsub = function(...) return install_patterns(S).gsub(...) end
+  k.string_meta.__index = S
+  return S
+end
+
+-- table: every loop bounded by its arguments is charged first
+local function len_of(t, n)
+  if n ~= nil then return tonumber(n) or 0 end
+  if type(t) ~= "table" then return 0 end
+  return #t
+end
+
+-- from the math library, opened with the table library
+local m_tointeger, m_ult, m_floor, m_log
+local function own_len(t)
+  if type(t) ~= "table" then return nil end
+  local mt = d_getmetatable(t)
+  if mt == nil or rawget(mt, "__len") == nil then return nil end
+  local n = m_tointeger(#t)
+  if n == nil then error("object length is not an integer", 3) end
+  return n
+end
+local function position(v, fname)
+  local n = m_tointeger(v)
+  if n == nil then error("bad argument #2 to '" .. fname .. "' (number has no integer representation)", 3) end
+  return n
+end
+
+-- the number of items from first to last (last >= first), in floats: last - first + 1 in integers
+-- wraps around to 0 for mininteger..maxinteger
+local function span(first, last)
+  return (last + 0.0) - first + 1
+end
+
+local function build_table()
+  local math = library("math")
+  m_tointeger, m_ult, m_floor, m_log = math.tointeger, math.ult, math.floor, math.log
+  local T = copy(table)
+  T.concat = function(t, sep, i, j)
+    if type(t) == "table" then
+      if j == nil then j = #t end
+      local first, last = tonumber(i) or 1, tonumber(j) or 0
+      if last >= first then charge(span(first, last)) end
+      if d_getmetatable(t) ~= nil then return charge_bytes(nested(t_concat, t, sep, i, j)) end
+    end
+    return charge_bytes(t_concat(t, sep, i, j))
+  end
+  T.insert = function(t, ...)
+    local nargs = select("#", ...)
+    local n = own_len(t)
+    if n == nil then
+      if nargs >= 2 then charge(len_of(t)) end
+      return t_insert(t, ...)
+    end
+    local e, pos, v = n + 1
+    if nargs == 1 then
+      pos, v = e, ...
+    elseif nargs == 2 then
+      pos, v = ...
+      pos = position(pos, "insert")
+      if not m_ult(pos - 1, e) then error("bad argument #2 to 'insert' (position out of bounds)", 2) end
+      while e > pos do
+        t[e] = t[e - 1]
+        e = e - 1
+      end
+    else
+      error("wrong number of arguments to 'insert'", 2)
+    end
+    t[pos] = v
+  end
+  T.remove = function(t, ...)
+    local size = own_len(t)
+    if size == nil then
+      charge(len_of(t))
+      return t_remove(t, ...)
+    end
+    local pos = size
+    if (...) ~= nil then
+      pos = position((...), "remove")
+      if pos ~= size and m_ult(size, pos - 1) then
+        error("bad argument #2 to 'remove' (position out of bounds)", 2)
+      end
+    end
+    local v = t[pos]
+    while pos < size do
+      t[pos] = t[pos + 1]
+      pos = pos + 1
+    end
+    t[pos] = nil
+    return v
+  end
+  T.move = function(a1, f, e, t, a2)
+    f, e = tonumber(f), tonumber(e)
+    if f and e and e >= f then charge(span(f, e)) end
+    return t_move(a1, f, e, t, a2)
+  end
+  T.sort = function(t, comp)
+    local n = own_len(t)
+    if n ~= nil then
+      if n < 2 then return end
+      if n >= 2147483647 then error("bad argument #1 to 'sort' (array too big)", 2) end
+      local items = {}
+      for i = 1, n do items[i] = t[i] end
+      T.sort(items, comp)
+      for i = 1, n do t[i] = items[i] end
+      return
+    end
+    n = len_of(t)
+    if n > 1 then charge(n * (m_floor(m_log(n, 2)) + 1)) end
+    return t_sort(t, comp)
+  end
+  T.unpack = function(t, i, j)
+    if j == nil and type(t) == "table" then j = #t end
+    local first, last = tonumber(i) or 1, len_of(t, j)
+    if last >= first then charge(span(first, last)) end
+    return t_unpack(t, i, j)
+  end
+  return T
+end
+
+local function build_math()
+  local math = library("math")
+  local M = copy(math)
+  M.randomseed = nil
+  local m_random, m_randomseed = math.random, math.randomseed
+  local first_random_of_run = k.first_random_of_run
+  M.random = function(...)
+    if first_random_of_run() then m_randomseed(math.floor(host_clock() * 1e6) % 2147483647) end
+    return m_random(...)
+  end
+  return M
+end
+
+local function build_utf8()
+  local utf8 = library("utf8")
+  local U = copy(utf8)
+  local u_char, u_len, u_offset, u_codepoint = utf8.char, utf8.len, utf8.offset, utf8.codepoint
+  U.char = function(...)
+    charge(select("#", ...))
+    return u_char(...)
+  end
+  U.len = function(s, ...) return u_len(charge_bytes(s), ...) end
+  U.offset = function(s, ...) return u_offset(charge_bytes(s), ...) end
+  U.codepoint = function(...) return charge_results(u_codepoint(...)) end
+  return U
+end
+
+local function build_os()
+  local os = library("os")
+  local o_date = os.date
+  return {
+    time = os.time,
+    date = function(fmt, ...)
+      if type(fmt) == "string" then charge(#fmt) end
+      return o_date(fmt, ...)
+    end,
+    difftime = os.difftime,
+  }
+end
+
+return {
+  string = build_string,
+  table = build_table,
+  math = build_math,
+  utf8 = build_utf8,
+  os = build_os,
+  coroutine = build_coroutine,
+}
+`;
