@@ -3,6 +3,7 @@
 // Groups compare against a baseline in the same run: absolute figures on a shared machine are noise.
 
 import { LuaRuntime, PolicyEngine, Sandbox } from "../mod.ts";
+import { openLuaLibrary } from "../ffi/library.ts";
 import type { LuaFunction, LuaTable } from "../mod.ts";
 import { decideJS, makeRequests, POLICY_LUA } from "./abac_workload.ts";
 
@@ -80,7 +81,14 @@ Deno.bench("allocation-heavy, memory cap", { group: "alloc" }, () => {
 
 // ---- sandboxes: creation, a trivial run
 
-Deno.bench("new Sandbox() + close()", { group: "sandbox" }, () => {
+// the floor on this machine: a bare Lua state with every standard library, nothing of luagate's
+const lua = openLuaLibrary().symbols;
+Deno.bench("luaL_newstate + luaL_openlibs + lua_close (floor)", { group: "start", baseline: true }, () => {
+  const L = lua.luaL_newstate();
+  lua.luaL_openlibs(L);
+  lua.lua_close(L);
+});
+Deno.bench("new Sandbox() + close()", { group: "start" }, () => {
   new Sandbox().close();
 });
 {
