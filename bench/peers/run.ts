@@ -4,9 +4,10 @@
 //                                  [--only a,b] [--json]
 //
 // Every engine gets the same deterministic requests (makeRequests), fed its natural way (see each file
-// in engines/), and every answer is checked against decideJS before timing. Timing: warm-up, then R
-// rounds of cycling through all requests until a round lasts at least --min-round-ms; the figure is the
-// median µs per decision over the rounds. An engine with a wrong answer is FAILED (exit code 1).
+// in engines/), and every answer is checked against decideJS before timing. Timing: every engine is set
+// up and warmed up, then R rounds run interleaved (engine after engine within each round), each cycling
+// through all requests until it lasts at least --min-round-ms; the figure is the median µs per decision
+// over the rounds. An engine with a wrong answer is FAILED (exit code 1).
 // The npm peers (wasmoon, fengari, cedar-wasm) are installed into bench/peers/node_modules on first run.
 import type { Engine, EngineLoader, TimingOptions, Workload } from "./engines/types.ts";
 import { SkipEngine } from "./engines/types.ts";
@@ -141,27 +142,30 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message.split("\n")[0] : String(e);
 }
 
-async function measure(
-  engine: Engine,
-  workload: Workload,
-  expected: boolean[],
-  opts: TimingOptions,
-): Promise<Result> {
-  // A getter: setup may refine the version (e.g. with the Lua release the engine reports).
-  const base = () => ({ name: engine.name, version: engine.version, feed: engine.feed });
-  if (engine.skipped) return { ...base(), status: "skipped", note: engine.skipped };
+/** One timed round of an engine: µs per decision, and the decisions and allows it made. */
+interface Round {
+  us: number;
+  decisions: number;
+  allows: number;
+}
+
+/** An engine set up, its answers taken, ready to time round by round. */
+interface Prepared {
+  engine: Engine;
+  answers: boolean[];
+  round(): Promise<Round>;
+  rounds: Round[];
+}
+
+/** Sets `engine` up, takes its answers and warms it up; a Result when it cannot be timed. */
+async function prepare(engine: Engine, workload: Workload, opts: TimingOptions): Promise<Prepared | Result> {
+  if (engine.skipped) return { ...rowOf(engine), status: "skipped", note: engine.skipped };
   const n = workload.requests.length;
-  const expectedAllows = expected.filter(Boolean).length;
   try {
     await engine.setup(workload);
-    let answers: boolean[];
-    let roundsUs: number[];
-    let decisionsPerRound: number;
-    let allowsPerRound: number[];
-
     if (engine.decide) {
       const decide = engine.decide.bind(engine);
-      answers = [];
+      const answers: boolean[] = [];
       for (let i = 0; i < n; i++) answers.push(decide(i));
       const pass = (): number => {
         let allows = 0;
@@ -174,57 +178,82 @@ async function measure(
       pass();
       const onePassMs = Math.max(performance.now() - t, 1e-3);
       const passes = Math.max(1, Math.ceil(opts.minRoundMs / onePassMs));
-      decisionsPerRound = passes * n;
-      roundsUs = [];
-      allowsPerRound = [];
-      for (let r = 0; r < opts.rounds; r++) {
+      const round = (): Promise<Round> => {
         let allows = 0;
         const t0 = performance.now();
         for (let p = 0; p < passes; p++) allows += pass();
-        const ms = performance.now() - t0;
-        roundsUs.push((ms * 1000) / decisionsPerRound);
-        allowsPerRound.push(allows);
-      }
-    } else if (engine.selfTimed) {
-      const r = await engine.selfTimed(opts);
-      answers = r.answers;
-      roundsUs = r.roundsUs;
-      decisionsPerRound = r.decisionsPerRound;
-      allowsPerRound = r.allowsPerRound;
-    } else {
-      throw new Error("adapter has neither decide nor selfTimed");
+        const us = ((performance.now() - t0) * 1000) / (passes * n);
+        return Promise.resolve({ us, decisions: passes * n, allows });
+      };
+      return { engine, answers, round, rounds: [] };
     }
-
-    const wrong: number[] = [];
-    for (let i = 0; i < n; i++) if (answers[i] !== expected[i]) wrong.push(i);
-    // The timed rounds must have produced the same answers too (allow count per round).
-    const expectedPerRound = (decisionsPerRound / n) * expectedAllows;
-    const badRounds = allowsPerRound.filter((a) => a !== expectedPerRound).length;
-    const result: Result = {
-      ...base(),
-      status: wrong.length || badRounds ? "FAILED" : "ok",
-      usPerDecision: median(roundsUs),
-      roundsUs,
-      decisionsPerRound,
-      mismatches: wrong.length,
-    };
-    if (wrong.length) {
-      const i = wrong[0];
-      const why = engine.diagnose?.(i);
-      result.note = `${wrong.length}/${n} answers differ from decideJS; first: request ${i} ` +
-        `expected ${expected[i]} got ${answers[i]}${why ? ` (${why})` : ""}`;
-    } else if (badRounds) {
-      result.note = `${badRounds} timed round(s) gave an allow count other than ${expectedPerRound}`;
+    if (engine.selfTimed) {
+      const selfTimed = engine.selfTimed.bind(engine);
+      const one = { ...opts, rounds: 1 };
+      const { answers } = await selfTimed(one);
+      const round = async (): Promise<Round> => {
+        const r = await selfTimed(one);
+        return { us: r.roundsUs[0], decisions: r.decisionsPerRound, allows: r.allowsPerRound[0] };
+      };
+      return { engine, answers, round, rounds: [] };
     }
-    return result;
+    throw new Error("adapter has neither decide nor selfTimed");
   } catch (e) {
-    return { ...base(), status: "ERROR", note: errorText(e) };
-  } finally {
-    try {
-      await engine.close();
-    } catch (e) {
-      log(`  close failed: ${errorText(e)}`);
-    }
+    await closeQuietly(engine);
+    return { ...rowOf(engine), status: "ERROR", note: errorText(e) };
+  }
+}
+
+// Read after setup, which may refine the version (e.g. with the Lua release the engine reports).
+function rowOf(engine: Engine): Pick<Result, "name" | "version" | "feed"> {
+  return { name: engine.name, version: engine.version, feed: engine.feed };
+}
+
+async function closeQuietly(engine: Engine): Promise<void> {
+  try {
+    await engine.close();
+  } catch (e) {
+    log(`  close failed: ${errorText(e)}`);
+  }
+}
+
+/** The row of a timed engine: its answers and every round checked against decideJS. */
+function resultOf(p: Prepared, expected: boolean[]): Result {
+  const n = expected.length;
+  const wrong: number[] = [];
+  for (let i = 0; i < n; i++) if (p.answers[i] !== expected[i]) wrong.push(i);
+  // The timed rounds must have produced the same answers too (allow count per round).
+  const allowedPerPass = expected.filter(Boolean).length;
+  const badRounds = p.rounds.filter((r) => r.allows !== (r.decisions / n) * allowedPerPass).length;
+  const roundsUs = p.rounds.map((r) => r.us);
+  const result: Result = {
+    ...rowOf(p.engine),
+    status: wrong.length || badRounds ? "FAILED" : "ok",
+    usPerDecision: median(roundsUs),
+    roundsUs,
+    decisionsPerRound: p.rounds[0]?.decisions,
+    mismatches: wrong.length,
+  };
+  if (wrong.length) {
+    const i = wrong[0];
+    const why = p.engine.diagnose?.(i);
+    result.note = `${wrong.length}/${n} answers differ from decideJS; first: request ${i} ` +
+      `expected ${expected[i]} got ${p.answers[i]}${why ? ` (${why})` : ""}`;
+  } else if (badRounds) {
+    result.note =
+      `${badRounds} timed round(s) gave another allow count than decideJS (${allowedPerPass} per pass)`;
+  }
+  return result;
+}
+
+/**
+ * Times every prepared engine round by round, in turn: a slow spell of a shared machine then
+ * falls on every engine alike instead of on whichever was running, which keeps the ratios honest.
+ */
+async function timeInterleaved(prepared: Prepared[], rounds: number): Promise<void> {
+  for (let r = 0; r < rounds; r++) {
+    for (const p of prepared) p.rounds.push(await p.round());
+    log(`  round ${r + 1}/${rounds}: ${prepared.map((p) => fmt(p.rounds[r].us)).join(" / ")} µs`);
   }
 }
 
@@ -298,15 +327,23 @@ async function main(): Promise<number> {
     }
   }
 
+  const prepared: Prepared[] = [];
   for (const engine of engines) {
     if (opts.only.length && !opts.only.some((s) => engine.name.toLowerCase().includes(s))) continue;
-    log(`[${engine.name}] ${engine.skipped ? "skipped: " + engine.skipped : "running ..."}`);
-    const r = await measure(engine, workload, expected, opts);
-    if (r.status !== "skipped") {
-      const us = r.usPerDecision !== undefined ? `  ${fmt(r.usPerDecision)} µs/decision` : "";
-      log(`  ${r.status}${us}${r.note ? `  ${r.note}` : ""}`);
+    log(`[${engine.name}] ${engine.skipped ? "skipped: " + engine.skipped : "setting up ..."}`);
+    const p = await prepare(engine, workload, opts);
+    if (!("status" in p)) prepared.push(p);
+    else {
+      if (p.status !== "skipped") log(`  ${p.status}${p.note ? `  ${p.note}` : ""}`);
+      results.push(p);
     }
-    results.push(r);
+  }
+  log(`${opts.rounds} interleaved rounds of: ${prepared.map((p) => p.engine.name).join(" / ")}`);
+  try {
+    await timeInterleaved(prepared, opts.rounds);
+    for (const p of prepared) results.push(resultOf(p, expected));
+  } finally {
+    for (const p of prepared) await closeQuietly(p.engine);
   }
 
   const usOf = (name: string) => results.find((r) => r.name === name && r.status === "ok")?.usPerDecision;
