@@ -50,7 +50,10 @@ export type Capability = ((...args: never[]) => unknown) | CapabilitySpec;
 export interface Usage {
   /** VM instructions, counted in steps of the hook interval, plus charged C work. */
   instructions: number;
-  /** Highest memory in bytes above the idle state during the run. */
+  /**
+   * Highest Lua memory in bytes during the run above what was in use when it started (the input's
+   * copy included; garbage the collector frees meanwhile can hide some of it).
+   */
   memory: number;
   /** CPU milliseconds of the run (thread CPU time). */
   cpuMs: number;
@@ -140,6 +143,7 @@ export class GuardedState {
   #denied: { capability: string; permission?: string } | undefined;
   #deniedBefore = 0;
   #startWall = 0;
+  #startUsed = 0;
   #runCpu = -1;
   #output: string[] = [];
   #outputBytes = 0;
@@ -503,6 +507,7 @@ export class GuardedState {
     if (this.#calls.length > 0) this.#calls = [];
     this.#lastHostError = undefined;
     this.core.alloc.resetPeak();
+    this.#startUsed = this.core.alloc.used();
     this.core.alloc.clearOverdraft();
     this.#deniedBefore = this.core.alloc.denied();
     this.#startWall = monotonicMs();
@@ -514,7 +519,7 @@ export class GuardedState {
     this.#wallMs = monotonicMs() - this.#startWall;
     this.#usage = {
       instructions: this.#usage.instructions,
-      memory: Math.max(0, alloc.peak() - this.core.baseline),
+      memory: Math.max(0, alloc.peak() - this.#startUsed),
       cpuMs: this.#runCpu >= 0 ? this.#runCpu : this.#wallMs,
       output: this.#outputBytes,
     };

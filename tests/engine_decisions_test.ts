@@ -93,6 +93,23 @@ Deno.test("decision: id, policy, usage and calls are filled in", () => {
   }
 });
 
+Deno.test("decision: usage.memory is what the decision itself allocated, its input's copy included", () => {
+  using engine = new PolicyEngine();
+  const policy = engine.compile(
+    `return function(input) local s = ("x"):rep(input.n) return #s == input.n end`,
+    { name: "p" },
+  );
+  policy.evaluate({ n: 1 });
+  const small = policy.evaluate({ n: 1 });
+  const large = policy.evaluate({ n: 200_000 });
+  assert.equal(small.allow, true);
+  assert.equal(large.allow, true);
+  assert.ok(small.usage.memory > 0 && small.usage.memory < 16 << 10, `small: ${small.usage.memory}`);
+  assert.ok(large.usage.memory >= 200_000, `large: ${large.usage.memory}`);
+  const bigInput = policy.evaluate({ n: 1, pad: "y".repeat(100_000) });
+  assert.ok(bigInput.usage.memory >= 100_000, `big input: ${bigInput.usage.memory}`);
+});
+
 Deno.test("decision: ids differ across engines", () => {
   const ids = new Set<string>();
   for (let i = 0; i < 3; i++) ids.add(decide(`return function() return true end`).id);
