@@ -1,7 +1,7 @@
 // Side-by-side ABAC benchmark: luagate against other ways to evaluate the same policy from Deno.
 //
-//   deno run -A bench/peers/run.ts [--rounds N] [--requests N] [--min-round-ms N] [--warmup-ms N]
-//                                  [--only a,b] [--json]
+//   deno run -A --v8-flags=--expose-gc bench/peers/run.ts [--rounds N] [--requests N]
+//        [--min-round-ms N] [--warmup-ms N] [--only a,b] [--json]
 //
 // Every engine gets the same deterministic requests (makeRequests), fed its natural way (see each file
 // in engines/), and every answer is checked against decideJS before timing. Timing: every engine is set
@@ -251,8 +251,13 @@ function resultOf(p: Prepared, expected: boolean[]): Result {
  * falls on every engine alike instead of on whichever was running, which keeps the ratios honest.
  */
 async function timeInterleaved(prepared: Prepared[], rounds: number): Promise<void> {
+  // With --v8-flags=--expose-gc, no round starts with the garbage of the engine before it.
+  const collect = (globalThis as { gc?: () => void }).gc ?? (() => {});
   for (let r = 0; r < rounds; r++) {
-    for (const p of prepared) p.rounds.push(await p.round());
+    for (const p of prepared) {
+      collect();
+      p.rounds.push(await p.round());
+    }
     log(`  round ${r + 1}/${rounds}: ${prepared.map((p) => fmt(p.rounds[r].us)).join(" / ")} µs`);
   }
 }
