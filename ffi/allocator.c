@@ -1,7 +1,7 @@
 /*
  * luagate's capped lua_Alloc.
  *
- * This file is NOT compiled at run time. scripts/build_allocator.sh compiles it once into
+ * This file is NOT compiled at run time. scripts/build_native.sh compiles it once into
  * position-independent machine code with no relocations, and the resulting bytes are embedded in
  * ffi/allocator.ts, which copies them into an mmap'ed page, mprotects it to PROT_READ|PROT_EXEC and
  * hands its address to lua_newstate as the allocator. ffi/allocator.ts also contains a pure-JS

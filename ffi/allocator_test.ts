@@ -5,6 +5,7 @@ import {
   LUA_ALLOC_DEFINITION,
   nativeAllocatorSupported,
 } from "./allocator.ts";
+import { assertBuiltFromSource } from "../tests/fixtures/native_helpers.ts";
 
 /** Just what these tests need from liblua5.4, independent of the rest of luagate. */
 const LUA_SYMBOLS = {
@@ -317,12 +318,5 @@ Deno.test(
   },
 );
 
-Deno.test("the embedded bytes were built from the current ffi/allocator.c", async () => {
-  const dir = new URL(".", import.meta.url);
-  const source = await Deno.readFile(new URL("allocator.c", dir));
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", source));
-  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-  const ts = await Deno.readTextFile(new URL("allocator.ts", dir));
-  const recorded = ts.match(/^\/\/ allocator\.c sha256: ([0-9a-f]{64})$/m)?.[1];
-  assert.equal(recorded, hex, "ffi/allocator.c changed: run `bash scripts/build_allocator.sh --write`");
-});
+Deno.test("the embedded bytes were built from the current ffi/allocator.c", () =>
+  assertBuiltFromSource("allocator"));

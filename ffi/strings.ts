@@ -23,22 +23,46 @@ export class StringEncoder {
    * Short ASCII text skips the TextEncoder call.
    */
   encode(text: string): number {
-    const n = text.length;
-    let buffer = this.#buffer;
-    if (n <= 64) {
-      let i = 0;
-      for (; i < n; i++) {
-        const c = text.charCodeAt(i);
-        if (c >= 0x80) break;
-        buffer[i] = c;
-      }
-      if (i === n) return n;
+    let written = writeUtf8(text, this.#buffer, 0);
+    if (written < 0) {
+      this.#buffer = new Uint8Array(Math.max(text.length * 3, this.#buffer.length * 2));
+      written = writeUtf8(text, this.#buffer, 0);
     }
-    if (n * 3 > buffer.length) {
-      buffer = this.#buffer = new Uint8Array(Math.max(n * 3, buffer.length * 2));
-    }
-    return encoder.encodeInto(text, buffer).written;
+    return written;
   }
+}
+
+/**
+ * Writes `text` as UTF-8 into `target` from index `at` (lone surrogates become U+FFFD, as with
+ * `TextEncoder`). ASCII text skips the TextEncoder call.
+ *
+ * @example Usage
+ * ```ts
+ * import { writeUtf8 } from "./strings.ts";
+ *
+ * const target = new Uint8Array(8);
+ * console.log(writeUtf8("héllo", target, 1)); // 6
+ * console.log(writeUtf8("too long for it", target, 0)); // -1
+ * ```
+ *
+ * @param text The string to write.
+ * @param target Where to write it.
+ * @param at The index of the first byte.
+ * @returns the number of bytes written, or -1 when they do not all fit (`target` then holds a part).
+ */
+export function writeUtf8(text: string, target: Uint8Array, at: number): number {
+  const n = text.length;
+  // UTF-8 takes at least one byte per UTF-16 unit
+  if (at + n > target.length) return -1;
+  let i = 0;
+  for (; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) break;
+    target[at + i] = c;
+  }
+  if (i === n) return n;
+  const { read, written } = encoder.encodeInto(text.slice(i), target.subarray(at + i));
+  return read === n - i ? i + written : -1;
 }
 
 const cStrings = new Map<string, Uint8Array>();

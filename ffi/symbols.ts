@@ -204,6 +204,17 @@ export const LUA_SYMBOLS = {
   lua_callk: { parameters: [], result: "void", optional: true },
   // extern const char lua_ident[]  (every PUC Lua: "$LuaVersion: Lua 5.4.4 ...")
   lua_ident: { type: "pointer", optional: true },
+  // The addresses of the functions ffi/data_builder.c calls (a static of type "pointer" is the
+  // symbol's address). Their 5.3/5.4 signatures are the ones spelled out above.
+  address_lua_checkstack: { name: "lua_checkstack", type: "pointer", optional: true },
+  address_lua_createtable: { name: "lua_createtable", type: "pointer", optional: true },
+  address_lua_pushlstring: { name: "lua_pushlstring", type: "pointer", optional: true },
+  address_lua_pushinteger: { name: "lua_pushinteger", type: "pointer", optional: true },
+  address_lua_pushnumber: { name: "lua_pushnumber", type: "pointer", optional: true },
+  address_lua_pushboolean: { name: "lua_pushboolean", type: "pointer", optional: true },
+  address_lua_rawset: { name: "lua_rawset", type: "pointer", optional: true },
+  address_lua_rawseti: { name: "lua_rawseti", type: "pointer", optional: true },
+  address_lua_pushstring: { name: "lua_pushstring", type: "pointer", optional: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened Lua library: every symbol of {@linkcode LUA_SYMBOLS}, optional ones possibly `null`. */

@@ -12,6 +12,7 @@
  */
 
 import { type AllocatorHandle, createAllocator } from "../ffi/allocator.ts";
+import { openDataBuilder } from "../ffi/data_builder.ts";
 import { openLuaLibrary } from "../ffi/library.ts";
 import {
   createLuaApi,
@@ -25,6 +26,7 @@ import {
 } from "../ffi/lua_api.ts";
 import { cString, decodeUtf8, StringEncoder } from "../ffi/strings.ts";
 import { BOOTSTRAP_LUA } from "./bootstrap.ts";
+import { type DataEncoder, dataEncoder } from "./data_program.ts";
 import { LuaError, LuaMemoryError, LuaStateError, LuaSyntaxError } from "./errors.ts";
 
 /** How a JS value is exposed when it crosses into Lua as a proxy. */
@@ -212,6 +214,8 @@ export class LuaCore {
   readonly L: LuaState;
   readonly alloc: AllocatorHandle;
   readonly encoding: "utf-8" | null;
+  /** Encodes plain data for the native data builder; `undefined` where there is none. */
+  readonly dataEncoder: DataEncoder | undefined;
   /** The thread JS code is currently acting on: the main state, or the coroutine that called back. */
   currentL: LuaState;
   behavior!: ProxyBehavior;
@@ -254,6 +258,8 @@ export class LuaCore {
     }
     this.api = api;
     this.encoding = options.encoding === undefined ? "utf-8" : options.encoding;
+    const builder = openDataBuilder(library);
+    this.dataEncoder = builder && dataEncoder(builder);
     this.#registry = api.registryIndex;
     this.#gcStopWhileHost = api.version !== "5.4";
     this.alloc = createAllocator({ native: options.jsAllocator ? false : undefined });

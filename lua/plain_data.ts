@@ -23,8 +23,13 @@ export interface PlainDataLimits {
 /** The default bounds. */
 export const DEFAULT_PLAIN_LIMITS: PlainDataLimits = Object.freeze({ maxDepth: 64, maxEntries: 1_000_000 });
 
-/** Decides how an object that is not plain data is pushed; return false to fall back to copying. */
-export type ObjectHook = (core: LuaCore, L: LuaState, value: object) => boolean;
+/** Objects a caller pushes its own way instead of copying them (the sandbox's host objects). */
+export interface ObjectHook {
+  /** Whether `object` is pushed by {@linkcode ObjectHook.push} rather than copied. */
+  claims(object: object): boolean;
+  /** Pushes a claimed object. Uses 1 slot. */
+  push(core: LuaCore, L: LuaState, object: object): void;
+}
 
 // Cycles are caught by the depth bound: a cyclic value nests without end.
 interface PushState {
@@ -82,7 +87,7 @@ function pushScalar(core: LuaCore, L: LuaState, value: unknown): boolean {
 function pushInto(core: LuaCore, L: LuaState, value: unknown, depth: number, state: PushState): void {
   if (pushScalar(core, L, value)) return;
   const object = value as object;
-  if (state.hook !== undefined && state.hook(core, L, object)) return;
+  if (state.hook !== undefined && state.hook.claims(object)) return state.hook.push(core, L, object);
   if (depth >= state.limits.maxDepth) {
     throw new RangeError(`data nested deeper than ${state.limits.maxDepth} levels (or cyclic)`);
   }
@@ -177,9 +182,27 @@ function checkOverdraft(core: LuaCore, i: number): void {
 /**
  * Pushes `value` as fresh Lua data (tables for objects, arrays and Maps). Uses at most
  * 4 slots per nesting level, checked as it goes. `hook` may push some objects differently
- * (the sandbox pushes frozen host objects as proxies).
+ * (the sandbox pushes frozen host objects as proxies). Values the native data builder can take
+ * are built in one call (`lua/data_program.ts`), the others field by field, with the same result.
  */
 export function pushPlainData(
+  core: LuaCore,
+  L: LuaState,
+  value: unknown,
+  limits: PlainDataLimits = DEFAULT_PLAIN_LIMITS,
+  hook?: ObjectHook,
+): void {
+  if (typeof value === "object" && value !== null && core.dataEncoder?.push(core, L, value, limits, hook)) {
+    return;
+  }
+  pushFieldByField(core, L, value, limits, hook);
+}
+
+/**
+ * Pushes `value` like {@linkcode pushPlainData}, one FFI call per table, key and value: the path for
+ * what the native data builder does not take.
+ */
+export function pushFieldByField(
   core: LuaCore,
   L: LuaState,
   value: unknown,

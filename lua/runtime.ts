@@ -489,12 +489,13 @@ const MAX_TABLE_DEPTH = 1000;
 const DIRECT_LIMITS = { maxDepth: 64, maxEntries: Number.MAX_SAFE_INTEGER };
 
 // tableFrom turns only arrays, plain objects and Maps into tables; everything else stays a proxy.
-const keepNonPlainAsProxy: ObjectHook = (core, L, object) => {
-  if (Array.isArray(object) || object instanceof Map || object instanceof Uint8Array) return false;
-  const prototype = Object.getPrototypeOf(object);
-  if (prototype === Object.prototype || prototype === null) return false;
-  core.pushValue(L, object);
-  return true;
+const keepNonPlainAsProxy: ObjectHook = {
+  claims(object) {
+    if (Array.isArray(object) || object instanceof Map || object instanceof Uint8Array) return false;
+    const prototype = Object.getPrototypeOf(object);
+    return prototype !== Object.prototype && prototype !== null;
+  },
+  push: (core, L, object) => core.pushValue(L, object),
 };
 
 function isOptions(value: unknown): value is { recursive?: boolean } {

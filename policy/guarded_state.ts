@@ -240,8 +240,11 @@ export class GuardedState {
     const core = this.core;
     for (const [name, value] of Object.entries(options.globals ?? {})) {
       deepFreeze(value, this.#hostObjects);
-      this.#hostObjectHook ??= (core: LuaCore, L: LuaState, object: object) =>
-        this.#pushHostObject(core, L, object);
+      const hostObjects = this.#hostObjects;
+      this.#hostObjectHook ??= {
+        claims: (object) => hostObjects.has(object),
+        push: (core, L, object) => core.pushProxy(L, object, "default"),
+      };
       this.#define(name, (L) => core.pushValue(L, value));
     }
     for (const [name, capability] of Object.entries(options.capabilities ?? {})) {
@@ -299,12 +302,6 @@ export class GuardedState {
 
   // Only a state with host objects pays for looking objects up on the way in.
   #hostObjectHook: ObjectHook | undefined;
-
-  #pushHostObject(core: LuaCore, L: LuaState, object: object): boolean {
-    if (!this.#hostObjects.has(object)) return false;
-    core.pushProxy(L, object, "default");
-    return true;
-  }
 
   /** Reads a Lua value as plain data (host object proxies come back as the frozen objects). */
   readData(L: LuaState, idx: number): unknown {

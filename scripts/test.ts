@@ -5,10 +5,11 @@
  *
  * 1. `lua5.4`: the whole tree (deno.json's test excludes apply) with `LUAGATE_LUA_LIB=liblua5.4.so.0`;
  * 2. `lua5.3`: the whole tree again with `LUAGATE_LUA_LIB=liblua5.3.so.0`;
- * 3. `lua5.4 protected+js-alloc`: `tests/runtime_*_test.ts` and the `ffi/` tests with
- *    `LUAGATE_FORCE_PROTECTED=1 LUAGATE_JS_ALLOCATOR=1`, so that the protected call path and the JS
- *    allocator are covered as well as the fast path and the native allocator (skipped with a note
- *    while no such test file exists).
+ * 3. `lua5.4 protected+js-alloc`: `tests/runtime_*_test.ts`, `tests/engine_*_test.ts` and the `ffi/`
+ *    and `lua/` tests with
+ *    `LUAGATE_FORCE_PROTECTED=1 LUAGATE_JS_ALLOCATOR=1 LUAGATE_JS_DATA=1`, so that the protected call
+ *    path, the JS allocator and data pushed field by field are covered as well as the fast path, the
+ *    native allocator and the native data builder (skipped with a note while no such test file exists).
  *
  * Each pass streams Deno's usual progress to the terminal and writes a JUnit report; the counts come
  * from the reports (steps are not counted, tests left out by `--filter` are not counted as skipped).
@@ -90,8 +91,9 @@ function protectedPassPaths(): string[] {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
   };
-  list("tests", (name) => /^runtime_.*_test\.ts$/.test(name));
+  list("tests", (name) => /^(?:runtime|engine)_.*_test\.ts$/.test(name));
   list("ffi", (name) => TEST_FILE.test(name));
+  list("lua", (name) => TEST_FILE.test(name));
   return found.sort();
 }
 
@@ -336,7 +338,12 @@ async function main(): Promise<number> {
       paths: options.paths,
     });
     const paths = options.paths.length ? options.paths : protectedPassPaths();
-    const env = { LUAGATE_LUA_LIB: lua54.library, LUAGATE_FORCE_PROTECTED: "1", LUAGATE_JS_ALLOCATOR: "1" };
+    const env = {
+      LUAGATE_LUA_LIB: lua54.library,
+      LUAGATE_FORCE_PROTECTED: "1",
+      LUAGATE_JS_ALLOCATOR: "1",
+      LUAGATE_JS_DATA: "1",
+    };
     if (paths.length) passes.push({ name: "lua5.4-protected-jsalloc", ...lua54, env, paths });
     else console.log("\n(no tests/runtime_*_test.ts nor ffi/ tests: protected + JS allocator pass skipped)");
   }

@@ -1,0 +1,334 @@
+import assert from "node:assert/strict";
+import {
+  DATA_BUILDER_CODE,
+  DataOp,
+  MAX_PROGRAM_SLOTS,
+  openDataBuilder,
+  PROGRAM_HEADER,
+} from "./data_builder.ts";
+import { assertBuiltFromSource, SHOW_LUA } from "../tests/fixtures/native_helpers.ts";
+import { openLuaLibrary } from "./library.ts";
+import { createLuaApi, type LuaState, LuaStatus, LuaType } from "./lua_api.ts";
+
+const library = openLuaLibrary();
+const api = createLuaApi(library);
+const s = api.sym;
+const builder = openDataBuilder(library);
+const ignore = builder === undefined;
+
+const SHOW = new TextEncoder().encode(SHOW_LUA);
+
+function newState(): LuaState {
+  const L = s.luaL_newstate() as LuaState;
+  s.luaL_openlibs(L);
+  return L;
+}
+
+interface Program {
+  ops: number[];
+  bytes?: Uint8Array;
+  numbers?: number[];
+  /** Overrides the header's count of ints and slots. */
+  length?: number;
+  slots?: number;
+}
+
+/** Runs a program on a fresh stack: the rendered result, or null when the builder returned none. */
+function build(L: LuaState, program: Program): string | null {
+  const b = builder!;
+  b.program.set([program.length ?? program.ops.length, program.slots ?? 8, ...program.ops]);
+  if (program.bytes) b.bytes.set(program.bytes);
+  if (program.numbers) b.numbers.set(program.numbers);
+  s.lua_settop(L, 0);
+  assert.equal(api.loadBuffer(L, SHOW, SHOW.length, new TextEncoder().encode("=show\0"), null), LuaStatus.OK);
+  assert.equal(api.pcall(L, 0, 1, 0), LuaStatus.OK);
+  s.lua_pushcclosure(L, b.entry, 0);
+  assert.equal(api.pcall(L, 0, 1, 0), LuaStatus.OK);
+  if (s.lua_type(L, -1) === LuaType.NIL) {
+    assert.equal(s.lua_gettop(L), 2, "a refused program leaves only its nil result");
+    return null;
+  }
+  assert.equal(api.pcall(L, 1, 1, 0), LuaStatus.OK);
+  const text = Deno.UnsafePointerView.getCString(s.lua_tolstring(L, -1, null)!);
+  s.lua_settop(L, 0);
+  return text;
+}
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+const { TABLE, STRING, C_STRING, INTEGER, NUMBER, TRUE, FALSE, SET_FIELD, SET_INDEX } = DataOp;
+
+Deno.test("data builder: every operation builds what it says", { ignore }, () => {
+  const L = newState();
+  try {
+    // { name = "ann", tags = { "a", true }, n = -5, big = 2^40 + 7, x = 1.5, ok = false }
+    const text = bytes("nameanntagsanbigxok\0");
+    const ops = [
+      TABLE,
+      0,
+      6,
+      STRING,
+      0,
+      4,
+      STRING,
+      4,
+      3,
+      SET_FIELD,
+      STRING,
+      7,
+      4,
+      TABLE,
+      2,
+      0,
+      STRING,
+      11,
+      1,
+      SET_INDEX,
+      1,
+      TRUE,
+      SET_INDEX,
+      2,
+      SET_FIELD,
+      STRING,
+      12,
+      1,
+      INTEGER,
+      -5,
+      -1,
+      SET_FIELD,
+      STRING,
+      13,
+      3,
+      INTEGER,
+      7,
+      256,
+      SET_FIELD,
+      STRING,
+      16,
+      1,
+      NUMBER,
+      0,
+      SET_FIELD,
+      C_STRING,
+      17,
+      FALSE,
+      SET_FIELD,
+    ];
+    assert.equal(
+      build(L, { ops, bytes: text, numbers: [1.5] }),
+      `{"big"=1099511627783,"n"=-5,"name"="ann","ok"=false,"tags"={1="a",2=true},"x"=1.5f}`,
+    );
+  } finally {
+    s.lua_close(L);
+  }
+});
+
+Deno.test("data builder: strings keep NUL bytes and invalid UTF-8; integers span 64 bits", { ignore }, () => {
+  const L = newState();
+  try {
+    const text = new Uint8Array([0x6b, 0x00, 0x76, 0xff, 0xfe]);
+    assert.equal(
+      build(L, { ops: [TABLE, 0, 1, STRING, 0, 2, STRING, 2, 3, SET_FIELD], bytes: text }),
+      `{"k\\0"="v\\255\\254"}`,
+    );
+    assert.equal(
+      build(L, {
+        ops: [TABLE, 2, 0, INTEGER, 0, -2147483648, SET_INDEX, 1, INTEGER, -1, 2147483647, SET_INDEX, 2],
+      }),
+      `{1=-9223372036854775808,2=9223372036854775807}`,
+    );
+  } finally {
+    s.lua_close(L);
+  }
+});
+
+Deno.test("data builder: a malformed program gives no result and leaves the state usable", { ignore }, () => {
+  const L = newState();
+  try {
+    const text = bytes("key");
+    const refused: [string, Program][] = [
+      ["set on a string", { ops: [STRING, 0, 1, STRING, 0, 1, STRING, 0, 1, SET_FIELD] }],
+      ["set with too few values", { ops: [TABLE, 0, 1, STRING, 0, 1, SET_FIELD] }],
+      ["index set on a string", { ops: [STRING, 0, 1, STRING, 0, 1, SET_INDEX, 1] }],
+      ["index set without its operand", { ops: [TABLE, 1, 0, TRUE, SET_INDEX] }],
+      ["a string past the buffer", { ops: [TABLE, 0, 0, STRING, builder!.bytes.length - 1, 2] }],
+      ["a huge string length", { ops: [TABLE, 0, 0, STRING, 0, -1] }],
+      ["a float past the buffer", { ops: [TABLE, 0, 0, NUMBER, builder!.numbers.length] }],
+      ["a negative table size", { ops: [TABLE, -1, 0] }],
+      ["a truncated operation", { ops: [TABLE, 0] }],
+      ["an unknown operation", { ops: [TABLE, 0, 0, 99] }],
+      ["two values left", { ops: [TABLE, 0, 0, TRUE] }],
+      ["a string as the result", { ops: [STRING, 0, 3] }],
+      ["nothing", { ops: [] }],
+      ["more slots than declared", { ops: [TABLE, 0, 0, TRUE, TRUE], slots: 2 }],
+      ["no slots", { ops: [TABLE, 0, 0], slots: 0 }],
+      ["more slots than the builder allows", { ops: [TABLE, 0, 0], slots: MAX_PROGRAM_SLOTS + 1 }],
+      ["a length past the program", { ops: [TABLE, 0, 0], length: builder!.program.length }],
+      ["a negative length", { ops: [TABLE, 0, 0], length: -1 }],
+    ];
+    for (const [what, program] of refused) {
+      assert.equal(build(L, { bytes: text, ...program }), null, what);
+    }
+    // a C string with no NUL before the end of the buffer
+    builder!.bytes.fill(0x61);
+    assert.equal(build(L, { ops: [TABLE, 0, 0, C_STRING, 0] }), null, "an unterminated C string");
+    builder!.bytes.fill(0);
+    assert.equal(build(L, { ops: [TABLE, 0, 0] }), "{}");
+  } finally {
+    s.lua_close(L);
+  }
+});
+
+Deno.test("data builder: nesting up to the slot limit", { ignore }, () => {
+  const L = newState();
+  try {
+    // each level is a table in slot i, its key "k" in slot i + 1
+    const levels = MAX_PROGRAM_SLOTS / 2;
+    const ops: number[] = [];
+    for (let i = 0; i < levels; i++) ops.push(TABLE, 0, 1, STRING, 0, 1);
+    ops.push(TABLE, 0, 0);
+    for (let i = 0; i < levels; i++) ops.push(SET_FIELD);
+    assert.equal(
+      build(L, { ops: ops, bytes: bytes("k"), slots: MAX_PROGRAM_SLOTS }),
+      null,
+      "one slot too many",
+    );
+    const fitting = ops.slice(6);
+    fitting.pop();
+    assert.equal(
+      build(L, { ops: fitting, bytes: bytes("k"), slots: MAX_PROGRAM_SLOTS })?.length,
+      `{"k"=`.length * (levels - 1) + "{}".length + "}".length * (levels - 1),
+    );
+  } finally {
+    s.lua_close(L);
+  }
+});
+
+Deno.test("data builder: none for LuaJIT and Lua before 5.3", () => {
+  const expected = !library.isLuaJIT && (library.version === "5.3" || library.version === "5.4") &&
+    Deno.build.os === "linux" && (Deno.build.arch === "x86_64" || Deno.build.arch === "aarch64") &&
+    Deno.env.get("LUAGATE_JS_DATA") !== "1";
+  assert.equal(builder !== undefined, expected);
+  if (builder) assert.equal(builder.program.length > PROGRAM_HEADER, true);
+});
+
+Deno.test("the embedded bytes were built from the current ffi/data_builder.c", () =>
+  assertBuiltFromSource("data_builder"));
+
+// The aarch64 code cannot run here natively: a harness (tests/fixtures/data_builder_harness.c)
+// gives each variant a fake Lua API that prints every call, and both transcripts must match.
+const tools = ["gcc", "aarch64-linux-gnu-gcc", "qemu-aarch64-static"];
+const missingTool = Deno.build.arch !== "x86_64" || Deno.build.os !== "linux" || tools.some((tool) => {
+  try {
+    return !new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "null" }).outputSync()
+      .success;
+  } catch {
+    return true;
+  }
+});
+
+Deno.test(
+  "data builder: the x86_64 and aarch64 code make the same calls",
+  { ignore: missingTool },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const harness = new URL("../tests/fixtures/data_builder_harness.c", import.meta.url).pathname;
+      const compile = async (cc: string, out: string, extra: string[]) => {
+        const result = await new Deno.Command(cc, { args: ["-O2", ...extra, "-o", out, harness] }).output();
+        assert.ok(result.success, new TextDecoder().decode(result.stderr));
+      };
+      await compile("gcc", `${dir}/x86_64`, []);
+      await compile("aarch64-linux-gnu-gcc", `${dir}/aarch64`, ["-static"]);
+      await Deno.writeFile(`${dir}/x86_64.code`, DATA_BUILDER_CODE.x86_64);
+      await Deno.writeFile(`${dir}/aarch64.code`, DATA_BUILDER_CODE.aarch64);
+      await Deno.writeFile(`${dir}/bytes`, bytes("namehéllo\0key\0"));
+      await Deno.writeFile(`${dir}/numbers`, new Uint8Array(new Float64Array([1.5, -0.25]).buffer));
+      const run = async (arch: string, ops: number[], slots = 8) => {
+        const program = new Int32Array([ops.length, slots, ...ops, 0, 0, 0]);
+        await Deno.writeFile(`${dir}/program`, new Uint8Array(program.buffer));
+        const [command, args] = arch === "x86_64"
+          ? [`${dir}/x86_64`, [] as string[]]
+          : ["qemu-aarch64-static", [`${dir}/aarch64`]];
+        const files = [`${dir}/${arch}.code`, `${dir}/program`, `${dir}/bytes`, `${dir}/numbers`];
+        const result = await new Deno.Command(command, { args: [...args, ...files] }).output();
+        assert.ok(result.success, new TextDecoder().decode(result.stderr));
+        return new TextDecoder().decode(result.stdout);
+      };
+      const valid = [
+        TABLE,
+        0,
+        3,
+        STRING,
+        0,
+        4,
+        STRING,
+        4,
+        6,
+        SET_FIELD,
+        C_STRING,
+        11,
+        TABLE,
+        3,
+        0,
+        INTEGER,
+        -5,
+        -1,
+        SET_INDEX,
+        1,
+        NUMBER,
+        1,
+        SET_INDEX,
+        2,
+        TRUE,
+        SET_INDEX,
+        3,
+        SET_FIELD,
+        STRING,
+        11,
+        3,
+        INTEGER,
+        7,
+        256,
+        SET_FIELD,
+      ];
+      const expected = [
+        "checkstack 8",
+        "createtable 0 3",
+        "pushlstring 4 [name]",
+        "pushlstring 6 [héllo]",
+        "rawset -3",
+        "pushstring [key]",
+        "createtable 3 0",
+        "pushinteger -5",
+        "rawseti -2 1",
+        "pushnumber -0.25",
+        "rawseti -2 2",
+        "pushboolean 1",
+        "rawseti -2 3",
+        "rawset -3",
+        "pushlstring 3 [key]",
+        "pushinteger 1099511627783",
+        "rawset -3",
+        "returned 1",
+        "",
+      ].join("\n");
+      assert.equal(await run("x86_64", valid), expected);
+      assert.equal(await run("aarch64", valid), expected);
+      const malformed = [
+        [STRING, 0, 1, STRING, 0, 1, STRING, 0, 1, SET_FIELD],
+        [TABLE, 0, 0, STRING, 10, 100],
+        [TABLE, 0, 0, NUMBER, 2],
+        [TABLE, 0, 0, C_STRING, 14],
+        [TABLE, 0, 0, 99],
+        [TABLE, 0, 0, TRUE],
+      ];
+      for (const ops of malformed) {
+        const transcript = await run("x86_64", ops);
+        assert.match(transcript, /returned 0\n$/);
+        assert.equal(await run("aarch64", ops), transcript);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

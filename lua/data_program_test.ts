@@ -1,0 +1,194 @@
+import assert from "node:assert/strict";
+import { makeRequests } from "../bench/abac_workload.ts";
+import { LuaStatus } from "../ffi/lua_api.ts";
+import { SHOW_LUA } from "../tests/fixtures/native_helpers.ts";
+import { LuaCore } from "./core.ts";
+import {
+  DEFAULT_PLAIN_LIMITS,
+  type ObjectHook,
+  pushFieldByField,
+  pushPlainData,
+  readPlainData,
+} from "./plain_data.ts";
+
+const core = new LuaCore();
+const L = core.L;
+const s = core.api.sym;
+const encoder = core.dataEncoder;
+const ignore = encoder === undefined;
+
+core.loadTrusted(L, SHOW_LUA, "=show");
+assert.equal(core.api.pcall(L, 0, 1, 0), LuaStatus.OK);
+const showRef = core.ref(L);
+
+/** What `push` left on the stack, rendered; the stack is restored. */
+function render(push: () => void): string {
+  const top = s.lua_gettop(L);
+  try {
+    core.pushRegistry(L, showRef);
+    push();
+    assert.equal(s.lua_gettop(L), top + 2, "one value pushed");
+    assert.equal(core.api.pcall(L, 1, 1, 0), LuaStatus.OK);
+    return core.readText(L, -1);
+  } finally {
+    s.lua_settop(L, top);
+  }
+}
+
+const limits = DEFAULT_PLAIN_LIMITS;
+const viaBuilder = (value: object, hook?: ObjectHook) =>
+  render(() => assert.equal(encoder!.push(core, L, value, limits, hook), true, "the builder took it"));
+const fieldByField = (value: unknown) => render(() => pushFieldByField(core, L, value, limits));
+
+/** Asserts that the builder takes `value` and builds exactly what pushing field by field builds. */
+function assertSame(value: object): void {
+  assert.equal(viaBuilder(value), fieldByField(value));
+}
+
+/** Asserts that the builder refuses `value` (nothing pushed) and pushPlainData still matches. */
+function assertRefused(value: object, plainLimits = limits, hook?: ObjectHook): void {
+  const top = s.lua_gettop(L);
+  assert.equal(encoder!.push(core, L, value, plainLimits, hook), false);
+  assert.equal(s.lua_gettop(L), top);
+  assert.equal(
+    render(() => pushPlainData(core, L, value, plainLimits, hook)),
+    render(() => pushFieldByField(core, L, value, plainLimits, hook)),
+  );
+}
+
+Deno.test("data program: ABAC requests build as field by field", { ignore }, () => {
+  for (const request of makeRequests(200)) assertSame(request);
+});
+
+Deno.test("data program: strings of every kind", { ignore }, () => {
+  assertSame({
+    accents: "héllo wörld ✓",
+    astral: "😀 and 𝄞",
+    lone: "\ud800x\udfff",
+    nul: "a\0b",
+    "k\0ey": "key with a NUL",
+    empty: "",
+    long: "x".repeat(5000),
+    longUnicode: "é".repeat(3000),
+    "": "empty key",
+    "1": "numeric-looking key stays a string",
+  });
+});
+
+Deno.test("data program: integers stay integers over 64 bits, the rest are floats", { ignore }, () => {
+  const numbers = {
+    zero: 0,
+    negativeZero: -0,
+    maxSafe: 2 ** 53,
+    beyondSafe: 2 ** 53 + 2,
+    min: -(2 ** 63),
+    max: 2 ** 63,
+    minusOne: -1,
+    twoTo32: 4294967296,
+    belowMinus2To32: -4294967297,
+    half: 1.5,
+    nan: NaN,
+    infinity: Infinity,
+    minusInfinity: -Infinity,
+    huge: 1e300,
+    tiny: 5e-324,
+  };
+  assertSame(numbers);
+  const shown = viaBuilder(numbers);
+  for (
+    const part of [
+      '"max"=9.2233720368547758e+18f',
+      '"min"=-9223372036854775808',
+      '"beyondSafe"=9007199254740994',
+    ]
+  ) {
+    assert.ok(shown.includes(part), `${part} in ${shown}`);
+  }
+});
+
+Deno.test("data program: arrays with holes, nested values, null-prototype objects", { ignore }, () => {
+  // deno-lint-ignore no-sparse-arrays
+  const sparse = [1, undefined, null, 4, , 6];
+  assertSame({
+    sparse,
+    nested: [[1, 2], [3, [4, [5]]]],
+    empties: { object: {}, array: [], nullish: null, missing: undefined },
+    flags: [true, false, true],
+    bare: Object.assign(Object.create(null), { a: 1, b: "two" }),
+  });
+  let deep: object = { leaf: true };
+  for (let i = 0; i < 60; i++) deep = { next: deep, i };
+  assertSame(deep);
+});
+
+Deno.test(
+  "data program: short strings are cached between values, the cache refills when full",
+  { ignore },
+  () => {
+    for (let i = 0; i < 3000; i++) {
+      const value = {
+        id: `resource-${i}-${"z".repeat(i % 30)}`,
+        owner: `user-${i % 7}`,
+        tags: ["a", `t${i}`],
+      };
+      assertSame(value);
+    }
+  },
+);
+
+Deno.test("data program: what it cannot take goes field by field, with the same result", { ignore }, () => {
+  assertRefused({ a: 1 }); // too small to be worth a protected call
+  assertRefused({ when: new Date(0), list: [1, 2, 3] });
+  assertRefused({ map: new Map([["k", 1]]), list: [1, 2, 3] });
+  assertRefused({ bytes: new Uint8Array([1, 2]), list: [1, 2, 3] });
+  assertRefused({ big: 5n, list: [1, 2, 3] });
+  assertRefused({ text: "y".repeat(40_000), list: [1, 2, 3] });
+  assertRefused({ floats: Array.from({ length: 3000 }, (_, i) => i + 0.5) });
+  // two slots per level (a table and a key): more than the builder's 256
+  let deep: object = { leaf: true };
+  for (let i = 0; i < 150; i++) deep = { next: deep, i };
+  assertRefused(deep, { maxDepth: 200, maxEntries: 1_000_000 });
+  const claimed = { secret: "host object" };
+  const hook: ObjectHook = { claims: (o) => o === claimed, push: (core, L) => core.pushValue(L, "claimed") };
+  assertRefused({ claimed, list: [1, 2, 3] }, limits, hook);
+  assert.equal(viaBuilder({ other: { a: 1 }, list: [1, 2, 3] }, hook).includes("claimed"), false);
+});
+
+Deno.test("data program: values that cannot be data fail as they do field by field", { ignore }, () => {
+  const cases: [unknown, RegExp][] = [
+    [{ f: () => 1, list: [1, 2, 3] }, /a function cannot be passed as data/],
+    [{ s: Symbol("x"), list: [1, 2, 3] }, /a symbol cannot be passed as data/],
+    [
+      (() => {
+        const cyclic: Record<string, unknown> = { list: [1, 2, 3] };
+        cyclic.self = cyclic;
+        return cyclic;
+      })(),
+      /nested deeper than 64/,
+    ],
+  ];
+  const top = s.lua_gettop(L);
+  for (const [value, message] of cases) {
+    assert.throws(
+      () => pushPlainData(core, L, value),
+      (error: Error) =>
+        error instanceof TypeError
+          ? message.test(error.message)
+          : error instanceof RangeError && message.test(error.message),
+    );
+    s.lua_settop(L, top);
+  }
+  assert.throws(
+    () => pushPlainData(core, L, { a: [1, 2, 3], b: [4, 5, 6] }, { maxDepth: 64, maxEntries: 5 }),
+    /more than 5 entries/,
+  );
+  s.lua_settop(L, top);
+});
+
+Deno.test("data program: read back as plain data, equal to the input", { ignore }, () => {
+  const value = { user: { id: "u1", roles: ["admin", "dev"], age: 42, score: 0.5 }, ok: true };
+  const top = s.lua_gettop(L);
+  pushPlainData(core, L, value);
+  assert.deepEqual(JSON.parse(JSON.stringify(readPlainData(core, L, -1))), value);
+  s.lua_settop(L, top);
+});
