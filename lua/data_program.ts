@@ -40,6 +40,11 @@ const INTEGER_BOUND = 2 ** 63;
 
 const hasOwn = Object.prototype.hasOwnProperty;
 
+function hasEnumerableKeys(object: object): boolean {
+  for (const _key in object) return true;
+  return false;
+}
+
 /** Encodes values for one data builder and runs it; one per builder, shared by every state. */
 export class DataEncoder {
   readonly #builder: DataBuilder;
@@ -61,6 +66,7 @@ export class DataEncoder {
   #entries = 0;
   #limits: Limits = { maxDepth: 0, maxEntries: 0 };
   #hook: Claims | undefined;
+  #inheritedKeys = false;
   // set while the builder runs: a finalizer calling back into JS must not rewrite its program
   #running = false;
 
@@ -108,6 +114,7 @@ export class DataEncoder {
     this.#maxTop = 0;
     this.#values = 0;
     this.#entries = 0;
+    this.#inheritedKeys = hasEnumerableKeys(Object.prototype);
     if (this.#cacheEnd > CACHE_REFILL_AT) {
       this.#cache.clear();
       this.#cacheEnd = 0;
@@ -182,22 +189,26 @@ export class DataEncoder {
     return true;
   }
 
-  // for-in rather than Object.keys, as in lua/plain_data.ts: no key array per object
+  // One for-in pass, as in lua/plain_data.ts no key array per object; the table's size is filled
+  // in afterwards. hasOwnProperty is needed only when Object.prototype has enumerable keys.
   #record(record: object, depth: number): boolean {
     const fields = record as Record<string, unknown>;
-    let n = 0;
-    for (const key in fields) if (hasOwn.call(fields, key)) n++;
-    if (!this.#counted(n) || !this.#table(0, n)) return false;
+    const table = this.#at;
+    if (!this.#table(0, 0)) return false;
     const p = this.#program;
+    const ownOnly = this.#inheritedKeys;
+    let n = 0;
     for (const key in fields) {
-      if (!hasOwn.call(fields, key)) continue;
+      if (ownOnly && !hasOwn.call(fields, key)) continue;
+      n++;
       const field = fields[key];
       if (field === undefined || field === null) continue;
       if (!this.#string(key) || !this.#value(field, depth + 1)) return false;
       p[this.#at++] = DataOp.SET_FIELD;
       this.#top -= 2;
     }
-    return true;
+    p[table + 2] = n;
+    return this.#counted(n);
   }
 
   #number(value: number): boolean {

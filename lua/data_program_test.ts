@@ -192,3 +192,15 @@ Deno.test("data program: read back as plain data, equal to the input", { ignore 
   assert.deepEqual(JSON.parse(JSON.stringify(readPlainData(core, L, -1))), value);
   s.lua_settop(L, top);
 });
+
+Deno.test("data program: keys inherited from a polluted Object.prototype are left out", { ignore }, () => {
+  const prototype = Object.prototype as Record<string, unknown>;
+  prototype.polluted = "inherited";
+  try {
+    const value = { own: "yes", list: [1, 2, 3] };
+    assertSame(value);
+    assert.equal(viaBuilder(value).includes("polluted"), false);
+  } finally {
+    delete prototype.polluted;
+  }
+});
