@@ -67,7 +67,8 @@ export class DataEncoder {
   #limits: Limits = { maxDepth: 0, maxEntries: 0 };
   #hook: Claims | undefined;
   #inheritedKeys = false;
-  // set while the builder runs: a finalizer calling back into JS must not rewrite its program
+  // set from encoding to the builder's return: a getter or a finalizer calling back into JS pushes
+  // its data field by field instead of rewriting the program in use
   #running = false;
 
   /** @param builder The native builder whose buffers this encoder writes. */
@@ -86,17 +87,19 @@ export class DataEncoder {
    * @throws {LuaMemoryError} when the allocator failed outright.
    */
   push(core: LuaCore, L: LuaState, value: object, limits: Limits, hook: Claims | undefined): boolean {
-    if (this.#running || !this.#encode(value, limits, hook) || this.#values < FEWEST_VALUES) return false;
+    if (this.#running) return false;
     const api = core.api;
     const s = api.sym;
-    core.ensureStack(L, 1);
     this.#running = true;
     let status;
     try {
+      if (!this.#encode(value, limits, hook) || this.#values < FEWEST_VALUES) return false;
+      core.ensureStack(L, 1);
       s.lua_pushcclosure(L, this.#builder.entry, 0);
       status = api.pcall(L, 0, 1, 0);
     } finally {
       this.#running = false;
+      this.#hook = undefined;
     }
     if (status === LuaStatus.OK && s.lua_type(L, -1) === LuaType.TABLE) return true;
     api.pop(L, 1);
@@ -119,9 +122,7 @@ export class DataEncoder {
       this.#cache.clear();
       this.#cacheEnd = 0;
     }
-    const done = this.#object(value, 0);
-    this.#hook = undefined;
-    if (!done) return false;
+    if (!this.#object(value, 0)) return false;
     this.#program[0] = this.#at - PROGRAM_HEADER;
     this.#program[1] = this.#maxTop;
     return true;

@@ -204,3 +204,19 @@ Deno.test("data program: keys inherited from a polluted Object.prototype are lef
     delete prototype.polluted;
   }
 });
+
+Deno.test("data program: a getter that pushes data while its value is encoded leaves that value intact", {
+  ignore,
+}, () => {
+  let nested = "";
+  const value = {
+    list: [1, 2, 3],
+    get inner() {
+      nested = render(() => pushPlainData(core, L, { a: [1, 2, 3], b: "x" }));
+      return "after";
+    },
+    tail: { k: "v" },
+  };
+  assert.equal(viaBuilder(value), `{"inner"="after","list"={1=1,2=2,3=3},"tail"={"k"="v"}}`);
+  assert.equal(nested, `{"a"={1=1,2=2,3=3},"b"="x"}`);
+});
