@@ -240,9 +240,8 @@ export class GuardedState {
     const core = this.core;
     for (const [name, value] of Object.entries(options.globals ?? {})) {
       deepFreeze(value, this.#hostObjects);
-      const hostObjects = this.#hostObjects;
       this.#hostObjectHook ??= {
-        claims: (object) => hostObjects.has(object),
+        claims: (object) => this.#hostObjects.has(object),
         push: (core, L, object) => core.pushProxy(L, object, "default"),
       };
       this.#define(name, (L) => core.pushValue(L, value));
