@@ -5,16 +5,35 @@
  * position-independent machine code with no relocations, and the resulting bytes are embedded in
  * ffi/allocator.ts, which copies them into an mmap'ed page, mprotects it to PROT_READ|PROT_EXEC and
  * hands its address to lua_newstate as the allocator. ffi/allocator.ts also contains a pure-JS
- * fallback (a Deno.UnsafeCallback) with exactly the same semantics; keep both in sync.
+ * fallback (a Deno.UnsafeCallback) that counts exactly the same way (it has no pool); keep both in sync.
  *
  * Rules for this file, so that the output stays self-contained:
- *   - exactly one function (it must start at offset 0 of .text);
+ *   - exactly one function (it must start at offset 0 of .text); helpers are always inlined;
  *   - no calls to anything but the function pointers in the state struct;
  *   - no globals, no string literals, no constants in .rodata;
  *   - no #include (we compile freestanding).
  */
 
 typedef __SIZE_TYPE__ size_t;
+
+/*
+ * Small blocks are recycled through a pool of free lists, one per 16-byte size class up to
+ * SMALL_MAX bytes. Each small block is an ordinary libc block of exactly its class size, so any
+ * block may go back to libc at any time and a realloc between classes is a libc realloc. Which class
+ * a block is in follows from the size Lua passes with it (Lua always passes the exact old size of a
+ * non-NULL block). The pool is shared by the states of one isolate (one thread) and holds at most
+ * `limit` bytes; beyond that a freed block goes back to libc. Counting is unchanged: `used` and the
+ * cap see the sizes Lua asks for, never the pool.
+ */
+#define SMALL_MAX 256
+#define CLASS_SHIFT 4
+#define CLASSES (SMALL_MAX >> CLASS_SHIFT)
+
+typedef struct {
+  size_t bytes;                        /* 0: bytes held in the free lists */
+  size_t limit;                        /* 8: most bytes the free lists may hold */
+  void *heads[CLASSES];                /* 16: free list of class c (blocks of (c + 1) * 16 bytes) */
+} luagate_alloc_pool;
 
 typedef struct {
   size_t used;                         /* 0: bytes currently held by the Lua state */
@@ -25,7 +44,33 @@ typedef struct {
   size_t overdraft;                    /* 40: set to 1 when an allocation past `limit` was granted under allow_overdraft */
   size_t denied;                       /* 48: number of refused allocations (the host reads it as "memory limit hit") */
   size_t peak;                         /* 56: highest `used` seen (the host resets it per run) */
+  luagate_alloc_pool *pool;            /* 64: the isolate's pool of small free blocks */
 } luagate_alloc_state;
+
+/* The class of a small size: sizes 1..16 are class 0, 17..32 class 1, and so on. */
+static inline __attribute__((always_inline)) size_t size_class(size_t size) {
+  return (size - 1) >> CLASS_SHIFT;
+}
+
+/* What libc is asked for: the class size for a small block, the size itself for a large one. */
+static inline __attribute__((always_inline)) size_t block_bytes(size_t size) {
+  return size <= SMALL_MAX ? (size_class(size) + 1) << CLASS_SHIFT : size;
+}
+
+static inline __attribute__((always_inline)) void release(luagate_alloc_state *s, void *ptr, size_t size) {
+  luagate_alloc_pool *pool = s->pool;
+  if (size <= SMALL_MAX) {
+    size_t bytes = block_bytes(size);
+    if (pool->bytes + bytes <= pool->limit) {
+      void **head = &pool->heads[size_class(size)];
+      *(void **)ptr = *head;
+      *head = ptr;
+      pool->bytes += bytes;
+      return;
+    }
+  }
+  s->free_fn(ptr);
+}
 
 void *luagate_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   luagate_alloc_state *s = (luagate_alloc_state *)ud;
@@ -34,7 +79,7 @@ void *luagate_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   if (nsize == 0) {
     if (ptr) {
       s->used -= old;
-      s->free_fn(ptr);
+      release(s, ptr, old);
     }
     return (void *)0;
   }
@@ -46,7 +91,20 @@ void *luagate_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     }
     s->overdraft = 1;
   }
-  void *p = s->realloc_fn(ptr, nsize);
+  void *p;
+  if (!ptr && nsize <= SMALL_MAX && s->pool->heads[size_class(nsize)]) {
+    luagate_alloc_pool *pool = s->pool;
+    void **head = &pool->heads[size_class(nsize)];
+    p = *head;
+    *head = *(void **)p;
+    pool->bytes -= block_bytes(nsize);
+  } else if (ptr && block_bytes(old) == block_bytes(nsize)) {
+    p = ptr;
+  } else {
+    p = s->realloc_fn(ptr, block_bytes(nsize));
+    /* Lua assumes a shrinking block never fails; the old block is big enough for the new class. */
+    if (!p && nsize < old) p = ptr;
+  }
   if (!p) {
     s->denied++;
     return (void *)0;

@@ -1,11 +1,18 @@
 import assert from "node:assert/strict";
 import {
+  ALLOCATOR_CODE,
   type AllocatorHandle,
   createAllocator,
   LUA_ALLOC_DEFINITION,
   nativeAllocatorSupported,
+  POOL_LIMIT_BYTES,
+  pooledBytes,
 } from "./allocator.ts";
-import { assertBuiltFromSource } from "../tests/fixtures/native_helpers.ts";
+import {
+  assertBuiltFromSource,
+  compileHarness,
+  crossToolsMissing,
+} from "../tests/fixtures/native_helpers.ts";
 
 /** Just what these tests need from liblua5.4, independent of the rest of luagate. */
 const LUA_SYMBOLS = {
@@ -285,6 +292,122 @@ Deno.test(
     } finally {
       a.close();
       b.close();
+    }
+  },
+);
+
+/** Fills `size` bytes at `p` with a pattern derived from `seed`. */
+function fill(p: Deno.PointerObject, size: number, seed: number): void {
+  const bytes = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p, size));
+  for (let i = 0; i < size; i++) bytes[i] = (seed + i * 7) & 0xff;
+}
+
+function assertFilled(p: Deno.PointerObject, size: number, seed: number): void {
+  const bytes = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p, size));
+  for (let i = 0; i < size; i++) assert.equal(bytes[i], (seed + i * 7) & 0xff, `byte ${i} of ${size}`);
+}
+
+const address = (p: Deno.PointerValue): bigint => Deno.UnsafePointer.value(p);
+
+Deno.test(
+  "native allocator: small blocks are reused through the pool, counted as Lua asked",
+  { ignore: !nativeAllocatorSupported() },
+  () => {
+    const alloc = createAllocator({ native: true });
+    const f = new Deno.UnsafeFnPointer(alloc.pointer, LUA_ALLOC_DEFINITION);
+    try {
+      const a = f.call(alloc.state, null, 5n, 40n)!;
+      const pooled = pooledBytes();
+      assert.equal(f.call(alloc.state, a, 40n, 0n), null);
+      assert.equal(pooledBytes(), pooled + 48, "a 40-byte block is a 48-byte class block");
+      // any size of the same 16-byte class takes the same block back
+      const b = f.call(alloc.state, null, 0n, 33n)!;
+      assert.equal(address(b), address(a));
+      assert.equal(pooledBytes(), pooled);
+      assert.equal(alloc.used(), 33);
+
+      // a realloc within the class keeps the block; across classes the contents move
+      fill(b, 33, 1);
+      assert.equal(address(f.call(alloc.state, b, 33n, 48n)), address(b));
+      const c = f.call(alloc.state, b, 48n, 200n)!;
+      assertFilled(c, 33, 1);
+      fill(c, 200, 2);
+      const large = f.call(alloc.state, c, 200n, 5000n)!;
+      assertFilled(large, 200, 2);
+      const small = f.call(alloc.state, large, 5000n, 100n)!;
+      assertFilled(small, 100, 2);
+      assert.equal(alloc.used(), 100);
+
+      // the cap sees only what Lua asks for: a class block is never charged its rounding
+      alloc.setLimit(101);
+      assert.equal(f.call(alloc.state, null, 0n, 2n), null);
+      assert.equal(alloc.denied(), 1);
+      const one = f.call(alloc.state, null, 0n, 1n)!;
+      assert.equal(alloc.used(), 101);
+      alloc.setLimit(Infinity);
+      f.call(alloc.state, one, 1n, 0n);
+      f.call(alloc.state, small, 100n, 0n);
+      assert.equal(alloc.used(), 0);
+    } finally {
+      alloc.close();
+    }
+  },
+);
+
+Deno.test(
+  "native allocator: the pool holds at most POOL_LIMIT_BYTES, and a closed state's blocks serve the next",
+  { ignore: !nativeAllocatorSupported() || !haveLua },
+  () => {
+    const alloc = createAllocator({ native: true });
+    const f = new Deno.UnsafeFnPointer(alloc.pointer, LUA_ALLOC_DEFINITION);
+    try {
+      const blocks = Array.from(
+        { length: 2 * POOL_LIMIT_BYTES / 256 },
+        () => f.call(alloc.state, null, 0n, 256n)!,
+      );
+      for (const p of blocks) f.call(alloc.state, p, 256n, 0n);
+      assert.ok(pooledBytes() <= POOL_LIMIT_BYTES);
+      assert.ok(pooledBytes() > POOL_LIMIT_BYTES - 256, `${pooledBytes()} should be near the limit`);
+      assert.equal(alloc.used(), 0);
+    } finally {
+      alloc.close();
+    }
+    const before = pooledBytes();
+    withState(true, (L) => assert.equal(ok(L, "return #string.rep('x', 10)"), "10"));
+    const afterClose = pooledBytes();
+    withState(true, (L) => {
+      assert.ok(pooledBytes() < afterClose, "the new state took blocks from the pool");
+      assert.equal(ok(L, "local t = {} for i = 1, 1e4 do t[i] = {i} end return #t"), "10000");
+    });
+    assert.ok(before <= POOL_LIMIT_BYTES && pooledBytes() <= POOL_LIMIT_BYTES);
+  },
+);
+
+Deno.test(
+  "native allocator: the x86_64 and aarch64 code make the same calls",
+  { ignore: crossToolsMissing },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const harness = await compileHarness("allocator_harness", dir);
+      const transcripts = [];
+      for (const arch of ["x86_64", "aarch64"] as const) {
+        await Deno.writeFile(`${dir}/${arch}.code`, ALLOCATOR_CODE[arch]);
+        transcripts.push(await harness(arch, [`${dir}/${arch}.code`]));
+      }
+      assert.equal(transcripts[1], transcripts[0]);
+      const steps = transcripts[0].split("step ").slice(1);
+      assert.equal(steps.length, 39);
+      // a freed 40-byte block goes to the pool as 48 bytes, and a 33-byte request takes it back
+      assert.match(steps[3], /-> #0 used 1200 .* pool 48\n$/);
+      assert.match(steps[4], /^4: .*\n  -> #1 used 1233 .* pool 0\n$/);
+      // a shrink that libc refuses keeps the old block
+      assert.match(steps[20], /realloc #2 112 -> refused\n  -> #2 used 1900 peak 4220 denied 1 overdraft 1/);
+      // the pool stops at its limit: the fifth 256-byte block goes back to libc
+      assert.match(steps[33], /free #13\n  -> #0 .* pool 1024\n$/);
+      assert.match(steps[38], /used 0 peak 4220 denied 2 overdraft 1 pool 1024\n$/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   },
 );

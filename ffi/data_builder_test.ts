@@ -6,7 +6,12 @@ import {
   openDataBuilder,
   PROGRAM_HEADER,
 } from "./data_builder.ts";
-import { assertBuiltFromSource, SHOW_LUA } from "../tests/fixtures/native_helpers.ts";
+import {
+  assertBuiltFromSource,
+  compileHarness,
+  crossToolsMissing,
+  SHOW_LUA,
+} from "../tests/fixtures/native_helpers.ts";
 import { openLuaLibrary } from "./library.ts";
 import { createLuaApi, type LuaState, LuaStatus, LuaType } from "./lua_api.ts";
 
@@ -214,45 +219,26 @@ Deno.test("data builder: none for LuaJIT and Lua before 5.3", () => {
 Deno.test("the embedded bytes were built from the current ffi/data_builder.c", () =>
   assertBuiltFromSource("data_builder"));
 
-// The aarch64 code cannot run here natively: a harness (tests/fixtures/data_builder_harness.c)
-// gives each variant a fake Lua API that prints every call, and both transcripts must match.
-const tools = ["gcc", "aarch64-linux-gnu-gcc", "qemu-aarch64-static"];
-const missingTool = Deno.build.arch !== "x86_64" || Deno.build.os !== "linux" || tools.some((tool) => {
-  try {
-    return !new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "null" }).outputSync()
-      .success;
-  } catch {
-    return true;
-  }
-});
-
 Deno.test(
   "data builder: the x86_64 and aarch64 code make the same calls",
-  { ignore: missingTool },
+  { ignore: crossToolsMissing },
   async () => {
     const dir = await Deno.makeTempDir();
     try {
-      const harness = new URL("../tests/fixtures/data_builder_harness.c", import.meta.url).pathname;
-      const compile = async (cc: string, out: string, extra: string[]) => {
-        const result = await new Deno.Command(cc, { args: ["-O2", ...extra, "-o", out, harness] }).output();
-        assert.ok(result.success, new TextDecoder().decode(result.stderr));
-      };
-      await compile("gcc", `${dir}/x86_64`, []);
-      await compile("aarch64-linux-gnu-gcc", `${dir}/aarch64`, ["-static"]);
+      const harness = await compileHarness("data_builder_harness", dir);
       await Deno.writeFile(`${dir}/x86_64.code`, DATA_BUILDER_CODE.x86_64);
       await Deno.writeFile(`${dir}/aarch64.code`, DATA_BUILDER_CODE.aarch64);
       await Deno.writeFile(`${dir}/bytes`, bytes("namehéllo\0key\0"));
       await Deno.writeFile(`${dir}/numbers`, new Uint8Array(new Float64Array([1.5, -0.25]).buffer));
-      const run = async (arch: string, ops: number[], slots = 8) => {
+      const run = async (arch: "x86_64" | "aarch64", ops: number[], slots = 8) => {
         const program = new Int32Array([ops.length, slots, ...ops, 0, 0, 0]);
         await Deno.writeFile(`${dir}/program`, new Uint8Array(program.buffer));
-        const [command, args] = arch === "x86_64"
-          ? [`${dir}/x86_64`, [] as string[]]
-          : ["qemu-aarch64-static", [`${dir}/aarch64`]];
-        const files = [`${dir}/${arch}.code`, `${dir}/program`, `${dir}/bytes`, `${dir}/numbers`];
-        const result = await new Deno.Command(command, { args: [...args, ...files] }).output();
-        assert.ok(result.success, new TextDecoder().decode(result.stderr));
-        return new TextDecoder().decode(result.stdout);
+        return await harness(arch, [
+          `${dir}/${arch}.code`,
+          `${dir}/program`,
+          `${dir}/bytes`,
+          `${dir}/numbers`,
+        ]);
       };
       const valid = [
         TABLE,
