@@ -402,7 +402,10 @@ Deno.test(
       assert.match(steps[3], /-> #0 used 1200 .* pool 48\n$/);
       assert.match(steps[4], /^4: .*\n {2}-> #1 used 1233 .* pool 0\n$/);
       // a shrink that libc refuses keeps the old block
-      assert.match(steps[20], /realloc #2 112 -> refused\n {2}-> #2 used 1900 peak 4220 denied 1 overdraft 1/);
+      assert.match(
+        steps[20],
+        /realloc #2 112 -> refused\n {2}-> #2 used 1900 peak 4220 denied 1 overdraft 1/,
+      );
       // the pool stops at its limit: the fifth 256-byte block goes back to libc
       assert.match(steps[33], /free #13\n {2}-> #0 .* pool 1024\n$/);
       assert.match(steps[38], /used 0 peak 4220 denied 2 overdraft 1 pool 1024\n$/);
