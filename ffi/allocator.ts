@@ -274,7 +274,8 @@ function mapNativeCode(libc: Libc): NativeCode {
   const free = Deno.UnsafePointer.value(libc.dlsym(null, cString("free")));
   if (realloc === 0n || free === 0n) throw new Error("luagate: dlsym could not find realloc/free");
   const entry = mapExecutable(libc, code, "the native allocator") as Deno.PointerObject<LuaAllocDefinition>;
-  const pool = new BigUint64Array(POOL_BYTES / 8);
+  // an ArrayBuffer's contents never move (a small typed array's own storage may)
+  const pool = new BigUint64Array(new ArrayBuffer(POOL_BYTES));
   pool[POOL_LIMIT] = BigInt(POOL_LIMIT_BYTES);
   const poolAddress = Deno.UnsafePointer.value(Deno.UnsafePointer.of(pool));
   return { entry, realloc, free, pool, poolAddress };
