@@ -8,11 +8,7 @@ import {
   POOL_LIMIT_BYTES,
   pooledBytes,
 } from "./allocator.ts";
-import {
-  assertBuiltFromSource,
-  compileHarness,
-  crossToolsMissing,
-} from "../tests/fixtures/native_helpers.ts";
+import { assertBuiltFromSource, crossToolsMissing, withHarness } from "../tests/fixtures/native_helpers.ts";
 
 /** Just what these tests need from liblua5.4, independent of the rest of luagate. */
 const LUA_SYMBOLS = {
@@ -387,9 +383,7 @@ Deno.test(
   "native allocator: the x86_64 and aarch64 code make the same calls",
   { ignore: crossToolsMissing },
   async () => {
-    const dir = await Deno.makeTempDir();
-    try {
-      const harness = await compileHarness("allocator_harness", dir);
+    await withHarness("allocator_harness", async (harness, dir) => {
       const transcripts = [];
       for (const arch of ["x86_64", "aarch64"] as const) {
         await Deno.writeFile(`${dir}/${arch}.code`, ALLOCATOR_CODE[arch]);
@@ -409,9 +403,7 @@ Deno.test(
       // the pool stops at its limit: the fifth 256-byte block goes back to libc
       assert.match(steps[33], /free #13\n {2}-> #0 .* pool 1024\n$/);
       assert.match(steps[38], /used 0 peak 4220 denied 2 overdraft 1 pool 1024\n$/);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 );
 

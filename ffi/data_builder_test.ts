@@ -8,9 +8,9 @@ import {
 } from "./data_builder.ts";
 import {
   assertBuiltFromSource,
-  compileHarness,
   crossToolsMissing,
   SHOW_LUA,
+  withHarness,
 } from "../tests/fixtures/native_helpers.ts";
 import { openLuaLibrary } from "./library.ts";
 import { createLuaApi, type LuaState, LuaStatus, LuaType } from "./lua_api.ts";
@@ -223,9 +223,7 @@ Deno.test(
   "data builder: the x86_64 and aarch64 code make the same calls",
   { ignore: crossToolsMissing },
   async () => {
-    const dir = await Deno.makeTempDir();
-    try {
-      const harness = await compileHarness("data_builder_harness", dir);
+    await withHarness("data_builder_harness", async (harness, dir) => {
       await Deno.writeFile(`${dir}/x86_64.code`, DATA_BUILDER_CODE.x86_64);
       await Deno.writeFile(`${dir}/aarch64.code`, DATA_BUILDER_CODE.aarch64);
       await Deno.writeFile(`${dir}/bytes`, bytes("namehéllo\0key\0"));
@@ -313,8 +311,6 @@ Deno.test(
         assert.match(transcript, /returned 0\n$/);
         assert.equal(await run("aarch64", ops), transcript);
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 );
