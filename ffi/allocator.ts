@@ -241,7 +241,7 @@ export function nativeAllocatorSupported(): boolean {
   return platformCode(ALLOCATOR_CODE) !== undefined;
 }
 
-/** The process-wide executable copy of the code and the libc pointers it calls. */
+/** The executable copy of the code, the libc pointers it calls and the free lists: one per isolate. */
 interface NativeCode {
   entry: Deno.PointerObject<LuaAllocDefinition>;
   realloc: bigint;
