@@ -44,458 +44,467 @@ local TRUSTED_GLOBALS = {
   tonumber = tonumber, tostring = tostring, type = type, string = string, table = table,
 }
 
-local function unwrap(ok, ...)
-  if ok then return ... end
-  error((...), 0)
-end
-local function host_function(name)
-  return function(...) return unwrap(c_host(name, ...)) end
-end
-local host_clock, host_trip = host_function("\\0clock"), host_function("\\0trip")
-local host_write, host_module = host_function("\\0write"), host_function("\\0module")
-local host_patterns, host_libraries = host_function("\\0patterns"), host_function("\\0libraries")
+-- The rest is built in two nested functions, each run once. A closure finds each local it captures
+-- by walking the open upvalues above that local (luaF_findupval), so a hundred captured locals in
+-- one function made start-up quadratic; a local of an enclosing function is reached directly.
+return (function()
 
-local MEMERR = "not enough memory"
--- 5.3's auxiliary buffers (string.rep, table.concat, string.format, ...) report a refused
--- allocation in their own words; it is the same limit and must be as sticky
-local IS_MEMERR = { [MEMERR] = true, ["not enough memory for buffer allocation"] = true }
-local MESSAGES = {
-  instructions = "instruction limit exceeded",
-  cpu = "cpu time limit exceeded",
-  output = "output limit exceeded",
-  memory = MEMERR,
-}
-
--- run state
-local active, tripped, count, budget, fires = false, nil, 0, huge, 0
--- the CPU clock costs a system call: it starts at the run's first hook and is read every 8th
-local cpu_limit, cpu_start, cpu_last = huge, nil, nil
-local current_env
-
-local function raise_tripped()
-  error(MESSAGES[tripped] or tripped, 0)
-end
-
-local function trip(reason, detail)
-  if not tripped then
-    tripped = reason
-    if reason == "permission" then tripped = "permission denied: " .. tostring(detail) end
-    host_trip(reason, detail)
+  local function unwrap(ok, ...)
+    if ok then return ... end
+    error((...), 0)
   end
-  raise_tripped()
-end
-
-local function hook()
-  if not active then return end
-  if tripped then raise_tripped() end
-  count = count + STEP
-  if count > budget then return trip("instructions") end
-  fires = fires + 1
-  -- a short run never reads the clock; a long one starts it at its 8th hook (or early when the
-  -- heap is large enough for single instructions to be slow), so at most 8 steps go unmeasured
-  if fires >= 8 or collectgarbage("count") > 512 then
-    fires = 0
-    cpu_last = host_clock()
-    if cpu_start == nil then
-      cpu_start = cpu_last
-    elseif cpu_last - cpu_start > cpu_limit then
-      return trip("cpu")
-    end
+  local function host_function(name)
+    return function(...) return unwrap(c_host(name, ...)) end
   end
-end
+  local host_clock, host_trip = host_function("\\0clock"), host_function("\\0trip")
+  local host_write, host_module = host_function("\\0write"), host_function("\\0module")
+  local host_patterns, host_libraries = host_function("\\0patterns"), host_function("\\0libraries")
 
--- charged C work is invisible to the hook: the clock is also read after every 8 steps' worth of it
-local charged = 0
--- compares before adding: count + units could wrap around for integer units near math.maxinteger
-local function charge(units)
-  if active then
-    if units > budget - count then
-      count = budget + 1
-      trip("instructions")
+  local MEMERR = "not enough memory"
+  -- 5.3's auxiliary buffers (string.rep, table.concat, string.format, ...) report a refused
+  -- allocation in their own words; it is the same limit and must be as sticky
+  local IS_MEMERR = { [MEMERR] = true, ["not enough memory for buffer allocation"] = true }
+  local MESSAGES = {
+    instructions = "instruction limit exceeded",
+    cpu = "cpu time limit exceeded",
+    output = "output limit exceeded",
+    memory = MEMERR,
+  }
+
+  -- run state
+  local active, tripped, count, budget, fires = false, nil, 0, huge, 0
+  -- the CPU clock costs a system call: it starts at the run's first hook and is read every 8th
+  local cpu_limit, cpu_start, cpu_last = huge, nil, nil
+  local current_env
+
+  local function raise_tripped()
+    error(MESSAGES[tripped] or tripped, 0)
+  end
+
+  local function trip(reason, detail)
+    if not tripped then
+      tripped = reason
+      if reason == "permission" then tripped = "permission denied: " .. tostring(detail) end
+      host_trip(reason, detail)
     end
-    count = count + units
-    charged = charged + units
-    if charged >= 8 * STEP then
-      charged = 0
+    raise_tripped()
+  end
+
+  local function hook()
+    if not active then return end
+    if tripped then raise_tripped() end
+    count = count + STEP
+    if count > budget then return trip("instructions") end
+    fires = fires + 1
+    -- a short run never reads the clock; a long one starts it at its 8th hook (or early when the
+    -- heap is large enough for single instructions to be slow), so at most 8 steps go unmeasured
+    if fires >= 8 or collectgarbage("count") > 512 then
+      fires = 0
       cpu_last = host_clock()
       if cpu_start == nil then
         cpu_start = cpu_last
       elseif cpu_last - cpu_start > cpu_limit then
-        trip("cpu")
+        return trip("cpu")
       end
     end
   end
-end
--- linear C work on strings: one unit per 16 bytes
-local function charge_bytes(s)
-  if type(s) == "string" then charge(#s >> 4) end
-  return s
-end
-local function charge_results(...)
-  charge(select("#", ...))
-  return ...
-end
 
--- C functions with a large stack frame (a luaL_Buffer: 8 KiB on 5.3) that call back into Lua
--- (table.concat through __index, string.gsub through its replacement) nest on the C stack; 200
--- levels of them, then any JS callback, overrun V8's stack and abort Deno (seen on 5.3), so
--- their nesting is capped far below Lua's own C-call limit
-local nest, NEST_MAX = 0, 16
-local function unnest(ok, ...)
-  nest = nest - 1
-  if ok then return ... end
-  error((...), 0)
-end
-local function nested(f, ...)
-  if nest >= NEST_MAX then error("C stack overflow (string.gsub / table.concat nested too deep)", 3) end
-  nest = nest + 1
-  return unnest(pcall(f, ...))
-end
-
--- catch points: once a limit tripped, nothing may swallow it
-local function caught(ok, ...)
-  if not ok and active then
-    if tripped then raise_tripped() end
-    if IS_MEMERR[(...)] then
-      tripped = "memory"
-      raise_tripped()
+  -- charged C work is invisible to the hook: the clock is also read after every 8 steps' worth of it
+  local charged = 0
+  -- compares before adding: count + units could wrap around for integer units near math.maxinteger
+  local function charge(units)
+    if active then
+      if units > budget - count then
+        count = budget + 1
+        trip("instructions")
+      end
+      count = count + units
+      charged = charged + units
+      if charged >= 8 * STEP then
+        charged = 0
+        cpu_last = host_clock()
+        if cpu_start == nil then
+          cpu_start = cpu_last
+        elseif cpu_last - cpu_start > cpu_limit then
+          trip("cpu")
+        end
+      end
     end
   end
-  return ok, ...
-end
-
-local function sb_pcall(f, ...) return caught(pcall(f, ...)) end
--- Lua calls a message handler before unwinding: after an error raised by the hook, hooks are
--- still off there, so a handler must never run once a limit tripped
-local function sb_xpcall(f, handler, ...)
-  return caught(xpcall(f, function(e)
-    if tripped then return e end
-    return handler(e)
-  end, ...))
-end
-
--- The vetted libraries are built on their first use, not with the state: most runs touch few of
--- them, and a sandbox that is created, run once and closed pays only for what it used. Building is
--- trusted work outside the run's budget (bounded, and never cut half-way by the hook; its memory
--- still counts); a build that fails (out of memory) leaves nothing behind and is tried again.
-local function build_trusted(build)
-  local was = active
-  active = false
-  local ok, built = pcall(build)
-  active = was
-  if not ok then error(built, 0) end
-  return built
-end
-
--- math.random is seeded from the clock at its first call in each run
-local seeded_run = false
-local function first_random_of_run()
-  if seeded_run then return false end
-  seeded_run = true
-  return true
-end
-
--- tostring and %p without addresses; the type name comes from type(), so __name cannot spoof it
-local ids_mt = { __mode = "k" }
-local ids = setmetatable({}, ids_mt)
-local last_id = 0
-local function ident(v)
-  local id = ids[v]
-  if not id then
-    last_id = last_id + 1
-    id = last_id
-    ids[v] = id
+  -- linear C work on strings: one unit per 16 bytes
+  local function charge_bytes(s)
+    if type(s) == "string" then charge(#s >> 4) end
+    return s
   end
-  return id
-end
+  local function charge_results(...)
+    charge(select("#", ...))
+    return ...
+  end
 
-local function sb_tostring(v)
-  local t = type(v)
-  if t == "string" then return v end
-  if t == "number" or t == "boolean" or t == "nil" then return tostring(v) end
-  local mt = d_getmetatable(v)
-  if mt ~= nil then
-    local to = rawget(mt, "__tostring")
-    if to ~= nil then
-      local s = to(v)
-      if type(s) ~= "string" then error("'__tostring' must return a string", 2) end
-      return s
+  -- C functions with a large stack frame (a luaL_Buffer: 8 KiB on 5.3) that call back into Lua
+  -- (table.concat through __index, string.gsub through its replacement) nest on the C stack; 200
+  -- levels of them, then any JS callback, overrun V8's stack and abort Deno (seen on 5.3), so
+  -- their nesting is capped far below Lua's own C-call limit
+  local nest, NEST_MAX = 0, 16
+  local function unnest(ok, ...)
+    nest = nest - 1
+    if ok then return ... end
+    error((...), 0)
+  end
+  local function nested(f, ...)
+    if nest >= NEST_MAX then error("C stack overflow (string.gsub / table.concat nested too deep)", 3) end
+    nest = nest + 1
+    return unnest(pcall(f, ...))
+  end
+
+  -- catch points: once a limit tripped, nothing may swallow it
+  local function caught(ok, ...)
+    if not ok and active then
+      if tripped then raise_tripped() end
+      if IS_MEMERR[(...)] then
+        tripped = "memory"
+        raise_tripped()
+      end
     end
+    return ok, ...
   end
-  if t == "table" or t == "function" or t == "thread" or t == "userdata" then
-    return t .. ": " .. ident(v)
+
+  local function sb_pcall(f, ...) return caught(pcall(f, ...)) end
+  -- Lua calls a message handler before unwinding: after an error raised by the hook, hooks are
+  -- still off there, so a handler must never run once a limit tripped
+  local function sb_xpcall(f, handler, ...)
+    return caught(xpcall(f, function(e)
+      if tripped then return e end
+      return handler(e)
+    end, ...))
   end
-  return t
-end
 
--- string: the one table behind both \`string\` and the string metatable, which reads through a
--- stand-in until the table is built (the builder then installs it); 5.4 converts strings in
--- arithmetic through that metatable, and those C metamethods stay
-local string_meta = { __metatable = false }
-for _, event in next, { "__add", "__sub", "__mul", "__div", "__mod", "__pow", "__unm", "__idiv" } do
-  string_meta[event] = rawget(d_getmetatable(""), event)
-end
-
--- read-only views of shared tables; sb_rawset refuses them
-local frozen = setmetatable({}, { __mode = "k" })
-local function deny() error("attempt to modify a read-only table", 2) end
-local function freeze(t)
-  local proxy
-  proxy = setmetatable({}, {
-    __index = t,
-    __newindex = deny,
-    __len = function() return #t end,
-    __pairs = function()
-      return function(_, k) return next(t, k) end, proxy, nil
-    end,
-    __metatable = false,
-  })
-  frozen[proxy] = true
-  return proxy
-end
--- The builders of the vetted libraries are a chunk of their own, loaded from the host's cached
--- bytecode when the first of them is used; they reach the kernel only through what it passes here.
-local builders
-local function vetted_builders()
-  if builders == nil then
-    local factory = assert(load(host_libraries(), "=luagate.libraries", "b", TRUSTED_GLOBALS))
-    builders = factory({
-      charge = charge, charge_bytes = charge_bytes, charge_results = charge_results, nested = nested,
-      caught = caught, unwrap = unwrap, raise_tripped = raise_tripped,
-      tripped = function() return tripped end,
-      build_trusted = build_trusted, first_random_of_run = first_random_of_run,
-      hook = hook, STEP = STEP, d_sethook = d_sethook, d_getmetatable = d_getmetatable,
-      tostring = sb_tostring, ident = ident, host_clock = host_clock, host_patterns = host_patterns,
-      string_meta = string_meta, openers = OPENERS,
-    })
+  -- The vetted libraries are built on their first use, not with the state: most runs touch few of
+  -- them, and a sandbox that is created, run once and closed pays only for what it used. Building is
+  -- trusted work outside the run's budget (bounded, and never cut half-way by the hook; its memory
+  -- still counts); a build that fails (out of memory) leaves nothing behind and is tried again.
+  local function build_trusted(build)
+    local was = active
+    active = false
+    local ok, built = pcall(build)
+    active = was
+    if not ok then error(built, 0) end
+    return built
   end
-  return builders
-end
 
--- the read-only view of the vetted library \`name\`, built on the view's first use
-local function freeze_lazily(name)
-  local t, proxy
-  local meta = { __newindex = deny, __metatable = false }
-  local function target()
-    if t == nil then
-      t = build_trusted(function() return vetted_builders()[name]() end)
-      meta.__index = t
+  -- math.random is seeded from the clock at its first call in each run
+  local seeded_run = false
+  local function first_random_of_run()
+    if seeded_run then return false end
+    seeded_run = true
+    return true
+  end
+
+  -- tostring and %p without addresses; the type name comes from type(), so __name cannot spoof it
+  local ids_mt = { __mode = "k" }
+  local ids = setmetatable({}, ids_mt)
+  local last_id = 0
+  local sb_tostring, freeze_deep, decision_envs, prepare, base, capability = (function()
+    local function ident(v)
+      local id = ids[v]
+      if not id then
+        last_id = last_id + 1
+        id = last_id
+        ids[v] = id
+      end
+      return id
     end
-    return t
+
+    local function sb_tostring(v)
+      local t = type(v)
+      if t == "string" then return v end
+      if t == "number" or t == "boolean" or t == "nil" then return tostring(v) end
+      local mt = d_getmetatable(v)
+      if mt ~= nil then
+        local to = rawget(mt, "__tostring")
+        if to ~= nil then
+          local s = to(v)
+          if type(s) ~= "string" then error("'__tostring' must return a string", 2) end
+          return s
+        end
+      end
+      if t == "table" or t == "function" or t == "thread" or t == "userdata" then
+        return t .. ": " .. ident(v)
+      end
+      return t
+    end
+
+    -- string: the one table behind both \`string\` and the string metatable, which reads through a
+    -- stand-in until the table is built (the builder then installs it); 5.4 converts strings in
+    -- arithmetic through that metatable, and those C metamethods stay
+    local string_meta = { __metatable = false }
+    for _, event in next, { "__add", "__sub", "__mul", "__div", "__mod", "__pow", "__unm", "__idiv" } do
+      string_meta[event] = rawget(d_getmetatable(""), event)
+    end
+
+    -- read-only views of shared tables; sb_rawset refuses them
+    local frozen = setmetatable({}, { __mode = "k" })
+    local function deny() error("attempt to modify a read-only table", 2) end
+    local function freeze(t)
+      local proxy
+      proxy = setmetatable({}, {
+        __index = t,
+        __newindex = deny,
+        __len = function() return #t end,
+        __pairs = function()
+          return function(_, k) return next(t, k) end, proxy, nil
+        end,
+        __metatable = false,
+      })
+      frozen[proxy] = true
+      return proxy
+    end
+    -- The builders of the vetted libraries are a chunk of their own, loaded from the host's cached
+    -- bytecode when the first of them is used; they reach the kernel only through what it passes here.
+    local builders
+    local function vetted_builders()
+      if builders == nil then
+        local factory = assert(load(host_libraries(), "=luagate.libraries", "b", TRUSTED_GLOBALS))
+        builders = factory({
+          charge = charge, charge_bytes = charge_bytes, charge_results = charge_results, nested = nested,
+          caught = caught, unwrap = unwrap, raise_tripped = raise_tripped,
+          tripped = function() return tripped end,
+          build_trusted = build_trusted, first_random_of_run = first_random_of_run,
+          hook = hook, STEP = STEP, d_sethook = d_sethook, d_getmetatable = d_getmetatable,
+          tostring = sb_tostring, ident = ident, host_clock = host_clock, host_patterns = host_patterns,
+          string_meta = string_meta, openers = OPENERS,
+        })
+      end
+      return builders
+    end
+
+    -- the read-only view of the vetted library \`name\`, built on the view's first use
+    local function freeze_lazily(name)
+      local t, proxy
+      local meta = { __newindex = deny, __metatable = false }
+      local function target()
+        if t == nil then
+          t = build_trusted(function() return vetted_builders()[name]() end)
+          meta.__index = t
+        end
+        return t
+      end
+      meta.__index = function(_, k) return target()[k] end
+      meta.__len = function() return #target() end
+      meta.__pairs = function()
+        local built = target()
+        return function(_, k) return next(built, k) end, proxy, nil
+      end
+      proxy = setmetatable({}, meta)
+      frozen[proxy] = true
+      return proxy
+    end
+    local function freeze_deep(t)
+      if type(t) ~= "table" then return t end
+      for k, v in next, t do
+        if type(v) == "table" then t[k] = freeze_deep(v) end
+      end
+      return freeze(t)
+    end
+
+    local decision_envs = setmetatable({}, { __mode = "k" })
+    local function sb_rawset(t, k, v)
+      if frozen[t] then error("attempt to modify a read-only table", 2) end
+      local meta = decision_envs[t]
+      if meta then meta.dirty = true end
+      return rawset(t, k, v)
+    end
+
+    local function sb_setmetatable(t, mt)
+      if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+        error("metatables with __gc are not allowed in the sandbox", 2)
+      end
+      return setmetatable(t, mt)
+    end
+
+    local function sb_load(chunk, name, mode, ...)
+      if type(chunk) ~= "string" then error("load: only string chunks are allowed in the sandbox", 2) end
+      if s_byte(chunk, 1) == 27 then return nil, "attempt to load a binary chunk (only text is allowed)" end
+      charge(#chunk)
+      local env = current_env
+      if select("#", ...) > 0 then env = ... end
+      local f, err = load(chunk, name, "t", env)
+      if f == nil and IS_MEMERR[err] and active then
+        tripped = tripped or "memory"
+        raise_tripped()
+      end
+      return f, err
+    end
+
+    local function sb_collectgarbage(option)
+      if option == "count" then return collectgarbage("count") end
+      error("collectgarbage: only 'count' is allowed in the sandbox", 2)
+    end
+
+    local function sb_print(...)
+      local args = t_pack(...)
+      charge(args.n)
+      for i = 1, args.n do args[i] = sb_tostring(args[i]) end
+      if not host_write(t_concat(args, "\\t", 1, args.n) .. "\\n") then trip("output") end
+    end
+
+    local string_view = freeze_lazily("string")
+    string_meta.__index = function(_, k) return string_view[k] end
+    d_setmetatable("", string_meta)
+
+    local function sb_tonumber(v, ...)
+      charge_bytes(v)
+      return tonumber(v, ...)
+    end
+
+    local base = {
+      assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
+      pcall = sb_pcall, xpcall = sb_xpcall, print = sb_print, select = select,
+      rawequal = rawequal, rawget = rawget, rawlen = rawlen, rawset = sb_rawset,
+      setmetatable = sb_setmetatable, getmetatable = getmetatable,
+      tonumber = sb_tonumber, tostring = sb_tostring, type = type, load = sb_load,
+      collectgarbage = sb_collectgarbage, _VERSION = _VERSION,
+      string = string_view, table = freeze_lazily("table"), math = freeze_lazily("math"),
+      os = freeze_lazily("os"), coroutine = freeze_lazily("coroutine"),
+    }
+    if OPENERS.utf8 then base.utf8 = freeze_lazily("utf8") end
+
+    -- capabilities: a denial from the host trips the run like a limit, so no catch point can hide it
+    local function capability_result(name, ok, ...)
+      if ok then return ... end
+      if (...) == DENIED then return trip("permission", name) end
+      error((...), 0)
+    end
+    local function capability(name)
+      return function(...) return capability_result(name, c_host(name, ...)) end
+    end
+
+    -- require resolves within the bundle the host holds; results are shared read-only
+    local loaded, loading = {}, {}
+    local new_env
+    local function sb_require(name)
+      if type(name) ~= "string" then error("bad argument #1 to 'require' (string expected, got " .. type(name) .. ")", 2) end
+      local value = loaded[name]
+      if value ~= nil then return value end
+      if loading[name] then error("require cycle: module '" .. name .. "' is already being loaded", 2) end
+      local source = host_module(name)
+      if source == nil then error("module '" .. name .. "' not found in the bundle", 2) end
+      local fn, err = load(source, "=" .. name, "t", new_env())
+      if not fn then error(err, 0) end
+      loading[name] = true
+      local ok, result = caught(pcall(fn, name))
+      loading[name] = nil
+      if not ok then error(result, 0) end
+      if result == nil then result = true end
+      if type(result) == "table" then result = freeze_deep(result) end
+      loaded[name] = result
+      return result
+    end
+    base.require = sb_require
+
+    local env_mt = { __index = base, __metatable = false }
+    function new_env()
+      local env = setmetatable({}, env_mt)
+      env._G = env
+      return env
+    end
+
+    local function prepare(code, name)
+      if s_byte(code, 1) == 27 then return nil, "attempt to load a binary chunk (only text is allowed)" end
+      current_env = new_env()
+      return load(code, name, "t", current_env)
+    end
+    return sb_tostring, freeze_deep, decision_envs, prepare, base, capability
+  end)()
+
+  -- ends the run's metering; returns its CPU ms (-1: not measured)
+  local function stop_run()
+    active = false
+    if cpu_start then return host_clock() - cpu_start end
+    return -1
   end
-  meta.__index = function(_, k) return target()[k] end
-  meta.__len = function() return #target() end
-  meta.__pairs = function()
-    local built = target()
-    return function(_, k) return next(built, k) end, proxy, nil
+
+  local function finish_run(ok, ...)
+    return ok, count, stop_run(), ...
   end
-  proxy = setmetatable({}, meta)
-  frozen[proxy] = true
-  return proxy
-end
-local function freeze_deep(t)
-  if type(t) ~= "table" then return t end
-  for k, v in next, t do
-    if type(v) == "table" then t[k] = freeze_deep(v) end
+
+  -- Each run leaves a few young tables behind, which a generational collector reclaims cheaply; but
+  -- entering that mode is a full collection, so a state pays for it only once it is reused.
+  local runs = 0
+  local function count_run()
+    runs = runs + 1
+    if runs == 2 and _VERSION == "Lua 5.4" then collectgarbage("generational") end
   end
-  return freeze(t)
-end
 
-local decision_envs = setmetatable({}, { __mode = "k" })
-local function sb_rawset(t, k, v)
-  if frozen[t] then error("attempt to modify a read-only table", 2) end
-  local meta = decision_envs[t]
-  if meta then meta.dirty = true end
-  return rawset(t, k, v)
-end
-
-local function sb_setmetatable(t, mt)
-  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
-    error("metatables with __gc are not allowed in the sandbox", 2)
+  -- the main thread's hook stays installed; between runs it returns at once
+  local function begin(budget_, cpu_limit_)
+    count_run()
+    count, budget, cpu_limit, tripped, fires = 0, budget_, cpu_limit_, nil, 0
+    cpu_start, cpu_last = nil, nil
+    charged, seeded_run, last_id, nest = 0, false, 0, 0
+    ids = setmetatable({}, ids_mt)
+    active = true
   end
-  return setmetatable(t, mt)
-end
 
-local function sb_load(chunk, name, mode, ...)
-  if type(chunk) ~= "string" then error("load: only string chunks are allowed in the sandbox", 2) end
-  if s_byte(chunk, 1) == 27 then return nil, "attempt to load a binary chunk (only text is allowed)" end
-  charge(#chunk)
-  local env = current_env
-  if select("#", ...) > 0 then env = ... end
-  local f, err = load(chunk, name, "t", env)
-  if f == nil and IS_MEMERR[err] and active then
-    tripped = tripped or "memory"
-    raise_tripped()
+  -- runs fn(...) under the budget; returns ok, instructions, cpu ms (-1: not measured), results or error
+  local function run(fn, budget_, cpu_limit_, ...)
+    begin(budget_, cpu_limit_)
+    return finish_run(pcall(fn, ...))
   end
-  return f, err
-end
 
-local function sb_collectgarbage(option)
-  if option == "count" then return collectgarbage("count") end
-  error("collectgarbage: only 'count' is allowed in the sandbox", 2)
-end
-
-local function sb_print(...)
-  local args = t_pack(...)
-  charge(args.n)
-  for i = 1, args.n do args[i] = sb_tostring(args[i]) end
-  if not host_write(t_concat(args, "\\t", 1, args.n) .. "\\n") then trip("output") end
-end
-
-local string_view = freeze_lazily("string")
-string_meta.__index = function(_, k) return string_view[k] end
-d_setmetatable("", string_meta)
-
-local function sb_tonumber(v, ...)
-  charge_bytes(v)
-  return tonumber(v, ...)
-end
-
-local base = {
-  assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
-  pcall = sb_pcall, xpcall = sb_xpcall, print = sb_print, select = select,
-  rawequal = rawequal, rawget = rawget, rawlen = rawlen, rawset = sb_rawset,
-  setmetatable = sb_setmetatable, getmetatable = getmetatable,
-  tonumber = sb_tonumber, tostring = sb_tostring, type = type, load = sb_load,
-  collectgarbage = sb_collectgarbage, _VERSION = _VERSION,
-  string = string_view, table = freeze_lazily("table"), math = freeze_lazily("math"),
-  os = freeze_lazily("os"), coroutine = freeze_lazily("coroutine"),
-}
-if OPENERS.utf8 then base.utf8 = freeze_lazily("utf8") end
-
--- capabilities: a denial from the host trips the run like a limit, so no catch point can hide it
-local function capability_result(name, ok, ...)
-  if ok then return ... end
-  if (...) == DENIED then return trip("permission", name) end
-  error((...), 0)
-end
-local function capability(name)
-  return function(...) return capability_result(name, c_host(name, ...)) end
-end
-
--- require resolves within the bundle the host holds; results are shared read-only
-local loaded, loading = {}, {}
-local new_env
-local function sb_require(name)
-  if type(name) ~= "string" then error("bad argument #1 to 'require' (string expected, got " .. type(name) .. ")", 2) end
-  local value = loaded[name]
-  if value ~= nil then return value end
-  if loading[name] then error("require cycle: module '" .. name .. "' is already being loaded", 2) end
-  local source = host_module(name)
-  if source == nil then error("module '" .. name .. "' not found in the bundle", 2) end
-  local fn, err = load(source, "=" .. name, "t", new_env())
-  if not fn then error(err, 0) end
-  loading[name] = true
-  local ok, result = caught(pcall(fn, name))
-  loading[name] = nil
-  if not ok then error(result, 0) end
-  if result == nil then result = true end
-  if type(result) == "table" then result = freeze_deep(result) end
-  loaded[name] = result
-  return result
-end
-base.require = sb_require
-
-local env_mt = { __index = base, __metatable = false }
-function new_env()
-  local env = setmetatable({}, env_mt)
-  env._G = env
-  return env
-end
-
-local function prepare(code, name)
-  if s_byte(code, 1) == 27 then return nil, "attempt to load a binary chunk (only text is allowed)" end
-  current_env = new_env()
-  return load(code, name, "t", current_env)
-end
-
--- ends the run's metering; returns its CPU ms (-1: not measured)
-local function stop_run()
-  active = false
-  if cpu_start then return host_clock() - cpu_start end
-  return -1
-end
-
-local function finish_run(ok, ...)
-  return ok, count, stop_run(), ...
-end
-
--- Each run leaves a few young tables behind, which a generational collector reclaims cheaply; but
--- entering that mode is a full collection, so a state pays for it only once it is reused.
-local runs = 0
-local function count_run()
-  runs = runs + 1
-  if runs == 2 and _VERSION == "Lua 5.4" then collectgarbage("generational") end
-end
-
--- the main thread's hook stays installed; between runs it returns at once
-local function begin(budget_, cpu_limit_)
-  count_run()
-  count, budget, cpu_limit, tripped, fires = 0, budget_, cpu_limit_, nil, 0
-  cpu_start, cpu_last = nil, nil
-  charged, seeded_run, last_id, nest = 0, false, 0, 0
-  ids = setmetatable({}, ids_mt)
-  active = true
-end
-
--- runs fn(...) under the budget; returns ok, instructions, cpu ms (-1: not measured), results or error
-local function run(fn, budget_, cpu_limit_, ...)
-  begin(budget_, cpu_limit_)
-  return finish_run(pcall(fn, ...))
-end
-
--- a nested entry (a capability calling back into the sandbox) shares the running budget
-local function run_nested(fn, ...)
-  return caught(pcall(fn, ...))
-end
-
--- the policy engine's per-decision entry: the chunk's globals become a fresh table reading
--- through to the ones it defined when it loaded, so what a decision assigns is gone after it
-local function env_meta(chunk)
-  local _, env = d_getupvalue(chunk, 1)
-  local meta = { __index = env, __metatable = false }
-  meta.__newindex = function(t, k, v)
-    meta.dirty = true
-    rawset(t, k, v)
+  -- a nested entry (a capability calling back into the sandbox) shares the running budget
+  local function run_nested(fn, ...)
+    return caught(pcall(fn, ...))
   end
-  return meta
-end
 
--- A decision that assigned no global leaves its table as it found it, and the next decision of
--- the policy reuses it. New keys go through __newindex, rawset marks the table, and a reassigned
--- _G shows in the one key the table holds.
-local function decide(chunk, fn, meta, budget_, cpu_limit_, input, data)
-  local env = meta.env
-  if env == nil or meta.dirty or env._G ~= env then
-    env = setmetatable({}, meta)
-    rawset(env, "_G", env)
-    meta.env, meta.dirty = env, false
-    decision_envs[env] = meta
-    d_setupvalue(chunk, 1, env)
+  -- the policy engine's per-decision entry: the chunk's globals become a fresh table reading
+  -- through to the ones it defined when it loaded, so what a decision assigns is gone after it
+  local function env_meta(chunk)
+    local _, env = d_getupvalue(chunk, 1)
+    local meta = { __index = env, __metatable = false }
+    meta.__newindex = function(t, k, v)
+      meta.dirty = true
+      rawset(t, k, v)
+    end
+    return meta
   end
-  current_env = env
-  if runs < 2 then count_run() end
-  count, budget, cpu_limit, tripped, fires = 0, budget_, cpu_limit_, nil, 0
-  cpu_start, cpu_last = nil, nil
-  active = true
-  -- the engine reads two results, a verdict and its reasons: fixed ones spare a vararg call
-  local ok, verdict, reasons = pcall(fn, input, data)
-  return ok, count, stop_run(), verdict, reasons
-end
 
-d_sethook(hook, "", STEP)
+  -- A decision that assigned no global leaves its table as it found it, and the next decision of
+  -- the policy reuses it. New keys go through __newindex, rawset marks the table, and a reassigned
+  -- _G shows in the one key the table holds.
+  local function decide(chunk, fn, meta, budget_, cpu_limit_, input, data)
+    local env = meta.env
+    if env == nil or meta.dirty or env._G ~= env then
+      env = setmetatable({}, meta)
+      rawset(env, "_G", env)
+      meta.env, meta.dirty = env, false
+      decision_envs[env] = meta
+      d_setupvalue(chunk, 1, env)
+    end
+    current_env = env
+    if runs < 2 then count_run() end
+    count, budget, cpu_limit, tripped, fires = 0, budget_, cpu_limit_, nil, 0
+    cpu_start, cpu_last = nil, nil
+    active = true
+    -- the engine reads two results, a verdict and its reasons: fixed ones spare a vararg call
+    local ok, verdict, reasons = pcall(fn, input, data)
+    return ok, count, stop_run(), verdict, reasons
+  end
 
--- the real globals are emptied: nothing below this line needs them
-for k in next, _G do _G[k] = nil end
+  d_sethook(hook, "", STEP)
 
--- in the order of KERNEL_ENTRIES
-return prepare, run, run_nested, decide,
-  function(name, value) base[name] = value end,
-  function(name) base[name] = capability(name) end,
-  freeze_deep,
-  function(v) return sb_tostring(v) end,
-  env_meta,
-  function() return tripped end
+  -- the real globals are emptied: nothing below this line needs them
+  for k in next, _G do _G[k] = nil end
+
+  -- in the order of KERNEL_ENTRIES
+  return prepare, run, run_nested, decide,
+    function(name, value) base[name] = value end,
+    function(name) base[name] = capability(name) end,
+    freeze_deep,
+    function(v) return sb_tostring(v) end,
+    env_meta,
+    function() return tripped end
+end)()
 `;
 
 /**
