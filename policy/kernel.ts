@@ -48,7 +48,6 @@ local TRUSTED_GLOBALS = {
 -- by walking the open upvalues above that local (luaF_findupval), so a hundred captured locals in
 -- one function made start-up quadratic; a local of an enclosing function is reached directly.
 return (function()
-
   local function unwrap(ok, ...)
     if ok then return ... end
     error((...), 0)
@@ -200,11 +199,14 @@ return (function()
     return true
   end
 
-  -- tostring and %p without addresses; the type name comes from type(), so __name cannot spoof it
+  -- the ids that stand for addresses in tostring and %p, renewed by every run
   local ids_mt = { __mode = "k" }
   local ids = setmetatable({}, ids_mt)
   local last_id = 0
+
+  -- the environment untrusted code sees, built on the limit machinery above
   local sb_tostring, freeze_deep, decision_envs, prepare, base, capability = (function()
+    -- tostring and %p without addresses; the type name comes from type(), so __name cannot spoof it
     local function ident(v)
       local id = ids[v]
       if not id then
