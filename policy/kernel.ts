@@ -109,7 +109,7 @@ return (function()
   end
 
   -- charged C work is invisible to the hook: the clock is also read after every 8 steps' worth of it
-  local charged = 0
+  local charged, CLOCK_UNITS = 0, 8 * STEP
   -- compares before adding: count + units could wrap around for integer units near math.maxinteger
   local function charge(units)
     if active then
@@ -119,7 +119,7 @@ return (function()
       end
       count = count + units
       charged = charged + units
-      if charged >= 8 * STEP then
+      if charged >= CLOCK_UNITS then
         charged = 0
         cpu_last = host_clock()
         if cpu_start == nil then
@@ -130,13 +130,16 @@ return (function()
       end
     end
   end
-  -- linear C work on strings: one unit per 16 bytes
+  -- linear C work on strings: one unit per 16 bytes (a shorter string costs nothing to charge)
   local function charge_bytes(s)
-    if type(s) == "string" then charge(#s >> 4) end
+    if type(s) == "string" and #s >= 16 then charge(#s >> 4) end
     return s
   end
+  -- one unit per result; fewer than 16 cost less than the wrapper's own instructions, which the
+  -- hook already counts, and are not charged again
   local function charge_results(...)
-    charge(select("#", ...))
+    local n = select("#", ...)
+    if n >= 16 then charge(n) end
     return ...
   end
 

@@ -117,6 +117,9 @@ local function count_of(n)
   return 0
 end
 
+-- the types C's %s converts without metamethods or addresses
+local PLAIN = { string = true, number = true, boolean = true, ["nil"] = true }
+
 -- string: the one table behind both \`string\` and the string metatable
 local function build_string()
   local S = copy(string)
@@ -135,6 +138,15 @@ local function build_string()
   S.format = function(fmt, ...)
     if type(fmt) ~= "string" or not s_find(fmt, "%", 1, true) then return s_format(fmt, ...) end
     charge(#fmt)
+    -- C's %s shows strings, numbers, booleans and nil as sb_tostring does: without %p, a call
+    -- with only those arguments needs no rewriting (the search is linear: one class, then 'p')
+    local n = select("#", ...)
+    if n <= 4 and not s_find(fmt, "%%[-+ #0-9.]*p") then
+      local a, b, c, d = ...
+      if PLAIN[type(a)] and (n < 2 or PLAIN[type(b)]) and (n < 3 or PLAIN[type(c)]) and (n < 4 or PLAIN[type(d)]) then
+        return charge_bytes(s_format(fmt, ...))
+      end
+    end
     local args = t_pack(...)
     local pieces, pos, argi, changed = {}, 1, 0, false
     while true do
@@ -235,6 +247,8 @@ local function build_table()
   end
   T.insert = function(t, ...)
     local nargs = select("#", ...)
+    -- appending to a table without a metatable: C finds the end itself, in logarithmic time
+    if nargs == 1 and d_getmetatable(t) == nil then return t_insert(t, ...) end
     local n = own_len(t)
     if n == nil then
       if nargs >= 2 then charge(len_of(t)) end

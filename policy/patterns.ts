@@ -23,9 +23,13 @@
  *
  * - `deps.charge(units)` (required): called with the work done, in steps (an integer): by the Lua
  *   matcher about every 256 steps (a run scanned by C, a `%b` scan, a prefilter skip or a capture
- *   copy is charged right after it, and is bounded by the subject length), and once with
- *   `#s + #p` (gmatch: the rest of the subject plus `#p`) before a call handed to C. It raises an
- *   error when the budget is exhausted; that error is never caught and reaches the caller
+ *   copy is charged right after it, and is bounded by the subject length), and once per call
+ *   handed to C with `#p` plus the part of the subject C searched: for `find` and each `gmatch`
+ *   step, from the start position to the end of the match (or of the subject, when nothing
+ *   matched), charged after the call, so that a loop of searches along a subject is charged
+ *   its length once; for `match` and `gsub`, the subject from the start position, charged
+ *   before. (What C may do in one call is bounded beforehand; see the cheapness rule.) It raises
+ *   an error when the budget is exhausted; that error is never caught and reaches the caller
  *   unchanged. It must not call these functions itself (they share the matcher's state).
  * - `deps.c` (required): the original C functions, `{ find = ..., match = ..., gmatch = ...,
  *   gsub = ... }` (`find` is also used for bounded helper scans: memchr-style searches, one-class
@@ -47,7 +51,10 @@
  *   visits that item at most `C(n + q, q)` times per anchored attempt (the repetition counts sum
  *   to at most `n`), and `C(n + q + 1, q + 1)` times over all start positions; each visit costs
  *   its pattern length plus a constant, or O(n) for `%b`, back-references and non-branching
- *   quantifiers. The sum over items, plus O(n) per capture, is the bound (computed in floats;
+ *   quantifiers. A quantifier followed only by captures and the end of the pattern is the
+ *   exception: its O(n) repetition and the captures after it happen at one visit only, since the
+ *   match then succeeds and the call ends (gsub: that match ends, and matches do not overlap).
+ *   The sum over items, plus O(n) per capture and that once-only work, is the bound (computed in floats;
  *   the largest cheap `n` is cached per pattern). gsub doubles the unanchored bound (a position
  *   may be tried twice) and adds the replacement work; gmatch applies the rule per iterator step.
  * - Patterns that could raise an error (malformed items, capture errors, 199 or more recursive
@@ -464,40 +471,50 @@ local function compile(p, start)
     end
     cp.fnext = fnext
     -- cost profile for the C work bound: per number q of branching items before an item,
-    -- constant work per node (costq) and work proportional to the subject length (linq)
-    local costq, linq = { 0 }, { 0 }
+    -- constant work per node (costq) and work proportional to the subject length (linq); plus the
+    -- work done once per match (see below): proportional to the subject length (once) or constant
+    local costq, linq, once, once_c = { 0 }, { 0 }, 0, 0
     local q = 1
+    local succeeds = false -- past an item after which the match cannot fail
     for j = 1, nitems do
       local kd = kind[j]
       local cj = cost[j]
       if kd == K_CLOSE then cj = cj + 32 end
-      costq[q] = costq[q] + cj
-      if kd == K_BALANCE or kd == K_BACKREF then
-        linq[q] = linq[q] + 1
-      elseif kd >= K_DSTAR and kd <= K_DOPT then
-        -- C still tries the shorter repetitions: each fails at the next consuming item
-        local fc, t = cost[j], j + 1
-        while true do
-          local kt = kind[t]
-          fc = fc + cost[t] + (kt == K_CLOSE and 32 or 0)
-          if kt ~= K_OPEN and kt ~= K_POSOPEN and kt ~= K_CLOSE and kt ~= K_FRONTIER then break end
-          t = t + 1
+      if succeeds then
+        once_c = once_c + cj
+      else
+        costq[q] = costq[q] + cj
+        if okconv[j] then
+          -- The item is tried first with its longest repetition (for '-': none) and the match
+          -- then succeeds, so its repetition and the items after it (captures, the end) happen
+          -- at one visit per call (gsub: per match, and matches do not overlap); any other visit
+          -- stops at its first test.
+          if kd ~= K_DOPT then once = once + cost[j] end
+          succeeds = true
+        elseif kd == K_BALANCE or kd == K_BACKREF then
+          linq[q] = linq[q] + 1
+        elseif kd >= K_DSTAR and kd <= K_DOPT then
+          -- C still tries the shorter repetitions: each fails at the next consuming item
+          local fc, t = cost[j], j + 1
+          while true do
+            local kt = kind[t]
+            fc = fc + cost[t] + (kt == K_CLOSE and 32 or 0)
+            if kt ~= K_OPEN and kt ~= K_POSOPEN and kt ~= K_CLOSE and kt ~= K_FRONTIER then break end
+            t = t + 1
+          end
+          if kd == K_DOPT then
+            costq[q] = costq[q] + fc
+          else
+            linq[q] = linq[q] + fc
+          end
+        elseif kd >= K_STAR and kd <= K_OPT then
+          q = q + 1
+          costq[q] = cost[j]
+          linq[q] = 0
         end
-        if kd == K_DOPT then
-          costq[q] = costq[q] + fc
-        elseif okconv[j] then -- the longest repetition is tried first and succeeds
-          costq[q] = costq[q] + fc
-          linq[q] = linq[q] + cost[j]
-        else
-          linq[q] = linq[q] + fc
-        end
-      elseif kd >= K_STAR and kd <= K_OPT then
-        q = q + 1
-        costq[q] = cost[j]
-        linq[q] = 0
       end
     end
-    cp.costq, cp.linq, cp.nq = costq, linq, q
+    cp.costq, cp.linq, cp.nq, cp.once, cp.once_c = costq, linq, q, once, once_c
     -- prefilter: start positions where the pattern can match are found by C's find with a set
     -- pattern for FIRST (one class, no quantifier: linear); the end is tried unless a match
     -- always consumes a char
@@ -574,7 +591,7 @@ local function cbound(cp, n)
       a = a * (n + q + 2) / (q + 2)
     end
   end
-  return total + (cp.ncap + 1) * nb
+  return total + (cp.ncap + 1 + cp.once) * nb + cp.once_c
 end
 
 -- largest subject length for which the C matcher is cheap (cached per compiled pattern)
@@ -936,6 +953,17 @@ end
 ---------------------------------------------------------------------------------------------------
 -- find / match
 
+-- C's find results, after charging what it searched: from pos to the end of the match, or of the
+-- subject when nothing matched
+local function searched(pos, ls, lp, st, en, ...)
+  if not st then
+    charge(ls - pos + 1 + lp)
+    return nil
+  end
+  charge(en - pos + 1 + lp)
+  return st, en, ...
+end
+
 -- lmemfind with the C library doing the scanning: memchr for the first byte, then a compare
 local function plain_find(s, p, init)
   local ls, lp = #s, #p
@@ -943,8 +971,7 @@ local function plain_find(s, p, init)
   if lp > ls - init + 1 then return nil end
   if not deps.force_lua and (ls - init + 2) * lp <= LIMIT then
     if stats then stats.c = stats.c + 1 end
-    charge(ls + lp)
-    return c_find(s, p, init, true)
+    return searched(init, ls, lp, c_find(s, p, init, true))
   end
   if stats then stats.lua = stats.lua + 1 end
   local f = sub(p, 1, 1)
@@ -968,6 +995,21 @@ local function plain_find(s, p, init)
   return nil
 end
 
+-- For find and match called with a string subject and neither init nor plain: per pattern, the
+-- longest subject handed to C (false: none), learnt by find_aux, so that the next such call with
+-- the pattern skips the checks.
+local quick, nquick = { {}, {} }, { 0, 0 } -- [1: find, 2: match][pattern]
+local function learn(which, p, mx)
+  local known = quick[which]
+  if known[p] ~= nil or #p > CACHE_PLEN then return end
+  if nquick[which] >= CACHE_MAX then
+    known = {}
+    quick[which], nquick[which] = known, 0
+  end
+  known[p] = mx
+  nquick[which] = nquick[which] + 1
+end
+
 local function find_aux(isfind, ...)
   local s, p, init, plain = ...
   local fname = isfind and "find" or "match"
@@ -985,14 +1027,23 @@ local function find_aux(isfind, ...)
     end
     if pos > ls + 1 then return nil end
   end
-  if isfind and (plain or nospecials(p)) then return plain_find(s, p, pos) end
+  local learning = init == nil and not (isfind and plain) and not deps.force_lua
+  if isfind and (plain or nospecials(p)) then
+    -- plain_find hands the search to C while (#s - init + 2) * #p <= LIMIT
+    if learning then learn(1, p, #p > 0 and LIMIT // #p - 1) end
+    return plain_find(s, p, pos)
+  end
   local anchor = byte(p, 1) == 94
   local cp = compile(p, anchor and 2 or 1)
-  if not deps.force_lua and ls - pos + 1 <= maxn(cp) then
-    if stats then stats.c = stats.c + 1 end
-    charge(ls + #p)
-    if isfind then return c_find(s, p, pos) end
-    return c_match(s, p, pos)
+  if not deps.force_lua then
+    local mx = maxn(cp)
+    if learning then learn(isfind and 1 or 2, p, mx) end
+    if ls - pos + 1 <= mx then
+      if stats then stats.c = stats.c + 1 end
+      if isfind then return searched(pos, ls, #p, c_find(s, p, pos)) end
+      charge(ls - pos + 1 + #p)
+      return c_match(s, p, pos)
+    end
   end
   if stats then stats.lua = stats.lua + 1 end
   setstate(cp, s, ls)
@@ -1016,11 +1067,42 @@ local function find_aux(isfind, ...)
   return nil
 end
 
+-- A positive init keeps the quick route: the limits are on the subject from the start position.
+-- A pattern longer than that, or an empty plain one, is no search at all for plain_find, and is
+-- charged nothing: left to find_aux.
 local function find(...)
+  local s, p, init, plain = ...
+  if type(s) == "string" and type(p) == "string" then
+    local pos = 1
+    if init ~= nil then pos = tointeger(init) or 0 end
+    local rest, lp = #s - pos + 1, #p
+    if pos > 0 and lp <= rest and not deps.force_lua then
+      local cheap
+      if plain then
+        cheap = lp > 0 and (rest + 1) * lp <= LIMIT -- as plain_find
+      else
+        local mx = quick[1][p]
+        cheap = mx and rest <= mx
+      end
+      if cheap then
+        if stats then stats.c = stats.c + 1 end
+        return searched(pos, #s, lp, c_find(s, p, pos, plain))
+      end
+    end
+  end
   return find_aux(true, ...)
 end
 
 local function match(...)
+  local s, p, init = ...
+  if init == nil and type(s) == "string" then
+    local mx = quick[2][p]
+    if mx and #s <= mx and not deps.force_lua then
+      if stats then stats.c = stats.c + 1 end
+      charge(#s + #p)
+      return c_match(s, p)
+    end
+  end
   return find_aux(false, ...)
 end
 
@@ -1046,12 +1128,18 @@ local function gmatch(...)
   end
   local cp = compile(p, 1) -- gmatch takes a leading '^' literally
   local lastmatch = nil
-  local p2 = nil -- the pattern for C's find (a leading '^' escaped)
+  local mx = maxn(cp)
+  local p2 = byte(p, 1) == 94 and "%" .. p or p -- the pattern for C's find (a leading '^' escaped)
 
-  local function deliver(st, en, ...)
-    if not st then return end
+  -- a step handed to C: charges what C searched from 'from' (see searched), delivers the match
+  local function deliver(from, st, en, ...)
+    if not st then
+      charge(ls - from + 1 + #p)
+      return
+    end
+    charge(en - from + 1 + #p)
     if en + 1 == lastmatch then -- empty match at the end of the previous one: skip it
-      return deliver(c_find(s, p2, st + 1))
+      return deliver(st + 1, c_find(s, p2, st + 1))
     end
     src, lastmatch = en + 1, en + 1
     if select("#", ...) == 0 then return sub(s, st, en) end
@@ -1061,11 +1149,9 @@ local function gmatch(...)
   return function()
     local pos = src
     if pos > ls + 1 then return end
-    if not deps.force_lua and ls - pos + 1 <= maxn(cp) then
+    if ls - pos + 1 <= mx and not deps.force_lua then
       if stats then stats.c = stats.c + 1 end
-      charge(ls - pos + 1 + #p)
-      if not p2 then p2 = byte(p, 1) == 94 and "%" .. p or p end
-      return deliver(c_find(s, p2, pos))
+      return deliver(pos, c_find(s, p2, pos))
     end
     if stats then stats.lua = stats.lua + 1 end
     setstate(cp, s, ls)

@@ -431,7 +431,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "patterns: cheap calls are handed to C and charged #s + #p",
+  name: "patterns: cheap calls are handed to C and charged what they search, plus #p",
   ignore: !SUPPORTED,
   fn() {
     using lua = setup();
@@ -441,7 +441,8 @@ Deno.test({
       return a, b, used_units(), stats.c, stats.lua
     `) as number[];
     assert.deepEqual([start, end], [5, 7]);
-    assert.equal(units, 11 + 3);
+    // up to the end of the match
+    assert.equal(units, 7 + 3);
     assert.deepEqual([toC, inLua], [1, 0]);
 
     const [k, v, units2, toC2] = lua.execute(`
@@ -459,6 +460,100 @@ Deno.test({
     `) as [string, number, number, number];
     assert.deepEqual([k3, toC3, inLua3], ["key", 0, 1]);
     assert.ok(units3 > 10000 && units3 < 200000, `charged ${units3}`);
+  },
+});
+
+Deno.test({
+  name: "patterns: a quantifier that ends the pattern repeats once per match, so long subjects go to C",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    const [words, toC, inLua] = lua.execute(`
+      reset(); stats.c, stats.lua = 0, 0
+      local n = 0
+      for _ in api.gmatch(("word "):rep(30), "(%a+)") do n = n + 1 end
+      return n, stats.c, stats.lua
+    `) as number[];
+    // 30 matches and the step that finds none, each handed to C
+    assert.deepEqual([words, toC, inLua], [30, 31, 0]);
+
+    // a quantifier followed by more pattern still repeats at every start: quadratic, so Lua
+    const [found, toC2, inLua2] = lua.execute(`
+      reset(); stats.c, stats.lua = 0, 0
+      local found = api.find(("a"):rep(150), "%a+%d")
+      return found == nil, stats.c, stats.lua
+    `) as [boolean, number, number];
+    assert.deepEqual([found, toC2, inLua2], [true, 0, 1]);
+  },
+});
+
+Deno.test({
+  name: "patterns: searching along a subject in a loop is charged its length once, not per search",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    const [words, gmatchUnits, findWords, findUnits, toC] = lua.execute(`
+      local text = ("word "):rep(60)
+      reset(); stats.c, stats.lua = 0, 0
+      local n = 0
+      for _ in api.gmatch(text, "%a+") do n = n + 1 end
+      local gmatch_units = used_units()
+      reset()
+      local m, i = 0, 1
+      while true do
+        local a, b = api.find(text, "%a+", i)
+        if not a then break end
+        m, i = m + 1, b + 1
+      end
+      return n, gmatch_units, m, used_units(), stats.c
+    `) as number[];
+    assert.deepEqual([words, findWords], [60, 60]);
+    // each search is charged the text it covered and #p: 300 bytes, 61 searches of 3
+    assert.equal(gmatchUnits, 300 + 61 * 3);
+    assert.equal(findUnits, 300 + 61 * 3);
+    assert.equal(toC, 122);
+  },
+});
+
+Deno.test({
+  name: "patterns: a repeated find or match takes the learnt route, with the same results and charges",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    const differences = lua.execute(String.raw`
+      local out = {}
+      local cases = {
+        { "find", "hello world", "o w" }, { "find", "ab", "abc" }, { "find", "abc", "" },
+        { "find", "key=value", "(%w+)=(%w+)" }, { "find", "a^b", "^b" }, { "find", "xy", "^x" },
+        { "match", "key=value", "^(%w+)=" }, { "match", "k=v", "(%w+)=(%w+)" },
+        { "match", ("x"):rep(300) .. " k=v", "(%w+)=(%w+)" }, { "find", ("x"):rep(300) .. "y", "y" },
+        { "find", ("x"):rep(20000) .. "y", "y" }, { "match", "abc", "()b()" },
+        { "find", "a,b,,c", "," }, { "find", "a,b,,c", ",()" },
+        { "find", "a.b.c", ".", true }, { "find", "x%d", "%d", true }, { "find", "abc", "", true },
+        { "find", "ab", "abc", true }, { "find", ("x"):rep(20000) .. "%", "%", true },
+      }
+      for i, c in ipairs(cases) do
+        local f = api[c[1]]
+        -- learnt first; then no init, an init of 1, and one before the start (never learnt)
+        local inits = { nil, 1, -#c[2] - 5 }
+        for _ = 1, 2 do for k = 1, 3 do f(c[2], c[3], inits[k], c[4]) end end
+        local runs = {}
+        for k = 1, 3 do
+          reset(); stats.c, stats.lua = 0, 0
+          local r = table.pack(f(c[2], c[3], inits[k], c[4]))
+          runs[k] = table.concat({ r.n, tostring(r[1]), tostring(r[2]), tostring(r[3]),
+            used_units(), stats.c, stats.lua }, " ")
+        end
+        local expected = table.pack(string[c[1]](c[2], c[3], nil, c[4]))
+        local want = table.concat({ expected.n, tostring(expected[1]), tostring(expected[2]),
+          tostring(expected[3]) }, " ")
+        if runs[1] ~= runs[2] or runs[2] ~= runs[3] or runs[1]:sub(1, #want) ~= want then
+          out[#out + 1] = c[1] .. "(" .. c[3] .. "): " .. want .. " | " .. table.concat(runs, " | ")
+        end
+      end
+      return out
+    `) as LuaTable;
+    assert.deepEqual([...differences.values()], []);
   },
 });
 

@@ -58,6 +58,25 @@ attackSuite("string.format", [
     expect: luaError(/number has no integer representation/),
   },
   {
+    name: "plain arguments are formatted by C as they are; one table among them changes nothing else",
+    code: "local direct = string.format('%5.1f|%-4d|%s|%q', 1.25, 7, 'x', 'y\\n') " +
+      "local rewritten = string.format('%5.1f|%-4d|%s|%q|%s', 1.25, 7, 'x', 'y\\n', {}) " +
+      "return direct, rewritten",
+    expect: value(['  1.2|7   |x|"y\\\n"', '  1.2|7   |x|"y\\\n"|table: 1']),
+  },
+  {
+    name: "a table or function after plain arguments is still shown without an address",
+    code: "return string.format('%d %s', 1, {}), string.format('%s %s %s %s', 1, 2, 3, print), " +
+      "string.format('%s %s', true, coroutine.create(print))",
+    expect: value(["1 table: 1", "1 2 3 function: 2", "true thread: 3"]),
+  },
+  {
+    name: "%p with flags, and literal text around it, is still rewritten",
+    only: "5.4",
+    code: "return string.format('up %-12p|%s', 'x', 'pp'), string.format('%%p %s', 'q')",
+    expect: value(["up 0x00000001|pp", "%p q"]),
+  },
+  {
     name: "%s calls __tostring, which cannot return a non-string",
     code: "return string.format('%s', setmetatable({}, {__tostring = function() return 1 end}))",
     expect: luaError(/'__tostring' must return a string/),
