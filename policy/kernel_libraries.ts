@@ -251,7 +251,11 @@ local function build_table()
     if nargs == 1 and d_getmetatable(t) == nil then return t_insert(t, ...) end
     local n = own_len(t)
     if n == nil then
-      if nargs >= 2 then charge(len_of(t)) end
+      -- C moves up the items from pos on
+      if nargs >= 2 then
+        local pos, size = tonumber((...)), len_of(t)
+        if pos and pos >= 1 and pos <= size then charge(size + 1 - pos) end
+      end
       return t_insert(t, ...)
     end
     local e, pos, v = n + 1
@@ -273,7 +277,13 @@ local function build_table()
   T.remove = function(t, ...)
     local size = own_len(t)
     if size == nil then
-      charge(len_of(t))
+      -- C moves down the items after pos: none when it removes the last one
+      local pos = (...)
+      if pos ~= nil then
+        pos = tonumber(pos)
+        local n = len_of(t)
+        if pos and pos >= 1 and pos < n then charge(n - pos) end
+      end
       return t_remove(t, ...)
     end
     local pos = size

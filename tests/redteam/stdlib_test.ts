@@ -153,6 +153,27 @@ attackSuite("table functions", [
     expect: { check: (v) => assert.deepEqual((v as unknown[]).slice(0, 2), [false, false]) },
   },
   {
+    name: "table.remove pays for the items it moves, not for the table's length",
+    // popping 5,000 items one by one: charged their length each time, this would be 12.5 million
+    code: "local t = {} for i = 1, 5000 do t[i] = i end " +
+      "local sum = 0 while #t > 0 do sum = sum + table.remove(t) end " +
+      "for i = 1, 1000 do t[i] = i end table.remove(t, 1) return sum, #t, t[1]",
+    limits: { ...TIGHT, instructions: 1_000_000 },
+    expect: value([12502500, 999, 2]),
+  },
+  {
+    name: "table.remove from the front of a long table is charged",
+    code: "local t = {} for i = 1, 60000 do t[i] = i end while true do table.remove(t, 1) end",
+    limits: { ...TIGHT, cpuMs: 2000 },
+    expect: INSTRUCTIONS,
+  },
+  {
+    name: "table.insert at the front of a long table is charged",
+    code: "local t = {} for i = 1, 60000 do t[i] = i end while true do table.insert(t, 1, 0) end",
+    limits: { ...TIGHT, cpuMs: 2000 },
+    expect: INSTRUCTIONS,
+  },
+  {
     name: "table.remove at math.mininteger",
     code: "return table.remove({}, math.mininteger)",
     expect: luaError(/position out of bounds/),
