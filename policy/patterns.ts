@@ -27,8 +27,9 @@
  *   handed to C with `#p` plus the part of the subject C searched: for `find` and each `gmatch`
  *   step, from the start position to the end of the match (or of the subject, when nothing
  *   matched), charged after the call, so that a loop of searches along a subject is charged
- *   its length once; for `match` and `gsub`, the subject from the start position, charged
- *   before. (What C may do in one call is bounded beforehand; see the cheapness rule.) It raises
+ *   its length once; for `match`, `gsub` and a `gmatch` handed to C whole, the subject from the
+ *   start position, charged before. (What C may do in one call is bounded beforehand; see the
+ *   cheapness rule.) It raises
  *   an error when the budget is exhausted; that error is never caught and reaches the caller
  *   unchanged. It must not call these functions itself (they share the matcher's state).
  * - `deps.c` (required): the original C functions, `{ find = ..., match = ..., gmatch = ...,
@@ -56,7 +57,9 @@
  *   match then succeeds and the call ends (gsub: that match ends, and matches do not overlap).
  *   The sum over items, plus O(n) per capture and that once-only work, is the bound (computed in floats;
  *   the largest cheap `n` is cached per pattern). gsub doubles the unanchored bound (a position
- *   may be tried twice) and adds the replacement work; gmatch applies the rule per iterator step.
+ *   may be tried twice) and adds the replacement work and the once-only work of each match; gmatch
+ *   returns C's own iterator when the same bound for the whole subject is cheap, and otherwise
+ *   applies the rule per iterator step.
  * - Patterns that could raise an error (malformed items, capture errors, 199 or more recursive
  *   items, captures left unfinished, a bad `%` in a gsub replacement string) always run in Lua,
  *   so that errors carry the same text and position prefix as C's.
@@ -1127,6 +1130,17 @@ local function gmatch(...)
     if src > ls + 1 then src = ls + 2 end
   end
   local cp = compile(p, 1) -- gmatch takes a leading '^' literally
+  -- A whole scan is bounded like gsub's: each start is tried at most twice over all the steps, and
+  -- each match runs its captures and the once-only part of the pattern; when that is cheap, the
+  -- steps are C's own iterator, charged once.
+  if init == nil and not cp.mayerr and not deps.force_lua then
+    local nb = ls + 1
+    if 2 * cbound(cp, ls) + (cp.once_c + 2 * cp.ncap + 2) * nb <= LIMIT then
+      if stats then stats.c = stats.c + 1 end
+      charge(ls + #p)
+      return c_gmatch(s, p)
+    end
+  end
   local lastmatch = nil
   local mx = maxn(cp)
   local p2 = byte(p, 1) == 94 and "%" .. p or p -- the pattern for C's find (a leading '^' escaped)
@@ -1249,7 +1263,8 @@ local function gsub(...)
   if not deps.force_lua and not cp.mayerr then
     local nb = ls + 1
     local b = cbound(cp, ls)
-    if not anchor then b = 2 * b end
+    -- a position may be tried twice; each match runs the once-only part of the pattern
+    if not anchor then b = 2 * b + cp.once_c * nb end
     if tr == "string" then
       b = b + nb * (#repl + 1)
     else

@@ -477,6 +477,16 @@ Deno.test({
     // 30 matches and the step that finds none, each handed to C
     assert.deepEqual([words, toC, inLua], [30, 31, 0]);
 
+    // a scan whose whole work is cheap is C's own iterator, charged once (the pattern compiled first)
+    const [short, toC1, units1] = lua.execute(`
+      api.gmatch("", "%a+")
+      reset(); stats.c, stats.lua = 0, 0
+      local out = {}
+      for w in api.gmatch(("word "):rep(10), "%a+") do out[#out + 1] = w end
+      return #out, stats.c, used_units()
+    `) as number[];
+    assert.deepEqual([short, toC1, units1], [10, 1, 50 + 3]);
+
     // a quantifier followed by more pattern still repeats at every start: quadratic, so Lua
     const [found, toC2, inLua2] = lua.execute(`
       reset(); stats.c, stats.lua = 0, 0

@@ -11,9 +11,9 @@
 // The npm peers (wasmoon, fengari, cedar-wasm) are installed into bench/peers/node_modules on first run.
 import type { Engine, EngineLoader, TimingOptions, Workload } from "./engines/types.ts";
 import { SkipEngine } from "./engines/types.ts";
+import { ensureNodeModules } from "./engines/npm.ts";
 import * as WorkloadModule from "../abac_workload.ts";
 
-const HERE = new URL(".", import.meta.url);
 const log = (msg: string) => console.error(msg);
 
 // ---------------------------------------------------------------------------------------------------
@@ -75,40 +75,6 @@ function parseArgs(args: string[]): Options {
 
 // ---------------------------------------------------------------------------------------------------
 // Setup: npm peers, workload
-
-/** Installs bench/peers/node_modules from package.json / package-lock.json when anything is missing. */
-async function ensureNodeModules(): Promise<void> {
-  const pkg = JSON.parse(await Deno.readTextFile(new URL("package.json", HERE))) as {
-    dependencies: Record<string, string>;
-  };
-  const missing = Object.entries(pkg.dependencies).filter(([name, version]) => {
-    try {
-      const installed = JSON.parse(Deno.readTextFileSync(new URL(`node_modules/${name}/package.json`, HERE)));
-      return installed.version !== version;
-    } catch {
-      return true;
-    }
-  });
-  if (missing.length === 0) return;
-  let hasLock = true;
-  try {
-    Deno.statSync(new URL("package-lock.json", HERE));
-  } catch {
-    hasLock = false;
-  }
-  const args = hasLock ? ["ci", "--no-audit", "--no-fund"] : ["install", "--no-audit", "--no-fund"];
-  log(`installing npm peers (${missing.map(([n, v]) => `${n}@${v}`).join(", ")}): npm ${args.join(" ")}`);
-  try {
-    // npm's stdout goes to stderr as well, so that --json output stays clean.
-    const out = await new Deno.Command("npm", { args, cwd: HERE, stdout: "piped", stderr: "inherit" })
-      .output();
-    const text = new TextDecoder().decode(out.stdout).trim();
-    if (text) log(text);
-    if (!out.success) log(`npm ${args[0]} failed with exit code ${out.code}; the npm engines will error`);
-  } catch (e) {
-    log(`npm not runnable (${(e as Error).message}); the npm engines will error`);
-  }
-}
 
 /** The shared workload (bench/abac_workload.ts, a copy of ../shared/bench/abac_workload.ts). */
 function loadWorkload(): Promise<{ mod: typeof WorkloadModule; source: string }> {

@@ -1,0 +1,251 @@
+// Policies beyond ABAC, side by side: string patterns, string functions, a loop, table functions and a
+// large input, each a Lua function `function(input) ... end` returning a boolean.
+//
+//   deno run -A bench/peers/workloads.ts [--rounds N] [--min-round-ms N]
+//
+// luagate's policy engine (every limit on) runs each one against wasmoon (the input copied into Lua
+// tables, and proxied) and fengari (the input pushed field by field). Every engine's answers are
+// checked against luagate's trusted LuaRuntime (real Lua, no limits) before timing; then the rounds run
+// interleaved, engine after engine, and the table shows the median µs per call.
+import { LuaRuntime, type Policy, PolicyEngine } from "../../mod.ts";
+import { ensureNodeModules, requirePeer } from "./engines/npm.ts";
+
+interface Workload {
+  name: string;
+  body: string;
+  inputs: unknown[];
+}
+
+const UA =
+  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+const range = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
+
+const WORKLOADS: Workload[] = [
+  {
+    name: "string patterns (match, find, gmatch)",
+    body: `
+  local id = input.path:match("^/api/v1/users/(%d+)/")
+  if not id then return false end
+  if not input.email:find("@example%.com$") then return false end
+  local words = 0
+  for _ in input.agent:gmatch("%a+") do words = words + 1 end
+  return tonumber(id) > 100 and words > 2`,
+    inputs: range(100, (i) => ({
+      path: `/api/v1/users/${i * 7}/orders`,
+      email: i % 3 ? "ann@example.com" : "bob@example.org",
+      agent: UA,
+    })),
+  },
+  {
+    name: "string functions (lower, upper, format, sub)",
+    body: `
+  local key = string.format("%s:%s/%d", input.user:lower(), input.role:upper(), input.n)
+  return #key > 10 and key:sub(1, 1) ~= "x"`,
+    inputs: range(100, (i) => ({ user: "Ann" + i, role: "Admin", n: i })),
+  },
+  {
+    name: "a loop of 200 iterations",
+    body: `
+  local s = 0
+  for i = 1, 200 do s = s + (i % 7) * 3 end
+  return s > input.limit`,
+    inputs: range(100, (i) => ({ limit: i * 10 })),
+  },
+  {
+    name: "table functions (insert, sort, concat)",
+    body: `
+  local t = {}
+  for _, v in ipairs(input.items) do table.insert(t, v * 2) end
+  table.sort(t)
+  return table.concat(t, ",") ~= ""`,
+    inputs: range(100, (i) => ({ items: range(20, (k) => (k * 31 + i) % 17) })),
+  },
+  {
+    name: "a large input (100 records)",
+    body: `
+  local n = 0
+  for _, item in ipairs(input.items) do
+    if item.flag and item.tags[1] == "a" then n = n + 1 end
+  end
+  return n > 3`,
+    inputs: range(20, (i) => ({
+      items: range(
+        100,
+        (k) => ({ id: "item" + k, flag: (k + i) % 5 === 0, tags: ["a", "b"], score: k * 1.5 }),
+      ),
+    })),
+  },
+];
+
+interface WasmoonModule {
+  LuaFactory: new () => {
+    createEngine(options?: Record<string, unknown>): Promise<{
+      doStringSync(code: string): unknown;
+      global: { get(name: string): unknown; close(): void };
+    }>;
+  };
+}
+
+// fengari's C-like API, the calls the harness uses
+interface FengariModule {
+  to_luastring(s: string): Uint8Array;
+  to_jsstring(s: Uint8Array): string;
+  lua: Record<string, (...args: never[]) => unknown> & { LUA_REGISTRYINDEX: number };
+  lauxlib: Record<string, (...args: never[]) => unknown>;
+  lualib: { luaL_openlibs(L: unknown): void };
+}
+
+type Call = (input: unknown) => boolean;
+
+interface Row {
+  name: string;
+  make(w: Workload): Promise<Call>;
+  close?(): void;
+}
+
+function argValue(args: string[], flag: string, fallback: number): number {
+  const at = args.indexOf(flag);
+  return at >= 0 ? Number(args[at + 1]) : fallback;
+}
+
+function luagateRow(): Row {
+  const engine = new PolicyEngine();
+  let count = 0;
+  return {
+    name: "luagate Policy (all limits on)",
+    make(w) {
+      const policy: Policy = engine.compile(`return function(input)${w.body}\nend`, { name: `w${count++}` });
+      return Promise.resolve((input) => {
+        const d = policy.evaluate(input);
+        if (d.errors.length > 0) throw new Error(`luagate: ${d.errors[0]}`);
+        return d.allow;
+      });
+    },
+    close: () => engine.close(),
+  };
+}
+
+function wasmoonRow(wasmoon: WasmoonModule, name: string, options: Record<string, unknown>): Row {
+  let count = 0;
+  return {
+    name,
+    async make(w) {
+      const lua = await new wasmoon.LuaFactory().createEngine(options);
+      const global = `f${count++}`;
+      lua.doStringSync(`${global} = function(input)${w.body}\nend`);
+      const f = lua.global.get(global) as (input: unknown) => unknown;
+      return (input) => f(input) === true;
+    },
+  };
+}
+
+function fengariRow(F: FengariModule): Row {
+  const { lua, lauxlib, lualib, to_luastring, to_jsstring } = F;
+  const api = lua as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const aux = lauxlib as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const keys = new Map<string, Uint8Array>();
+  const key = (k: string) => keys.get(k) ?? keys.set(k, to_luastring(k)).get(k)!;
+  function push(L: unknown, v: unknown): void {
+    if (typeof v === "string") api.lua_pushstring(L, to_luastring(v));
+    else if (typeof v === "number") {
+      Number.isInteger(v) ? api.lua_pushinteger(L, v) : api.lua_pushnumber(L, v);
+    } else if (typeof v === "boolean") api.lua_pushboolean(L, v);
+    else if (Array.isArray(v)) {
+      api.lua_createtable(L, v.length, 0);
+      v.forEach((item, i) => {
+        push(L, item);
+        api.lua_rawseti(L, -2, i + 1);
+      });
+    } else {
+      const record = v as Record<string, unknown>;
+      api.lua_createtable(L, 0, 4);
+      for (const k in record) {
+        push(L, record[k]);
+        api.lua_setfield(L, -2, key(k));
+      }
+    }
+  }
+  return {
+    name: "fengari (Lua 5.3 in JS)",
+    make(w) {
+      const L = aux.luaL_newstate();
+      lualib.luaL_openlibs(L);
+      if (aux.luaL_dostring(L, to_luastring(`return function(input)${w.body}\nend`)) !== 0) {
+        throw new Error("fengari: " + to_jsstring(api.lua_tostring(L, -1) as Uint8Array));
+      }
+      const ref = aux.luaL_ref(L, lua.LUA_REGISTRYINDEX);
+      return Promise.resolve((input) => {
+        api.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, ref);
+        push(L, input);
+        if (api.lua_pcall(L, 1, 1, 0) !== 0) {
+          throw new Error("fengari: " + to_jsstring(api.lua_tostring(L, -1) as Uint8Array));
+        }
+        const allow = api.lua_toboolean(L, -1) as boolean;
+        api.lua_settop(L, 0);
+        return allow;
+      });
+    },
+  };
+}
+
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+async function main(): Promise<void> {
+  const rounds = argValue(Deno.args, "--rounds", 7);
+  const minRoundMs = argValue(Deno.args, "--min-round-ms", 150);
+  await ensureNodeModules();
+  const wasmoon = requirePeer<WasmoonModule>("wasmoon/dist/index.js");
+  const rows = [
+    luagateRow(),
+    wasmoonRow(wasmoon, "wasmoon, enableProxy: false", { enableProxy: false }),
+    wasmoonRow(wasmoon, "wasmoon (proxied input)", {}),
+    fengariRow(requirePeer<FengariModule>("fengari")),
+  ];
+  const reference = new LuaRuntime();
+  const lines = [
+    `| Workload | ${rows.map((r) => r.name).join(" | ")} |`,
+    `| --- | ${rows.map(() => "---:").join(" | ")} |`,
+  ];
+  for (const w of WORKLOADS) {
+    const check = reference.execute(`return function(input)${w.body}\nend`) as (input: unknown) => unknown;
+    const expected = w.inputs.map((input) => check(reference.tableFrom(input, { recursive: true })) === true);
+    const calls = await Promise.all(rows.map((r) => r.make(w)));
+    calls.forEach((call, k) => {
+      w.inputs.forEach((input, i) => {
+        if (call(input) !== expected[i]) {
+          throw new Error(`${rows[k].name}, ${w.name}: wrong answer for input ${i}`);
+        }
+      });
+    });
+    const times = rows.map(() => [] as number[]);
+    for (let round = 0; round < rounds; round++) {
+      calls.forEach((call, k) => {
+        const start = performance.now();
+        let n = 0;
+        while (performance.now() - start < minRoundMs) {
+          for (const input of w.inputs) call(input);
+          n += w.inputs.length;
+        }
+        times[k].push((performance.now() - start) * 1000 / n);
+      });
+    }
+    const us = times.map(median);
+    const cells = us.map((
+      t,
+      k,
+    ) => (k === 0 ? `**${t.toFixed(1)}**` : `${t.toFixed(1)} (${(t / us[0]).toFixed(1)}×)`));
+    lines.push(`| ${w.name} | ${cells.join(" | ")} |`);
+    console.error(`${w.name}: ${us.map((t) => t.toFixed(1)).join(" / ")} µs`);
+  }
+  rows.forEach((r) => r.close?.());
+  reference.close();
+  console.log(
+    `µs per call, median of ${rounds} interleaved rounds (in parentheses: the time against luagate's)\n`,
+  );
+  console.log(lines.join("\n"));
+}
+
+await main();
