@@ -998,9 +998,9 @@ local function plain_find(s, p, init)
   return nil
 end
 
--- For find and match called with a string subject and neither init nor plain: per pattern, the
--- longest subject handed to C (false: none), learnt by find_aux, so that the next such call with
--- the pattern skips the checks.
+-- For find and match called with string arguments and without plain: per pattern, the longest
+-- subject (from the start position) handed to C (false: none), learnt by find_aux, so that the
+-- next such call with the pattern skips the checks.
 local quick, nquick = { {}, {} }, { 0, 0 } -- [1: find, 2: match][pattern]
 local function learn(which, p, mx)
   local known = quick[which]
@@ -1030,7 +1030,7 @@ local function find_aux(isfind, ...)
     end
     if pos > ls + 1 then return nil end
   end
-  local learning = init == nil and not (isfind and plain) and not deps.force_lua
+  local learning = not (isfind and plain) and not deps.force_lua
   if isfind and (plain or nospecials(p)) then
     -- plain_find hands the search to C while (#s - init + 2) * #p <= LIMIT
     if learning then learn(1, p, #p > 0 and LIMIT // #p - 1) end
@@ -1098,12 +1098,17 @@ end
 
 local function match(...)
   local s, p, init = ...
-  if init == nil and type(s) == "string" then
+  if type(s) == "string" and type(p) == "string" then
     local mx = quick[2][p]
-    if mx and #s <= mx and not deps.force_lua then
-      if stats then stats.c = stats.c + 1 end
-      charge(#s + #p)
-      return c_match(s, p)
+    if mx then
+      local pos = 1
+      if init ~= nil then pos = tointeger(init) or 0 end
+      local rest = #s - pos + 1
+      if pos > 0 and rest >= 0 and rest <= mx and not deps.force_lua then
+        if stats then stats.c = stats.c + 1 end
+        charge(rest + #p)
+        return c_match(s, p, pos)
+      end
     end
   end
   return find_aux(false, ...)

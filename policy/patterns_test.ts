@@ -544,7 +544,7 @@ Deno.test({
       }
       for i, c in ipairs(cases) do
         local f = api[c[1]]
-        -- learnt first; then no init, an init of 1, and one before the start (never learnt)
+        -- learnt first; then no init and an init of 1 (the quick route), and one before the start (not)
         local inits = { nil, 1, -#c[2] - 5 }
         for _ = 1, 2 do for k = 1, 3 do f(c[2], c[3], inits[k], c[4]) end end
         local runs = {}
@@ -559,6 +559,25 @@ Deno.test({
           tostring(expected[3]) }, " ")
         if runs[1] ~= runs[2] or runs[2] ~= runs[3] or runs[1]:sub(1, #want) ~= want then
           out[#out + 1] = c[1] .. "(" .. c[3] .. "): " .. want .. " | " .. table.concat(runs, " | ")
+        end
+      end
+      -- a start position inside the subject: on the quick route, and given as a negative init
+      local function run(f, s, p, init, plain)
+        reset(); stats.c, stats.lua = 0, 0
+        local r = table.pack(f(s, p, init, plain))
+        return table.concat({ r.n, tostring(r[1]), tostring(r[2]), used_units(), stats.c }, " ")
+      end
+      for _, c in ipairs({ { "find", "a,b,,c", "," }, { "match", "k=v;x=y", "(%w+)=(%w+)" },
+        { "find", "hello", "l", true }, { "match", "abc", "()" } }) do
+        local f, s = api[c[1]], c[2]
+        for pos = 2, #s + 2 do
+          local want = table.pack(string[c[1]](s, c[3], pos, c[4]))
+          run(f, s, c[3], pos, c[4])
+          local quick = run(f, s, c[3], pos, c[4])
+          local negative = pos <= #s and run(f, s, c[3], pos - #s - 1, c[4]) or quick
+          if quick ~= negative or tostring(want[1]) ~= quick:match("^%d+ (%S+)") then
+            out[#out + 1] = c[1] .. "(" .. c[3] .. ", " .. pos .. "): " .. quick .. " | " .. negative
+          end
         end
       end
       return out
