@@ -1244,8 +1244,35 @@ local function repl_ok(r, ncap)
   return true
 end
 
+-- whether C may take gsub(s, p, repl) for a subject of ls bytes (repl a string or, for tr ~= "string", a
+-- function or a table)
+local function gsub_cheap(cp, ls, repl, tr)
+  local nb = ls + 1
+  local b = cbound(cp, ls)
+  -- a position may be tried twice; each match runs the once-only part of the pattern
+  if not cp.anchored then b = 2 * b + cp.once_c * nb end
+  if tr == "string" then
+    b = b + nb * (#repl + 1)
+  else
+    b = b + 2 * nb * (cp.ncap + 1)
+  end
+  return b <= LIMIT and (tr ~= "string" or repl_ok(repl, cp.ncap))
+end
+
+-- gsub with string arguments and no max: per pattern, its compiled form once gsub learnt that no
+-- error is possible, so that a repeated call goes straight to the bound
+local quick_gsub, nquick_gsub = {}, 0
+
 local function gsub(...)
   local src, p, repl, max_s = ...
+  if max_s == nil and type(src) == "string" and type(repl) == "string" then
+    local cp = quick_gsub[p]
+    if cp and not deps.force_lua and gsub_cheap(cp, #src, repl, "string") then
+      if stats then stats.c = stats.c + 1 end
+      charge(#src + #p)
+      return c_gsub(src, p, repl)
+    end
+  end
   local nargs = select("#", ...)
   if type(src) ~= "string" then src = checkstr(src, 1, "gsub", nargs) end
   if type(p) ~= "string" then p = checkstr(p, 2, "gsub", nargs) end
@@ -1266,16 +1293,11 @@ local function gsub(...)
   local anchor = byte(p, 1) == 94
   local cp = compile(p, anchor and 2 or 1)
   if not deps.force_lua and not cp.mayerr then
-    local nb = ls + 1
-    local b = cbound(cp, ls)
-    -- a position may be tried twice; each match runs the once-only part of the pattern
-    if not anchor then b = 2 * b + cp.once_c * nb end
-    if tr == "string" then
-      b = b + nb * (#repl + 1)
-    else
-      b = b + 2 * nb * (cp.ncap + 1)
+    if quick_gsub[p] == nil and #p <= CACHE_PLEN then
+      if nquick_gsub >= CACHE_MAX then quick_gsub, nquick_gsub = {}, 0 end
+      quick_gsub[p], nquick_gsub = cp, nquick_gsub + 1
     end
-    if b <= LIMIT and (tr ~= "string" or repl_ok(repl, cp.ncap)) then
+    if gsub_cheap(cp, ls, repl, tr) then
       if stats then stats.c = stats.c + 1 end
       charge(ls + #p)
       local r, n

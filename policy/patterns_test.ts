@@ -561,6 +561,23 @@ Deno.test({
           out[#out + 1] = c[1] .. "(" .. c[3] .. "): " .. want .. " | " .. table.concat(runs, " | ")
         end
       end
+      -- gsub: without a max (the quick route once learnt) and with the same max given (never)
+      for _, c in ipairs({ { "hello world", "o", "0" }, { "a,b,,c", ",", ";%0" }, { "abc", "^a", "" },
+        { "k=v, x=y", "(%w+)=(%w+)", "%2=%1" }, { "abc", "%w", "%%" }, { "abc", "b", "%9" } }) do
+        local s, p, r = c[1], c[2], c[3]
+        local function run(max)
+          reset(); stats.c, stats.lua = 0, 0
+          local ok, a, n = pcall(api.gsub, s, p, r, max)
+          return table.concat({ tostring(ok), tostring(a), tostring(n), used_units(), stats.c, stats.lua }, " ")
+        end
+        run(); run(#s + 1)
+        local quick, slow = run(), run(#s + 1)
+        local ok, a, n = pcall(string.gsub, s, p, r)
+        local want = table.concat({ tostring(ok), tostring(a), tostring(n) }, " ")
+        if quick ~= slow or quick:sub(1, #want) ~= want then
+          out[#out + 1] = "gsub(" .. p .. ", " .. r .. "): " .. want .. " | " .. quick .. " | " .. slow
+        end
+      end
       -- a start position inside the subject: on the quick route, and given as a negative init
       local function run(f, s, p, init, plain)
         reset(); stats.c, stats.lua = 0, 0
