@@ -29,9 +29,9 @@
  *   matched), charged after the call, so that a loop of searches along a subject is charged
  *   its length once; for `match`, `gsub` and a `gmatch` handed to C whole, the subject from the
  *   start position, charged before. (What C may do in one call is bounded beforehand; see the
- *   cheapness rule.) It raises
- *   an error when the budget is exhausted; that error is never caught and reaches the caller
- *   unchanged. It must not call these functions itself (they share the matcher's state).
+ *   cheapness rule.) It raises an error when the budget is exhausted; that error is never caught
+ *   and reaches the caller unchanged. It must not call these functions itself (they share the
+ *   matcher's state).
  * - `deps.c` (required): the original C functions, `{ find = ..., match = ..., gmatch = ...,
  *   gsub = ... }` (`find` is also used for bounded helper scans: memchr-style searches, one-class
  *   runs, `%b` and start-position prefilters).
@@ -55,8 +55,8 @@
  *   quantifiers. A quantifier followed only by captures and the end of the pattern is the
  *   exception: its O(n) repetition and the captures after it happen at one visit only, since the
  *   match then succeeds and the call ends (gsub: that match ends, and matches do not overlap).
- *   The sum over items, plus O(n) per capture and that once-only work, is the bound (computed in floats;
- *   the largest cheap `n` is cached per pattern). gsub doubles the unanchored bound (a position
+ *   The sum over items, plus O(n) per capture and that once-only work, is the bound (computed in
+ *   floats; the largest cheap `n` is cached per pattern). gsub doubles the unanchored bound (a position
  *   may be tried twice) and adds the replacement work and the once-only work of each match; gmatch
  *   returns C's own iterator when the same bound for the whole subject is cheap, and otherwise
  *   applies the rule per iterator step.
@@ -1244,8 +1244,8 @@ local function repl_ok(r, ncap)
   return true
 end
 
--- whether C may take gsub(s, p, repl) for a subject of ls bytes (repl a string or, for tr ~= "string", a
--- function or a table)
+-- whether C's gsub may take a subject of ls bytes with this compiled pattern and replacement (tr:
+-- the replacement's type)
 local function gsub_cheap(cp, ls, repl, tr)
   local nb = ls + 1
   local b = cbound(cp, ls)
