@@ -1244,30 +1244,46 @@ local function repl_ok(r, ncap)
   return true
 end
 
--- whether C's gsub may take a subject of ls bytes with this compiled pattern and replacement (tr:
--- the replacement's type)
-local function gsub_cheap(cp, ls, repl, tr)
+-- the bound on C's work for gsub over a subject of ls bytes, with a replacement of type tr
+local function gsub_bound(cp, ls, repl, tr)
   local nb = ls + 1
   local b = cbound(cp, ls)
   -- a position may be tried twice; each match runs the once-only part of the pattern
   if not cp.anchored then b = 2 * b + cp.once_c * nb end
-  if tr == "string" then
-    b = b + nb * (#repl + 1)
-  else
-    b = b + 2 * nb * (cp.ncap + 1)
-  end
-  return b <= LIMIT and (tr ~= "string" or repl_ok(repl, cp.ncap))
+  if tr == "string" then return b + nb * (#repl + 1) end
+  return b + 2 * nb * (cp.ncap + 1)
 end
 
--- gsub with string arguments and no max: per pattern, its compiled form once gsub learnt that no
--- error is possible, so that a repeated call goes straight to the bound
+-- gsub with string arguments and no max: per pattern, then per replacement (at most 16), the
+-- longest subject handed to C (-1: none), learnt by gsub once the pattern is known error-free, so
+-- that a repeated call skips the checks. [1] counts a pattern's replacements.
 local quick_gsub, nquick_gsub = {}, 0
+local function learn_gsub(p, cp, repl)
+  if #p > CACHE_PLEN or #repl > CACHE_PLEN then return end
+  local known = quick_gsub[p]
+  if known == nil then
+    if nquick_gsub >= CACHE_MAX then quick_gsub, nquick_gsub = {}, 0 end
+    known = { 0 }
+    quick_gsub[p], nquick_gsub = known, nquick_gsub + 1
+  end
+  if known[repl] ~= nil or known[1] >= 16 then return end
+  local mx = -1
+  if repl_ok(repl, cp.ncap) then
+    local hi = LIMIT
+    while mx < hi do
+      local mid = (mx + hi + 1) // 2
+      if gsub_bound(cp, mid, repl, "string") <= LIMIT then mx = mid else hi = mid - 1 end
+    end
+  end
+  known[repl], known[1] = mx, known[1] + 1
+end
 
 local function gsub(...)
   local src, p, repl, max_s = ...
   if max_s == nil and type(src) == "string" and type(repl) == "string" then
-    local cp = quick_gsub[p]
-    if cp and not deps.force_lua and gsub_cheap(cp, #src, repl, "string") then
+    local known = quick_gsub[p]
+    local mx = known and known[repl]
+    if mx and #src <= mx and not deps.force_lua then
       if stats then stats.c = stats.c + 1 end
       charge(#src + #p)
       return c_gsub(src, p, repl)
@@ -1293,11 +1309,8 @@ local function gsub(...)
   local anchor = byte(p, 1) == 94
   local cp = compile(p, anchor and 2 or 1)
   if not deps.force_lua and not cp.mayerr then
-    if quick_gsub[p] == nil and #p <= CACHE_PLEN then
-      if nquick_gsub >= CACHE_MAX then quick_gsub, nquick_gsub = {}, 0 end
-      quick_gsub[p], nquick_gsub = cp, nquick_gsub + 1
-    end
-    if gsub_cheap(cp, ls, repl, tr) then
+    if tr == "string" and max_s == nil then learn_gsub(p, cp, repl) end
+    if gsub_bound(cp, ls, repl, tr) <= LIMIT and (tr ~= "string" or repl_ok(repl, cp.ncap)) then
       if stats then stats.c = stats.c + 1 end
       charge(ls + #p)
       local r, n

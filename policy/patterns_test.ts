@@ -563,7 +563,8 @@ Deno.test({
       end
       -- gsub: without a max (the quick route once learnt) and with the same max given (never)
       for _, c in ipairs({ { "hello world", "o", "0" }, { "a,b,,c", ",", ";%0" }, { "abc", "^a", "" },
-        { "k=v, x=y", "(%w+)=(%w+)", "%2=%1" }, { "abc", "%w", "%%" }, { "abc", "b", "%9" } }) do
+        { "k=v, x=y", "(%w+)=(%w+)", "%2=%1" }, { "abc", "%w", "%%" }, { "abc", "b", "%9" },
+        { "hello world", "o", "00" }, { "abc", "b", "%1" }, { ("x"):rep(3000), "x", "yy" } }) do
         local s, p, r = c[1], c[2], c[3]
         local function run(max)
           reset(); stats.c, stats.lua = 0, 0
@@ -577,6 +578,11 @@ Deno.test({
         if quick ~= slow or quick:sub(1, #want) ~= want then
           out[#out + 1] = "gsub(" .. p .. ", " .. r .. "): " .. want .. " | " .. quick .. " | " .. slow
         end
+      end
+      -- more replacements for one pattern than it learns
+      for i = 1, 20 do
+        local r = ("r"):rep(i)
+        if api.gsub("a.b.c", "%.", r) ~= string.gsub("a.b.c", "%.", r) then out[#out + 1] = "gsub " .. r end
       end
       -- a start position inside the subject: on the quick route, and given as a negative init
       local function run(f, s, p, init, plain)
