@@ -111,6 +111,10 @@ local function install_patterns(S)
   return patterns
 end
 
+-- Work worth fewer units than this is not charged: the wrapper's own instructions, which the hook
+-- counts, cost more (as for results and short strings in the kernel).
+local FEW = 16
+
 local function count_of(n)
   n = tonumber(n)
   if n and n == n and n > 0 then return n end
@@ -126,7 +130,8 @@ local function build_string()
   S.dump = nil
 
   S.rep = function(s, n, sep)
-    charge(count_of(n))
+    local count = count_of(n)
+    if count >= FEW then charge(count) end
     return charge_bytes(s_rep(s, n, sep))
   end
   local s_upper, s_lower, s_reverse = string.upper, string.lower, string.reverse
@@ -137,7 +142,7 @@ local function build_string()
 
   S.format = function(fmt, ...)
     if type(fmt) ~= "string" or not s_find(fmt, "%", 1, true) then return s_format(fmt, ...) end
-    charge(#fmt)
+    if #fmt >= FEW then charge(#fmt) end
     -- C's %s shows strings, numbers, booleans and nil as sb_tostring does: without %p, a call
     -- with only those arguments needs no rewriting (the search is linear: one class, then 'p')
     local n = select("#", ...)
@@ -227,7 +232,8 @@ local function position(v, fname)
 end
 
 -- the number of items from first to last (last >= first), in floats: last - first + 1 in integers
--- wraps around to 0 for mininteger..maxinteger
+-- wraps around to 0 for mininteger..maxinteger. (A range is charged when last >= first + FEW - 1:
+-- that sum wraps around only for a first within FEW of maxinteger, where the range is short anyway.)
 local function span(first, last)
   return (last + 0.0) - first + 1
 end
@@ -240,7 +246,7 @@ local function build_table()
     if type(t) == "table" then
       if j == nil then j = #t end
       local first, last = tonumber(i) or 1, tonumber(j) or 0
-      if last >= first then charge(span(first, last)) end
+      if last >= first + (FEW - 1) then charge(span(first, last)) end
       if d_getmetatable(t) ~= nil then return charge_bytes(nested(t_concat, t, sep, i, j)) end
     end
     return charge_bytes(t_concat(t, sep, i, j))
@@ -324,7 +330,7 @@ local function build_table()
   T.unpack = function(t, i, j)
     if j == nil and type(t) == "table" then j = #t end
     local first, last = tonumber(i) or 1, len_of(t, j)
-    if last >= first then charge(span(first, last)) end
+    if last >= first + (FEW - 1) then charge(span(first, last)) end
     return t_unpack(t, i, j)
   end
   return T

@@ -66,6 +66,12 @@ attackSuite("C loops", [
     expect: INSTRUCTIONS,
   },
   {
+    name: "table.unpack of a few items just below maxinteger (the range test must not wrap around)",
+    code: "return select('#', table.unpack({}, math.maxinteger - 2, math.maxinteger)), " +
+      "select('#', table.unpack({}, math.maxinteger - 20, math.maxinteger))",
+    expect: value([3, 21]),
+  },
+  {
     name: "table.concat from mininteger to maxinteger over an __index that is a C function",
     code:
       "local t = setmetatable({}, {__index = rawlen}) return #table.concat(t, '', math.mininteger, math.maxinteger)",
