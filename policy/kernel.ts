@@ -135,11 +135,13 @@ return (function()
     if type(s) == "string" and #s >= 16 then charge(#s >> 4) end
     return s
   end
-  -- one unit per result; fewer than 16 cost less than the wrapper's own instructions, which the
-  -- hook already counts, and are not charged again
+  -- Work worth fewer units than this is not charged: the wrapper's own instructions, which the
+  -- hook counts, cost more.
+  local FEW = 16
+  -- one unit per result
   local function charge_results(...)
     local n = select("#", ...)
-    if n >= 16 then charge(n) end
+    if n >= FEW then charge(n) end
     return ...
   end
 
@@ -277,7 +279,7 @@ return (function()
           build_trusted = build_trusted, first_random_of_run = first_random_of_run,
           hook = hook, STEP = STEP, d_sethook = d_sethook, d_getmetatable = d_getmetatable,
           tostring = sb_tostring, ident = ident, host_clock = host_clock, host_patterns = host_patterns,
-          string_meta = string_meta, openers = OPENERS,
+          string_meta = string_meta, openers = OPENERS, FEW = FEW,
         })
       end
       return builders

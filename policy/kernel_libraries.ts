@@ -111,9 +111,8 @@ local function install_patterns(S)
   return patterns
 end
 
--- Work worth fewer units than this is not charged: the wrapper's own instructions, which the hook
--- counts, cost more (as for results and short strings in the kernel).
-local FEW = 16
+-- work worth fewer units than this is not charged (see charge_results in the kernel)
+local FEW = k.FEW
 
 local function count_of(n)
   n = tonumber(n)

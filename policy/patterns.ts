@@ -597,20 +597,21 @@ local function cbound(cp, n)
   return total + (cp.ncap + 1 + cp.once) * nb + cp.once_c
 end
 
+-- the largest subject length n for which bound(cp, n, ...) <= LIMIT (-1: none); bound grows with n
+local function longest_cheap(bound, cp, ...)
+  local lo, hi = -1, LIMIT
+  while lo < hi do
+    local mid = (lo + hi + 1) // 2
+    if bound(cp, mid, ...) <= LIMIT then lo = mid else hi = mid - 1 end
+  end
+  return lo
+end
+
 -- largest subject length for which the C matcher is cheap (cached per compiled pattern)
 local function maxn(cp)
   local mx = cp.maxn
   if mx then return mx end
-  if cp.mayerr then
-    mx = -1
-  else
-    local lo, hi = -1, LIMIT
-    while lo < hi do
-      local mid = (lo + hi + 1) // 2
-      if cbound(cp, mid) <= LIMIT then lo = mid else hi = mid - 1 end
-    end
-    mx = lo
-  end
+  mx = cp.mayerr and -1 or longest_cheap(cbound, cp)
   cp.maxn = mx
   return mx
 end
@@ -967,12 +968,18 @@ local function searched(pos, ls, lp, st, en, ...)
   return st, en, ...
 end
 
+-- the longest subject (from the start position) whose plain search for a pattern of lp > 0 bytes
+-- C may do: lmemfind compares up to lp bytes at each of its positions, (rest + 1) * lp <= LIMIT
+local function plain_limit(lp)
+  return LIMIT // lp - 1
+end
+
 -- lmemfind with the C library doing the scanning: memchr for the first byte, then a compare
 local function plain_find(s, p, init)
   local ls, lp = #s, #p
   if lp == 0 then return init, init - 1 end
   if lp > ls - init + 1 then return nil end
-  if not deps.force_lua and (ls - init + 2) * lp <= LIMIT then
+  if not deps.force_lua and ls - init + 1 <= plain_limit(lp) then
     if stats then stats.c = stats.c + 1 end
     return searched(init, ls, lp, c_find(s, p, init, true))
   end
@@ -1000,8 +1007,8 @@ end
 
 -- For find and match called with string arguments and without plain: per pattern, the longest
 -- subject (from the start position) handed to C (false: none), learnt by find_aux, so that the
--- next such call with the pattern skips the checks.
-local quick, nquick = { {}, {} }, { 0, 0 } -- [1: find, 2: match][pattern]
+-- next such call with the pattern skips the checks. gsub keeps its own per pattern (see gsub).
+local quick, nquick = { {}, {}, {} }, { 0, 0, 0 } -- [1: find, 2: match, 3: gsub][pattern]
 local function learn(which, p, mx)
   local known = quick[which]
   if known[p] ~= nil or #p > CACHE_PLEN then return end
@@ -1032,8 +1039,7 @@ local function find_aux(isfind, ...)
   end
   local learning = not (isfind and plain) and not deps.force_lua
   if isfind and (plain or nospecials(p)) then
-    -- plain_find hands the search to C while (#s - init + 2) * #p <= LIMIT
-    if learning then learn(1, p, #p > 0 and LIMIT // #p - 1) end
+    if learning then learn(1, p, #p > 0 and plain_limit(#p)) end
     return plain_find(s, p, pos)
   end
   local anchor = byte(p, 1) == 94
@@ -1082,7 +1088,7 @@ local function find(...)
     if pos > 0 and lp <= rest and not deps.force_lua then
       local cheap
       if plain then
-        cheap = lp > 0 and (rest + 1) * lp <= LIMIT -- as plain_find
+        cheap = lp > 0 and rest <= plain_limit(lp)
       else
         local mx = quick[1][p]
         cheap = mx and rest <= mx
@@ -1150,15 +1156,11 @@ local function gmatch(...)
   local mx = maxn(cp)
   local p2 = byte(p, 1) == 94 and "%" .. p or p -- the pattern for C's find (a leading '^' escaped)
 
-  -- a step handed to C: charges what C searched from 'from' (see searched), delivers the match
-  local function deliver(from, st, en, ...)
-    if not st then
-      charge(ls - from + 1 + #p)
-      return
-    end
-    charge(en - from + 1 + #p)
+  -- a step handed to C, charged by searched: delivers the match
+  local function deliver(st, en, ...)
+    if not st then return end
     if en + 1 == lastmatch then -- empty match at the end of the previous one: skip it
-      return deliver(st + 1, c_find(s, p2, st + 1))
+      return deliver(searched(st + 1, ls, #p, c_find(s, p2, st + 1)))
     end
     src, lastmatch = en + 1, en + 1
     if select("#", ...) == 0 then return sub(s, st, en) end
@@ -1170,7 +1172,7 @@ local function gmatch(...)
     if pos > ls + 1 then return end
     if ls - pos + 1 <= mx and not deps.force_lua then
       if stats then stats.c = stats.c + 1 end
-      return deliver(pos, c_find(s, p2, pos))
+      return deliver(searched(pos, ls, #p, c_find(s, p2, pos)))
     end
     if stats then stats.lua = stats.lua + 1 end
     setstate(cp, s, ls)
@@ -1254,34 +1256,25 @@ local function gsub_bound(cp, ls, repl, tr)
   return b + 2 * nb * (cp.ncap + 1)
 end
 
--- gsub with string arguments and no max: per pattern, then per replacement (at most 16), the
--- longest subject handed to C (-1: none), learnt by gsub once the pattern is known error-free, so
--- that a repeated call skips the checks. [1] counts a pattern's replacements.
-local quick_gsub, nquick_gsub = {}, 0
+-- gsub with string arguments and no max: per pattern (quick[3]), then per replacement (at most
+-- 16), the longest subject handed to C (-1: none), learnt by gsub once the pattern is known
+-- error-free, so that a repeated call skips the checks. [1] counts a pattern's replacements.
 local function learn_gsub(p, cp, repl)
   if #p > CACHE_PLEN or #repl > CACHE_PLEN then return end
-  local known = quick_gsub[p]
+  local known = quick[3][p]
   if known == nil then
-    if nquick_gsub >= CACHE_MAX then quick_gsub, nquick_gsub = {}, 0 end
     known = { 0 }
-    quick_gsub[p], nquick_gsub = known, nquick_gsub + 1
+    learn(3, p, known)
   end
   if known[repl] ~= nil or known[1] >= 16 then return end
-  local mx = -1
-  if repl_ok(repl, cp.ncap) then
-    local hi = LIMIT
-    while mx < hi do
-      local mid = (mx + hi + 1) // 2
-      if gsub_bound(cp, mid, repl, "string") <= LIMIT then mx = mid else hi = mid - 1 end
-    end
-  end
-  known[repl], known[1] = mx, known[1] + 1
+  known[repl] = repl_ok(repl, cp.ncap) and longest_cheap(gsub_bound, cp, repl, "string") or -1
+  known[1] = known[1] + 1
 end
 
 local function gsub(...)
   local src, p, repl, max_s = ...
   if max_s == nil and type(src) == "string" and type(repl) == "string" then
-    local known = quick_gsub[p]
+    local known = quick[3][p]
     local mx = known and known[repl]
     if mx and #src <= mx and not deps.force_lua then
       if stats then stats.c = stats.c + 1 end

@@ -8,7 +8,9 @@
 // checked against luagate's trusted LuaRuntime (real Lua, no limits) before timing; then the rounds run
 // interleaved, engine after engine, and the table shows the median µs per call.
 import { LuaRuntime, type Policy, PolicyEngine } from "../../mod.ts";
+import type { FengariModule } from "./engines/fengari.ts";
 import { ensureNodeModules, requirePeer } from "./engines/npm.ts";
+import type { WasmoonModule } from "./engines/wasmoon.ts";
 
 interface Workload {
   name: string;
@@ -77,24 +79,6 @@ const WORKLOADS: Workload[] = [
   },
 ];
 
-interface WasmoonModule {
-  LuaFactory: new () => {
-    createEngine(options?: Record<string, unknown>): Promise<{
-      doStringSync(code: string): unknown;
-      global: { get(name: string): unknown; close(): void };
-    }>;
-  };
-}
-
-// fengari's C-like API, the calls the harness uses
-interface FengariModule {
-  to_luastring(s: string): Uint8Array;
-  to_jsstring(s: Uint8Array): string;
-  lua: Record<string, (...args: never[]) => unknown> & { LUA_REGISTRYINDEX: number };
-  lauxlib: Record<string, (...args: never[]) => unknown>;
-  lualib: { luaL_openlibs(L: unknown): void };
-}
-
 type Call = (input: unknown) => boolean;
 
 interface Row {
@@ -140,9 +124,7 @@ function wasmoonRow(wasmoon: WasmoonModule, name: string, options: Record<string
 }
 
 function fengariRow(F: FengariModule): Row {
-  const { lua, lauxlib, lualib, to_luastring, to_jsstring } = F;
-  const api = lua as unknown as Record<string, (...args: unknown[]) => unknown>;
-  const aux = lauxlib as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const { lua: api, lauxlib: aux, lualib, to_luastring, to_jsstring } = F;
   const keys = new Map<string, Uint8Array>();
   const key = (k: string) => keys.get(k) ?? keys.set(k, to_luastring(k)).get(k)!;
   function push(L: unknown, v: unknown): void {
@@ -171,16 +153,16 @@ function fengariRow(F: FengariModule): Row {
       const L = aux.luaL_newstate();
       lualib.luaL_openlibs(L);
       if (aux.luaL_dostring(L, to_luastring(`return function(input)${w.body}\nend`)) !== 0) {
-        throw new Error("fengari: " + to_jsstring(api.lua_tostring(L, -1) as Uint8Array));
+        throw new Error("fengari: " + to_jsstring(api.lua_tostring(L, -1)));
       }
-      const ref = aux.luaL_ref(L, lua.LUA_REGISTRYINDEX);
+      const ref = aux.luaL_ref(L, api.LUA_REGISTRYINDEX);
       return Promise.resolve((input) => {
-        api.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, ref);
+        api.lua_rawgeti(L, api.LUA_REGISTRYINDEX, ref);
         push(L, input);
         if (api.lua_pcall(L, 1, 1, 0) !== 0) {
-          throw new Error("fengari: " + to_jsstring(api.lua_tostring(L, -1) as Uint8Array));
+          throw new Error("fengari: " + to_jsstring(api.lua_tostring(L, -1)));
         }
-        const allow = api.lua_toboolean(L, -1) as boolean;
+        const allow = api.lua_toboolean(L, -1);
         api.lua_settop(L, 0);
         return allow;
       });

@@ -9,7 +9,8 @@ import { installedVersion, requirePeer } from "./npm.ts";
 
 type LuaState = unknown;
 type LuaString = Uint8Array;
-interface FengariModule {
+/** The part of fengari's API the harnesses use. */
+export interface FengariModule {
   FENGARI_RELEASE: string;
   to_luastring(s: string): LuaString;
   to_jsstring(s: LuaString): string;
@@ -20,6 +21,8 @@ interface FengariModule {
     lua_createtable(L: LuaState, narr: number, nrec: number): void;
     lua_pushstring(L: LuaState, s: string | LuaString): void;
     lua_pushboolean(L: LuaState, b: boolean): void;
+    lua_pushinteger(L: LuaState, n: number): void;
+    lua_pushnumber(L: LuaState, n: number): void;
     lua_setfield(L: LuaState, idx: number, k: LuaString | string): void;
     lua_rawseti(L: LuaState, idx: number, n: number): void;
     lua_rawgeti(L: LuaState, idx: number, n: number): number;

@@ -11,7 +11,8 @@ interface LuaEngineLike {
   doStringSync(code: string): unknown;
   global: { get(name: string): unknown; close(): void };
 }
-interface WasmoonModule {
+/** The part of wasmoon's API the harnesses use. */
+export interface WasmoonModule {
   LuaFactory: new () => { createEngine(options?: Record<string, unknown>): Promise<LuaEngineLike> };
 }
 
