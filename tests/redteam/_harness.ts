@@ -319,3 +319,7 @@ export const limit = (which: LuaLimit): Expect =>
 export const luaError = (message?: RegExp): Expect => ({ error: LuaError, message });
 /** A harmless value, compared with `deepStrictEqual`. */
 export const value = (v: unknown): Expect => ({ value: v });
+/** The first `count` results are `false`: each of that many `pcall`s was refused. */
+export const refused = (count: number): Expect => ({
+  check: (v) => assert.deepEqual((v as unknown[]).slice(0, count), Array(count).fill(false)),
+});
