@@ -119,7 +119,7 @@ Deno.bench({
   group: "push object",
   baseline: true,
   fn() {
-    lua.tableFrom(object);
+    lua.tableFrom(object)[Symbol.dispose]();
   },
 });
 

@@ -20,7 +20,8 @@ const bridgeDecide = bridge.globals().get("decide") as LuaFunction;
 const toTable = (r: unknown) => bridge.tableFrom(r, { recursive: true });
 for (const r of requests.slice(0, 50)) {
   if (policy.evaluate(r).allow !== decideJS(r)) throw new Error("engine disagrees with decideJS");
-  if (bridgeDecide(toTable(r)) !== decideJS(r)) throw new Error("bridge disagrees with decideJS");
+  using input = toTable(r);
+  if (bridgeDecide(input) !== decideJS(r)) throw new Error("bridge disagrees with decideJS");
 }
 
 let i = 0;
@@ -29,7 +30,8 @@ Deno.bench("PolicyEngine.evaluate (all limits on)", { group: "decision", baselin
 });
 let j = 0;
 Deno.bench("LuaRuntime: tableFrom + call (no limits)", { group: "decision" }, () => {
-  bridgeDecide(toTable(requests[j++ % 1000]));
+  using input = toTable(requests[j++ % 1000]);
+  bridgeDecide(input);
 });
 
 // ---- each limit alone, on tables already in Lua (no conversion), in the trusted runtime

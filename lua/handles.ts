@@ -1,15 +1,15 @@
 /**
  * Lua values held by JS: tables, functions, coroutines and foreign userdata. Each is a small handle
  * around a registry reference, released when the handle is garbage collected (or its runtime
- * closes). Raw stack indices never leave `lua/`.
+ * closes), or at once by `[Symbol.dispose]()` (`using`). Raw stack indices never leave `lua/`.
  *
  * @module
  */
 
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaStatus, LuaType } from "../ffi/lua_api.ts";
-import { type HandleInfo, handleInfo, type LuaCore, registerHandle } from "./core.ts";
-import { LuaError, LuaMemoryError } from "./errors.ts";
+import { type HandleInfo, handleInfoOf, type LuaCore, registerHandle, releaseHandle } from "./core.ts";
+import { LuaError, LuaMemoryError, LuaStateError } from "./errors.ts";
 
 /** When true, table access always takes the protected path (tests use it to cover both paths). */
 export const tableAccess: { forceProtected: boolean } = {
@@ -23,9 +23,14 @@ export const tableAccess: { forceProtected: boolean } = {
 };
 
 function infoOf(handle: object): HandleInfo {
-  const info = handleInfo.get(handle);
+  const info = handleInfoOf(handle);
   if (!info) throw new TypeError("not a luagate handle");
+  return checked(info);
+}
+
+function checked(info: HandleInfo): HandleInfo {
   info.core.check();
+  if (info.ref < 0) throw new LuaStateError("this Lua object was released");
   return info;
 }
 
@@ -196,6 +201,14 @@ export class LuaTable {
   [Symbol.iterator](): IterableIterator<[unknown, unknown]> {
     return this.entries();
   }
+
+  /**
+   * Releases this handle now (see {@linkcode LuaFunction}'s `[Symbol.dispose]`); later use throws
+   * a `LuaStateError`.
+   */
+  [Symbol.dispose](): void {
+    releaseHandle(this);
+  }
 }
 
 /** What a Lua function handle offers besides being called. */
@@ -236,6 +249,27 @@ export class LuaFunction extends Function {
     } finally {
       s.lua_settop(L, top);
     }
+  }
+
+  /**
+   * Releases this handle's hold on the Lua value now, instead of when JS collects the handle, which
+   * waits for the event loop: a synchronous loop that makes a table per iteration should release
+   * each one (`using`), or they pile up in Lua's heap until the loop ends. The value itself lives
+   * on while Lua still refers to it. Later use of the handle throws a `LuaStateError`; idempotent.
+   *
+   * @example
+   * ```ts
+   * import { LuaRuntime, type LuaFunction } from "../mod.ts";
+   * using lua = new LuaRuntime();
+   * const size = lua.eval("function(t) return #t end") as LuaFunction;
+   * for (let i = 0; i < 3; i++) {
+   *   using t = lua.tableFrom([1, 2, 3]);
+   *   console.log(size(t)); // 3
+   * }
+   * ```
+   */
+  [Symbol.dispose](): void {
+    releaseHandle(this);
   }
 }
 
@@ -316,6 +350,11 @@ export class LuaCoroutine extends Function {
   /** The coroutine is its own iterator. */
   [Symbol.iterator](): LuaCoroutine {
     return this;
+  }
+
+  /** Releases this handle now (see {@linkcode LuaFunction}'s `[Symbol.dispose]`). */
+  [Symbol.dispose](): void {
+    releaseHandle(this);
   }
 }
 
@@ -420,6 +459,11 @@ export class LuaUserdata {
   private constructor() {
     throw new TypeError("LuaUserdata is created by a LuaRuntime");
   }
+
+  /** Releases this handle now (see {@linkcode LuaFunction}'s `[Symbol.dispose]`). */
+  [Symbol.dispose](): void {
+    releaseHandle(this);
+  }
 }
 
 /** Wraps the userdata at `idx` of `L`. */
@@ -432,8 +476,7 @@ export function makeUserdata(core: LuaCore, L: LuaState, idx: number): LuaUserda
 
 /** Calls the Lua function behind `info` with `args`. */
 export function callLua(info: HandleInfo, args: readonly unknown[]): unknown {
-  const core = info.core;
-  core.check();
+  const core = checked(info).core;
   const L = core.currentL;
   const s = core.api.sym;
   const top = s.lua_gettop(L);

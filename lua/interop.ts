@@ -4,7 +4,7 @@
  * @module
  */
 
-import { handleInfo, proxyRequests } from "./core.ts";
+import { handleInfoOf, proxyRequests } from "./core.ts";
 
 /** The Lua type of a luagate handle, or `null` for a plain JS value. */
 export type LuaTypeName = "table" | "function" | "thread" | "userdata";
@@ -22,7 +22,7 @@ export type LuaTypeName = "table" | "function" | "thread" | "userdata";
  */
 export function luaType(value: unknown): LuaTypeName | null {
   if ((typeof value !== "object" && typeof value !== "function") || value === null) return null;
-  return handleInfo.get(value)?.type ?? null;
+  return handleInfoOf(value)?.type ?? null;
 }
 
 function request<T>(value: T, kind: "attr" | "item"): T {

@@ -9,7 +9,7 @@
 
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
-import { handleInfo, type LuaCore } from "./core.ts";
+import { handleInfoOf, type LuaCore } from "./core.ts";
 import { LuaError, LuaMemoryError } from "./errors.ts";
 
 /** Bounds on a copy. */
@@ -94,7 +94,7 @@ function pushInto(core: LuaCore, L: LuaState, value: unknown, depth: number, sta
   if (Array.isArray(object)) return pushArray(core, L, object, depth, state);
   const prototype = Object.getPrototypeOf(object);
   if (prototype === Object.prototype || prototype === null) return pushRecord(core, L, object, depth, state);
-  if (object instanceof Uint8Array || handleInfo.has(object)) return core.pushValue(L, object);
+  if (object instanceof Uint8Array || handleInfoOf(object) !== undefined) return core.pushValue(L, object);
   if (object instanceof Date) {
     return core.pushString(L, Number.isNaN(object.getTime()) ? "Invalid Date" : object.toISOString());
   }

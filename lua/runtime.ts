@@ -12,7 +12,7 @@ import {
   bridgePusher,
   bridgeReader,
 } from "./bridge.ts";
-import { handleInfo, LuaCore } from "./core.ts";
+import { LuaCore, releaseHandle } from "./core.ts";
 import { LuaMemoryError, LuaStateError } from "./errors.ts";
 import { type ObjectHook, pushPlainData } from "./plain_data.ts";
 import { collectResults, type LuaFunction, LuaTable, makeFunction, makeTable } from "./handles.ts";
@@ -124,17 +124,17 @@ export class LuaRuntime implements Disposable {
   #installGlobals(options: LuaRuntimeOptions): void {
     const core = this.#core;
     const L = core.L;
-    const globals = this.globals();
+    using globals = this.globals();
     core.ensureStack(L, 4);
     core.pushJsTable(L);
-    const js = makeTable(core, L, -1);
+    using js = makeTable(core, L, -1);
     core.api.pop(L, 1);
     if (options.registerEval) js.set("eval", (code: string) => (0, eval)(String(code)));
     if (options.registerGlobal) js.set("global", globalThis);
     globals.set("js", js);
     if (!this.#allowBinary) {
       core.loadTrusted(L, TEXT_ONLY_LOAD_LUA, "=luagate.load");
-      const textOnly = core.call(L, 0, collectResults) as LuaFunction;
+      using textOnly = core.call(L, 0, collectResults) as LuaFunction;
       globals.set("load", textOnly);
       if (core.api.version === "5.1") globals.set("loadstring", textOnly);
       globals.set("dofile", undefined);
@@ -367,16 +367,13 @@ export class LuaRuntime implements Disposable {
     } catch (error) {
       // Let Lua have the partial tables back now (not when JS collects the handles): after a memory
       // error they would keep the state over its cap.
-      for (const table of [result, ...seen.values()]) {
-        const info = handleInfo.get(table);
-        if (info && info.ref >= 0) {
-          core.unref(info.ref);
-          info.ref = -1;
-        }
-      }
+      releaseHandle(result);
+      for (const table of seen.values()) releaseHandle(table);
       if (error instanceof LuaMemoryError) core.collectGarbage();
       throw error;
     }
+    // the nested tables live on in the result; their handles would hold them until JS collects them
+    for (const table of seen.values()) releaseHandle(table);
     return result;
   }
 

@@ -46,7 +46,8 @@ function runtimeRow(): Engine {
   const row: Engine = {
     name: "luagate LuaRuntime (trusted, no limits)",
     version: VERSION,
-    feed: "decide(lua.tableFrom(request, { recursive: true })): Lua tables built per call",
+    feed:
+      "decide(lua.tableFrom(request, { recursive: true })): Lua tables built per call, released after it (using)",
     setup(w: Workload) {
       requests = w.requests;
       lua = new LuaRuntime();
@@ -55,8 +56,14 @@ function runtimeRow(): Engine {
       row.version = `${VERSION} (${lua.luaImplementation})`;
       return Promise.resolve();
     },
-    decide: (i: number): boolean => decide!(lua!.tableFrom(requests[i], recursive)) === true,
-    diagnose: (i: number) => `returned ${String(decide!(lua!.tableFrom(requests[i], recursive)))}`,
+    decide(i: number): boolean {
+      using input = lua!.tableFrom(requests[i], recursive);
+      return decide!(input) === true;
+    },
+    diagnose(i: number) {
+      using input = lua!.tableFrom(requests[i], recursive);
+      return `returned ${String(decide!(input))}`;
+    },
     close() {
       lua?.close();
     },
