@@ -1141,14 +1141,17 @@ export class LuaCore {
 
   /**
    * Whether an overdraft recorded while the host pushed values still stands after a full
-   * collection (the host's counterpart of Lua's emergency collection: garbage left by an earlier
-   * memory error must not fail the next step). Clears the flag when it does not.
+   * collection (the host's counterpart of Lua's emergency collection: garbage must not fail the
+   * next step; before 5.4 the collector never runs while the host pushes, so a loop of pushes
+   * meets its own garbage here). When it does not, clears the flag and restarts the peak from
+   * what is in use, since the peak over the cap was garbage.
    */
   overdraftPersists(): boolean {
     if (!this.alloc.overdraft()) return false;
     this.collectGarbage();
     if (this.alloc.used() <= this.alloc.limit()) {
       this.alloc.clearOverdraft();
+      this.alloc.resetPeak();
       return false;
     }
     return true;

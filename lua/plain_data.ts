@@ -172,9 +172,9 @@ function count(state: { entries: number; limits: PlainDataLimits }, n: number): 
 }
 
 // Pushing never fails (the allocator lends past the cap while the host pushes): a large value
-// stops early once it is over, instead of being built whole first.
+// stops early once it is over even after a full collection, instead of being built whole first.
 function checkOverdraft(core: LuaCore, i: number): void {
-  if ((i & 1023) === 1023 && core.alloc.overdraft()) {
+  if ((i & 1023) === 1023 && core.overdraftPersists()) {
     throw new LuaMemoryError("not enough memory: the data exceeds the memory limit");
   }
 }

@@ -391,7 +391,7 @@ export class LuaRuntime implements Disposable {
     const top = core.api.sym.lua_gettop(L);
     try {
       pushPlainData(core, L, source, DIRECT_LIMITS, keepNonPlainAsProxy);
-      if (core.alloc.overdraft()) {
+      if (core.overdraftPersists()) {
         throw new LuaMemoryError("not enough memory: the table exceeds the memory limit");
       }
       return makeTable(core, L, -1);

@@ -110,6 +110,26 @@ Deno.test("decision: usage.memory is what the decision itself allocated, its inp
   assert.ok(bigInput.usage.memory >= 100_000, `big input: ${bigInput.usage.memory}`);
 });
 
+Deno.test("decision: the copies of earlier inputs never count against a tight memory limit", () => {
+  // A policy that allocates nothing never runs the collector itself (before 5.4 it is off while
+  // the host pushes): each input copy must make room by collecting the garbage of the ones before.
+  using engine = new PolicyEngine({ limits: { memory: 128 << 10 } });
+  const policy = engine.compile(`return function(input) return input.action == "read" end`, { name: "p" });
+  const errors = new Set<string>();
+  let allowed = 0;
+  for (let i = 0; i < 5_000; i++) {
+    const decision = policy.evaluate({
+      user: { id: `u${i}`, roles: ["dev"], groups: [`g${i % 10}`, `g${i % 7}`] },
+      resource: { id: `r${i}`, owner: `u${i % 50}`, acl: { g1: "read", g2: "write" } },
+      action: i % 2 === 0 ? "read" : "write",
+    });
+    for (const error of decision.errors) errors.add(error);
+    if (decision.allow) allowed++;
+  }
+  assert.deepEqual([...errors], []);
+  assert.equal(allowed, 2_500);
+});
+
 Deno.test("decision: ids differ across engines", () => {
   const ids = new Set<string>();
   for (let i = 0; i < 3; i++) ids.add(decide(`return function() return true end`).id);
