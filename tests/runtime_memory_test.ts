@@ -210,3 +210,20 @@ Deno.test({
     assertUsable(lua);
   },
 });
+
+Deno.test({
+  name: "a loop pushing values into a function that allocates nothing keeps Lua's heap bounded" + SKIP,
+  ignore: NO_CAP,
+  fn() {
+    // before 5.4 the collector is off while the host pushes, and this function never runs it
+    using lua = new LuaRuntime();
+    const check = fn(lua.eval("function(t) return t.user.id == t.owner end"));
+    for (let i = 0; i < 20_000; i++) {
+      using input = lua.tableFrom({ user: { id: `u${i}`, roles: ["dev"] }, owner: `u${i % 3}` }, {
+        recursive: true,
+      });
+      check(input);
+    }
+    assert.ok(lua.memoryUsed() < 1 << 20, `Lua's heap after the loop: ${lua.memoryUsed()} bytes`);
+  },
+});
