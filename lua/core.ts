@@ -1158,15 +1158,17 @@ export class LuaCore {
    * Whether an overdraft recorded while the host pushed values still stands after a full
    * collection (the host's counterpart of Lua's emergency collection: garbage must not fail the
    * next step; before 5.4 the collector never runs while the host pushes, so a loop of pushes
-   * meets its own garbage here). When it does not, clears the flag and restarts the peak from
-   * what is in use, since the peak over the cap was garbage.
+   * meets its own garbage here). When it does not, clears the flag; outside any call into Lua it
+   * also restarts the peak from what is in use: no Lua code has run since the host began pushing,
+   * so the peak over the cap was the host's garbage. Inside a run the peak stays, and a sandbox run
+   * that went over the cap still fails even if its code swallowed the error.
    */
   overdraftPersists(): boolean {
     if (!this.alloc.overdraft()) return false;
     this.collectGarbage();
     if (this.alloc.used() <= this.alloc.limit()) {
       this.alloc.clearOverdraft();
-      this.alloc.resetPeak();
+      if (this.#nesting === 0) this.alloc.resetPeak();
       return false;
     }
     return true;
