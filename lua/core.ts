@@ -895,8 +895,7 @@ export class LuaCore {
 
   /** lua_pcall with the transitions and the memory check around it. */
   #pcall(L: LuaState, nargs: number, msgh: number, base: number): number {
-    this.#collectHostGarbage();
-    this.#refusePushedOverdraft(L, base);
+    this.#checkPushedMemory(L, base);
     const wasInLua = this.#enterLua();
     try {
       return this.api.pcall(L, nargs, MULTRET, msgh);
@@ -917,23 +916,34 @@ export class LuaCore {
     else this.alloc.setAllowOverdraft(true);
   }
 
-  // Before 5.4 the collector is off while the host holds control, and only Lua's own allocations
-  // pace it: a loop pushing values into a function that allocates nothing would never collect (50,000
-  // ABAC requests left 40 MB on 5.3). The host collects once the heap doubled since the last
-  // collection, as Lua's default pause would, and not below a floor that keeps small heaps cheap.
-  #collectHostGarbage(): void {
-    if (!this.#gcStopWhileHost) return;
-    if (this.alloc.used() < 2 * Math.max(this.#usedAfterCollection, HOST_COLLECTION_FLOOR)) return;
-    this.collectGarbage();
+  /**
+   * Before the host hands its pushed values (above `top`) to Lua: values that went past the cap are
+   * dropped and fail here. Before 5.4 the collector is off while the host holds control and only
+   * Lua's own allocations pace it, so a loop pushing values into a function that allocates nothing
+   * would never collect (50,000 ABAC requests left 40 MB on 5.3): the host collects once the heap
+   * doubled since the last collection, as Lua's default pause would, above a floor that keeps small
+   * heaps cheap.
+   */
+  #checkPushedMemory(L: LuaState, top: number): void {
+    if (
+      this.#gcStopWhileHost &&
+      this.alloc.used() >= 2 * Math.max(this.#usedAfterCollection, HOST_COLLECTION_FLOOR)
+    ) {
+      this.collectGarbage();
+    }
+    if (!this.overdraftPersists()) return;
+    this.dropPushed(L, top);
+    throw new LuaMemoryError("not enough memory: the values passed to Lua exceed its memory limit");
   }
 
-  /** Values the host pushed went past the cap: drop them down to `top` and fail before Lua runs. */
-  #refusePushedOverdraft(L: LuaState, top: number): void {
-    if (!this.overdraftPersists()) return;
-    this.alloc.clearOverdraft();
+  /**
+   * Drops what the host pushed on `L` above `top` after an overdraft that persists, clears it and
+   * collects, so that the state is back under its cap for the caller's memory error.
+   */
+  dropPushed(L: LuaState, top: number): void {
     this.api.sym.lua_settop(L, top);
+    this.alloc.clearOverdraft();
     this.collectGarbage();
-    throw new LuaMemoryError("not enough memory: the values passed to Lua exceed its memory limit");
   }
 
   /** Calls without the handler, for trusted bootstrap helpers; results stay on the stack. */
@@ -957,8 +967,7 @@ export class LuaCore {
    * finished, YIELD when it yielded); the values are on `co`'s stack.
    */
   resume(co: LuaState, nargs: number): number {
-    this.#collectHostGarbage();
-    this.#refusePushedOverdraft(co, this.api.sym.lua_gettop(co) - nargs);
+    this.#checkPushedMemory(co, this.api.sym.lua_gettop(co) - nargs);
     const wasInLua = this.#enterLua();
     try {
       return this.api.resume(co, this.currentL, nargs);
@@ -1246,9 +1255,13 @@ export function handleInfoOf(value: object): HandleInfo | undefined {
 /** Values wrapped by `asAttrGetter` / `asItemGetter`. */
 export const proxyRequests: WeakMap<object, { value: unknown; kind: ProxyKind }> = new WeakMap();
 
-const releaser = new FinalizationRegistry<HandleInfo>((info) => {
-  if (!info.core.closed && info.ref >= 0) info.core.unref(info.ref);
-});
+function release(info: HandleInfo): void {
+  if (info.ref < 0) return;
+  info.core.unref(info.ref);
+  info.ref = -1;
+}
+
+const releaser = new FinalizationRegistry<HandleInfo>(release);
 
 /**
  * Registers `handle` as referring to the value on top of `L` (popped). The reference is released
@@ -1273,9 +1286,7 @@ export function registerHandle(
  */
 export function releaseHandle(handle: object): void {
   const info = HandleField.of(handle);
-  if (info === undefined || info.ref < 0) return;
   // not unregistered from the releaser: an unregister token costs more than the callback, which
   // finds the reference gone
-  if (!info.core.closed) info.core.unref(info.ref);
-  info.ref = -1;
+  if (info !== undefined) release(info);
 }

@@ -43,11 +43,9 @@ export function collectResults(core: LuaCore, L: LuaState, first: number, count:
   return out;
 }
 
-/** The error for an overdraft recorded while the host pushed values: drops them, clears it, collects. */
+/** The error for an overdraft recorded while the host pushed values (dropped first). */
 function memoryFailure(core: LuaCore, L: LuaState, top: number): LuaMemoryError {
-  core.api.sym.lua_settop(L, top);
-  core.alloc.clearOverdraft();
-  core.collectGarbage();
+  core.dropPushed(L, top);
   return new LuaMemoryError("not enough memory: the value exceeds the memory limit");
 }
 

@@ -397,9 +397,7 @@ export class LuaRuntime implements Disposable {
       return makeTable(core, L, -1);
     } catch (error) {
       if (error instanceof LuaMemoryError) {
-        core.api.sym.lua_settop(L, top);
-        core.alloc.clearOverdraft();
-        core.collectGarbage();
+        core.dropPushed(L, top);
         throw error;
       }
       return undefined;
@@ -423,9 +421,7 @@ export class LuaRuntime implements Disposable {
         s.lua_rawset(L, -3);
       });
       if (core.overdraftPersists()) {
-        s.lua_settop(L, top);
-        core.alloc.clearOverdraft();
-        core.collectGarbage();
+        core.dropPushed(L, top);
         throw new LuaMemoryError("not enough memory: the table exceeds the memory limit");
       }
       return makeTable(core, L, -1);
