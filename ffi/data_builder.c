@@ -38,13 +38,12 @@ typedef struct {
   void (*pushboolean)(lua_State *L, int b);                            /* 40 */
   void (*rawset)(lua_State *L, int idx);                               /* 48 */
   void (*rawseti)(lua_State *L, int idx, lua_Integer n);               /* 56 */
-  const char *(*pushstring)(lua_State *L, const char *s);              /* 64 */
-  const int *program;                                                  /* 72: header, then ops */
-  size_t program_capacity;                                             /* 80: in ints */
-  const char *bytes;                                                   /* 88: string bytes */
-  size_t bytes_capacity;                                               /* 96 */
-  const double *numbers;                                               /* 104: float operands */
-  size_t numbers_capacity;                                             /* 112 */
+  const int *program;                                                  /* 64: header, then ops */
+  size_t program_capacity;                                             /* 72: in ints */
+  const char *bytes;                                                   /* 80: string bytes */
+  size_t bytes_capacity;                                               /* 88 */
+  const double *numbers;                                               /* 96: float operands */
+  size_t numbers_capacity;                                             /* 104 */
 } luagate_data_program;
 
 /* The program: program[0] = number of ints that follow, program[1] = stack slots it needs. */
@@ -56,8 +55,7 @@ enum {
   OP_TRUE = 5,      /* push true */
   OP_FALSE = 6,     /* push false */
   OP_SET_FIELD = 7, /* t[k] = v for the table, key and value on top; pops key and value */
-  OP_SET_INDEX = 8, /* i: t[i] = v for the table and value on top; pops the value */
-  OP_C_STRING = 9   /* offset: push the NUL-terminated string at bytes + offset */
+  OP_SET_INDEX = 8  /* i: t[i] = v for the table and value on top; pops the value */
 };
 
 /* Most slots a program may use; the host falls back to pushing field by field beyond it. */
@@ -113,14 +111,6 @@ int luagate_build_data(lua_State *L) {
       if (offset > d->bytes_capacity || n > d->bytes_capacity - offset) return 0;
       d->pushlstring(L, d->bytes + offset, n);
       op += 2;
-    } else if (code == OP_C_STRING) {
-      /* lua_pushstring finds a string pushed again from the same address in Lua's string cache */
-      if (end - op < 1) return 0;
-      size_t offset = (size_t)(unsigned)op[0], nul = offset;
-      while (nul < d->bytes_capacity && d->bytes[nul] != 0) nul++;
-      if (nul >= d->bytes_capacity) return 0;
-      d->pushstring(L, d->bytes + offset);
-      op += 1;
     } else if (code == OP_INTEGER) {
       if (end - op < 2) return 0;
       unsigned long long bits = ((unsigned long long)(unsigned)op[1] << 32) | (unsigned)op[0];

@@ -214,7 +214,6 @@ export const LUA_SYMBOLS = {
   address_lua_pushboolean: { name: "lua_pushboolean", type: "pointer", optional: true },
   address_lua_rawset: { name: "lua_rawset", type: "pointer", optional: true },
   address_lua_rawseti: { name: "lua_rawseti", type: "pointer", optional: true },
-  address_lua_pushstring: { name: "lua_pushstring", type: "pointer", optional: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened Lua library: every symbol of {@linkcode LUA_SYMBOLS}, optional ones possibly `null`. */

@@ -232,19 +232,19 @@ export class DataEncoder {
   }
 
   #string(text: string): boolean {
+    const cached = text.length <= CACHED_STRING_UNITS ? this.#cache.get(text) ?? this.#cached(text) : -1;
+    let offset, length;
+    if (cached >= 0) {
+      offset = cached >>> 8;
+      length = cached & 0xff;
+    } else {
+      offset = this.#bytesEnd;
+      length = writeUtf8(text, this.#bytes, offset);
+      if (length < 0) return false;
+      this.#bytesEnd = offset + length;
+    }
     const p = this.#program;
     const at = this.#at;
-    const cached = text.length <= CACHED_STRING_UNITS ? this.#cache.get(text) ?? this.#cached(text) : -1;
-    if (cached >= 0) {
-      p[at] = DataOp.C_STRING;
-      p[at + 1] = cached;
-      this.#at = at + 2;
-      return this.#pushed();
-    }
-    const offset = this.#bytesEnd;
-    const length = writeUtf8(text, this.#bytes, offset);
-    if (length < 0) return false;
-    this.#bytesEnd = offset + length;
     p[at] = DataOp.STRING;
     p[at + 1] = offset;
     p[at + 2] = length;
@@ -252,16 +252,15 @@ export class DataEncoder {
     return this.#pushed();
   }
 
-  // A short string without NUL enters the cache part, NUL-terminated, while it has room: its
-  // offset, or -1.
+  // A short string enters the cache part while it has room: its offset * 256 + its length, or -1.
   #cached(text: string): number {
     const at = this.#cacheEnd;
-    if (at + 3 * CACHED_STRING_UNITS + 1 > CACHE_BYTES || text.includes("\0")) return -1;
+    if (at + 3 * CACHED_STRING_UNITS > CACHE_BYTES) return -1;
     const length = writeUtf8(text, this.#bytes, at);
-    this.#bytes[at + length] = 0;
-    this.#cache.set(text, at);
-    this.#cacheEnd = at + length + 1;
-    return at;
+    const span = at * 256 + length;
+    this.#cache.set(text, span);
+    this.#cacheEnd = at + length;
+    return span;
   }
 }
 
