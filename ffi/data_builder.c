@@ -38,12 +38,16 @@ typedef struct {
   void (*pushboolean)(lua_State *L, int b);                            /* 40 */
   void (*rawset)(lua_State *L, int idx);                               /* 48 */
   void (*rawseti)(lua_State *L, int idx, lua_Integer n);               /* 56 */
-  const int *program;                                                  /* 64: header, then ops */
-  size_t program_capacity;                                             /* 72: in ints */
-  const char *bytes;                                                   /* 80: string bytes */
-  size_t bytes_capacity;                                               /* 88 */
-  const double *numbers;                                               /* 96: float operands */
-  size_t numbers_capacity;                                             /* 104 */
+  int (*rawgeti)(lua_State *L, int idx, lua_Integer n);                /* 64 */
+  void (*pushvalue)(lua_State *L, int idx);                            /* 72 */
+  void (*settop)(lua_State *L, int idx);                               /* 80 */
+  int (*type)(lua_State *L, int idx);                                  /* 88 */
+  const int *program;                                                  /* 96: header, then ops */
+  size_t program_capacity;                                             /* 104: in ints */
+  const char *bytes;                                                   /* 112: string bytes */
+  size_t bytes_capacity;                                               /* 120 */
+  const double *numbers;                                               /* 128: float operands */
+  size_t numbers_capacity;                                             /* 136 */
 } luagate_data_program;
 
 /* The program: program[0] = number of ints that follow, program[1] = stack slots it needs. */
@@ -55,11 +59,14 @@ enum {
   OP_TRUE = 5,      /* push true */
   OP_FALSE = 6,     /* push false */
   OP_SET_FIELD = 7, /* t[k] = v for the table, key and value on top; pops key and value */
-  OP_SET_INDEX = 8  /* i: t[i] = v for the table and value on top; pops the value */
+  OP_SET_INDEX = 8, /* i: t[i] = v for the table and value on top; pops the value */
+  OP_KNOWN_STRING = 9 /* slot offset length: push known[slot], made from the bytes the first time */
 };
 
 /* Most slots a program may use; the host falls back to pushing field by field beyond it. */
 #define MAX_SLOTS 256
+#define LUA_TSTRING 4
+#define LUA_TTABLE 5
 /* Where the host stores the address of the description: the last 8 bytes of the code's page. */
 #define PAGE_SIZE_MIN 4096
 
@@ -77,7 +84,9 @@ int luagate_build_data(lua_State *L) {
   const int *op = d->program;
   size_t length = (size_t)(unsigned)op[0];
   int slots = op[1];
-  if (length > d->program_capacity - 2 || slots < 1 || slots > MAX_SLOTS || !d->checkstack(L, slots)) return 0;
+  if (length > d->program_capacity - 2 || slots < 1 || slots > MAX_SLOTS || !d->checkstack(L, slots + 1)) return 0;
+  /* the table of known strings, the function's one argument */
+  int has_known = d->type(L, 1) == LUA_TTABLE;
   op += 2;
   const int *end = op + length;
   /* is_table[i]: whether the i-th value this function pushed is a table */
@@ -111,6 +120,17 @@ int luagate_build_data(lua_State *L) {
       if (offset > d->bytes_capacity || n > d->bytes_capacity - offset) return 0;
       d->pushlstring(L, d->bytes + offset, n);
       op += 2;
+    } else if (code == OP_KNOWN_STRING) {
+      if (end - op < 3 || !has_known || op[0] < 1) return 0;
+      size_t offset = (size_t)(unsigned)op[1], n = (size_t)(unsigned)op[2];
+      if (offset > d->bytes_capacity || n > d->bytes_capacity - offset) return 0;
+      if (d->rawgeti(L, 1, op[0]) != LUA_TSTRING) {
+        d->settop(L, -2);
+        d->pushlstring(L, d->bytes + offset, n);
+        d->pushvalue(L, -1);
+        d->rawseti(L, 1, op[0]);
+      }
+      op += 3;
     } else if (code == OP_INTEGER) {
       if (end - op < 2) return 0;
       unsigned long long bits = ((unsigned long long)(unsigned)op[1] << 32) | (unsigned)op[0];

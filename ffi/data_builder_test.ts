@@ -36,6 +36,8 @@ interface Program {
   /** Overrides the header's count of ints and slots. */
   length?: number;
   slots?: number;
+  /** The registry reference of the builder's table of known strings, passed as its argument. */
+  known?: number;
 }
 
 /** Runs a program on a fresh stack: the rendered result, or null when the builder returned none. */
@@ -48,7 +50,8 @@ function build(L: LuaState, program: Program): string | null {
   assert.equal(api.loadBuffer(L, SHOW, SHOW.length, new TextEncoder().encode("=show\0"), null), LuaStatus.OK);
   assert.equal(api.pcall(L, 0, 1, 0), LuaStatus.OK);
   s.lua_pushcclosure(L, b.entry, 0);
-  assert.equal(api.pcall(L, 0, 1, 0), LuaStatus.OK);
+  if (program.known !== undefined) api.rawGetI(L, api.registryIndex, program.known);
+  assert.equal(api.pcall(L, program.known !== undefined ? 1 : 0, 1, 0), LuaStatus.OK);
   if (s.lua_type(L, -1) === LuaType.NIL) {
     assert.equal(s.lua_gettop(L), 2, "a refused program leaves only its nil result");
     return null;
@@ -60,7 +63,7 @@ function build(L: LuaState, program: Program): string | null {
 }
 
 const bytes = (text: string) => new TextEncoder().encode(text);
-const { TABLE, STRING, INTEGER, NUMBER, TRUE, FALSE, SET_FIELD, SET_INDEX } = DataOp;
+const { TABLE, STRING, INTEGER, NUMBER, TRUE, FALSE, SET_FIELD, SET_INDEX, KNOWN_STRING } = DataOp;
 
 Deno.test("data builder: every operation builds what it says", { ignore }, () => {
   const L = newState();
@@ -146,6 +149,48 @@ Deno.test("data builder: strings keep NUL bytes and invalid UTF-8; integers span
     s.lua_close(L);
   }
 });
+
+Deno.test(
+  "data builder: a known string is made once, then pushed from the table it was given",
+  { ignore },
+  () => {
+    const L = newState();
+    try {
+      s.lua_createtable(L, 0, 0);
+      const known = s.luaL_ref(L, api.registryIndex);
+      // { name = "ann" }, both strings known (slots 1 and 2)
+      const ops = [TABLE, 0, 1, KNOWN_STRING, 1, 0, 4, KNOWN_STRING, 2, 4, 3, SET_FIELD];
+      assert.equal(build(L, { ops, bytes: bytes("nameann"), known }), `{"name"="ann"}`);
+      // the bytes are not read again for a slot the table holds
+      assert.equal(build(L, { ops, bytes: bytes("xxxxxxx"), known }), `{"name"="ann"}`);
+      assert.equal(
+        build(L, { ops: [TABLE, 0, 1, KNOWN_STRING, 3, 0, 4, TRUE, SET_FIELD], known }),
+        `{"xxxx"=true}`,
+      );
+      assert.equal(build(L, { ops, bytes: bytes("nameann") }), null, "no table of known strings");
+      assert.equal(
+        build(L, { ops: [TABLE, 0, 0, KNOWN_STRING, 0, 0, 1, TRUE, SET_FIELD], known }),
+        null,
+        "slot 0",
+      );
+      assert.equal(
+        build(L, {
+          ops: [TABLE, 0, 0, KNOWN_STRING, 4, builder!.bytes.length - 1, 2, TRUE, SET_FIELD],
+          known,
+        }),
+        null,
+        "a known string past the buffer",
+      );
+      assert.equal(
+        build(L, { ops: [TABLE, 0, 0, KNOWN_STRING, 4, 0], known }),
+        null,
+        "a truncated operation",
+      );
+    } finally {
+      s.lua_close(L);
+    }
+  },
+);
 
 Deno.test("data builder: a malformed program gives no result and leaves the state usable", { ignore }, () => {
   const L = newState();
@@ -271,9 +316,19 @@ Deno.test(
         7,
         256,
         SET_FIELD,
+        KNOWN_STRING,
+        3,
+        0,
+        4,
+        KNOWN_STRING,
+        2,
+        11,
+        3,
+        SET_FIELD,
       ];
       const expected = [
-        "checkstack 8",
+        "checkstack 9",
+        "type 1",
         "createtable 0 3",
         "pushlstring 4 [name]",
         "pushlstring 6 [héllo]",
@@ -290,6 +345,13 @@ Deno.test(
         "pushlstring 3 [key]",
         "pushinteger 1099511627783",
         "rawset -3",
+        "rawgeti 1 3",
+        "settop -2",
+        "pushlstring 4 [name]",
+        "pushvalue -1",
+        "rawseti 1 3",
+        "rawgeti 1 2",
+        "rawset -3",
         "returned 1",
         "",
       ].join("\n");
@@ -301,6 +363,8 @@ Deno.test(
         [TABLE, 0, 0, NUMBER, 2],
         [TABLE, 0, 0, 99],
         [TABLE, 0, 0, TRUE],
+        [TABLE, 0, 0, KNOWN_STRING, 0, 0, 1, SET_FIELD],
+        [TABLE, 0, 0, KNOWN_STRING, 1, 10, 100, SET_FIELD],
       ];
       for (const ops of malformed) {
         const transcript = await run("x86_64", ops);

@@ -214,6 +214,10 @@ export const LUA_SYMBOLS = {
   address_lua_pushboolean: { name: "lua_pushboolean", type: "pointer", optional: true },
   address_lua_rawset: { name: "lua_rawset", type: "pointer", optional: true },
   address_lua_rawseti: { name: "lua_rawseti", type: "pointer", optional: true },
+  address_lua_rawgeti: { name: "lua_rawgeti", type: "pointer", optional: true },
+  address_lua_pushvalue: { name: "lua_pushvalue", type: "pointer", optional: true },
+  address_lua_settop: { name: "lua_settop", type: "pointer", optional: true },
+  address_lua_type: { name: "lua_type", type: "pointer", optional: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened Lua library: every symbol of {@linkcode LUA_SYMBOLS}, optional ones possibly `null`. */

@@ -35,6 +35,16 @@ const CACHE_BYTES = 16 * 1024;
 const CACHE_REFILL_AT = CACHE_BYTES - 1024;
 // Below this many values, pushing field by field costs less than one protected call.
 const FEWEST_VALUES = 4;
+// Cached strings of at most KNOWN_BYTES bytes that recur get a slot in a table each state keeps
+// (its known strings), first come first served: the builder pushes them from there instead of
+// looking them up in Lua's string table, whose hashing and chain walk cost more than building the
+// tables. At most about 20 KiB per state (256 strings of at most 32 bytes, and the table), kept
+// only while the state has KNOWN_HEADROOM bytes to spare under its memory limit.
+const KNOWN_SLOTS = 256;
+const KNOWN_BYTES = 32;
+const KNOWN_HEADROOM = 1 << 20;
+// A cache entry packs slot * 2^22 + offset * 2^8 + length (offset < CACHE_BYTES = 2^14, length < 2^8).
+const SLOT_UNIT = 2 ** 22;
 const TWO_32 = 2 ** 32;
 const INTEGER_BOUND = 2 ** 63;
 
@@ -51,12 +61,18 @@ export class DataEncoder {
   readonly #program: Int32Array;
   readonly #bytes: Uint8Array;
   readonly #numbers: Float64Array;
-  // checked after each push: room for the next push (3 ints) and for the sets that may follow
+  // checked after each push: room for the next push (4 ints) and for the sets that may follow
   // it before the next check, one per open table (2 ints each)
   readonly #programEnd: number;
-  // the offset of each cached string in the cache part of #bytes
+  // the slot, offset and length of each cached string in the cache part of #bytes (SLOT_UNIT)
   readonly #cache = new Map<string, number>();
   #cacheEnd = 0;
+  #slots = 0;
+  // bumped when the cache starts over: a state's known strings from an older generation are stale
+  #generation = 0;
+  readonly #known = new WeakMap<LuaCore, { ref: number; generation: number }>();
+  // the known strings of the state being pushed to, or -1 when it has none
+  #knownRef = -1;
   #at = 0;
   #numberCount = 0;
   #bytesEnd = 0;
@@ -77,7 +93,7 @@ export class DataEncoder {
     this.#program = builder.program;
     this.#bytes = builder.bytes;
     this.#numbers = builder.numbers;
-    this.#programEnd = builder.program.length - 3 - 2 * MAX_PROGRAM_SLOTS;
+    this.#programEnd = builder.program.length - 4 - 2 * MAX_PROGRAM_SLOTS;
   }
 
   /**
@@ -93,10 +109,14 @@ export class DataEncoder {
     this.#running = true;
     let status;
     try {
+      if (this.#cacheEnd > CACHE_REFILL_AT) this.#startOver();
+      this.#knownRef = this.#knownOf(core, L);
       if (!this.#encode(value, limits, hook) || this.#values < FEWEST_VALUES) return false;
-      core.ensureStack(L, 1);
+      core.ensureStack(L, 2);
       s.lua_pushcclosure(L, this.#builder.entry, 0);
-      status = api.pcall(L, 0, 1, 0);
+      if (this.#knownRef >= 0) core.pushRegistry(L, this.#knownRef);
+      else s.lua_pushnil(L);
+      status = api.pcall(L, 1, 1, 0);
     } finally {
       this.#running = false;
       this.#hook = undefined;
@@ -118,10 +138,6 @@ export class DataEncoder {
     this.#values = 0;
     this.#entries = 0;
     this.#inheritedKeys = hasEnumerableKeys(Object.prototype);
-    if (this.#cacheEnd > CACHE_REFILL_AT) {
-      this.#cache.clear();
-      this.#cacheEnd = 0;
-    }
     if (!this.#object(value, 0)) return false;
     this.#program[0] = this.#at - PROGRAM_HEADER;
     this.#program[1] = this.#maxTop;
@@ -231,12 +247,59 @@ export class DataEncoder {
     return this.#pushed();
   }
 
+  // The cache starts over when full: slots are handed out again, so every state's known strings
+  // are stale.
+  #startOver(): void {
+    this.#cache.clear();
+    this.#cacheEnd = 0;
+    this.#slots = 0;
+    this.#generation++;
+  }
+
+  // The state's table of known strings (made, or made again for a new generation), or -1 when its
+  // memory is too tight for one (a table it had is released).
+  #knownOf(core: LuaCore, L: LuaState): number {
+    const known = this.#known.get(core);
+    if (core.alloc.limit() - core.alloc.used() < KNOWN_HEADROOM) {
+      if (known !== undefined) {
+        core.unref(known.ref);
+        this.#known.delete(core);
+      }
+      return -1;
+    }
+    if (known !== undefined && known.generation === this.#generation) return known.ref;
+    if (known !== undefined) core.unref(known.ref);
+    core.ensureStack(L, 1);
+    core.api.sym.lua_createtable(L, KNOWN_SLOTS, 0);
+    const ref = core.ref(L);
+    this.#known.set(core, { ref, generation: this.#generation });
+    return ref;
+  }
+
   #string(text: string): boolean {
-    const cached = text.length <= CACHED_STRING_UNITS ? this.#cache.get(text) ?? this.#cached(text) : -1;
+    let entry = -1;
+    if (text.length <= CACHED_STRING_UNITS) {
+      const cached = this.#cache.get(text);
+      entry = cached === undefined
+        ? this.#cached(text)
+        : cached < SLOT_UNIT
+        ? this.#seenAgain(text, cached)
+        : cached;
+    }
     let offset, length;
-    if (cached >= 0) {
-      offset = cached >>> 8;
-      length = cached & 0xff;
+    if (entry >= 0) {
+      offset = (entry >>> 8) & (CACHE_BYTES - 1);
+      length = entry & 0xff;
+      if (entry >= SLOT_UNIT && this.#knownRef >= 0) {
+        const p = this.#program;
+        const at = this.#at;
+        p[at] = DataOp.KNOWN_STRING;
+        p[at + 1] = Math.floor(entry / SLOT_UNIT);
+        p[at + 2] = offset;
+        p[at + 3] = length;
+        this.#at = at + 4;
+        return this.#pushed();
+      }
     } else {
       offset = this.#bytesEnd;
       length = writeUtf8(text, this.#bytes, offset);
@@ -252,15 +315,24 @@ export class DataEncoder {
     return this.#pushed();
   }
 
-  // A short string enters the cache part while it has room: its offset * 256 + its length, or -1.
+  // A short string enters the cache part while it has room, without a slot: its entry, or -1.
   #cached(text: string): number {
     const at = this.#cacheEnd;
     if (at + 3 * CACHED_STRING_UNITS > CACHE_BYTES) return -1;
     const length = writeUtf8(text, this.#bytes, at);
-    const span = at * 256 + length;
-    this.#cache.set(text, span);
+    const entry = at * 256 + length;
+    this.#cache.set(text, entry);
     this.#cacheEnd = at + length;
-    return span;
+    return entry;
+  }
+
+  // A cached string seen again gets a slot while there are some: the slots go to strings that
+  // recur (keys, roles, actions), not to the ids each value brings once.
+  #seenAgain(text: string, entry: number): number {
+    if ((entry & 0xff) > KNOWN_BYTES || this.#slots >= KNOWN_SLOTS) return entry;
+    const slotted = entry + ++this.#slots * SLOT_UNIT;
+    this.#cache.set(text, slotted);
+    return slotted;
   }
 }
 

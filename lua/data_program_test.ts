@@ -220,3 +220,63 @@ Deno.test("data program: a getter that pushes data while its value is encoded le
   assert.equal(viaBuilder(value), `{"inner"="after","list"={1=1,2=2,3=3},"tail"={"k"="v"}}`);
   assert.equal(nested, `{"a"={1=1,2=2,3=3},"b"="x"}`);
 });
+
+/** `value` pushed into `target` by the builder and read back as plain data (JSON-shaped). */
+function roundTrip(target: LuaCore, value: object): unknown {
+  const top = target.api.sym.lua_gettop(target.L);
+  try {
+    assert.equal(target.dataEncoder!.push(target, target.L, value, limits, undefined), true);
+    return JSON.parse(JSON.stringify(readPlainData(target, target.L, -1)));
+  } finally {
+    target.api.sym.lua_settop(target.L, top);
+  }
+}
+
+Deno.test("data program: known strings stay right when the string cache starts over, in every state", {
+  ignore,
+}, () => {
+  const other = new LuaCore();
+  try {
+    // 2 new strings per value fill the 16 KiB cache several times over; both states see each start-over
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 6000; i++) {
+        const value = { id: `v${i}`, tags: [`t${i}`, "shared", "tags"] };
+        assert.deepEqual(roundTrip(i % 2 ? core : other, value), value);
+      }
+    }
+  } finally {
+    other.close();
+  }
+});
+
+Deno.test("data program: a state with less than 1 MiB to spare keeps no known strings", { ignore }, () => {
+  const requests = makeRequests(300);
+  const heldAfter = (target: LuaCore, base: number) => {
+    for (const request of requests) assert.deepEqual(roundTrip(target, request), request);
+    target.collectGarbage();
+    return target.alloc.used() - base;
+  };
+  const roomy = new LuaCore();
+  const tight = new LuaCore();
+  try {
+    roomy.collectGarbage();
+    const roomyBase = roomy.alloc.used();
+    // strings seen once get no slot; 20 KiB of them make the cache start over with every slot free
+    for (let i = 0; i < 2000; i++) roundTrip(roomy, { a: `once-${i}`, b: `also-once-${i}`, c: [1, 2] });
+    const kept = heldAfter(roomy, roomyBase);
+    assert.ok(kept > 4096 && kept < 24 * 1024, `known strings of a roomy state: ${kept} bytes`);
+    tight.collectGarbage();
+    const tightBase = tight.alloc.used();
+    tight.setMaxMemory(tightBase + 512 * 1024);
+    const tightKept = heldAfter(tight, tightBase);
+    // what is left in the tight one is Lua's own string table, grown for the strings it saw
+    assert.ok(kept - tightKept > 4096, `a tight state keeps none: ${tightKept} bytes, ${kept} when roomy`);
+    // a state whose limit tightens drops the ones it had
+    roomy.setMaxMemory(roomy.alloc.used() + 512 * 1024);
+    const afterDrop = heldAfter(roomy, roomyBase);
+    assert.ok(afterDrop <= tightKept, `dropped once the limit tightened: ${afterDrop} bytes`);
+  } finally {
+    roomy.close();
+    tight.close();
+  }
+});
