@@ -12,18 +12,23 @@ import { openLibc } from "./libc.ts";
 
 const CLOCK_MONOTONIC = Deno.build.os === "darwin" ? 6 : 1;
 const CLOCK_THREAD_CPUTIME_ID = Deno.build.os === "darwin" ? 16 : 3;
-const timespec = new Int32Array(4);
-const timespecBytes = new Uint8Array(timespec.buffer);
 
 type Clock = () => number;
 
 function libcClock(id: number): Clock | undefined {
   try {
     const libc = openLibc();
-    if (libc.clock_gettime(id, timespecBytes) !== 0) return undefined;
+    // C memory, passed as a pointer: a typed array argument costs the FFI call more than the read
+    const pointer = libc.realloc(null, 16n);
+    if (pointer === null) return undefined;
+    if (libc.clock_gettime(id, pointer) !== 0) {
+      libc.free(pointer);
+      return undefined;
+    }
+    const timespec = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(pointer, 16));
     // tv_sec (low 32 bits suffice for these clocks) and tv_nsec, little-endian 64-bit fields
     return () => {
-      libc.clock_gettime(id, timespecBytes);
+      libc.clock_gettime(id, pointer);
       return timespec[0] * 1000 + timespec[2] / 1e6;
     };
   } catch {

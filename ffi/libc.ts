@@ -18,7 +18,7 @@ export const LIBC_SYMBOLS = {
   /** `void free(void *ptr);` */
   free: { parameters: ["pointer"], result: "void" },
   /** `int clock_gettime(clockid_t clockid, struct timespec *tp);` */
-  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  clock_gettime: { parameters: ["i32", "pointer"], result: "i32" },
   /** `void *memcpy(void *dest, const void *src, size_t n);` */
   memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

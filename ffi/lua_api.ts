@@ -64,7 +64,7 @@ export interface LuaApi {
   remove(L: LuaState, idx: number): void;
   /** `lua_replace(L, idx)`. */
   replace(L: LuaState, idx: number): void;
-  /** `lua_absindex(L, idx)`. */
+  /** `lua_absindex(L, idx)`, computed in JS (a call into C only for a relative index). */
   absIndex(L: LuaState, idx: number): number;
   /** `lua_pcall(L, nargs, nresults, msgh)`. */
   pcall(L: LuaState, nargs: number, nresults: number, msgh: number): number;
@@ -240,10 +240,11 @@ export function createLuaApi(library: LuaLibrary): LuaApi {
     : (L) => pushvalue(L, -10002);
 
   const createtable = s.lua_createtable;
-  const absindex = s.lua_absindex;
-  const absIndex: LuaApi["absIndex"] = absindex !== null
-    ? absindex
-    : (L, idx) => (idx > 0 || idx <= registryIndex ? idx : gettop(L) + idx + 1);
+  // computed here: an absolute or pseudo index, the common case, needs no call into C
+  const absIndex: LuaApi["absIndex"] = (
+    L,
+    idx,
+  ) => (idx > 0 || idx <= registryIndex ? idx : gettop(L) + idx + 1);
 
   return {
     library,

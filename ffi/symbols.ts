@@ -92,8 +92,6 @@ export const LUA_SYMBOLS = {
   luaL_unref: { parameters: ["pointer", "i32", "i32"], result: "void" },
 
   // ---- 5.2 and later ----
-  // int lua_absindex(lua_State *L, int idx)
-  lua_absindex: { parameters: ["pointer", "i32"], result: "i32", optional: true },
   // void lua_copy(lua_State *L, int fromidx, int toidx)
   lua_copy: { parameters: ["pointer", "i32", "i32"], result: "void", optional: true },
   // lua_Number lua_tonumberx(lua_State *L, int idx, int *isnum)
