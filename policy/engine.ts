@@ -40,11 +40,9 @@ export interface PolicyOptions {
 }
 
 interface PolicyHandle {
-  chunk: number;
-  fn: number;
-  envMeta: number;
   /** The options of every evaluation (its grants), made once. */
   runOptions: RunOptions;
+  /** Pushes the policy's metatable in the kernel, which holds its chunk, function and the data. */
   pushTarget: (L: LuaState) => number;
 }
 
@@ -153,11 +151,11 @@ export class PolicyEngine implements Disposable {
   #loadData(data: unknown): number {
     if (data === undefined) return -1;
     deepFreeze(data, new WeakSet<object>());
-    return this.#pinKernelResult("freeze_deep", (L) => this.#state.pushData(L, data));
+    return this.#pinKernelResult("freeze_deep", (L) => (this.#state.pushData(L, data), 1));
   }
 
-  /** Calls the kernel function `name` on the one value `pushArg` pushes and pins its result. */
-  #pinKernelResult(name: string, pushArg: (L: LuaState) => void): number {
+  /** Calls the kernel function `name` on the values `pushArgs` pushes and pins its result. */
+  #pinKernelResult(name: string, pushArgs: (L: LuaState) => number): number {
     const state = this.#state;
     const core = state.core;
     const L = core.L;
@@ -166,8 +164,7 @@ export class PolicyEngine implements Disposable {
     try {
       core.ensureStack(L, 4);
       state.pushKernel(L, name);
-      pushArg(L);
-      return core.call(L, 1, (core, L, first) => {
+      return core.call(L, pushArgs(L), (core, L, first) => {
         s.lua_pushvalue(L, first);
         return core.ref(L);
       }) as number;
@@ -199,7 +196,6 @@ export class PolicyEngine implements Disposable {
     const core = state.core;
     const chunk = state.prepare(source, name);
     let fn = -1;
-    let envMeta = -1;
     try {
       const s = core.api.sym;
       state.invoke(core.currentL, "run", (L) => (core.pushRegistry(L, chunk), 1), () => 0, {
@@ -214,23 +210,28 @@ export class PolicyEngine implements Disposable {
           return [];
         },
       });
-      envMeta = this.#envMeta(chunk);
+      const meta = this.#policyMeta(chunk, fn);
       const pushTarget = (L: LuaState): number => {
-        core.pushRegistry(L, chunk);
-        core.pushRegistry(L, fn);
-        core.pushRegistry(L, envMeta);
-        return 3;
+        core.pushRegistry(L, meta);
+        return 1;
       };
-      return { chunk, fn, envMeta, runOptions: { grants }, pushTarget };
-    } catch (error) {
+      return { runOptions: { grants }, pushTarget };
+    } finally {
       core.unref(chunk);
       if (fn >= 0) core.unref(fn);
-      throw error;
     }
   }
 
-  #envMeta(chunk: number): number {
-    return this.#pinKernelResult("env_meta", (L) => this.#state.core.pushRegistry(L, chunk));
+  // the metatable holds the chunk and the function from here on
+  #policyMeta(chunk: number, fn: number): number {
+    const core = this.#state.core;
+    return this.#pinKernelResult("policy_meta", (L) => {
+      core.pushRegistry(L, chunk);
+      core.pushRegistry(L, fn);
+      if (this.#dataRef >= 0) core.pushRegistry(L, this.#dataRef);
+      else core.api.sym.lua_pushnil(L);
+      return 3;
+    });
   }
 
   /**
@@ -314,11 +315,8 @@ export class PolicyEngine implements Disposable {
   // The input of the evaluation in progress, read by the one argument pusher shared by all of them.
   #input: unknown;
   readonly #pushInput = (L: LuaState): number => {
-    const state = this.#state;
-    state.pushData(L, this.#input);
-    if (this.#dataRef >= 0) state.core.pushRegistry(L, this.#dataRef);
-    else state.core.api.sym.lua_pushnil(L);
-    return 2;
+    this.#state.pushData(L, this.#input);
+    return 1;
   };
 
   /** Flushes the decision log. */

@@ -152,7 +152,6 @@ export class GuardedState {
   #usage: Usage = { instructions: 0, memory: 0, cpuMs: 0, output: 0 };
   #collector: ((L: LuaState, first: number, count: number) => unknown[]) | undefined;
   #wallMs = 0;
-  readonly #instructionBudget: bigint;
   readonly #collectRun = (_core: LuaCore, L: LuaState, first: number, count: number): unknown =>
     this.#collect(L, first, count, 1);
   readonly #collectNested = (_core: LuaCore, L: LuaState, first: number, count: number): unknown =>
@@ -161,7 +160,6 @@ export class GuardedState {
 
   constructor(options: GuardedOptions = {}) {
     this.limits = resolveLimits(options.limits);
-    this.#instructionBudget = BigInt(this.limits.instructions);
     this.#defaultGrants = new Set(options.permissions ?? []);
     this.#grants = this.#defaultGrants;
     this.resultLimits = { ...DEFAULT_PLAIN_LIMITS, ...options.result };
@@ -223,7 +221,9 @@ export class GuardedState {
     for (const library of LAZY_LIBRARIES) {
       if (core.pushLibraryOpener(L, library)) s.lua_setfield(L, -2, cString(library));
     }
-    const started = core.call(L, 4, (_core, L, first, count) => {
+    s.lua_pushinteger(L, BigInt(this.limits.instructions));
+    s.lua_pushnumber(L, this.limits.cpuMs);
+    const started = core.call(L, 6, (_core, L, first, count) => {
       if (count !== KERNEL_ENTRIES.length) return false;
       KERNEL_ENTRIES.forEach((name, i) => {
         s.lua_pushvalue(L, first + i);
@@ -445,8 +445,8 @@ export class GuardedState {
   }
 
   /**
-   * Runs the kernel entry `entry` ("run" or "decide") with the arguments `pushArgs` pushes after
-   * the budget, and returns the results as plain data (several: an array). Throws the typed error
+   * Runs the kernel entry `entry` ("run" or "decide") on what `pushTarget` pushes, with the arguments
+   * `pushArgs` pushes after it, and returns the results as plain data (several: an array). Throws the typed error
    * of the run: the host's own flags decide the class.
    */
   invoke(
@@ -473,18 +473,9 @@ export class GuardedState {
     let outcome: { ok: boolean; values: unknown[]; error?: unknown; raw?: unknown } | undefined;
     try {
       core.ensureStack(L, 8);
-      if (nested) {
-        this.pushKernel(L, "run_nested");
-        const n = pushTarget(L) + pushArgs(L);
-        outcome = core.call(L, n, this.#collectNested, false) as typeof outcome;
-      } else {
-        this.pushKernel(L, entry);
-        let n = pushTarget(L);
-        s.lua_pushinteger(L, this.#instructionBudget);
-        s.lua_pushnumber(L, this.limits.cpuMs);
-        n += 2 + pushArgs(L);
-        outcome = core.call(L, n, this.#collectRun, false) as typeof outcome;
-      }
+      this.pushKernel(L, nested ? "run_nested" : entry);
+      const n = pushTarget(L) + pushArgs(L);
+      outcome = core.call(L, n, nested ? this.#collectNested : this.#collectRun, false) as typeof outcome;
     } catch (error) {
       outcome = { ok: false, values: [], raw: error };
     } finally {

@@ -25,7 +25,7 @@
  * order of {@linkcode KERNEL_ENTRIES}. Works on Lua 5.3 and 5.4.
  */
 export const KERNEL_LUA = `
-local c_host, STEP, DENIED, OPENERS = ...
+local c_host, STEP, DENIED, OPENERS, BUDGET, CPU_LIMIT = ...
 
 local _G = _G
 local type, next, pairs, ipairs, select, tostring, tonumber = type, next, pairs, ipairs, select, tostring, tonumber
@@ -35,7 +35,7 @@ local setmetatable, getmetatable, load, collectgarbage = setmetatable, getmetata
 local string, table, debug = string, table, debug
 local d_sethook, d_getmetatable, d_setmetatable = debug.sethook, debug.getmetatable, debug.setmetatable
 local d_setupvalue, d_getupvalue = debug.setupvalue, debug.getupvalue
-local s_byte, t_concat, t_pack, huge = string.byte, table.concat, table.pack, 1 / 0
+local s_byte, t_concat, t_pack = string.byte, table.concat, table.pack
 -- the globals of the trusted chunks loaded later (vetted libraries, pattern matcher), taken here
 -- before the real globals are emptied
 local TRUSTED_GLOBALS = {
@@ -71,9 +71,11 @@ return (function()
   }
 
   -- run state
-  local active, tripped, count, budget, fires = false, nil, 0, huge, 0
+  -- the limits are the state's, the same for every run
+  local budget, cpu_limit = BUDGET, CPU_LIMIT
+  local active, tripped, count, fires = false, nil, 0, 0
   -- the CPU clock costs a system call: it starts at the run's first hook and is read every 8th
-  local cpu_limit, cpu_start, cpu_last = huge, nil, nil
+  local cpu_start, cpu_last = nil, nil
   local current_env
 
   local function raise_tripped()
@@ -444,9 +446,9 @@ return (function()
   end
 
   -- the main thread's hook stays installed; between runs it returns at once
-  local function begin(budget_, cpu_limit_)
+  local function begin()
     count_run()
-    count, budget, cpu_limit, tripped, fires = 0, budget_, cpu_limit_, nil, 0
+    count, tripped, fires = 0, nil, 0
     cpu_start, cpu_last = nil, nil
     charged, seeded_run, last_id, nest = 0, false, 0, 0
     ids = setmetatable({}, ids_mt)
@@ -454,8 +456,8 @@ return (function()
   end
 
   -- runs fn(...) under the budget; returns ok, instructions, cpu ms (-1: not measured), results or error
-  local function run(fn, budget_, cpu_limit_, ...)
-    begin(budget_, cpu_limit_)
+  local function run(fn, ...)
+    begin()
     return finish_run(pcall(fn, ...))
   end
 
@@ -465,10 +467,11 @@ return (function()
   end
 
   -- the policy engine's per-decision entry: the chunk's globals become a fresh table reading
-  -- through to the ones it defined when it loaded, so what a decision assigns is gone after it
-  local function env_meta(chunk)
+  -- through to the ones it defined when it loaded, so what a decision assigns is gone after it.
+  -- The metatable of those tables also holds what every decision of the policy needs.
+  local function policy_meta(chunk, fn, data)
     local _, env = d_getupvalue(chunk, 1)
-    local meta = { __index = env, __metatable = false }
+    local meta = { __index = env, __metatable = false, chunk = chunk, fn = fn, data = data }
     meta.__newindex = function(t, k, v)
       meta.dirty = true
       rawset(t, k, v)
@@ -479,22 +482,22 @@ return (function()
   -- A decision that assigned no global leaves its table as it found it, and the next decision of
   -- the policy reuses it. New keys go through __newindex, rawset marks the table, and a reassigned
   -- _G shows in the one key the table holds.
-  local function decide(chunk, fn, meta, budget_, cpu_limit_, input, data)
+  local function decide(meta, input)
     local env = meta.env
     if env == nil or meta.dirty or env._G ~= env then
       env = setmetatable({}, meta)
       rawset(env, "_G", env)
       meta.env, meta.dirty = env, false
       decision_envs[env] = meta
-      d_setupvalue(chunk, 1, env)
+      d_setupvalue(meta.chunk, 1, env)
     end
     current_env = env
     if runs < 2 then count_run() end
-    count, budget, cpu_limit, tripped, fires = 0, budget_, cpu_limit_, nil, 0
+    count, tripped, fires = 0, nil, 0
     cpu_start, cpu_last = nil, nil
     active = true
     -- the engine reads two results, a verdict and its reasons: fixed ones spare a vararg call
-    local ok, verdict, reasons = pcall(fn, input, data)
+    local ok, verdict, reasons = pcall(meta.fn, input, meta.data)
     return ok, count, stop_run(), verdict, reasons
   end
 
@@ -509,7 +512,7 @@ return (function()
     function(name) base[name] = capability(name) end,
     freeze_deep,
     function(v) return sb_tostring(v) end,
-    env_meta,
+    policy_meta,
     function() return tripped end
 end)()
 `;
@@ -528,7 +531,7 @@ export const KERNEL_ENTRIES = [
   "define_capability",
   "freeze_deep",
   "tostring",
-  "env_meta",
+  "policy_meta",
   "tripped",
 ] as const;
 
