@@ -475,11 +475,18 @@ export class GuardedState {
       core.ensureStack(L, 8);
       this.pushKernel(L, nested ? "run_nested" : entry);
       const n = pushTarget(L) + pushArgs(L);
-      outcome = core.call(L, n, nested ? this.#collectNested : this.#collectRun, false) as typeof outcome;
+      // the call restores the stack to `top` whatever happens in it
+      outcome = core.call(
+        L,
+        n,
+        nested ? this.#collectNested : this.#collectRun,
+        false,
+        top + 1,
+      ) as typeof outcome;
     } catch (error) {
+      s.lua_settop(L, top);
       outcome = { ok: false, values: [], raw: error };
     } finally {
-      s.lua_settop(L, top);
       this.#depth--;
       if (!nested) this.#endRun();
     }
