@@ -277,29 +277,11 @@ export class DataEncoder {
   }
 
   #string(text: string): boolean {
-    let entry = -1;
-    if (text.length <= CACHED_STRING_UNITS) {
-      const cached = this.#cache.get(text);
-      entry = cached === undefined
-        ? this.#cached(text)
-        : cached < SLOT_UNIT
-        ? this.#seenAgain(text, cached)
-        : cached;
-    }
+    const entry = text.length <= CACHED_STRING_UNITS ? this.#entryOf(text) : -1;
     let offset, length;
     if (entry >= 0) {
       offset = (entry >>> 8) & (CACHE_BYTES - 1);
       length = entry & 0xff;
-      if (entry >= SLOT_UNIT && this.#knownRef >= 0) {
-        const p = this.#program;
-        const at = this.#at;
-        p[at] = DataOp.KNOWN_STRING;
-        p[at + 1] = Math.floor(entry / SLOT_UNIT);
-        p[at + 2] = offset;
-        p[at + 3] = length;
-        this.#at = at + 4;
-        return this.#pushed();
-      }
     } else {
       offset = this.#bytesEnd;
       length = writeUtf8(text, this.#bytes, offset);
@@ -307,12 +289,25 @@ export class DataEncoder {
       this.#bytesEnd = offset + length;
     }
     const p = this.#program;
-    const at = this.#at;
-    p[at] = DataOp.STRING;
-    p[at + 1] = offset;
-    p[at + 2] = length;
-    this.#at = at + 3;
+    let at = this.#at;
+    if (entry >= SLOT_UNIT && this.#knownRef >= 0) {
+      p[at++] = DataOp.KNOWN_STRING;
+      p[at++] = Math.floor(entry / SLOT_UNIT);
+    } else {
+      p[at++] = DataOp.STRING;
+    }
+    p[at++] = offset;
+    p[at++] = length;
+    this.#at = at;
     return this.#pushed();
+  }
+
+  // The cache entry of a short string, entering it (or giving it a slot) as needed; -1 when the
+  // cache has no room for it.
+  #entryOf(text: string): number {
+    const cached = this.#cache.get(text);
+    if (cached === undefined) return this.#cached(text);
+    return cached < SLOT_UNIT ? this.#seenAgain(text, cached) : cached;
   }
 
   // A short string enters the cache part while it has room, without a slot: its entry, or -1.
