@@ -71,8 +71,8 @@ export class DataEncoder {
   // bumped when the cache starts over: a state's known strings from an older generation are stale
   #generation = 0;
   readonly #known = new WeakMap<LuaCore, { ref: number; generation: number }>();
-  // the known strings of the state being pushed to, or -1 when it has none
-  #knownRef = -1;
+  // whether the value being encoded may use the state's known strings
+  #useKnown = false;
   #at = 0;
   #numberCount = 0;
   #bytesEnd = 0;
@@ -110,11 +110,11 @@ export class DataEncoder {
     let status;
     try {
       if (this.#cacheEnd > CACHE_REFILL_AT) this.#startOver();
-      this.#knownRef = this.#knownOf(core, L);
+      this.#useKnown = this.#roomForKnown(core);
       if (!this.#encode(value, limits, hook) || this.#values < FEWEST_VALUES) return false;
       core.ensureStack(L, 2);
       s.lua_pushcclosure(L, this.#builder.entry, 0);
-      if (this.#knownRef >= 0) core.pushRegistry(L, this.#knownRef);
+      if (this.#useKnown) this.#pushKnown(core, L);
       else s.lua_pushnil(L);
       status = api.pcall(L, 1, 1, 0);
     } finally {
@@ -256,24 +256,28 @@ export class DataEncoder {
     this.#generation++;
   }
 
-  // The state's table of known strings (made, or made again for a new generation), or -1 when its
-  // memory is too tight for one (a table it had is released).
-  #knownOf(core: LuaCore, L: LuaState): number {
+  // Whether the state has room for its known strings; a table it had is released when it has not.
+  #roomForKnown(core: LuaCore): boolean {
+    if (core.alloc.limit() - core.alloc.used() >= KNOWN_HEADROOM) return true;
     const known = this.#known.get(core);
-    if (core.alloc.limit() - core.alloc.used() < KNOWN_HEADROOM) {
-      if (known !== undefined) {
-        core.unref(known.ref);
-        this.#known.delete(core);
-      }
-      return -1;
+    if (known !== undefined) {
+      core.unref(known.ref);
+      this.#known.delete(core);
     }
-    if (known !== undefined && known.generation === this.#generation) return known.ref;
-    if (known !== undefined) core.unref(known.ref);
-    core.ensureStack(L, 1);
-    core.api.sym.lua_createtable(L, KNOWN_SLOTS, 0);
-    const ref = core.ref(L);
-    this.#known.set(core, { ref, generation: this.#generation });
-    return ref;
+    return false;
+  }
+
+  // Pushes the state's table of known strings, made (again, for a new generation) when needed: only
+  // a value the builder takes makes one. Uses 1 slot.
+  #pushKnown(core: LuaCore, L: LuaState): void {
+    let known = this.#known.get(core);
+    if (known === undefined || known.generation !== this.#generation) {
+      if (known !== undefined) core.unref(known.ref);
+      core.api.sym.lua_createtable(L, KNOWN_SLOTS, 0);
+      known = { ref: core.ref(L), generation: this.#generation };
+      this.#known.set(core, known);
+    }
+    core.pushRegistry(L, known.ref);
   }
 
   #string(text: string): boolean {
@@ -290,7 +294,7 @@ export class DataEncoder {
     }
     const p = this.#program;
     let at = this.#at;
-    if (entry >= SLOT_UNIT && this.#knownRef >= 0) {
+    if (entry >= SLOT_UNIT && this.#useKnown) {
       p[at++] = DataOp.KNOWN_STRING;
       p[at++] = Math.floor(entry / SLOT_UNIT);
     } else {

@@ -292,3 +292,25 @@ Deno.test("data program: a state with less than 1 MiB to spare keeps no known st
     tight.close();
   }
 });
+
+Deno.test("data program: values the builder does not take make no table of known strings", { ignore }, () => {
+  const small = new LuaCore();
+  try {
+    small.collectGarbage();
+    const base = small.alloc.used();
+    for (let i = 0; i < 100; i++) {
+      const top = small.api.sym.lua_gettop(small.L);
+      // fewer values than one protected call is worth: pushed field by field
+      assert.equal(
+        small.dataEncoder!.push(small, small.L, { role: `admin${i % 3}` }, limits, undefined),
+        false,
+      );
+      small.api.sym.lua_settop(small.L, top);
+    }
+    small.collectGarbage();
+    const kept = small.alloc.used() - base;
+    assert.ok(kept < 4096, `kept ${kept} bytes: the 256 slots alone would be 4 KiB`);
+  } finally {
+    small.close();
+  }
+});
