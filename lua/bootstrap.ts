@@ -1,20 +1,20 @@
 /**
- * The Lua half of the bridge, run once in every new state with the host's C functions and whether
- * to build the `js` table as its arguments. It builds the proxy metatable and the trampolines that
- * turn a C function's `false, err` into a Lua error (C functions written in JS must never raise
- * themselves), the traceback handler, and the `js` table when asked. It returns its helpers; the
- * host pins each one in the registry and nothing else can reach them.
+ * The Lua half of the bridge, run once in every new state with whether to build the `js` table and
+ * the host's C functions (in the order of {@linkcode BOOTSTRAP_CALLBACKS}) as its arguments. It
+ * builds the proxy metatable and the trampolines that turn a C function's `false, err` into a Lua
+ * error (C functions written in JS must never raise themselves), the traceback handler, and the
+ * `js` table when asked. It returns its helpers in the order of {@linkcode BOOTSTRAP_HELPERS}; the
+ * host pins each one in the registry and nothing else can reach them. Arguments and results go by
+ * position: a table of them cost a host call per name, dozens for every new state.
  *
  * @module
  */
 
 /** The bootstrap chunk. Works on Lua 5.1 to 5.4 and LuaJIT. */
 export const BOOTSTRAP_LUA = `
-local cf, with_js = ...
+local with_js, c_call, c_index, c_newindex, c_len, c_tostring, c_iter, c_next, c_askind, c_gc = ...
 local error, type, setmetatable, tostring, next, select = error, type, setmetatable, tostring, next, select
 local collectgarbage, traceback, string_dump = collectgarbage, debug.traceback, string.dump
-local c_call, c_index, c_newindex, c_len = cf.call, cf.index, cf.newindex, cf.len
-local c_tostring, c_iter, c_next, c_askind, c_gc = cf.tostring, cf.iter, cf.next, cf.askind, cf.gc
 
 local function finish(ok, ...)
   if ok then return ... end
@@ -68,24 +68,55 @@ if with_js then
   end
 end
 
-return {
-  traceback = function(e)
+return
+  function(e)
     if type(e) == "string" then return traceback(e, 2) end
     return e
   end,
-  proxy_ids = setmetatable({}, { __mode = "k" }),
-  id_proxies = setmetatable({}, { __mode = "v" }),
-  mt = mt,
-  next = next,
-  get = function(t, k) return t[k] end,
-  set = function(t, k, v) t[k] = v end,
-  tostring = function(v) return tostring(v) end,
+  setmetatable({}, { __mode = "k" }),
+  setmetatable({}, { __mode = "v" }),
+  mt,
+  next,
+  function(t, k) return t[k] end,
+  function(t, k, v) t[k] = v end,
+  function(v) return tostring(v) end,
+  js,
+  function() collectgarbage("collect") end,
   -- a state may open its libraries one by one, coroutine left out
-  costatus = coroutine and coroutine.status,
-  dump = function(f) return string_dump(f, true) end,
-  cotraceback = function(co, message) return traceback(co, message) end,
-  js = js,
-  collect = function() collectgarbage("collect") end,
-  finish = finish,
-}
+  coroutine and coroutine.status,
+  function(co, message) return traceback(co, message) end,
+  function(f) return string_dump(f, true) end
 `;
+
+/** The host's C functions the bootstrap takes, in the order it takes them (after `with_js`). */
+export const BOOTSTRAP_CALLBACKS = [
+  "call",
+  "index",
+  "newindex",
+  "len",
+  "tostring",
+  "iter",
+  "next",
+  "askind",
+  "gc",
+] as const;
+
+/** The helpers the bootstrap returns, in order. */
+export const BOOTSTRAP_HELPERS = [
+  "traceback",
+  "proxy_ids",
+  "id_proxies",
+  "mt",
+  "next",
+  "get",
+  "set",
+  "tostring",
+  "js",
+  "collect",
+  "costatus",
+  "cotraceback",
+  "dump",
+] as const;
+
+/** The name of one of the bootstrap's helpers. */
+export type BootstrapHelper = typeof BOOTSTRAP_HELPERS[number];

@@ -25,7 +25,7 @@ import {
   MULTRET,
 } from "../ffi/lua_api.ts";
 import { cString, decodeUtf8, StringEncoder } from "../ffi/strings.ts";
-import { BOOTSTRAP_LUA } from "./bootstrap.ts";
+import { BOOTSTRAP_CALLBACKS, BOOTSTRAP_HELPERS, BOOTSTRAP_LUA, type BootstrapHelper } from "./bootstrap.ts";
 import { type DataEncoder, dataEncoder } from "./data_program.ts";
 import { LuaError, LuaMemoryError, LuaStateError, LuaSyntaxError } from "./errors.ts";
 
@@ -246,7 +246,7 @@ export class LuaCore {
   #collecting = false;
   #usedAfterCollection = 0;
   #deniedSeen = 0;
-  #refs?: Record<string, number>;
+  #refs?: Record<BootstrapHelper, number>;
   #capped: boolean;
 
   constructor(options: CoreOptions = {}) {
@@ -336,15 +336,17 @@ export class LuaCore {
     if (s.luaL_requiref === null) {
       throw new LuaStateError(`Lua ${this.api.version} cannot open libraries one by one`);
     }
-    for (const library of libraries) {
+    // Called on the fresh state, whose empty stack has room for LUA_MINSTACK (20) values: each
+    // library (8 at most) stays on it until all are open, then one settop instead of a pop each.
+    for (const library of new Set(libraries)) {
       const open = s[`luaopen_${library}`];
       if (open === null) {
         if (library === "utf8") continue;
         throw new LuaStateError(`this Lua library has no luaopen_${library}`);
       }
       s.luaL_requiref(this.L, cString(LIBRARY_NAMES[library]), open as Deno.PointerObject, 1);
-      this.api.pop(this.L, 1);
     }
+    s.lua_settop(this.L, 0);
   }
 
   /**
@@ -364,39 +366,18 @@ export class LuaCore {
     const s = api.sym;
     const cbs = processCallbacks();
     const cached = trustedBytecode.get(BOOTSTRAP_LUA);
+    this.#ensureStack(L, BOOTSTRAP_HELPERS.length + 2);
     this.loadTrusted(L, BOOTSTRAP_LUA, "=luagate");
     if (!cached) s.lua_pushvalue(L, -1);
-    s.lua_createtable(L, 0, 12);
-    for (const [name, cb] of Object.entries(cbs)) {
-      this.#pushCFunction(L, cb.pointer);
-      s.lua_setfield(L, -2, cString(name));
-    }
     s.lua_pushboolean(L, withJsTable ? 1 : 0);
-    const callStatus = api.pcall(L, 2, 1, 0);
+    for (const name of BOOTSTRAP_CALLBACKS) this.#pushCFunction(L, cbs[name].pointer);
+    const callStatus = api.pcall(L, 1 + BOOTSTRAP_CALLBACKS.length, BOOTSTRAP_HELPERS.length, 0);
     if (callStatus !== LuaStatus.OK) throw this.#errorAt(L, callStatus, -1);
-    const refs: Record<string, number> = {};
-    // The bootstrap returns a table of helpers; each is pinned in the registry by reference.
-    for (
-      const name of [
-        "traceback",
-        "proxy_ids",
-        "id_proxies",
-        "mt",
-        "next",
-        "get",
-        "set",
-        "tostring",
-        "js",
-        "collect",
-        "costatus",
-        "cotraceback",
-        "dump",
-      ]
-    ) {
-      s.lua_getfield(L, -1, cString(name));
-      refs[name] = s.luaL_ref(L, this.#registry);
+    // each helper is pinned in the registry by reference, the last first: luaL_ref pops the top
+    const refs = {} as Record<BootstrapHelper, number>;
+    for (let i = BOOTSTRAP_HELPERS.length - 1; i >= 0; i--) {
+      refs[BOOTSTRAP_HELPERS[i]] = s.luaL_ref(L, this.#registry);
     }
-    api.pop(L, 1);
     this.#refs = refs;
     if (!cached) this.#cacheBytecode(L, BOOTSTRAP_LUA);
     if (!withJsTable) return;
@@ -653,12 +634,12 @@ export class LuaCore {
   }
 
   /** Pushes the bootstrap helper `name`. Uses 1 slot. */
-  pushRef(L: LuaState, name: string): void {
+  pushRef(L: LuaState, name: BootstrapHelper): void {
     this.api.rawGetI(L, this.#registry, this.#refs![name]);
   }
 
   /** Replaces the bootstrap helper `name` with the value on top of `L` (popped). */
-  replaceRef(L: LuaState, name: string): void {
+  replaceRef(L: LuaState, name: BootstrapHelper): void {
     this.api.rawSetI(L, this.#registry, this.#refs![name]);
   }
 

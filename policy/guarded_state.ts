@@ -85,6 +85,7 @@ export interface GuardedOptions {
 
 // The kernel needs these at once; the other vetted libraries are opened when first used.
 const KERNEL_LIBRARIES = ["base", "table", "string", "debug"] as const;
+// in the order the kernel chunk takes their openers
 const LAZY_LIBRARIES = ["coroutine", "utf8", "math", "os"] as const;
 
 const MAX_NESTED_RUNS = 4;
@@ -212,25 +213,22 @@ export class GuardedState {
     const core = this.core;
     const L = core.L;
     const s = core.api.sym;
-    core.ensureStack(L, 8);
+    core.ensureStack(L, 6 + LAZY_LIBRARIES.length);
     core.loadTrusted(L, KERNEL_LUA, "=luagate.kernel");
     core.pushHostCFunction(L);
     core.pushValue(L, this.limits.step);
     core.pushString(L, DENIED);
-    s.lua_createtable(L, 0, LAZY_LIBRARIES.length);
-    for (const library of LAZY_LIBRARIES) {
-      if (core.pushLibraryOpener(L, library)) s.lua_setfield(L, -2, cString(library));
-    }
     s.lua_pushinteger(L, BigInt(this.limits.instructions));
     s.lua_pushnumber(L, this.limits.cpuMs);
-    const started = core.call(L, 6, (_core, L, first, count) => {
+    for (const library of LAZY_LIBRARIES) {
+      if (!core.pushLibraryOpener(L, library)) s.lua_pushnil(L);
+    }
+    const started = core.call(L, 5 + LAZY_LIBRARIES.length, (_core, L, first, count) => {
       if (count !== KERNEL_ENTRIES.length) return false;
-      KERNEL_ENTRIES.forEach((name, i) => {
-        s.lua_pushvalue(L, first + i);
-        this.#kernel[name] = core.ref(L);
-      });
       s.lua_pushvalue(L, first + KERNEL_ENTRIES.indexOf("tostring"));
       core.replaceRef(L, "tostring");
+      // the last first: a reference pops the top
+      for (let i = KERNEL_ENTRIES.length - 1; i >= 0; i--) this.#kernel[KERNEL_ENTRIES[i]] = core.ref(L);
       return true;
     });
     if (started !== true) throw new LuaStateError("the sandbox kernel did not start");

@@ -18,14 +18,16 @@
  */
 
 /**
- * The kernel chunk; called with `(c_host, step, denied, openers)`: the host's raw C function
- * (`c_host(name, ...)` returns `true, results...` or `false, err`), the hook interval, the value a
- * denied capability call returns, and the `luaopen_*` C functions of the libraries opened on first
- * use, by name (utf8 absent where the Lua library has none). It returns its entry points in the
- * order of {@linkcode KERNEL_ENTRIES}. Works on Lua 5.3 and 5.4.
+ * The kernel chunk; called with `(c_host, step, denied, budget, cpu_limit, open_coroutine,
+ * open_utf8, open_math, open_os)`: the host's raw C function (`c_host(name, ...)` returns
+ * `true, results...` or `false, err`), the hook interval, the value a denied capability call
+ * returns, the run's instruction budget and CPU milliseconds, and the `luaopen_*` C functions of
+ * the libraries opened on first use (open_utf8 nil where the Lua library has none). It returns its
+ * entry points in the order of {@linkcode KERNEL_ENTRIES}. Works on Lua 5.3 and 5.4.
  */
 export const KERNEL_LUA = `
-local c_host, STEP, DENIED, OPENERS, BUDGET, CPU_LIMIT = ...
+local c_host, STEP, DENIED, BUDGET, CPU_LIMIT, open_coroutine, open_utf8, open_math, open_os = ...
+local OPENERS = { coroutine = open_coroutine, utf8 = open_utf8, math = open_math, os = open_os }
 
 local _G = _G
 local type, next, pairs, ipairs, select, tostring, tonumber = type, next, pairs, ipairs, select, tostring, tonumber
