@@ -8,6 +8,7 @@
 
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
+import type { LuaCore } from "../lua/core.ts";
 import { LuaError, LuaStateError } from "../lua/errors.ts";
 import { type Decision, errorLine, readVerdict, verdictError } from "./decision.ts";
 import { DecisionLog, type DecisionLogOptions } from "./decision_log.ts";
@@ -44,6 +45,8 @@ interface PolicyHandle {
   runOptions: RunOptions;
   /** Pushes the policy's metatable in the kernel, which holds its chunk, function and the data. */
   pushTarget: (L: LuaState) => number;
+  /** The registry reference of that metatable. */
+  meta: number;
 }
 
 const NO_CALLS: readonly CapabilityCall[] = Object.freeze([]);
@@ -79,6 +82,12 @@ export class Policy {
 }
 
 const POLICY_TOKEN = Symbol("policy");
+
+// A policy's handle pins its metatable (chunk, function, data) in Lua's registry; once the Policy
+// is collected (replaced under its name, or dropped by a caller), the reference goes with it.
+const policyReleaser = new FinalizationRegistry<{ core: LuaCore; meta: number }>(({ core, meta }) => {
+  core.unref(meta);
+});
 
 /** A chunk that ran fine but returned no decision function (in a bundle: a plain module). */
 export class NotAPolicyError extends LuaError {
@@ -187,6 +196,7 @@ export class PolicyEngine implements Disposable {
     const handle = this.#compileHandle(source, name, grants);
     const policy = new Policy(this, name, POLICY_TOKEN);
     this.#handles.set(policy, handle);
+    policyReleaser.register(policy, { core: this.#state.core, meta: handle.meta });
     this.#policies.set(name, policy);
     return policy;
   }
@@ -215,7 +225,7 @@ export class PolicyEngine implements Disposable {
         core.pushRegistry(L, meta);
         return 1;
       };
-      return { runOptions: { grants }, pushTarget };
+      return { runOptions: { grants }, pushTarget, meta };
     } finally {
       core.unref(chunk);
       if (fn >= 0) core.unref(fn);

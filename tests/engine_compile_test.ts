@@ -90,6 +90,33 @@ Deno.test("compile: a later policy of the same name replaces the earlier one", (
   assert.deepEqual(engine.policies, ["p"]);
 });
 
+Deno.test("compile: a replaced policy still decides, and its Lua memory goes once it is collected", async () => {
+  using engine = new PolicyEngine();
+  const first = engine.compile(`return function() return false end`, { name: "p" });
+  engine.compile(`return function() return true end`, { name: "p" });
+  assert.equal(first.evaluate({}).allow, false);
+
+  // collection needs a JS garbage collector the test can drive: a child process with --expose-gc
+  const child = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi",
+      "--allow-env",
+      "--allow-read",
+      "--v8-flags=--expose-gc",
+      new URL("fixtures/recompile_release.ts", import.meta.url).pathname,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(child.stderr);
+  assert.equal(child.code, 0, stderr);
+  const seen = JSON.parse(new TextDecoder().decode(child.stdout));
+  assert.equal(seen.allow, true);
+  // 200 versions of about 170 KB each: held, they would have broken the 4 MiB cap at the 25th
+  assert.ok(seen.kilobytes < 2048, `Lua memory after 200 compiles: ${seen.kilobytes} KiB`);
+});
+
 Deno.test("compile: a policy of one engine cannot be evaluated by another", () => {
   using a = new PolicyEngine();
   using b = new PolicyEngine();
