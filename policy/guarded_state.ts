@@ -8,7 +8,6 @@
 
 import { monotonicMs, threadCpuMs } from "../ffi/clock.ts";
 import { openLuaLibrary } from "../ffi/library.ts";
-import { cString } from "../ffi/strings.ts";
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
 import type { AttributeFilter, AttributeHandlers } from "../lua/bridge.ts";
