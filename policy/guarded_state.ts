@@ -86,6 +86,8 @@ export interface GuardedOptions {
 const KERNEL_LIBRARIES = ["base", "table", "string", "debug"] as const;
 // in the order the kernel chunk takes their openers
 const LAZY_LIBRARIES = ["coroutine", "utf8", "math", "os"] as const;
+// c_host, step, denied, budget, cpu_limit, then the openers
+const KERNEL_ARGUMENTS = 5 + LAZY_LIBRARIES.length;
 
 const MAX_NESTED_RUNS = 4;
 /** What a denied capability call returns to the kernel; never visible to sandboxed code. */
@@ -212,7 +214,8 @@ export class GuardedState {
     const core = this.core;
     const L = core.L;
     const s = core.api.sym;
-    core.ensureStack(L, 6 + LAZY_LIBRARIES.length);
+    // the chunk, its arguments and the call's traceback handler, then one more beside its results
+    core.ensureStack(L, 1 + KERNEL_ARGUMENTS + 1 + 1);
     core.loadTrusted(L, KERNEL_LUA, "=luagate.kernel");
     core.pushHostCFunction(L);
     core.pushValue(L, this.limits.step);
@@ -222,7 +225,7 @@ export class GuardedState {
     for (const library of LAZY_LIBRARIES) {
       if (!core.pushLibraryOpener(L, library)) s.lua_pushnil(L);
     }
-    const started = core.call(L, 5 + LAZY_LIBRARIES.length, (_core, L, first, count) => {
+    const started = core.call(L, KERNEL_ARGUMENTS, (_core, L, first, count) => {
       if (count !== KERNEL_ENTRIES.length) return false;
       s.lua_pushvalue(L, first + KERNEL_ENTRIES.indexOf("tostring"));
       core.replaceRef(L, "tostring");
