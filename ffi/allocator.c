@@ -59,7 +59,8 @@ static inline __attribute__((always_inline)) size_t block_bytes(size_t size) {
 
 static inline __attribute__((always_inline)) void release(luagate_alloc_state *s, void *ptr, size_t size) {
   luagate_alloc_pool *pool = s->pool;
-  if (size <= SMALL_MAX) {
+  /* size - 1 wraps for 0: a block Lua never frees, which would otherwise get class 2^60 - 1 */
+  if (size - 1 < SMALL_MAX) {
     size_t bytes = block_bytes(size);
     if (pool->bytes + bytes <= pool->limit) {
       void **head = &pool->heads[size_class(size)];

@@ -381,7 +381,7 @@ Deno.test(
 
 Deno.test(
   "native allocator: the x86_64 and aarch64 code make the same calls",
-  { ignore: crossToolsMissing },
+  { ignore: crossToolsMissing() },
   async () => {
     await withHarness("allocator_harness", async (harness, dir) => {
       const transcripts = [];

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { openLibc } from "./libc.ts";
+import { cMemory, openLibc } from "./libc.ts";
 
 const CLOCK_MONOTONIC = Deno.build.os === "darwin" ? 6 : 1;
 const CLOCK_THREAD_CPUTIME_ID = Deno.build.os === "darwin" ? 16 : 3;
@@ -19,13 +19,12 @@ function libcClock(id: number): Clock | undefined {
   try {
     const libc = openLibc();
     // C memory, passed as a pointer: a typed array argument costs the FFI call more than the read
-    const pointer = libc.realloc(null, 16n);
-    if (pointer === null) return undefined;
+    const { pointer, buffer } = cMemory(libc, 16);
     if (libc.clock_gettime(id, pointer) !== 0) {
       libc.free(pointer);
       return undefined;
     }
-    const timespec = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(pointer, 16));
+    const timespec = new Int32Array(buffer);
     // tv_sec (low 32 bits suffice for these clocks) and tv_nsec, little-endian 64-bit fields
     return () => {
       libc.clock_gettime(id, pointer);

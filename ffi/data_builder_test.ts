@@ -262,7 +262,7 @@ Deno.test("the embedded bytes were built from the current ffi/data_builder.c", (
 
 Deno.test(
   "data builder: the x86_64 and aarch64 code make the same calls",
-  { ignore: crossToolsMissing },
+  { ignore: crossToolsMissing() },
   async () => {
     await withHarness("data_builder_harness", async (harness, dir) => {
       await Deno.writeFile(`${dir}/x86_64.code`, DATA_BUILDER_CODE.x86_64);

@@ -112,3 +112,36 @@ export function openLibc(): Libc {
   libc = { ...lib.symbols, dlsym };
   return libc;
 }
+
+/** C memory from {@linkcode cMemory}: its pointer, its address and a view of its bytes. */
+export interface CMemory {
+  pointer: Deno.PointerObject;
+  address: bigint;
+  buffer: ArrayBuffer;
+}
+
+/**
+ * `size` bytes of C memory that are never freed: native code and Lua states may keep using them for
+ * the life of the process, and C reads them at an address V8 never moves.
+ *
+ * @example Usage
+ * ```ts
+ * import { cMemory, openLibc } from "./libc.ts";
+ * const memory = cMemory(openLibc(), 16);
+ * new Int32Array(memory.buffer)[0] = 7;
+ * ```
+ *
+ * @param libc the C library, from {@linkcode openLibc}.
+ * @param size bytes to allocate.
+ * @returns the memory's pointer, address and bytes.
+ * @throws {Error} when the C library has no memory to give.
+ */
+export function cMemory(libc: Libc, size: number): CMemory {
+  const pointer = libc.realloc(null, BigInt(size));
+  if (pointer === null) throw new Error(`luagate: no C memory for ${size} bytes`);
+  return {
+    pointer,
+    address: Deno.UnsafePointer.value(pointer),
+    buffer: new Deno.UnsafePointerView(pointer).getArrayBuffer(size),
+  };
+}

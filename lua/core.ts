@@ -155,6 +155,9 @@ const trustedBytecode = new Map<string, Uint8Array>();
 // One per isolate: a push encodes and hands the bytes to Lua before anything else can encode.
 const encoder = new StringEncoder();
 const freeCoreIds: number[] = [];
+// the bootstrap's stack: the chunk, its cached copy, with_js and the callbacks (each closure's upvalue
+// pushed first), or the copy and the helpers it returns
+const BOOTSTRAP_STACK = Math.max(3 + BOOTSTRAP_CALLBACKS.length + 1, 1 + BOOTSTRAP_HELPERS.length);
 
 const C_FUNCTION = {
   parameters: ["pointer"],
@@ -366,7 +369,7 @@ export class LuaCore {
     const s = api.sym;
     const cbs = processCallbacks();
     const cached = trustedBytecode.get(BOOTSTRAP_LUA);
-    this.#ensureStack(L, BOOTSTRAP_HELPERS.length + 2);
+    this.#ensureStack(L, BOOTSTRAP_STACK);
     this.loadTrusted(L, BOOTSTRAP_LUA, "=luagate");
     if (!cached) s.lua_pushvalue(L, -1);
     s.lua_pushboolean(L, withJsTable ? 1 : 0);
@@ -651,7 +654,14 @@ export class LuaCore {
   /** Releases a registry reference. Safe after close (does nothing). */
   unref(ref: number): void {
     if (this.#closed) return;
-    this.api.sym.luaL_unref(this.L, this.#registry, ref);
+    // luaL_unref uses a slot: while Lua waits on a callback, on the thread that called back
+    if (this.#nesting === 0) {
+      this.api.sym.luaL_unref(this.L, this.#registry, ref);
+      return;
+    }
+    const L = this.currentL;
+    this.#ensureStack(L, 1);
+    this.api.sym.luaL_unref(L, this.#registry, ref);
   }
 
   /** Pushes the registry value `ref`. Uses 1 slot. */
@@ -919,8 +929,9 @@ export class LuaCore {
   }
 
   /**
-   * Drops what the host pushed on `L` above `top` after an overdraft that persists, clears it and
-   * collects, so that the state is back under its cap for the caller's memory error.
+   * Drops what the host pushed on `L` above `top` (any index lua_settop takes: -2 drops the value on
+   * top) after an overdraft that persists, clears it and collects, so that the state is back under
+   * its cap for the caller's memory error.
    */
   dropPushed(L: LuaState, top: number): void {
     this.api.sym.lua_settop(L, top);
@@ -1088,9 +1099,7 @@ export class LuaCore {
     const status = api.loadBuffer(L, bytes, bytes.length, cString(chunkName), cString(mode));
     if (status === LuaStatus.OK && this.overdraftPersists()) {
       // The compiled chunk does not fit under the cap: report it now, not at the next call.
-      api.pop(L, 1);
-      this.alloc.clearOverdraft();
-      this.collectGarbage();
+      this.dropPushed(L, -2);
       throw new LuaMemoryError("not enough memory: the compiled chunk exceeds the memory limit");
     }
     if (status !== LuaStatus.OK) {

@@ -98,7 +98,8 @@ export class DataEncoder {
 
   /**
    * Pushes `value` (an object or array) as fresh tables and returns true, or returns false without
-   * touching the stack when the value is not for the builder. Uses 1 slot.
+   * touching the stack when the value is not for the builder. Uses 2 slots (the builder and the
+   * known strings), leaves 1.
    *
    * @throws {LuaMemoryError} when the allocator failed outright.
    */

@@ -89,7 +89,7 @@ export class LuaTable {
       core.pushRef(L, "get");
       core.pushRegistry(L, ref);
       core.pushValue(L, key);
-      return core.call(L, 2, collectResults);
+      return core.call(L, 2, collectResults, true, top + 1);
     } finally {
       s.lua_settop(L, top);
     }
@@ -125,7 +125,7 @@ export class LuaTable {
       core.pushRegistry(L, ref);
       core.pushValue(L, key);
       core.pushValue(L, value);
-      core.call(L, 3, () => undefined);
+      core.call(L, 3, () => undefined, true, top + 1);
     } finally {
       s.lua_settop(L, top);
     }
@@ -158,11 +158,12 @@ export class LuaTable {
 
   /** Every `[key, value]` pair, in Lua's `next` order. Safe against changes made during iteration. */
   *entries(): IterableIterator<[unknown, unknown]> {
-    const { core, ref } = infoOf(this);
+    const info = infoOf(this);
+    const { core } = info;
     let keyRef = -1;
     try {
       while (true) {
-        core.check();
+        const { ref } = checked(info);
         const L = core.currentL;
         const s = core.api.sym;
         core.ensureStack(L, 6);
@@ -323,7 +324,7 @@ export class LuaCoroutine extends Function {
     try {
       core.pushRef(L, "costatus");
       core.pushRegistry(L, ref);
-      return core.call(L, 1, collectResults) as CoroutineStatus;
+      return core.call(L, 1, collectResults, true, top + 1) as CoroutineStatus;
     } finally {
       s.lua_settop(L, top);
     }
@@ -482,7 +483,7 @@ export function callLua(info: HandleInfo, args: readonly unknown[]): unknown {
   try {
     core.pushRegistry(L, info.ref);
     for (let i = 0; i < args.length; i++) core.pushValue(L, args[i]);
-    return core.call(L, args.length, collectResults);
+    return core.call(L, args.length, collectResults, true, top + 1);
   } finally {
     s.lua_settop(L, top);
   }

@@ -169,7 +169,7 @@ export class LuaRuntime implements Disposable {
     try {
       this.#compileOnStack(L, code, name);
       for (const arg of args) core.pushValue(L, arg);
-      return core.call(L, args.length, collectResults);
+      return core.call(L, args.length, collectResults, true, top + 1);
     } finally {
       core.api.sym.lua_settop(L, top);
     }

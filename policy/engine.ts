@@ -8,7 +8,7 @@
 
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
-import type { LuaCore } from "../lua/core.ts";
+import { type HandleInfo, registerHandle } from "../lua/core.ts";
 import { LuaError, LuaStateError } from "../lua/errors.ts";
 import { type Decision, errorLine, readVerdict, verdictError } from "./decision.ts";
 import { DecisionLog, type DecisionLogOptions } from "./decision_log.ts";
@@ -45,8 +45,6 @@ interface PolicyHandle {
   runOptions: RunOptions;
   /** Pushes the policy's metatable in the kernel, which holds its chunk, function and the data. */
   pushTarget: (L: LuaState) => number;
-  /** The registry reference of that metatable. */
-  meta: number;
 }
 
 const NO_CALLS: readonly CapabilityCall[] = Object.freeze([]);
@@ -82,12 +80,6 @@ export class Policy {
 }
 
 const POLICY_TOKEN = Symbol("policy");
-
-// A policy's handle pins its metatable (chunk, function, data) in Lua's registry; once the Policy
-// is collected (replaced under its name, or dropped by a caller), the reference goes with it.
-const policyReleaser = new FinalizationRegistry<{ core: LuaCore; meta: number }>(({ core, meta }) => {
-  core.unref(meta);
-});
 
 /** A chunk that ran fine but returned no decision function (in a bundle: a plain module). */
 export class NotAPolicyError extends LuaError {
@@ -160,23 +152,35 @@ export class PolicyEngine implements Disposable {
   #loadData(data: unknown): number {
     if (data === undefined) return -1;
     deepFreeze(data, new WeakSet<object>());
-    return this.#pinKernelResult("freeze_deep", (L) => (this.#state.pushData(L, data), 1));
+    const core = this.#state.core;
+    return this.#kernelResult("freeze_deep", 1, (L) => this.#state.pushData(L, data), (L) => core.ref(L));
   }
 
-  /** Calls the kernel function `name` on the values `pushArgs` pushes and pins its result. */
-  #pinKernelResult(name: string, pushArgs: (L: LuaState) => number): number {
+  /**
+   * Calls the kernel function `name` on the `count` values `pushArgs` pushes and hands its result,
+   * copied on top of the stack, to `pin`, which pops it.
+   */
+  #kernelResult<T>(name: string, count: number, pushArgs: (L: LuaState) => void, pin: (L: LuaState) => T): T {
     const state = this.#state;
     const core = state.core;
     const L = core.L;
     const s = core.api.sym;
     const top = s.lua_gettop(L);
     try {
-      core.ensureStack(L, 4);
+      // the function, its arguments and the call's traceback handler
+      core.ensureStack(L, count + 2);
       state.pushKernel(L, name);
-      return core.call(L, pushArgs(L), (core, L, first) => {
-        s.lua_pushvalue(L, first);
-        return core.ref(L);
-      }) as number;
+      pushArgs(L);
+      return core.call(
+        L,
+        count,
+        (_core, L, first) => {
+          s.lua_pushvalue(L, first);
+          return pin(L);
+        },
+        true,
+        top + 1,
+      ) as T;
     } finally {
       s.lua_settop(L, top);
     }
@@ -196,7 +200,6 @@ export class PolicyEngine implements Disposable {
     const handle = this.#compileHandle(source, name, grants);
     const policy = new Policy(this, name, POLICY_TOKEN);
     this.#handles.set(policy, handle);
-    policyReleaser.register(policy, { core: this.#state.core, meta: handle.meta });
     this.#policies.set(name, policy);
     return policy;
   }
@@ -220,28 +223,30 @@ export class PolicyEngine implements Disposable {
           return [];
         },
       });
-      const meta = this.#policyMeta(chunk, fn);
-      const pushTarget = (L: LuaState): number => {
-        core.pushRegistry(L, meta);
+      const handle = { runOptions: { grants } } as PolicyHandle;
+      const meta = this.#policyMeta(chunk, fn, handle);
+      handle.pushTarget = (L: LuaState): number => {
+        core.pushRegistry(L, meta.ref);
         return 1;
       };
-      return { runOptions: { grants }, pushTarget, meta };
+      return handle;
     } finally {
       core.unref(chunk);
       if (fn >= 0) core.unref(fn);
     }
   }
 
-  // the metatable holds the chunk and the function from here on
-  #policyMeta(chunk: number, fn: number): number {
+  // The metatable holds the chunk and the function from here on; it stays in Lua while `handle`
+  // lives, and `handle` while its Policy does (a policy replaced under its name, or dropped by a
+  // caller, lets it go once collected).
+  #policyMeta(chunk: number, fn: number, handle: PolicyHandle): HandleInfo {
     const core = this.#state.core;
-    return this.#pinKernelResult("policy_meta", (L) => {
+    return this.#kernelResult("policy_meta", 3, (L) => {
       core.pushRegistry(L, chunk);
       core.pushRegistry(L, fn);
       if (this.#dataRef >= 0) core.pushRegistry(L, this.#dataRef);
       else core.api.sym.lua_pushnil(L);
-      return 3;
-    });
+    }, (L) => registerHandle(core, L, handle, "table"));
   }
 
   /**

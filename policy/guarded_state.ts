@@ -460,6 +460,12 @@ export class GuardedState {
     const core = this.core;
     const s = core.api.sym;
     const nested = this.#depth > 0;
+    // a decision sets up the budget and the globals of its own run, which one in progress owns
+    if (nested && entry === "decide") {
+      throw new LuaError(
+        "a policy cannot be evaluated while another evaluation of its engine runs (from a capability)",
+      );
+    }
     if (nested && this.#depth >= MAX_NESTED_RUNS) {
       throw new LuaError(`sandbox runs nested deeper than ${MAX_NESTED_RUNS}`);
     }

@@ -26,7 +26,8 @@
  * entry points in the order of {@linkcode KERNEL_ENTRIES}. Works on Lua 5.3 and 5.4.
  */
 export const KERNEL_LUA = `
-local c_host, STEP, DENIED, BUDGET, CPU_LIMIT, open_coroutine, open_utf8, open_math, open_os = ...
+-- the limits are the state's, the same for every run
+local c_host, STEP, DENIED, budget, cpu_limit, open_coroutine, open_utf8, open_math, open_os = ...
 local OPENERS = { coroutine = open_coroutine, utf8 = open_utf8, math = open_math, os = open_os }
 
 local _G = _G
@@ -73,8 +74,6 @@ return (function()
   }
 
   -- run state
-  -- the limits are the state's, the same for every run
-  local budget, cpu_limit = BUDGET, CPU_LIMIT
   local active, tripped, count, fires = false, nil, 0, 0
   -- the CPU clock costs a system call: it starts at the run's first hook and is read every 8th
   local cpu_start, cpu_last = nil, nil
@@ -439,21 +438,22 @@ return (function()
     return ok, count, stop_run(), ...
   end
 
-  -- Each run leaves a few young tables behind, which a generational collector reclaims cheaply; but
-  -- entering that mode is a full collection, so a state pays for it only once it is reused.
   local runs = 0
-  local function count_run()
+
+  -- Every run and every decision starts here, so that nothing one leaves (counts, the nesting of
+  -- C calls, the random seed, the ids tostring gave out) reaches the next. The main thread's hook
+  -- stays installed; between runs it returns at once.
+  local function begin()
+    -- Each run leaves a few young tables behind, which a generational collector reclaims cheaply;
+    -- but entering that mode is a full collection, so a state pays for it only once it is reused.
     runs = runs + 1
     if runs == 2 and _VERSION == "Lua 5.4" then collectgarbage("generational") end
-  end
-
-  -- the main thread's hook stays installed; between runs it returns at once
-  local function begin()
-    count_run()
     count, tripped, fires = 0, nil, 0
     cpu_start, cpu_last = nil, nil
-    charged, seeded_run, last_id, nest = 0, false, 0, 0
-    ids = setmetatable({}, ids_mt)
+    charged, seeded_run, nest = 0, false, 0
+    if last_id > 0 then
+      ids, last_id = setmetatable({}, ids_mt), 0
+    end
     active = true
   end
 
@@ -494,10 +494,7 @@ return (function()
       d_setupvalue(meta.chunk, 1, env)
     end
     current_env = env
-    if runs < 2 then count_run() end
-    count, tripped, fires = 0, nil, 0
-    cpu_start, cpu_last = nil, nil
-    active = true
+    begin()
     -- the engine reads two results, a verdict and its reasons: fixed ones spare a vararg call
     local ok, verdict, reasons = pcall(meta.fn, input, meta.data)
     return ok, count, stop_run(), verdict, reasons

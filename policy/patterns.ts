@@ -1120,6 +1120,17 @@ local function match(...)
   return find_aux(false, ...)
 end
 
+-- the bound on C's work for gsub over a subject of ls bytes, with a replacement of type tr (a
+-- whole gmatch scan is bounded the same way, as gsub with a function)
+local function gsub_bound(cp, ls, repl, tr)
+  local nb = ls + 1
+  local b = cbound(cp, ls)
+  -- a position may be tried twice; each match runs the once-only part of the pattern
+  if not cp.anchored then b = 2 * b + cp.once_c * nb end
+  if tr == "string" then return b + nb * (#repl + 1) end
+  return b + 2 * nb * (cp.ncap + 1)
+end
+
 ---------------------------------------------------------------------------------------------------
 -- gmatch
 
@@ -1145,8 +1156,7 @@ local function gmatch(...)
   -- each match runs its captures and the once-only part of the pattern; when that is cheap, the
   -- steps are C's own iterator, charged once.
   if init == nil and not cp.mayerr and not deps.force_lua then
-    local nb = ls + 1
-    if 2 * cbound(cp, ls) + (cp.once_c + 2 * cp.ncap + 2) * nb <= LIMIT then
+    if gsub_bound(cp, ls, nil, "function") <= LIMIT then
       if stats then stats.c = stats.c + 1 end
       charge(ls + #p)
       return c_gmatch(s, p)
@@ -1244,16 +1254,6 @@ local function repl_ok(r, ncap)
     pos = c_find(r, "%", pos + 2, true)
   end
   return true
-end
-
--- the bound on C's work for gsub over a subject of ls bytes, with a replacement of type tr
-local function gsub_bound(cp, ls, repl, tr)
-  local nb = ls + 1
-  local b = cbound(cp, ls)
-  -- a position may be tried twice; each match runs the once-only part of the pattern
-  if not cp.anchored then b = 2 * b + cp.once_c * nb end
-  if tr == "string" then return b + nb * (#repl + 1) end
-  return b + 2 * nb * (cp.ncap + 1)
 end
 
 -- gsub with string arguments and no max: per pattern (quick[3]), then per replacement (at most

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { PermissionDeniedError, PolicyEngine } from "../mod.ts";
+import { type Decision, PermissionDeniedError, PolicyEngine } from "../mod.ts";
 
 function engineWith(permissions: string[] = []) {
   const log: unknown[] = [];
@@ -184,4 +184,26 @@ Deno.test("capability: an async capability fails closed", () => {
 
 Deno.test("capability: a capability that is not a function is a TypeError", () => {
   assert.throws(() => new PolicyEngine({ capabilities: { bad: 42 as never } }), TypeError);
+});
+
+Deno.test("capability: a policy evaluated from inside a capability fails closed, with a clear error", () => {
+  let inner: Decision | undefined;
+  const engine: PolicyEngine = new PolicyEngine({
+    capabilities: {
+      ask: () => {
+        inner = engine.policy("inner")!.evaluate({});
+        return inner.allow;
+      },
+    },
+  });
+  using _ = engine;
+  engine.compile(`return function() return true end`, { name: "inner" });
+  const outer = engine.compile(`return function() return ask() end`, { name: "outer" }).evaluate({});
+  assert.equal(outer.allow, false);
+  assert.equal(inner!.allow, false);
+  assert.equal(
+    inner!.errors[0],
+    "LuaError: a policy cannot be evaluated while another evaluation of its engine runs (from a capability)",
+  );
+  assert.equal(engine.policy("inner")!.evaluate({}).allow, true);
 });

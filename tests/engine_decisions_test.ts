@@ -130,6 +130,17 @@ Deno.test("decision: the copies of earlier inputs never count against a tight me
   assert.equal(allowed, 2_500);
 });
 
+Deno.test("decision: what one decision leaves never reaches the next (tostring's ids start over)", () => {
+  using engine = new PolicyEngine();
+  const many = engine.compile(`return function() for _ = 1, 7 do tostring({}) end return true end`, {
+    name: "many",
+  });
+  const one = engine.compile(`return function() return true, tostring({}) end`, { name: "one" });
+  assert.equal(many.evaluate({}).allow, true);
+  assert.deepEqual(one.evaluate({}).reasons, ["table: 1"]);
+  assert.deepEqual(one.evaluate({}).reasons, ["table: 1"]);
+});
+
 Deno.test("decision: ids differ across engines", () => {
   const ids = new Set<string>();
   for (let i = 0; i < 3; i++) ids.add(decide(`return function() return true end`).id);

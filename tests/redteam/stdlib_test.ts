@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { LuaError, LuaMemoryError, Sandbox } from "../../mod.ts";
-import { attackSuite, IS54, luaError, LuaLimitError, TIGHT, value } from "./_harness.ts";
+import { attackSuite, IS54, luaError, LuaLimitError, refused, TIGHT, value } from "./_harness.ts";
 
 const INSTRUCTIONS = { error: LuaLimitError, limit: "instructions" } as const;
 const ROOMY = { ...TIGHT, instructions: 20_000_000, cpuMs: 2000 };
@@ -94,7 +94,7 @@ attackSuite("varargs", [
   {
     name: "select with a negative or huge index",
     code: "return pcall(select, -5, 1, 2), pcall(select, math.mininteger, 1), select(math.maxinteger, 1)",
-    expect: { check: (v) => assert.deepEqual((v as unknown[]).slice(0, 2), [false, false]) },
+    expect: refused(2),
   },
   {
     name: "table.pack of a huge vararg list",
@@ -150,7 +150,7 @@ attackSuite("table functions", [
   {
     name: "table.insert at 2^53 and at -1",
     code: "return pcall(table.insert, {}, 2^53, 1), pcall(table.insert, {}, -1, 1)",
-    expect: { check: (v) => assert.deepEqual((v as unknown[]).slice(0, 2), [false, false]) },
+    expect: refused(2),
   },
   {
     name: "table.remove pays for the items it moves, not for the table's length",
