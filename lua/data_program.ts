@@ -33,8 +33,8 @@ const CACHED_STRING_UNITS = 40;
 // The first part of the byte buffer holds cached strings, the rest the strings of one value.
 const CACHE_BYTES = 16 * 1024;
 const CACHE_REFILL_AT = CACHE_BYTES - 1024;
-// Below this many values, pushing field by field costs less than one protected call.
-const FEWEST_VALUES = 4;
+// Below this many fields and items, pushing field by field costs less than one protected call.
+const FEWEST_ENTRIES = 2;
 // Cached strings of at most KNOWN_BYTES bytes that recur get a slot in a table each state keeps
 // (its known strings), first come first served: the builder pushes them from there instead of
 // looking them up in Lua's string table, whose hashing and chain walk cost more than building the
@@ -46,6 +46,8 @@ const KNOWN_HEADROOM = 1 << 20;
 // A cache entry packs slot * 2^22 + offset * 2^8 + length (offset < CACHE_BYTES = 2^14, length < 2^8).
 const SLOT_UNIT = 2 ** 22;
 const TWO_32 = 2 ** 32;
+// The keys of the last values, by their place in the value (a power of 2).
+const RECENT_POSITIONS = 256;
 const INTEGER_BOUND = 2 ** 63;
 
 const hasOwn = Object.prototype.hasOwnProperty;
@@ -61,8 +63,9 @@ export class DataEncoder {
   readonly #program: Int32Array;
   readonly #bytes: Uint8Array;
   readonly #numbers: Float64Array;
-  // checked after each push: room for the next push (4 ints) and for the sets that may follow
-  // it before the next check, one per open table (2 ints each)
+  // checked before each field or item: room for its key, its value and its set (9 ints at most),
+  // and for the sets of the tables that may close after it, 2 ints for each of up to
+  // MAX_PROGRAM_SLOTS levels
   readonly #programEnd: number;
   // the slot, offset and length of each cached string in the cache part of #bytes (SLOT_UNIT)
   readonly #cache = new Map<string, number>();
@@ -73,12 +76,12 @@ export class DataEncoder {
   readonly #known = new WeakMap<LuaCore, { ref: number; generation: number }>();
   // whether the value being encoded may use the state's known strings
   #useKnown = false;
-  #at = 0;
+  #position = 0;
+  readonly #recentTexts: (string | undefined)[] = new Array(RECENT_POSITIONS).fill(undefined);
+  readonly #recentEntries: number[] = new Array(RECENT_POSITIONS).fill(0);
   #numberCount = 0;
   #bytesEnd = 0;
-  #top = 0;
   #maxTop = 0;
-  #values = 0;
   #entries = 0;
   #limits: Limits = { maxDepth: 0, maxEntries: 0 };
   #hook: Claims | undefined;
@@ -93,7 +96,7 @@ export class DataEncoder {
     this.#program = builder.program;
     this.#bytes = builder.bytes;
     this.#numbers = builder.numbers;
-    this.#programEnd = builder.program.length - 4 - 2 * MAX_PROGRAM_SLOTS;
+    this.#programEnd = builder.program.length - 9 - 2 * MAX_PROGRAM_SLOTS;
   }
 
   /**
@@ -112,7 +115,7 @@ export class DataEncoder {
     try {
       if (this.#cacheEnd > CACHE_REFILL_AT) this.#startOver();
       this.#useKnown = this.#roomForKnown(core);
-      if (!this.#encode(value, limits, hook) || this.#values < FEWEST_VALUES) return false;
+      if (!this.#encode(value, limits, hook) || this.#entries < FEWEST_ENTRIES) return false;
       core.ensureStack(L, 2);
       s.lua_pushcclosure(L, this.#builder.entry, 0);
       if (this.#useKnown) this.#pushKnown(core, L);
@@ -131,89 +134,69 @@ export class DataEncoder {
   #encode(value: object, limits: Limits, hook: Claims | undefined): boolean {
     this.#limits = limits;
     this.#hook = hook;
-    this.#at = PROGRAM_HEADER;
     this.#numberCount = 0;
     this.#bytesEnd = CACHE_BYTES;
-    this.#top = 0;
     this.#maxTop = 0;
-    this.#values = 0;
     this.#entries = 0;
+    this.#position = 0;
     this.#inheritedKeys = hasEnumerableKeys(Object.prototype);
-    if (!this.#object(value, 0)) return false;
-    this.#program[0] = this.#at - PROGRAM_HEADER;
+    const end = this.#container(value, PROGRAM_HEADER, 0, 0);
+    if (end < 0) return false;
+    this.#program[0] = end - PROGRAM_HEADER;
     this.#program[1] = this.#maxTop;
     return true;
   }
 
-  // Every value pushed counts one slot until a set pops it.
-  #pushed(): boolean {
-    this.#values++;
-    if (++this.#top > this.#maxTop) this.#maxTop = this.#top;
-    return this.#top <= MAX_PROGRAM_SLOTS && this.#at <= this.#programEnd;
-  }
-
-  #value(value: unknown, depth: number): boolean {
-    switch (typeof value) {
-      case "string":
-        return this.#string(value);
-      case "number":
-        return this.#number(value);
-      case "boolean":
-        this.#program[this.#at++] = value ? DataOp.TRUE : DataOp.FALSE;
-        return this.#pushed();
-      case "object":
-        return value !== null && this.#object(value, depth);
-    }
-    return false;
-  }
-
-  #object(object: object, depth: number): boolean {
-    if (depth >= this.#limits.maxDepth || (this.#hook !== undefined && this.#hook.claims(object))) {
-      return false;
-    }
-    if (Array.isArray(object)) return this.#array(object, depth);
+  // Writes a table at `at` for the object or array below `height` stack slots; returns where the
+  // program goes on, or -1 when the builder cannot take it.
+  #container(object: object, at: number, depth: number, height: number): number {
+    if (depth >= this.#limits.maxDepth || (this.#hook !== undefined && this.#hook.claims(object))) return -1;
+    // a key and a value above the table
+    const top = height + 3;
+    if (top > MAX_PROGRAM_SLOTS) return -1;
+    if (top > this.#maxTop) this.#maxTop = top;
+    if (Array.isArray(object)) return this.#array(object, at, depth, height + 1);
     const prototype = Object.getPrototypeOf(object);
-    return (prototype === Object.prototype || prototype === null) && this.#record(object, depth);
+    if (prototype !== Object.prototype && prototype !== null) return -1;
+    return this.#record(object as Record<string, unknown>, at, depth, height + 1);
   }
 
+  // n also sizes the table the builder makes: no larger than a program could fill
   #counted(n: number): boolean {
     this.#entries += n;
     return this.#entries <= this.#limits.maxEntries && n <= this.#program.length;
   }
 
-  #table(narr: number, nrec: number): boolean {
-    const p = this.#program;
-    const at = this.#at;
-    p[at] = DataOp.TABLE;
-    p[at + 1] = narr;
-    p[at + 2] = nrec;
-    this.#at = at + 3;
-    return this.#pushed();
-  }
-
   // null and undefined items are skipped: setting nil adds nothing to a fresh table
-  #array(array: unknown[], depth: number): boolean {
+  #array(array: unknown[], at: number, depth: number, height: number): number {
     const n = array.length;
-    if (!this.#counted(n) || !this.#table(n, 0)) return false;
+    if (!this.#counted(n)) return -1;
     const p = this.#program;
+    p[at] = DataOp.TABLE;
+    p[at + 1] = n;
+    p[at + 2] = 0;
+    at += 3;
     for (let i = 0; i < n; i++) {
       const item = array[i];
       if (item === undefined || item === null) continue;
-      if (!this.#value(item, depth + 1)) return false;
-      p[this.#at++] = DataOp.SET_INDEX;
-      p[this.#at++] = i + 1;
-      this.#top--;
+      if (at > this.#programEnd) return -1;
+      at = this.#value(item, at, depth, height);
+      if (at < 0) return -1;
+      p[at] = DataOp.SET_INDEX;
+      p[at + 1] = i + 1;
+      at += 2;
     }
-    return true;
+    return at;
   }
 
   // One for-in pass, as in lua/plain_data.ts no key array per object; the table's size is filled
   // in afterwards. hasOwnProperty is needed only when Object.prototype has enumerable keys.
-  #record(record: object, depth: number): boolean {
-    const fields = record as Record<string, unknown>;
-    const table = this.#at;
-    if (!this.#table(0, 0)) return false;
+  #record(fields: Record<string, unknown>, at: number, depth: number, height: number): number {
     const p = this.#program;
+    const table = at;
+    p[at] = DataOp.TABLE;
+    p[at + 1] = 0;
+    at += 3;
     const ownOnly = this.#inheritedKeys;
     let n = 0;
     for (const key in fields) {
@@ -221,37 +204,53 @@ export class DataEncoder {
       n++;
       const field = fields[key];
       if (field === undefined || field === null) continue;
-      if (!this.#string(key) || !this.#value(field, depth + 1)) return false;
-      p[this.#at++] = DataOp.SET_FIELD;
-      this.#top -= 2;
+      if (at > this.#programEnd) return -1;
+      at = this.#key(key, at);
+      if (at < 0) return -1;
+      at = this.#value(field, at, depth, height + 1);
+      if (at < 0) return -1;
+      p[at++] = DataOp.SET_FIELD;
     }
     p[table + 2] = n;
-    return this.#counted(n);
+    return this.#counted(n) ? at : -1;
   }
 
-  #number(value: number): boolean {
+  #value(value: unknown, at: number, depth: number, height: number): number {
+    switch (typeof value) {
+      case "string":
+        return this.#string(value, at);
+      case "number":
+        return this.#number(value, at);
+      case "boolean":
+        this.#program[at] = value ? DataOp.TRUE : DataOp.FALSE;
+        return at + 1;
+      case "object":
+        return value === null ? -1 : this.#container(value, at, depth + 1, height);
+    }
+    return -1;
+  }
+
+  #number(value: number, at: number): number {
     const p = this.#program;
-    const at = this.#at;
     if (Number.isInteger(value) && value >= -INTEGER_BOUND && value < INTEGER_BOUND) {
       const high = Math.floor(value / TWO_32);
       p[at] = DataOp.INTEGER;
       p[at + 1] = (value - high * TWO_32) | 0;
       p[at + 2] = high;
-      this.#at = at + 3;
-    } else {
-      if (this.#numberCount >= this.#numbers.length) return false;
-      this.#numbers[this.#numberCount] = value;
-      p[at] = DataOp.NUMBER;
-      p[at + 1] = this.#numberCount++;
-      this.#at = at + 2;
+      return at + 3;
     }
-    return this.#pushed();
+    if (this.#numberCount >= this.#numbers.length) return -1;
+    this.#numbers[this.#numberCount] = value;
+    p[at] = DataOp.NUMBER;
+    p[at + 1] = this.#numberCount++;
+    return at + 2;
   }
 
   // The cache starts over when full: slots are handed out again, so every state's known strings
   // are stale.
   #startOver(): void {
     this.#cache.clear();
+    this.#recentTexts.fill(undefined);
     this.#cacheEnd = 0;
     this.#slots = 0;
     this.#generation++;
@@ -281,8 +280,24 @@ export class DataEncoder {
     core.pushRegistry(L, known.ref);
   }
 
-  #string(text: string): boolean {
+  // A key is most often the key at the same place in the value before (same-shaped inputs): V8
+  // hands out one string per property name, so comparing with it costs less than a Map lookup.
+  #key(text: string, at: number): number {
+    const position = this.#position++ & (RECENT_POSITIONS - 1);
+    if (this.#recentTexts[position] === text) return this.#write(this.#recentEntries[position], text, at);
     const entry = text.length <= CACHED_STRING_UNITS ? this.#entryOf(text) : -1;
+    if (entry >= SLOT_UNIT) {
+      this.#recentTexts[position] = text;
+      this.#recentEntries[position] = entry;
+    }
+    return this.#write(entry, text, at);
+  }
+
+  #string(text: string, at: number): number {
+    return this.#write(text.length <= CACHED_STRING_UNITS ? this.#entryOf(text) : -1, text, at);
+  }
+
+  #write(entry: number, text: string, at: number): number {
     let offset, length;
     if (entry >= 0) {
       offset = (entry >>> 8) & (CACHE_BYTES - 1);
@@ -290,21 +305,19 @@ export class DataEncoder {
     } else {
       offset = this.#bytesEnd;
       length = writeUtf8(text, this.#bytes, offset);
-      if (length < 0) return false;
+      if (length < 0) return -1;
       this.#bytesEnd = offset + length;
     }
     const p = this.#program;
-    let at = this.#at;
     if (entry >= SLOT_UNIT && this.#useKnown) {
       p[at++] = DataOp.KNOWN_STRING;
       p[at++] = Math.floor(entry / SLOT_UNIT);
     } else {
       p[at++] = DataOp.STRING;
     }
-    p[at++] = offset;
-    p[at++] = length;
-    this.#at = at;
-    return this.#pushed();
+    p[at] = offset;
+    p[at + 1] = length;
+    return at + 2;
   }
 
   // The cache entry of a short string, entering it (or giving it a slot) as needed; -1 when the

@@ -27,6 +27,7 @@ import {
   type PlainDataLimits,
   pushPlainData,
   readPlainData,
+  type ValueHook,
 } from "../lua/plain_data.ts";
 import { deepFreeze, hostObjectBehavior } from "./host_objects.ts";
 import { KERNEL_ENTRIES, KERNEL_LUA, type KernelEntry } from "./kernel.ts";
@@ -81,6 +82,13 @@ export interface GuardedOptions {
   attributeHandlers?: AttributeHandlers;
   result?: Partial<PlainDataLimits>;
 }
+
+// Host object proxies come back as the frozen objects they stand for.
+const readHostObject: ValueHook = (core, L, idx, type) => {
+  if (type !== LuaType.USERDATA) return undefined;
+  const id = core.proxyId(L, idx);
+  return id === undefined ? undefined : core.proxyValue(id);
+};
 
 // The kernel needs these at once; the other vetted libraries are opened when first used.
 const KERNEL_LIBRARIES = ["base", "table", "string", "debug"] as const;
@@ -304,11 +312,7 @@ export class GuardedState {
 
   /** Reads a Lua value as plain data (host object proxies come back as the frozen objects). */
   readData(L: LuaState, idx: number): unknown {
-    return readPlainData(this.core, L, idx, this.resultLimits, (core, L, idx, type) => {
-      if (type !== LuaType.USERDATA) return undefined;
-      const id = core.proxyId(L, idx);
-      return id === undefined ? undefined : core.proxyValue(id);
-    });
+    return readPlainData(this.core, L, idx, this.resultLimits, readHostObject);
   }
 
   // ---------------------------------------------------------------- host functions
@@ -517,12 +521,11 @@ export class GuardedState {
   #endRun(): void {
     const alloc = this.core.alloc;
     this.#wallMs = monotonicMs() - this.#startWall;
-    this.#usage = {
-      instructions: this.#usage.instructions,
-      memory: Math.max(0, alloc.peak() - this.#startUsed),
-      cpuMs: this.#runCpu >= 0 ? this.#runCpu : this.#wallMs,
-      output: this.#outputBytes,
-    };
+    // in place: callers copy it (usage) or read it at once (usageView)
+    const usage = this.#usage;
+    usage.memory = Math.max(0, alloc.peak() - this.#startUsed);
+    usage.cpuMs = this.#runCpu >= 0 ? this.#runCpu : this.#wallMs;
+    usage.output = this.#outputBytes;
   }
 
   /** Wall-clock milliseconds of the last run, conversion of its arguments included. */

@@ -17,6 +17,29 @@
  * @module
  */
 
+// Every run and every decision starts with these lines, so that nothing one leaves (counts, the
+// nesting of C calls, the random seed, the ids tostring gave out) reaches the next. The main
+// thread's hook stays installed; between runs it returns at once. Written out in both entries
+// rather than called: a Lua call costs a trivial decision 5%.
+const BEGIN_RUN = `
+    -- Each run leaves a few young tables behind, which a generational collector reclaims cheaply;
+    -- but entering that mode is a full collection, so a state pays for it only once it is reused.
+    runs = runs + 1
+    if runs == 2 and _VERSION == "Lua 5.4" then collectgarbage("generational") end
+    count, tripped, fires = 0, nil, 0
+    cpu_start, cpu_last = nil, nil
+    charged, seeded_run, nest = 0, false, 0
+    if last_id > 0 then
+      ids, last_id = setmetatable({}, ids_mt), 0
+    end
+    active = true`;
+
+// Ends the run's metering: cpu_ms is its CPU time (-1: not measured).
+const END_RUN = `
+    active = false
+    local cpu_ms = -1
+    if cpu_start then cpu_ms = host_clock() - cpu_start end`;
+
 /**
  * The kernel chunk; called with `(c_host, step, denied, budget, cpu_limit, open_coroutine,
  * open_utf8, open_math, open_os)`: the host's raw C function (`c_host(name, ...)` returns
@@ -427,39 +450,16 @@ return (function()
     return sb_tostring, freeze_deep, decision_envs, prepare, base, capability
   end)()
 
-  -- ends the run's metering; returns its CPU ms (-1: not measured)
-  local function stop_run()
-    active = false
-    if cpu_start then return host_clock() - cpu_start end
-    return -1
-  end
-
   local function finish_run(ok, ...)
-    return ok, count, stop_run(), ...
+${END_RUN}
+    return ok, count, cpu_ms, ...
   end
 
   local runs = 0
 
-  -- Every run and every decision starts here, so that nothing one leaves (counts, the nesting of
-  -- C calls, the random seed, the ids tostring gave out) reaches the next. The main thread's hook
-  -- stays installed; between runs it returns at once.
-  local function begin()
-    -- Each run leaves a few young tables behind, which a generational collector reclaims cheaply;
-    -- but entering that mode is a full collection, so a state pays for it only once it is reused.
-    runs = runs + 1
-    if runs == 2 and _VERSION == "Lua 5.4" then collectgarbage("generational") end
-    count, tripped, fires = 0, nil, 0
-    cpu_start, cpu_last = nil, nil
-    charged, seeded_run, nest = 0, false, 0
-    if last_id > 0 then
-      ids, last_id = setmetatable({}, ids_mt), 0
-    end
-    active = true
-  end
-
   -- runs fn(...) under the budget; returns ok, instructions, cpu ms (-1: not measured), results or error
   local function run(fn, ...)
-    begin()
+${BEGIN_RUN}
     return finish_run(pcall(fn, ...))
   end
 
@@ -494,10 +494,11 @@ return (function()
       d_setupvalue(meta.chunk, 1, env)
     end
     current_env = env
-    begin()
+${BEGIN_RUN}
     -- the engine reads two results, a verdict and its reasons: fixed ones spare a vararg call
     local ok, verdict, reasons = pcall(meta.fn, input, meta.data)
-    return ok, count, stop_run(), verdict, reasons
+${END_RUN}
+    return ok, count, cpu_ms, verdict, reasons
   end
 
   d_sethook(hook, "", STEP)
