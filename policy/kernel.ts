@@ -19,8 +19,8 @@
 
 // Every run and every decision starts with these lines, so that nothing one leaves (counts, the
 // nesting of C calls, the random seed, the ids tostring gave out) reaches the next. The main
-// thread's hook stays installed; between runs it returns at once. Written out in both entries
-// rather than called: a Lua call costs a trivial decision 5%.
+// thread's hook stays installed; between runs it returns at once. Both snippets are written out in
+// each entry rather than called: the two calls cost a trivial decision 5%.
 const BEGIN_RUN = `
     -- Each run leaves a few young tables behind, which a generational collector reclaims cheaply;
     -- but entering that mode is a full collection, so a state pays for it only once it is reused.
