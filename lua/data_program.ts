@@ -285,7 +285,7 @@ export class DataEncoder {
   #key(text: string, at: number): number {
     const position = this.#position++ & (RECENT_POSITIONS - 1);
     if (this.#recentTexts[position] === text) return this.#write(this.#recentEntries[position], text, at);
-    const entry = text.length <= CACHED_STRING_UNITS ? this.#entryOf(text) : -1;
+    const entry = this.#entryOf(text);
     if (entry >= SLOT_UNIT) {
       this.#recentTexts[position] = text;
       this.#recentEntries[position] = entry;
@@ -294,7 +294,7 @@ export class DataEncoder {
   }
 
   #string(text: string, at: number): number {
-    return this.#write(text.length <= CACHED_STRING_UNITS ? this.#entryOf(text) : -1, text, at);
+    return this.#write(this.#entryOf(text), text, at);
   }
 
   #write(entry: number, text: string, at: number): number {
@@ -320,9 +320,10 @@ export class DataEncoder {
     return at + 2;
   }
 
-  // The cache entry of a short string, entering it (or giving it a slot) as needed; -1 when the
-  // cache has no room for it.
+  // The cache entry of a short string, entering it (or giving it a slot) as needed; -1 for a longer
+  // one, or when the cache has no room for it.
   #entryOf(text: string): number {
+    if (text.length > CACHED_STRING_UNITS) return -1;
     const cached = this.#cache.get(text);
     if (cached === undefined) return this.#cached(text);
     return cached < SLOT_UNIT ? this.#seenAgain(text, cached) : cached;
