@@ -169,6 +169,11 @@ export interface AllocatorHandle {
   overdraft(): boolean;
   /** Clears the {@linkcode overdraft} flag. */
   clearOverdraft(): void;
+  /**
+   * The addresses of the 64-bit words behind {@linkcode setAllowOverdraft} (`allow`, nonzero: on)
+   * and {@linkcode overdraft} (`granted`), for native code that hands control to Lua itself.
+   */
+  readonly overdraftWords: { readonly allow: bigint; readonly granted: bigint };
   /** Number of refused allocations since the last clear (including `realloc` failures). */
   denied(): number;
   /** Resets {@linkcode denied} to 0. */
@@ -362,6 +367,7 @@ class Allocator implements AllocatorHandle {
   readonly pointer: Deno.PointerObject<LuaAllocDefinition>;
   readonly state: Deno.PointerObject;
   readonly native: boolean;
+  readonly overdraftWords: { readonly allow: bigint; readonly granted: bigint };
   readonly #buffer: ArrayBuffer;
   readonly #words: Uint32Array;
   readonly #wide: BigUint64Array;
@@ -378,6 +384,11 @@ class Allocator implements AllocatorHandle {
     const state = Deno.UnsafePointer.of(this.#buffer);
     if (state === null) throw new Error("luagate: no address for the allocator state");
     this.state = state;
+    const address = Deno.UnsafePointer.value(state);
+    this.overdraftWords = {
+      allow: address + BigInt(8 * ALLOW_OVERDRAFT),
+      granted: address + BigInt(8 * OVERDRAFT),
+    };
     this.#wide[LIMIT] = SIZE_MAX;
     if (useNative) {
       const code = nativeCode(libc);

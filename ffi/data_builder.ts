@@ -187,6 +187,13 @@ export interface DataBuilder {
   readonly bytes: Uint8Array;
   /** The float operands. */
   readonly numbers: Float64Array;
+  /**
+   * One int of C memory, nonzero while the buffers hold a program being encoded or built (the
+   * encoder's to set): the call runner (`ffi/call_runner.c`) clears it as soon as its build is done.
+   */
+  readonly busy: Int32Array;
+  /** The address of {@linkcode DataBuilder.busy}. */
+  readonly busyAddress: bigint;
 }
 
 /** The embedded machine code of `luagate_build_data`, per architecture. */
@@ -249,6 +256,9 @@ function makeBuilder(library: LuaLibrary): DataBuilder | undefined {
   const bytes = cMemory(libc, STRING_BYTES);
   const numbers = cMemory(libc, NUMBER_SLOTS * 8);
   const description = cMemory(libc, DESCRIPTION_WORDS * 8);
+  const busy = cMemory(libc, 8);
+  const busyFlag = new Int32Array(busy.buffer, 0, 1);
+  busyFlag[0] = 0;
   const words = new BigUint64Array(description.buffer);
   functions.forEach((f, i) => words[i] = Deno.UnsafePointer.value(f));
   words.set([
@@ -265,6 +275,8 @@ function makeBuilder(library: LuaLibrary): DataBuilder | undefined {
     program: new Int32Array(program.buffer),
     bytes: new Uint8Array(bytes.buffer),
     numbers: new Float64Array(numbers.buffer),
+    busy: busyFlag,
+    busyAddress: busy.address,
   };
 }
 

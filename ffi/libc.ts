@@ -1,6 +1,6 @@
 /**
- * The few C library functions luagate calls directly: memory for the capped allocator
- * ({@linkcode LIBC_SYMBOLS}). The library is opened lazily, once per process, by {@linkcode openLibc}.
+ * The few C library functions luagate calls directly: memory for the capped allocator and the
+ * embedded native code ({@linkcode LIBC_SYMBOLS}). The library is opened lazily, once per process, by {@linkcode openLibc}.
  *
  * @module
  */
@@ -19,8 +19,12 @@ export const LIBC_SYMBOLS = {
   free: { parameters: ["pointer"], result: "void" },
   /** `int clock_gettime(clockid_t clockid, struct timespec *tp);` */
   clock_gettime: { parameters: ["i32", "pointer"], result: "i32" },
-  /** `void *memcpy(void *dest, const void *src, size_t n);` */
-  memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
+  /** `int memfd_create(const char *name, unsigned int flags);` (Linux, glibc 2.27 and later) */
+  memfd_create: { parameters: ["buffer", "u32"], result: "i32", optional: true },
+  /** `ssize_t write(int fd, const void *buf, size_t count);` */
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** `int close(int fd);` */
+  close: { parameters: ["i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** `dlsym` alone, for glibc before 2.34 where it lives in libdl.so.2. */

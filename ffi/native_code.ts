@@ -1,7 +1,8 @@
 /**
- * Machine code compiled ahead of time (by `scripts/build_native.sh`) and embedded as bytes: picked
- * for the running platform and mapped into an executable page once per process. Used for the
- * capped allocator (`ffi/allocator.c`) and the data builder (`ffi/data_builder.c`).
+ * Machine code compiled ahead of time (by `scripts/build_native.sh`) and embedded as bytes, picked
+ * for the running platform: bare functions mapped into an executable page once per process (the
+ * capped allocator, `ffi/allocator.c`, and the data builder, `ffi/data_builder.c`), and a shared
+ * library opened from memory (the call runner, `ffi/call_runner.c`).
  *
  * @module
  */
@@ -89,4 +90,57 @@ export function mapExecutable(
     throw new Error(`luagate: mprotect(PROT_READ|PROT_EXEC) failed for ${what}`);
   }
   return page;
+}
+
+// memfd_create flags: MFD_EXEC asks for an executable file where the kernel (6.3+) could make it
+// non-executable by default (vm.memfd_noexec); older kernels refuse the flag, and allow exec anyway.
+const MFD_CLOEXEC = 0x1;
+const MFD_EXEC = 0x10;
+
+/**
+ * Opens a shared library embedded as bytes: writes them to an anonymous memory file
+ * (`memfd_create`) and opens that with `Deno.dlopen` as `/proc/self/fd/N`, which needs
+ * `--allow-ffi` and nothing else. Deno calls a symbol it got this way through its fast path; a
+ * function pointer reached any other way (`Deno.UnsafeFnPointer`) costs about 200 times more a call.
+ * The library stays loaded for the life of the process.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { openLibc } from "./libc.ts";
+ * import { openEmbeddedLibrary } from "./native_code.ts";
+ *
+ * const bytes = Deno.readFileSync("libexample.so");
+ * const lib = openEmbeddedLibrary(openLibc(), bytes, { f: { parameters: [], result: "i32" } });
+ * console.log(lib?.symbols.f());
+ * ```
+ *
+ * @param libc The C library (for `memfd_create`, `write` and `close`).
+ * @param library The bytes of a shared library for this platform.
+ * @param symbols The symbols to open, as for `Deno.dlopen`.
+ * @returns the opened library, or `undefined` where this cannot be done: no `memfd_create` (not
+ *   Linux, or glibc before 2.27), no `/proc`, or a file the loader refuses.
+ */
+export function openEmbeddedLibrary<const S extends Deno.ForeignLibraryInterface>(
+  libc: Libc,
+  library: Uint8Array,
+  symbols: S,
+): Deno.DynamicLibrary<S> | undefined {
+  const memfdCreate = libc.memfd_create;
+  if (memfdCreate === null) return undefined;
+  const name = new TextEncoder().encode("luagate\0");
+  let fd = memfdCreate(name, MFD_CLOEXEC | MFD_EXEC);
+  if (fd < 0) fd = memfdCreate(name, MFD_CLOEXEC);
+  if (fd < 0) return undefined;
+  try {
+    for (let written = 0; written < library.length;) {
+      const n = Number(libc.write(fd, library.subarray(written), BigInt(library.length - written)));
+      if (n <= 0) return undefined;
+      written += n;
+    }
+    return Deno.dlopen(`/proc/self/fd/${fd}`, symbols);
+  } catch {
+    return undefined;
+  } finally {
+    libc.close(fd);
+  }
 }

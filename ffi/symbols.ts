@@ -202,8 +202,8 @@ export const LUA_SYMBOLS = {
   lua_callk: { parameters: [], result: "void", optional: true },
   // extern const char lua_ident[]  (every PUC Lua: "$LuaVersion: Lua 5.4.4 ...")
   lua_ident: { type: "pointer", optional: true },
-  // The addresses of the functions ffi/data_builder.c calls (a static of type "pointer" is the
-  // symbol's address). Their 5.3/5.4 signatures are the ones spelled out above.
+  // The addresses of the functions ffi/data_builder.c and ffi/call_runner.c call (a static of type
+  // "pointer" is the symbol's address). Their 5.3/5.4 signatures are the ones spelled out above.
   address_lua_checkstack: { name: "lua_checkstack", type: "pointer", optional: true },
   address_lua_createtable: { name: "lua_createtable", type: "pointer", optional: true },
   address_lua_pushlstring: { name: "lua_pushlstring", type: "pointer", optional: true },
@@ -216,6 +216,14 @@ export const LUA_SYMBOLS = {
   address_lua_pushvalue: { name: "lua_pushvalue", type: "pointer", optional: true },
   address_lua_settop: { name: "lua_settop", type: "pointer", optional: true },
   address_lua_type: { name: "lua_type", type: "pointer", optional: true },
+  address_lua_gettop: { name: "lua_gettop", type: "pointer", optional: true },
+  address_lua_pushnil: { name: "lua_pushnil", type: "pointer", optional: true },
+  address_lua_pushcclosure: { name: "lua_pushcclosure", type: "pointer", optional: true },
+  address_lua_pcallk: { name: "lua_pcallk", type: "pointer", optional: true },
+  address_lua_toboolean: { name: "lua_toboolean", type: "pointer", optional: true },
+  address_lua_tonumberx: { name: "lua_tonumberx", type: "pointer", optional: true },
+  address_lua_tointegerx: { name: "lua_tointegerx", type: "pointer", optional: true },
+  address_lua_isinteger: { name: "lua_isinteger", type: "pointer", optional: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened Lua library: every symbol of {@linkcode LUA_SYMBOLS}, optional ones possibly `null`. */

@@ -12,7 +12,8 @@
  */
 
 import { type AllocatorHandle, createAllocator } from "../ffi/allocator.ts";
-import { openDataBuilder } from "../ffi/data_builder.ts";
+import { CallFrame, type CallRunner, CallStop, openCallRunner } from "../ffi/call_runner.ts";
+import { type DataBuilder, openDataBuilder } from "../ffi/data_builder.ts";
 import { openLuaLibrary } from "../ffi/library.ts";
 import {
   createLuaApi,
@@ -26,7 +27,7 @@ import {
 } from "../ffi/lua_api.ts";
 import { cString, decodeUtf8, StringEncoder } from "../ffi/strings.ts";
 import { BOOTSTRAP_CALLBACKS, BOOTSTRAP_HELPERS, BOOTSTRAP_LUA, type BootstrapHelper } from "./bootstrap.ts";
-import { type DataEncoder, dataEncoder } from "./data_program.ts";
+import { buildError, type DataEncoder, dataEncoder } from "./data_program.ts";
 import { LuaError, LuaMemoryError, LuaStateError, LuaSyntaxError } from "./errors.ts";
 
 /** How a JS value is exposed when it crosses into Lua as a proxy. */
@@ -150,6 +151,29 @@ const INT64_MAX = 2n ** 63n - 1n;
 
 type Op = (core: LuaCore, L: LuaState, base: number, top: number) => number;
 
+/**
+ * What a caller makes of a call's `count` results from `first` on. After a call through the native
+ * call runner, `described` holds the type and value of the first results as well (the scalar ones
+ * need no reading from the stack).
+ */
+export type Collect = (
+  core: LuaCore,
+  L: LuaState,
+  first: number,
+  count: number,
+  described?: CallFrame,
+) => unknown;
+
+/** How {@linkcode LuaCore.callRefs} pushes its input: limits and hook as `push` uses them. */
+export interface InputData {
+  /** Bounds on the copy. */
+  readonly limits: { readonly maxDepth: number; readonly maxEntries: number };
+  /** Objects pushed another way (the encoder leaves those to `push`). */
+  readonly hook?: { claims(object: object): boolean };
+  /** Pushes the input the usual way: plain data, field by field or with the data builder. */
+  readonly push: (L: LuaState, input: unknown) => void;
+}
+
 const cores: (LuaCore | undefined)[] = [undefined];
 const trustedBytecode = new Map<string, Uint8Array>();
 // One per isolate: a push encodes and hands the bytes to Lua before anything else can encode.
@@ -241,6 +265,10 @@ export class LuaCore {
     item: new Map(),
   };
   readonly #gcStopWhileHost: boolean;
+  readonly #builder: DataBuilder | undefined;
+  // made on the first call that can use it
+  #callFrame: CallFrame | null | undefined;
+  #runner: CallRunner | undefined;
   #nextId = 1;
   #closed = false;
   #inLua = false;
@@ -264,6 +292,7 @@ export class LuaCore {
     this.api = api;
     this.encoding = options.encoding === undefined ? "utf-8" : options.encoding;
     const builder = openDataBuilder(library);
+    this.#builder = builder;
     this.dataEncoder = builder && dataEncoder(builder);
     this.#registry = api.registryIndex;
     this.#gcStopWhileHost = api.version !== "5.4";
@@ -862,7 +891,7 @@ export class LuaCore {
   call(
     L: LuaState,
     nargs: number,
-    collect: (core: LuaCore, L: LuaState, first: number, count: number) => unknown,
+    collect: Collect,
     traceback = true,
     funcIdx: number = this.api.sym.lua_gettop(L) - nargs,
   ): unknown {
@@ -883,6 +912,83 @@ export class LuaCore {
     } finally {
       s.lua_settop(L, base);
     }
+  }
+
+  /**
+   * Calls the registry function `fnRef` with the registry value `targetRef` and `input`, without the
+   * traceback handler, and returns what `collect` makes of the results; the stack is as it was
+   * afterwards, whatever happens. Where the native call runner is there (`ffi/call_runner.ts`) and
+   * the data encoder takes `input`, the whole call is one FFI crossing and `collect` gets the
+   * description of the results; otherwise `input.push` pushes the input and {@linkcode LuaCore.call}
+   * calls.
+   */
+  callRefs(
+    L: LuaState,
+    fnRef: number,
+    targetRef: number,
+    input: unknown,
+    data: InputData,
+    collect: Collect,
+  ): unknown {
+    const s = this.api.sym;
+    const top = s.lua_gettop(L);
+    const frame = typeof input === "object" && input !== null ? this.#frame() : undefined;
+    const known = frame === undefined
+      ? -1
+      : this.dataEncoder!.encode(this, L, input as object, data.limits, data.hook, 0);
+    try {
+      if (known < 0) {
+        this.#ensureStack(L, 2);
+        this.pushRegistry(L, fnRef);
+        this.pushRegistry(L, targetRef);
+        data.push(L, input);
+        return this.call(L, 2, collect, false, top + 1);
+      }
+      const refs = frame!.refs;
+      refs[0] = fnRef;
+      refs[1] = targetRef;
+      refs[2] = known;
+      // The runner lets the builder overdraw, then turns the cap on for the call itself: from here,
+      // a callback returns to Lua with the cap on.
+      const wasInLua = this.#inLua;
+      this.#inLua = true;
+      let stop;
+      try {
+        stop = this.#runner!.call(L, frame!.pointer);
+      } finally {
+        this.dataEncoder!.done();
+        this.#leaveLua(wasInLua);
+      }
+      return this.#afterRunner(L, top, stop, frame!, collect);
+    } finally {
+      s.lua_settop(L, top);
+    }
+  }
+
+  #afterRunner(L: LuaState, top: number, stop: number, frame: CallFrame, collect: Collect): unknown {
+    const status = frame.outcome[0];
+    switch (stop) {
+      case CallStop.CALLED:
+        if (status !== LuaStatus.OK) throw this.#errorAt(L, status, -1);
+        return collect(this, L, top + 1, frame.outcome[1], frame);
+      case CallStop.OVERDRAWN:
+        // the function, its target and the input are pushed: the usual path decides about the memory
+        return this.call(L, 2, collect, false, top + 1);
+      case CallStop.NOT_BUILT:
+        throw buildError(status);
+      default:
+        throw new LuaError("stack overflow: cannot grow the Lua stack");
+    }
+  }
+
+  // The call runner's frame of this state, where the runner and the data builder are there.
+  #frame(): CallFrame | undefined {
+    if (this.#callFrame === undefined) {
+      const runner = this.#builder && openCallRunner(this.api.library);
+      this.#runner = runner;
+      this.#callFrame = runner ? new CallFrame(runner, this.#builder!, this.alloc, this.#registry) : null;
+    }
+    return this.#callFrame ?? undefined;
   }
 
   /** lua_pcall with the transitions and the memory check around it. */

@@ -86,9 +86,10 @@ export class DataEncoder {
   #limits: Limits = { maxDepth: 0, maxEntries: 0 };
   #hook: Claims | undefined;
   #inheritedKeys = false;
-  // set from encoding to the builder's return: a getter or a finalizer calling back into JS pushes
-  // its data field by field instead of rewriting the program in use
-  #running = false;
+  // nonzero from encoding to the end of the build (C memory: the call runner clears it once its
+  // build is done): a getter or a finalizer calling back into JS pushes its data field by field
+  // instead of rewriting the program in use
+  readonly #busy: Int32Array;
 
   /** @param builder The native builder whose buffers this encoder writes. */
   constructor(builder: DataBuilder) {
@@ -96,6 +97,7 @@ export class DataEncoder {
     this.#program = builder.program;
     this.#bytes = builder.bytes;
     this.#numbers = builder.numbers;
+    this.#busy = builder.busy;
     this.#programEnd = builder.program.length - 9 - 2 * MAX_PROGRAM_SLOTS;
   }
 
@@ -107,28 +109,57 @@ export class DataEncoder {
    * @throws {LuaMemoryError} when the allocator failed outright.
    */
   push(core: LuaCore, L: LuaState, value: object, limits: Limits, hook: Claims | undefined): boolean {
-    if (this.#running) return false;
+    const known = this.encode(core, L, value, limits, hook, FEWEST_ENTRIES);
+    if (known < 0) return false;
     const api = core.api;
     const s = api.sym;
-    this.#running = true;
     let status;
     try {
-      if (this.#cacheEnd > CACHE_REFILL_AT) this.#startOver();
-      this.#useKnown = this.#roomForKnown(core);
-      if (!this.#encode(value, limits, hook) || this.#entries < FEWEST_ENTRIES) return false;
       core.ensureStack(L, 2);
       s.lua_pushcclosure(L, this.#builder.entry, 0);
-      if (this.#useKnown) this.#pushKnown(core, L);
+      if (known > 0) core.pushRegistry(L, known);
       else s.lua_pushnil(L);
       status = api.pcall(L, 1, 1, 0);
     } finally {
-      this.#running = false;
-      this.#hook = undefined;
+      this.done();
     }
     if (status === LuaStatus.OK && s.lua_type(L, -1) === LuaType.TABLE) return true;
     api.pop(L, 1);
-    if (status === LuaStatus.ERRMEM) throw new LuaMemoryError("not enough memory");
-    throw new LuaError("luagate: internal error: the data builder refused its program");
+    throw buildError(status);
+  }
+
+  /**
+   * Writes `value` (an object or array with at least `fewest` fields and items) as the builder's
+   * program, for a build that ends with {@linkcode DataEncoder.done}, and returns the registry
+   * reference of the state's known strings, the builder's argument (0: none, pass nil). Returns -1
+   * when the value is not for the builder or the buffers are in use; then there is nothing to end.
+   */
+  encode(
+    core: LuaCore,
+    L: LuaState,
+    value: object,
+    limits: Limits,
+    hook: Claims | undefined,
+    fewest: number,
+  ): number {
+    if (this.#busy[0] !== 0) return -1;
+    this.#busy[0] = 1;
+    let encoded = false;
+    try {
+      if (this.#cacheEnd > CACHE_REFILL_AT) this.#startOver();
+      const useKnown = this.#roomForKnown(core);
+      this.#useKnown = useKnown;
+      encoded = this.#encode(value, limits, hook) && this.#entries >= fewest;
+      return encoded ? (useKnown ? this.#knownRef(core, L) : 0) : -1;
+    } finally {
+      this.#hook = undefined;
+      if (!encoded) this.#busy[0] = 0;
+    }
+  }
+
+  /** Ends the build {@linkcode DataEncoder.encode} began: the buffers are free again. */
+  done(): void {
+    this.#busy[0] = 0;
   }
 
   #encode(value: object, limits: Limits, hook: Claims | undefined): boolean {
@@ -267,17 +298,18 @@ export class DataEncoder {
     return false;
   }
 
-  // Pushes the state's table of known strings, made (again, for a new generation) when needed: only
-  // a value the builder takes makes one. Uses 1 slot.
-  #pushKnown(core: LuaCore, L: LuaState): void {
+  // The reference of the state's table of known strings, made (again, for a new generation) when
+  // needed: only a value the builder takes makes one. Uses 1 slot while it makes one.
+  #knownRef(core: LuaCore, L: LuaState): number {
     let known = this.#known.get(core);
     if (known === undefined || known.generation !== this.#generation) {
       if (known !== undefined) core.unref(known.ref);
+      core.ensureStack(L, 1);
       core.api.sym.lua_createtable(L, KNOWN_SLOTS, 0);
       known = { ref: core.ref(L), generation: this.#generation };
       this.#known.set(core, known);
     }
-    core.pushRegistry(L, known.ref);
+    return known.ref;
   }
 
   // A key is most often the key at the same place in the value before (same-shaped inputs): V8
@@ -348,6 +380,24 @@ export class DataEncoder {
     this.#cache.set(text, slotted);
     return slotted;
   }
+}
+
+/**
+ * The error of a build that did not leave its table (`status` of its protected call).
+ *
+ * @example Usage
+ * ```ts
+ * import { buildError } from "./data_program.ts";
+ * console.log(buildError(4).message); // "not enough memory" (LUA_ERRMEM)
+ * ```
+ *
+ * @param status The status of the build's `lua_pcall`.
+ * @returns a {@linkcode LuaMemoryError} when the allocator failed outright, otherwise a
+ *   {@linkcode LuaError} (the builder refused its program: a bug).
+ */
+export function buildError(status: number): LuaError {
+  if (status === LuaStatus.ERRMEM) return new LuaMemoryError("not enough memory");
+  return new LuaError("luagate: internal error: the data builder refused its program");
 }
 
 const encoders = new WeakMap<DataBuilder, DataEncoder>();

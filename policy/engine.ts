@@ -43,8 +43,8 @@ export interface PolicyOptions {
 interface PolicyHandle {
   /** The options of every evaluation (its grants), made once. */
   runOptions: RunOptions;
-  /** Pushes the policy's metatable in the kernel, which holds its chunk, function and the data. */
-  pushTarget: (L: LuaState) => number;
+  /** The registry reference of the policy's metatable in the kernel (its chunk, function and the data). */
+  targetRef: number;
 }
 
 const NO_CALLS: readonly CapabilityCall[] = Object.freeze([]);
@@ -211,7 +211,7 @@ export class PolicyEngine implements Disposable {
     let fn = -1;
     try {
       const s = core.api.sym;
-      state.invoke(core.currentL, "run", (L) => (core.pushRegistry(L, chunk), 1), () => 0, {
+      state.invoke(core.currentL, (L) => (core.pushRegistry(L, chunk), 1), () => 0, {
         grants,
         collect: (L, first, count) => {
           if (count < 1 || s.lua_type(L, first) !== LuaType.FUNCTION) {
@@ -224,11 +224,7 @@ export class PolicyEngine implements Disposable {
         },
       });
       const handle = { runOptions: { grants } } as PolicyHandle;
-      const meta = this.#policyMeta(chunk, fn, handle);
-      handle.pushTarget = (L: LuaState): number => {
-        core.pushRegistry(L, meta.ref);
-        return 1;
-      };
+      handle.targetRef = this.#policyMeta(chunk, fn, handle).ref;
       return handle;
     } finally {
       core.unref(chunk);
@@ -288,21 +284,12 @@ export class PolicyEngine implements Disposable {
     let error: Error | undefined;
     try {
       if (!handle) throw new LuaStateError("this policy belongs to another engine");
-      this.#input = input;
-      const values = state.invoke(
-        state.core.currentL,
-        "decide",
-        handle.pushTarget,
-        this.#pushInput,
-        handle.runOptions,
-      );
+      const values = state.decide(state.core.currentL, handle.targetRef, input, handle.runOptions);
       verdict = readVerdict(values);
       if (verdict.errors.length > 0) error = verdictError(verdict.errors[0]);
     } catch (caught) {
       error = caught instanceof Error ? caught : new LuaError(String(caught));
       verdict = { allow: false, reasons: [], errors: [errorLine(caught)], value: undefined };
-    } finally {
-      this.#input = undefined;
     }
     const usage = state.usageView;
     const calls = state.calls;
@@ -326,13 +313,6 @@ export class PolicyEngine implements Disposable {
     this.#log?.record(decision, input);
     return decision;
   }
-
-  // The input of the evaluation in progress, read by the one argument pusher shared by all of them.
-  #input: unknown;
-  readonly #pushInput = (L: LuaState): number => {
-    this.#state.pushData(L, this.#input);
-    return 1;
-  };
 
   /** Flushes the decision log. */
   flush(): void {

@@ -6,12 +6,13 @@
  * @module
  */
 
+import type { CallFrame } from "../ffi/call_runner.ts";
 import { monotonicMs, threadCpuMs } from "../ffi/clock.ts";
 import { openLuaLibrary } from "../ffi/library.ts";
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
 import type { AttributeFilter, AttributeHandlers } from "../lua/bridge.ts";
-import { LuaCore } from "../lua/core.ts";
+import { type Collect, type InputData, LuaCore } from "../lua/core.ts";
 import {
   LuaError,
   type LuaLimit,
@@ -128,7 +129,15 @@ function messageOf(error: unknown): string {
   }
 }
 
-/** Per-run options of {@linkcode GuardedState.invoke}. */
+/** How a run ended, before the host's flags classify it. */
+interface RunOutcome {
+  ok: boolean;
+  values: unknown[];
+  error?: unknown;
+  raw?: unknown;
+}
+
+/** Per-run options of {@linkcode GuardedState.invoke} and {@linkcode GuardedState.decide}. */
 export interface RunOptions {
   /** The permissions granted for this run (default: the state's). */
   grants?: ReadonlySet<string>;
@@ -162,11 +171,13 @@ export class GuardedState {
   #usage: Usage = { instructions: 0, memory: 0, cpuMs: 0, output: 0 };
   #collector: ((L: LuaState, first: number, count: number) => unknown[]) | undefined;
   #wallMs = 0;
-  readonly #collectRun = (_core: LuaCore, L: LuaState, first: number, count: number): unknown =>
-    this.#collect(L, first, count, 1);
+  readonly #collectRun: Collect = (_core, L, first, count, described) =>
+    this.#collect(L, first, count, 1, described);
   readonly #collectNested = (_core: LuaCore, L: LuaState, first: number, count: number): unknown =>
     this.#collect(L, first, count, 0);
   #broken: string | undefined;
+  // how a decision's input is pushed: as pushData does
+  readonly #input: InputData;
 
   constructor(options: GuardedOptions = {}) {
     this.limits = resolveLimits(options.limits);
@@ -207,6 +218,11 @@ export class GuardedState {
       };
       core.withCollectorPaused(() => this.#installKernel());
       this.#installGlobals(options);
+      this.#input = {
+        limits: DEFAULT_PLAIN_LIMITS,
+        hook: this.#hostObjectHook,
+        push: (L, value) => this.pushData(L, value),
+      };
       // the kernel and the globals are the sandbox's, not the runs': limits and usage count from here
       core.resetBaseline(false);
       core.setMaxMemory(this.limits.memory);
@@ -449,27 +465,76 @@ export class GuardedState {
   }
 
   /**
-   * Runs the kernel entry `entry` ("run" or "decide") on what `pushTarget` pushes, with the arguments
-   * `pushArgs` pushes after it, and returns the results as plain data (several: an array). Throws the typed error
-   * of the run: the host's own flags decide the class.
+   * Runs the kernel entry "run" on what `pushTarget` pushes, with the arguments `pushArgs` pushes
+   * after it, and returns the results as plain data (several: an array). Throws the typed error of
+   * the run: the host's own flags decide the class.
    */
   invoke(
     L: LuaState,
-    entry: "run" | "decide",
     pushTarget: (L: LuaState) => number,
     pushArgs: (L: LuaState) => number,
     options: RunOptions = {},
   ): unknown[] {
-    this.checkUsable();
+    const nested = this.#enterRun(options);
     const core = this.core;
-    const s = core.api.sym;
-    const nested = this.#depth > 0;
+    const top = core.api.sym.lua_gettop(L);
+    let outcome: RunOutcome;
+    try {
+      core.ensureStack(L, 8);
+      this.pushKernel(L, nested ? "run_nested" : "run");
+      const n = pushTarget(L) + pushArgs(L);
+      // the call restores the stack to `top` whatever happens in it
+      outcome = core.call(
+        L,
+        n,
+        nested ? this.#collectNested : this.#collectRun,
+        false,
+        top + 1,
+      ) as RunOutcome;
+    } catch (error) {
+      core.api.sym.lua_settop(L, top);
+      outcome = { ok: false, values: [], raw: error };
+    } finally {
+      this.#leaveRun(nested);
+    }
+    return this.#conclude(outcome, nested);
+  }
+
+  /**
+   * Runs the kernel entry "decide" on the registry value `targetRef` (a policy's metatable) and
+   * `input` as data, and returns the decision function's verdict and reasons as plain data. Throws
+   * like {@linkcode GuardedState.invoke}.
+   */
+  decide(L: LuaState, targetRef: number, input: unknown, options: RunOptions): unknown[] {
     // a decision sets up the budget and the globals of its own run, which one in progress owns
-    if (nested && entry === "decide") {
+    if (this.#depth > 0) {
       throw new LuaError(
         "a policy cannot be evaluated while another evaluation of its engine runs (from a capability)",
       );
     }
+    this.#enterRun(options);
+    let outcome: RunOutcome;
+    try {
+      outcome = this.core.callRefs(
+        L,
+        this.#kernel.decide,
+        targetRef,
+        input,
+        this.#input,
+        this.#collectRun,
+      ) as RunOutcome;
+    } catch (error) {
+      outcome = { ok: false, values: [], raw: error };
+    } finally {
+      this.#leaveRun(false);
+    }
+    return this.#conclude(outcome, false);
+  }
+
+  // Starts a run, or a nested one (returns true) from a capability of a run in progress.
+  #enterRun(options: RunOptions): boolean {
+    this.checkUsable();
+    const nested = this.#depth > 0;
     if (nested && this.#depth >= MAX_NESTED_RUNS) {
       throw new LuaError(`sandbox runs nested deeper than ${MAX_NESTED_RUNS}`);
     }
@@ -479,28 +544,12 @@ export class GuardedState {
       this.#collector = options.collect;
     }
     this.#depth++;
-    const top = s.lua_gettop(L);
-    let outcome: { ok: boolean; values: unknown[]; error?: unknown; raw?: unknown } | undefined;
-    try {
-      core.ensureStack(L, 8);
-      this.pushKernel(L, nested ? "run_nested" : entry);
-      const n = pushTarget(L) + pushArgs(L);
-      // the call restores the stack to `top` whatever happens in it
-      outcome = core.call(
-        L,
-        n,
-        nested ? this.#collectNested : this.#collectRun,
-        false,
-        top + 1,
-      ) as typeof outcome;
-    } catch (error) {
-      s.lua_settop(L, top);
-      outcome = { ok: false, values: [], raw: error };
-    } finally {
-      this.#depth--;
-      if (!nested) this.#endRun();
-    }
-    return this.#conclude(outcome!, nested);
+    return nested;
+  }
+
+  #leaveRun(nested: boolean): void {
+    this.#depth--;
+    if (!nested) this.#endRun();
   }
 
   #beginRun(): void {
@@ -538,12 +587,12 @@ export class GuardedState {
     return this.#usage;
   }
 
-  #collect(L: LuaState, first: number, count: number, counted: number): unknown {
+  #collect(L: LuaState, first: number, count: number, counted: number, described?: CallFrame): unknown {
     const s = this.core.api.sym;
-    const ok = s.lua_toboolean(L, first) !== 0;
+    const ok = described ? described.values[0] !== 0 : s.lua_toboolean(L, first) !== 0;
     if (counted) {
-      this.#usage.instructions = this.core.api.toNumber(L, first + 1);
-      this.#runCpu = this.core.api.toNumber(L, first + 2);
+      this.#usage.instructions = described ? described.values[1] : this.core.api.toNumber(L, first + 1);
+      this.#runCpu = described ? described.values[2] : this.core.api.toNumber(L, first + 2);
     }
     const start = first + 1 + 2 * counted;
     const n = count - 1 - 2 * counted;
@@ -561,14 +610,14 @@ export class GuardedState {
     if (this.#tripped !== undefined) return { ok: false, values: [] };
     if (this.#collector && this.#depth === 1) return { ok, values: this.#collector(L, start, n) };
     const values = new Array(n);
-    for (let i = 0; i < n; i++) values[i] = this.readData(L, start + i);
+    for (let i = 0; i < n; i++) {
+      const at = start + i - first;
+      values[i] = described?.isScalar(at) ? described.scalar(at) : this.readData(L, start + i);
+    }
     return { ok, values };
   }
 
-  #conclude(
-    outcome: { ok: boolean; values: unknown[]; error?: unknown; raw?: unknown },
-    nested: boolean,
-  ): unknown[] {
+  #conclude(outcome: RunOutcome, nested: boolean): unknown[] {
     const alloc = this.core.alloc;
     if (this.#tripped === "permission") {
       throw new PermissionDeniedError(this.#denied?.capability ?? "?", this.#denied?.permission);

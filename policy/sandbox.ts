@@ -99,7 +99,6 @@ export class Sandbox implements Disposable {
       return single(
         state.invoke(
           core.currentL,
-          "run",
           (L) => (core.pushRegistry(L, ref), 1),
           (L) => {
             core.ensureStack(L, args.length + 4);

@@ -3,6 +3,7 @@
 #
 #   allocator     ffi/allocator.c     -> ffi/allocator.ts     (luagate_alloc, the capped lua_Alloc)
 #   data_builder  ffi/data_builder.c  -> ffi/data_builder.ts  (luagate_build_data, a lua_CFunction)
+#   call_runner   ffi/call_runner.c   -> ffi/call_runner.ts   (luagate_call, in a shared library)
 #
 #   bash scripts/build_native.sh allocator           # print the generated TypeScript block
 #   bash scripts/build_native.sh allocator --write   # also replace it in ffi/allocator.ts (between
@@ -13,15 +14,19 @@
 # compiler is an error, so that a regeneration never silently drops an architecture; pass
 # --x86_64-only to accept that.
 #
-# The code must be self-contained: one function at offset 0 of .text, no relocations, no data.
-# The script checks all of that and fails otherwise.
+# The allocator and the data builder are raw code: one function at offset 0 of .text, no
+# relocations, no data. The call runner is a whole shared library (Deno calls a function it got
+# from Deno.dlopen much faster than a bare pointer), with no dependencies and no symbol but its
+# entry. The script checks all of that and fails otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: $0 allocator|data_builder [--write] [--x86_64-only]" >&2; exit 2; }
+usage() { echo "usage: $0 allocator|data_builder|call_runner [--write] [--x86_64-only]" >&2; exit 2; }
+kind=code
 case "${1:-}" in
   allocator) entry=luagate_alloc ;;
   data_builder) entry=luagate_build_data ;;
+  call_runner) entry=luagate_call kind=library ;;
   *) usage ;;
 esac
 name=$1
@@ -64,6 +69,10 @@ compile() {
   command -v "$cc" >/dev/null || die "$cc not found (see the header of this script)"
   obj="$tmp/$arch.o"
   bin="$tmp/$arch.bin"
+  if [ "$kind" = library ]; then
+    compile_library "$arch" "$cc" "${extra[@]}"
+    return
+  fi
   "$cc" "${common[@]}" "${extra[@]}" -c "$src" -o "$obj"
 
   # No relocations anywhere in the object.
@@ -85,6 +94,24 @@ compile() {
 
   "$objcopy" -O binary --only-section=.text "$obj" "$bin"
   [ -s "$bin" ] || die "$arch: empty .text"
+}
+
+# compile_library <arch> <cc> <flags...> -> $bin: a stripped shared library with small pages (no
+# padding to 64 KiB), no NEEDED entries, no undefined symbols, and $entry its only export.
+compile_library() {
+  local arch=$1 cc=$2 readelf
+  shift 2
+  case "$arch" in
+    x86_64) readelf=readelf ;;
+    aarch64) readelf=aarch64-linux-gnu-readelf ;;
+  esac
+  "$cc" "${common[@]}" "$@" -shared -nostdlib -Wl,-z,max-page-size=4096 -Wl,-z,noseparate-code \
+    -Wl,--hash-style=gnu -Wl,--build-id=none -Wl,-z,norelro -s "$src" -o "$bin"
+  if "$readelf" -dW "$bin" | grep -q '(NEEDED)'; then die "$arch: the library needs other libraries"; fi
+  if "$readelf" -dW "$bin" | grep -q '(TEXTREL)'; then die "$arch: the library has text relocations"; fi
+  local symbols
+  symbols=$("$readelf" --dyn-syms -W "$bin" | awk '$1 ~ /^[0-9]+:$/ && $8 != "" { print $8, $5, $7 == "UND" ? "undefined" : "defined" }')
+  [ "$symbols" = "$entry GLOBAL defined" ] || die "$arch: dynamic symbols other than $entry: $symbols"
 }
 
 # Prints `const NAME = new Uint8Array([...]);` with 16 bytes per line.
@@ -109,7 +136,9 @@ block="$tmp/block.ts"
     esac
     const=$(echo "CODE_$arch" | tr '[:lower:]' '[:upper:]')
     echo "// deno-fmt-ignore"
-    echo "/** $entry for linux $arch ($(stat -c %s "$tmp/$arch.bin") bytes; $cc_version). */"
+    what=$entry
+    [ "$kind" = library ] && what="the library of $entry"
+    echo "/** $what for linux $arch ($(stat -c %s "$tmp/$arch.bin") bytes; $cc_version). */"
     emit_array "$const" "$tmp/$arch.bin"
   done
   echo "// END GENERATED"

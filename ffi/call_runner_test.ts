@@ -1,0 +1,281 @@
+import assert from "node:assert/strict";
+import {
+  CALL_RUNNER_LIBRARY,
+  type CallFrame,
+  DESCRIBED_RESULTS,
+  NOT_SCALAR,
+  openCallRunner,
+} from "./call_runner.ts";
+import { openDataBuilder } from "./data_builder.ts";
+import { openLuaLibrary } from "./library.ts";
+import { type LuaState, LuaStatus, LuaType } from "./lua_api.ts";
+import { assertBuiltFromSource, crossToolsMissing, withHarness } from "../tests/fixtures/native_helpers.ts";
+import { type Collect, type InputData, LuaCore } from "../lua/core.ts";
+import { LuaError, LuaMemoryError } from "../lua/errors.ts";
+import { DEFAULT_PLAIN_LIMITS, pushPlainData, readPlainData } from "../lua/plain_data.ts";
+
+const library = openLuaLibrary();
+const runner = openCallRunner(library);
+// a state calls through the runner where the data builder is there too
+const ignore = runner === undefined || openDataBuilder(library) === undefined;
+
+const core = new LuaCore();
+const L = core.L;
+const s = core.api.sym;
+
+const data: InputData = {
+  limits: DEFAULT_PLAIN_LIMITS,
+  push: (L, value) => pushPlainData(core, L, value, DEFAULT_PLAIN_LIMITS),
+};
+
+/** Compiles a trusted chunk returning a function; returns the function's registry reference. */
+function refTo(source: string, arg?: (L: LuaState) => void): number {
+  core.loadTrusted(L, source, "=test");
+  if (arg) arg(L);
+  assert.equal(core.api.pcall(L, arg ? 1 : 0, 1, 0), LuaStatus.OK, core.readText(L, -1));
+  return core.ref(L);
+}
+
+const TARGET = refTo(`return { name = "target" }`);
+
+interface Seen {
+  described: boolean;
+  count: number;
+  values: unknown[];
+  types: number[];
+}
+
+/** What callRefs handed to collect: the results read from the stack, and whether a frame described them. */
+const seeing: Collect = (core, L, first, count, described?: CallFrame) => {
+  const values = [];
+  const types = [];
+  for (let i = 0; i < count; i++) {
+    values.push(readPlainData(core, L, first + i));
+    types.push(described && i < DESCRIBED_RESULTS ? described.types[i] : s.lua_type(L, first + i));
+    if (described?.isScalar(i)) assert.deepEqual(described.scalar(i), values[i], `result ${i}`);
+  }
+  return { described: described !== undefined, count, values, types } satisfies Seen;
+};
+
+Deno.test("the embedded library was built from the current ffi/call_runner.c", () =>
+  assertBuiltFromSource("call_runner"));
+
+Deno.test("call runner: there on Linux x86_64 and aarch64 with Lua 5.4", () => {
+  const expected = Deno.build.os === "linux" && ["x86_64", "aarch64"].includes(Deno.build.arch) &&
+    library.version === "5.4" && !library.isLuaJIT;
+  assert.equal(runner !== undefined, expected);
+});
+
+Deno.test("call runner: one crossing; nil, booleans and numbers described, the rest read from the stack", {
+  ignore,
+}, () => {
+  const fn = refTo(`return function(target, input)
+    return input.flag, input.n * 2, -0.0, nil, target.name, { input.list[2] }, math.maxinteger, 2^53, false
+  end`);
+  const top = s.lua_gettop(L);
+  const seen = core.callRefs(L, fn, TARGET, { flag: true, n: 21, list: ["a", "b"] }, data, seeing) as Seen;
+  assert.equal(s.lua_gettop(L), top);
+  assert.equal(seen.described, true);
+  assert.equal(seen.count, 9);
+  assert.deepEqual(seen.values, [true, 42, -0, undefined, "target", ["b"], 2n ** 63n - 1n, 2 ** 53, false]);
+  // the ninth is beyond the description: its type comes from the stack
+  const { BOOLEAN, NUMBER, NIL } = LuaType;
+  assert.deepEqual(seen.types, [
+    BOOLEAN,
+    NUMBER,
+    NUMBER,
+    NIL,
+    NOT_SCALAR,
+    NOT_SCALAR,
+    NOT_SCALAR,
+    NUMBER,
+    BOOLEAN,
+  ]);
+});
+
+Deno.test("call runner: an input the encoder leaves alone goes the usual way, with the same results", () => {
+  const fn = refTo(`return function(target, input) return target.name, input end`);
+  const seen = core.callRefs(L, fn, TARGET, 7, data, seeing) as Seen;
+  assert.equal(seen.described, false);
+  assert.deepEqual(seen.values, ["target", 7]);
+});
+
+Deno.test("call runner: an error in the call is thrown, the stack restored", { ignore }, () => {
+  const fn = refTo(`return function(target, input) error("no " .. input.what, 0) end`);
+  const top = s.lua_gettop(L);
+  assert.throws(() => core.callRefs(L, fn, TARGET, { what: "way" }, data, seeing), (error: unknown) => {
+    assert.ok(error instanceof LuaError);
+    assert.equal(error.message, "no way");
+    return true;
+  });
+  assert.equal(s.lua_gettop(L), top);
+  const ok = refTo(`return function() return 1 end`);
+  assert.deepEqual((core.callRefs(L, ok, TARGET, { a: 1 }, data, seeing) as Seen).values, [1]);
+});
+
+Deno.test("call runner: a stack that cannot grow is a LuaError, nothing pushed", { ignore }, () => {
+  const fn = refTo(`return function() return true end`);
+  const top = s.lua_gettop(L);
+  // Lua's stack holds at most 1,000,000 slots: leave fewer than the runner's four
+  assert.equal(s.lua_checkstack(L, 999_990), 1);
+  s.lua_settop(L, 999_998);
+  try {
+    assert.throws(() => core.callRefs(L, fn, TARGET, { a: 1 }, data, seeing), /stack overflow/);
+    assert.equal(s.lua_gettop(L), 999_998);
+  } finally {
+    s.lua_settop(L, top);
+  }
+  assert.equal((core.callRefs(L, fn, TARGET, { a: 1 }, data, seeing) as Seen).values[0], true);
+});
+
+Deno.test("call runner: an input past the memory cap fails; one that fits after a collection is called", {
+  ignore,
+}, () => {
+  const capped = new LuaCore();
+  try {
+    const cL = capped.L;
+    const cData: InputData = { ...data, push: (L, value) => pushPlainData(capped, L, value) };
+    // with the collector stopped, only the host's collection on an overdraft frees the inputs
+    capped.loadTrusted(
+      cL,
+      `collectgarbage("stop") return function(target, input) return #input.list end`,
+      "=c",
+    );
+    assert.equal(capped.api.pcall(cL, 0, 1, 0), LuaStatus.OK);
+    const fn = capped.ref(cL);
+    capped.api.sym.lua_createtable(cL, 0, 0);
+    const target = capped.ref(cL);
+    capped.setMaxMemory(48 << 10);
+    const collect: Collect = (
+      core,
+      L,
+      first,
+      _count,
+      described,
+    ) => [described !== undefined, core.read(L, first)];
+    const top = capped.api.sym.lua_gettop(cL);
+    const list = (n: number) => ({ list: Array.from({ length: n }, (_, i) => `item ${i}`) });
+    assert.throws(() => capped.callRefs(cL, fn, target, list(1_200), cData, collect), LuaMemoryError);
+    assert.equal(capped.api.sym.lua_gettop(cL), top);
+    assert.equal(capped.alloc.used() <= capped.alloc.limit(), true);
+    assert.equal(capped.alloc.overdraft(), false);
+    // a call whose input overdrew goes on the usual way once the collection made room (its results
+    // are not described); the others are one crossing
+    const described = new Set<boolean>();
+    for (let i = 0; i < 20; i++) {
+      const [wasDescribed, length] = capped.callRefs(cL, fn, target, list(200), cData, collect) as [
+        boolean,
+        number,
+      ];
+      assert.equal(length, 200, `call ${i}`);
+      described.add(wasDescribed);
+    }
+    assert.deepEqual([...described].sort(), [false, true]);
+    assert.equal(capped.alloc.used() <= capped.alloc.limit(), true);
+  } finally {
+    capped.close();
+  }
+});
+
+Deno.test("call runner: the data builder is free again while the call runs", { ignore }, () => {
+  const builder = openDataBuilder(library)!;
+  const busyDuringCall: number[] = [];
+  const pusher = core.pusher;
+  core.pusher = { object: (core, L, value) => pushPlainData(core, L, value) };
+  core.hostCall = (_name, args) => {
+    busyDuringCall.push(builder.busy[0]);
+    return { echoed: args[0], tags: ["x", "y"] };
+  };
+  try {
+    const fn = refTo(
+      `local host = ... return function(target, input)
+        local ok, result = host("echo", input.value)
+        return result.echoed, result.tags[2]
+      end`,
+      (L) => core.pushHostCFunction(L),
+    );
+    const seen = core.callRefs(L, fn, TARGET, { value: "v" }, data, seeing) as Seen;
+    assert.deepEqual(seen.values, ["v", "y"]);
+    assert.deepEqual(busyDuringCall, [0]);
+    assert.equal(builder.busy[0], 0);
+  } finally {
+    core.hostCall = undefined;
+    core.pusher = pusher;
+  }
+});
+
+Deno.test(
+  "call runner: the x86_64 and aarch64 libraries make the same calls",
+  { ignore: crossToolsMissing() },
+  async () => {
+    await withHarness("call_runner_harness", async (harness, dir) => {
+      await Deno.writeFile(`${dir}/x86_64.so`, CALL_RUNNER_LIBRARY.x86_64);
+      await Deno.writeFile(`${dir}/aarch64.so`, CALL_RUNNER_LIBRARY.aarch64);
+      const run = (arch: "x86_64" | "aarch64", scenario: string) =>
+        harness(arch, [`${dir}/${arch}.so`, scenario]);
+      const prologue = [
+        "gettop -> 3",
+        "checkstack 4 -> 1",
+        "rawgeti -1001000 11",
+        "rawgeti -1001000 12",
+        "pushcclosure builder 0",
+        "rawgeti -1001000 13",
+        "pcallk 1 1 0 0 0 (allow 1, busy 1)",
+      ];
+      const expected: Record<string, string[]> = {
+        called: [
+          ...prologue,
+          "type -1 -> 5",
+          "pcallk 2 -1 0 0 0 (allow 0, busy 0)",
+          "gettop -> 8",
+          "type 4 -> 1",
+          "toboolean 4",
+          "type 5 -> 3",
+          "isinteger 5",
+          "tointegerx 5 0",
+          "type 6 -> 3",
+          "isinteger 6",
+          "tonumberx 6 0",
+          "type 7 -> 0",
+          "type 8 -> 4",
+          "stop 0, top 8, allow 1, busy 0",
+          "status 0",
+          "results 5",
+          "result 0: type 1 value 1",
+          "result 1: type 3 value 42",
+          "result 2: type 3 value -0",
+          "result 3: type 0 value 0",
+          "result 4: type -2 value 0",
+        ],
+        error: [
+          ...prologue,
+          "type -1 -> 5",
+          "pcallk 2 -1 0 0 0 (allow 0, busy 0)",
+          "gettop -> 4",
+          "type 4 -> 4",
+          "stop 0, top 4, allow 1, busy 0",
+          "status 2",
+          "results 1",
+          "result 0: type -2 value 0",
+        ],
+        "no-stack": ["gettop -> 3", "checkstack 4 -> 0", "stop 1, top 3, allow 1, busy 1"],
+        "build-error": [...prologue, "stop 2, top 6, allow 1, busy 0", "status 4"],
+        "not-table": [...prologue, "type -1 -> 0", "stop 2, top 6, allow 1, busy 0", "status 0"],
+        overdrawn: [...prologue, "type -1 -> 5", "stop 3, top 6, allow 1, busy 0"],
+      };
+      for (const [scenario, lines] of Object.entries(expected)) {
+        const transcript = await run("x86_64", scenario);
+        assert.equal(transcript, lines.join("\n") + "\n", scenario);
+        assert.equal(await run("aarch64", scenario), transcript, `${scenario} on aarch64`);
+      }
+      // ten results: the first eight described (2^53 and the string not as scalars), none pushed
+      const many = await run("x86_64", "many");
+      assert.match(many, /\npushnil\n/);
+      assert.match(
+        many,
+        /result 5: type -2 value 0\nresult 6: type 1 value 0\nresult 7: type 3 value -9007199254740991\n$/,
+      );
+      assert.equal(await run("aarch64", "many"), many);
+    }, { dynamic: true });
+  },
+);
