@@ -102,7 +102,7 @@ const MFD_EXEC = 0x10;
  * (`memfd_create`) and opens that with `Deno.dlopen` as `/proc/self/fd/N`, which needs
  * `--allow-ffi` and nothing else. Deno calls a symbol it got this way through its fast path; a
  * function pointer reached any other way (`Deno.UnsafeFnPointer`) costs about 200 times more a call.
- * The library stays loaded for the life of the process.
+ * The library stays loaded, and its file open, for the life of the process.
  *
  * @example Usage
  * ```ts ignore
@@ -131,16 +131,21 @@ export function openEmbeddedLibrary<const S extends Deno.ForeignLibraryInterface
   let fd = memfdCreate(name, MFD_CLOEXEC | MFD_EXEC);
   if (fd < 0) fd = memfdCreate(name, MFD_CLOEXEC);
   if (fd < 0) return undefined;
+  // The file stays open on success: the loader knows a library by its path, and a closed fd's
+  // number comes back for the next memfd, whose dlopen would then get this library (another
+  // version of luagate in the same process would call code of a layout it does not know).
+  let opened: Deno.DynamicLibrary<S> | undefined;
   try {
     for (let written = 0; written < library.length;) {
       const n = Number(libc.write(fd, library.subarray(written), BigInt(library.length - written)));
       if (n <= 0) return undefined;
       written += n;
     }
-    return Deno.dlopen(`/proc/self/fd/${fd}`, symbols);
+    opened = Deno.dlopen(`/proc/self/fd/${fd}`, symbols);
+    return opened;
   } catch {
     return undefined;
   } finally {
-    libc.close(fd);
+    if (opened === undefined) libc.close(fd);
   }
 }
