@@ -8,6 +8,7 @@
  */
 
 import { type Libc, mapPrivateAnonymous, PROT_EXEC, PROT_READ, PROT_WRITE } from "./libc.ts";
+import type { LuaLibrary } from "./library.ts";
 
 /** The embedded code of one function, per supported architecture (Linux only). */
 export interface EmbeddedCode {
@@ -148,4 +149,56 @@ export function openEmbeddedLibrary<const S extends Deno.ForeignLibraryInterface
   } finally {
     if (opened === undefined) libc.close(fd);
   }
+}
+
+/**
+ * The addresses of C functions, for a table native code calls them through; `undefined` when one of
+ * them is missing (a symbol the library does not have).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { openLuaLibrary } from "./library.ts";
+ * import { functionAddresses } from "./native_code.ts";
+ *
+ * const s = openLuaLibrary().symbols;
+ * console.log(functionAddresses([s.address_lua_gettop, s.address_lua_settop])?.length); // 2
+ * ```
+ *
+ * @param functions The functions' pointers, as `Deno.dlopen` gives statics of type "pointer".
+ * @returns their addresses, in order, or `undefined`.
+ */
+export function functionAddresses(functions: readonly Deno.PointerValue[]): bigint[] | undefined {
+  if (functions.some((f) => f === null)) return undefined;
+  return functions.map((f) => Deno.UnsafePointer.value(f));
+}
+
+/**
+ * Makes a native piece once per Lua library and process: `make` runs on the first call for
+ * `library`, and its result (`undefined` too: the piece is not there) is what every later call gets.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { openLuaLibrary } from "./library.ts";
+ * import { oncePerLibrary } from "./native_code.ts";
+ *
+ * const made = new Map();
+ * const piece = oncePerLibrary(made, openLuaLibrary(), () => ({ made: Date.now() }));
+ * ```
+ *
+ * @param made The pieces made so far, by library (`null`: not there).
+ * @param library The Lua library the piece calls.
+ * @param make Makes the piece, or returns `undefined` where there is none.
+ * @returns the piece, or `undefined`.
+ */
+export function oncePerLibrary<T>(
+  made: Map<LuaLibrary, T | null>,
+  library: LuaLibrary,
+  make: (library: LuaLibrary) => T | undefined,
+): T | undefined {
+  let piece = made.get(library);
+  if (piece === undefined) {
+    piece = make(library) ?? null;
+    made.set(library, piece);
+  }
+  return piece ?? undefined;
 }
