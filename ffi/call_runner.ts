@@ -327,8 +327,6 @@ const OUTCOME = 56;
 const TYPES = 64;
 const VALUES = TYPES + 4 * DESCRIBED_RESULTS;
 const FRAME_BYTES = VALUES + 8 * DESCRIBED_RESULTS;
-// sizeof(luagate_lua): 12 function pointers
-const LUA_FUNCTIONS = 12;
 
 /** The runner of one Lua library. */
 export interface CallRunner {
@@ -379,11 +377,11 @@ function makeRunner(library: LuaLibrary): CallRunner | undefined {
     s.address_lua_tointegerx,
     s.address_lua_isinteger,
   ]);
-  if (functions?.length !== LUA_FUNCTIONS) return;
+  if (functions === undefined) return;
   const libc = openLibc();
   if (runnerLibrary === undefined) runnerLibrary = openEmbeddedLibrary(libc, code, RUNNER_SYMBOLS) ?? null;
   if (runnerLibrary === null) return;
-  const lua = cMemory(libc, LUA_FUNCTIONS * 8);
+  const lua = cMemory(libc, functions.length * 8);
   new BigUint64Array(lua.buffer).set(functions);
   return { call: runnerLibrary.symbols.luagate_call, lua: lua.address };
 }
@@ -394,7 +392,7 @@ function makeRunner(library: LuaLibrary): CallRunner | undefined {
  * with the frame.
  */
 export class CallFrame {
-  /** The frame's address, for {@linkcode CallRunner.call}. */
+  /** The frame's address. */
   readonly pointer: Deno.PointerObject;
   /** Per call, in: the function, its target and the known strings (0: none), as registry references. */
   readonly refs: Int32Array;
@@ -405,6 +403,7 @@ export class CallFrame {
   /** Out: their values (booleans as 0 or 1, numbers; nil 0). */
   readonly values: Float64Array;
   readonly #buffer: ArrayBuffer;
+  readonly #call: CallRunner["call"];
 
   /**
    * @param runner The runner of the state's library.
@@ -417,6 +416,7 @@ export class CallFrame {
     const pointer = Deno.UnsafePointer.of(this.#buffer);
     if (pointer === null) throw new Error("luagate: no address for a call frame");
     this.pointer = pointer;
+    this.#call = runner.call;
     const wide = new BigUint64Array(this.#buffer, 0, REGISTRY / 8);
     wide[LUA / 8] = runner.lua;
     wide[BUILDER / 8] = Deno.UnsafePointer.value(builder.entry);
@@ -428,6 +428,14 @@ export class CallFrame {
     this.outcome = new Int32Array(this.#buffer, OUTCOME, 2);
     this.types = new Int32Array(this.#buffer, TYPES, DESCRIBED_RESULTS);
     this.values = new Float64Array(this.#buffer, VALUES, DESCRIBED_RESULTS);
+  }
+
+  /**
+   * Runs `luagate_call` on `L` with the references in {@linkcode CallFrame.refs}; returns where it
+   * stopped (a {@linkcode CallStop}).
+   */
+  call(L: Deno.PointerValue): number {
+    return this.#call(L, this.pointer);
   }
 
   /** Whether result `i` (from 0) of the last call is described: a nil, a boolean or a number. */

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { openLibc } from "./libc.ts";
 import { openEmbeddedLibrary } from "./native_code.ts";
+import { toolMissing } from "../tests/fixtures/native_helpers.ts";
 
 const onLinux = Deno.build.os === "linux";
-const noCompiler = !onLinux ||
-  !new Deno.Command("sh", { args: ["-c", "command -v gcc"], stdout: "null" }).outputSync().success;
+const noCompiler = !onLinux || toolMissing("gcc");
 
 /** A shared library exporting `int answer(void)` that returns `value`, built with gcc. */
 async function libraryAnswering(value: number): Promise<Uint8Array> {

@@ -12,7 +12,7 @@
  */
 
 import { type AllocatorHandle, createAllocator } from "../ffi/allocator.ts";
-import { CallFrame, type CallRunner, CallStop, openCallRunner } from "../ffi/call_runner.ts";
+import { CallFrame, CallStop, openCallRunner } from "../ffi/call_runner.ts";
 import { type DataBuilder, openDataBuilder } from "../ffi/data_builder.ts";
 import { openLuaLibrary } from "../ffi/library.ts";
 import {
@@ -266,9 +266,8 @@ export class LuaCore {
   };
   readonly #gcStopWhileHost: boolean;
   readonly #builder: DataBuilder | undefined;
-  // made on the first call that can use it
+  // made on the first call that can use it; null: no runner here
   #callFrame: CallFrame | null | undefined;
-  #runner: CallRunner | undefined;
   #nextId = 1;
   #closed = false;
   #inLua = false;
@@ -954,7 +953,7 @@ export class LuaCore {
       this.#inLua = true;
       let stop;
       try {
-        stop = this.#runner!.call(L, frame!.pointer);
+        stop = frame!.call(L);
       } finally {
         this.dataEncoder!.done();
         this.#leaveLua(wasInLua);
@@ -985,7 +984,6 @@ export class LuaCore {
   #frame(): CallFrame | undefined {
     if (this.#callFrame === undefined) {
       const runner = this.#builder && openCallRunner(this.api.library);
-      this.#runner = runner;
       this.#callFrame = runner ? new CallFrame(runner, this.#builder!, this.alloc, this.#registry) : null;
     }
     return this.#callFrame ?? undefined;

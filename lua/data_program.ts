@@ -149,10 +149,13 @@ export class DataEncoder {
       if (this.#cacheEnd > CACHE_REFILL_AT) this.#startOver();
       const useKnown = this.#roomForKnown(core);
       this.#useKnown = useKnown;
-      encoded = this.#encode(value, limits, hook) && this.#entries >= fewest;
-      return encoded ? (useKnown ? this.#knownRef(core, L) : 0) : -1;
+      if (!this.#encode(value, limits, hook) || this.#entries < fewest) return -1;
+      const known = useKnown ? this.#knownRef(core, L) : 0;
+      encoded = true;
+      return known;
     } finally {
       this.#hook = undefined;
+      // a throw (a getter, a stack that cannot grow) leaves nothing to end: the buffers are free
       if (!encoded) this.#busy[0] = 0;
     }
   }

@@ -333,3 +333,27 @@ Deno.test("data program: values the builder does not take make no table of known
     small.close();
   }
 });
+
+Deno.test("data program: a stack that cannot take the known strings fails the push and frees the builder", {
+  ignore,
+}, () => {
+  const fresh = new LuaCore();
+  try {
+    const fL = fresh.L;
+    const fs = fresh.api.sym;
+    const value = { user: { id: "u1", roles: ["dev"] }, action: "read" };
+    // Lua's stack holds at most 1,000,000 slots: none left for making the state's known strings
+    assert.equal(fs.lua_checkstack(fL, 999_990), 1);
+    fs.lua_settop(fL, 1_000_000);
+    assert.throws(() => fresh.dataEncoder!.push(fresh, fL, value, limits, undefined), /stack overflow/);
+    fs.lua_settop(fL, 0);
+    assert.equal(
+      fresh.dataEncoder!.push(fresh, fL, value, limits, undefined),
+      true,
+      "the builder is free again",
+    );
+    assert.equal(viaBuilder(value), fieldByField(value));
+  } finally {
+    fresh.close();
+  }
+});
