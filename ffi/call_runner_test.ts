@@ -9,7 +9,12 @@ import {
 import { openDataBuilder } from "./data_builder.ts";
 import { openLuaLibrary } from "./library.ts";
 import { type LuaState, LuaStatus, LuaType } from "./lua_api.ts";
-import { assertBuiltFromSource, crossToolsMissing, withHarness } from "../tests/fixtures/native_helpers.ts";
+import {
+  assertBuiltFromSource,
+  crossToolsMissing,
+  fillStack,
+  withHarness,
+} from "../tests/fixtures/native_helpers.ts";
 import { type Collect, type InputData, LuaCore } from "../lua/core.ts";
 import { LuaError, LuaMemoryError } from "../lua/errors.ts";
 import { DEFAULT_PLAIN_LIMITS, pushPlainData, readPlainData } from "../lua/plain_data.ts";
@@ -116,12 +121,10 @@ Deno.test("call runner: an error in the call is thrown, the stack restored", { i
 Deno.test("call runner: a stack that cannot grow is a LuaError, nothing pushed", { ignore }, () => {
   const fn = refTo(`return function() return true end`);
   const top = s.lua_gettop(L);
-  // Lua's stack holds at most 1,000,000 slots: leave fewer than the runner's four
-  assert.equal(s.lua_checkstack(L, 999_990), 1);
-  s.lua_settop(L, 999_998);
+  const full = fillStack(s, L);
   try {
     assert.throws(() => core.callRefs(L, fn, TARGET, { a: 1 }, data, seeing), /stack overflow/);
-    assert.equal(s.lua_gettop(L), 999_998);
+    assert.equal(s.lua_gettop(L), full);
   } finally {
     s.lua_settop(L, top);
   }
