@@ -18,27 +18,19 @@
  */
 
 // Every run and every decision starts with these lines, so that nothing one leaves (counts, the
-// nesting of C calls, the random seed, the ids tostring gave out) reaches the next. The main
-// thread's hook stays installed; between runs it returns at once. Both snippets are written out in
-// each entry rather than called: the two calls cost a trivial decision 5%.
+// nesting of C calls, the random seed, the ids tostring gave out) reaches the next. Whatever
+// changes any of those marks the run state dirty before it does, so a run that changed none (most
+// short ones) skips the resets: every instruction here runs under the count hook (about 9 ns each,
+// a tenth of a short decision's Lua time). The main thread's hook stays installed; between runs it
+// returns at once. Written out in each entry rather than called: a call costs more than the lines.
 const BEGIN_RUN = `
-    -- Each run leaves a few young tables behind, which a generational collector reclaims cheaply;
-    -- but entering that mode is a full collection, so a state pays for it only once it is reused.
-    runs = runs + 1
-    if runs == 2 and _VERSION == "Lua 5.4" then collectgarbage("generational") end
-    count, tripped, fires = 0, nil, 0
-    cpu_start, cpu_last = nil, nil
-    charged, seeded_run, nest = 0, false, 0
-    if last_id > 0 then
-      ids, last_id = setmetatable({}, ids_mt), 0
+    if dirty then
+      count, tripped, fires, cpu_start = 0, nil, 0, nil
+      charged, seeded_run, nest = 0, false, 0
+      if last_id > 0 then ids, last_id = setmetatable({}, ids_mt), 0 end
+      dirty = false
     end
     active = true`;
-
-// Ends the run's metering: cpu_ms is its CPU time (-1: not measured).
-const END_RUN = `
-    active = false
-    local cpu_ms = -1
-    if cpu_start then cpu_ms = host_clock() - cpu_start end`;
 
 /**
  * The kernel chunk; called with `(c_host, step, denied, budget, cpu_limit, open_coroutine,
@@ -96,10 +88,10 @@ return (function()
     memory = MEMERR,
   }
 
-  -- run state
-  local active, tripped, count, fires = false, nil, 0, 0
+  -- run state; dirty: some of it differs from what a run starts with (see BEGIN_RUN)
+  local active, dirty, tripped, count, fires = false, false, nil, 0, 0
   -- the CPU clock costs a system call: it starts at the run's first hook and is read every 8th
-  local cpu_start, cpu_last = nil, nil
+  local cpu_start = nil
   local current_env
 
   local function raise_tripped()
@@ -108,6 +100,7 @@ return (function()
 
   local function trip(reason, detail)
     if not tripped then
+      dirty = true
       tripped = reason
       if reason == "permission" then tripped = "permission denied: " .. tostring(detail) end
       host_trip(reason, detail)
@@ -117,6 +110,7 @@ return (function()
 
   local function hook()
     if not active then return end
+    dirty = true
     if tripped then raise_tripped() end
     count = count + STEP
     if count > budget then return trip("instructions") end
@@ -125,10 +119,10 @@ return (function()
     -- heap is large enough for single instructions to be slow), so at most 8 steps go unmeasured
     if fires >= 8 or collectgarbage("count") > 512 then
       fires = 0
-      cpu_last = host_clock()
+      local now = host_clock()
       if cpu_start == nil then
-        cpu_start = cpu_last
-      elseif cpu_last - cpu_start > cpu_limit then
+        cpu_start = now
+      elseif now - cpu_start > cpu_limit then
         return trip("cpu")
       end
     end
@@ -139,6 +133,7 @@ return (function()
   -- compares before adding: count + units could wrap around for integer units near math.maxinteger
   local function charge(units)
     if active then
+      dirty = true
       if units > budget - count then
         count = budget + 1
         trip("instructions")
@@ -147,10 +142,10 @@ return (function()
       charged = charged + units
       if charged >= CLOCK_UNITS then
         charged = 0
-        cpu_last = host_clock()
+        local now = host_clock()
         if cpu_start == nil then
-          cpu_start = cpu_last
-        elseif cpu_last - cpu_start > cpu_limit then
+          cpu_start = now
+        elseif now - cpu_start > cpu_limit then
           trip("cpu")
         end
       end
@@ -183,6 +178,7 @@ return (function()
   end
   local function nested(f, ...)
     if nest >= NEST_MAX then error("C stack overflow (string.gsub / table.concat nested too deep)", 3) end
+    dirty = true
     nest = nest + 1
     return unnest(pcall(f, ...))
   end
@@ -192,6 +188,7 @@ return (function()
     if not ok and active then
       if tripped then raise_tripped() end
       if IS_MEMERR[(...)] then
+        dirty = true
         tripped = "memory"
         raise_tripped()
       end
@@ -226,6 +223,7 @@ return (function()
   local seeded_run = false
   local function first_random_of_run()
     if seeded_run then return false end
+    dirty = true
     seeded_run = true
     return true
   end
@@ -241,6 +239,7 @@ return (function()
     local function ident(v)
       local id = ids[v]
       if not id then
+        dirty = true
         last_id = last_id + 1
         id = last_id
         ids[v] = id
@@ -344,7 +343,7 @@ return (function()
     local function sb_rawset(t, k, v)
       if frozen[t] then error("attempt to modify a read-only table", 2) end
       local meta = decision_envs[t]
-      if meta then meta.dirty = true end
+      if meta then meta.env = nil end
       return rawset(t, k, v)
     end
 
@@ -363,6 +362,7 @@ return (function()
       if select("#", ...) > 0 then env = ... end
       local f, err = load(chunk, name, "t", env)
       if f == nil and IS_MEMERR[err] and active then
+        dirty = true
         tripped = tripped or "memory"
         raise_tripped()
       end
@@ -450,14 +450,13 @@ return (function()
     return sb_tostring, freeze_deep, decision_envs, prepare, base, capability
   end)()
 
+  -- cpu_start: the CPU clock when the run read it first (nil: never), for the host to subtract
   local function finish_run(ok, ...)
-${END_RUN}
-    return ok, count, cpu_ms, ...
+    active = false
+    return ok, count, cpu_start, ...
   end
 
-  local runs = 0
-
-  -- runs fn(...) under the budget; returns ok, instructions, cpu ms (-1: not measured), results or error
+  -- runs fn(...) under the budget; returns ok, instructions, cpu_start, results or error
   local function run(fn, ...)
 ${BEGIN_RUN}
     return finish_run(pcall(fn, ...))
@@ -475,21 +474,21 @@ ${BEGIN_RUN}
     local _, env = d_getupvalue(chunk, 1)
     local meta = { __index = env, __metatable = false, chunk = chunk, fn = fn, data = data }
     meta.__newindex = function(t, k, v)
-      meta.dirty = true
+      meta.env = nil
       rawset(t, k, v)
     end
     return meta
   end
 
   -- A decision that assigned no global leaves its table as it found it, and the next decision of
-  -- the policy reuses it. New keys go through __newindex, rawset marks the table, and a reassigned
-  -- _G shows in the one key the table holds.
+  -- the policy reuses it. A new key (through __newindex or rawset) drops the table from the
+  -- metatable, and a reassigned _G shows in the one key the table holds.
   local function decide(meta, input)
     local env = meta.env
-    if env == nil or meta.dirty or env._G ~= env then
+    if env == nil or env._G ~= env then
       env = setmetatable({}, meta)
       rawset(env, "_G", env)
-      meta.env, meta.dirty = env, false
+      meta.env = env
       decision_envs[env] = meta
       d_setupvalue(meta.chunk, 1, env)
     end
@@ -497,8 +496,8 @@ ${BEGIN_RUN}
 ${BEGIN_RUN}
     -- the engine reads two results, a verdict and its reasons: fixed ones spare a vararg call
     local ok, verdict, reasons = pcall(meta.fn, input, meta.data)
-${END_RUN}
-    return ok, count, cpu_ms, verdict, reasons
+    active = false
+    return ok, count, cpu_start, verdict, reasons
   end
 
   d_sethook(hook, "", STEP)
@@ -513,14 +512,18 @@ ${END_RUN}
     freeze_deep,
     function(v) return sb_tostring(v) end,
     policy_meta,
-    function() return tripped end
+    function() return tripped end,
+    function()
+      if TRUSTED_GLOBALS._VERSION == "Lua 5.4" then collectgarbage("generational") end
+    end
 end)()
 `;
 
 /**
  * The kernel's entry points, in the order the chunk returns them: `define(name, value)` adds a
  * global, `define_capability(name)` a capability served by the host under that name, `tostring`
- * is the address-free `tostring`, `tripped` the limit the current run tripped (if any).
+ * is the address-free `tostring`, `tripped` the limit the current run tripped (if any),
+ * `generational` switches the collector to its generational mode (Lua 5.4; nothing on 5.3).
  */
 export const KERNEL_ENTRIES = [
   "prepare",
@@ -533,6 +536,7 @@ export const KERNEL_ENTRIES = [
   "tostring",
   "policy_meta",
   "tripped",
+  "generational",
 ] as const;
 
 /** The name of one of the kernel's entry points. */

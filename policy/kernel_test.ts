@@ -1,0 +1,93 @@
+// Every run starts clean: what one run leaves in the kernel's run state (its count, a tripped
+// limit, the CPU clock it started, the ids tostring gave out) never reaches the next, whichever
+// way the run changed it. The kernel skips the resets after a run that changed nothing, so each
+// test makes a run change one thing and checks the next starts from nothing.
+import assert from "node:assert/strict";
+import { LuaLimitError, PermissionDeniedError, PolicyEngine, Sandbox } from "../mod.ts";
+
+// 200 instructions between two hooks; a loop of n iterations runs about 2n instructions
+const LIMITS = { instructions: 20_000, cpuMs: 5_000 };
+
+Deno.test("kernel: a run after an instruction trip counts from zero and is not tripped", () => {
+  using sb = new Sandbox({ limits: LIMITS });
+  assert.throws(
+    () => sb.execute("while true do end"),
+    (e) => e instanceof LuaLimitError && e.limit === "instructions",
+  );
+  assert.equal(sb.execute("local s = 0 for i = 1, 1000 do s = s + i end return s"), 500500);
+  for (let i = 0; i < 3; i++) {
+    const counted = sb.usage.instructions;
+    assert.ok(counted >= 1600 && counted <= 2400, `a 2,000-instruction run counted ${counted}`);
+    sb.execute("local s = 0 for i = 1, 1000 do s = s + i end return s");
+  }
+});
+
+Deno.test("kernel: a trip outside the hook does not reach the next run's catch points", () => {
+  using sb = new Sandbox({
+    limits: { output: 64 },
+    capabilities: { secret: { fn: () => "s3cr3t", permission: "admin" } },
+  });
+  // a tripped limit or denial makes every pcall re-raise it: the next run's must catch its own error
+  const catches = () => assert.deepEqual(sb.execute("return pcall(error, 'mine', 0)"), [false, "mine"]);
+  assert.throws(() => sb.execute("return secret()"), PermissionDeniedError);
+  catches();
+  assert.throws(
+    () => sb.execute("print(string.rep('x', 100))"),
+    (e) => e instanceof LuaLimitError && e.limit === "output",
+  );
+  catches();
+});
+
+Deno.test("kernel: charged work does not carry over to the next run", () => {
+  using sb = new Sandbox({ limits: { instructions: 500_000 } });
+  // string.rep is charged a unit per repetition and one per 16 bytes it makes: 106,250 units
+  const rep = "return #string.rep('x', 100000)";
+  assert.equal(sb.execute(rep), 100_000);
+  assert.ok(sb.usage.instructions >= 106_250, `charged ${sb.usage.instructions}`);
+  assert.equal(sb.execute("return 1"), 1);
+  assert.equal(sb.usage.instructions, 0);
+  // five in a row would exceed the budget if the count carried over
+  for (let i = 0; i < 5; i++) assert.equal(sb.execute(rep), 100_000);
+});
+
+Deno.test("kernel: the CPU clock a long run started is not the next run's", () => {
+  using engine = new PolicyEngine({ limits: { instructions: 1e9, cpuMs: 5_000 } });
+  const long = engine.compile(
+    "return function() local s = 0 for i = 1, 3000000 do s = s + i end return s > 0 end",
+    { name: "long" },
+  );
+  const short = engine.compile("return function() return true end", { name: "short" });
+  const slow = long.evaluate({});
+  assert.equal(slow.allow, true);
+  assert.ok(slow.usage.cpuMs > 0 && slow.usage.cpuMs <= slow.usage.timeMs + 1, JSON.stringify(slow.usage));
+  const quick = short.evaluate({});
+  assert.equal(quick.allow, true);
+  // a short run never reads the clock: its CPU time is its wall time, not time since the long run
+  assert.equal(quick.usage.cpuMs, quick.usage.timeMs);
+  assert.ok(quick.usage.cpuMs < slow.usage.cpuMs, JSON.stringify([quick.usage, slow.usage]));
+});
+
+Deno.test("kernel: identities restart after a run that handed some out", () => {
+  using sb = new Sandbox();
+  assert.deepEqual(sb.execute("return tostring({}), tostring({})"), ["table: 1", "table: 2"]);
+  assert.equal(sb.execute("return 1"), 1);
+  assert.equal(sb.execute("return tostring({})"), "table: 1");
+});
+
+Deno.test("kernel: a decision's globals are gone after it, however it set them", () => {
+  using engine = new PolicyEngine();
+  const policy = engine.compile(
+    `return function(input)
+       local before = rawget(_G, "mark")
+       if input.how == "assign" then mark = true
+       elseif input.how == "rawset" then rawset(_G, "mark", true)
+       elseif input.how == "replace" then _G = { mark = true } end
+       return before == nil
+     end`,
+    { name: "globals" },
+  );
+  // "none" reuses the table of the decision before it when that one assigned nothing
+  for (const how of ["none", "none", "assign", "none", "none", "rawset", "none", "replace", "none"]) {
+    assert.equal(policy.evaluate({ how }).allow, true, how);
+  }
+});
