@@ -1007,8 +1007,9 @@ end
 
 -- For find and match called with string arguments and without plain: per pattern, the longest
 -- subject (from the start position) handed to C (false: none), learnt by find_aux, so that the
--- next such call with the pattern skips the checks. gsub keeps its own per pattern (see gsub).
-local quick, nquick = { {}, {}, {} }, { 0, 0, 0 } -- [1: find, 2: match, 3: gsub][pattern]
+-- next such call with the pattern skips the checks. gsub keeps its own per pattern (see gsub);
+-- gmatch the longest subject whose whole scan is C's (-1: none).
+local quick, nquick = { {}, {}, {}, {} }, { 0, 0, 0, 0 } -- [1: find, 2: match, 3: gsub, 4: gmatch][pattern]
 local function learn(which, p, mx)
   local known = quick[which]
   if known[p] ~= nil or #p > CACHE_PLEN then return end
@@ -1136,6 +1137,14 @@ end
 
 local function gmatch(...)
   local s, p, init = ...
+  if init == nil and type(s) == "string" and type(p) == "string" then
+    local mx = quick[4][p]
+    if mx and #s <= mx then
+      if stats then stats.c = stats.c + 1 end
+      charge(#s + #p)
+      return c_gmatch(s, p)
+    end
+  end
   local nargs = select("#", ...)
   if type(s) ~= "string" then s = checkstr(s, 1, "gmatch", nargs) end
   if type(p) ~= "string" then p = checkstr(p, 2, "gmatch", nargs) end
@@ -1156,6 +1165,10 @@ local function gmatch(...)
   -- each match runs its captures and the once-only part of the pattern; when that is cheap, the
   -- steps are C's own iterator, charged once.
   if init == nil and not cp.mayerr and not deps.force_lua then
+    -- the longest subject whose whole scan is cheap, learnt once per pattern for the route above
+    if #p <= CACHE_PLEN and quick[4][p] == nil then
+      learn(4, p, longest_cheap(gsub_bound, cp, nil, "function"))
+    end
     if gsub_bound(cp, ls, nil, "function") <= LIMIT then
       if stats then stats.c = stats.c + 1 end
       charge(ls + #p)
