@@ -526,7 +526,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "patterns: a repeated find or match takes the learnt route, with the same results and charges",
+  name: "patterns: a repeated find, match, gsub or gmatch takes the learnt route, with the same results and charges",
   ignore: !SUPPORTED,
   fn() {
     using lua = setup();
@@ -577,6 +577,29 @@ Deno.test({
         local want = table.concat({ tostring(ok), tostring(a), tostring(n) }, " ")
         if quick ~= slow or quick:sub(1, #want) ~= want then
           out[#out + 1] = "gsub(" .. p .. ", " .. r .. "): " .. want .. " | " .. quick .. " | " .. slow
+        end
+      end
+      -- gmatch: the first scan compiles the pattern and learns its longest cheap subject; the next
+      -- ones go to C's iterator at once when the subject is that short, charged #s + #p (whole:
+      -- true), or step by step as before
+      for _, c in ipairs({ { ("word "):rep(10), "%a+", true }, { ("word "):rep(2000), "%a+", false },
+        { "k=v, x=y", "(%w+)=(%w+)", false }, { ("a"):rep(300), "a*", false },
+        { ("ab"):rep(2000), "%a+b", false }, { "abc", "", true } }) do
+        local s, p, cheap = c[1], c[2], c[3]
+        local function scan(f)
+          reset(); stats.c, stats.lua = 0, 0
+          local got = {}
+          for a, b in f(s, p) do got[#got + 1] = tostring(a) .. "/" .. tostring(b) end
+          return table.concat(got, ","), used_units() .. " " .. stats.c .. " " .. stats.lua
+        end
+        local want = scan(string.gmatch)
+        local first = scan(api.gmatch)
+        local second, second_cost = scan(api.gmatch)
+        local third, third_cost = scan(api.gmatch)
+        local expected_cost = cheap and (#s + #p) .. " 1 0" or third_cost
+        if first ~= want or second ~= want or third ~= want or second_cost ~= third_cost
+          or third_cost ~= expected_cost or (not cheap and stats.c == 1 and stats.lua == 0) then
+          out[#out + 1] = "gmatch(" .. p .. "): " .. second_cost .. " | " .. third_cost
         end
       end
       -- more replacements for one pattern than it learns
