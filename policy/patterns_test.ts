@@ -526,7 +526,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "patterns: a repeated find, match, gsub or gmatch takes the learnt route, with the same results and charges",
+  name: "patterns: a repeated call takes the learnt route, with the same results and charges",
   ignore: !SUPPORTED,
   fn() {
     using lua = setup();
