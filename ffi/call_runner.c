@@ -30,7 +30,6 @@ typedef int (*lua_CFunction)(lua_State *L);
 /* Lua's functions the runner calls (5.3 and 5.4 share these signatures), set once per library. */
 typedef struct {
   int (*gettop)(lua_State *L);
-  void (*settop)(lua_State *L, int idx);
   int (*checkstack)(lua_State *L, int n);
   int (*rawgeti)(lua_State *L, int idx, lua_Integer n);
   void (*pushnil)(lua_State *L);
