@@ -250,17 +250,13 @@ export class DataEncoder {
   }
 
   #value(value: unknown, at: number, depth: number, height: number): number {
-    switch (typeof value) {
-      case "string":
-        return this.#string(value, at);
-      case "number":
-        return this.#number(value, at);
-      case "boolean":
-        this.#program[at] = value ? DataOp.TRUE : DataOp.FALSE;
-        return at + 1;
-      case "object":
-        return value === null ? -1 : this.#container(value, at, depth + 1, height);
+    if (typeof value === "string") return this.#string(value, at);
+    if (typeof value === "number") return this.#number(value, at);
+    if (typeof value === "boolean") {
+      this.#program[at] = value ? DataOp.TRUE : DataOp.FALSE;
+      return at + 1;
     }
+    if (typeof value === "object" && value !== null) return this.#container(value, at, depth + 1, height);
     return -1;
   }
 

@@ -10,7 +10,7 @@ import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
 import { type HandleInfo, registerHandle } from "../lua/core.ts";
 import { LuaError, LuaStateError } from "../lua/errors.ts";
-import { type Decision, errorLine, readVerdict, verdictError } from "./decision.ts";
+import { type Decision, DecisionIds, errorLine, readVerdict, verdictError } from "./decision.ts";
 import { DecisionLog, type DecisionLogOptions } from "./decision_log.ts";
 import { type Capability, type CapabilityCall, GuardedState, type RunOptions } from "./guarded_state.ts";
 import { deepFreeze } from "./host_objects.ts";
@@ -93,11 +93,6 @@ export class NotAPolicyError extends LuaError {
   }
 }
 
-function randomPrefix(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(6));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /**
  * Compiles and evaluates Lua policies. A policy is a chunk returning `function(input, data)` that
  * returns a boolean, `false, "reason"`, or `{ allow = bool, reasons = {...} }`.
@@ -124,9 +119,8 @@ export class PolicyEngine implements Disposable {
   readonly #handles = new WeakMap<Policy, PolicyHandle>();
   readonly #modules = new Map<string, string>();
   readonly #log: DecisionLog | undefined;
-  readonly #idPrefix = randomPrefix();
+  readonly #ids = new DecisionIds();
   #dataRef = -1;
-  #counter = 0;
 
   /**
    * Creates a PolicyEngine.
@@ -277,7 +271,7 @@ export class PolicyEngine implements Disposable {
 
   /** Evaluates `policy` against `input`; see {@linkcode Policy.evaluate}. */
   evaluate(policy: Policy, input: unknown): Decision {
-    const id = `${this.#idPrefix}-${(++this.#counter).toString(36)}`;
+    const id = this.#ids.next();
     const handle = this.#handles.get(policy);
     const state = this.#state;
     let verdict;

@@ -13,7 +13,7 @@
 
 import { LuaError, LuaLimitError, LuaMemoryError, LuaStateError, LuaSyntaxError } from "../lua/errors.ts";
 import { PermissionDeniedError } from "../lua/errors.ts";
-import type { Decision } from "./decision.ts";
+import { type Decision, DecisionIds } from "./decision.ts";
 import { DecisionLog, type DecisionLogOptions } from "./decision_log.ts";
 import { NotAPolicyError } from "./engine.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
@@ -238,7 +238,7 @@ export class PolicyPool implements AsyncDisposable {
   readonly #batch: number;
   readonly #slots: Slot[] = [];
   readonly #log: DecisionLog | undefined;
-  readonly #idPrefix = `pool-${crypto.randomUUID().slice(0, 8)}`;
+  readonly #ids = new DecisionIds("pool-");
   #queue: Request[] = [];
   #head = 0;
   #seq = 0;
@@ -249,7 +249,6 @@ export class PolicyPool implements AsyncDisposable {
   #policies: string[] = [];
   #failure: Error | undefined;
   #drained: (() => void) | undefined;
-  #ids = 0;
   readonly #whenTerminated: (() => void)[] = [];
 
   /** Starts the workers; use {@linkcode PolicyPool.create} to also wait until they are ready. */
@@ -518,7 +517,7 @@ export class PolicyPool implements AsyncDisposable {
         errors: row[3],
         value: row[4] === null ? undefined : row[4],
         usage: { instructions: row[5], memory: row[6], cpuMs: row[7], output: row[8], timeMs: row[9] },
-        id: row[10] === "" ? this.#nextId() : row[10],
+        id: row[10] === "" ? this.#ids.next() : row[10],
         policy: row[11],
         calls: row[12],
       };
@@ -534,10 +533,6 @@ export class PolicyPool implements AsyncDisposable {
     this.#dispatch();
   }
 
-  #nextId(): string {
-    return `${this.#idPrefix}-${(++this.#ids).toString(36)}`;
-  }
-
   #failClosed(request: Request, error: Error): void {
     const decision: Decision = {
       allow: false,
@@ -551,7 +546,7 @@ export class PolicyPool implements AsyncDisposable {
         output: 0,
         timeMs: performance.now() - request.started,
       },
-      id: this.#nextId(),
+      id: this.#ids.next(),
       policy: request.name,
       calls: [],
       error,
