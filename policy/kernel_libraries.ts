@@ -98,21 +98,21 @@ local C_PATTERNS = {
     return nested(s_gsub, s, pattern, repl, ...)
   end,
 }
+-- work worth fewer units than this is not charged (see charge_results in the kernel)
+local FEW = k.FEW
+
 local patterns
 local function install_patterns(S)
   if patterns == nil then
     patterns = k.build_trusted(function()
       library("math")
       local factory = assert(load(k.host_patterns(), "=luagate.patterns", "b", TRUSTED_GLOBALS))
-      return factory({ charge = charge, c = C_PATTERNS })
+      return factory({ charge = charge, c = C_PATTERNS, few = FEW })
     end)
     S.find, S.match, S.gmatch, S.gsub = patterns.find, patterns.match, patterns.gmatch, patterns.gsub
   end
   return patterns
 end
-
--- work worth fewer units than this is not charged (see charge_results in the kernel)
-local FEW = k.FEW
 
 local function count_of(n)
   n = tonumber(n)
@@ -139,13 +139,34 @@ local function build_string()
   S.reverse = function(s) return s_reverse(charge_bytes(s)) end
   S.byte = function(...) return charge_results(s_byte(...)) end
 
+  -- What a format string needs, found once per string (up to FORMATS_KEPT strings of at most
+  -- FORMAT_KEPT_LEN bytes; each search is linear: one class, then a letter). Without %p, C
+  -- shows strings, numbers, booleans and nil as sb_tostring does, and only %s shows anything
+  -- else (other conversions take numbers, or refuse the value): no conversion at all, no %s,
+  -- %s to check the arguments of, or %p to rewrite. A "%%s" or "%%p" counts as one: more care
+  -- than needed, never less.
+  local NO_CONVERSION, NO_STRING_CONVERSION, STRING_CONVERSIONS, REWRITE = 1, 2, 3, 4
+  local FORMATS_KEPT, FORMAT_KEPT_LEN = 128, 64
+  local format_kinds, kept_formats = {}, 0
+  local function format_kind(fmt)
+    local kind = not s_find(fmt, "%", 1, true) and NO_CONVERSION
+      or s_find(fmt, "%%[-+ #0-9.]*p") and REWRITE
+      or s_find(fmt, "%%[-+ #0-9.]*s") and STRING_CONVERSIONS or NO_STRING_CONVERSION
+    if #fmt <= FORMAT_KEPT_LEN then
+      if kept_formats >= FORMATS_KEPT then format_kinds, kept_formats = {}, 0 end
+      format_kinds[fmt], kept_formats = kind, kept_formats + 1
+    end
+    return kind
+  end
+
   S.format = function(fmt, ...)
-    if type(fmt) ~= "string" or not s_find(fmt, "%", 1, true) then return s_format(fmt, ...) end
+    if type(fmt) ~= "string" then return s_format(fmt, ...) end
+    local kind = format_kinds[fmt] or format_kind(fmt)
+    if kind == NO_CONVERSION then return s_format(fmt, ...) end
     if #fmt >= FEW then charge(#fmt) end
-    -- C's %s shows strings, numbers, booleans and nil as sb_tostring does: without %p, a call
-    -- with only those arguments needs no rewriting (the search is linear: one class, then 'p')
+    if kind == NO_STRING_CONVERSION then return charge_bytes(s_format(fmt, ...)) end
     local n = select("#", ...)
-    if n <= 4 and not s_find(fmt, "%%[-+ #0-9.]*p") then
+    if kind == STRING_CONVERSIONS and n <= 4 then
       local a, b, c, d = ...
       if PLAIN[type(a)] and (n < 2 or PLAIN[type(b)]) and (n < 3 or PLAIN[type(c)]) and (n < 4 or PLAIN[type(d)]) then
         return charge_bytes(s_format(fmt, ...))

@@ -36,7 +36,10 @@
  *   gsub = ... }` (`find` is also used for bounded helper scans: memchr-style searches, one-class
  *   runs, `%b` and start-position prefilters).
  * - `deps.limit` (optional, default 10000): the largest work bound, in steps, handed to C.
- * - `deps.force_lua` (optional, read on every call): when true, nothing is handed to C (tests).
+ * - `deps.few` (optional, default 0): a call handed to C whose whole work is bounded by fewer units
+ *   than this is not charged (the sandbox passes 16: the caller's own instructions, which its hook
+ *   counts, cost more than such a search).
+ * - `FORCE_LUA` (optional): when true, nothing is handed to C (tests).
  * - `deps.stats` (optional): `{ c = 0, lua = 0 }`, counts calls handed to C and calls run in Lua
  *   (for gmatch: per iterator step).
  *
@@ -108,6 +111,8 @@ local tointeger = math.tointeger
 local V53 = _VERSION == "Lua 5.3"
 local LIMIT = tonumber(deps.limit) or 10000
 local stats = deps.stats -- optional counters: stats.c (calls given to C), stats.lua
+local FEW = tonumber(deps.few) or 0 -- C work of fewer units is not charged
+local FORCE_LUA = FORCE_LUA
 
 local MAXCCALLS = 200 -- lstrlib.c's matchdepth
 local MAXCAPTURES = 32 -- LUA_MAXCAPTURES
@@ -979,8 +984,9 @@ local function plain_find(s, p, init)
   local ls, lp = #s, #p
   if lp == 0 then return init, init - 1 end
   if lp > ls - init + 1 then return nil end
-  if not deps.force_lua and ls - init + 1 <= plain_limit(lp) then
+  if not FORCE_LUA and ls - init + 1 <= plain_limit(lp) then
     if stats then stats.c = stats.c + 1 end
+    if ls - init + 1 + lp < FEW then return c_find(s, p, init, true) end
     return searched(init, ls, lp, c_find(s, p, init, true))
   end
   if stats then stats.lua = stats.lua + 1 end
@@ -1038,20 +1044,22 @@ local function find_aux(isfind, ...)
     end
     if pos > ls + 1 then return nil end
   end
-  local learning = not (isfind and plain) and not deps.force_lua
+  local learning = not (isfind and plain) and not FORCE_LUA
   if isfind and (plain or nospecials(p)) then
     if learning then learn(1, p, #p > 0 and plain_limit(#p)) end
     return plain_find(s, p, pos)
   end
   local anchor = byte(p, 1) == 94
   local cp = compile(p, anchor and 2 or 1)
-  if not deps.force_lua then
+  if not FORCE_LUA then
     local mx = maxn(cp)
     if learning then learn(isfind and 1 or 2, p, mx) end
     if ls - pos + 1 <= mx then
       if stats then stats.c = stats.c + 1 end
+      local bound = ls - pos + 1 + #p
+      if bound < FEW then return (isfind and c_find or c_match)(s, p, pos) end
       if isfind then return searched(pos, ls, #p, c_find(s, p, pos)) end
-      charge(ls - pos + 1 + #p)
+      charge(bound)
       return c_match(s, p, pos)
     end
   end
@@ -1082,21 +1090,17 @@ end
 -- charged nothing: left to find_aux.
 local function find(...)
   local s, p, init, plain = ...
-  if type(s) == "string" and type(p) == "string" then
-    local pos = 1
-    if init ~= nil then pos = tointeger(init) or 0 end
-    local rest, lp = #s - pos + 1, #p
-    if pos > 0 and lp <= rest and not deps.force_lua then
-      local cheap
-      if plain then
-        cheap = lp > 0 and rest <= plain_limit(lp)
-      else
-        local mx = quick[1][p]
-        cheap = mx and rest <= mx
-      end
-      if cheap then
+  if type(s) == "string" and type(p) == "string" and not FORCE_LUA then
+    local pos = init == nil and 1 or tointeger(init) or 0
+    local ls, lp = #s, #p
+    local rest = ls - pos + 1
+    if pos > 0 and lp <= rest then
+      local mx
+      if plain then mx = lp > 0 and LIMIT // lp - 1 else mx = quick[1][p] end
+      if mx and rest <= mx then
         if stats then stats.c = stats.c + 1 end
-        return searched(pos, #s, lp, c_find(s, p, pos, plain))
+        if rest + lp < FEW then return c_find(s, p, pos, plain) end
+        return searched(pos, ls, lp, c_find(s, p, pos, plain))
       end
     end
   end
@@ -1111,9 +1115,10 @@ local function match(...)
       local pos = 1
       if init ~= nil then pos = tointeger(init) or 0 end
       local rest = #s - pos + 1
-      if pos > 0 and rest >= 0 and rest <= mx and not deps.force_lua then
+      if pos > 0 and rest >= 0 and rest <= mx and not FORCE_LUA then
         if stats then stats.c = stats.c + 1 end
-        charge(rest + #p)
+        local bound = rest + #p
+        if bound >= FEW then charge(bound) end
         return c_match(s, p, pos)
       end
     end
@@ -1141,7 +1146,8 @@ local function gmatch(...)
     local mx = quick[4][p]
     if mx and #s <= mx then
       if stats then stats.c = stats.c + 1 end
-      charge(#s + #p)
+      local bound = #s + #p
+      if bound >= FEW then charge(bound) end
       return c_gmatch(s, p)
     end
   end
@@ -1164,14 +1170,15 @@ local function gmatch(...)
   -- A whole scan is bounded like gsub's: each start is tried at most twice over all the steps, and
   -- each match runs its captures and the once-only part of the pattern; when that is cheap, the
   -- steps are C's own iterator, charged once.
-  if init == nil and not cp.mayerr and not deps.force_lua then
+  if init == nil and not cp.mayerr and not FORCE_LUA then
     -- the longest subject whose whole scan is cheap, learnt once per pattern for the route above
     if #p <= CACHE_PLEN and quick[4][p] == nil then
       learn(4, p, longest_cheap(gsub_bound, cp, nil, "function"))
     end
     if gsub_bound(cp, ls, nil, "function") <= LIMIT then
       if stats then stats.c = stats.c + 1 end
-      charge(ls + #p)
+      local bound = ls + #p
+      if bound >= FEW then charge(bound) end
       return c_gmatch(s, p)
     end
   end
@@ -1193,7 +1200,7 @@ local function gmatch(...)
   return function()
     local pos = src
     if pos > ls + 1 then return end
-    if ls - pos + 1 <= mx and not deps.force_lua then
+    if ls - pos + 1 <= mx and not FORCE_LUA then
       if stats then stats.c = stats.c + 1 end
       return deliver(searched(pos, ls, #p, c_find(s, p2, pos)))
     end
@@ -1289,7 +1296,7 @@ local function gsub(...)
   if max_s == nil and type(src) == "string" and type(repl) == "string" then
     local known = quick[3][p]
     local mx = known and known[repl]
-    if mx and #src <= mx and not deps.force_lua then
+    if mx and #src <= mx and not FORCE_LUA then
       if stats then stats.c = stats.c + 1 end
       charge(#src + #p)
       return c_gsub(src, p, repl)
@@ -1314,7 +1321,7 @@ local function gsub(...)
   end
   local anchor = byte(p, 1) == 94
   local cp = compile(p, anchor and 2 or 1)
-  if not deps.force_lua and not cp.mayerr then
+  if not FORCE_LUA and not cp.mayerr then
     if tr == "string" and max_s == nil then learn_gsub(p, cp, repl) end
     if gsub_bound(cp, ls, repl, tr) <= LIMIT and (tr ~= "string" or repl_ok(repl, cp.ncap)) then
       if stats then stats.c = stats.c + 1 end

@@ -217,7 +217,8 @@ return NCASES, mismatches, stats.c, stats.lua
 /**
  * Test harness: `load(PATTERNS_LUA)` with a charge function that counts and raises `BUDGET` (a
  * table, so identity can be checked) past `budget` units. Defines globals `api` (dispatching),
- * `forced` (Lua only), `stats`, `BUDGET`, `reset(budget)` and `used()`.
+ * `forced` (Lua only), `few16` (dispatching, C work under 16 units not charged), `stats`, `BUDGET`,
+ * `reset(budget)` and `used()`.
  */
 const SETUP_LUA = String.raw`
 local src = ...
@@ -234,6 +235,7 @@ function used_units() return used end
 stats = { c = 0, lua = 0 }
 api = load(src, "=luagate.patterns", "t")({ charge = charge, c = C, stats = stats })
 forced = load(src, "=luagate.patterns", "t")({ charge = charge, c = C, force_lua = true })
+few16 = load(src, "=luagate.patterns", "t")({ charge = charge, c = C, stats = stats, few = 16 })
 `;
 
 const probe = new LuaRuntime();
@@ -460,6 +462,71 @@ Deno.test({
     `) as [string, number, number, number];
     assert.deepEqual([k3, toC3, inLua3], ["key", 0, 1]);
     assert.ok(units3 > 10000 && units3 < 200000, `charged ${units3}`);
+  },
+});
+
+Deno.test({
+  name: "patterns: with few = 16, C work under 16 units is not charged, and the rest is charged as before",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    const rows = lua.execute(String.raw`
+      local out = {}
+      local cases = {
+        { "find", "hello world", "o w" }, { "find", "a.b", ".", true }, { "find", "abc", "x", true },
+        { "match", "k=v", "(%w+)=(%w+)" }, { "find", ("x"):rep(40) .. "y", "y" },
+        { "find", ("x"):rep(40) .. "y", "y", true }, { "match", ("k"):rep(30) .. "=v", "(%w+)=(%w+)" },
+        { "gmatch", "a b", "%a" }, { "gmatch", ("word "):rep(10), "%a+" },
+      }
+      local function units(api, c)
+        reset()
+        local r = table.pack(api[c[1]](c[2], c[3], nil, c[4]))
+        if c[1] == "gmatch" then
+          local n = 0
+          for _ in r[1] do n = n + 1 end
+          r = { n = 1, n }
+        end
+        return used_units(), table.concat({ tostring(r[1]), tostring(r[2]), tostring(r[3]) }, " ")
+      end
+      for _, c in ipairs(cases) do
+        -- the first call learns the pattern; the next ones take the quick route
+        units(api, c)
+        units(few16, c)
+        local all, want = units(api, c)
+        local row = { c[1] .. "(" .. c[3] .. ")", all, want }
+        for k = 1, 3 do
+          local charged, got = units(few16, c)
+          row[#row + 1] = charged
+          if got ~= want then row[#row + 1] = "different results: " .. got end
+        end
+        out[#out + 1] = row
+      end
+      return out
+    `) as LuaTable;
+    const charged: number[] = [];
+    for (const row of rows.values()) {
+      const [name, all, _want, ...few] = [...(row as LuaTable).values()] as [
+        string,
+        number,
+        string,
+        ...unknown[],
+      ];
+      const expected = all < 16 ? 0 : all;
+      assert.deepEqual(few, [expected, expected, expected], `${name}: charged ${all} without few`);
+      charged.push(all);
+    }
+    // both sides of the line are there
+    assert.deepEqual(charged.map((all) => all >= 16), [
+      false,
+      false,
+      false,
+      false,
+      true,
+      true,
+      true,
+      false,
+      true,
+    ]);
   },
 });
 

@@ -77,6 +77,40 @@ attackSuite("string.format", [
     expect: value(["up 0x00000001|pp", "%p q"]),
   },
   {
+    name: "a format without %s refuses a table or a function, from its first call and its kept kind",
+    code:
+      "local r = {} for run = 1, 2 do for _, f in ipairs({'%d', '%5.2f', '%c', '%x', '%q', '%i %s'}) do " +
+      "local ok, e = pcall(string.format, f, {}, print) r[#r + 1] = ok or e:gsub('^.-bad', 'bad') end end " +
+      "return r",
+    expect: {
+      check: (v) => {
+        const rows = v as string[];
+        assert.equal(rows.length, 12);
+        for (const row of rows) {
+          assert.equal(typeof row, "string");
+          assert.doesNotMatch(row, /0x|: \d/);
+          assert.match(
+            row,
+            /^bad argument #2 to '.*' \((number expected, got table|value has no literal form)\)$/,
+          );
+        }
+        assert.deepEqual(rows.slice(6), rows.slice(0, 6));
+      },
+    },
+  },
+  {
+    name: "a %%s or %%p in the text still has the arguments checked",
+    code: "return string.format('%%s %s', {}), string.format('100%%s: %s', print)",
+    expect: value(["%s table: 1", "100%s: function: 2"]),
+  },
+  {
+    name: "formats past the kept ones (300 distinct, and one over 64 bytes) show no address either",
+    code: "local n = 0 local t = {} for i = 1, 300 do " +
+      "if string.format('%d ' .. i .. ' %s', i, t) == i .. ' ' .. i .. ' table: 1' then n = n + 1 end end " +
+      "return n, string.format(string.rep('-', 70) .. '%s', print):sub(71)",
+    expect: value([300, "function: 2"]),
+  },
+  {
     name: "%s calls __tostring, which cannot return a non-string",
     code: "return string.format('%s', setmetatable({}, {__tostring = function() return 1 end}))",
     expect: luaError(/'__tostring' must return a string/),
