@@ -165,6 +165,8 @@ export interface AllocatorHandle {
    * host pushing values into the state, where a Lua error would be raised outside any protected call.
    */
   setAllowOverdraft(on: boolean): void;
+  /** Whether {@linkcode setAllowOverdraft} is on (native code, the call runner, also sets it). */
+  allowsOverdraft(): boolean;
   /** Whether an allocation past the cap was granted under allow-overdraft since the last clear. */
   overdraft(): boolean;
   /** Clears the {@linkcode overdraft} flag. */
@@ -433,6 +435,10 @@ class Allocator implements AllocatorHandle {
     // 32-bit halves: the flags change around every call into Lua, and BigInt stores cost more
     this.#words[2 * ALLOW_OVERDRAFT] = on ? 1 : 0;
     this.#words[2 * ALLOW_OVERDRAFT + 1] = 0;
+  }
+
+  allowsOverdraft(): boolean {
+    return this.#words[2 * ALLOW_OVERDRAFT] !== 0 || this.#words[2 * ALLOW_OVERDRAFT + 1] !== 0;
   }
 
   overdraft(): boolean {

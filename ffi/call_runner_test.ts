@@ -17,7 +17,7 @@ import {
 } from "../tests/fixtures/native_helpers.ts";
 import { type Collect, type InputData, LuaCore } from "../lua/core.ts";
 import { LuaError, LuaMemoryError } from "../lua/errors.ts";
-import { DEFAULT_PLAIN_LIMITS, pushPlainData, readPlainData } from "../lua/plain_data.ts";
+import { DEFAULT_PLAIN_LIMITS, pushFieldByField, pushPlainData, readPlainData } from "../lua/plain_data.ts";
 
 const library = openLuaLibrary();
 const runner = openCallRunner(library);
@@ -31,6 +31,7 @@ const s = core.api.sym;
 const data: InputData = {
   limits: DEFAULT_PLAIN_LIMITS,
   push: (L, value) => pushPlainData(core, L, value, DEFAULT_PLAIN_LIMITS),
+  pushFieldByField: (L, value) => pushFieldByField(core, L, value, DEFAULT_PLAIN_LIMITS),
 };
 
 /** Compiles a trusted chunk returning a function; returns the function's registry reference. */
@@ -105,6 +106,27 @@ Deno.test("call runner: an input the encoder leaves alone goes the usual way, wi
   assert.deepEqual(seen.values, ["target", 7]);
 });
 
+Deno.test("call runner: an object the encoder refuses is encoded once, then pushed field by field", {
+  ignore,
+}, () => {
+  const fn = refTo(`return function(target, input) return input.when, #input.list end`);
+  const encoder = core.dataEncoder!;
+  const encode = encoder.encode;
+  let encodes = 0;
+  encoder.encode = function (...args) {
+    encodes++;
+    return encode.apply(this, args);
+  };
+  try {
+    const when = new Date(0);
+    const seen = core.callRefs(L, fn, TARGET, { list: [1, 2, 3], when }, data, seeing) as Seen;
+    assert.deepEqual(seen.values, [when.toISOString(), 3]);
+    assert.equal(encodes, 1);
+  } finally {
+    encoder.encode = encode;
+  }
+});
+
 Deno.test("call runner: an error in the call is thrown, the stack restored", { ignore }, () => {
   const fn = refTo(`return function(target, input) error("no " .. input.what, 0) end`);
   const top = s.lua_gettop(L);
@@ -137,7 +159,11 @@ Deno.test("call runner: an input past the memory cap fails; one that fits after 
   const capped = new LuaCore();
   try {
     const cL = capped.L;
-    const cData: InputData = { ...data, push: (L, value) => pushPlainData(capped, L, value) };
+    const cData: InputData = {
+      ...data,
+      push: (L, value) => pushPlainData(capped, L, value),
+      pushFieldByField: (L, value) => pushFieldByField(capped, L, value),
+    };
     // with the collector stopped, only the host's collection on an overdraft frees the inputs
     capped.loadTrusted(
       cL,
@@ -175,6 +201,57 @@ Deno.test("call runner: an input past the memory cap fails; one that fits after 
     }
     assert.deepEqual([...described].sort(), [false, true]);
     assert.equal(capped.alloc.used() <= capped.alloc.limit(), true);
+  } finally {
+    capped.close();
+  }
+});
+
+Deno.test("call runner: a finalizer run during the build leaves the builder lending past the cap", {
+  ignore,
+}, () => {
+  const capped = new LuaCore();
+  try {
+    const cL = capped.L;
+    const cs = capped.api.sym;
+    const cData: InputData = {
+      ...data,
+      push: (L, value) => pushPlainData(capped, L, value),
+      pushFieldByField: (L, value) => pushFieldByField(capped, L, value),
+    };
+    capped.loadTrusted(cL, `return function(target, input) return #input.list end`, "=c");
+    assert.equal(capped.api.pcall(cL, 0, 1, 0), LuaStatus.OK);
+    const fn = capped.ref(cL);
+    cs.lua_createtable(cL, 0, 0);
+    const target = capped.ref(cL);
+    const collect: Collect = (core, L, first) => core.read(L, first);
+    // JS objects proxied into Lua and dropped: their __gc calls back into JS during the build's
+    // collection steps. An input too large for what is left under the cap must fail the way a
+    // field-by-field push fails (an overdraft the host refuses), and leave the state under its cap:
+    // a callback that turned the cap back on mid-build made the builder fail inside Lua instead
+    // (and the state could stay over its cap)
+    const top = cs.lua_gettop(cL);
+    let builds = 0;
+    for (let round = 0; round < 12; round++) {
+      for (let i = 0; i < 300; i++) {
+        capped.pushProxy(cL, { i }, "default");
+        cs.lua_settop(cL, top);
+      }
+      capped.setMaxMemory(capped.alloc.used() + 512);
+      const input = { list: Array.from({ length: 1500 }, (_, i) => `item ${round} ${i}`) };
+      builds += capped.dataEncoder!.encode(capped, cL, input, DEFAULT_PLAIN_LIMITS, undefined, 0) >= 0
+        ? 1
+        : 0;
+      capped.dataEncoder!.done();
+      assert.throws(
+        () => capped.callRefs(cL, fn, target, input, cData, collect),
+        (e) => e instanceof LuaMemoryError && /values passed to Lua exceed/.test(e.message),
+        `round ${round}`,
+      );
+      assert.equal(cs.lua_gettop(cL), top);
+      assert.equal(capped.alloc.used() <= capped.alloc.limit(), true, `round ${round}`);
+      capped.setMaxMemory(Infinity);
+    }
+    assert.equal(builds, 12, "every input was for the builder");
   } finally {
     capped.close();
   }

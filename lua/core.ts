@@ -172,6 +172,8 @@ export interface InputData {
   readonly hook?: { claims(object: object): boolean };
   /** Pushes the input the usual way: plain data, field by field or with the data builder. */
   readonly push: (L: LuaState, input: unknown) => void;
+  /** Pushes the input field by field: for one the encoder has already refused. */
+  readonly pushFieldByField: (L: LuaState, input: unknown) => void;
 }
 
 const cores: (LuaCore | undefined)[] = [undefined];
@@ -496,6 +498,8 @@ export class LuaCore {
   /** Runs `op` for a C function Lua called. Catches everything; returns the C result count. */
   enter(L: LuaState, op: Op): number {
     const wasInLua = this.#inLua;
+    // Lua's side may itself lend past the cap: the call runner's build does, until its call starts
+    const wasLending = this.alloc.allowsOverdraft();
     // Set when a host push below us triggered this entry (a __gc run by a GC step): not ours to report.
     const outerOverdraft = this.alloc.overdraft();
     const previousL = this.currentL;
@@ -522,6 +526,7 @@ export class LuaCore {
       this.#nesting--;
       this.currentL = previousL;
       if (wasInLua) this.#toLua();
+      if (wasInLua && wasLending) this.alloc.setAllowOverdraft(true);
     }
   }
 
@@ -940,7 +945,8 @@ export class LuaCore {
         this.#ensureStack(L, 2);
         this.pushRegistry(L, fnRef);
         this.pushRegistry(L, targetRef);
-        data.push(L, input);
+        if (frame === undefined) data.push(L, input);
+        else data.pushFieldByField(L, input);
         return this.call(L, 2, collect, false, top + 1);
       }
       const refs = frame!.refs;

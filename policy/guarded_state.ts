@@ -26,12 +26,13 @@ import {
   DEFAULT_PLAIN_LIMITS,
   type ObjectHook,
   type PlainDataLimits,
+  pushFieldByField,
   pushPlainData,
   readPlainData,
   type ValueHook,
 } from "../lua/plain_data.ts";
 import { deepFreeze, hostObjectBehavior } from "./host_objects.ts";
-import { KERNEL_ENTRIES, KERNEL_LUA, type KernelEntry } from "./kernel.ts";
+import { KERNEL_ENTRIES, KERNEL_LUA, type KernelEntry, LAZY_LIBRARIES } from "./kernel.ts";
 import { LIBRARIES_LUA } from "./kernel_libraries.ts";
 import { type Limits, resolveLimits } from "./limits.ts";
 import { PATTERNS_LUA } from "./patterns.ts";
@@ -93,8 +94,6 @@ const readHostObject: ValueHook = (core, L, idx, type) => {
 
 // The kernel needs these at once; the other vetted libraries are opened when first used.
 const KERNEL_LIBRARIES = ["base", "table", "string", "debug"] as const;
-// in the order the kernel chunk takes their openers
-const LAZY_LIBRARIES = ["coroutine", "utf8", "math", "os"] as const;
 // c_host, step, denied, budget, cpu_limit, then the openers
 const KERNEL_ARGUMENTS = 5 + LAZY_LIBRARIES.length;
 
@@ -223,6 +222,8 @@ export class GuardedState {
         limits: DEFAULT_PLAIN_LIMITS,
         hook: this.#hostObjectHook,
         push: (L, value) => this.pushData(L, value),
+        pushFieldByField: (L, value) =>
+          pushFieldByField(this.core, L, value, DEFAULT_PLAIN_LIMITS, this.#hostObjectHook),
       };
       // the kernel and the globals are the sandbox's, not the runs': limits and usage count from here
       core.resetBaseline(false);

@@ -33,17 +33,26 @@ const BEGIN_RUN = `
     active = true`;
 
 /**
- * The kernel chunk; called with `(c_host, step, denied, budget, cpu_limit, open_coroutine,
- * open_utf8, open_math, open_os)`: the host's raw C function (`c_host(name, ...)` returns
- * `true, results...` or `false, err`), the hook interval, the value a denied capability call
- * returns, the run's instruction budget and CPU milliseconds, and the `luaopen_*` C functions of
- * the libraries opened on first use (open_utf8 nil where the Lua library has none). It returns its
- * entry points in the order of {@linkcode KERNEL_ENTRIES}. Works on Lua 5.3 and 5.4.
+ * The vetted libraries opened on first use, in the order the kernel chunk takes their openers: the
+ * kernel's parameters and its table of openers are written from this one list, so that no opener
+ * can be taken for another library's.
+ */
+export const LAZY_LIBRARIES = ["coroutine", "utf8", "math", "os"] as const;
+
+/**
+ * The kernel chunk; called with `(c_host, step, denied, budget, cpu_limit, ...openers)`: the
+ * host's raw C function (`c_host(name, ...)` returns `true, results...` or `false, err`), the hook
+ * interval, the value a denied capability call returns, the run's instruction budget and CPU
+ * milliseconds, and the `luaopen_*` C functions of {@linkcode LAZY_LIBRARIES} in that order (nil
+ * for one the Lua library has none of: utf8 before 5.3). It returns its entry points in the order
+ * of {@linkcode KERNEL_ENTRIES}. Works on Lua 5.3 and 5.4.
  */
 export const KERNEL_LUA = `
 -- the limits are the state's, the same for every run
-local c_host, STEP, DENIED, budget, cpu_limit, open_coroutine, open_utf8, open_math, open_os = ...
-local OPENERS = { coroutine = open_coroutine, utf8 = open_utf8, math = open_math, os = open_os }
+local c_host, STEP, DENIED, budget, cpu_limit, ${
+  LAZY_LIBRARIES.map((name) => `open_${name}`).join(", ")
+} = ...
+local OPENERS = { ${LAZY_LIBRARIES.map((name) => `${name} = open_${name}`).join(", ")} }
 
 local _G = _G
 local type, next, pairs, ipairs, select, tostring, tonumber = type, next, pairs, ipairs, select, tostring, tonumber
@@ -482,10 +491,12 @@ ${BEGIN_RUN}
 
   -- A decision that assigned no global leaves its table as it found it, and the next decision of
   -- the policy reuses it. A new key (through __newindex or rawset) drops the table from the
-  -- metatable, and a reassigned _G shows in the one key the table holds.
+  -- metatable, and a reassigned _G shows in the one key the table holds. The policy may have put a
+  -- table with an __eq there, which must not run before the run is counted: _G is compared with
+  -- the table only once it is known to be one of the policy's own (their metatable has no __eq).
   local function decide(meta, input)
     local env = meta.env
-    if env == nil or env._G ~= env then
+    if env == nil or decision_envs[env._G] ~= meta or env._G ~= env then
       env = setmetatable({}, meta)
       rawset(env, "_G", env)
       meta.env = env

@@ -161,8 +161,14 @@ local function build_string()
 
   S.format = function(fmt, ...)
     if type(fmt) ~= "string" then return s_format(fmt, ...) end
-    local kind = format_kinds[fmt] or format_kind(fmt)
-    if kind == NO_CONVERSION then return s_format(fmt, ...) end
+    local kind = format_kinds[fmt]
+    if kind == nil then
+      -- the searches are linear in the format, like the formatting charged below
+      if #fmt >= FEW then charge(#fmt) end
+      kind = format_kind(fmt)
+    end
+    -- C would copy the format as it is
+    if kind == NO_CONVERSION then return fmt end
     if #fmt >= FEW then charge(#fmt) end
     if kind == NO_STRING_CONVERSION then return charge_bytes(s_format(fmt, ...)) end
     local n = select("#", ...)

@@ -36,10 +36,11 @@
  *   gsub = ... }` (`find` is also used for bounded helper scans: memchr-style searches, one-class
  *   runs, `%b` and start-position prefilters).
  * - `deps.limit` (optional, default 10000): the largest work bound, in steps, handed to C.
- * - `deps.few` (optional, default 0): a call handed to C whose whole work is bounded by fewer units
- *   than this is not charged (the sandbox passes 16: the caller's own instructions, which its hook
- *   counts, cost more than such a search).
- * - `FORCE_LUA` (optional): when true, nothing is handed to C (tests).
+ * - `deps.few` (optional, default 0): a call handed to C whose charge (the subject from the start
+ *   position plus the pattern) would be fewer units than this is not charged (the sandbox passes 16:
+ *   the caller's own instructions, which its hook counts, cost more than such a search; C's work is
+ *   bounded by `limit` like any call's).
+ * - `deps.force_lua` (optional, read once): when true, nothing is handed to C (tests).
  * - `deps.stats` (optional): `{ c = 0, lua = 0 }`, counts calls handed to C and calls run in Lua
  *   (for gmatch: per iterator step).
  *
@@ -111,7 +112,7 @@ local tointeger = math.tointeger
 local V53 = _VERSION == "Lua 5.3"
 local LIMIT = tonumber(deps.limit) or 10000
 local stats = deps.stats -- optional counters: stats.c (calls given to C), stats.lua
-local FEW = tonumber(deps.few) or 0 -- C work of fewer units is not charged
+local FEW = tonumber(deps.few) or 0 -- a charge of fewer units is skipped
 local FORCE_LUA = FORCE_LUA
 
 local MAXCCALLS = 200 -- lstrlib.c's matchdepth

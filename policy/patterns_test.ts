@@ -217,7 +217,7 @@ return NCASES, mismatches, stats.c, stats.lua
 /**
  * Test harness: `load(PATTERNS_LUA)` with a charge function that counts and raises `BUDGET` (a
  * table, so identity can be checked) past `budget` units. Defines globals `api` (dispatching),
- * `forced` (Lua only), `few16` (dispatching, C work under 16 units not charged), `stats`, `BUDGET`,
+ * `forced` (Lua only), `few16` (dispatching, charges under 16 units skipped), `stats`, `BUDGET`,
  * `reset(budget)` and `used()`.
  */
 const SETUP_LUA = String.raw`
@@ -466,7 +466,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "patterns: with few = 16, C work under 16 units is not charged, and the rest is charged as before",
+  name: "patterns: with few = 16, a charge under 16 units is skipped, and the rest is charged as before",
   ignore: !SUPPORTED,
   fn() {
     using lua = setup();

@@ -124,3 +124,23 @@ Deno.test({
     assert.equal(other.evaluate({}).allow, true);
   },
 });
+
+Deno.test("redteam engine: a _G replaced by a table with __eq runs nothing outside the next decision's budget", () => {
+  let ticks = 0;
+  using e = new PolicyEngine({ limits: TIGHT, capabilities: { tick: () => ++ticks } });
+  // the engine checks, before the next decision's run starts, whether the policy's table of globals
+  // is still its own: a compare that called __eq would run the policy's code with no limit on it
+  // (an endless loop there hung the host)
+  const policy = e.compile(
+    "return function(input) if input.arm then _G = setmetatable({}, {__eq = function() tick() return false end}) end " +
+      "return true end",
+    { name: "eq.lua" },
+  );
+  assert.equal(policy.evaluate({ arm: true }).allow, true);
+  for (let i = 0; i < 3; i++) {
+    const decision = policy.evaluate({ arm: false });
+    assert.equal(decision.allow, true);
+    assert.deepEqual(decision.errors, []);
+  }
+  assert.equal(ticks, 0);
+});

@@ -23,6 +23,13 @@ attackSuite("string.format", [
     expect: INSTRUCTIONS,
   },
   {
+    name: "a long format without a conversion is charged, not copied for free",
+    code: "local f = string.rep('x', 1 << 22) local n = 0 " +
+      "while true do n = n + #string.format(f, 1) end",
+    limits: { ...ROOMY, memory: 16 << 20 },
+    expect: INSTRUCTIONS,
+  },
+  {
     name: "more conversions than arguments is an error",
     code: "return string.format('%d %d %d', 1)",
     expect: luaError(/bad argument #3 .*no value/),
