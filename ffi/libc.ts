@@ -1,6 +1,6 @@
 /**
  * The few C library functions luagate calls directly: memory for the capped allocator and the
- * embedded native code, the clocks ({@linkcode LIBC_SYMBOLS}). The library is opened lazily, once
+ * embedded native code, copies out of C memory, the clocks ({@linkcode LIBC_SYMBOLS}). The library is opened lazily, once
  * per process, by {@linkcode openLibc}.
  *
  * @module
@@ -16,6 +16,8 @@ export const LIBC_SYMBOLS = {
   dlsym: { parameters: ["pointer", "buffer"], result: "pointer", optional: true },
   /** `void *realloc(void *ptr, size_t size);` */
   realloc: { parameters: ["pointer", "usize"], result: "pointer" },
+  /** `void *memcpy(void *dest, const void *src, size_t n);` (the result, `dest`, is not read) */
+  memcpy: { parameters: ["buffer", "pointer", "usize"], result: "void" },
   /** `void free(void *ptr);` */
   free: { parameters: ["pointer"], result: "void" },
   /** `int clock_gettime(clockid_t clockid, struct timespec *tp);` */

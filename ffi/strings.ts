@@ -1,9 +1,12 @@
 /**
- * Moving strings between JS and C: UTF-8 encoding into a reused scratch buffer, decoding from a
- * C pointer, and NUL-terminated names for C parameters.
+ * Moving strings between JS and C: UTF-8 encoding into a reused scratch buffer, copying and
+ * decoding bytes at a C pointer, and NUL-terminated names for C parameters.
  *
  * @module
  */
+
+import { openLibc } from "./libc.ts";
+import { int64 } from "./lua_api.ts";
 
 const encoder = new TextEncoder();
 // Up to this many UTF-16 units a charCodeAt loop beats TextEncoder, whose call and view cost about
@@ -87,21 +90,84 @@ export function cString(text: string): Uint8Array {
   return out;
 }
 
+// Strings read from C are copied into this buffer by one call to C's memcpy: a view of C memory
+// (Deno.UnsafePointerView.copyInto) is an op about 150 ns long, and a fresh array handed to it is
+// first moved out of V8's heap (a malloc). Longer strings take that path anyway.
+const READ_BYTES = 4096;
+const readBuffer = new Uint8Array(READ_BYTES);
+let copyFromC: ((target: BufferSource, source: Deno.PointerValue, n: bigint) => void) | undefined;
+// Short ASCII text read from C recurs (table keys, reasons, names): each is kept in a slot chosen
+// by a hash of its bytes and handed out again when the bytes match, instead of decoding them anew.
+const KEPT_TEXT_BYTES = 32;
+const KEPT_TEXTS = 1024;
+const keptTexts: string[] = new Array(KEPT_TEXTS).fill("");
+
+// Copies the n bytes at pointer to the start of readBuffer when they fit (true).
+function intoReadBuffer(pointer: Deno.PointerObject, n: number): boolean {
+  if (n > READ_BYTES) return false;
+  copyFromC ??= openLibc().memcpy;
+  copyFromC(readBuffer, pointer, int64(n));
+  return true;
+}
+
+// The n bytes at pointer in a fresh array.
+function freshBytes(pointer: Deno.PointerObject, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  Deno.UnsafePointerView.copyInto(pointer, out);
+  return out;
+}
+
 /**
- * Decodes `length` bytes at `pointer`. Valid UTF-8 becomes a string; invalid UTF-8 stays readable
- * with U+FFFD in place of bad sequences (`lossy`), or makes this return `null` (`!lossy`).
+ * A copy of the `n` bytes at `pointer` (C memory, such as a Lua string's).
+ *
+ * @example Usage
+ * ```ts
+ * import { copyCBytes } from "./strings.ts";
+ *
+ * const source = new Uint8Array([104, 105]);
+ * console.log(copyCBytes(Deno.UnsafePointer.of(source)!, 2)); // Uint8Array(2) [ 104, 105 ]
+ * ```
+ *
+ * @param pointer Where the bytes are.
+ * @param n How many bytes to copy.
+ * @returns a new array the caller owns.
  */
-export function decodeUtf8(bytes: Uint8Array, lossy: boolean): string | null {
-  const n = bytes.length;
-  if (n <= 32) {
-    let ascii = true;
-    for (let i = 0; i < n; i++) {
-      if (bytes[i] >= 0x80) {
-        ascii = false;
-        break;
-      }
+export function copyCBytes(pointer: Deno.PointerObject | null, n: number): Uint8Array {
+  if (n === 0 || pointer === null) return new Uint8Array(0);
+  return intoReadBuffer(pointer, n) ? readBuffer.slice(0, n) : freshBytes(pointer, n);
+}
+
+/**
+ * Decodes the `n` bytes at `pointer` (C memory, such as a Lua string's) as UTF-8. Invalid UTF-8
+ * stays readable with U+FFFD in place of bad sequences (`lossy`), or makes this return `null`.
+ *
+ * @example Usage
+ * ```ts
+ * import { decodeCBytes } from "./strings.ts";
+ *
+ * const source = new Uint8Array([0x68, 0xc3, 0xa9, 0xff]);
+ * const pointer = Deno.UnsafePointer.of(source)!;
+ * console.log(decodeCBytes(pointer, 3, false)); // "hé"
+ * console.log(decodeCBytes(pointer, 4, false)); // null
+ * console.log(decodeCBytes(pointer, 4, true)); // "hé\uFFFD"
+ * ```
+ *
+ * @param pointer Where the bytes are.
+ * @param n How many bytes to decode.
+ * @param lossy Whether invalid UTF-8 is replaced (true) or refused (false: `null`).
+ * @returns the text, or `null` for invalid UTF-8 when not `lossy`.
+ */
+export function decodeCBytes(pointer: Deno.PointerObject | null, n: number, lossy: boolean): string | null {
+  if (n === 0 || pointer === null) return "";
+  let bytes;
+  if (intoReadBuffer(pointer, n)) {
+    if (n <= KEPT_TEXT_BYTES) {
+      const text = keptAscii(n);
+      if (text !== null) return text;
     }
-    if (ascii) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+    bytes = readBuffer.subarray(0, n);
+  } else {
+    bytes = freshBytes(pointer, n);
   }
   if (lossy) return lenientDecoder.decode(bytes);
   try {
@@ -109,4 +175,25 @@ export function decodeUtf8(bytes: Uint8Array, lossy: boolean): string | null {
   } catch {
     return null;
   }
+}
+
+// The ASCII text of readBuffer[0..n), from its slot when the slot holds it; null when not ASCII.
+function keptAscii(n: number): string | null {
+  const bytes = readBuffer;
+  let hash = n;
+  for (let i = 0; i < n; i++) {
+    const b = bytes[i];
+    if (b >= 0x80) return null;
+    hash = Math.imul(hash ^ b, 0x01000193);
+  }
+  const slot = hash & (KEPT_TEXTS - 1);
+  const kept = keptTexts[slot];
+  if (kept.length === n) {
+    let i = 0;
+    while (i < n && kept.charCodeAt(i) === bytes[i]) i++;
+    if (i === n) return kept;
+  }
+  const text = String.fromCharCode.apply(null, bytes.subarray(0, n) as unknown as number[]);
+  keptTexts[slot] = text;
+  return text;
 }

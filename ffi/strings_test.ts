@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { StringEncoder, writeUtf8 } from "./strings.ts";
+import { copyCBytes, decodeCBytes, StringEncoder, writeUtf8 } from "./strings.ts";
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 
@@ -52,4 +52,66 @@ Deno.test("StringEncoder: grows for a string larger than its buffer", () => {
   assert.deepEqual(encoder.buffer.slice(0, n), utf8(text));
   assert.equal(encoder.encode("ok"), 2);
   assert.deepEqual(encoder.buffer.slice(0, 2), utf8("ok"));
+});
+
+/** `bytes` in memory with a C address, as a Lua string's would be. */
+const at = (bytes: Uint8Array) => Deno.UnsafePointer.of(bytes)!;
+
+Deno.test("decodeCBytes: ASCII, UTF-8 and invalid bytes, short and past the read buffer, as TextDecoder reads them", () => {
+  const texts = [
+    "",
+    "a",
+    "allow",
+    "x".repeat(32),
+    "y".repeat(33),
+    "héllo",
+    "😀 ok",
+    "z".repeat(4096),
+    "é".repeat(3000),
+  ];
+  for (const text of texts) {
+    const bytes = utf8(text);
+    // twice: the second read of a short ASCII text comes from its kept slot
+    for (let round = 0; round < 2; round++) {
+      assert.equal(decodeCBytes(bytes.length ? at(bytes) : null, bytes.length, false), text);
+      assert.equal(decodeCBytes(bytes.length ? at(bytes) : null, bytes.length, true), text);
+    }
+  }
+  for (const bytes of [new Uint8Array([0x61, 0xff]), new Uint8Array(5000).fill(0xc3)]) {
+    assert.equal(decodeCBytes(at(bytes), bytes.length, false), null);
+    assert.equal(decodeCBytes(at(bytes), bytes.length, true), new TextDecoder().decode(bytes));
+  }
+  const withNul = new Uint8Array([0x61, 0, 0x62]);
+  assert.equal(decodeCBytes(at(withNul), 3, false), "a\0b");
+});
+
+Deno.test("decodeCBytes: texts sharing a kept slot, or one byte apart, never come back as each other", () => {
+  // 5000 distinct short texts overfill the 1024 slots: every read must still give its own bytes
+  const texts = Array.from({ length: 5000 }, (_, i) => `reason ${i}`);
+  texts.push("abc", "abd", "ab", "abcd", "bbc");
+  for (let round = 0; round < 2; round++) {
+    for (const text of texts) {
+      const bytes = utf8(text);
+      assert.equal(decodeCBytes(at(bytes), bytes.length, false), text);
+    }
+  }
+  // the same bytes read after the memory changed: the new content, not a kept text
+  const bytes = utf8("deny");
+  assert.equal(decodeCBytes(at(bytes), 4, false), "deny");
+  bytes[0] = 0x44;
+  assert.equal(decodeCBytes(at(bytes), 4, false), "Deny");
+});
+
+Deno.test("copyCBytes: a copy the caller owns, short or past the read buffer", () => {
+  for (const length of [0, 1, 64, 4096, 4097, 10000]) {
+    const source = Uint8Array.from({ length }, (_, i) => (i * 7) & 0xff);
+    const first = copyCBytes(length ? at(source) : null, length);
+    const second = copyCBytes(length ? at(source) : null, length);
+    assert.deepEqual(first, source);
+    assert.notEqual(first.buffer, second.buffer, "each call its own buffer");
+    if (length > 0) {
+      source[0] ^= 0xff;
+      assert.notEqual(first[0], source[0], "not a view of the source");
+    }
+  }
 });

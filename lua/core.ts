@@ -25,7 +25,7 @@ import {
   LuaType,
   MULTRET,
 } from "../ffi/lua_api.ts";
-import { cString, decodeUtf8, StringEncoder } from "../ffi/strings.ts";
+import { copyCBytes, cString, decodeCBytes, StringEncoder } from "../ffi/strings.ts";
 import { BOOTSTRAP_CALLBACKS, BOOTSTRAP_HELPERS, BOOTSTRAP_LUA, type BootstrapHelper } from "./bootstrap.ts";
 import { buildError, type DataEncoder, dataEncoder } from "./data_program.ts";
 import { LuaError, LuaMemoryError, LuaStateError, LuaSyntaxError } from "./errors.ts";
@@ -825,22 +825,21 @@ export class LuaCore {
   /** Reads the string at `idx` (which must be a string) as bytes. */
   readBytes(L: LuaState, idx: number): Uint8Array {
     const p = this.api.sym.lua_tolstring(L, idx, this.#lenBytes);
-    const n = Number(this.#lenCell[0]);
-    const out = new Uint8Array(n);
-    if (n > 0 && p !== null) Deno.UnsafePointerView.copyInto(p, out);
-    return out;
+    return copyCBytes(p, Number(this.#lenCell[0]));
   }
 
   /** Reads the string at `idx`: a JS string if valid UTF-8 (and encoding is set), else bytes. */
   readString(L: LuaState, idx: number): string | Uint8Array {
-    const bytes = this.readBytes(L, idx);
-    if (this.encoding === null) return bytes;
-    return decodeUtf8(bytes, false) ?? bytes;
+    if (this.encoding === null) return this.readBytes(L, idx);
+    const p = this.api.sym.lua_tolstring(L, idx, this.#lenBytes);
+    const n = Number(this.#lenCell[0]);
+    return decodeCBytes(p, n, false) ?? copyCBytes(p, n);
   }
 
   /** Reads the string at `idx` for messages: always a string, invalid bytes replaced. */
   readText(L: LuaState, idx: number): string {
-    return decodeUtf8(this.readBytes(L, idx), true)!;
+    const p = this.api.sym.lua_tolstring(L, idx, this.#lenBytes);
+    return decodeCBytes(p, Number(this.#lenCell[0]), true)!;
   }
 
   /** Reads the number at `idx`: a number, or a bigint for integers beyond 2^53. */

@@ -70,6 +70,21 @@ attackSuite("result objects", [
     expect: luaError(/cycl/),
   },
   {
+    name: "a cycle through three tables is an error",
+    code: "local a, b, c = {}, {}, {} a.b = b b.c = c c.a = a return a",
+    expect: luaError(/cycl/),
+  },
+  {
+    name: "a cycle entered 40 levels down is an error",
+    code: "local deep = {} local t = deep for i = 1, 40 do t.next = {} t = t.next end t.back = t return deep",
+    expect: luaError(/cycl/),
+  },
+  {
+    name: "a table met twice but never inside itself is data twice, not a cycle",
+    code: "local shared = {n = 1} local t = {shared, shared, {inner = shared}} return t",
+    expect: value([nullProto({ n: 1 }), nullProto({ n: 1 }), nullProto({ inner: nullProto({ n: 1 }) })]),
+  },
+  {
     name: "returning 10,000 nested levels is an error",
     code: "local t = {} for i = 1, 10000 do t = {t} end return t",
     expect: luaError(/nested deeper/),
