@@ -98,7 +98,7 @@ const readBuffer = new Uint8Array(READ_BYTES);
 let copyFromC: ((target: BufferSource, source: Deno.PointerValue, n: bigint) => void) | undefined;
 // Short ASCII text read from C recurs (table keys, reasons, names): each is kept in a slot chosen
 // by a hash of its bytes and handed out again when the bytes match, instead of decoding them anew.
-const KEPT_TEXT_BYTES = 32;
+const KEPT_TEXT_BYTES = 64;
 const KEPT_TEXTS = 1024;
 const keptTexts: string[] = new Array(KEPT_TEXTS).fill("");
 

@@ -145,6 +145,7 @@ interface ProxyEntry {
 /** Lua's C-call depth is bounded at ~200; stop well before it and before the JS stack. */
 const MAX_NESTING = 120;
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 const HOST_COLLECTION_FLOOR = 128 << 10;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -258,8 +259,9 @@ export class LuaCore {
 
   readonly #id: number;
   readonly #registry: number;
-  readonly #lenCell = new BigUint64Array(1);
-  readonly #lenBytes = new Uint8Array(this.#lenCell.buffer);
+  // lua_tolstring's size_t, read as two 32-bit halves: a BigUint64Array read makes a bigint
+  readonly #lenWords = new Uint32Array(2);
+  readonly #lenBytes = new Uint8Array(this.#lenWords.buffer);
   readonly #objects = new Map<number, ProxyEntry>();
   readonly #ids: Record<ProxyKind, Map<unknown, number>> = {
     default: new Map(),
@@ -825,21 +827,27 @@ export class LuaCore {
   /** Reads the string at `idx` (which must be a string) as bytes. */
   readBytes(L: LuaState, idx: number): Uint8Array {
     const p = this.api.sym.lua_tolstring(L, idx, this.#lenBytes);
-    return copyCBytes(p, Number(this.#lenCell[0]));
+    return copyCBytes(p, this.#length());
   }
 
   /** Reads the string at `idx`: a JS string if valid UTF-8 (and encoding is set), else bytes. */
   readString(L: LuaState, idx: number): string | Uint8Array {
     if (this.encoding === null) return this.readBytes(L, idx);
     const p = this.api.sym.lua_tolstring(L, idx, this.#lenBytes);
-    const n = Number(this.#lenCell[0]);
+    const n = this.#length();
     return decodeCBytes(p, n, false) ?? copyCBytes(p, n);
   }
 
   /** Reads the string at `idx` for messages: always a string, invalid bytes replaced. */
   readText(L: LuaState, idx: number): string {
     const p = this.api.sym.lua_tolstring(L, idx, this.#lenBytes);
-    return decodeCBytes(p, Number(this.#lenCell[0]), true)!;
+    return decodeCBytes(p, this.#length(), true)!;
+  }
+
+  // the length lua_tolstring wrote (the platform's byte order)
+  #length(): number {
+    const words = this.#lenWords;
+    return LITTLE_ENDIAN ? words[0] + words[1] * 2 ** 32 : words[1] + words[0] * 2 ** 32;
   }
 
   /** Reads the number at `idx`: a number, or a bigint for integers beyond 2^53. */

@@ -1,5 +1,6 @@
-// Policies beyond ABAC, side by side: string patterns, string functions, a loop, table functions and a
-// large input, each a Lua function `function(input) ... end` returning a boolean.
+// Policies beyond ABAC, side by side: string patterns, string functions, a loop, table functions, a
+// large input, each a Lua function `function(input) ... end` returning a boolean, and an admission rule
+// returning its verdict as a table `{ allow = ..., reasons = { ... } }` that each engine reads into JS.
 //
 //   deno run -A bench/peers/workloads.ts [--rounds N] [--min-round-ms N]
 //
@@ -7,7 +8,7 @@
 // tables, and proxied) and fengari (the input pushed field by field). Every engine's answers are
 // checked against luagate's trusted LuaRuntime (real Lua, no limits) before timing; then the rounds run
 // interleaved, engine after engine, and the table shows the median µs per call.
-import { LuaRuntime, type Policy, PolicyEngine } from "../../mod.ts";
+import { LuaRuntime, type LuaTable, type Policy, PolicyEngine } from "../../mod.ts";
 import type { FengariModule } from "./engines/fengari.ts";
 import { ensureNodeModules, requirePeer } from "./engines/npm.ts";
 import type { WasmoonModule } from "./engines/wasmoon.ts";
@@ -16,6 +17,8 @@ interface Workload {
   name: string;
   body: string;
   inputs: unknown[];
+  /** The body returns `{ allow = boolean, reasons = { string... } }` instead of a boolean. */
+  verdict?: true;
 }
 
 const UA =
@@ -77,9 +80,30 @@ const WORKLOADS: Workload[] = [
       ),
     })),
   },
+  {
+    name: "a verdict with reasons (table result)",
+    body: `
+  local reasons = {}
+  if input.cpu > 4 then reasons[#reasons + 1] = "more than 4 cores" end
+  if input.memory > 8192 then reasons[#reasons + 1] = "more than 8 GiB of memory" end
+  if not input.image:find("^registry%.example%.com/") then
+    reasons[#reasons + 1] = "image from an unknown registry: " .. input.image
+  end
+  return { allow = #reasons == 0, reasons = reasons }`,
+    verdict: true,
+    inputs: range(100, (i) => ({
+      cpu: i % 7,
+      memory: 1024 * (i % 11),
+      image: i % 5 ? `registry.example.com/app:${i}` : `docker.io/app:${i}`,
+    })),
+  },
 ];
 
-type Call = (input: unknown) => boolean;
+// What a call answered, as one string: "true" / "false", or for a verdict "allow|reason,reason".
+const answer = (allow: unknown, reasons?: readonly unknown[]) =>
+  reasons === undefined ? String(allow === true) : `${allow === true}|${reasons.join(",")}`;
+
+type Call = (input: unknown) => string;
 
 interface Row {
   name: string;
@@ -102,7 +126,7 @@ function luagateRow(): Row {
       return Promise.resolve((input) => {
         const d = policy.evaluate(input);
         if (d.errors.length > 0) throw new Error(`luagate: ${d.errors[0]}`);
-        return d.allow;
+        return answer(d.allow, w.verdict && d.reasons);
       });
     },
     close: () => engine.close(),
@@ -118,7 +142,12 @@ function wasmoonRow(wasmoon: WasmoonModule, name: string, options: Record<string
       const global = `f${count++}`;
       lua.doStringSync(`${global} = function(input)${w.body}\nend`);
       const f = lua.global.get(global) as (input: unknown) => unknown;
-      return (input) => f(input) === true;
+      if (!w.verdict) return (input) => answer(f(input));
+      // wasmoon hands a returned table over as a JS object: a sequence as an array, an empty one as {}
+      return (input) => {
+        const r = f(input) as { allow: unknown; reasons: Record<string, unknown> };
+        return answer(r.allow, Object.values(r.reasons));
+      };
     },
   };
 }
@@ -162,9 +191,21 @@ function fengariRow(F: FengariModule): Row {
         if (api.lua_pcall(L, 1, 1, 0) !== 0) {
           throw new Error("fengari: " + to_jsstring(api.lua_tostring(L, -1)));
         }
+        if (!w.verdict) {
+          const allow = api.lua_toboolean(L, -1);
+          api.lua_settop(L, 0);
+          return answer(allow);
+        }
+        api.lua_getfield(L, 1, key("allow"));
         const allow = api.lua_toboolean(L, -1);
+        api.lua_getfield(L, 1, key("reasons"));
+        const reasons: string[] = [];
+        for (let i = 1; api.lua_rawgeti(L, 3, i) === api.LUA_TSTRING; i++) {
+          reasons.push(to_jsstring(api.lua_tostring(L, -1)));
+          api.lua_settop(L, 3);
+        }
         api.lua_settop(L, 0);
-        return allow;
+        return answer(allow, reasons);
       });
     },
   };
@@ -193,7 +234,12 @@ async function main(): Promise<void> {
   ];
   for (const w of WORKLOADS) {
     const check = reference.execute(`return function(input)${w.body}\nend`) as (input: unknown) => unknown;
-    const expected = w.inputs.map((input) => check(reference.tableFrom(input, { recursive: true })) === true);
+    const expected = w.inputs.map((input) => {
+      const result = check(reference.tableFrom(input, { recursive: true }));
+      if (!w.verdict) return answer(result);
+      const verdict = result as LuaTable;
+      return answer(verdict.get("allow"), [...(verdict.get("reasons") as LuaTable).values()]);
+    });
     const calls = await Promise.all(rows.map((r) => r.make(w)));
     calls.forEach((call, k) => {
       w.inputs.forEach((input, i) => {

@@ -17,6 +17,7 @@ export interface FengariModule {
   lua: {
     LUA_OK: number;
     LUA_REGISTRYINDEX: number;
+    LUA_TSTRING: number;
     LUA_RELEASE: string;
     lua_createtable(L: LuaState, narr: number, nrec: number): void;
     lua_pushstring(L: LuaState, s: string | LuaString): void;
@@ -24,6 +25,7 @@ export interface FengariModule {
     lua_pushinteger(L: LuaState, n: number): void;
     lua_pushnumber(L: LuaState, n: number): void;
     lua_setfield(L: LuaState, idx: number, k: LuaString | string): void;
+    lua_getfield(L: LuaState, idx: number, k: LuaString | string): number;
     lua_rawseti(L: LuaState, idx: number, n: number): void;
     lua_rawgeti(L: LuaState, idx: number, n: number): number;
     lua_getglobal(L: LuaState, name: LuaString): number;
