@@ -1,7 +1,7 @@
 /**
  * The few C library functions luagate calls directly: memory for the capped allocator and the
- * embedded native code, copies out of C memory, the clocks ({@linkcode LIBC_SYMBOLS}). The library is opened lazily, once
- * per process, by {@linkcode openLibc}.
+ * embedded native code, copies out of C memory, the clocks ({@linkcode LIBC_SYMBOLS}). The library
+ * is opened lazily, once per process, by {@linkcode openLibc}.
  *
  * @module
  */

@@ -249,8 +249,9 @@ function readTable(core: LuaCore, L: LuaState, t: number, depth: number, state: 
   if (depth >= state.limits.maxDepth) {
     throw new LuaError(`data nested deeper than ${state.limits.maxDepth} levels`);
   }
-  // A cycle is a table met again inside itself: compared with the few tables around it (raw
-  // equality, one call each), not by address (a pointer is a bigint in a set: several times slower).
+  // A cycle is a table met again inside itself: each table is compared (raw equality, one call each)
+  // with the tables enclosing it, at most maxDepth of them. A set of addresses would hold bigints
+  // (Deno's pointers), several times slower for the shallow results policies return.
   const path = state.path;
   for (let i = 0; i < path.length; i++) {
     if (s.lua_rawequal(L, path[i], t) !== 0) throw new LuaError("data contains a cycle");
