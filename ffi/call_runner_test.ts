@@ -28,11 +28,27 @@ const core = new LuaCore();
 const L = core.L;
 const s = core.api.sym;
 
-const data: InputData = {
+/** How `state` pushes a call's input: plain data, as the policy engine pushes it. */
+const inputData = (state: LuaCore): InputData => ({
   limits: DEFAULT_PLAIN_LIMITS,
-  push: (L, value) => pushPlainData(core, L, value, DEFAULT_PLAIN_LIMITS),
-  pushFieldByField: (L, value) => pushFieldByField(core, L, value, DEFAULT_PLAIN_LIMITS),
-};
+  push: (L, value) => pushPlainData(state, L, value, DEFAULT_PLAIN_LIMITS),
+  pushFieldByField: (L, value) => pushFieldByField(state, L, value, DEFAULT_PLAIN_LIMITS),
+});
+
+const data = inputData(core);
+
+/**
+ * In `state`, `function(target, input) return #input.list end` (after `prelude`) and an empty target,
+ * as registry references, with the state's input data: the call of the memory-cap tests.
+ */
+function listLength(state: LuaCore, prelude = ""): { fn: number; target: number; data: InputData } {
+  const sL = state.L;
+  state.loadTrusted(sL, `${prelude} return function(target, input) return #input.list end`, "=c");
+  assert.equal(state.api.pcall(sL, 0, 1, 0), LuaStatus.OK);
+  const fn = state.ref(sL);
+  state.api.sym.lua_createtable(sL, 0, 0);
+  return { fn, target: state.ref(sL), data: inputData(state) };
+}
 
 /** Compiles a trusted chunk returning a function; returns the function's registry reference. */
 function refTo(source: string, arg?: (L: LuaState) => void): number {
@@ -159,21 +175,8 @@ Deno.test("call runner: an input past the memory cap fails; one that fits after 
   const capped = new LuaCore();
   try {
     const cL = capped.L;
-    const cData: InputData = {
-      ...data,
-      push: (L, value) => pushPlainData(capped, L, value),
-      pushFieldByField: (L, value) => pushFieldByField(capped, L, value),
-    };
     // with the collector stopped, only the host's collection on an overdraft frees the inputs
-    capped.loadTrusted(
-      cL,
-      `collectgarbage("stop") return function(target, input) return #input.list end`,
-      "=c",
-    );
-    assert.equal(capped.api.pcall(cL, 0, 1, 0), LuaStatus.OK);
-    const fn = capped.ref(cL);
-    capped.api.sym.lua_createtable(cL, 0, 0);
-    const target = capped.ref(cL);
+    const { fn, target, data: cData } = listLength(capped, `collectgarbage("stop")`);
     capped.setMaxMemory(48 << 10);
     const collect: Collect = (
       core,
@@ -213,16 +216,7 @@ Deno.test("call runner: a finalizer run during the build leaves the builder lend
   try {
     const cL = capped.L;
     const cs = capped.api.sym;
-    const cData: InputData = {
-      ...data,
-      push: (L, value) => pushPlainData(capped, L, value),
-      pushFieldByField: (L, value) => pushFieldByField(capped, L, value),
-    };
-    capped.loadTrusted(cL, `return function(target, input) return #input.list end`, "=c");
-    assert.equal(capped.api.pcall(cL, 0, 1, 0), LuaStatus.OK);
-    const fn = capped.ref(cL);
-    cs.lua_createtable(cL, 0, 0);
-    const target = capped.ref(cL);
+    const { fn, target, data: cData } = listLength(capped);
     const collect: Collect = (core, L, first) => core.read(L, first);
     // JS objects proxied into Lua and dropped: their __gc calls back into JS during the build's
     // collection steps. An input too large for what is left under the cap must fail the way a

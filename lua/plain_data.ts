@@ -218,12 +218,12 @@ export type ValueHook = (core: LuaCore, L: LuaState, idx: number, type: number) 
 interface ReadState {
   limits: PlainDataLimits;
   entries: number;
-  /** The stack indices of the tables being read, outermost first. */
+  /** The stack indices of the tables being read, outermost first: their count is the depth. */
   path: number[];
   hook?: ValueHook;
 }
 
-function readFrom(core: LuaCore, L: LuaState, idx: number, depth: number, state: ReadState): unknown {
+function readFrom(core: LuaCore, L: LuaState, idx: number, state: ReadState): unknown {
   const s = core.api.sym;
   const type = s.lua_type(L, idx);
   switch (type) {
@@ -237,22 +237,22 @@ function readFrom(core: LuaCore, L: LuaState, idx: number, depth: number, state:
     case LuaType.STRING:
       return core.readString(L, idx);
     case LuaType.TABLE:
-      return readTable(core, L, core.api.absIndex(L, idx), depth, state);
+      return readTable(core, L, core.api.absIndex(L, idx), state);
   }
   const hooked = state.hook?.(core, L, idx, type);
   if (hooked !== undefined) return hooked;
   throw new LuaError(`a ${core.typeName(type)} cannot be returned as data`);
 }
 
-function readTable(core: LuaCore, L: LuaState, t: number, depth: number, state: ReadState): unknown {
+function readTable(core: LuaCore, L: LuaState, t: number, state: ReadState): unknown {
   const s = core.api.sym;
-  if (depth >= state.limits.maxDepth) {
+  const path = state.path;
+  if (path.length >= state.limits.maxDepth) {
     throw new LuaError(`data nested deeper than ${state.limits.maxDepth} levels`);
   }
   // A cycle is a table met again inside itself: each table is compared (raw equality, one call each)
   // with the tables enclosing it, at most maxDepth of them. A set of addresses would hold bigints
   // (Deno's pointers), several times slower for the shallow results policies return.
-  const path = state.path;
   for (let i = 0; i < path.length; i++) {
     if (s.lua_rawequal(L, path[i], t) !== 0) throw new LuaError("data contains a cycle");
   }
@@ -280,7 +280,7 @@ function readTable(core: LuaCore, L: LuaState, t: number, depth: number, state: 
       } else {
         throw new LuaError(`a table key of type ${core.typeName(keyType)} cannot be returned as data`);
       }
-      const value = readFrom(core, L, -1, depth + 1, state);
+      const value = readFrom(core, L, -1, state);
       s.lua_settop(L, -2);
       keys.push(key);
       values.push(value);
@@ -323,5 +323,5 @@ export function readPlainData(
   limits: PlainDataLimits = DEFAULT_PLAIN_LIMITS,
   hook?: ValueHook,
 ): unknown {
-  return readFrom(core, L, core.api.absIndex(L, idx), 0, { limits, entries: 0, path: [], hook });
+  return readFrom(core, L, core.api.absIndex(L, idx), { limits, entries: 0, path: [], hook });
 }
