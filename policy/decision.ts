@@ -8,9 +8,14 @@
 import { LuaError } from "../lua/errors.ts";
 import type { CapabilityCall, Usage } from "./guarded_state.ts";
 
+// "000" to "999": the last three digits of every id past the first thousand, made once per process
+let lastDigits: readonly string[] | undefined;
+
 /**
- * Hands out decision ids: a random prefix of its own, then a counter in decimal (a radix other than
- * 10 is a runtime call in V8, a few percent of a short decision).
+ * Hands out decision ids: a random prefix of its own, then a counter in decimal. Turning a fresh
+ * number into a string is a runtime call in V8 (about 30 ns, a few percent of a short decision), so
+ * past the first thousand an id joins its prefix and thousands, made once per thousand ids, with its
+ * last three digits from a table.
  *
  * @example Usage
  * ```ts
@@ -23,6 +28,9 @@ import type { CapabilityCall, Usage } from "./guarded_state.ts";
 export class DecisionIds {
   readonly #prefix: string;
   #count = 0;
+  #thousands = 0;
+  // the prefix followed by #thousands
+  #head = "";
 
   /** @param label What every id starts with, before the random part. */
   constructor(label = "") {
@@ -32,7 +40,15 @@ export class DecisionIds {
 
   /** The next id. */
   next(): string {
-    return this.#prefix + ++this.#count;
+    const count = ++this.#count;
+    if (count < 1000) return this.#prefix + count;
+    const thousands = Math.floor(count / 1000);
+    if (thousands !== this.#thousands) {
+      this.#thousands = thousands;
+      this.#head = this.#prefix + thousands;
+      lastDigits ??= Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, "0"));
+    }
+    return this.#head + lastDigits![count - thousands * 1000];
   }
 }
 

@@ -19,6 +19,15 @@ Deno.test("decision ids: the label, a random part of 12 hex digits, then the cou
   assert.match(new DecisionIds().next(), /^[0-9a-f]{12}-1$/);
 });
 
+Deno.test("decision ids: the count stays decimal across every thousand (the last digits come from a table)", () => {
+  const ids = new DecisionIds("t-");
+  const prefix = ids.next().slice(0, -1);
+  for (let count = 2; count <= 102_345; count++) {
+    const id = ids.next();
+    if (id !== prefix + count) assert.fail(`id ${count} is ${id}`);
+  }
+});
+
 Deno.test("verdict: a boolean and its reasons, a decision table, anything else fails closed", () => {
   assert.deepEqual(readVerdict([false, "not the owner"]), {
     allow: false,

@@ -142,6 +142,11 @@ export interface RunOptions {
   grants?: ReadonlySet<string>;
   /** Reads the results instead of the plain-data copy (only for a successful top-level run). */
   collect?: (L: LuaState, first: number, count: number) => unknown[];
+  /**
+   * The target is a chunk {@linkcode GuardedState.prepare} compiled for an earlier run: it gets
+   * fresh globals first, as a chunk just compiled has.
+   */
+  again?: boolean;
 }
 
 /** The guarded state; see the module documentation. */
@@ -483,7 +488,10 @@ export class GuardedState {
     let outcome: RunOutcome;
     try {
       core.ensureStack(L, 8);
-      this.pushKernel(L, nested ? "run_nested" : "run");
+      const entry = options.again
+        ? (nested ? "run_again_nested" : "run_again")
+        : (nested ? "run_nested" : "run");
+      this.pushKernel(L, entry);
       const n = pushTarget(L) + pushArgs(L);
       // the call restores the stack to `top` whatever happens in it
       outcome = core.call(

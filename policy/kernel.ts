@@ -61,7 +61,7 @@ local rawget, rawset, rawequal, rawlen = rawget, rawset, rawequal, rawlen
 local setmetatable, getmetatable, load, collectgarbage = setmetatable, getmetatable, load, collectgarbage
 local string, table, debug = string, table, debug
 local d_sethook, d_getmetatable, d_setmetatable = debug.sethook, debug.getmetatable, debug.setmetatable
-local d_setupvalue, d_getupvalue = debug.setupvalue, debug.getupvalue
+local d_setupvalue, d_getupvalue, d_upvaluejoin = debug.setupvalue, debug.getupvalue, debug.upvaluejoin
 local s_byte, t_concat, t_pack = string.byte, table.concat, table.pack
 -- the globals of the trusted chunks loaded later (vetted libraries, pattern matcher), taken here
 -- before the real globals are emptied
@@ -243,7 +243,7 @@ return (function()
   local last_id = 0
 
   -- the environment untrusted code sees, built on the limit machinery above
-  local sb_tostring, freeze_deep, decision_envs, prepare, base, capability = (function()
+  local sb_tostring, freeze_deep, decision_envs, prepare, base, capability, rebind = (function()
     -- tostring and %p without addresses; the type name comes from type(), so __name cannot spoof it
     local function ident(v)
       local id = ids[v]
@@ -456,7 +456,15 @@ return (function()
       current_env = new_env()
       return load(code, name, "t", current_env)
     end
-    return sb_tostring, freeze_deep, decision_envs, prepare, base, capability
+
+    -- A chunk compiled for an earlier run gets globals of its own again: a fresh _ENV upvalue, not
+    -- a new value in the old one, so that nothing an earlier run created sees this run's globals.
+    local function rebind(chunk)
+      local env = new_env()
+      current_env = env
+      d_upvaluejoin(chunk, 1, function() return env end, 1)
+    end
+    return sb_tostring, freeze_deep, decision_envs, prepare, base, capability, rebind
   end)()
 
   -- cpu_start: the CPU clock when the run read it first (nil: never), for the host to subtract
@@ -474,6 +482,16 @@ ${BEGIN_RUN}
   -- a nested entry (a capability calling back into the sandbox) shares the running budget
   local function run_nested(fn, ...)
     return caught(pcall(fn, ...))
+  end
+
+  -- the same two for a chunk prepare compiled for an earlier run
+  local function run_again(chunk, ...)
+    rebind(chunk)
+    return run(chunk, ...)
+  end
+  local function run_again_nested(chunk, ...)
+    rebind(chunk)
+    return run_nested(chunk, ...)
   end
 
   -- the policy engine's per-decision entry: the chunk's globals become a fresh table reading
@@ -517,7 +535,7 @@ ${BEGIN_RUN}
   for k in next, _G do _G[k] = nil end
 
   -- in the order of KERNEL_ENTRIES
-  return prepare, run, run_nested, decide,
+  return prepare, run, run_nested, run_again, run_again_nested, decide,
     function(name, value) base[name] = value end,
     function(name) base[name] = capability(name) end,
     freeze_deep,
@@ -531,8 +549,9 @@ end)()
 `;
 
 /**
- * The kernel's entry points, in the order the chunk returns them: `define(name, value)` adds a
- * global, `define_capability(name)` a capability served by the host under that name, `tostring`
+ * The kernel's entry points, in the order the chunk returns them: `run_again` and
+ * `run_again_nested` run a chunk `prepare` compiled for an earlier run, with fresh globals,
+ * as `run` and `run_nested` run one just compiled; `define(name, value)` adds a global, `define_capability(name)` a capability served by the host under that name, `tostring`
  * is the address-free `tostring`, `tripped` the limit the current run tripped (if any),
  * `generational` switches the collector to its generational mode (Lua 5.4; nothing on 5.3).
  */
@@ -540,6 +559,8 @@ export const KERNEL_ENTRIES = [
   "prepare",
   "run",
   "run_nested",
+  "run_again",
+  "run_again_nested",
   "decide",
   "define",
   "define_capability",

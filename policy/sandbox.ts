@@ -6,6 +6,7 @@
  */
 
 import type { AttributeFilter, AttributeHandlers } from "../lua/bridge.ts";
+import { CompiledChunks } from "./chunk_cache.ts";
 import { type Capability, GuardedState, type Usage } from "./guarded_state.ts";
 import type { Limits } from "./limits.ts";
 
@@ -31,6 +32,8 @@ export interface SandboxOptions {
 
 export type { Capability, CapabilityCall, CapabilitySpec, Usage } from "./guarded_state.ts";
 
+const AGAIN = { again: true };
+
 function single(values: unknown[]): unknown {
   return values.length === 0 ? undefined : values.length === 1 ? values[0] : values;
 }
@@ -50,6 +53,7 @@ function single(values: unknown[]): unknown {
 export class Sandbox implements Disposable {
   readonly #state: GuardedState;
   readonly #name: string;
+  readonly #chunks: CompiledChunks;
 
   /**
    * Creates a Sandbox.
@@ -61,6 +65,7 @@ export class Sandbox implements Disposable {
     }
     this.#name = options.name ?? "sandbox";
     this.#state = new GuardedState(options);
+    this.#chunks = new CompiledChunks(this.#state);
   }
 
   /**
@@ -80,7 +85,8 @@ export class Sandbox implements Disposable {
 
   /**
    * Runs a chunk and returns what it returns, as plain data (none: `undefined`, one: the value,
-   * several: an array). Throws `LuaSyntaxError`, `LuaLimitError` (with `limit`),
+   * several: an array). The compiled chunk is kept for the next run of the same code, which then
+   * skips the parser (globals are fresh in every run all the same). Throws `LuaSyntaxError`, `LuaLimitError` (with `limit`),
    * `LuaMemoryError`, `PermissionDeniedError` or `LuaError`.
    *
    * @example
@@ -94,9 +100,8 @@ export class Sandbox implements Disposable {
     const state = this.#state;
     state.checkUsable();
     const core = state.core;
-    const ref = state.prepare(code, this.#name);
-    try {
-      return single(
+    return this.#chunks.use(code, this.#name, (ref) =>
+      single(
         state.invoke(
           core.currentL,
           (L) => (core.pushRegistry(L, ref), 1),
@@ -105,11 +110,9 @@ export class Sandbox implements Disposable {
             for (const arg of args) state.pushData(L, arg);
             return args.length;
           },
+          AGAIN,
         ),
-      );
-    } finally {
-      core.unref(ref);
-    }
+      ));
   }
 
   /** What `print` wrote during the last run (control characters escaped, capped by `limits.output`). */
@@ -131,7 +134,8 @@ export class Sandbox implements Disposable {
    * Lua memory in bytes the idle sandbox holds: what its allocator counts after a full collection
    * (reading it runs one). A run's garbage never counts; what the sandbox keeps does: a vetted
    * library or the pattern matcher built on its first use (with the matcher's bounded cache of
-   * compiled patterns), modules loaded by `require`.
+   * compiled patterns), modules loaded by `require`, the compiled code of recent runs (at most
+   * 32 KiB and a 32nd of the memory limit).
    */
   get idleMemory(): number {
     const core = this.#state.core;

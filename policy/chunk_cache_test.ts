@@ -1,0 +1,130 @@
+import assert from "node:assert/strict";
+import { LuaSyntaxError } from "../lua/errors.ts";
+import { CompiledChunks, KEPT_CHUNK_BYTES, KEPT_CHUNKS } from "./chunk_cache.ts";
+import { GuardedState } from "./guarded_state.ts";
+import { Sandbox } from "./sandbox.ts";
+
+function withState(test: (state: GuardedState, chunks: CompiledChunks) => void, memory?: number): void {
+  const state = new GuardedState(memory === undefined ? {} : { limits: { memory } });
+  try {
+    test(state, new CompiledChunks(state));
+  } finally {
+    state.close();
+  }
+}
+
+function runAgain(state: GuardedState, ref: number, ...args: string[]): unknown[] {
+  const core = state.core;
+  return state.invoke(core.currentL, (L) => (core.pushRegistry(L, ref), 1), (L) => {
+    for (const arg of args) core.pushString(L, arg);
+    return args.length;
+  }, { again: true });
+}
+
+Deno.test("kept chunks: the same source runs again without compiling, with fresh globals each run", () => {
+  withState((state, chunks) => {
+    const code = "counter = (counter or 0) + 1 return counter, ...";
+    const refs = new Set<number>();
+    for (const arg of ["a", "b", "c"]) {
+      assert.deepEqual(chunks.use(code, "t", (ref) => (refs.add(ref), runAgain(state, ref, arg))), [1, arg]);
+    }
+    assert.equal(refs.size, 1);
+    assert.equal(chunks.size, 1);
+  });
+});
+
+Deno.test("kept chunks: a closure from an earlier run keeps that run's globals", () => {
+  withState((state, chunks) => {
+    const core = state.core;
+    const code = "seen = ... return function() return seen end";
+    const closures = ["first", "second"].map((arg) =>
+      chunks.use(code, "t", (ref) => {
+        let closure = -1;
+        state.invoke(
+          core.currentL,
+          (L) => (core.pushRegistry(L, ref), 1),
+          (L) => (core.pushString(L, arg), 1),
+          {
+            again: true,
+            collect: (L, first) => {
+              core.api.sym.lua_pushvalue(L, first);
+              closure = core.ref(L);
+              return [];
+            },
+          },
+        );
+        return closure;
+      })
+    );
+    const seen = closures.map((ref) =>
+      state.invoke(core.currentL, (L) => (core.pushRegistry(L, ref), 1), () => 0)
+    );
+    assert.deepEqual(seen, [["first"], ["second"]]);
+    for (const ref of closures) core.unref(ref);
+  });
+});
+
+Deno.test("kept chunks: code that does not compile is never kept and fails every time", () => {
+  withState((state, chunks) => {
+    for (let i = 0; i < 3; i++) {
+      assert.throws(() => chunks.use("return +", "t", () => assert.fail("ran")), LuaSyntaxError);
+    }
+    assert.equal(chunks.size, 0);
+    assert.equal(chunks.bytes, 0);
+    assert.deepEqual(chunks.use("return 1", "t", (ref) => runAgain(state, ref)), [1]);
+  });
+});
+
+Deno.test("kept chunks: bounded in number and bytes; the most recently run stay", () => {
+  withState((state, chunks) => {
+    const hot = "return 'hot'";
+    for (let i = 0; i < 200; i++) {
+      assert.deepEqual(chunks.use(`return ${i}`, "t", (ref) => runAgain(state, ref)), [i]);
+      assert.deepEqual(chunks.use(hot, "t", (ref) => runAgain(state, ref)), ["hot"]);
+      assert.ok(chunks.size <= KEPT_CHUNKS, `${chunks.size} chunks`);
+      assert.ok(chunks.bytes <= KEPT_CHUNK_BYTES, `${chunks.bytes} bytes`);
+    }
+    let compiled = 0;
+    const before = state.core.alloc.used();
+    chunks.use(hot, "t", () => compiled++);
+    assert.equal(state.core.alloc.used(), before, "the hot chunk was compiled again");
+    assert.equal(compiled, 1);
+  });
+});
+
+Deno.test("kept chunks: at most a 32nd of a small memory limit; larger code runs but is not kept", () => {
+  const limit = 128 * 1024;
+  withState((state, chunks) => {
+    const large = `return ${Array.from({ length: 2000 }, (_, i) => `${i}`).join(" + ")}`;
+    assert.ok(large.length > limit / 32);
+    assert.deepEqual(chunks.use(large, "t", (ref) => runAgain(state, ref)), [1_999_000]);
+    assert.equal(chunks.size, 0);
+    for (let i = 0; i < 40; i++) chunks.use(`return ${i}`, "t", (ref) => runAgain(state, ref));
+    assert.ok(chunks.bytes <= limit / 32, `${chunks.bytes} bytes`);
+  }, limit);
+});
+
+Deno.test("sandbox: eval and execute of the same code keep their results, limits and fresh globals", () => {
+  using sb = new Sandbox({ limits: { instructions: 10_000 } });
+  for (let i = 0; i < 3; i++) {
+    assert.equal(sb.eval("(x or 0) + ...", i), i);
+    assert.equal(sb.execute("x = 5 return x"), 5);
+    assert.throws(() => sb.execute("while true do end"), (e: Error) => e.name === "LuaLimitError");
+    assert.deepEqual(sb.execute("return ...", "a", 2), ["a", 2]);
+  }
+  assert.ok(sb.idleMemory < 64 * 1024, `idle ${sb.idleMemory}`);
+});
+
+Deno.test("sandbox: a capability running the same code again gets globals of its own", () => {
+  const code = "local who = ... tag = who if who == 'outer' then again() end return tag";
+  const inner: unknown[] = [];
+  const sb: Sandbox = new Sandbox({
+    capabilities: { again: () => void inner.push(sb.execute(code, "inner")) },
+  });
+  try {
+    for (let i = 0; i < 3; i++) assert.equal(sb.execute(code, "outer"), "outer");
+    assert.deepEqual(inner, ["inner", "inner", "inner"]);
+  } finally {
+    sb.close();
+  }
+});
