@@ -247,6 +247,11 @@ export class LuaCore {
   readonly encoding: "utf-8" | null;
   /** Encodes plain data for the native data builder; `undefined` where there is none. */
   readonly dataEncoder: DataEncoder | undefined;
+  /**
+   * The data encoder's table of known strings in this state, and the generation of its cache they
+   * belong to; written by the encoder alone (a field: a lookup by state cost every input 10 ns).
+   */
+  knownStrings: { ref: number; generation: number } | undefined;
   /** The thread JS code is currently acting on: the main state, or the coroutine that called back. */
   currentL: LuaState;
   behavior!: ProxyBehavior;

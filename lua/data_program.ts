@@ -73,7 +73,6 @@ export class DataEncoder {
   #slots = 0;
   // bumped when the cache starts over: a state's known strings from an older generation are stale
   #generation = 0;
-  readonly #known = new WeakMap<LuaCore, { ref: number; generation: number }>();
   // whether the value being encoded may use the state's known strings
   #useKnown = false;
   #position = 0;
@@ -289,10 +288,10 @@ export class DataEncoder {
   // Whether the state has room for its known strings; a table it had is released when it has not.
   #roomForKnown(core: LuaCore): boolean {
     if (core.alloc.limit() - core.alloc.used() >= KNOWN_HEADROOM) return true;
-    const known = this.#known.get(core);
+    const known = core.knownStrings;
     if (known !== undefined) {
       core.unref(known.ref);
-      this.#known.delete(core);
+      core.knownStrings = undefined;
     }
     return false;
   }
@@ -300,13 +299,13 @@ export class DataEncoder {
   // The reference of the state's table of known strings, made (again, for a new generation) when
   // needed: only a value the builder takes makes one. Uses 1 slot while it makes one.
   #knownRef(core: LuaCore, L: LuaState): number {
-    let known = this.#known.get(core);
+    let known = core.knownStrings;
     if (known === undefined || known.generation !== this.#generation) {
       if (known !== undefined) core.unref(known.ref);
       core.ensureStack(L, 1);
       core.api.sym.lua_createtable(L, KNOWN_SLOTS, 0);
       known = { ref: core.ref(L), generation: this.#generation };
-      this.#known.set(core, known);
+      core.knownStrings = known;
     }
     return known.ref;
   }

@@ -625,10 +625,12 @@ export class GuardedState {
     }
     if (this.#tripped !== undefined) return { ok: false, values: [] };
     if (this.#collector && this.#depth === 1) return { ok, values: this.#collector(L, start, n) };
-    const values = new Array(n);
+    // a literal, not new Array(n): V8 learns at the literal that its arrays hold any value, where
+    // each new Array(n) began as an array of small integers and changed kind at the first boolean
+    const values: unknown[] = [];
     for (let i = 0; i < n; i++) {
       const at = start + i - first;
-      values[i] = described?.isScalar(at) ? described.scalar(at) : this.readData(L, start + i);
+      values.push(described?.isScalar(at) ? described.scalar(at) : this.readData(L, start + i));
     }
     return { ok, values };
   }
