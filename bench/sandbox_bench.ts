@@ -109,3 +109,11 @@ const sandbox = new Sandbox({ globals: { input: requests[0] } });
 Deno.bench("Sandbox.eval('input.user.id')", { group: "sandbox" }, () => {
   sandbox.eval("input.user.id");
 });
+// the same source each time (kept compiled) against a new source each time (compiled every run)
+let fresh = 0;
+Deno.bench("Sandbox.execute, the same code", { group: "execute", baseline: true }, () => {
+  sandbox.execute("local t = {} for i = 1, 3 do t[i] = i * i end return t");
+});
+Deno.bench("Sandbox.execute, new code every run", { group: "execute" }, () => {
+  sandbox.execute(`local t = {} for i = 1, 3 do t[i] = i * ${++fresh} end return t`);
+});
