@@ -550,10 +550,11 @@ end)()
 
 /**
  * The kernel's entry points, in the order the chunk returns them: `run_again` and
- * `run_again_nested` run a chunk `prepare` compiled for an earlier run, with fresh globals,
- * as `run` and `run_nested` run one just compiled; `define(name, value)` adds a global, `define_capability(name)` a capability served by the host under that name, `tostring`
- * is the address-free `tostring`, `tripped` the limit the current run tripped (if any),
- * `generational` switches the collector to its generational mode (Lua 5.4; nothing on 5.3).
+ * `run_again_nested` run a chunk `prepare` compiled for an earlier run, with fresh globals, as
+ * `run` and `run_nested` run one just compiled; `define(name, value)` adds a global,
+ * `define_capability(name)` a capability served by the host under that name, `tostring` is the
+ * address-free `tostring`, `tripped` the limit the current run tripped (if any), `generational`
+ * switches the collector to its generational mode (Lua 5.4; nothing on 5.3).
  */
 export const KERNEL_ENTRIES = [
   "prepare",
