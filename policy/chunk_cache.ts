@@ -30,7 +30,7 @@ interface Kept {
  * @example Usage
  * ```ts ignore
  * const chunks = new CompiledChunks(state);
- * chunks.use("return 1", "sandbox", (ref) => state.invoke(L, push(ref), none, { again: true }));
+ * chunks.use("return 1", "sandbox", (ref, again) => state.invoke(L, push(ref), none, { again }));
  * ```
  */
 export class CompiledChunks {
@@ -55,19 +55,20 @@ export class CompiledChunks {
   }
 
   /**
-   * Calls `body` with a registry reference to `code` compiled as chunk `name`: a kept one, or one
-   * compiled now (then kept if it fits, released after `body` otherwise).
+   * Calls `body` with a registry reference to `code` compiled as chunk `name`: a kept one (`again`
+   * true: it must get fresh globals, see `RunOptions.again`), or one compiled now, which has them
+   * already (then kept if it fits, released after `body` otherwise).
    *
    * @throws {LuaSyntaxError} when the code does not compile; nothing is kept then.
    */
-  use<T>(code: string, name: string, body: (ref: number) => T): T {
+  use<T>(code: string, name: string, body: (ref: number, again: boolean) => T): T {
     const kept = this.#kept.get(code);
     // A run in progress reads its globals through the chunk's _ENV upvalue, which the next run of
     // the same chunk replaces: a nested run of the same code gets a chunk of its own.
     if (kept !== undefined && kept.running === 0) {
       this.#kept.delete(code);
       this.#kept.set(code, kept);
-      return this.#run(kept, body);
+      return this.#run(kept, true, body);
     }
     const core = this.#state.core;
     const before = core.alloc.used();
@@ -76,18 +77,18 @@ export class CompiledChunks {
     // collection during the compile can hide part of it: the source's length is the least)
     const bytes = Math.max(code.length, core.alloc.used() - before);
     const chunk = { ref, bytes, running: 0 };
-    if (kept === undefined && this.#keep(code, chunk)) return this.#run(chunk, body);
+    if (kept === undefined && this.#keep(code, chunk)) return this.#run(chunk, false, body);
     try {
-      return body(ref);
+      return body(ref, false);
     } finally {
       core.unref(ref);
     }
   }
 
-  #run<T>(chunk: Kept, body: (ref: number) => T): T {
+  #run<T>(chunk: Kept, again: boolean, body: (ref: number, again: boolean) => T): T {
     chunk.running++;
     try {
-      return body(chunk.ref);
+      return body(chunk.ref, again);
     } finally {
       chunk.running--;
     }

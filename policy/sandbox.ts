@@ -33,6 +33,7 @@ export interface SandboxOptions {
 export type { Capability, CapabilityCall, CapabilitySpec, Usage } from "./guarded_state.ts";
 
 const AGAIN = { again: true };
+const FIRST = { again: false };
 
 function single(values: unknown[]): unknown {
   return values.length === 0 ? undefined : values.length === 1 ? values[0] : values;
@@ -100,7 +101,7 @@ export class Sandbox implements Disposable {
     const state = this.#state;
     state.checkUsable();
     const core = state.core;
-    return this.#chunks.use(code, this.#name, (ref) =>
+    return this.#chunks.use(code, this.#name, (ref, again) =>
       single(
         state.invoke(
           core.currentL,
@@ -110,7 +111,7 @@ export class Sandbox implements Disposable {
             for (const arg of args) state.pushData(L, arg);
             return args.length;
           },
-          AGAIN,
+          again ? AGAIN : FIRST,
         ),
       ));
   }
