@@ -202,7 +202,7 @@ export const LUA_SYMBOLS = {
   lua_callk: { parameters: [], result: "void", optional: true },
   // extern const char lua_ident[]  (every PUC Lua: "$LuaVersion: Lua 5.4.4 ...")
   lua_ident: { type: "pointer", optional: true },
-  // The addresses of the functions ffi/data_builder.c and ffi/call_runner.c call (a static of type
+  // The addresses of the functions ffi/data_builder.c, ffi/call_runner.c and ffi/fast_lane.c call (a static of type
   // "pointer" is the symbol's address). Their 5.3/5.4 signatures are the ones spelled out above.
   address_lua_checkstack: { name: "lua_checkstack", type: "pointer", optional: true },
   address_lua_createtable: { name: "lua_createtable", type: "pointer", optional: true },
@@ -224,6 +224,10 @@ export const LUA_SYMBOLS = {
   address_lua_tonumberx: { name: "lua_tonumberx", type: "pointer", optional: true },
   address_lua_tointegerx: { name: "lua_tointegerx", type: "pointer", optional: true },
   address_lua_isinteger: { name: "lua_isinteger", type: "pointer", optional: true },
+  address_lua_rawlen: { name: "lua_rawlen", type: "pointer", optional: true },
+  address_lua_touserdata: { name: "lua_touserdata", type: "pointer", optional: true },
+  address_lua_rawget: { name: "lua_rawget", type: "pointer", optional: true },
+  address_lua_getmetatable: { name: "lua_getmetatable", type: "pointer", optional: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened Lua library: every symbol of {@linkcode LUA_SYMBOLS}, optional ones possibly `null`. */

@@ -14,6 +14,7 @@
 import { type AllocatorHandle, createAllocator } from "../ffi/allocator.ts";
 import { CallFrame, CallStop, openCallRunner } from "../ffi/call_runner.ts";
 import { type DataBuilder, openDataBuilder } from "../ffi/data_builder.ts";
+import { LaneOp, LaneTally, openFastLane } from "../ffi/fast_lane.ts";
 import { openLuaLibrary } from "../ffi/library.ts";
 import {
   createLuaApi,
@@ -399,6 +400,29 @@ export class LuaCore {
     if (open === null) return false;
     this.api.sym.lua_pushcclosure(L, open as Deno.PointerObject, 0);
     return true;
+  }
+
+  /**
+   * Pushes the fast lane's closures (`ffi/fast_lane.ts`), a table by operation name, sharing a new
+   * tally, and returns that tally; pushes nil and returns `undefined` where there is no lane.
+   * Uses 4 slots.
+   */
+  pushFastLane(L: LuaState, step: number, few: number): LaneTally | undefined {
+    const s = this.api.sym;
+    const entry = openFastLane(this.api.library, this.#registry);
+    if (entry === undefined) {
+      s.lua_pushnil(L);
+      return undefined;
+    }
+    const tally = new LaneTally(step, few);
+    s.lua_createtable(L, 0, Object.keys(LaneOp).length);
+    for (const [name, op] of Object.entries(LaneOp)) {
+      s.lua_pushlightuserdata(L, tally.pointer);
+      this.api.pushInteger(L, op);
+      s.lua_pushcclosure(L, entry, 2);
+      s.lua_setfield(L, -2, cString(name));
+    }
+    return tally;
   }
 
   #bootstrap(withJsTable: boolean): void {

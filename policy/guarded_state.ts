@@ -32,7 +32,8 @@ import {
   type ValueHook,
 } from "../lua/plain_data.ts";
 import { deepFreeze, hostObjectBehavior } from "./host_objects.ts";
-import { KERNEL_ENTRIES, KERNEL_LUA, type KernelEntry, LAZY_LIBRARIES } from "./kernel.ts";
+import type { LaneTally } from "../ffi/fast_lane.ts";
+import { KERNEL_ENTRIES, KERNEL_LUA, type KernelEntry, LAZY_LIBRARIES, UNCHARGED_UNITS } from "./kernel.ts";
 import { LIBRARIES_LUA } from "./kernel_libraries.ts";
 import { type Limits, resolveLimits } from "./limits.ts";
 import { PATTERNS_LUA } from "./patterns.ts";
@@ -94,8 +95,8 @@ const readHostObject: ValueHook = (core, L, idx, type) => {
 
 // The kernel needs these at once; the other vetted libraries are opened when first used.
 const KERNEL_LIBRARIES = ["base", "table", "string", "debug"] as const;
-// c_host, step, denied, budget, cpu_limit, then the openers
-const KERNEL_ARGUMENTS = 5 + LAZY_LIBRARIES.length;
+// c_host, step, denied, budget, cpu_limit, lane, then the openers
+const KERNEL_ARGUMENTS = 6 + LAZY_LIBRARIES.length;
 
 const MAX_NESTED_RUNS = 4;
 /** What a denied capability call returns to the kernel; never visible to sandboxed code. */
@@ -174,6 +175,8 @@ export class GuardedState {
   #calls: CapabilityCall[] = [];
   #lastHostError: unknown;
   #usage: Usage = { instructions: 0, memory: 0, cpuMs: 0, output: 0 };
+  /** What the fast lane did and did not charge yet (`undefined`: no fast lane). */
+  #lane: LaneTally | undefined;
   #collector: ((L: LuaState, first: number, count: number) => unknown[]) | undefined;
   #wallMs = 0;
   readonly #collectRun: Collect = (_core, L, first, count, described) =>
@@ -246,13 +249,15 @@ export class GuardedState {
     const L = core.L;
     const s = core.api.sym;
     // the chunk, its arguments and the call's traceback handler, then one more beside its results
-    core.ensureStack(L, 1 + KERNEL_ARGUMENTS + 1 + 1);
+    // (and the three more the fast lane's table needs while it is built)
+    core.ensureStack(L, 1 + KERNEL_ARGUMENTS + 1 + 3);
     core.loadTrusted(L, KERNEL_LUA, "=luagate.kernel");
     core.pushHostCFunction(L);
     core.pushValue(L, this.limits.step);
     core.pushString(L, DENIED);
     s.lua_pushinteger(L, BigInt(this.limits.instructions));
     s.lua_pushnumber(L, this.limits.cpuMs);
+    this.#lane = core.pushFastLane(L, this.limits.step, UNCHARGED_UNITS);
     for (const library of LAZY_LIBRARIES) {
       if (!core.pushLibraryOpener(L, library)) s.lua_pushnil(L);
     }
@@ -579,6 +584,7 @@ export class GuardedState {
     this.#deniedBefore = this.core.alloc.denied();
     this.#startWall = monotonicMs();
     this.#runCpu = -1;
+    this.#lane?.take();
   }
 
   #endRun(): void {
@@ -608,7 +614,9 @@ export class GuardedState {
       // the kernel's CPU clock at the run's first reading (nil: the run was too short to read it)
       const cpuStart = described ? described.scalar(2) : this.core.read(L, first + 2);
       if (typeof cpuStart === "number") this.#runCpu = threadCpuMs() - cpuStart;
-      this.#usage.instructions = described ? described.values[1] : this.core.api.toNumber(L, first + 1);
+      // plus the work the fast lane tallied and did not hand over (less than a step)
+      const steps = described ? described.values[1] : this.core.api.toNumber(L, first + 1);
+      this.#usage.instructions = steps + (this.#lane?.take() ?? 0);
     }
     const start = first + 1 + 2 * counted;
     const n = count - 1 - 2 * counted;

@@ -33,6 +33,12 @@ const BEGIN_RUN = `
     active = true`;
 
 /**
+ * C work worth fewer units than this is not charged: the wrapper's own instructions, which the
+ * hook counts, cost more. The fast lane (`ffi/fast_lane.ts`) skips the same amounts.
+ */
+export const UNCHARGED_UNITS = 16;
+
+/**
  * The vetted libraries opened on first use, in the order the kernel chunk takes their openers: the
  * kernel's parameters and its table of openers are written from this one list, so that no opener
  * can be taken for another library's.
@@ -40,16 +46,17 @@ const BEGIN_RUN = `
 export const LAZY_LIBRARIES = ["coroutine", "utf8", "math", "os"] as const;
 
 /**
- * The kernel chunk; called with `(c_host, step, denied, budget, cpu_limit, ...openers)`: the
- * host's raw C function (`c_host(name, ...)` returns `true, results...` or `false, err`), the hook
- * interval, the value a denied capability call returns, the run's instruction budget and CPU
- * milliseconds, and the `luaopen_*` C functions of {@linkcode LAZY_LIBRARIES} in that order (nil
- * for one the Lua library has none of: utf8 before 5.3). It returns its entry points in the order
- * of {@linkcode KERNEL_ENTRIES}. Works on Lua 5.3 and 5.4.
+ * The kernel chunk; called with `(c_host, step, denied, budget, cpu_limit, lane, ...openers)`:
+ * the host's raw C function (`c_host(name, ...)` returns `true, results...` or `false, err`), the
+ * hook interval, the value a denied capability call returns, the run's instruction budget and CPU
+ * milliseconds, the fast lane's closures by operation name (`ffi/fast_lane.ts`; nil where there is
+ * none), and the `luaopen_*` C functions of {@linkcode LAZY_LIBRARIES} in that order (nil for one
+ * the Lua library has none of: utf8 before 5.3). It returns its entry points in the order of
+ * {@linkcode KERNEL_ENTRIES}. Works on Lua 5.3 and 5.4.
  */
 export const KERNEL_LUA = `
 -- the limits are the state's, the same for every run
-local c_host, STEP, DENIED, budget, cpu_limit, ${
+local c_host, STEP, DENIED, budget, cpu_limit, lane, ${
   LAZY_LIBRARIES.map((name) => `open_${name}`).join(", ")
 } = ...
 local OPENERS = { ${LAZY_LIBRARIES.map((name) => `${name} = open_${name}`).join(", ")} }
@@ -165,9 +172,8 @@ return (function()
     if type(s) == "string" and #s >= 16 then charge(#s >> 4) end
     return s
   end
-  -- Work worth fewer units than this is not charged: the wrapper's own instructions, which the
-  -- hook counts, cost more.
-  local FEW = 16
+  -- work worth fewer units than this is not charged (UNCHARGED_UNITS)
+  local FEW = ${UNCHARGED_UNITS}
   -- one unit per result
   local function charge_results(...)
     local n = select("#", ...)
@@ -313,7 +319,7 @@ return (function()
           build_trusted = build_trusted, first_random_of_run = first_random_of_run,
           hook = hook, STEP = STEP, d_sethook = d_sethook, d_getmetatable = d_getmetatable,
           tostring = sb_tostring, ident = ident, host_clock = host_clock, host_patterns = host_patterns,
-          string_meta = string_meta, openers = OPENERS, FEW = FEW,
+          string_meta = string_meta, openers = OPENERS, FEW = FEW, lane = lane,
         })
       end
       return builders

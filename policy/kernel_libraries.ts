@@ -24,6 +24,7 @@ local s_pack, s_unpack = string.pack, string.unpack
 local t_concat, t_insert, t_remove, t_sort, t_move = table.concat, table.insert, table.remove, table.sort, table.move
 local t_unpack, t_pack = table.unpack, table.pack
 local d_getmetatable = k.d_getmetatable
+local lane_append = k.lane and k.lane.append
 
 -- The libraries the kernel does not need are opened on first use, from their C openers: fresh
 -- tables that only this chunk (and the pattern matcher, through the trusted globals) holds.
@@ -107,7 +108,7 @@ local function install_patterns(S)
     patterns = k.build_trusted(function()
       library("math")
       local factory = assert(load(k.host_patterns(), "=luagate.patterns", "b", TRUSTED_GLOBALS))
-      return factory({ charge = charge, c = C_PATTERNS, few = FEW })
+      return factory({ charge = charge, c = C_PATTERNS, few = FEW, lane = k.lane })
     end)
     S.find, S.match, S.gmatch, S.gsub = patterns.find, patterns.match, patterns.gmatch, patterns.gsub
   end
@@ -278,8 +279,10 @@ local function build_table()
     return charge_bytes(t_concat(t, sep, i, j))
   end
   T.insert = function(t, ...)
+    -- appending to a table without a metatable: C finds the end itself, in logarithmic time (the
+    -- fast lane, where there is one, appends at once)
+    if lane_append and lane_append(t, ...) then return end
     local nargs = select("#", ...)
-    -- appending to a table without a metatable: C finds the end itself, in logarithmic time
     if nargs == 1 and d_getmetatable(t) == nil then return t_insert(t, ...) end
     local n = own_len(t)
     if n == nil then

@@ -91,3 +91,18 @@ Deno.test("kernel: a decision's globals are gone after it, however it set them",
     assert.equal(policy.evaluate({ how }).allow, true, how);
   }
 });
+
+Deno.test("kernel: work the fast lane tallied counts in its run, and not in the next", () => {
+  // a step no short run reaches: the hook counts nothing, so the count is the charged work alone
+  using sb = new Sandbox({ limits: { instructions: 10_000_000, step: 10_000_000, cpuMs: 5_000 } });
+  const subject = "a".repeat(200);
+  const matches = "local s, n = ... for i = 1, n do local x = s:match('^(a+)') end";
+  // each match is charged its subject and its pattern: 200 + 5 units, in Lua (the first, which
+  // proves the pattern cheap) or in C (the others, left in the lane's tally below a step)
+  for (const n of [1, 10, 3]) {
+    sb.execute(matches, subject, n);
+    assert.equal(sb.usage.instructions, n * 205);
+  }
+  sb.execute("return 1");
+  assert.equal(sb.usage.instructions, 0);
+});

@@ -41,6 +41,8 @@
  *   the caller's own instructions, which its hook counts, cost more than such a search; C's work is
  *   bounded by `limit` like any call's).
  * - `deps.force_lua` (optional, read once): when true, nothing is handed to C (tests).
+ * - `deps.lane` (optional): the fast lane's closures (`ffi/fast_lane.ts`), asked first by `find`,
+ *   `match` and `gmatch`; not used with `force_lua` or `stats`.
  * - `deps.stats` (optional): `{ c = 0, lua = 0 }`, counts calls handed to C and calls run in Lua
  *   (for gmatch: per iterator step).
  *
@@ -1434,6 +1436,36 @@ local function gsub(...)
     parts[np] = sub(src, keep)
   end
   return concat(parts, "", 1, np), n
+end
+
+-- The fast lane (deps.lane: the sandbox's C closures, ffi/fast_lane.c) proves the common calls
+-- cheap from the same quick table in one C call, and tallies their work; the routes above are taken
+-- when it says no, by a tail call, so that their errors point where they did.
+local lane = deps.lane
+if lane and not FORCE_LUA and not stats then
+  local lane_find, found, lua_find = lane.find, lane.found, find
+  find = function(...)
+    local q = lane_find(quick, ...)
+    if q == true then return c_find(...) end
+    if q then
+      if q > 0 then charge(q) end
+      return found(c_find(...))
+    end
+    return lua_find(...)
+  end
+  -- match and gmatch: charged before the call, as their Lua routes charge
+  local function charged_first(ask, c_call, lua_call)
+    return function(...)
+      local q = ask(quick, ...)
+      if q then
+        if q ~= true then charge(q) end
+        return c_call(...)
+      end
+      return lua_call(...)
+    end
+  end
+  match = charged_first(lane.match, c_match, match)
+  gmatch = charged_first(lane.gmatch, c_gmatch, gmatch)
 end
 
 return { find = find, match = match, gmatch = gmatch, gsub = gsub }

@@ -4,6 +4,7 @@
 #   allocator     ffi/allocator.c     -> ffi/allocator.ts     (luagate_alloc, the capped lua_Alloc)
 #   data_builder  ffi/data_builder.c  -> ffi/data_builder.ts  (luagate_build_data, a lua_CFunction)
 #   call_runner   ffi/call_runner.c   -> ffi/call_runner.ts   (luagate_call, in a shared library)
+#   fast_lane     ffi/fast_lane.c     -> ffi/fast_lane.ts     (luagate_fast_lane, a lua_CFunction)
 #
 #   bash scripts/build_native.sh allocator           # print the generated TypeScript block
 #   bash scripts/build_native.sh allocator --write   # also replace it in ffi/allocator.ts (between
@@ -14,19 +15,20 @@
 # compiler is an error, so that a regeneration never silently drops an architecture; pass
 # --x86_64-only to accept that.
 #
-# The allocator and the data builder are raw code: one function at offset 0 of .text, no
+# The allocator, the data builder and the fast lane are raw code: one function at offset 0 of .text, no
 # relocations, no data. The call runner is a whole shared library (Deno calls a function it got
 # from Deno.dlopen much faster than a bare pointer), with no dependencies and no symbol but its
 # entry. The script checks all of that and fails otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: $0 allocator|data_builder|call_runner [--write] [--x86_64-only]" >&2; exit 2; }
+usage() { echo "usage: $0 allocator|data_builder|call_runner|fast_lane [--write] [--x86_64-only]" >&2; exit 2; }
 kind=code
 case "${1:-}" in
   allocator) entry=luagate_alloc ;;
   data_builder) entry=luagate_build_data ;;
   call_runner) entry=luagate_call kind=library ;;
+  fast_lane) entry=luagate_fast_lane ;;
   *) usage ;;
 esac
 name=$1

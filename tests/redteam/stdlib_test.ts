@@ -4,7 +4,7 @@
  * arguments, comparators that error or loop, NaN and -0 keys, coroutine misuse.
  */
 import assert from "node:assert/strict";
-import { LuaError, LuaMemoryError, Sandbox } from "../../mod.ts";
+import { LuaError, LuaMemoryError, LuaRuntime, Sandbox } from "../../mod.ts";
 import { attackSuite, IS54, luaError, LuaLimitError, refused, TIGHT, value } from "./_harness.ts";
 
 const INSTRUCTIONS = { error: LuaLimitError, limit: "instructions" } as const;
@@ -397,6 +397,108 @@ Deno.test("stdlib: the libraries chunk and each library opened at the memory cap
         ),
         [2, true, false, "a,b", "xx", true],
         `${use}, margin ${margin}`,
+      );
+    }
+  }
+});
+
+Deno.test("stdlib: pattern calls the fast lane takes are still charged: a budget they exhaust trips", () => {
+  // 100 calls run about 1,500 instructions, which alone would not trip: the 20,000 units of C
+  // work they do (each scans 200 bytes) do
+  const calls = {
+    match: "local x = s:match('^(a+)')",
+    find: "local x = s:find('b')",
+    gmatch: "for w in s:gmatch('b') do end",
+  };
+  for (const [name, call] of Object.entries(calls)) {
+    using sb = new Sandbox({ limits: { instructions: 20_000, cpuMs: 5_000 } });
+    // the first call proves the pattern cheap (in Lua, about 10,000 instructions)
+    sb.execute(`local s = ... ${call}`, "a".repeat(200));
+    assert.throws(
+      () => sb.execute(`local s = ... for i = 1, 100 do ${call} end`, "a".repeat(200)),
+      (e) => e instanceof LuaLimitError && e.limit === "instructions",
+      name,
+    );
+    assert.equal(sb.execute(`local s = ... for i = 1, 10 do ${call} end return 1`, "a".repeat(200)), 1);
+  }
+});
+
+Deno.test("stdlib: table.insert appends at once only to tables without a metatable", () => {
+  using sb = new Sandbox({ globals: { input: { list: [1, 2] } } });
+  assert.deepEqual(sb.execute("local t = { 1 } table.insert(t, 2) table.insert(t, 1, 0) return t"), [
+    0,
+    1,
+    2,
+  ]);
+  assert.throws(
+    () => sb.execute("table.insert(input.list, 3)"),
+    (e) => e instanceof LuaError && /read-only/.test(e.message),
+  );
+  assert.deepEqual(
+    sb.execute(`
+      local seen = {}
+      local t = setmetatable({}, { __newindex = function(t, k, v) seen[#seen + 1] = k rawset(t, k, v) end })
+      table.insert(t, "a")
+      table.insert(t, "b")
+      return seen`),
+    [1, 2],
+  );
+});
+
+Deno.test("stdlib: pattern functions answer as Lua's own, whichever route a call takes", () => {
+  using sb = new Sandbox({ limits: { instructions: 1_000_000, cpuMs: 5_000 } });
+  using lua = new LuaRuntime();
+  const calls = [
+    `("hello world"):find("o w")`,
+    `("hello world"):find("o+", 5)`,
+    `("hello world"):find("o+", -3)`,
+    `("hello world"):find("o+", 0)`,
+    `("hello world"):find("o+", 20)`,
+    `("hello world"):find("o+", 2.0)`,
+    `("hello world"):find("o+", "3")`,
+    `("hello world"):find("l+", 1, true)`,
+    `("hello world"):find("(l+)(o)")`,
+    `("hello world"):find("xyz")`,
+    `("hello world"):match("^(%\a+)")`,
+    `("hello world"):match("(%\a+)$", 3)`,
+    `("hello world"):match("()o()", 6)`,
+    `("hello world"):match("x")`,
+    `string.match(12345, "%\d%\d")`,
+    `select("#", ("abc"):gmatch("%\a")())`,
+    `(function() local n = 0 for a, b in ("k=v, x=y"):gmatch("(%\w+)=(%\w+)") do n = n + #a + #b end return n end)()`,
+  ];
+  for (const call of calls) {
+    const shown = `local t = table.pack(${call})
+      for i = 1, t.n do t[i] = type(t[i]) .. " " .. tostring(t[i]) end
+      return table.concat(t, ", ", 1, t.n)`;
+    const expected = lua.execute(shown);
+    // twice: the first call proves the pattern cheap, the second may take the fast lane
+    for (let i = 0; i < 2; i++) assert.equal(sb.execute(shown), expected, call);
+  }
+  // errors the Lua route raises still point at the caller (the lane refuses these calls); the
+  // pattern "l+" is proved cheap by the calls above
+  const errors = [
+    `string.find()`,
+    `string.match("x")`,
+    `string.gmatch("x")`,
+    `string.find("hello", "l+", {})`,
+    `string.match("hello", "l+", "x")`,
+  ];
+  for (const call of errors) {
+    const message = (error: unknown) =>
+      String((error as Error).message).split("\n")[0].replace(/^.*?:\d+: /, "");
+    let expected = "";
+    try {
+      lua.execute(call);
+    } catch (error) {
+      expected = message(error);
+    }
+    assert.notEqual(expected, "", call);
+    for (let i = 0; i < 2; i++) {
+      assert.throws(
+        () => sb.execute(`local x = ("hello"):find("l+") local r = ${call} return r`),
+        (e) => e instanceof LuaError && e.message === `sandbox:1: ${expected}`,
+        call,
       );
     }
   }

@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import { LaneOp, LaneTally, openFastLane } from "./fast_lane.ts";
+import { assertBuiltFromSource } from "../tests/fixtures/native_helpers.ts";
+import { openLuaLibrary } from "./library.ts";
+import { createLuaApi, type LuaState, LuaStatus } from "./lua_api.ts";
+import { cString } from "./strings.ts";
+
+const library = openLuaLibrary();
+const api = createLuaApi(library);
+const s = api.sym;
+const lane = openFastLane(library, api.registryIndex);
+const ignore = lane === undefined;
+const STEP = 100;
+const FEW = 16;
+
+// Runs `code` with `lane` (the closures by name, sharing `tally`) and `quick` (the matcher's table
+// of quick patterns: find under 1, match under 2, gmatch under 4) as its arguments; returns what it
+// returns, as one string.
+function run(code: string, tally: LaneTally | null = new LaneTally(STEP, FEW)): string {
+  const L = s.luaL_newstate() as LuaState;
+  try {
+    s.luaL_openlibs(L);
+    const source = new TextEncoder().encode(code);
+    assert.equal(api.loadBuffer(L, source, source.length, cString("=lane"), null), LuaStatus.OK);
+    s.lua_createtable(L, 0, 5);
+    for (const [name, op] of Object.entries(LaneOp)) {
+      s.lua_pushlightuserdata(L, tally?.pointer ?? null);
+      api.pushInteger(L, op);
+      s.lua_pushcclosure(L, lane!, 2);
+      s.lua_setfield(L, -2, cString(name));
+    }
+    const status = api.pcall(L, 1, 1, 0);
+    const text = Deno.UnsafePointerView.getCString(s.lua_tolstring(L, -1, null)!);
+    assert.equal(status, LuaStatus.OK, text);
+    return text;
+  } finally {
+    s.lua_close(L);
+  }
+}
+
+const QUICK = `
+  local lane = ...
+  local quick = { {}, {}, {}, {} }
+  quick[1]["o+"], quick[2]["^(%a+)"], quick[4]["%a+"] = 20, 20, 20
+  local function show(...)
+    local out = {}
+    for i = 1, select("#", ...) do out[i] = tostring((select(i, ...))) end
+    return table.concat(out, ",")
+  end
+`;
+
+Deno.test(
+  "fast lane: append adds at the end of a table without a metatable, and nothing else",
+  { ignore },
+  () => {
+    assert.equal(
+      run(`
+      local lane = ...
+      local t = { 1, 2 }
+      local meta = setmetatable({}, { __newindex = function() error("called") end })
+      return table.concat({
+        tostring(lane.append(t, 3)), #t, t[3],
+        tostring(lane.append(t, 1, 9)), #t,
+        tostring(lane.append(t)), #t,
+        tostring(lane.append(meta, 1)), #meta,
+        tostring(lane.append("text", 1)),
+      }, " ")`),
+      "true 3 3 false 3 false 3 false 0 false",
+    );
+  },
+);
+
+Deno.test("fast lane: match and gmatch take only what the quick table proves cheap", { ignore }, () => {
+  assert.equal(
+    run(`${QUICK}
+      local q = lane.match
+      return show(
+        q(quick, "hello", "^(%a+)"),             -- 5 + 6 < 16: nothing tallied
+        q(quick, "hello", "^(%a+)", 2),
+        q(quick, "hello", "^(%a+)", 6),          -- rest 0
+        q(quick, "hello", "^(%a+)", 7),          -- rest -1: the matcher answers
+        q(quick, "hello", "^(%a+)", 0),
+        q(quick, "hello", "^(%a+)", -1),
+        q(quick, "hello", "^(%a+)", 2.0),        -- not an integer: the matcher converts
+        q(quick, "hello", "^(%a+)", nil),
+        q(quick, ("a"):rep(21), "^(%a+)"),       -- longer than proved
+        q(quick, "hello", "(%a+)"),              -- never proved
+        q(quick, 12345, "^(%a+)"),
+        q(quick, "hello"),
+        q({}, "hello", "^(%a+)"),
+        lane.gmatch(quick, "hello", "%a+"),
+        lane.gmatch(quick, "hello", "%a+", 1),
+        lane.gmatch(quick, ("a"):rep(21), "%a+"))`),
+    "true,true,true,false,false,false,false,true,false,false,false,false,false,true,false,false",
+  );
+});
+
+Deno.test(
+  "fast lane: find refuses plain searches and tallies what C searched through found",
+  { ignore },
+  () => {
+    const tally = new LaneTally(STEP, FEW);
+    assert.equal(
+      run(
+        `${QUICK}
+      local f = lane.find
+      local a = show(f(quick, "foo", "o+"), f(quick, "foo", "o+", 1, true), f(quick, "o", "oo+"))
+      -- 12 + 2 >= 16 is false; 20 + 2 is not: a number, then found tallies the part searched
+      local subject = ("x"):rep(15) .. "ooooo"
+      local b = show(f(quick, "foooooooooob", "o+"), f(quick, subject, "o+"))
+      local c = show(lane.found(string.find(subject, "o+")))
+      return a .. " " .. b .. " " .. c`,
+        tally,
+      ),
+      "true,false,false true,0 16,20",
+    );
+    // from 1 to the end of the match (20), plus the pattern (2)
+    assert.equal(tally.take(), 22);
+    assert.equal(tally.take(), 0);
+  },
+);
+
+Deno.test("fast lane: the tally is handed over once it reaches a step", { ignore }, () => {
+  const tally = new LaneTally(STEP, FEW);
+  assert.equal(
+    run(
+      `${QUICK}
+      local s = ("a"):rep(20)
+      local out = {}
+      for i = 1, 5 do out[i] = tostring(lane.match(quick, s, "^(%a+)")) end
+      return table.concat(out, ",")`,
+      tally,
+    ),
+    // 26 units a call: the fourth reaches 104 and hands it over; the fifth starts again
+    "true,true,true,104,true",
+  );
+  assert.equal(tally.take(), 26);
+});
+
+Deno.test("fast lane: a closure without a tally refuses everything", { ignore }, () => {
+  assert.equal(
+    run(`${QUICK} return show(lane.match(quick, "hello", "^(%a+)"), lane.append({}, 1))`, null),
+    "false,false",
+  );
+});
+
+Deno.test("fast lane: none for LuaJIT and Lua before 5.3", () => {
+  const expected = !library.isLuaJIT && (library.version === "5.3" || library.version === "5.4") &&
+    Deno.build.os === "linux" && (Deno.build.arch === "x86_64" || Deno.build.arch === "aarch64");
+  assert.equal(lane !== undefined, expected);
+});
+
+Deno.test("the embedded bytes were built from the current ffi/fast_lane.c", () =>
+  assertBuiltFromSource("fast_lane"));
