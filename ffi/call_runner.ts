@@ -13,7 +13,7 @@
 
 import type { AllocatorHandle } from "./allocator.ts";
 import type { DataBuilder } from "./data_builder.ts";
-import { cMemory, openLibc } from "./libc.ts";
+import { cWords, openLibc } from "./libc.ts";
 import type { LuaLibrary } from "./library.ts";
 import { LuaType } from "./lua_api.ts";
 import {
@@ -380,9 +380,7 @@ function makeRunner(library: LuaLibrary): CallRunner | undefined {
   const libc = openLibc();
   if (runnerLibrary === undefined) runnerLibrary = openEmbeddedLibrary(libc, code, RUNNER_SYMBOLS) ?? null;
   if (runnerLibrary === null) return;
-  const lua = cMemory(libc, functions.length * 8);
-  new BigUint64Array(lua.buffer).set(functions);
-  return { call: runnerLibrary.symbols.luagate_call, lua: lua.address };
+  return { call: runnerLibrary.symbols.luagate_call, lua: cWords(libc, functions) };
 }
 
 /**

@@ -13,7 +13,7 @@
  */
 
 import type { LuaLibrary } from "./library.ts";
-import { cMemory, openLibc } from "./libc.ts";
+import { cMemory, cWords, openLibc } from "./libc.ts";
 import {
   type EmbeddedCode,
   functionAddresses,
@@ -177,8 +177,6 @@ export const MAX_PROGRAM_SLOTS = 256;
 const PROGRAM_INTS = 16 * 1024;
 const STRING_BYTES = 32 * 1024;
 const NUMBER_SLOTS = 2 * 1024;
-/** sizeof(luagate_data_program): 12 function pointers, then 3 buffers with their capacities. */
-const DESCRIPTION_WORDS = 18;
 
 /**
  * The native data builder of a process: a `lua_CFunction` and the buffers it reads its program
@@ -256,21 +254,20 @@ function makeBuilder(library: LuaLibrary): DataBuilder | undefined {
   const program = cMemory(libc, PROGRAM_INTS * 4);
   const bytes = cMemory(libc, STRING_BYTES);
   const numbers = cMemory(libc, NUMBER_SLOTS * 8);
-  const description = cMemory(libc, DESCRIPTION_WORDS * 8);
   const busy = cMemory(libc, 8);
   const busyFlag = new Int32Array(busy.buffer, 0, 1);
   busyFlag[0] = 0;
-  const words = new BigUint64Array(description.buffer);
-  words.set(functions);
-  words.set([
+  // luagate_data_program: the functions, then the 3 buffers with their capacities
+  const description = cWords(libc, [
+    ...functions,
     program.address,
     BigInt(PROGRAM_INTS),
     bytes.address,
     BigInt(STRING_BYTES),
     numbers.address,
     BigInt(NUMBER_SLOTS),
-  ], functions.length);
-  const entry = mapExecutable(libc, code, "the data builder", description.address);
+  ]);
+  const entry = mapExecutable(libc, code, "the data builder", description);
   return {
     entry,
     program: new Int32Array(program.buffer),

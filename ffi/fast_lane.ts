@@ -13,7 +13,7 @@
  */
 
 import type { LuaLibrary } from "./library.ts";
-import { cMemory, openLibc } from "./libc.ts";
+import { cWords, openLibc } from "./libc.ts";
 import {
   type EmbeddedCode,
   functionAddresses,
@@ -243,8 +243,6 @@ export const LaneOp = {
 
 /** sizeof(luagate_lane_state): the tally, its step, the uncharged amount, a find's three lengths. */
 const STATE_BYTES = 48;
-/** sizeof(luagate_lane_api): 16 function pointers and LUA_REGISTRYINDEX. */
-const DESCRIPTION_WORDS = 17;
 
 const lanes = new Map<LuaLibrary, Deno.PointerObject | null>();
 
@@ -296,11 +294,9 @@ function makeLane(library: LuaLibrary, registryIndex: number): Deno.PointerObjec
   ]);
   if (functions === undefined) return;
   const libc = openLibc();
-  const description = cMemory(libc, DESCRIPTION_WORDS * 8);
-  const words = new BigUint64Array(description.buffer);
-  words.set(functions);
-  new BigInt64Array(description.buffer)[functions.length] = BigInt(registryIndex);
-  return mapExecutable(libc, code, "the fast lane", description.address);
+  // luagate_lane_api: the functions, then LUA_REGISTRYINDEX
+  const description = cWords(libc, [...functions, BigInt(registryIndex)]);
+  return mapExecutable(libc, code, "the fast lane", description);
 }
 
 /**

@@ -152,3 +152,25 @@ export function cMemory(libc: Libc, size: number): CMemory {
     buffer: new Deno.UnsafePointerView(pointer).getArrayBuffer(size),
   };
 }
+
+/**
+ * C memory holding `words` as 64-bit words, in order (negative values as two's complement): the
+ * descriptions native code reads its function pointers and settings from. Never freed, as
+ * {@linkcode cMemory}.
+ *
+ * @example Usage
+ * ```ts
+ * import { cWords, openLibc } from "./libc.ts";
+ * const address = cWords(openLibc(), [1n, -1n]);
+ * ```
+ *
+ * @param libc the C library, from {@linkcode openLibc}.
+ * @param words the words to store.
+ * @returns the memory's address.
+ * @throws {Error} when the C library has no memory to give.
+ */
+export function cWords(libc: Libc, words: readonly bigint[]): bigint {
+  const memory = cMemory(libc, words.length * 8);
+  new BigInt64Array(memory.buffer).set(words.map((word) => BigInt.asIntN(64, word)));
+  return memory.address;
+}

@@ -584,6 +584,7 @@ export class GuardedState {
     this.#deniedBefore = this.core.alloc.denied();
     this.#startWall = monotonicMs();
     this.#runCpu = -1;
+    // a run that ended without its count (an error in the host) left its tally
     this.#lane?.take();
   }
 
@@ -614,7 +615,7 @@ export class GuardedState {
       // the kernel's CPU clock at the run's first reading (nil: the run was too short to read it)
       const cpuStart = described ? described.scalar(2) : this.core.read(L, first + 2);
       if (typeof cpuStart === "number") this.#runCpu = threadCpuMs() - cpuStart;
-      // plus the work the fast lane tallied and did not hand over (less than a step)
+      // plus the work the fast lane tallied and did not hand over yet
       const steps = described ? described.values[1] : this.core.api.toNumber(L, first + 1);
       this.#usage.instructions = steps + (this.#lane?.take() ?? 0);
     }
