@@ -15,8 +15,15 @@
  * a run. So the budget lags by less than a step (plus, after a find, the part that find searched,
  * bounded like every quick call), as it lags by less than a step for the hook's own instructions.
  *
+ * Three operations also make the call they approve (string.format, table.concat and the functions
+ * that copy a string, such as string.upper): the wrapper hands over the library's own C function with the
+ * arguments, and this function calls it with lua_callk, as the wrapper would have, and returns its
+ * result. The arguments it lets through make that function convert nothing through a metamethod,
+ * so no Lua code runs inside; an error it raises (a bad argument, no memory) goes to the caller
+ * with the same message and argument numbers as on the wrapper's own path.
+ *
  * One C closure per operation, with two upvalues: the state's tally (a light userdata) and the
- * operation. This function never raises an error of its own and never calls Lua.
+ * operation. This function never raises an error of its own and never calls Lua or the host.
  *
  * This file is NOT compiled at run time. scripts/build_native.sh compiles it once into
  * position-independent machine code with no relocations, embedded in ffi/fast_lane.ts, which maps
@@ -54,7 +61,8 @@ typedef struct {
   void (*settop)(lua_State *L, int idx);                        /* 104 */
   void (*pushboolean)(lua_State *L, int b);                     /* 112 */
   void (*pushinteger)(lua_State *L, lua_Integer n);             /* 120 */
-  long long registry;                                           /* 128: LUA_REGISTRYINDEX */
+  void (*callk)(lua_State *L, int nargs, int nresults, __INTPTR_TYPE__ ctx, void *k); /* 128 */
+  long long registry;                                           /* 136: LUA_REGISTRYINDEX */
 } luagate_lane_api;
 
 /* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
@@ -73,13 +81,24 @@ enum {
   LANE_MATCH = 2,  /* (quick, s, p [, init]): false, true, or what to charge first */
   LANE_GMATCH = 3, /* (quick, s, p [, init]): false, true, or what to charge first */
   LANE_FOUND = 4,  /* (C find's results): tallies the part it searched, returns them unchanged */
-  LANE_APPEND = 5  /* (t, v): t[#t + 1] = v for a table without a metatable: true; else false */
+  LANE_APPEND = 5, /* (t, v): t[#t + 1] = v for a table without a metatable: true; else false */
+  LANE_FORMAT = 6, /* (kinds, format, fmt, ...): format(fmt, ...) or false [, what to charge] */
+  LANE_BYTES = 7,  /* (f, s, ...): f(s, ...) or false [, what to charge], charging s as bytes */
+  LANE_CONCAT = 8  /* (concat, t, sep, i, j): concat(t, sep, i, j) or false [, what to charge] */
 };
+
+/* The kinds of format strings the wrapper keeps (policy/kernel_libraries.ts, `format_kinds`). */
+enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
+/* string.format converts at most this many arguments with %s without the wrapper's checks */
+#define PLAIN_ARGUMENTS 4
+/* charge_bytes in policy/kernel.ts: one unit per 16 bytes, for strings of at least 16 bytes */
+#define BYTES_PER_UNIT_SHIFT 4
 
 /* The keys of the pattern matcher's table of quick patterns (policy/patterns.ts, `quick`). */
 enum { QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GMATCH = 4 };
 
 #define LUA_TNIL 0
+#define LUA_TBOOLEAN 1
 #define LUA_TNUMBER 3
 #define LUA_TSTRING 4
 #define LUA_TTABLE 5
@@ -117,13 +136,18 @@ INLINE void tally(luagate_lane_state *state, lua_Integer units) {
   if ((double)units >= state->few) state->tally += (double)units;
 }
 
+/* Hands over the tally: pushes it and clears it. */
+INLINE void hand_over(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state) {
+  lua_Integer units = (lua_Integer)state->tally;
+  state->tally = 0;
+  lua->pushinteger(L, units);
+}
+
 /* The answer of a quick call: what to charge first when the tally reached a step, else `quiet`
  * (true, or 0 for a find that tallies after the call). */
 INLINE int answer(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int quiet_true) {
   if (state->tally >= state->flush_at) {
-    lua_Integer units = (lua_Integer)state->tally;
-    state->tally = 0;
-    lua->pushinteger(L, units);
+    hand_over(lua, L, state);
   } else if (quiet_true) {
     lua->pushboolean(L, 1);
   } else {
@@ -136,6 +160,42 @@ INLINE int refuse(const luagate_lane_api *lua, lua_State *L) {
   lua->pushboolean(L, 0);
   return 1;
 }
+
+/* The units charge_bytes would charge for the value at `idx`: its bytes over 16, for a string. */
+INLINE double string_units(const luagate_lane_api *lua, lua_State *L, int idx) {
+  if (lua->type(L, idx) != LUA_TSTRING) return 0;
+  return (double)((lua_Integer)lua->rawlen(L, idx) >> BYTES_PER_UNIT_SHIFT);
+}
+
+/* Calls the function at index `at` on the values above it, with `before` units tallied first (the
+ * work the wrapper charges before such a call) and, when `charge_result`, the units of the string
+ * it returns after; returns that result, then what to charge when the tally reached a step. A call
+ * whose units before would reach the step is refused (false, then the tally to charge): the
+ * wrapper charges them itself before the work is done, as it always does. */
+INLINE int charge_and_call(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, double before,
+                           int at, int n, int charge_result) {
+  if (state->tally + before >= state->flush_at) {
+    lua->pushboolean(L, 0);
+    hand_over(lua, L, state);
+    return 2;
+  }
+  state->tally += before;
+  lua->callk(L, n - at, 1, 0, 0);
+  if (charge_result) state->tally += string_units(lua, L, at);
+  if (state->tally < state->flush_at) return 1;
+  hand_over(lua, L, state);
+  return 2;
+}
+
+/* Whether the values from `from` to `n` are ones %s shows without a metamethod. */
+INLINE int all_plain(const luagate_lane_api *lua, lua_State *L, int from, int n) {
+  for (int i = from; i <= n; i++) {
+    int type = lua->type(L, i);
+    if (type != LUA_TNIL && type != LUA_TBOOLEAN && type != LUA_TNUMBER && type != LUA_TSTRING) return 0;
+  }
+  return 1;
+}
+
 
 int luagate_fast_lane(lua_State *L) {
   uintptr_t here;
@@ -170,6 +230,51 @@ int luagate_fast_lane(lua_State *L) {
     lua->rawseti(L, 1, (lua_Integer)lua->rawlen(L, 1) + 1);
     lua->pushboolean(L, 1);
     return 1;
+  }
+
+  if (op == LANE_BYTES) {
+    if (n < 2) return refuse(lua, L);
+    return charge_and_call(lua, L, state, string_units(lua, L, 2), 1, n, 0);
+  }
+
+  if (op == LANE_CONCAT) {
+    /* a table without a metatable, positions absent or integers: the range is charged as items */
+    if (n != 5 || lua->type(L, 2) != LUA_TTABLE) return refuse(lua, L);
+    if ((lua->type(L, 4) != LUA_TNIL && !lua->isinteger(L, 4)) || (lua->type(L, 5) != LUA_TNIL && !lua->isinteger(L, 5))) {
+      return refuse(lua, L);
+    }
+    if (lua->getmetatable(L, 2)) {
+      lua->settop(L, -2);
+      return refuse(lua, L);
+    }
+    const lua_Integer first = start_position(lua, L, 4, n);
+    const lua_Integer last = lua->type(L, 5) == LUA_TNIL ? (lua_Integer)lua->rawlen(L, 2) : lua->tointegerx(L, 5, 0);
+    /* an empty range costs nothing; a range of a step or more is the wrapper's to charge first
+     * (last - first, unsigned, cannot wrap around, unlike last - first + 1 in integers) */
+    double items = 0;
+    if (last >= first) {
+      const unsigned long long gap = (unsigned long long)last - (unsigned long long)first;
+      if (gap >= (unsigned long long)(lua_Integer)state->flush_at) return refuse(lua, L);
+      items = (double)(gap + 1);
+    }
+    return charge_and_call(lua, L, state, items >= state->few ? items : 0, 1, n, 1);
+  }
+
+  if (op == LANE_FORMAT) {
+    if (n < 3 || lua->type(L, 1) != LUA_TTABLE || lua->type(L, 3) != LUA_TSTRING) return refuse(lua, L);
+    lua->pushvalue(L, 3);
+    const int kind = lua->rawget(L, 1) == LUA_TNUMBER ? (int)lua->tointegerx(L, -1, 0) : 0;
+    lua->settop(L, -2);
+    if (kind == NO_CONVERSION) {
+      lua->pushvalue(L, 3);
+      return 1;
+    }
+    if (kind == STRING_CONVERSIONS ? n - 3 > PLAIN_ARGUMENTS || !all_plain(lua, L, 4, n)
+                                   : kind != NO_STRING_CONVERSION) {
+      return refuse(lua, L);
+    }
+    const double format = (double)lua->rawlen(L, 3);
+    return charge_and_call(lua, L, state, format >= state->few ? format : 0, 2, n, 1);
   }
 
   /* the pattern functions: (quick, s, p, ...) */

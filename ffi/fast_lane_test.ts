@@ -137,6 +137,133 @@ Deno.test("fast lane: the tally is handed over once it reaches a step", { ignore
   assert.equal(tally.take(), 26);
 });
 
+Deno.test(
+  "fast lane: format formats the kinds it is told need no checks, charging the format and the result",
+  { ignore },
+  () => {
+    const tally = new LaneTally(STEP, FEW);
+    assert.equal(
+      run(
+        `${QUICK}
+      -- 1: no conversion, 2: no %s, 3: %s conversions, 4: %p to rewrite
+      local kinds = { ["plain text"] = 1, ["%d items"] = 2, ["%s:%s"] = 3, ["%p"] = 4 }
+      local f, fmt = lane.format, string.format
+      local long = ("%s"):rep(8)
+      kinds[long] = 3
+      return show(
+        f(kinds, fmt, "plain text", {}),
+        f(kinds, fmt, "%d items", 3),
+        f(kinds, fmt, "%s:%s", "a", 1),
+        f(kinds, fmt, "%s:%s", nil, true),
+        f(kinds, fmt, "%s:%s", {}, 1),            -- a table: its __tostring or address is Lua's to show
+        f(kinds, fmt, long, 1, 2, 3, 4, 5),       -- more than 4 arguments to check
+        f(kinds, fmt, "%p", "x"),
+        f(kinds, fmt, "%x", 255),                 -- a kind not kept yet
+        f(kinds, fmt, 12, 1),
+        f(kinds, fmt))`,
+        tally,
+      ),
+      "plain text,3 items,a:1,nil:true,false,false,false,false,false,false",
+    );
+    assert.equal(tally.take(), 0, "formats shorter than 16 bytes and results shorter than 16 cost nothing");
+    assert.equal(
+      run(
+        `${QUICK}
+      local kinds = { ["%s and %s, sixteen+"] = 3 }
+      return show(lane.format(kinds, string.format, "%s and %s, sixteen+", ("x"):rep(20), "y"))`,
+        tally,
+      ),
+      `${"x".repeat(20)} and y, sixteen+`,
+    );
+    // the format (19 bytes, units) and the result (37 bytes: 2 units of 16)
+    assert.equal(tally.take(), 19 + 2);
+    assert.equal(
+      run(
+        `${QUICK}
+      local kinds, long = { ["%s"] = 3 }, ("y"):rep(60 * 16)
+      local first = select("#", lane.format(kinds, string.format, "%s", long))
+      local _, due = lane.format(kinds, string.format, "%s", long)
+      return show(first, due)`,
+        tally,
+      ),
+      // 60 units after each call: the second reaches the step and hands over all 120
+      "1,120",
+    );
+    assert.equal(tally.take(), 0);
+  },
+);
+
+Deno.test(
+  "fast lane: bytes charges the string it hands to the function and returns its result",
+  { ignore },
+  () => {
+    const tally = new LaneTally(STEP, FEW);
+    assert.equal(
+      run(
+        `${QUICK}
+      local b = lane.bytes
+      local out = { show(b(string.upper, "abc")), show(b(string.reverse, ("ab"):rep(20))), show(b(string.lower, 12)) }
+      -- 2 units tallied (40 bytes), then 97: 99, under the step
+      out[4] = show(#b(string.upper, ("z"):rep(97 * 16)))
+      -- 2 more would reach it: the 99 are handed over, the wrapper charges the 2 before the call
+      out[5] = show(b(string.upper, ("z"):rep(32)))
+      out[6] = show(b(string.upper))
+      return table.concat(out, " ")`,
+        tally,
+      ),
+      `ABC ${"ba".repeat(20)} 12 1552 false,99 false`,
+    );
+    assert.equal(tally.take(), 0);
+  },
+);
+
+Deno.test("fast lane: concat joins a table without a metatable between integer positions", { ignore }, () => {
+  const tally = new LaneTally(STEP, FEW);
+  assert.equal(
+    run(
+      `${QUICK}
+      local c, concat = lane.concat, table.concat
+      local t = { 1, 2, 3 }
+      local twenty = {}
+      for i = 1, 20 do twenty[i] = "x" end
+      return table.concat({
+        show(c(concat, t, ",", nil, nil)),
+        show(c(concat, t, "", 2, 3)),
+        show(c(concat, t, "", math.maxinteger - 5, nil)),  -- an empty range: nothing to charge
+        show(c(concat, t, "", 2.0, nil)),                  -- a float position: the wrapper converts it
+        show(c(concat, setmetatable({}, {}), "", nil, nil)),
+        show(c(concat, "t", "", nil, nil)),
+        show(c(concat, t)),
+        show(c(concat, twenty, "", nil, nil)),             -- 20 items, and a result of 20 bytes: 21
+        show(c(concat, {}, "", 1, 200)),                    -- a step or more: the wrapper charges it first
+      }, " ")`,
+      tally,
+    ),
+    `1,2,3 23  false false false false ${"x".repeat(20)} false`,
+  );
+  assert.equal(tally.take(), 21);
+});
+
+Deno.test("fast lane: an error in the function it calls is the function's own", { ignore }, () => {
+  assert.equal(
+    run(`${QUICK}
+      local kinds = { ["%d"] = 2 }
+      local function message(f, ...) return select(2, pcall(f, ...)) end
+      return table.concat({
+        message(lane.format, kinds, string.format, "%d", 1.5),
+        message(string.format, "%d", 1.5),
+        message(lane.bytes, string.upper, nil),
+        message(string.upper, nil),
+      }, " | ")`),
+    [
+      "bad argument #2 to 'string.format' (number has no integer representation)",
+      "bad argument #2 to 'string.format' (number has no integer representation)",
+      "bad argument #1 to 'string.upper' (string expected, got nil)",
+      "bad argument #1 to 'string.upper' (string expected, got nil)",
+    ].join(" | "),
+  );
+});
+
 Deno.test("fast lane: a closure without a tally refuses everything", { ignore }, () => {
   assert.equal(
     run(`${QUICK} return show(lane.match(quick, "hello", "^(%a+)"), lane.append({}, 1))`, null),

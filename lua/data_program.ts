@@ -15,6 +15,7 @@ import { type LuaState, LuaStatus, LuaType } from "../ffi/lua_api.ts";
 import { writeUtf8 } from "../ffi/strings.ts";
 import type { LuaCore } from "./core.ts";
 import { LuaError, LuaMemoryError } from "./errors.ts";
+import { copiedAsRecord } from "./plain_data.ts";
 
 /** Bounds on a copy (see `PlainDataLimits` in `lua/plain_data.ts`). */
 interface Limits {
@@ -189,8 +190,7 @@ export class DataEncoder {
     if (top > MAX_PROGRAM_SLOTS) return -1;
     if (top > this.#maxTop) this.#maxTop = top;
     if (Array.isArray(object)) return this.#array(object, at, depth, height + 1);
-    const prototype = Object.getPrototypeOf(object);
-    if (prototype !== Object.prototype && prototype !== null) return -1;
+    if (!copiedAsRecord(object)) return -1;
     return this.#record(object as Record<string, unknown>, at, depth, height + 1);
   }
 
@@ -223,7 +223,10 @@ export class DataEncoder {
   }
 
   // One for-in pass, as in lua/plain_data.ts no key array per object; the table's size is filled
-  // in afterwards. hasOwnProperty is needed only when Object.prototype has enumerable keys.
+  // in afterwards. Only own keys are copied: for-in gives them before any inherited one, so a last
+  // key of its own means there was none (a record of any class is taken, without reading its
+  // prototype). hasOwnProperty on each key is needed only when Object.prototype itself has
+  // enumerable keys, which every record would inherit.
   #record(fields: Record<string, unknown>, at: number, depth: number, height: number): number {
     const p = this.#program;
     const table = at;
@@ -232,9 +235,11 @@ export class DataEncoder {
     at += 3;
     const ownOnly = this.#inheritedKeys;
     let n = 0;
+    let last: string | undefined;
     for (const key in fields) {
       if (ownOnly && !hasOwn.call(fields, key)) continue;
       n++;
+      last = key;
       const field = fields[key];
       if (field === undefined || field === null) continue;
       if (at > this.#programEnd) return -1;
@@ -244,6 +249,7 @@ export class DataEncoder {
       if (at < 0) return -1;
       p[at++] = DataOp.SET_FIELD;
     }
+    if (last !== undefined && !ownOnly && !hasOwn.call(fields, last)) return -1;
     p[table + 2] = n;
     return this.#counted(n) ? at : -1;
   }

@@ -3,6 +3,7 @@ import { makeRequests } from "../bench/abac_workload.ts";
 import { LuaStatus } from "../ffi/lua_api.ts";
 import { fillStack, SHOW_LUA } from "../tests/fixtures/native_helpers.ts";
 import { LuaCore } from "./core.ts";
+import { LuaTable } from "./handles.ts";
 import {
   DEFAULT_PLAIN_LIMITS,
   type ObjectHook,
@@ -154,10 +155,28 @@ Deno.test("data program: what it cannot take goes field by field, with the same 
   assert.equal(viaBuilder({ other: { a: 1 }, list: [1, 2, 3] }, hook).includes("claimed"), false);
 });
 
+Deno.test("data program: objects of any class copied as records build as field by field", { ignore }, () => {
+  class Point {
+    constructor(readonly x: number, readonly y: number) {}
+  }
+  const inherited = Object.assign(Object.create({ shared: "from the prototype" }), { own: 1, list: [1, 2] });
+  assertSame({ point: new Point(1, 2), list: [1, 2, 3] });
+  assertSame({ set: new Set([1, 2]), pattern: /x/g, error: new Error("e"), list: [1, 2, 3] });
+  assertSame({ box: Object(5), bare: Object.create(null), list: [1, 2, 3] });
+  // an object that inherits enumerable keys: their copy keeps its own only
+  assertRefused({ inherited, list: [1, 2, 3] });
+  // a class the copy treats otherwise, whatever the prototype chain looks like on top of it
+  class When extends Date {}
+  assertRefused({ when: new When(0), list: [1, 2, 3] });
+  const table = Object.create(Object.create(LuaTable.prototype));
+  assertRefused({ table, list: [1, 2, 3] });
+});
+
 Deno.test("data program: values that cannot be data fail as they do field by field", { ignore }, () => {
   const cases: [unknown, RegExp][] = [
     [{ f: () => 1, list: [1, 2, 3] }, /a function cannot be passed as data/],
     [{ s: Symbol("x"), list: [1, 2, 3] }, /a symbol cannot be passed as data/],
+    [{ view: new DataView(new ArrayBuffer(2)), list: [1, 2, 3] }, /only Uint8Array binary data/],
     [
       (() => {
         const cyclic: Record<string, unknown> = { list: [1, 2, 3] };

@@ -11,6 +11,7 @@ import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
 import { handleInfoOf, type LuaCore } from "./core.ts";
 import { LuaError, LuaMemoryError } from "./errors.ts";
+import { LuaTable, LuaUserdata } from "./handles.ts";
 
 /** Bounds on a copy. */
 export interface PlainDataLimits {
@@ -92,8 +93,7 @@ function pushInto(core: LuaCore, L: LuaState, value: unknown, depth: number, sta
     throw new RangeError(`data nested deeper than ${state.limits.maxDepth} levels (or cyclic)`);
   }
   if (Array.isArray(object)) return pushArray(core, L, object, depth, state);
-  const prototype = Object.getPrototypeOf(object);
-  if (prototype === Object.prototype || prototype === null) return pushRecord(core, L, object, depth, state);
+  if (copiedAsRecord(object)) return pushRecord(core, L, object, depth, state);
   if (object instanceof Uint8Array || handleInfoOf(object) !== undefined) return core.pushValue(L, object);
   if (object instanceof Date) {
     return core.pushString(L, Number.isNaN(object.getTime()) ? "Invalid Date" : object.toISOString());
@@ -101,6 +101,26 @@ function pushInto(core: LuaCore, L: LuaState, value: unknown, depth: number, sta
   if (object instanceof Map) return pushMap(core, L, object, depth, state);
   if (ArrayBuffer.isView(object)) throw new TypeError("only Uint8Array binary data can be passed as data");
   pushRecord(core, L, object, depth, state);
+}
+
+/**
+ * Whether an object that is not an array is copied as a record of its enumerable keys, the same way
+ * whatever its prototype: anything but binary data, dates, maps and handles of Lua values. Class
+ * instances are records too. Asked this way rather than by reading the prototype, because
+ * `Object.getPrototypeOf` is a call into V8's runtime that costs more than a small record's copy.
+ *
+ * @example Usage
+ * ```ts
+ * import { copiedAsRecord } from "./plain_data.ts";
+ * console.log(copiedAsRecord({ a: 1 }), copiedAsRecord(new Map())); // true false
+ * ```
+ *
+ * @param object The object, not an array.
+ * @returns whether it becomes a table of its enumerable keys.
+ */
+export function copiedAsRecord(object: object): boolean {
+  return !(ArrayBuffer.isView(object) || object instanceof Date || object instanceof Map ||
+    object instanceof LuaTable || object instanceof LuaUserdata);
 }
 
 function pushArray(core: LuaCore, L: LuaState, array: unknown[], depth: number, state: PushState): void {

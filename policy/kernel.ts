@@ -147,8 +147,9 @@ return (function()
   -- charged C work is invisible to the hook: the clock is also read after every 8 steps' worth of it
   local charged, CLOCK_UNITS = 0, 8 * STEP
   -- compares before adding: count + units could wrap around for integer units near math.maxinteger
+  -- units is positive: a charge of less (a negative span, NaN) would take the count down
   local function charge(units)
-    if active then
+    if active and units > 0 then
       dirty = true
       if units > budget - count then
         count = budget + 1
@@ -400,7 +401,14 @@ return (function()
     string_meta.__index = function(_, k) return string_view[k] end
     d_setmetatable("", string_meta)
 
+    -- the string it reads is charged (the fast lane, where there is one, charges and calls at once)
+    local lane_bytes = lane and lane.bytes
     local function sb_tonumber(v, ...)
+      if lane_bytes then
+        local n, due = lane_bytes(tonumber, v, ...)
+        if due then charge(due) end
+        if n ~= false then return n end
+      end
       charge_bytes(v)
       return tonumber(v, ...)
     end
@@ -537,8 +545,13 @@ ${BEGIN_RUN}
 
   d_sethook(hook, "", STEP)
 
-  -- the real globals are emptied: nothing below this line needs them
+  -- the real globals are emptied: nothing below this line needs them. So is the table of loaded
+  -- libraries, where Lua looks up the name of a C function that raises an error when its caller
+  -- is C: a library function fails under the same name ('?') whether a wrapper or the fast lane
+  -- called it.
   for k in next, _G do _G[k] = nil end
+  local loaded = debug.getregistry()._LOADED
+  for k in next, loaded do loaded[k] = nil end
 
   -- in the order of KERNEL_ENTRIES
   return prepare, run, run_nested, run_again, run_again_nested, decide,

@@ -25,6 +25,8 @@ local t_concat, t_insert, t_remove, t_sort, t_move = table.concat, table.insert,
 local t_unpack, t_pack = table.unpack, table.pack
 local d_getmetatable = k.d_getmetatable
 local lane_append = k.lane and k.lane.append
+local lane_format, lane_bytes = k.lane and k.lane.format, k.lane and k.lane.bytes
+local lane_concat = k.lane and k.lane.concat
 
 -- The libraries the kernel does not need are opened on first use, from their C openers: fresh
 -- tables that only this chunk (and the pattern matcher, through the trusted globals) holds.
@@ -134,10 +136,19 @@ local function build_string()
     if count >= FEW then charge(count) end
     return charge_bytes(s_rep(s, n, sep))
   end
-  local s_upper, s_lower, s_reverse = string.upper, string.lower, string.reverse
-  S.upper = function(s) return s_upper(charge_bytes(s)) end
-  S.lower = function(s) return s_lower(charge_bytes(s)) end
-  S.reverse = function(s) return s_reverse(charge_bytes(s)) end
+  -- a C function whose work is the length of the string it copies (the fast lane, where there is
+  -- one, charges and calls it at once)
+  local function copying(f)
+    return function(s)
+      if lane_bytes then
+        local copied, due = lane_bytes(f, s)
+        if due then charge(due) end
+        if copied ~= false then return copied end
+      end
+      return f(charge_bytes(s))
+    end
+  end
+  S.upper, S.lower, S.reverse = copying(string.upper), copying(string.lower), copying(string.reverse)
   S.byte = function(...) return charge_results(s_byte(...)) end
 
   -- What a format string needs, found once per string (up to FORMATS_KEPT strings of at most
@@ -161,6 +172,12 @@ local function build_string()
   end
 
   S.format = function(fmt, ...)
+    -- the fast lane formats the kinds kept below whose arguments need no checks
+    if lane_format then
+      local formatted, due = lane_format(format_kinds, s_format, fmt, ...)
+      if due then charge(due) end
+      if formatted then return formatted end
+    end
     if type(fmt) ~= "string" then return s_format(fmt, ...) end
     local kind = format_kinds[fmt]
     if kind == nil then
@@ -258,9 +275,9 @@ local function position(v, fname)
   return n
 end
 
--- the number of items from first to last (last >= first), in floats: last - first + 1 in integers
--- wraps around to 0 for mininteger..maxinteger. (A range is charged when last >= first + FEW - 1:
--- that sum wraps around only for a first within FEW of maxinteger, where the range is short anyway.)
+-- the number of items from first to last, in floats: in integers last - first + 1 wraps around,
+-- to 0 for mininteger..maxinteger and to a large negative for a first near maxinteger and a small
+-- last (an empty range, which must cost nothing rather than take the count down)
 local function span(first, last)
   return (last + 0.0) - first + 1
 end
@@ -270,10 +287,16 @@ local function build_table()
   m_tointeger, m_ult, m_floor, m_log = math.tointeger, math.ult, math.floor, math.log
   local T = copy(table)
   T.concat = function(t, sep, i, j)
+    -- the fast lane joins a table without a metatable between integer positions
+    if lane_concat then
+      local joined, due = lane_concat(t_concat, t, sep, i, j)
+      if due then charge(due) end
+      if joined then return joined end
+    end
     if type(t) == "table" then
       if j == nil then j = #t end
-      local first, last = tonumber(i) or 1, tonumber(j) or 0
-      if last >= first + (FEW - 1) then charge(span(first, last)) end
+      local items = span(tonumber(i) or 1, tonumber(j) or 0)
+      if items >= FEW then charge(items) end
       if d_getmetatable(t) ~= nil then return charge_bytes(nested(t_concat, t, sep, i, j)) end
     end
     return charge_bytes(t_concat(t, sep, i, j))
@@ -358,8 +381,8 @@ local function build_table()
   end
   T.unpack = function(t, i, j)
     if j == nil and type(t) == "table" then j = #t end
-    local first, last = tonumber(i) or 1, len_of(t, j)
-    if last >= first + (FEW - 1) then charge(span(first, last)) end
+    local items = span(tonumber(i) or 1, len_of(t, j))
+    if items >= FEW then charge(items) end
     return t_unpack(t, i, j)
   end
   return T

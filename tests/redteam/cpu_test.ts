@@ -192,6 +192,14 @@ attackSuite("C loops", [
 
 attackSuite("instruction limit evasion", [
   {
+    // an empty range from near math.maxinteger: last - first + 1 wraps around to a negative
+    // charge, which took the count down by about 2^63 and left the loop to the CPU limit alone
+    name: "a negative charge from table.concat or table.unpack ranges",
+    code: "local x = table.concat({}, '', math.maxinteger - 5) " +
+      "local y = table.unpack({}, math.maxinteger - 5) while true do end",
+    expect: INSTRUCTIONS,
+  },
+  {
     name: "while true do pcall(function() while true do end end) end",
     code: "while true do pcall(function() while true do end end) end",
     expect: INSTRUCTIONS,

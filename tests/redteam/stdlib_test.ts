@@ -423,6 +423,95 @@ Deno.test("stdlib: pattern calls the fast lane takes are still charged: a budget
   }
 });
 
+Deno.test("stdlib: string.format, the copying functions and table.concat on the fast lane are still charged", () => {
+  // 300 calls run about 5,000 instructions; their results (format, concat) or arguments (the
+  // others) of 1,600 bytes are charged 100 units each, 30,000 in all
+  const calls = {
+    format: "local x = string.format('%s!', s)",
+    upper: "local x = s:upper()",
+    lower: "local x = string.lower(s)",
+    reverse: "local x = s:reverse()",
+    concat: "local x = table.concat({ s })",
+  };
+  for (const [name, call] of Object.entries(calls)) {
+    using sb = new Sandbox({ limits: { instructions: 20_000, cpuMs: 5_000 } });
+    // the first call learns the format's kind
+    sb.execute(`local s = ... ${call}`, "a".repeat(1600));
+    assert.throws(
+      () => sb.execute(`local s = ... for i = 1, 300 do ${call} end`, "a".repeat(1600)),
+      (e) => e instanceof LuaLimitError && e.limit === "instructions",
+      name,
+    );
+    assert.equal(sb.execute(`local s = ... for i = 1, 100 do ${call} end return 1`, "a".repeat(1600)), 1);
+  }
+});
+
+Deno.test("stdlib: string.format, the copying functions and table.concat answer as Lua's own, whichever route a call takes", () => {
+  using sb = new Sandbox();
+  using lua = new LuaRuntime();
+  const calls = [
+    `string.format("%s:%s/%d", "ann", "Admin", 7)`,
+    `string.format("%5.2f|%-4d|%x|%%", 3.14159, 42, 255)`,
+    `string.format("%s %s %s %s", nil, true, 1.5, 2^53)`,
+    `string.format("%s %s", "a", "b", "ignored")`,
+    `string.format("no conversion", {})`,
+    `string.format("%q", "a\\nb\\0")`,
+    `string.format("%d", 3.0)`,
+    `string.format("%10s|", "right")`,
+    `("%s=%s"):format("k", "v")`,
+    `string.upper("abc")`,
+    `("MiXeD"):lower()`,
+    `string.reverse("abc")`,
+    `string.upper(12)`,
+    `table.concat({ 1, 2.5, "x" }, ", ")`,
+    `table.concat({ 1, 2, 3, 4 }, "", 2, 3)`,
+    `table.concat({ 1, 2, 3 }, "", 3, 2)`,
+    `table.concat({}, "", math.maxinteger - 5)`,
+    `table.concat({ "a", "b" }, nil, 1.0, "2")`,
+  ];
+  for (const call of calls) {
+    const shown = `local t = table.pack(${call})
+      for i = 1, t.n do t[i] = type(t[i]) .. " " .. tostring(t[i]) end
+      return table.concat(t, ", ", 1, t.n)`;
+    const expected = lua.execute(shown);
+    // twice: the first call learns the format's kind, the second may take the fast lane
+    for (let i = 0; i < 2; i++) assert.equal(sb.execute(shown), expected, call);
+  }
+  // a table shown by %s is the sandbox's, address-free, on either route
+  for (let i = 0; i < 2; i++) {
+    assert.equal(
+      sb.execute(
+        `return string.format("%s|%s", setmetatable({}, { __tostring = function() return "T" end }), 1)`,
+      ),
+      "T|1",
+    );
+  }
+  const errors = [
+    `string.format("%d", 1.5)`,
+    `string.format("%d %d", 1)`,
+    `string.format("%y", 1)`,
+    `string.format("%s", 1, 2, 3, 4, 5, {})`,
+    `string.upper()`,
+    `("x"):rep(1, 2, 3):lower({})`,
+    `table.concat({ 1, {}, 3 })`,
+    `table.concat({ 1, 2 }, {})`,
+    `table.concat({ 1, 2 }, "", 1, 5)`,
+    `table.concat({ 1, 2 }, "", 1.5)`,
+  ];
+  for (const call of errors) {
+    const messages = [0, 1].map(() => {
+      try {
+        sb.execute(`local r = ${call} return r`);
+      } catch (error) {
+        assert.ok(error instanceof LuaError, call);
+        return error.message;
+      }
+      return "no error";
+    });
+    assert.equal(messages[1], messages[0], call);
+  }
+});
+
 Deno.test("stdlib: table.insert appends at once only to tables without a metatable", () => {
   using sb = new Sandbox({ globals: { input: { list: [1, 2] } } });
   assert.deepEqual(sb.execute("local t = { 1 } table.insert(t, 2) table.insert(t, 1, 0) return t"), [
