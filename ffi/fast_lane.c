@@ -15,8 +15,8 @@
  * a run. So the budget lags by less than a step (plus, after a find, the part that find searched,
  * bounded like every quick call), as it lags by less than a step for the hook's own instructions.
  *
- * Three operations also make the call they approve (string.format, table.concat and the functions
- * that copy a string, such as string.upper): the wrapper hands over the library's own C function with the
+ * Three operations also make the call they approve (string.format, table.concat, and functions whose
+ * work is the string they are given, such as string.upper and tonumber): the wrapper hands over the library's own C function with the
  * arguments, and this function calls it with lua_callk, as the wrapper would have, and returns its
  * result. The arguments it lets through make that function convert nothing through a metamethod,
  * so no Lua code runs inside; an error it raises (a bad argument, no memory) goes to the caller

@@ -402,48 +402,54 @@ Deno.test("stdlib: the libraries chunk and each library opened at the memory cap
   }
 });
 
+/**
+ * Asserts that each call, made `tripping` times in a loop on `subject`, exhausts a budget of 20,000
+ * that its instructions alone would not, and made `fitting` times does not: the fast lane's work is
+ * charged. The first call, made alone, lets the wrapper learn what the lane decides from.
+ */
+function assertChargedOnTheLane(
+  calls: Record<string, string>,
+  subject: string,
+  tripping: number,
+  fitting: number,
+) {
+  for (const [name, call] of Object.entries(calls)) {
+    using sb = new Sandbox({ limits: { instructions: 20_000, cpuMs: 5_000 } });
+    sb.execute(`local s = ... ${call}`, subject);
+    assert.throws(
+      () => sb.execute(`local s = ... for i = 1, ${tripping} do ${call} end`, subject),
+      (e) => e instanceof LuaLimitError && e.limit === "instructions",
+      name,
+    );
+    assert.equal(sb.execute(`local s = ... for i = 1, ${fitting} do ${call} end return 1`, subject), 1);
+  }
+}
+
 Deno.test("stdlib: pattern calls the fast lane takes are still charged: a budget they exhaust trips", () => {
   // 100 calls run about 1,500 instructions, which alone would not trip: the 20,000 units of C
-  // work they do (each scans 200 bytes) do
+  // work they do (each scans 200 bytes) do. The first call proves the pattern cheap (in Lua, about
+  // 10,000 instructions).
   const calls = {
     match: "local x = s:match('^(a+)')",
     find: "local x = s:find('b')",
     gmatch: "for w in s:gmatch('b') do end",
   };
-  for (const [name, call] of Object.entries(calls)) {
-    using sb = new Sandbox({ limits: { instructions: 20_000, cpuMs: 5_000 } });
-    // the first call proves the pattern cheap (in Lua, about 10,000 instructions)
-    sb.execute(`local s = ... ${call}`, "a".repeat(200));
-    assert.throws(
-      () => sb.execute(`local s = ... for i = 1, 100 do ${call} end`, "a".repeat(200)),
-      (e) => e instanceof LuaLimitError && e.limit === "instructions",
-      name,
-    );
-    assert.equal(sb.execute(`local s = ... for i = 1, 10 do ${call} end return 1`, "a".repeat(200)), 1);
-  }
+  assertChargedOnTheLane(calls, "a".repeat(200), 100, 10);
 });
 
 Deno.test("stdlib: string.format, the copying functions and table.concat on the fast lane are still charged", () => {
   // 300 calls run about 5,000 instructions; their results (format, concat) or arguments (the
-  // others) of 1,600 bytes are charged 100 units each, 30,000 in all
+  // others) of 1,600 bytes are charged 100 units each, 30,000 in all. The first call learns the
+  // format's kind.
   const calls = {
     format: "local x = string.format('%s!', s)",
     upper: "local x = s:upper()",
     lower: "local x = string.lower(s)",
     reverse: "local x = s:reverse()",
+    tonumber: "local x = tonumber(s)",
     concat: "local x = table.concat({ s })",
   };
-  for (const [name, call] of Object.entries(calls)) {
-    using sb = new Sandbox({ limits: { instructions: 20_000, cpuMs: 5_000 } });
-    // the first call learns the format's kind
-    sb.execute(`local s = ... ${call}`, "a".repeat(1600));
-    assert.throws(
-      () => sb.execute(`local s = ... for i = 1, 300 do ${call} end`, "a".repeat(1600)),
-      (e) => e instanceof LuaLimitError && e.limit === "instructions",
-      name,
-    );
-    assert.equal(sb.execute(`local s = ... for i = 1, 100 do ${call} end return 1`, "a".repeat(1600)), 1);
-  }
+  assertChargedOnTheLane(calls, "a".repeat(1600), 300, 100);
 });
 
 Deno.test("stdlib: string.format, the copying functions and table.concat answer as Lua's own, whichever route a call takes", () => {
