@@ -15,12 +15,13 @@
  * a run. So the budget lags by less than a step (plus, after a find, the part that find searched,
  * bounded like every quick call), as it lags by less than a step for the hook's own instructions.
  *
- * Three operations also make the call they approve (string.format, table.concat, and functions whose
- * work is the string they are given, such as string.upper and tonumber): the wrapper hands over the library's own C function with the
- * arguments, and this function calls it with lua_callk, as the wrapper would have, and returns its
- * result. The arguments it lets through make that function convert nothing through a metamethod,
- * so no Lua code runs inside; an error it raises (a bad argument, no memory) goes to the caller
- * with the same message and argument numbers as on the wrapper's own path.
+ * Three operations also make the call they approve (string.format, table.concat, and functions
+ * whose work is the string they are given, such as string.upper and tonumber): the wrapper hands
+ * over the library's own C function with the arguments, and this function calls it with lua_callk,
+ * as the wrapper would have, and returns its result. The arguments it lets through make that
+ * function convert nothing through a metamethod, so no Lua code runs inside; an error it raises (a
+ * bad argument, no memory) goes to the caller with the same message and argument numbers as on the
+ * wrapper's own path.
  *
  * One C closure per operation, with two upvalues: the state's tally (a light userdata) and the
  * operation. This function never raises an error of its own and never calls Lua or the host.
@@ -131,9 +132,14 @@ INLINE lua_Integer start_position(const luagate_lane_api *lua, lua_State *L, int
   return lua->tointegerx(L, idx, 0);
 }
 
+/* `units`, or none when they are few (as the wrappers leave them uncharged). */
+INLINE double unless_few(const luagate_lane_state *state, double units) {
+  return units >= state->few ? units : 0;
+}
+
 /* Adds `units` to the tally unless they are few. */
 INLINE void tally(luagate_lane_state *state, lua_Integer units) {
-  if ((double)units >= state->few) state->tally += (double)units;
+  state->tally += unless_few(state, (double)units);
 }
 
 /* Hands over the tally: pushes it and clears it. */
@@ -196,7 +202,6 @@ INLINE int all_plain(const luagate_lane_api *lua, lua_State *L, int from, int n)
   return 1;
 }
 
-
 int luagate_fast_lane(lua_State *L) {
   uintptr_t here;
 #if defined(__x86_64__)
@@ -240,15 +245,16 @@ int luagate_fast_lane(lua_State *L) {
   if (op == LANE_CONCAT) {
     /* a table without a metatable, positions absent or integers: the range is charged as items */
     if (n != 5 || lua->type(L, 2) != LUA_TTABLE) return refuse(lua, L);
-    if ((lua->type(L, 4) != LUA_TNIL && !lua->isinteger(L, 4)) || (lua->type(L, 5) != LUA_TNIL && !lua->isinteger(L, 5))) {
-      return refuse(lua, L);
+    for (int at = 4; at <= 5; at++) {
+      if (lua->type(L, at) != LUA_TNIL && !lua->isinteger(L, at)) return refuse(lua, L);
     }
     if (lua->getmetatable(L, 2)) {
       lua->settop(L, -2);
       return refuse(lua, L);
     }
     const lua_Integer first = start_position(lua, L, 4, n);
-    const lua_Integer last = lua->type(L, 5) == LUA_TNIL ? (lua_Integer)lua->rawlen(L, 2) : lua->tointegerx(L, 5, 0);
+    const lua_Integer last =
+        lua->type(L, 5) == LUA_TNIL ? (lua_Integer)lua->rawlen(L, 2) : lua->tointegerx(L, 5, 0);
     /* an empty range costs nothing; a range of a step or more is the wrapper's to charge first
      * (last - first, unsigned, cannot wrap around, unlike last - first + 1 in integers) */
     double items = 0;
@@ -257,7 +263,7 @@ int luagate_fast_lane(lua_State *L) {
       if (gap >= (unsigned long long)(lua_Integer)state->flush_at) return refuse(lua, L);
       items = (double)(gap + 1);
     }
-    return charge_and_call(lua, L, state, items >= state->few ? items : 0, 1, n, 1);
+    return charge_and_call(lua, L, state, unless_few(state, items), 1, n, 1);
   }
 
   if (op == LANE_FORMAT) {
@@ -273,8 +279,7 @@ int luagate_fast_lane(lua_State *L) {
                                    : kind != NO_STRING_CONVERSION) {
       return refuse(lua, L);
     }
-    const double format = (double)lua->rawlen(L, 3);
-    return charge_and_call(lua, L, state, format >= state->few ? format : 0, 2, n, 1);
+    return charge_and_call(lua, L, state, unless_few(state, (double)lua->rawlen(L, 3)), 2, n, 1);
   }
 
   /* the pattern functions: (quick, s, p, ...) */

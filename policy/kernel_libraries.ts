@@ -275,11 +275,12 @@ local function position(v, fname)
   return n
 end
 
--- the number of items from first to last, in floats: in integers last - first + 1 wraps around,
--- to 0 for mininteger..maxinteger and to a large negative for a first near maxinteger and a small
--- last (an empty range, which must cost nothing rather than take the count down)
-local function span(first, last)
-  return (last + 0.0) - first + 1
+-- charges the items from first to last, counted in floats: in integers last - first + 1 wraps
+-- around, to 0 for mininteger..maxinteger and to a large negative for a first near maxinteger and a
+-- small last (an empty range, which must cost nothing rather than take the count down)
+local function charge_range(first, last)
+  local items = (last + 0.0) - first + 1
+  if items >= FEW then charge(items) end
 end
 
 local function build_table()
@@ -295,8 +296,7 @@ local function build_table()
     end
     if type(t) == "table" then
       if j == nil then j = #t end
-      local items = span(tonumber(i) or 1, tonumber(j) or 0)
-      if items >= FEW then charge(items) end
+      charge_range(tonumber(i) or 1, tonumber(j) or 0)
       if d_getmetatable(t) ~= nil then return charge_bytes(nested(t_concat, t, sep, i, j)) end
     end
     return charge_bytes(t_concat(t, sep, i, j))
@@ -361,7 +361,7 @@ local function build_table()
   end
   T.move = function(a1, f, e, t, a2)
     f, e = tonumber(f), tonumber(e)
-    if f and e and e >= f then charge(span(f, e)) end
+    if f and e then charge_range(f, e) end
     return t_move(a1, f, e, t, a2)
   end
   T.sort = function(t, comp)
@@ -381,8 +381,7 @@ local function build_table()
   end
   T.unpack = function(t, i, j)
     if j == nil and type(t) == "table" then j = #t end
-    local items = span(tonumber(i) or 1, len_of(t, j))
-    if items >= FEW then charge(items) end
+    charge_range(tonumber(i) or 1, len_of(t, j))
     return t_unpack(t, i, j)
   end
   return T

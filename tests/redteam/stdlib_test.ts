@@ -452,6 +452,21 @@ Deno.test("stdlib: string.format, the copying functions and table.concat on the 
   assertChargedOnTheLane(calls, "a".repeat(1600), 300, 100);
 });
 
+/**
+ * Asserts that each call answers in the sandbox as in real Lua (its results shown with their types),
+ * twice: the first call lets the wrapper learn what the fast lane decides from (a pattern proved
+ * cheap, a format's kind), the second may take the lane.
+ */
+function assertAsLuaOnEitherRoute(sb: Sandbox, lua: LuaRuntime, calls: readonly string[]): void {
+  for (const call of calls) {
+    const shown = `local t = table.pack(${call})
+      for i = 1, t.n do t[i] = type(t[i]) .. " " .. tostring(t[i]) end
+      return table.concat(t, ", ", 1, t.n)`;
+    const expected = lua.execute(shown);
+    for (let i = 0; i < 2; i++) assert.equal(sb.execute(shown), expected, call);
+  }
+}
+
 Deno.test("stdlib: string.format, the copying functions and table.concat answer as Lua's own, whichever route a call takes", () => {
   using sb = new Sandbox();
   using lua = new LuaRuntime();
@@ -475,14 +490,7 @@ Deno.test("stdlib: string.format, the copying functions and table.concat answer 
     `table.concat({}, "", math.maxinteger - 5)`,
     `table.concat({ "a", "b" }, nil, 1.0, "2")`,
   ];
-  for (const call of calls) {
-    const shown = `local t = table.pack(${call})
-      for i = 1, t.n do t[i] = type(t[i]) .. " " .. tostring(t[i]) end
-      return table.concat(t, ", ", 1, t.n)`;
-    const expected = lua.execute(shown);
-    // twice: the first call learns the format's kind, the second may take the fast lane
-    for (let i = 0; i < 2; i++) assert.equal(sb.execute(shown), expected, call);
-  }
+  assertAsLuaOnEitherRoute(sb, lua, calls);
   // a table shown by %s is the sandbox's, address-free, on either route
   for (let i = 0; i < 2; i++) {
     assert.equal(
@@ -562,14 +570,7 @@ Deno.test("stdlib: pattern functions answer as Lua's own, whichever route a call
     `select("#", ("abc"):gmatch("%\a")())`,
     `(function() local n = 0 for a, b in ("k=v, x=y"):gmatch("(%\w+)=(%\w+)") do n = n + #a + #b end return n end)()`,
   ];
-  for (const call of calls) {
-    const shown = `local t = table.pack(${call})
-      for i = 1, t.n do t[i] = type(t[i]) .. " " .. tostring(t[i]) end
-      return table.concat(t, ", ", 1, t.n)`;
-    const expected = lua.execute(shown);
-    // twice: the first call proves the pattern cheap, the second may take the fast lane
-    for (let i = 0; i < 2; i++) assert.equal(sb.execute(shown), expected, call);
-  }
+  assertAsLuaOnEitherRoute(sb, lua, calls);
   // errors the Lua route raises still point at the caller (the lane refuses these calls); the
   // pattern "l+" is proved cheap by the calls above
   const errors = [
