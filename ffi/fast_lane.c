@@ -85,7 +85,8 @@ enum {
   LANE_APPEND = 5, /* (t, v): t[#t + 1] = v for a table without a metatable: true; else false */
   LANE_FORMAT = 6, /* (kinds, format, fmt, ...): format(fmt, ...) or false [, what to charge] */
   LANE_BYTES = 7,  /* (f, s, ...): f(s, ...) or false [, what to charge], charging s as bytes */
-  LANE_CONCAT = 8  /* (concat, t, sep, i, j): concat(t, sep, i, j) or false [, what to charge] */
+  LANE_CONCAT = 8, /* (concat, t, sep, i, j): concat(t, sep, i, j) or false [, what to charge] */
+  LANE_GSUB = 9    /* (quick, s, p, repl [, nil]): false, true, or what to charge first */
 };
 
 /* The kinds of format strings the wrapper keeps (policy/kernel_libraries.ts, `format_kinds`). */
@@ -95,8 +96,9 @@ enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
 /* charge_bytes in policy/kernel.ts: one unit per 16 bytes, for strings of at least 16 bytes */
 #define BYTES_PER_UNIT_SHIFT 4
 
-/* The keys of the pattern matcher's table of quick patterns (policy/patterns.ts, `quick`). */
-enum { QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GMATCH = 4 };
+/* The keys of the pattern matcher's table of quick patterns (policy/patterns.ts, `quick`); at
+ * QUICK_PLAIN_WORK, the work a plain find may do in C (the matcher's LIMIT). */
+enum { QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_PLAIN_WORK = 5 };
 
 #define LUA_TNIL 0
 #define LUA_TBOOLEAN 1
@@ -109,18 +111,36 @@ enum { QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GMATCH = 4 };
 #define INLINE static inline __attribute__((always_inline))
 
 /* Whether the matcher proved the pattern at index 3 cheap under `which` of the quick table at
- * index 1; `limit` is then the longest subject (from the start position) it proved cheap for. */
-INLINE int quick_limit(const luagate_lane_api *lua, lua_State *L, int which, lua_Number *limit) {
-  int found = 0;
+ * index 1 (for gsub, with the replacement at index `replacement`, in the pattern's own table);
+ * `limit` is then the longest subject (from the start position) it proved cheap for. */
+INLINE int quick_limit(const luagate_lane_api *lua, lua_State *L, int which, int replacement, lua_Number *limit) {
   if (lua->type(L, 1) != LUA_TTABLE) return 0;
+  int pushed = 1, found = 0;
   if (lua->rawgeti(L, 1, which) == LUA_TTABLE) {
     lua->pushvalue(L, 3);
-    if (lua->rawget(L, -2) == LUA_TNUMBER) {
+    pushed++;
+    int type = lua->rawget(L, -2);
+    if (replacement && type == LUA_TTABLE) {
+      lua->pushvalue(L, replacement);
+      pushed++;
+      type = lua->rawget(L, -2);
+    }
+    if (type == LUA_TNUMBER) {
       *limit = lua->tonumberx(L, -1, 0);
       found = 1;
     }
-    lua->settop(L, -2);
   }
+  lua->settop(L, -1 - pushed);
+  return found;
+}
+
+/* The longest subject (from the start position) whose plain search for a pattern of `pattern` > 0
+ * bytes the matcher hands to C (its plain_limit): lmemfind compares up to that many bytes at each
+ * of its positions. */
+INLINE int plain_limit(const luagate_lane_api *lua, lua_State *L, lua_Integer pattern, lua_Number *limit) {
+  if (lua->type(L, 1) != LUA_TTABLE) return 0;
+  const int found = lua->rawgeti(L, 1, QUICK_PLAIN_WORK) == LUA_TNUMBER && lua->isinteger(L, -1);
+  if (found) *limit = (lua_Number)(lua->tointegerx(L, -1, 0) / pattern - 1);
   lua->settop(L, -2);
   return found;
 }
@@ -289,7 +309,15 @@ int luagate_fast_lane(lua_State *L) {
   if (op == LANE_GMATCH) {
     if (n >= 4 && lua->type(L, 4) != LUA_TNIL) return refuse(lua, L);
     lua_Number limit;
-    if (!quick_limit(lua, L, QUICK_GMATCH, &limit) || (lua_Number)subject > limit) return refuse(lua, L);
+    if (!quick_limit(lua, L, QUICK_GMATCH, 0, &limit) || (lua_Number)subject > limit) return refuse(lua, L);
+    tally(state, subject + pattern);
+    return answer(lua, L, state, 1);
+  }
+
+  if (op == LANE_GSUB) {
+    if (n < 4 || lua->type(L, 4) != LUA_TSTRING || (n >= 5 && lua->type(L, 5) != LUA_TNIL)) return refuse(lua, L);
+    lua_Number limit;
+    if (!quick_limit(lua, L, QUICK_GSUB, 4, &limit) || (lua_Number)subject > limit) return refuse(lua, L);
     tally(state, subject + pattern);
     return answer(lua, L, state, 1);
   }
@@ -301,16 +329,20 @@ int luagate_fast_lane(lua_State *L) {
   if (op == LANE_MATCH) {
     if (rest < 0) return refuse(lua, L);
     lua_Number limit;
-    if (!quick_limit(lua, L, QUICK_MATCH, &limit) || (lua_Number)rest > limit) return refuse(lua, L);
+    if (!quick_limit(lua, L, QUICK_MATCH, 0, &limit) || (lua_Number)rest > limit) return refuse(lua, L);
     tally(state, rest + pattern);
     return answer(lua, L, state, 1);
   }
 
   if (op == LANE_FIND) {
-    if (n >= 5 && lua->toboolean(L, 5)) return refuse(lua, L);
     if (pattern > rest) return refuse(lua, L);
     lua_Number limit;
-    if (!quick_limit(lua, L, QUICK_FIND, &limit) || (lua_Number)rest > limit) return refuse(lua, L);
+    if (n >= 5 && lua->toboolean(L, 5)) {
+      if (pattern == 0 || !plain_limit(lua, L, pattern, &limit)) return refuse(lua, L);
+    } else if (!quick_limit(lua, L, QUICK_FIND, 0, &limit)) {
+      return refuse(lua, L);
+    }
+    if ((lua_Number)rest > limit) return refuse(lua, L);
     if ((double)(rest + pattern) < state->few) {
       lua->pushboolean(L, 1);
       return 1;

@@ -95,8 +95,35 @@ Deno.test("fast lane: match and gmatch take only what the quick table proves che
   );
 });
 
+Deno.test("fast lane: gsub takes a string replacement the quick table proves cheap for its pattern", {
+  ignore,
+}, () => {
+  const tally = new LaneTally(STEP, FEW);
+  assert.equal(
+    run(
+      `${QUICK}
+      local g = lane.gsub
+      quick[3]["%s"] = { 2, ["-"] = 20, ["%1"] = -1 }
+      return show(
+        g(quick, "a b", "%s", "-"),               -- 3 + 2 < 16: nothing tallied
+        g(quick, "a b", "%s", "-", nil),
+        g(quick, ("a b"):rep(6), "%s", "-"),      -- 18 + 2: tallied
+        g(quick, ("a b"):rep(7), "%s", "-"),      -- longer than proved
+        g(quick, "a b", "%s", "%1"),              -- never proved for this replacement
+        g(quick, "a b", "%s", "+"),
+        g(quick, "a b", "%s", "-", 1),            -- a maximum: the matcher answers
+        g(quick, "a b", "%s", function() end),
+        g(quick, "a b", "%s"),
+        g(quick, "a b", "o+", "-"))`,
+      tally,
+    ),
+    "true,true,true,false,false,false,false,false,false,false",
+  );
+  assert.equal(tally.take(), 20);
+});
+
 Deno.test(
-  "fast lane: find refuses plain searches and tallies what C searched through found",
+  "fast lane: find refuses plain searches without the matcher's limit and tallies what C searched through found",
   { ignore },
   () => {
     const tally = new LaneTally(STEP, FEW);
@@ -117,6 +144,40 @@ Deno.test(
     // from 1 to the end of the match (20), plus the pattern (2)
     assert.equal(tally.take(), 22);
     assert.equal(tally.take(), 0);
+  },
+);
+
+Deno.test(
+  "fast lane: a plain find is quick up to the matcher's limit over the pattern's length",
+  { ignore },
+  () => {
+    const tally = new LaneTally(STEP, FEW);
+    assert.equal(
+      run(
+        `${QUICK}
+      local f = lane.find
+      quick[5] = 100
+      local subject = ("x"):rep(15) .. "ooooo"
+      local a = show(
+        f(quick, "foo", "o", 1, true),           -- 3 + 1 < 16: nothing tallied
+        f(quick, "foo", "o", nil, 1),            -- any true value makes it plain
+        f(quick, subject, "ooooo", 1, true),     -- 20 > 100 // 5 - 1
+        f(quick, "foo", "", 1, true),            -- an empty pattern: the matcher answers
+        f(quick, "fo", "foo", 1, true),          -- longer than the subject
+        f(quick, subject, "o+", 1, true),        -- plain: not the quick pattern's limit
+        f(quick, subject, "oooo", 1, true))      -- 20 <= 100 // 4 - 1; then found
+      local b = show(lane.found(string.find(subject, "oooo", 1, true)))
+      quick[5] = 100.5
+      local c = show(f(quick, subject, "oooo", 1, true))
+      quick[5] = nil
+      local d = show(f(quick, subject, "oooo", 1, true))
+      return a .. " " .. b .. " " .. c .. " " .. d`,
+        tally,
+      ),
+      "true,true,false,false,false,0,0 16,19 false false",
+    );
+    // from 1 to the end of the match (19), plus the pattern (4)
+    assert.equal(tally.take(), 23);
   },
 );
 

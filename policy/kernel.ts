@@ -250,7 +250,7 @@ return (function()
   local last_id = 0
 
   -- the environment untrusted code sees, built on the limit machinery above
-  local sb_tostring, freeze_deep, decision_envs, prepare, base, capability, rebind = (function()
+  local sb_tostring, freeze_deep, decision_envs, prepare, base, capability, rebind, inherit_base = (function()
     -- tostring and %p without addresses; the type name comes from type(), so __name cannot spoof it
     local function ident(v)
       local id = ids[v]
@@ -465,6 +465,17 @@ return (function()
       return env
     end
 
+    -- A policy's globals, once its chunk ran, take a copy of each global of base they lack, so
+    -- that a decision finds a library one table away instead of two; one the policy deletes later
+    -- still reads through to base. Only an environment made here takes them: the chunk may have
+    -- set its _ENV to any table, a read-only view among them.
+    local function inherit_base(env)
+      if d_getmetatable(env) ~= env_mt then return end
+      for k, v in next, base do
+        if rawget(env, k) == nil then rawset(env, k, v) end
+      end
+    end
+
     local function prepare(code, name)
       if s_byte(code, 1) == 27 then return nil, "attempt to load a binary chunk (only text is allowed)" end
       current_env = new_env()
@@ -478,7 +489,7 @@ return (function()
       current_env = env
       d_upvaluejoin(chunk, 1, function() return env end, 1)
     end
-    return sb_tostring, freeze_deep, decision_envs, prepare, base, capability, rebind
+    return sb_tostring, freeze_deep, decision_envs, prepare, base, capability, rebind, inherit_base
   end)()
 
   -- cpu_start: the CPU clock when the run read it first (nil: never), for the host to subtract
@@ -513,6 +524,7 @@ ${BEGIN_RUN}
   -- The metatable of those tables also holds what every decision of the policy needs.
   local function policy_meta(chunk, fn, data)
     local _, env = d_getupvalue(chunk, 1)
+    inherit_base(env)
     local meta = { __index = env, __metatable = false, chunk = chunk, fn = fn, data = data }
     meta.__newindex = function(t, k, v)
       meta.env = nil

@@ -100,6 +100,8 @@ local C_PATTERNS = {
     if type(repl) == "string" then return s_gsub(s, pattern, repl, ...) end
     return nested(s_gsub, s, pattern, repl, ...)
   end,
+  -- for a replacement the caller knows is a string, which calls nothing back
+  gsub_string = s_gsub,
 }
 -- work worth fewer units than this is not charged (see charge_results in the kernel)
 local FEW = k.FEW
@@ -132,9 +134,14 @@ local function build_string()
   S.dump = nil
 
   S.rep = function(s, n, sep)
-    local count = count_of(n)
-    if count >= FEW then charge(count) end
-    return charge_bytes(s_rep(s, n, sep))
+    -- a number under FEW (NaN is not) is fewer repetitions than are charged
+    if not (type(n) == "number" and n < FEW) then
+      local count = count_of(n)
+      if count >= FEW then charge(count) end
+    end
+    local repeated = s_rep(s, n, sep)
+    if #repeated >= 16 then charge(#repeated >> 4) end
+    return repeated
   end
   -- a C function whose work is the length of the string it copies (the fast lane, where there is
   -- one, charges and calls it at once)
@@ -149,7 +156,12 @@ local function build_string()
     end
   end
   S.upper, S.lower, S.reverse = copying(string.upper), copying(string.lower), copying(string.reverse)
-  S.byte = function(...) return charge_results(s_byte(...)) end
+  -- without an end position, at most one result: nothing to charge
+  S.byte = function(...)
+    local s, i, j = ...
+    if i ~= nil and j == nil then return s_byte(s, i) end
+    return charge_results(s_byte(...))
+  end
 
   -- What a format string needs, found once per string (up to FORMATS_KEPT strings of at most
   -- FORMAT_KEPT_LEN bytes; each search is linear: one class, then a letter). Without %p, C

@@ -34,7 +34,8 @@
  *   matcher's state).
  * - `deps.c` (required): the original C functions, `{ find = ..., match = ..., gmatch = ...,
  *   gsub = ... }` (`find` is also used for bounded helper scans: memchr-style searches, one-class
- *   runs, `%b` and start-position prefilters).
+ *   runs, `%b` and start-position prefilters), and optionally `gsub_string`, a `gsub` for string
+ *   replacements only (`gsub` serves when absent).
  * - `deps.limit` (optional, default 10000): the largest work bound, in steps, handed to C.
  * - `deps.few` (optional, default 0): a call handed to C whose charge (the subject from the start
  *   position plus the pattern) would be fewer units than this is not charged (the sandbox passes 16:
@@ -42,7 +43,7 @@
  *   bounded by `limit` like any call's).
  * - `deps.force_lua` (optional, read once): when true, nothing is handed to C (tests).
  * - `deps.lane` (optional): the fast lane's closures (`ffi/fast_lane.ts`), asked first by `find`,
- *   `match` and `gmatch`; not used with `force_lua` or `stats`.
+ *   `match`, `gmatch` and `gsub`; not used with `force_lua` or `stats`.
  * - `deps.stats` (optional): `{ c = 0, lua = 0 }`, counts calls handed to C and calls run in Lua
  *   (for gmatch: per iterator step).
  *
@@ -105,6 +106,7 @@ local deps = ...
 local charge = deps.charge
 local C = deps.c
 local c_find, c_match, c_gmatch, c_gsub = C.find, C.match, C.gmatch, C.gsub
+local c_gsub_string = C.gsub_string or c_gsub
 local byte, sub, char, format = string.byte, string.sub, string.char, string.format
 local concat, unpack = table.concat, table.unpack
 local type, tostring, tonumber, error, select, getmetatable, rawget =
@@ -1019,6 +1021,8 @@ end
 -- next such call with the pattern skips the checks. gsub keeps its own per pattern (see gsub);
 -- gmatch the longest subject whose whole scan is C's (-1: none).
 local quick, nquick = { {}, {}, {}, {} }, { 0, 0, 0, 0 } -- [1: find, 2: match, 3: gsub, 4: gmatch][pattern]
+-- the fast lane reads plain_limit's LIMIT here
+quick[5] = LIMIT
 local function learn(which, p, mx)
   local known = quick[which]
   if known[p] ~= nil or #p > CACHE_PLEN then return end
@@ -1301,8 +1305,9 @@ local function gsub(...)
     local mx = known and known[repl]
     if mx and #src <= mx and not FORCE_LUA then
       if stats then stats.c = stats.c + 1 end
-      charge(#src + #p)
-      return c_gsub(src, p, repl)
+      local bound = #src + #p
+      if bound >= FEW then charge(bound) end
+      return c_gsub_string(src, p, repl)
     end
   end
   local nargs = select("#", ...)
@@ -1453,7 +1458,7 @@ if lane and not FORCE_LUA and not stats then
     end
     return lua_find(...)
   end
-  -- match and gmatch: charged before the call, as their Lua routes charge
+  -- match, gmatch and gsub: charged before the call, as their Lua routes charge
   local function charged_first(ask, c_call, lua_call)
     return function(...)
       local q = ask(quick, ...)
@@ -1466,6 +1471,7 @@ if lane and not FORCE_LUA and not stats then
   end
   match = charged_first(lane.match, c_match, match)
   gmatch = charged_first(lane.gmatch, c_gmatch, gmatch)
+  gsub = charged_first(lane.gsub, c_gsub_string, gsub)
 end
 
 return { find = find, match = match, gmatch = gmatch, gsub = gsub }

@@ -477,10 +477,12 @@ Deno.test({
         { "match", "k=v", "(%w+)=(%w+)" }, { "find", ("x"):rep(40) .. "y", "y" },
         { "find", ("x"):rep(40) .. "y", "y", true }, { "match", ("k"):rep(30) .. "=v", "(%w+)=(%w+)" },
         { "gmatch", "a b", "%a" }, { "gmatch", ("word "):rep(10), "%a+" },
+        { "gsub", "a b", "%s", "-" }, { "gsub", ("a b"):rep(10), "%s", "-" },
       }
       local function units(api, c)
         reset()
-        local r = table.pack(api[c[1]](c[2], c[3], nil, c[4]))
+        local r = c[1] == "gsub" and table.pack(api.gsub(c[2], c[3], c[4]))
+          or table.pack(api[c[1]](c[2], c[3], nil, c[4]))
         if c[1] == "gmatch" then
           local n = 0
           for _ in r[1] do n = n + 1 end
@@ -523,6 +525,8 @@ Deno.test({
       false,
       true,
       true,
+      true,
+      false,
       true,
       false,
       true,

@@ -362,6 +362,22 @@ Deno.test("globals: policies do not see each other's globals", () => {
   assert.equal(b.evaluate({}).allow, true);
 });
 
+Deno.test("globals: a library global the policy replaced, kept or deleted at load reads as it left it", () => {
+  using engine = new PolicyEngine({ capabilities: { limit: () => 3 } });
+  const policy = engine.compile(
+    `function type(v) return "mine" end
+    local G = _G
+    return function(input)
+      if input.drop then G.ipairs = nil G.limit = nil end
+      return type(1) == "mine" and ipairs ~= nil and math.floor(2.5) == 2 and limit() == 3
+    end`,
+  );
+  assert.equal(policy.evaluate({}).allow, true);
+  // deleted from the policy's own globals, both still read through to the engine's
+  assert.equal(policy.evaluate({ drop: true }).allow, true);
+  assert.equal(policy.evaluate({}).allow, true);
+});
+
 Deno.test("sandbox: no io, no os.execute, no host bridge in policies", () => {
   const d = decide(
     `return function()

@@ -1,6 +1,7 @@
 // Policies beyond ABAC, side by side: string patterns, string functions, a loop, table functions, a
-// large input, each a Lua function `function(input) ... end` returning a boolean, and an admission rule
-// returning its verdict as a table `{ allow = ..., reasons = { ... } }` that each engine reads into JS.
+// large input, string normalization, math functions and recursive calls, each a Lua function
+// `function(input) ... end` returning a boolean, and an admission rule returning its verdict as a
+// table `{ allow = ..., reasons = { ... } }` that each engine reads into JS.
 //
 //   deno run -A bench/peers/workloads.ts [--rounds N] [--min-round-ms N]
 //
@@ -79,6 +80,35 @@ const WORKLOADS: Workload[] = [
         (k) => ({ id: "item" + k, flag: (k + i) % 5 === 0, tags: ["a", "b"], score: k * 1.5 }),
       ),
     })),
+  },
+  {
+    name: "string normalization (gsub, plain find)",
+    body: `
+  local name = (input.name:gsub("%s+", " ")):lower()
+  if name:find("root", 1, true) then return false end
+  for _, h in ipairs(input.headers) do
+    if h:find("secret", 1, true) then return false end
+  end
+  return #name > 3`,
+    inputs: range(100, (i) => ({
+      name: i % 13 ? `Ann   Lee ${i}` : "The  Root",
+      headers: range(8, (k) => `x-header-${k}${k === i % 11 ? "-secret" : ""}`),
+    })),
+  },
+  {
+    name: "math functions in a loop",
+    body: `
+  local s = 0
+  for i = 1, 50 do s = s + math.floor(math.sqrt(i * input.n)) + math.max(i, 3) end
+  return s > 1000`,
+    inputs: range(100, (i) => ({ n: i })),
+  },
+  {
+    name: "recursive calls (fib 12)",
+    body: `
+  local function fib(n) if n < 2 then return n end return fib(n - 1) + fib(n - 2) end
+  return fib(12) > input.n`,
+    inputs: range(100, (i) => ({ n: i * 3 })),
   },
   {
     name: "a verdict with reasons (table result)",

@@ -75,6 +75,20 @@ Deno.test("redteam engine: a policy cannot plant globals for another policy", ()
   assert.equal(other.evaluate({}).allow, true);
 });
 
+Deno.test("redteam engine: a chunk that sets its _ENV to a library leaves that library read-only", () => {
+  using e = engine();
+  e.compile("_ENV = string return function() return true end", { name: "a" }).evaluate({});
+  e.compile("_ENV = math return function() return true end", { name: "b" }).evaluate({});
+  const other = e.compile(
+    `return function()
+      local wrote = pcall(function() string.print = 1 end) or pcall(function() math.ipairs = 1 end)
+      return not wrote and string.print == nil and math.ipairs == nil and rawget(string, "print") == nil
+    end`,
+    { name: "c" },
+  );
+  assert.equal(other.evaluate({}).allow, true);
+});
+
 // the input crosses as a copy (writes change only the copy); the data document is read-only
 Deno.test("redteam engine: the data document and the input stay unchanged", () => {
   const data = { roles: { ann: "admin" }, list: [1, 2] };

@@ -432,7 +432,9 @@ Deno.test("stdlib: pattern calls the fast lane takes are still charged: a budget
   const calls = {
     match: "local x = s:match('^(a+)')",
     find: "local x = s:find('b')",
+    "plain find": "local x = s:find('ab', 1, true)",
     gmatch: "for w in s:gmatch('b') do end",
+    gsub: "local x = s:gsub('b', 'c')",
   };
   assertChargedOnTheLane(calls, "a".repeat(200), 100, 10);
 });
@@ -467,7 +469,7 @@ function assertAsLuaOnEitherRoute(sb: Sandbox, lua: LuaRuntime, calls: readonly 
   }
 }
 
-Deno.test("stdlib: string.format, the copying functions and table.concat answer as Lua's own, whichever route a call takes", () => {
+Deno.test("stdlib: string.format, the copying functions, byte, rep and table.concat answer as Lua's own, whichever route a call takes", () => {
   using sb = new Sandbox();
   using lua = new LuaRuntime();
   const calls = [
@@ -484,6 +486,18 @@ Deno.test("stdlib: string.format, the copying functions and table.concat answer 
     `("MiXeD"):lower()`,
     `string.reverse("abc")`,
     `string.upper(12)`,
+    `("hello"):byte(2)`,
+    `("hello"):byte(-1)`,
+    `("hello"):byte(10)`,
+    `("hello"):byte()`,
+    `("hello"):byte(2, 4)`,
+    `string.byte("hello", 1, nil)`,
+    `("ab"):rep(3)`,
+    `("ab"):rep(3, "-")`,
+    `("ab"):rep(-1)`,
+    `("ab"):rep(20)`,
+    `("ab"):rep("3")`,
+    `string.rep(12, 2)`,
     `table.concat({ 1, 2.5, "x" }, ", ")`,
     `table.concat({ 1, 2, 3, 4 }, "", 2, 3)`,
     `table.concat({ 1, 2, 3 }, "", 3, 2)`,
@@ -506,6 +520,10 @@ Deno.test("stdlib: string.format, the copying functions and table.concat answer 
     `string.format("%y", 1)`,
     `string.format("%s", 1, 2, 3, 4, 5, {})`,
     `string.upper()`,
+    `string.byte()`,
+    `string.byte({}, 1)`,
+    `("x"):rep()`,
+    `("x"):rep(2.5)`,
     `("x"):rep(1, 2, 3):lower({})`,
     `table.concat({ 1, {}, 3 })`,
     `table.concat({ 1, 2 }, {})`,
@@ -560,6 +578,11 @@ Deno.test("stdlib: pattern functions answer as Lua's own, whichever route a call
     `("hello world"):find("o+", 2.0)`,
     `("hello world"):find("o+", "3")`,
     `("hello world"):find("l+", 1, true)`,
+    `("hello world"):find("lo", 1, true)`,
+    `("hello world"):find("o", -4, true)`,
+    `("hello world"):find("", 3, true)`,
+    `("hello world with more words"):find("words", 2, 1)`,
+    `("hello world with more words"):find("world", 9, true)`,
     `("hello world"):find("(l+)(o)")`,
     `("hello world"):find("xyz")`,
     `("hello world"):match("^(%\a+)")`,
@@ -568,6 +591,12 @@ Deno.test("stdlib: pattern functions answer as Lua's own, whichever route a call
     `("hello world"):match("x")`,
     `string.match(12345, "%\d%\d")`,
     `select("#", ("abc"):gmatch("%\a")())`,
+    `("hello world"):gsub("o", "0")`,
+    `("hello world"):gsub("(%\w+)", "<%1>")`,
+    `("hello world"):gsub("l", "L", 2)`,
+    `("abc"):gsub("", "-")`,
+    `("hello"):gsub("l+", "%%")`,
+    `string.gsub(12345, "%\d", "x")`,
     `(function() local n = 0 for a, b in ("k=v, x=y"):gmatch("(%\w+)=(%\w+)") do n = n + #a + #b end return n end)()`,
   ];
   assertAsLuaOnEitherRoute(sb, lua, calls);
