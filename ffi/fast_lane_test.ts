@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { LaneOp, LaneTally, openFastLane } from "./fast_lane.ts";
-import { assertBuiltFromSource } from "../tests/fixtures/native_helpers.ts";
+import { FAST_LANE_CODE, LaneOp, LaneTally, openFastLane } from "./fast_lane.ts";
+import { assertBuiltFromSource, crossToolsMissing, withHarness } from "../tests/fixtures/native_helpers.ts";
 import { openLuaLibrary } from "./library.ts";
 import { createLuaApi, type LuaState, LuaStatus } from "./lua_api.ts";
 import { cString } from "./strings.ts";
@@ -340,3 +340,70 @@ Deno.test("fast lane: none for LuaJIT and Lua before 5.3", () => {
 
 Deno.test("the embedded bytes were built from the current ffi/fast_lane.c", () =>
   assertBuiltFromSource("fast_lane"));
+
+Deno.test(
+  "fast lane: the x86_64 and aarch64 code make the same calls and answer alike",
+  { ignore: crossToolsMissing() },
+  async () => {
+    await withHarness("fast_lane_harness", async (harness, dir) => {
+      const transcripts: string[] = [];
+      for (const arch of ["x86_64", "aarch64"] as const) {
+        await Deno.writeFile(`${dir}/${arch}.code`, FAST_LANE_CODE[arch]);
+        transcripts.push(await harness(arch, [`${dir}/${arch}.code`]));
+      }
+      assert.equal(transcripts[1], transcripts[0]);
+      // each scenario's answer and the tally after it
+      const answers = transcripts[0].split("\n").filter((line) => /^\S|returned|tally/.test(line));
+      assert.deepEqual(answers, [
+        "find, proved cheap",
+        "  returned 1: 0",
+        "  tally 0, find 1 20 2",
+        "find, plain",
+        "  returned 1: 0",
+        "  tally 0, find 1 20 4",
+        "find, a float start",
+        "  returned 1: false",
+        "  tally 0, find 0 0 0",
+        "found",
+        "  returned 2: 16 20",
+        "  tally 22, find 1 20 2",
+        "match, short",
+        "  returned 1: true",
+        "  tally 0, find 0 0 0",
+        "gmatch, with a start",
+        "  returned 1: false",
+        "  tally 0, find 0 0 0",
+        "gsub, proved cheap",
+        "  returned 1: true",
+        "  tally 21, find 0 0 0",
+        "gsub, a replacement never proved",
+        "  returned 1: false",
+        "  tally 0, find 0 0 0",
+        "append",
+        "  returned 1: true",
+        "  tally 0, find 0 0 0",
+        "append to a table with a metatable",
+        "  returned 1: false",
+        "  tally 0, find 0 0 0",
+        "bytes",
+        `  returned 1: "${"0123456789".repeat(4)}"`,
+        "  tally 2, find 0 0 0",
+        "bytes, the tally at the step",
+        "  returned 2: false 99",
+        "  tally 0, find 0 0 0",
+        "concat",
+        `  returned 1: "${"0123456789".repeat(4)}"`,
+        "  tally 32, find 0 0 0",
+        "format, string conversions",
+        `  returned 1: "${"0123456789".repeat(4)}"`,
+        "  tally 2, find 0 0 0",
+        "format, a table to show",
+        "  returned 1: false",
+        "  tally 0, find 0 0 0",
+        "no tally",
+        "  returned 1: false",
+        "  tally 0, find 0 0 0",
+      ]);
+    });
+  },
+);
