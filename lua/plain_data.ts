@@ -235,12 +235,20 @@ export function pushFieldByField(
 /** How values that are not plain data are read: return `undefined` to refuse them. */
 export type ValueHook = (core: LuaCore, L: LuaState, idx: number, type: number) => unknown;
 
+/**
+ * Which table is read for the table at `idx` (an absolute index): push the one to read instead
+ * (a read-only view's own table) and return true, or push nothing and return false. Uses at most
+ * 2 slots.
+ */
+export type TableHook = (core: LuaCore, L: LuaState, idx: number) => boolean;
+
 interface ReadState {
   limits: PlainDataLimits;
   entries: number;
   /** The stack indices of the tables being read, outermost first: their count is the depth. */
   path: number[];
   hook?: ValueHook;
+  tableHook?: TableHook;
 }
 
 function readFrom(core: LuaCore, L: LuaState, idx: number, state: ReadState): unknown {
@@ -276,8 +284,15 @@ function readTable(core: LuaCore, L: LuaState, t: number, state: ReadState): unk
   for (let i = 0; i < path.length; i++) {
     if (s.lua_rawequal(L, path[i], t) !== 0) throw new LuaError("data contains a cycle");
   }
-  path.push(t);
   core.ensureStack(L, 3);
+  if (state.tableHook?.(core, L, t)) {
+    try {
+      return readTable(core, L, core.api.absIndex(L, -1), state);
+    } finally {
+      s.lua_settop(L, -2);
+    }
+  }
+  path.push(t);
   const keys: unknown[] = [];
   const values: unknown[] = [];
   let sequence = true;
@@ -334,7 +349,8 @@ function readTable(core: LuaCore, L: LuaState, t: number, state: ReadState): unk
 /**
  * Reads the value at `idx` as plain data: tables become arrays (keys exactly 1..n) or
  * null-prototype objects (keys as strings), bounded in depth and size, cycles refused.
- * `hook` decides about userdata, functions and coroutines (default: refused with a LuaError).
+ * `hook` decides about userdata, functions and coroutines (default: refused with a LuaError), and
+ * `tableHook` which table stands for a table (default: itself).
  */
 export function readPlainData(
   core: LuaCore,
@@ -342,6 +358,7 @@ export function readPlainData(
   idx: number,
   limits: PlainDataLimits = DEFAULT_PLAIN_LIMITS,
   hook?: ValueHook,
+  tableHook?: TableHook,
 ): unknown {
-  return readFrom(core, L, core.api.absIndex(L, idx), { limits, entries: 0, path: [], hook });
+  return readFrom(core, L, core.api.absIndex(L, idx), { limits, entries: 0, path: [], hook, tableHook });
 }

@@ -29,6 +29,7 @@ import {
   pushFieldByField,
   pushPlainData,
   readPlainData,
+  type TableHook,
   type ValueHook,
 } from "../lua/plain_data.ts";
 import { deepFreeze, hostObjectBehavior } from "./host_objects.ts";
@@ -338,10 +339,28 @@ export class GuardedState {
   // Only a state with host objects pays for looking objects up on the way in.
   #hostObjectHook: ObjectHook | undefined;
 
-  /** Reads a Lua value as plain data (host object proxies come back as the frozen objects). */
+  /**
+   * Reads a Lua value as plain data: host object proxies come back as the frozen objects, and
+   * read-only views of data (the engine's data, a required module) as the tables they show. A
+   * library's view reads as the empty table it is.
+   */
   readData(L: LuaState, idx: number): unknown {
-    return readPlainData(this.core, L, idx, this.resultLimits, readHostObject);
+    return readPlainData(this.core, L, idx, this.resultLimits, readHostObject, this.#readView);
   }
+
+  readonly #readView: TableHook = (core, L, idx) => {
+    const s = core.api.sym;
+    if (s.lua_getmetatable(L, idx) === 0) return false;
+    s.lua_settop(L, -2);
+    core.pushRegistry(L, this.#kernel.views);
+    s.lua_pushvalue(L, idx);
+    if (s.lua_rawget(L, -2) === LuaType.TABLE) {
+      core.api.replace(L, -2);
+      return true;
+    }
+    core.api.pop(L, 2);
+    return false;
+  };
 
   // ---------------------------------------------------------------- host functions
 

@@ -250,7 +250,7 @@ return (function()
   local last_id = 0
 
   -- the environment untrusted code sees, built on the limit machinery above
-  local sb_tostring, freeze_deep, decision_envs, prepare, base, capability, rebind, inherit_base = (function()
+  local sb_tostring, freeze_deep, views, decision_envs, prepare, base, capability, rebind, inherit_base = (function()
     -- tostring and %p without addresses; the type name comes from type(), so __name cannot spoof it
     local function ident(v)
       local id = ids[v]
@@ -290,10 +290,18 @@ return (function()
       string_meta[event] = rawget(d_getmetatable(""), event)
     end
 
-    -- read-only views of shared tables; sb_rawset refuses them
+    -- read-only views of shared tables, each an empty table whose metatable reads through to the
+    -- table it shows: frozen maps each view to that table (a library's view to the function that
+    -- builds its table and returns it); sb_rawset refuses them
     local frozen = setmetatable({}, { __mode = "k" })
     local function deny() error("attempt to modify a read-only table", 2) end
+    local function view_of(t)
+      local shown = frozen[t]
+      if type(shown) == "function" then shown = shown() end
+      return shown
+    end
     local function freeze(t)
+      if frozen[t] then return t end
       local proxy
       proxy = setmetatable({}, {
         __index = t,
@@ -304,7 +312,7 @@ return (function()
         end,
         __metatable = false,
       })
-      frozen[proxy] = true
+      frozen[proxy] = t
       return proxy
     end
     -- The builders of the vetted libraries are a chunk of their own, loaded from the host's cached
@@ -344,7 +352,7 @@ return (function()
         return function(_, k) return next(built, k) end, proxy, nil
       end
       proxy = setmetatable({}, meta)
-      frozen[proxy] = true
+      frozen[proxy] = target
       return proxy
     end
     local function freeze_deep(t)
@@ -361,6 +369,36 @@ return (function()
       local meta = decision_envs[t]
       if meta then meta.env = nil end
       return rawset(t, k, v)
+    end
+
+    -- next, rawget and rawlen of a view are those of the table it shows. Anything else goes to
+    -- Lua's own, after a check that raises their error about the first argument from here, where it
+    -- can name the function (the tail call would make it '?').
+    local function type_name(v)
+      local mt = d_getmetatable(v)
+      local name = mt and rawget(mt, "__name")
+      if type(name) == "string" then return name end
+      return type(v)
+    end
+    local function shown(name, expected, n, t)
+      local viewed = view_of(t)
+      if viewed ~= nil then return viewed end
+      local kind = type(t)
+      if kind == "table" or (kind == "string" and expected ~= "table") then return t end
+      local got = n == 0 and "no value" or type_name(t)
+      error("bad argument #1 to '" .. name .. "' (" .. expected .. " expected, got " .. got .. ")", 3)
+    end
+    local function sb_next(...)
+      return next(shown("next", "table", select("#", ...), ...), select(2, ...))
+    end
+    local function sb_rawget(...)
+      local n = select("#", ...)
+      local t = shown("rawget", "table", n, ...)
+      if n < 2 then error("bad argument #2 to 'rawget' (value expected)", 2) end
+      return rawget(t, (select(2, ...)))
+    end
+    local function sb_rawlen(...)
+      return rawlen(shown("rawlen", "table or string", select("#", ...), ...))
     end
 
     local function sb_setmetatable(t, mt)
@@ -414,9 +452,9 @@ return (function()
     end
 
     local base = {
-      assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
+      assert = assert, error = error, ipairs = ipairs, next = sb_next, pairs = pairs,
       pcall = sb_pcall, xpcall = sb_xpcall, print = sb_print, select = select,
-      rawequal = rawequal, rawget = rawget, rawlen = rawlen, rawset = sb_rawset,
+      rawequal = rawequal, rawget = sb_rawget, rawlen = sb_rawlen, rawset = sb_rawset,
       setmetatable = sb_setmetatable, getmetatable = getmetatable,
       tonumber = sb_tonumber, tostring = sb_tostring, type = type, load = sb_load,
       collectgarbage = sb_collectgarbage, _VERSION = _VERSION,
@@ -489,7 +527,7 @@ return (function()
       current_env = env
       d_upvaluejoin(chunk, 1, function() return env end, 1)
     end
-    return sb_tostring, freeze_deep, decision_envs, prepare, base, capability, rebind, inherit_base
+    return sb_tostring, freeze_deep, frozen, decision_envs, prepare, base, capability, rebind, inherit_base
   end)()
 
   -- cpu_start: the CPU clock when the run read it first (nil: never), for the host to subtract
@@ -575,7 +613,8 @@ ${BEGIN_RUN}
     function() return tripped end,
     function()
       if TRUSTED_GLOBALS._VERSION == "Lua 5.4" then collectgarbage("generational") end
-    end
+    end,
+    views
 end)()
 `;
 
@@ -585,7 +624,9 @@ end)()
  * `run` and `run_nested` run one just compiled; `define(name, value)` adds a global,
  * `define_capability(name)` a capability served by the host under that name, `tostring` is the
  * address-free `tostring`, `tripped` the limit the current run tripped (if any), `generational`
- * switches the collector to its generational mode (Lua 5.4; nothing on 5.3).
+ * switches the collector to its generational mode (Lua 5.4; nothing on 5.3). `views` is not a
+ * function but the table of read-only views, each mapped to the table it shows (a vetted library's
+ * view to the function that builds its table and returns it).
  */
 export const KERNEL_ENTRIES = [
   "prepare",
@@ -601,6 +642,7 @@ export const KERNEL_ENTRIES = [
   "policy_meta",
   "tripped",
   "generational",
+  "views",
 ] as const;
 
 /** The name of one of the kernel's entry points. */

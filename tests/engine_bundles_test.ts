@@ -77,6 +77,25 @@ Deno.test("bundle: a module required by several policies is shared and read-only
   });
 });
 
+Deno.test("bundle: a module's tables read as plain Lua tables and return their contents", async () => {
+  await withBundle({
+    "lib/messages.lua": `return { denied = { "not yours", "ask an admin" }, shared = require("lib.shared") }`,
+    "lib/shared.lua": `return { "s" }`,
+    "p.lua": `local m = require("lib.messages")
+      return function()
+        return { allow = next(m.denied) == 1 and rawlen(m.denied) == 2 and rawget(m, "shared") == m.shared,
+          reasons = m.denied, shared = require("lib.shared") }
+      end`,
+  }, (dir) => {
+    using engine = new PolicyEngine();
+    const d = engine.load(dir).get("p")!.evaluate({});
+    assert.deepEqual(d.errors, []);
+    assert.equal(d.allow, true);
+    assert.deepEqual(d.reasons, ["not yours", "ask an admin"]);
+    assert.deepEqual((d.value as { shared: unknown }).shared, ["s"]);
+  });
+});
+
 Deno.test("bundle: require at decision time works too", async () => {
   await withBundle({
     "lib/m.lua": `return { answer = 42 }`,

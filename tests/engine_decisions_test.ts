@@ -311,6 +311,42 @@ Deno.test("data: iteration over data works", () => {
   assert.equal(d.allow, true, JSON.stringify(d));
 });
 
+Deno.test("data: next, rawget and rawlen see it as plain Lua would", () => {
+  const d = decide(
+    `return function(input, data)
+      local k, v = next(data.m)
+      local first = next(data.m, k)
+      return true, {
+        k .. "=" .. v, tostring(first), tostring(next(data.l, 3)),
+        tostring(rawget(data.m, "a")), tostring(rawget(data.l, 2)), tostring(rawget(data, "absent")),
+        tostring(rawlen(data.l)), tostring(#data.l), tostring(next(data.empty)),
+        tostring(rawget(data.nested, "inner") == data.nested.inner),
+      }
+    end`,
+    {},
+    { data: { m: { a: 1 }, l: [3, 4, 6], empty: {}, nested: { inner: { x: 1 } } } },
+  );
+  assert.deepEqual(d.errors, []);
+  assert.deepEqual(d.reasons, ["a=1", "nil", "nil", "1", "4", "nil", "3", "3", "nil", "true"]);
+});
+
+Deno.test("data: a policy that returns some of it returns its contents", () => {
+  const d = decide(
+    `return function(input, data)
+      return { allow = false, reasons = data.denied, extra = data.limits, list = { data.limits, 1 } }
+    end`,
+    {},
+    { data: { denied: ["not in the group", "after hours"], limits: { rps: 10, plans: ["free", "pro"] } } },
+  );
+  assert.deepEqual(d.errors, []);
+  assert.deepEqual(d.reasons, ["not in the group", "after hours"]);
+  const limits = { rps: 10, plans: ["free", "pro"] };
+  assert.deepEqual(
+    JSON.parse(JSON.stringify(d.value)),
+    { allow: false, reasons: ["not in the group", "after hours"], extra: limits, list: [limits, 1] },
+  );
+});
+
 Deno.test("data: absent data is nil", () => {
   assert.equal(decide(`return function(input, data) return data == nil end`).allow, true);
 });

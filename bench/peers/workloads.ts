@@ -1,7 +1,8 @@
 // Policies beyond ABAC, side by side: string patterns, string functions, a loop, table functions, a
-// large input, string normalization, math functions and recursive calls, each a Lua function
-// `function(input) ... end` returning a boolean, and an admission rule returning its verdict as a
-// table `{ allow = ..., reasons = { ... } }` that each engine reads into JS.
+// large input, string normalization, math functions, recursive calls and lookups in shared data, each
+// a Lua function `function(input, data) ... end` returning a boolean, and an admission rule returning
+// its verdict as a table `{ allow = ..., reasons = { ... } }` that each engine reads into JS. Shared
+// data is the policy engine's `data` for luagate, and a global `data` set once for the others.
 //
 //   deno run -A bench/peers/workloads.ts [--rounds N] [--min-round-ms N]
 //
@@ -20,11 +21,15 @@ interface Workload {
   inputs: unknown[];
   /** The body returns `{ allow = boolean, reasons = { string... } }` instead of a boolean. */
   verdict?: true;
+  /** Data every call of the workload shares (`data` in the body; nil when absent). */
+  data?: Record<string, unknown>;
 }
 
 const UA =
   "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
 const range = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
+const ROLES = ["viewer", "editor", "admin", "auditor", "billing", "support"];
+const ACTIONS = ["read", "write", "delete", "pay", "ticket"];
 
 const WORKLOADS: Workload[] = [
   {
@@ -111,6 +116,29 @@ const WORKLOADS: Workload[] = [
     inputs: range(100, (i) => ({ n: i * 3 })),
   },
   {
+    name: "lookups in shared data (role bindings)",
+    body: `
+  local roles = data.bindings[input.user]
+  if not roles then return false end
+  for _, role in ipairs(roles) do
+    local granted = data.permissions[role]
+    if granted and granted[input.action] then return true end
+  end
+  return false`,
+    data: {
+      bindings: Object.fromEntries(range(300, (i) => [`u${i}`, [ROLES[i % 6], ROLES[(i * 7) % 6]]])),
+      permissions: {
+        viewer: { read: true },
+        editor: { read: true, write: true },
+        admin: { read: true, write: true, delete: true },
+        auditor: { read: true, audit: true },
+        billing: { pay: true },
+        support: { read: true, ticket: true },
+      },
+    },
+    inputs: range(200, (i) => ({ user: `u${(i * 13) % 320}`, action: ACTIONS[i % 5] })),
+  },
+  {
     name: "a verdict with reasons (table result)",
     body: `
   local reasons = {}
@@ -147,19 +175,23 @@ function argValue(args: string[], flag: string, fallback: number): number {
 }
 
 function luagateRow(): Row {
-  const engine = new PolicyEngine();
+  const engines = new Map<unknown, PolicyEngine>();
   let count = 0;
   return {
     name: "luagate Policy (all limits on)",
     make(w) {
-      const policy: Policy = engine.compile(`return function(input)${w.body}\nend`, { name: `w${count++}` });
+      let engine = engines.get(w.data);
+      if (engine === undefined) engines.set(w.data, engine = new PolicyEngine({ data: w.data }));
+      const policy: Policy = engine.compile(`return function(input, data)${w.body}\nend`, {
+        name: `w${count++}`,
+      });
       return Promise.resolve((input) => {
         const d = policy.evaluate(input);
         if (d.errors.length > 0) throw new Error(`luagate: ${d.errors[0]}`);
         return answer(d.allow, w.verdict && d.reasons);
       });
     },
-    close: () => engine.close(),
+    close: () => engines.forEach((engine) => engine.close()),
   };
 }
 
@@ -170,6 +202,7 @@ function wasmoonRow(wasmoon: WasmoonModule, name: string, options: Record<string
     async make(w) {
       const lua = await new wasmoon.LuaFactory().createEngine(options);
       const global = `f${count++}`;
+      if (w.data) lua.global.set("data", w.data);
       lua.doStringSync(`${global} = function(input)${w.body}\nend`);
       const f = lua.global.get(global) as (input: unknown) => unknown;
       if (!w.verdict) return (input) => answer(f(input));
@@ -215,6 +248,10 @@ function fengariRow(F: FengariModule): Row {
         throw new Error("fengari: " + to_jsstring(api.lua_tostring(L, -1)));
       }
       const ref = aux.luaL_ref(L, api.LUA_REGISTRYINDEX);
+      if (w.data) {
+        push(L, w.data);
+        api.lua_setglobal(L, key("data"));
+      }
       return Promise.resolve((input) => {
         api.lua_rawgeti(L, api.LUA_REGISTRYINDEX, ref);
         push(L, input);
@@ -263,9 +300,13 @@ async function main(): Promise<void> {
     `| --- | ${rows.map(() => "---:").join(" | ")} |`,
   ];
   for (const w of WORKLOADS) {
-    const check = reference.execute(`return function(input)${w.body}\nend`) as (input: unknown) => unknown;
+    const check = reference.execute(`return function(input, data)${w.body}\nend`) as (
+      input: unknown,
+      data: unknown,
+    ) => unknown;
+    const data = w.data && reference.tableFrom(w.data, { recursive: true });
     const expected = w.inputs.map((input) => {
-      const result = check(reference.tableFrom(input, { recursive: true }));
+      const result = check(reference.tableFrom(input, { recursive: true }), data);
       if (!w.verdict) return answer(result);
       const verdict = result as LuaTable;
       return answer(verdict.get("allow"), [...(verdict.get("reasons") as LuaTable).values()]);

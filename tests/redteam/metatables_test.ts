@@ -89,9 +89,10 @@ attackSuite("raw access", [
     expect: value(true),
   },
   {
-    name: "rawget on a library view shows nothing (the view is empty, the library behind it)",
-    code: "return rawget(math, 'pi'), rawget(string, 'rep'), rawlen(table)",
-    expect: value([undefined, undefined, 0]),
+    name: "rawget, rawlen and next on a library view read the library behind it, as indexing does",
+    code: "return rawget(math, 'pi') == math.pi, rawget(string, 'rep') == string.rep, rawlen(table), " +
+      "math[next(math)] == select(2, next(math)), math.pi > 3.14, pcall(rawset, math, 'pi', 3)",
+    expect: value([true, true, 0, true, true, false, "attempt to modify a read-only table"]),
   },
   {
     name: "rawequal on proxies is harmless",

@@ -337,8 +337,8 @@ Deno.test("stdlib: strings still coerce in arithmetic, while the string metatabl
 
 Deno.test("stdlib: each vetted library, built on first use, looks the same whichever way it is first reached", () => {
   const probes = [
-    `local n = 0 for k in pairs(string) do n = n + 1 end return n > 10, rawget(string, "format")`,
-    `return #table, next(table), rawlen(math)`,
+    `local n = 0 for k in pairs(string) do n = n + 1 end return n > 10, rawget(string, "format") == string.format`,
+    `return #table, type(next(table)), rawget(table, next(table)) ~= nil, rawlen(math)`,
     `return ("abc"):upper(), string.upper("d")`,
     `return pcall(function() string.x = 1 end), getmetatable(string), getmetatable("")`,
     `return math.floor(2.5), utf8 and utf8.char(72) or "H", os.time() > 0, coroutine.isyieldable()`,
@@ -542,6 +542,30 @@ Deno.test("stdlib: string.format, the copying functions, byte, rep and table.con
     });
     assert.equal(messages[1], messages[0], call);
   }
+});
+
+Deno.test("stdlib: next, rawget and rawlen answer as Lua's own, errors included", () => {
+  using sb = new Sandbox();
+  using lua = new LuaRuntime();
+  assertAsLuaOnEitherRoute(sb, lua, [
+    `next({})`,
+    `next({ 5 })`,
+    `next({ 5 }, 1)`,
+    `rawget({ a = 1 }, "a")`,
+    `rawget(setmetatable({}, { __index = { a = 1 } }), "a")`,
+    `rawlen({ 1, 2 })`,
+    `rawlen("abc")`,
+    `rawlen(setmetatable({}, { __len = function() return 9 end }))`,
+    `pcall(next, 5)`,
+    `pcall(next)`,
+    `pcall(next, {}, "absent")`,
+    `pcall(next, "s")`,
+    `pcall(rawget, 5, 1)`,
+    `pcall(rawget, {})`,
+    `pcall(rawget)`,
+    `pcall(rawlen, true)`,
+    `pcall(rawlen)`,
+  ]);
 });
 
 Deno.test("stdlib: table.insert appends at once only to tables without a metatable", () => {

@@ -29,6 +29,7 @@ export interface FengariModule {
     lua_rawseti(L: LuaState, idx: number, n: number): void;
     lua_rawgeti(L: LuaState, idx: number, n: number): number;
     lua_getglobal(L: LuaState, name: LuaString): number;
+    lua_setglobal(L: LuaState, name: LuaString): void;
     lua_pcall(
       L: LuaState,
       nargs: number,

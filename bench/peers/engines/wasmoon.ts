@@ -9,7 +9,7 @@ import { installedVersion, requirePeer } from "./npm.ts";
 
 interface LuaEngineLike {
   doStringSync(code: string): unknown;
-  global: { get(name: string): unknown; close(): void };
+  global: { get(name: string): unknown; set(name: string, value: unknown): void; close(): void };
 }
 /** The part of wasmoon's API the harnesses use. */
 export interface WasmoonModule {
