@@ -378,6 +378,12 @@ local function build_table()
     return t_move(a1, f, e, t, a2)
   end
   T.sort = function(t, comp)
+    -- a table without a metatable, the common case, skips the helpers' calls
+    if type(t) == "table" and d_getmetatable(t) == nil then
+      local n = #t
+      if n > 1 then charge(n * (m_floor(m_log(n, 2)) + 1)) end
+      return t_sort(t, comp)
+    end
     local n = own_len(t)
     if n ~= nil then
       if n < 2 then return end
@@ -393,6 +399,12 @@ local function build_table()
     return t_sort(t, comp)
   end
   T.unpack = function(t, i, j)
+    -- unpack(t) of a table without a metatable, the common call: its items are 1..#t
+    if i == nil and j == nil and type(t) == "table" and d_getmetatable(t) == nil then
+      j = #t
+      if j >= FEW then charge(j) end
+      return t_unpack(t, 1, j)
+    end
     if j == nil and type(t) == "table" then j = #t end
     charge_range(tonumber(i) or 1, len_of(t, j))
     return t_unpack(t, i, j)

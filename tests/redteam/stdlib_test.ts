@@ -454,6 +454,27 @@ Deno.test("stdlib: string.format, the copying functions and table.concat on the 
   assertChargedOnTheLane(calls, "a".repeat(1600), 300, 100);
 });
 
+Deno.test("stdlib: table.unpack and table.sort of a plain table are still charged, like any other", () => {
+  // 200 items: unpack is charged 200 units a call, sort 200 * 8 (in a sorted table as in any other)
+  const fill =
+    "local t, t2 = {}, setmetatable({}, { __index = function(_, i) return i end, __len = function() return 200 end }) " +
+    "for i = 1, 200 do t[i] = i end ";
+  const calls: [string, number, number][] = [
+    ["local x = table.unpack(t)", 100, 10],
+    ["local x = table.unpack(t2)", 100, 10],
+    ["table.sort(t)", 20, 2],
+  ];
+  for (const [call, tripping, fitting] of calls) {
+    using sb = new Sandbox({ limits: { instructions: 20_000, cpuMs: 5_000 } });
+    assert.throws(
+      () => sb.execute(`${fill} for i = 1, ${tripping} do ${call} end`),
+      (e) => e instanceof LuaLimitError && e.limit === "instructions",
+      call,
+    );
+    assert.equal(sb.execute(`${fill} for i = 1, ${fitting} do ${call} end return 1`), 1, call);
+  }
+});
+
 /**
  * Asserts that each call answers in the sandbox as in real Lua (its results shown with their types),
  * twice: the first call lets the wrapper learn what the fast lane decides from (a pattern proved
@@ -544,10 +565,21 @@ Deno.test("stdlib: string.format, the copying functions, byte, rep and table.con
   }
 });
 
-Deno.test("stdlib: next, rawget and rawlen answer as Lua's own, errors included", () => {
+Deno.test("stdlib: next, rawget, rawlen, and unpack and sort of plain tables answer as Lua's own, errors included", () => {
   using sb = new Sandbox();
   using lua = new LuaRuntime();
   assertAsLuaOnEitherRoute(sb, lua, [
+    `table.unpack({ 1, 2, 3 })`,
+    `table.unpack({})`,
+    `table.unpack({ 1, nil, 3 })`,
+    `table.unpack({ 1, 2, 3 }, 2)`,
+    `table.unpack({ 1, 2, 3 }, nil, 2)`,
+    `table.unpack(setmetatable({}, { __len = function() return 2 end, __index = function(_, i) return i * 10 end }))`,
+    `pcall(table.unpack, 5)`,
+    `pcall(table.unpack)`,
+    `(function() local t = { 3, 1, 2 } table.sort(t) return table.concat(t, ",") end)()`,
+    `(function() local t = { 3, 1, 2 } table.sort(t, function(a, b) return a > b end) return table.concat(t, ",") end)()`,
+    `pcall(table.sort, { 1, "x" })`,
     `next({})`,
     `next({ 5 })`,
     `next({ 5 }, 1)`,
