@@ -301,6 +301,8 @@ return (function()
       return shown
     end
     local function freeze(t)
+      -- a view stays one view (a module may return another module's table): next and rawget see
+      -- through one level only
       if frozen[t] then return t end
       local proxy
       proxy = setmetatable({}, {
