@@ -376,6 +376,8 @@ return (function()
     -- next, rawget and rawlen of a view are those of the table it shows. Anything else goes to
     -- Lua's own, after a check that raises their error about the first argument from here, where it
     -- can name the function (the tail call would make it '?').
+    -- Lua 5.3's rawlen does not say what it got
+    local RAWLEN_SAYS_EXPECTED_ONLY = TRUSTED_GLOBALS._VERSION == "Lua 5.3"
     local function type_name(v)
       local mt = d_getmetatable(v)
       local name = mt and rawget(mt, "__name")
@@ -388,7 +390,8 @@ return (function()
       local kind = type(t)
       if kind == "table" or (kind == "string" and expected ~= "table") then return t end
       local got = n == 0 and "no value" or type_name(t)
-      error("bad argument #1 to '" .. name .. "' (" .. expected .. " expected, got " .. got .. ")", 3)
+      if name == "rawlen" and RAWLEN_SAYS_EXPECTED_ONLY then got = nil end
+      error("bad argument #1 to '" .. name .. "' (" .. expected .. " expected" .. (got and ", got " .. got or "") .. ")", 3)
     end
     local function sb_next(...)
       return next(shown("next", "table", select("#", ...), ...), select(2, ...))
