@@ -378,28 +378,29 @@ local function build_table()
     return t_move(a1, f, e, t, a2)
   end
   T.sort = function(t, comp)
+    local n
     -- a table without a metatable, the common case, skips the helpers' calls
     if type(t) == "table" and d_getmetatable(t) == nil then
-      local n = #t
-      if n > 1 then charge(n * (m_floor(m_log(n, 2)) + 1)) end
-      return t_sort(t, comp)
+      n = #t
+    else
+      n = own_len(t)
+      if n ~= nil then
+        if n < 2 then return end
+        if n >= 2147483647 then error("bad argument #1 to 'sort' (array too big)", 2) end
+        local items = {}
+        for i = 1, n do items[i] = t[i] end
+        T.sort(items, comp)
+        for i = 1, n do t[i] = items[i] end
+        return
+      end
+      n = len_of(t)
     end
-    local n = own_len(t)
-    if n ~= nil then
-      if n < 2 then return end
-      if n >= 2147483647 then error("bad argument #1 to 'sort' (array too big)", 2) end
-      local items = {}
-      for i = 1, n do items[i] = t[i] end
-      T.sort(items, comp)
-      for i = 1, n do t[i] = items[i] end
-      return
-    end
-    n = len_of(t)
     if n > 1 then charge(n * (m_floor(m_log(n, 2)) + 1)) end
     return t_sort(t, comp)
   end
   T.unpack = function(t, i, j)
-    -- unpack(t) of a table without a metatable, the common call: its items are 1..#t
+    -- unpack(t) of a table without a metatable, the common call: its items are 1..#t, charged by
+    -- charge_range's rule written out (calling it took unpack of 3 from 313 to 384 ns)
     if i == nil and j == nil and type(t) == "table" and d_getmetatable(t) == nil then
       j = #t
       if j >= FEW then charge(j) end
