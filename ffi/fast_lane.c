@@ -1,13 +1,13 @@
 /*
  * luagate's fast lane: the common case of a few vetted library functions, decided in C.
  *
- * Each vetted function of the sandbox (policy/kernel_libraries.ts, policy/patterns.ts) is a Lua
- * wrapper that proves a call cheap before it hands it to Lua's own C function, and charges the
- * work to the run's budget. Under the count hook every instruction of those wrappers costs several
- * nanoseconds: the proof alone took longer than the C call it guarded (string.match about 700 ns
- * against 250 ns in plain Lua). The wrappers now ask this function first, once, and take their own
- * path only when it says no. It proves exactly what the wrapper would, from the same tables, so a
- * call takes the same route with the same results either way.
+ * Each vetted function of the sandbox (policy/kernel_libraries.ts, policy/patterns.ts) proves a
+ * call cheap before it hands it to Lua's own C function, and charges the work to the run's budget.
+ * Under the count hook every instruction of a Lua wrapper doing that costs several nanoseconds: the
+ * proof alone took longer than the C call it guarded (string.match about 700 ns against 250 ns in
+ * plain Lua). So the proof is made here, once, from the same tables the wrapper reads, and the
+ * wrapper's own path is taken only when it fails: a call takes the same route with the same results
+ * either way.
  *
  * Work it finds cheap is added to a tally (per state, in memory the host owns) instead of charged
  * at once: charging is a Lua call. When the tally reaches a hook step, the answer is the tally
@@ -15,16 +15,22 @@
  * a run. So the budget lags by less than a step (plus, after a find, the part that find searched,
  * bounded like every quick call), as it lags by less than a step for the hook's own instructions.
  *
- * Three operations also make the call they approve (string.format, table.concat, and functions
- * whose work is the string they are given, such as string.upper and tonumber): the wrapper hands
- * over the library's own C function with the arguments, and this function calls it with lua_callk,
- * as the wrapper would have, and returns its result. The arguments it lets through make that
- * function convert nothing through a metamethod, so no Lua code runs inside; an error it raises (a
- * bad argument, no memory) goes to the caller with the same message and argument numbers as on the
- * wrapper's own path.
+ * The vetted functions whose wrapper did nothing but ask this function (string.format,
+ * table.concat, table.insert, the functions whose work is the string they are given, such as
+ * string.upper and tonumber) are this function itself: an entry, a closure made by the operation
+ * LANE_ENTRY with the library's C function, the kernel's charge, the wrapper's own route and what
+ * that route keeps as upvalues. An entry takes the call as the sandbox made it. When the call is
+ * the common case, it charges and calls the library's function with lua_callk, as the wrapper
+ * would have; the arguments it lets through make that function convert nothing through a
+ * metamethod, so no Lua code runs inside, and an error it raises (a bad argument, no memory) goes to
+ * the caller with the same message as on the route. Any other call goes to the route, with every
+ * argument. An entry whose tally reaches a step charges it at once, by calling the charge function
+ * (which may raise the limit's error: a Lua error in a C function called from Lua, never a longjmp
+ * across the host).
  *
- * One C closure per operation, with two upvalues: the state's tally (a light userdata) and the
- * operation. This function never raises an error of its own and never calls Lua or the host.
+ * The other operations answer a Lua wrapper: one C closure per operation, with two upvalues, the
+ * state's tally (a light userdata) and the operation. They never raise an error of their own and
+ * never call Lua or the host.
  *
  * This file is NOT compiled at run time. scripts/build_native.sh compiles it once into
  * position-independent machine code with no relocations, embedded in ffi/fast_lane.ts, which maps
@@ -64,6 +70,8 @@ typedef struct {
   void (*pushinteger)(lua_State *L, lua_Integer n);             /* 120 */
   void (*callk)(lua_State *L, int nargs, int nresults, __INTPTR_TYPE__ ctx, void *k); /* 128 */
   long long registry;                                           /* 136: LUA_REGISTRYINDEX */
+  void (*rotate)(lua_State *L, int idx, int n);                 /* 144 */
+  void (*pushcclosure)(lua_State *L, int (*fn)(lua_State *L), int n); /* 152 */
 } luagate_lane_api;
 
 /* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
@@ -82,12 +90,18 @@ enum {
   LANE_MATCH = 2,  /* (quick, s, p [, init]): false, true, or what to charge first */
   LANE_GMATCH = 3, /* (quick, s, p [, init]): false, true, or what to charge first */
   LANE_FOUND = 4,  /* (C find's results): tallies the part it searched, returns them unchanged */
-  LANE_APPEND = 5, /* (t, v): t[#t + 1] = v for a table without a metatable: true; else false */
-  LANE_FORMAT = 6, /* (kinds, format, fmt, ...): format(fmt, ...) or false [, what to charge] */
-  LANE_BYTES = 7,  /* (f, s, ...): f(s, ...) or false [, what to charge], charging s as bytes */
-  LANE_CONCAT = 8, /* (concat, t, sep, i, j): concat(t, sep, i, j) or false [, what to charge] */
-  LANE_GSUB = 9    /* (quick, s, p, repl [, nil]): false, true, or what to charge first */
+  LANE_GSUB = 5,   /* (quick, s, p, repl [, nil]): false, true, or what to charge first */
+  LANE_ENTRY = 6,  /* (f, charge, route [, kept]): the entry of the operation in upvalue 3, or false */
+  /* the entries, made by LANE_ENTRY; each returns what the library's function would */
+  ENTRY_BYTES = 7,  /* f(s, ...), charging s as bytes (no route: f's own errors are the route's) */
+  ENTRY_FORMAT = 8, /* format(fmt, ...) for a format of a kind kept in `kept` needing no checks */
+  ENTRY_CONCAT = 9, /* concat(t [, sep [, i [, j]]]) of a table without a metatable, integer positions */
+  ENTRY_APPEND = 10 /* insert(t, v): t[#t + 1] = v for a table without a metatable */
 };
+
+/* The upvalues of an entry (those of LANE_ENTRY's closure are the tally, LANE_ENTRY and the entry's
+ * operation). */
+enum { UP_TALLY = 1, UP_OP = 2, UP_FUNCTION = 3, UP_CHARGE = 4, UP_ROUTE = 5, UP_KEPT = 6, ENTRY_UPVALUES = 6 };
 
 /* The kinds of format strings the wrapper keeps (policy/kernel_libraries.ts, `format_kinds`). */
 enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
@@ -193,24 +207,48 @@ INLINE double string_units(const luagate_lane_api *lua, lua_State *L, int idx) {
   return (double)((lua_Integer)lua->rawlen(L, idx) >> BYTES_PER_UNIT_SHIFT);
 }
 
-/* Calls the function at index `at` on the values above it, with `before` units tallied first (the
- * work the wrapper charges before such a call) and, when `charge_result`, the units of the string
- * it returns after; returns that result, then what to charge when the tally reached a step. A call
- * whose units before would reach the step is refused (false, then the tally to charge): the
- * wrapper charges them itself before the work is done, as it always does. */
-INLINE int charge_and_call(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, double before,
-                           int at, int n, int charge_result) {
-  if (state->tally + before >= state->flush_at) {
-    lua->pushboolean(L, 0);
-    hand_over(lua, L, state);
-    return 2;
-  }
-  state->tally += before;
-  lua->callk(L, n - at, 1, 0, 0);
-  if (charge_result) state->tally += string_units(lua, L, at);
-  if (state->tally < state->flush_at) return 1;
-  hand_over(lua, L, state);
-  return 2;
+/* Adds `units` to the tally of an entry; once it reaches a step, charges it all now. */
+INLINE void settle(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues,
+                   double units) {
+  state->tally += units;
+  if (state->tally < state->flush_at) return;
+  const lua_Integer due = (lua_Integer)state->tally;
+  state->tally = 0;
+  lua->pushvalue(L, upvalues - UP_CHARGE);
+  lua->pushinteger(L, due);
+  lua->callk(L, 1, 0, 0, 0);
+}
+
+/* Calls the entry's upvalue `which` on the entry's `n` arguments, for `results` results (-1: all);
+ * returns how many it returned. */
+INLINE int call_upvalue(const luagate_lane_api *lua, lua_State *L, int upvalues, int which, int n, int results) {
+  lua->pushvalue(L, upvalues - which);
+  lua->rotate(L, 1, 1);
+  lua->callk(L, n, results, 0, 0);
+  return lua->gettop(L);
+}
+
+/* The common case of an entry: `before` units charged first, the library's function called, then
+ * the units of the string it returned when `charge_result`; returns its one result. */
+INLINE int charge_and_call(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues,
+                           double before, int n, int charge_result) {
+  settle(lua, L, state, upvalues, before);
+  call_upvalue(lua, L, upvalues, UP_FUNCTION, n, 1);
+  if (charge_result) settle(lua, L, state, upvalues, string_units(lua, L, 1));
+  return 1;
+}
+
+/* Whether the table at `idx` has no metatable. */
+INLINE int bare_table(const luagate_lane_api *lua, lua_State *L, int idx) {
+  if (lua->type(L, idx) != LUA_TTABLE) return 0;
+  if (!lua->getmetatable(L, idx)) return 1;
+  lua->settop(L, -2);
+  return 0;
+}
+
+/* Whether the value at `idx` is absent, nil or an integer. */
+INLINE int no_or_integer(const luagate_lane_api *lua, lua_State *L, int idx, int n) {
+  return idx > n || lua->type(L, idx) == LUA_TNIL || lua->isinteger(L, idx);
 }
 
 /* Whether the values from `from` to `n` are ones %s shows without a metamethod. */
@@ -234,72 +272,74 @@ int luagate_fast_lane(lua_State *L) {
   const luagate_lane_api *lua =
       *(luagate_lane_api *const *)((here & ~(uintptr_t)(PAGE_SIZE_MIN - 1)) + PAGE_SIZE_MIN - sizeof(void *));
   const int upvalues = (int)lua->registry;
-  luagate_lane_state *state = (luagate_lane_state *)lua->touserdata(L, upvalues - 1);
-  const int op = (int)lua->tointegerx(L, upvalues - 2, 0);
+  luagate_lane_state *state = (luagate_lane_state *)lua->touserdata(L, upvalues - UP_TALLY);
+  const int op = (int)lua->tointegerx(L, upvalues - UP_OP, 0);
   const int n = lua->gettop(L);
+
+  if (op == ENTRY_BYTES) return charge_and_call(lua, L, state, upvalues, string_units(lua, L, 1), n, 0);
+
+  if (op == ENTRY_FORMAT) {
+    if (n >= 1 && lua->type(L, 1) == LUA_TSTRING) {
+      lua->pushvalue(L, 1);
+      const int kind = lua->rawget(L, upvalues - UP_KEPT) == LUA_TNUMBER ? (int)lua->tointegerx(L, -1, 0) : 0;
+      lua->settop(L, -2);
+      if (kind == NO_CONVERSION) {
+        lua->pushvalue(L, 1);
+        return 1;
+      }
+      if (kind == STRING_CONVERSIONS ? n - 1 <= PLAIN_ARGUMENTS && all_plain(lua, L, 2, n)
+                                     : kind == NO_STRING_CONVERSION) {
+        return charge_and_call(lua, L, state, upvalues, unless_few(state, (double)lua->rawlen(L, 1)), n, 1);
+      }
+    }
+    return call_upvalue(lua, L, upvalues, UP_ROUTE, n, -1);
+  }
+
+  if (op == ENTRY_CONCAT) {
+    /* the range is charged as items; a range of a step or more is the route's to charge first
+     * (last - first, unsigned, cannot wrap around, unlike last - first + 1 in integers) */
+    if (n <= 4 && no_or_integer(lua, L, 3, n) && no_or_integer(lua, L, 4, n) && bare_table(lua, L, 1)) {
+      const lua_Integer first = start_position(lua, L, 3, n);
+      const lua_Integer last =
+          n < 4 || lua->type(L, 4) == LUA_TNIL ? (lua_Integer)lua->rawlen(L, 1) : lua->tointegerx(L, 4, 0);
+      double items = 0;
+      int cheap = 1;
+      if (last >= first) {
+        const unsigned long long gap = (unsigned long long)last - (unsigned long long)first;
+        cheap = gap < (unsigned long long)(lua_Integer)state->flush_at;
+        items = (double)(gap + 1);
+      }
+      if (cheap) return charge_and_call(lua, L, state, upvalues, unless_few(state, items), n, 1);
+    }
+    return call_upvalue(lua, L, upvalues, UP_ROUTE, n, -1);
+  }
+
+  if (op == ENTRY_APPEND) {
+    /* C's insert would find the end itself, in logarithmic time: nothing to charge */
+    if (n == 2 && bare_table(lua, L, 1)) {
+      lua->rawseti(L, 1, (lua_Integer)lua->rawlen(L, 1) + 1);
+      return 0;
+    }
+    return call_upvalue(lua, L, upvalues, UP_ROUTE, n, -1);
+  }
+
   if (state == 0) return refuse(lua, L);
+
+  if (op == LANE_ENTRY) {
+    /* (f, charge, route [, kept]) -> the closure of the tally, the entry's operation and those */
+    lua->settop(L, ENTRY_UPVALUES - 2);
+    lua->pushvalue(L, upvalues - UP_TALLY);
+    lua->pushvalue(L, upvalues - UP_FUNCTION);
+    lua->rotate(L, 1, 2);
+    lua->pushcclosure(L, (int (*)(lua_State *))(here & ~(uintptr_t)(PAGE_SIZE_MIN - 1)), ENTRY_UPVALUES);
+    return 1;
+  }
 
   if (op == LANE_FOUND) {
     lua_Integer end = state->find_subject;
     if (n >= 2 && lua->type(L, 1) != LUA_TNIL) end = lua->tointegerx(L, 2, 0);
     tally(state, end - state->find_from + 1 + state->find_pattern);
     return n;
-  }
-
-  if (op == LANE_APPEND) {
-    if (n != 2 || lua->type(L, 1) != LUA_TTABLE) return refuse(lua, L);
-    if (lua->getmetatable(L, 1)) {
-      lua->settop(L, -2);
-      return refuse(lua, L);
-    }
-    lua->rawseti(L, 1, (lua_Integer)lua->rawlen(L, 1) + 1);
-    lua->pushboolean(L, 1);
-    return 1;
-  }
-
-  if (op == LANE_BYTES) {
-    if (n < 2) return refuse(lua, L);
-    return charge_and_call(lua, L, state, string_units(lua, L, 2), 1, n, 0);
-  }
-
-  if (op == LANE_CONCAT) {
-    /* a table without a metatable, positions absent or integers: the range is charged as items */
-    if (n != 5 || lua->type(L, 2) != LUA_TTABLE) return refuse(lua, L);
-    for (int at = 4; at <= 5; at++) {
-      if (lua->type(L, at) != LUA_TNIL && !lua->isinteger(L, at)) return refuse(lua, L);
-    }
-    if (lua->getmetatable(L, 2)) {
-      lua->settop(L, -2);
-      return refuse(lua, L);
-    }
-    const lua_Integer first = start_position(lua, L, 4, n);
-    const lua_Integer last =
-        lua->type(L, 5) == LUA_TNIL ? (lua_Integer)lua->rawlen(L, 2) : lua->tointegerx(L, 5, 0);
-    /* an empty range costs nothing; a range of a step or more is the wrapper's to charge first
-     * (last - first, unsigned, cannot wrap around, unlike last - first + 1 in integers) */
-    double items = 0;
-    if (last >= first) {
-      const unsigned long long gap = (unsigned long long)last - (unsigned long long)first;
-      if (gap >= (unsigned long long)(lua_Integer)state->flush_at) return refuse(lua, L);
-      items = (double)(gap + 1);
-    }
-    return charge_and_call(lua, L, state, unless_few(state, items), 1, n, 1);
-  }
-
-  if (op == LANE_FORMAT) {
-    if (n < 3 || lua->type(L, 1) != LUA_TTABLE || lua->type(L, 3) != LUA_TSTRING) return refuse(lua, L);
-    lua->pushvalue(L, 3);
-    const int kind = lua->rawget(L, 1) == LUA_TNUMBER ? (int)lua->tointegerx(L, -1, 0) : 0;
-    lua->settop(L, -2);
-    if (kind == NO_CONVERSION) {
-      lua->pushvalue(L, 3);
-      return 1;
-    }
-    if (kind == STRING_CONVERSIONS ? n - 3 > PLAIN_ARGUMENTS || !all_plain(lua, L, 4, n)
-                                   : kind != NO_STRING_CONVERSION) {
-      return refuse(lua, L);
-    }
-    return charge_and_call(lua, L, state, unless_few(state, (double)lua->rawlen(L, 3)), 2, n, 1);
   }
 
   /* the pattern functions: (quick, s, p, ...) */

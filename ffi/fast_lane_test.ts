@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FAST_LANE_CODE, LaneOp, LaneTally, openFastLane } from "./fast_lane.ts";
+import { FAST_LANE_CODE, LANE_CLOSURES, LaneTally, openFastLane } from "./fast_lane.ts";
 import { assertBuiltFromSource, crossToolsMissing, withHarness } from "../tests/fixtures/native_helpers.ts";
 import { openLuaLibrary } from "./library.ts";
 import { createLuaApi, type LuaState, LuaStatus } from "./lua_api.ts";
@@ -13,8 +13,7 @@ const ignore = lane === undefined;
 const STEP = 100;
 const FEW = 16;
 
-// Runs `code` with `lane` (the closures by name, sharing `tally`) and `quick` (the matcher's table
-// of quick patterns: find under 1, match under 2, gmatch under 4) as its arguments; returns what it
+// Runs `code` with `lane` (the closures by name, sharing `tally`) as its argument; returns what it
 // returns, as one string.
 function run(code: string, tally: LaneTally | null = new LaneTally(STEP, FEW)): string {
   const L = s.luaL_newstate() as LuaState;
@@ -22,11 +21,11 @@ function run(code: string, tally: LaneTally | null = new LaneTally(STEP, FEW)): 
     s.luaL_openlibs(L);
     const source = new TextEncoder().encode(code);
     assert.equal(api.loadBuffer(L, source, source.length, cString("=lane"), null), LuaStatus.OK);
-    s.lua_createtable(L, 0, 5);
-    for (const [name, op] of Object.entries(LaneOp)) {
+    s.lua_createtable(L, 0, LANE_CLOSURES.length);
+    for (const { name, upvalues } of LANE_CLOSURES) {
       s.lua_pushlightuserdata(L, tally?.pointer ?? null);
-      api.pushInteger(L, op);
-      s.lua_pushcclosure(L, lane!, 2);
+      for (const value of upvalues) api.pushInteger(L, value);
+      s.lua_pushcclosure(L, lane!, 1 + upvalues.length);
       s.lua_setfield(L, -2, cString(name));
     }
     const status = api.pcall(L, 1, 1, 0);
@@ -38,6 +37,9 @@ function run(code: string, tally: LaneTally | null = new LaneTally(STEP, FEW)): 
   }
 }
 
+// also `quick`, the matcher's table of quick patterns (find under 1, match under 2, gmatch under 4),
+// and the pieces of entries: `charge` records what it is given in `charged`, and each `route(name)`
+// answers "route:<name>/<how many arguments it got>"
 const QUICK = `
   local lane = ...
   local quick = { {}, {}, {}, {} }
@@ -47,25 +49,30 @@ const QUICK = `
     for i = 1, select("#", ...) do out[i] = tostring((select(i, ...))) end
     return table.concat(out, ",")
   end
+  local charged = {}
+  local function charge(units) charged[#charged + 1] = units end
+  local function route(name)
+    return function(...) return "route:" .. name .. "/" .. select("#", ...) end
+  end
 `;
 
 Deno.test(
-  "fast lane: append adds at the end of a table without a metatable, and nothing else",
+  "fast lane: the append entry adds at the end of a table without a metatable; the route takes the rest",
   { ignore },
   () => {
     assert.equal(
-      run(`
-      local lane = ...
+      run(`${QUICK}
+      local append = lane.append(nil, charge, route("insert"))
       local t = { 1, 2 }
       local meta = setmetatable({}, { __newindex = function() error("called") end })
       return table.concat({
-        tostring(lane.append(t, 3)), #t, t[3],
-        tostring(lane.append(t, 1, 9)), #t,
-        tostring(lane.append(t)), #t,
-        tostring(lane.append(meta, 1)), #meta,
-        tostring(lane.append("text", 1)),
+        show(append(t, 3)), #t, t[3],
+        show(append(t, 1, 9)), #t,
+        show(append(t)), #t,
+        show(append(meta, 1)), #meta,
+        show(append("text", 1)), #charged,
       }, " ")`),
-      "true 3 3 false 3 false 3 false 0 false",
+      " 3 3 route:insert/3 3 route:insert/1 3 route:insert/2 0 route:insert/2 0",
     );
   },
 );
@@ -199,7 +206,7 @@ Deno.test("fast lane: the tally is handed over once it reaches a step", { ignore
 });
 
 Deno.test(
-  "fast lane: format formats the kinds it is told need no checks, charging the format and the result",
+  "fast lane: the format entry formats the kinds kept as needing no checks, charging the format and the result",
   { ignore },
   () => {
     const tally = new LaneTally(STEP, FEW);
@@ -208,30 +215,31 @@ Deno.test(
         `${QUICK}
       -- 1: no conversion, 2: no %s, 3: %s conversions, 4: %p to rewrite
       local kinds = { ["plain text"] = 1, ["%d items"] = 2, ["%s:%s"] = 3, ["%p"] = 4 }
-      local f, fmt = lane.format, string.format
+      local f = lane.format(string.format, charge, route("format"), kinds)
       local long = ("%s"):rep(8)
       kinds[long] = 3
       return show(
-        f(kinds, fmt, "plain text", {}),
-        f(kinds, fmt, "%d items", 3),
-        f(kinds, fmt, "%s:%s", "a", 1),
-        f(kinds, fmt, "%s:%s", nil, true),
-        f(kinds, fmt, "%s:%s", {}, 1),            -- a table: its __tostring or address is Lua's to show
-        f(kinds, fmt, long, 1, 2, 3, 4, 5),       -- more than 4 arguments to check
-        f(kinds, fmt, "%p", "x"),
-        f(kinds, fmt, "%x", 255),                 -- a kind not kept yet
-        f(kinds, fmt, 12, 1),
-        f(kinds, fmt))`,
+        f("plain text", {}),
+        f("%d items", 3),
+        f("%s:%s", "a", 1),
+        f("%s:%s", nil, true),
+        f("%s:%s", {}, 1),            -- a table: its __tostring or address is Lua's to show
+        f(long, 1, 2, 3, 4, 5),       -- more than 4 arguments to check
+        f("%p", "x"),
+        f("%x", 255),                 -- a kind not kept yet
+        f(12, 1),
+        f(), #charged)`,
         tally,
       ),
-      "plain text,3 items,a:1,nil:true,false,false,false,false,false,false",
+      "plain text,3 items,a:1,nil:true,route:format/3,route:format/6,route:format/2,route:format/2," +
+        "route:format/2,route:format/0,0",
     );
     assert.equal(tally.take(), 0, "formats shorter than 16 bytes and results shorter than 16 cost nothing");
     assert.equal(
       run(
         `${QUICK}
-      local kinds = { ["%s and %s, sixteen+"] = 3 }
-      return show(lane.format(kinds, string.format, "%s and %s, sixteen+", ("x"):rep(20), "y"))`,
+      local f = lane.format(string.format, charge, route("format"), { ["%s and %s, sixteen+"] = 3 })
+      return show(f("%s and %s, sixteen+", ("x"):rep(20), "y"))`,
         tally,
       ),
       `${"x".repeat(20)} and y, sixteen+`,
@@ -241,93 +249,129 @@ Deno.test(
     assert.equal(
       run(
         `${QUICK}
-      local kinds, long = { ["%s"] = 3 }, ("y"):rep(60 * 16)
-      local first = select("#", lane.format(kinds, string.format, "%s", long))
-      local _, due = lane.format(kinds, string.format, "%s", long)
-      return show(first, due)`,
+      local long = ("y"):rep(60 * 16)
+      local f = lane.format(string.format, charge, route("format"), { ["%s"] = 3 })
+      local first = select("#", f("%s", long))
+      local second = select("#", f("%s", long))
+      return show(first, second, #charged, charged[1])`,
         tally,
       ),
-      // 60 units after each call: the second reaches the step and hands over all 120
-      "1,120",
+      // 60 units after each call: the second reaches the step and charges all 120 at once
+      "1,1,1,120",
     );
     assert.equal(tally.take(), 0);
   },
 );
 
 Deno.test(
-  "fast lane: bytes charges the string it hands to the function and returns its result",
+  "fast lane: the bytes entry charges the string it hands to the function and returns its result",
   { ignore },
   () => {
     const tally = new LaneTally(STEP, FEW);
     assert.equal(
       run(
         `${QUICK}
-      local b = lane.bytes
-      local out = { show(b(string.upper, "abc")), show(b(string.reverse, ("ab"):rep(20))), show(b(string.lower, 12)) }
+      local upper = lane.bytes(string.upper, charge, route("upper"))
+      local reverse = lane.bytes(string.reverse, charge, route("reverse"))
+      local lower = lane.bytes(string.lower, charge, route("lower"))
+      local number = lane.bytes(tonumber, charge, route("tonumber"))
+      local out = { show(upper("abc")), show(reverse(("ab"):rep(20))), show(lower(12)), show(number("ff", 16)) }
       -- 2 units tallied (40 bytes), then 97: 99, under the step
-      out[4] = show(#b(string.upper, ("z"):rep(97 * 16)))
-      -- 2 more would reach it: the 99 are handed over, the wrapper charges the 2 before the call
-      out[5] = show(b(string.upper, ("z"):rep(32)))
-      out[6] = show(b(string.upper))
+      out[5] = show(#upper(("z"):rep(97 * 16)), #charged)
+      -- 2 more reach it: all 101 are charged before the call
+      out[6] = show(upper(("z"):rep(32)), #charged, charged[1])
       return table.concat(out, " ")`,
         tally,
       ),
-      `ABC ${"ba".repeat(20)} 12 1552 false,99 false`,
+      `ABC ${"ba".repeat(20)} 12 255 1552,0 ${"Z".repeat(32)},1,101`,
     );
     assert.equal(tally.take(), 0);
   },
 );
 
-Deno.test("fast lane: concat joins a table without a metatable between integer positions", { ignore }, () => {
-  const tally = new LaneTally(STEP, FEW);
-  assert.equal(
-    run(
-      `${QUICK}
-      local c, concat = lane.concat, table.concat
+Deno.test(
+  "fast lane: the concat entry joins a table without a metatable between integer positions",
+  { ignore },
+  () => {
+    const tally = new LaneTally(STEP, FEW);
+    assert.equal(
+      run(
+        `${QUICK}
+      local c = lane.concat(table.concat, charge, route("concat"))
       local t = { 1, 2, 3 }
       local twenty = {}
       for i = 1, 20 do twenty[i] = "x" end
       return table.concat({
-        show(c(concat, t, ",", nil, nil)),
-        show(c(concat, t, "", 2, 3)),
-        show(c(concat, t, "", math.maxinteger - 5, nil)),  -- an empty range: nothing to charge
-        show(c(concat, t, "", 2.0, nil)),                  -- a float position: the wrapper converts it
-        show(c(concat, setmetatable({}, {}), "", nil, nil)),
-        show(c(concat, "t", "", nil, nil)),
-        show(c(concat, t)),
-        show(c(concat, twenty, "", nil, nil)),             -- 20 items, and a result of 20 bytes: 21
-        show(c(concat, {}, "", 1, 200)),                    -- a step or more: the wrapper charges it first
+        show(c(t, ",")),
+        show(c(t)),
+        show(c(t, "", 2, 3)),
+        show(c(t, "", math.maxinteger - 5)),  -- an empty range: nothing to charge
+        show(c(t, "", 2.0)),                  -- a float position: the route converts it
+        show(c(t, "", 1, nil)),
+        show(c(setmetatable({}, {}), "")),
+        show(c("t", "")),
+        show(c(t, "", 1, 2, 5)),
+        show(c(twenty, "")),                  -- 20 items, and a result of 20 bytes: 21
+        show(c({}, "", 1, 200)),              -- a step or more: the route charges it first
+        show(#charged),
       }, " ")`,
-      tally,
-    ),
-    `1,2,3 23  false false false false ${"x".repeat(20)} false`,
-  );
-  assert.equal(tally.take(), 21);
-});
+        tally,
+      ),
+      `1,2,3 123 23  route:concat/3 123 route:concat/2 route:concat/2 route:concat/5 ${"x".repeat(20)} ` +
+        "route:concat/4 0",
+    );
+    assert.equal(tally.take(), 21);
+  },
+);
 
-Deno.test("fast lane: an error in the function it calls is the function's own", { ignore }, () => {
+Deno.test("fast lane: an error in the function an entry calls is the function's own", { ignore }, () => {
   assert.equal(
     run(`${QUICK}
-      local kinds = { ["%d"] = 2 }
+      local format = lane.format(string.format, charge, route("format"), { ["%d"] = 2 })
+      local upper = lane.bytes(string.upper, charge, route("upper"))
       local function message(f, ...) return select(2, pcall(f, ...)) end
       return table.concat({
-        message(lane.format, kinds, string.format, "%d", 1.5),
+        message(format, "%d", 1.5),
         message(string.format, "%d", 1.5),
-        message(lane.bytes, string.upper, nil),
+        message(upper, nil),
         message(string.upper, nil),
+        message(upper),
+        message(string.upper),
       }, " | ")`),
     [
       "bad argument #2 to 'string.format' (number has no integer representation)",
       "bad argument #2 to 'string.format' (number has no integer representation)",
       "bad argument #1 to 'string.upper' (string expected, got nil)",
       "bad argument #1 to 'string.upper' (string expected, got nil)",
+      "bad argument #1 to 'string.upper' (string expected, got no value)",
+      "bad argument #1 to 'string.upper' (string expected, got no value)",
     ].join(" | "),
   );
 });
 
-Deno.test("fast lane: a closure without a tally refuses everything", { ignore }, () => {
+Deno.test("fast lane: the charge an entry calls may raise, and the call is not made", { ignore }, () => {
+  const tally = new LaneTally(STEP, FEW);
   assert.equal(
-    run(`${QUICK} return show(lane.match(quick, "hello", "^(%a+)"), lane.append({}, 1))`, null),
+    run(
+      `${QUICK}
+      local calls = 0
+      local function counted(s) calls = calls + 1 return s end
+      local f = lane.bytes(counted, function(units) error("limit: " .. units, 0) end, route("f"))
+      local ok, err = pcall(f, ("z"):rep(100 * 16))
+      return show(ok, err, calls)`,
+      tally,
+    ),
+    "false,limit: 100,0",
+  );
+  assert.equal(tally.take(), 0);
+});
+
+Deno.test("fast lane: a closure without a tally refuses everything and makes no entry", { ignore }, () => {
+  assert.equal(
+    run(
+      `${QUICK} return show(lane.match(quick, "hello", "^(%a+)"), lane.append(nil, charge, route("insert")))`,
+      null,
+    ),
     "false,false",
   );
 });
@@ -379,26 +423,32 @@ Deno.test(
         "gsub, a replacement never proved",
         "  returned 1: false",
         "  tally 0, find 0 0 0",
-        "append",
-        "  returned 1: true",
+        "make an entry",
+        "  returned 1: type6",
         "  tally 0, find 0 0 0",
-        "append to a table with a metatable",
-        "  returned 1: false",
+        "append",
+        "  returned 0:",
+        "  tally 0, find 0 0 0",
+        "append to a table with a metatable: the route",
+        `  returned 1: "${"0123456789".repeat(4)}"`,
         "  tally 0, find 0 0 0",
         "bytes",
         `  returned 1: "${"0123456789".repeat(4)}"`,
         "  tally 2, find 0 0 0",
-        "bytes, the tally at the step",
-        "  returned 2: false 99",
+        "bytes, the tally at the step: charged first",
+        `  returned 1: "${"0123456789".repeat(4)}"`,
         "  tally 0, find 0 0 0",
         "concat",
         `  returned 1: "${"0123456789".repeat(4)}"`,
         "  tally 32, find 0 0 0",
+        "concat, a float position: the route",
+        `  returned 1: "${"0123456789".repeat(4)}"`,
+        "  tally 0, find 0 0 0",
         "format, string conversions",
         `  returned 1: "${"0123456789".repeat(4)}"`,
         "  tally 2, find 0 0 0",
-        "format, a table to show",
-        "  returned 1: false",
+        "format, a table to show: the route",
+        `  returned 1: "${"0123456789".repeat(4)}"`,
         "  tally 0, find 0 0 0",
         "no tally",
         "  returned 1: false",

@@ -14,7 +14,7 @@
 import { type AllocatorHandle, createAllocator } from "../ffi/allocator.ts";
 import { CallFrame, CallStop, openCallRunner } from "../ffi/call_runner.ts";
 import { type DataBuilder, openDataBuilder } from "../ffi/data_builder.ts";
-import { LaneOp, LaneTally, openFastLane } from "../ffi/fast_lane.ts";
+import { LANE_CLOSURES, LaneTally, openFastLane } from "../ffi/fast_lane.ts";
 import { openLuaLibrary } from "../ffi/library.ts";
 import {
   createLuaApi,
@@ -415,11 +415,11 @@ export class LuaCore {
       return undefined;
     }
     const tally = new LaneTally(step, few);
-    s.lua_createtable(L, 0, Object.keys(LaneOp).length);
-    for (const [name, op] of Object.entries(LaneOp)) {
+    s.lua_createtable(L, 0, LANE_CLOSURES.length);
+    for (const { name, upvalues } of LANE_CLOSURES) {
       s.lua_pushlightuserdata(L, tally.pointer);
-      this.api.pushInteger(L, op);
-      s.lua_pushcclosure(L, entry, 2);
+      for (const value of upvalues) this.api.pushInteger(L, value);
+      s.lua_pushcclosure(L, entry, 1 + upvalues.length);
       s.lua_setfield(L, -2, cString(name));
     }
     return tally;

@@ -444,17 +444,13 @@ return (function()
     string_meta.__index = function(_, k) return string_view[k] end
     d_setmetatable("", string_meta)
 
-    -- the string it reads is charged (the fast lane, where there is one, charges and calls at once)
-    local lane_bytes = lane and lane.bytes
-    local function sb_tonumber(v, ...)
-      if lane_bytes then
-        local n, due = lane_bytes(tonumber, v, ...)
-        if due then charge(due) end
-        if n ~= false then return n end
-      end
-      charge_bytes(v)
-      return tonumber(v, ...)
+    -- the string it reads is charged (the fast lane's entry, where there is one, charges and calls
+    -- at once)
+    local function charged_tonumber(...)
+      charge_bytes((...))
+      return tonumber(...)
     end
+    local sb_tonumber = lane and lane.bytes(tonumber, charge, charged_tonumber) or charged_tonumber
 
     local base = {
       assert = assert, error = error, ipairs = ipairs, next = sb_next, pairs = pairs,

@@ -24,9 +24,16 @@ local s_pack, s_unpack = string.pack, string.unpack
 local t_concat, t_insert, t_remove, t_sort, t_move = table.concat, table.insert, table.remove, table.sort, table.move
 local t_unpack, t_pack = table.unpack, table.pack
 local d_getmetatable = k.d_getmetatable
-local lane_append = k.lane and k.lane.append
-local lane_format, lane_bytes = k.lane and k.lane.format, k.lane and k.lane.bytes
-local lane_concat = k.lane and k.lane.concat
+
+-- A vetted function that is an entry of the fast lane (ffi/fast_lane.c), where there is one: a C
+-- closure that makes the common call to Lua's own C function f and hands any other to route, the
+-- Lua that is the function where there is no lane. Returns the function, then how many levels it
+-- puts in front of route (an error route raises at level 2 must then say 3).
+local function entry(kind, f, route, kept)
+  local made = k.lane and k.lane[kind](f, charge, route, kept)
+  if made then return made, 1 end
+  return route, 0
+end
 
 -- The libraries the kernel does not need are opened on first use, from their C openers: fresh
 -- tables that only this chunk (and the pattern matcher, through the trusted globals) holds.
@@ -144,23 +151,18 @@ local function build_string()
     if #repeated >= 16 then charge(#repeated >> 4) end
     return repeated
   end
-  -- a C function whose work is the length of the string it copies (the fast lane, where there is
-  -- one, charges and calls it at once)
+  -- a C function whose work is the length of the string it copies
   local function copying(f)
-    return function(s)
-      if lane_bytes then
-        local copied, due = lane_bytes(f, s)
-        if due then charge(due) end
-        if copied ~= false then return copied end
-      end
-      return f(charge_bytes(s))
-    end
+    return (entry("bytes", f, function(...)
+      charge_bytes((...))
+      return f(...)
+    end))
   end
   S.upper, S.lower, S.reverse = copying(string.upper), copying(string.lower), copying(string.reverse)
   -- without an end position, at most one result: nothing to charge
   S.byte = function(...)
-    local s, i, j = ...
-    if i ~= nil and j == nil then return s_byte(s, i) end
+    local _, _, j = ...
+    if j == nil then return s_byte(...) end
     return charge_results(s_byte(...))
   end
 
@@ -178,19 +180,18 @@ local function build_string()
       or s_find(fmt, "%%[-+ #0-9.]*p") and REWRITE
       or s_find(fmt, "%%[-+ #0-9.]*s") and STRING_CONVERSIONS or NO_STRING_CONVERSION
     if #fmt <= FORMAT_KEPT_LEN then
-      if kept_formats >= FORMATS_KEPT then format_kinds, kept_formats = {}, 0 end
+      -- emptied in place: the fast lane's entry holds this table
+      if kept_formats >= FORMATS_KEPT then
+        for kept in next, format_kinds do format_kinds[kept] = nil end
+        kept_formats = 0
+      end
       format_kinds[fmt], kept_formats = kind, kept_formats + 1
     end
     return kind
   end
 
-  S.format = function(fmt, ...)
-    -- the fast lane formats the kinds kept below whose arguments need no checks
-    if lane_format then
-      local formatted, due = lane_format(format_kinds, s_format, fmt, ...)
-      if due then charge(due) end
-      if formatted then return formatted end
-    end
+  -- the fast lane's entry formats the kinds kept above whose arguments need no checks
+  local function format(fmt, ...)
     if type(fmt) ~= "string" then return s_format(fmt, ...) end
     local kind = format_kinds[fmt]
     if kind == nil then
@@ -245,6 +246,7 @@ local function build_string()
     end
     return charge_bytes(s_format(fmt, t_unpack(args, 1, args.n)))
   end
+  S.format = entry("format", s_format, format, format_kinds)
 
   if s_pack then
     S.pack = function(fmt, ...)
@@ -274,17 +276,21 @@ end
 
 -- from the math library, opened with the table library
 local m_tointeger, m_ult, m_floor, m_log
-local function own_len(t)
+-- own_len and position raise their errors at the level of their caller's caller, or up levels
+-- further (a route behind a lane entry)
+local function own_len(t, up)
   if type(t) ~= "table" then return nil end
   local mt = d_getmetatable(t)
   if mt == nil or rawget(mt, "__len") == nil then return nil end
   local n = m_tointeger(#t)
-  if n == nil then error("object length is not an integer", 3) end
+  if n == nil then error("object length is not an integer", 3 + (up or 0)) end
   return n
 end
-local function position(v, fname)
+local function position(v, fname, up)
   local n = m_tointeger(v)
-  if n == nil then error("bad argument #2 to '" .. fname .. "' (number has no integer representation)", 3) end
+  if n == nil then
+    error("bad argument #2 to '" .. fname .. "' (number has no integer representation)", 3 + (up or 0))
+  end
   return n
 end
 
@@ -300,27 +306,22 @@ local function build_table()
   local math = library("math")
   m_tointeger, m_ult, m_floor, m_log = math.tointeger, math.ult, math.floor, math.log
   local T = copy(table)
-  T.concat = function(t, sep, i, j)
-    -- the fast lane joins a table without a metatable between integer positions
-    if lane_concat then
-      local joined, due = lane_concat(t_concat, t, sep, i, j)
-      if due then charge(due) end
-      if joined then return joined end
-    end
+  -- the fast lane's entry joins a table without a metatable between integer positions
+  T.concat = entry("concat", t_concat, function(t, sep, i, j)
     if type(t) == "table" then
       if j == nil then j = #t end
       charge_range(tonumber(i) or 1, tonumber(j) or 0)
       if d_getmetatable(t) ~= nil then return charge_bytes(nested(t_concat, t, sep, i, j)) end
     end
     return charge_bytes(t_concat(t, sep, i, j))
-  end
-  T.insert = function(t, ...)
-    -- appending to a table without a metatable: C finds the end itself, in logarithmic time (the
-    -- fast lane, where there is one, appends at once)
-    if lane_append and lane_append(t, ...) then return end
+  end)
+  -- appending to a table without a metatable: C finds the end itself, in logarithmic time (the fast
+  -- lane's entry appends at once)
+  local up = 0
+  T.insert, up = entry("append", nil, function(t, ...)
     local nargs = select("#", ...)
     if nargs == 1 and d_getmetatable(t) == nil then return t_insert(t, ...) end
-    local n = own_len(t)
+    local n = own_len(t, up)
     if n == nil then
       -- C moves up the items from pos on
       if nargs >= 2 then
@@ -334,17 +335,17 @@ local function build_table()
       pos, v = e, ...
     elseif nargs == 2 then
       pos, v = ...
-      pos = position(pos, "insert")
-      if not m_ult(pos - 1, e) then error("bad argument #2 to 'insert' (position out of bounds)", 2) end
+      pos = position(pos, "insert", up)
+      if not m_ult(pos - 1, e) then error("bad argument #2 to 'insert' (position out of bounds)", 2 + up) end
       while e > pos do
         t[e] = t[e - 1]
         e = e - 1
       end
     else
-      error("wrong number of arguments to 'insert'", 2)
+      error("wrong number of arguments to 'insert'", 2 + up)
     end
     t[pos] = v
-  end
+  end)
   T.remove = function(t, ...)
     local size = own_len(t)
     if size == nil then

@@ -305,6 +305,14 @@ attackSuite("coroutine misuse", [
     expect: { check: (v) => assert.equal((v as unknown[])[0], false) },
   },
   {
+    name: "yielding from a metamethod string.format or table.insert calls: a C-call boundary, as in Lua",
+    code: "local t = setmetatable({}, { __tostring = function() coroutine.yield(1) return 'T' end, " +
+      "__len = function() coroutine.yield(2) return 0 end }) " +
+      "local function yields(f) return select(2, coroutine.resume(coroutine.create(f))) end " +
+      "return yields(function() return string.format('%s', t) end), yields(function() table.insert(t, 1) end)",
+    expect: value(["attempt to yield across a C-call boundary", "attempt to yield across a C-call boundary"]),
+  },
+  {
     name: "a wrapped coroutine called after it died",
     code: "local f = coroutine.wrap(function() end) f() return f()",
     expect: luaError(/cannot resume dead coroutine/),
@@ -524,8 +532,26 @@ Deno.test("stdlib: string.format, the copying functions, byte, rep and table.con
     `table.concat({ 1, 2, 3 }, "", 3, 2)`,
     `table.concat({}, "", math.maxinteger - 5)`,
     `table.concat({ "a", "b" }, nil, 1.0, "2")`,
+    `table.concat({ "a", "b" })`,
+    `table.concat({ "a", "b" }, "-", 1, nil)`,
+    `tonumber("ff", 16)`,
+    `tonumber(" 5 ")`,
+    `tonumber("0x10")`,
+    `tonumber("x")`,
+    `tonumber(nil)`,
+    `tonumber(7.5)`,
   ];
   assertAsLuaOnEitherRoute(sb, lua, calls);
+  // more formats than the wrapper keeps: it forgets them all and goes on learning
+  assert.equal(
+    sb.execute(`
+      for i = 1, 300 do
+        local f = "%d-" .. i
+        for _ = 1, 2 do assert(string.format(f, i) == i .. "-" .. i, f) end
+      end
+      return string.format("%s/%s", "a", "b")`),
+    "a/b",
+  );
   // a table shown by %s is the sandbox's, address-free, on either route
   for (let i = 0; i < 2; i++) {
     assert.equal(
@@ -550,6 +576,9 @@ Deno.test("stdlib: string.format, the copying functions, byte, rep and table.con
     `table.concat({ 1, 2 }, {})`,
     `table.concat({ 1, 2 }, "", 1, 5)`,
     `table.concat({ 1, 2 }, "", 1.5)`,
+    `tonumber()`,
+    `tonumber("z", 99)`,
+    `string.lower()`,
   ];
   for (const call of errors) {
     const messages = [0, 1].map(() => {
@@ -598,6 +627,41 @@ Deno.test("stdlib: next, rawget, rawlen, and unpack and sort of plain tables ans
     `pcall(rawlen, true)`,
     `pcall(rawlen)`,
   ]);
+});
+
+Deno.test("stdlib: a library function called without an argument says so, as Lua's own does", () => {
+  using sb = new Sandbox();
+  for (
+    const [call, message] of [
+      ["tonumber()", "bad argument #1 to '?' (value expected)"],
+      ["string.upper()", "bad argument #1 to '?' (string expected, got no value)"],
+      ["string.upper(nil)", "bad argument #1 to '?' (string expected, got nil)"],
+    ]
+  ) {
+    assert.throws(() => sb.execute(call), (e) => e instanceof LuaError && e.message === message, call);
+  }
+});
+
+Deno.test("stdlib: table.insert's own errors point at the line of the call", () => {
+  using sb = new Sandbox();
+  const sized = "local t = setmetatable({}, { __len = function() return 2 end })\n";
+  for (
+    const [call, message] of [
+      ["table.insert(t, 9, 1)", "bad argument #2 to 'insert' (position out of bounds)"],
+      ["table.insert(t, 1.5, 1)", "bad argument #2 to 'insert' (number has no integer representation)"],
+      ["table.insert(t, 1, 2, 3)", "wrong number of arguments to 'insert'"],
+    ]
+  ) {
+    assert.throws(
+      () => sb.execute(sized + call),
+      (e) => e instanceof LuaError && e.message === `sandbox:2: ${message}`,
+      call,
+    );
+  }
+  assert.throws(
+    () => sb.execute("local t = setmetatable({}, { __len = function() return 1.5 end })\ntable.insert(t, 1)"),
+    (e) => e instanceof LuaError && e.message === "sandbox:2: object length is not an integer",
+  );
 });
 
 Deno.test("stdlib: table.insert appends at once only to tables without a metatable", () => {
