@@ -212,10 +212,8 @@ INLINE void settle(const luagate_lane_api *lua, lua_State *L, luagate_lane_state
                    double units) {
   state->tally += units;
   if (state->tally < state->flush_at) return;
-  const lua_Integer due = (lua_Integer)state->tally;
-  state->tally = 0;
   lua->pushvalue(L, upvalues - UP_CHARGE);
-  lua->pushinteger(L, due);
+  hand_over(lua, L, state);
   lua->callk(L, 1, 0, 0, 0);
 }
 

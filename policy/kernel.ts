@@ -173,6 +173,15 @@ return (function()
     if type(s) == "string" and #s >= 16 then charge(#s >> 4) end
     return s
   end
+  -- A vetted function that is an entry of the fast lane (ffi/fast_lane.c), where there is one: a C
+  -- closure that makes the common call to Lua's own C function f and hands any other to route, the
+  -- Lua that is the function where there is no lane. Returns the function, then how many levels it
+  -- puts in front of route (an error route raises at level 2 must then say 3).
+  local function lane_entry(kind, f, route, kept)
+    local made = lane and lane[kind](f, charge, route, kept)
+    if made then return made, 1 end
+    return route, 0
+  end
   -- work worth fewer units than this is not charged (UNCHARGED_UNITS)
   local FEW = ${UNCHARGED_UNITS}
   -- one unit per result
@@ -330,7 +339,7 @@ return (function()
           build_trusted = build_trusted, first_random_of_run = first_random_of_run,
           hook = hook, STEP = STEP, d_sethook = d_sethook, d_getmetatable = d_getmetatable,
           tostring = sb_tostring, ident = ident, host_clock = host_clock, host_patterns = host_patterns,
-          string_meta = string_meta, openers = OPENERS, FEW = FEW, lane = lane,
+          string_meta = string_meta, openers = OPENERS, FEW = FEW, lane = lane, lane_entry = lane_entry,
         })
       end
       return builders
@@ -450,7 +459,7 @@ return (function()
       charge_bytes((...))
       return tonumber(...)
     end
-    local sb_tonumber = lane and lane.bytes(tonumber, charge, charged_tonumber) or charged_tonumber
+    local sb_tonumber = lane_entry("bytes", tonumber, charged_tonumber)
 
     local base = {
       assert = assert, error = error, ipairs = ipairs, next = sb_next, pairs = pairs,

@@ -24,16 +24,8 @@ local s_pack, s_unpack = string.pack, string.unpack
 local t_concat, t_insert, t_remove, t_sort, t_move = table.concat, table.insert, table.remove, table.sort, table.move
 local t_unpack, t_pack = table.unpack, table.pack
 local d_getmetatable = k.d_getmetatable
-
--- A vetted function that is an entry of the fast lane (ffi/fast_lane.c), where there is one: a C
--- closure that makes the common call to Lua's own C function f and hands any other to route, the
--- Lua that is the function where there is no lane. Returns the function, then how many levels it
--- puts in front of route (an error route raises at level 2 must then say 3).
-local function entry(kind, f, route, kept)
-  local made = k.lane and k.lane[kind](f, charge, route, kept)
-  if made then return made, 1 end
-  return route, 0
-end
+-- (kind, f, route [, kept]) -> the vetted function, then the levels it puts in front of route
+local entry = k.lane_entry
 
 -- The libraries the kernel does not need are opened on first use, from their C openers: fresh
 -- tables that only this chunk (and the pattern matcher, through the trusted globals) holds.
