@@ -10,28 +10,23 @@
  * either way.
  *
  * Work it finds cheap is added to a tally (per state, in memory the host owns) instead of charged
- * at once: charging is a Lua call. When the tally reaches a hook step, the answer is the tally
- * itself, which the wrapper charges before it goes on; the host counts what is left at the end of
- * a run. So the budget lags by less than a step (plus, after a find, the part that find searched,
- * bounded like every quick call), as it lags by less than a step for the hook's own instructions.
+ * at once: charging is a Lua call. When the tally reaches a hook step, it is charged at once, by
+ * calling the kernel's charge function (which may raise the limit's error: a Lua error in a C
+ * function called from Lua, never a longjmp across the host); the host counts what is left at the
+ * end of a run. So the budget lags by less than a step (plus, after a find, the part that find
+ * searched, bounded like every quick call), as it lags by less than a step for the hook's own
+ * instructions.
  *
- * The vetted functions whose wrapper did nothing but ask this function (string.format,
- * table.concat, table.insert, the functions whose work is the string they are given, such as
- * string.upper and tonumber) are this function itself: an entry, a closure made by the operation
- * LANE_ENTRY with the library's C function, the kernel's charge, the wrapper's own route and what
- * that route keeps as upvalues. An entry takes the call as the sandbox made it. When the call is
- * the common case, it charges and calls the library's function with lua_callk, as the wrapper
- * would have; the arguments it lets through make that function convert nothing through a
- * metamethod, so no Lua code runs inside, and an error it raises (a bad argument, no memory) goes to
- * the caller with the same message as on the route. Any other call goes to the route, with every
- * argument. An entry whose tally reaches a step charges it at once, by calling the charge function
- * (which may raise the limit's error: a Lua error in a C function called from Lua, never a longjmp
- * across the host).
- *
- * The other operations answer a Lua wrapper: one C closure per operation, with two upvalues, the
- * state's tally (a light userdata) and the operation. They never raise an error of their own and
- * never call Lua or the host.
- *
+ * Each vetted function that has a common case is this function itself: an entry, a closure made
+ * by the operation LANE_ENTRY with the library's C function, the kernel's charge, the wrapper's own
+ * route and what that route keeps (a format's kinds, the matcher's quick patterns) as upvalues. An
+ * entry takes the call as the sandbox made it. When the call is the common case, it charges and
+ * calls the library's function with lua_callk, as the wrapper would have; the arguments it lets
+ * through make that function convert nothing through a metamethod and call no Lua, and an error it
+ * raises (a bad argument, no memory) goes to the caller with the same message as on the route. Any
+ * other call goes to the route, with every argument; the route's errors count the entry as one
+ * more level between them and the caller.
+
  * This file is NOT compiled at run time. scripts/build_native.sh compiles it once into
  * position-independent machine code with no relocations, embedded in ffi/fast_lane.ts, which maps
  * it into a page whose last 8 bytes hold the address of the Lua functions it calls (as
@@ -79,24 +74,22 @@ typedef struct {
   double tally;             /* 0: units of work done in C and not yet charged */
   double flush_at;          /* 8: the tally is handed over once it reaches this (the hook's step) */
   double few;               /* 16: work worth fewer units is not charged (as in the wrappers) */
-  lua_Integer find_from;    /* 24: the last quick find's start position, subject and pattern */
-  lua_Integer find_subject; /* 32: lengths, for LANE_FOUND */
-  lua_Integer find_pattern; /* 40 */
 } luagate_lane_state;
 
 /* The operations, the closure's second upvalue; keep in sync with ffi/fast_lane.ts. */
 enum {
-  LANE_FIND = 1,   /* (quick, s, p [, init [, plain]]): false, true, or what to charge, then LANE_FOUND */
-  LANE_MATCH = 2,  /* (quick, s, p [, init]): false, true, or what to charge first */
-  LANE_GMATCH = 3, /* (quick, s, p [, init]): false, true, or what to charge first */
-  LANE_FOUND = 4,  /* (C find's results): tallies the part it searched, returns them unchanged */
-  LANE_GSUB = 5,   /* (quick, s, p, repl [, nil]): false, true, or what to charge first */
-  LANE_ENTRY = 6,  /* (f, charge, route [, kept]): the entry of the operation in upvalue 3, or false */
+  LANE_ENTRY = 1, /* (f, charge, route [, kept]): the entry of the operation in upvalue 3, or false */
   /* the entries, made by LANE_ENTRY; each returns what the library's function would */
-  ENTRY_BYTES = 7,  /* f(s, ...), charging s as bytes (no route: f's own errors are the route's) */
-  ENTRY_FORMAT = 8, /* format(fmt, ...) for a format of a kind kept in `kept` needing no checks */
-  ENTRY_CONCAT = 9, /* concat(t [, sep [, i [, j]]]) of a table without a metatable, integer positions */
-  ENTRY_APPEND = 10 /* insert(t, v): t[#t + 1] = v for a table without a metatable */
+  ENTRY_BYTES = 2,  /* f(s, ...), charging s as bytes (no route: f's own errors are the route's) */
+  ENTRY_FORMAT = 3, /* format(fmt, ...) for a format of a kind kept in `kept` needing no checks */
+  ENTRY_CONCAT = 4, /* concat(t [, sep [, i [, j]]]) of a table without a metatable, integer positions */
+  ENTRY_APPEND = 5, /* insert(t, v): t[#t + 1] = v for a table without a metatable */
+  ENTRY_PLAIN = 6,  /* f(v, ...) for a v no metamethod shows (nil, a boolean, a number, a string) */
+  /* the pattern functions, for a subject the matcher's quick table (`kept`) proves cheap */
+  ENTRY_FIND = 7,   /* find(s, p [, init [, plain]]), charging the part searched after the call */
+  ENTRY_MATCH = 8,  /* match(s, p [, init]) */
+  ENTRY_GMATCH = 9, /* gmatch(s, p) */
+  ENTRY_GSUB = 10   /* gsub(s, p, repl [, nil]) for a string repl */
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure are the tally, LANE_ENTRY and the entry's
@@ -124,18 +117,19 @@ enum { QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* Whether the matcher proved the pattern at index 3 cheap under `which` of the quick table at
- * index 1 (for gsub, with the replacement at index `replacement`, in the pattern's own table);
+/* Whether the matcher proved the pattern at index 2 cheap under `which` of its quick table (the
+ * entry's kept upvalue; for gsub, with the replacement at index 3, in the pattern's own table);
  * `limit` is then the longest subject (from the start position) it proved cheap for. */
-INLINE int quick_limit(const luagate_lane_api *lua, lua_State *L, int which, int replacement, lua_Number *limit) {
-  if (lua->type(L, 1) != LUA_TTABLE) return 0;
+INLINE int quick_limit(const luagate_lane_api *lua, lua_State *L, int upvalues, int which, lua_Number *limit) {
+  const int quick = upvalues - UP_KEPT;
+  if (lua->type(L, quick) != LUA_TTABLE) return 0;
   int pushed = 1, found = 0;
-  if (lua->rawgeti(L, 1, which) == LUA_TTABLE) {
-    lua->pushvalue(L, 3);
+  if (lua->rawgeti(L, quick, which) == LUA_TTABLE) {
+    lua->pushvalue(L, 2);
     pushed++;
     int type = lua->rawget(L, -2);
-    if (replacement && type == LUA_TTABLE) {
-      lua->pushvalue(L, replacement);
+    if (which == QUICK_GSUB && type == LUA_TTABLE) {
+      lua->pushvalue(L, 3);
       pushed++;
       type = lua->rawget(L, -2);
     }
@@ -151,9 +145,11 @@ INLINE int quick_limit(const luagate_lane_api *lua, lua_State *L, int which, int
 /* The longest subject (from the start position) whose plain search for a pattern of `pattern` > 0
  * bytes the matcher hands to C (its plain_limit): lmemfind compares up to that many bytes at each
  * of its positions. */
-INLINE int plain_limit(const luagate_lane_api *lua, lua_State *L, lua_Integer pattern, lua_Number *limit) {
-  if (lua->type(L, 1) != LUA_TTABLE) return 0;
-  const int found = lua->rawgeti(L, 1, QUICK_PLAIN_WORK) == LUA_TNUMBER && lua->isinteger(L, -1);
+INLINE int plain_limit(const luagate_lane_api *lua, lua_State *L, int upvalues, lua_Integer pattern,
+                       lua_Number *limit) {
+  const int quick = upvalues - UP_KEPT;
+  if (lua->type(L, quick) != LUA_TTABLE) return 0;
+  const int found = lua->rawgeti(L, quick, QUICK_PLAIN_WORK) == LUA_TNUMBER && lua->isinteger(L, -1);
   if (found) *limit = (lua_Number)(lua->tointegerx(L, -1, 0) / pattern - 1);
   lua->settop(L, -2);
   return found;
@@ -171,34 +167,11 @@ INLINE double unless_few(const luagate_lane_state *state, double units) {
   return units >= state->few ? units : 0;
 }
 
-/* Adds `units` to the tally unless they are few. */
-INLINE void tally(luagate_lane_state *state, lua_Integer units) {
-  state->tally += unless_few(state, (double)units);
-}
-
 /* Hands over the tally: pushes it and clears it. */
 INLINE void hand_over(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state) {
   lua_Integer units = (lua_Integer)state->tally;
   state->tally = 0;
   lua->pushinteger(L, units);
-}
-
-/* The answer of a quick call: what to charge first when the tally reached a step, else `quiet`
- * (true, or 0 for a find that tallies after the call). */
-INLINE int answer(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int quiet_true) {
-  if (state->tally >= state->flush_at) {
-    hand_over(lua, L, state);
-  } else if (quiet_true) {
-    lua->pushboolean(L, 1);
-  } else {
-    lua->pushinteger(L, 0);
-  }
-  return 1;
-}
-
-INLINE int refuse(const luagate_lane_api *lua, lua_State *L) {
-  lua->pushboolean(L, 0);
-  return 1;
 }
 
 /* The units charge_bytes would charge for the value at `idx`: its bytes over 16, for a string. */
@@ -226,13 +199,19 @@ INLINE int call_upvalue(const luagate_lane_api *lua, lua_State *L, int upvalues,
   return lua->gettop(L);
 }
 
-/* The common case of an entry: `before` units charged first, the library's function called, then
- * the units of the string it returned when `charge_result`; returns its one result. */
+/* The common case of an entry: `before` units charged first, then the library's function called for
+ * `results` results (-1: all); returns how many it returned. */
 INLINE int charge_and_call(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues,
-                           double before, int n, int charge_result) {
+                           double before, int n, int results) {
   settle(lua, L, state, upvalues, before);
-  call_upvalue(lua, L, upvalues, UP_FUNCTION, n, 1);
-  if (charge_result) settle(lua, L, state, upvalues, string_units(lua, L, 1));
+  return call_upvalue(lua, L, upvalues, UP_FUNCTION, n, results);
+}
+
+/* charge_and_call for a function whose one result is a string it built, charged as bytes after. */
+INLINE int charge_call_and_result(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state,
+                                  int upvalues, double before, int n) {
+  charge_and_call(lua, L, state, upvalues, before, n, 1);
+  settle(lua, L, state, upvalues, string_units(lua, L, 1));
   return 1;
 }
 
@@ -274,7 +253,11 @@ int luagate_fast_lane(lua_State *L) {
   const int op = (int)lua->tointegerx(L, upvalues - UP_OP, 0);
   const int n = lua->gettop(L);
 
-  if (op == ENTRY_BYTES) return charge_and_call(lua, L, state, upvalues, string_units(lua, L, 1), n, 0);
+  if (op == ENTRY_BYTES) return charge_and_call(lua, L, state, upvalues, string_units(lua, L, 1), n, 1);
+
+  if (op == ENTRY_PLAIN) {
+    return call_upvalue(lua, L, upvalues, n >= 1 && all_plain(lua, L, 1, 1) ? UP_FUNCTION : UP_ROUTE, n, -1);
+  }
 
   if (op == ENTRY_FORMAT) {
     if (n >= 1 && lua->type(L, 1) == LUA_TSTRING) {
@@ -287,7 +270,7 @@ int luagate_fast_lane(lua_State *L) {
       }
       if (kind == STRING_CONVERSIONS ? n - 1 <= PLAIN_ARGUMENTS && all_plain(lua, L, 2, n)
                                      : kind == NO_STRING_CONVERSION) {
-        return charge_and_call(lua, L, state, upvalues, unless_few(state, (double)lua->rawlen(L, 1)), n, 1);
+        return charge_call_and_result(lua, L, state, upvalues, unless_few(state, (double)lua->rawlen(L, 1)), n);
       }
     }
     return call_upvalue(lua, L, upvalues, UP_ROUTE, n, -1);
@@ -307,7 +290,7 @@ int luagate_fast_lane(lua_State *L) {
         cheap = gap < (unsigned long long)(lua_Integer)state->flush_at;
         items = (double)(gap + 1);
       }
-      if (cheap) return charge_and_call(lua, L, state, upvalues, unless_few(state, items), n, 1);
+      if (cheap) return charge_call_and_result(lua, L, state, upvalues, unless_few(state, items), n);
     }
     return call_upvalue(lua, L, upvalues, UP_ROUTE, n, -1);
   }
@@ -321,74 +304,56 @@ int luagate_fast_lane(lua_State *L) {
     return call_upvalue(lua, L, upvalues, UP_ROUTE, n, -1);
   }
 
-  if (state == 0) return refuse(lua, L);
+  if (op >= ENTRY_FIND) {
+    /* the pattern functions: (s, p, ...), charged the subject (from the start position) and the
+     * pattern, as the matcher's quick route charges them */
+    if (n >= 2 && lua->type(L, 1) == LUA_TSTRING && lua->type(L, 2) == LUA_TSTRING) {
+      const lua_Integer subject = (lua_Integer)lua->rawlen(L, 1), pattern = (lua_Integer)lua->rawlen(L, 2);
+      lua_Number limit;
+      if (op == ENTRY_GMATCH) {
+        if ((n < 3 || lua->type(L, 3) == LUA_TNIL) && quick_limit(lua, L, upvalues, QUICK_GMATCH, &limit) &&
+            (lua_Number)subject <= limit) {
+          return charge_and_call(lua, L, state, upvalues, unless_few(state, (double)(subject + pattern)), n, -1);
+        }
+      } else if (op == ENTRY_GSUB) {
+        if (n >= 3 && lua->type(L, 3) == LUA_TSTRING && (n < 4 || lua->type(L, 4) == LUA_TNIL) &&
+            quick_limit(lua, L, upvalues, QUICK_GSUB, &limit) && (lua_Number)subject <= limit) {
+          return charge_and_call(lua, L, state, upvalues, unless_few(state, (double)(subject + pattern)), n, -1);
+        }
+      } else {
+        const lua_Integer from = start_position(lua, L, 3, n);
+        const lua_Integer rest = subject - from + 1;
+        if (op == ENTRY_MATCH) {
+          if (from > 0 && rest >= 0 && quick_limit(lua, L, upvalues, QUICK_MATCH, &limit) &&
+              (lua_Number)rest <= limit) {
+            return charge_and_call(lua, L, state, upvalues, unless_few(state, (double)(rest + pattern)), n, -1);
+          }
+        } else if (from > 0 && pattern <= rest &&
+                   (n >= 4 && lua->toboolean(L, 4) ? pattern > 0 && plain_limit(lua, L, upvalues, pattern, &limit)
+                                                   : quick_limit(lua, L, upvalues, QUICK_FIND, &limit)) &&
+                   (lua_Number)rest <= limit) {
+          /* charged after the call: from the start to the end of the match, or of the subject */
+          const int results = call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
+          const lua_Integer end =
+              results >= 2 && lua->type(L, 1) != LUA_TNIL ? lua->tointegerx(L, 2, 0) : subject;
+          settle(lua, L, state, upvalues, unless_few(state, (double)(end - from + 1 + pattern)));
+          return results;
+        }
+      }
+    }
+    return call_upvalue(lua, L, upvalues, UP_ROUTE, n, -1);
+  }
 
-  if (op == LANE_ENTRY) {
-    /* (f, charge, route [, kept]) -> the closure of the tally, the entry's operation and those */
-    lua->settop(L, ENTRY_UPVALUES - 2);
-    lua->pushvalue(L, upvalues - UP_TALLY);
-    lua->pushvalue(L, upvalues - UP_FUNCTION);
-    lua->rotate(L, 1, 2);
-    lua->pushcclosure(L, (int (*)(lua_State *))(here & ~(uintptr_t)(PAGE_SIZE_MIN - 1)), ENTRY_UPVALUES);
+  /* LANE_ENTRY: (f, charge, route [, kept]) -> the closure of the tally, the entry's operation and
+   * those; none without a tally */
+  if (state == 0) {
+    lua->pushboolean(L, 0);
     return 1;
   }
-
-  if (op == LANE_FOUND) {
-    lua_Integer end = state->find_subject;
-    if (n >= 2 && lua->type(L, 1) != LUA_TNIL) end = lua->tointegerx(L, 2, 0);
-    tally(state, end - state->find_from + 1 + state->find_pattern);
-    return n;
-  }
-
-  /* the pattern functions: (quick, s, p, ...) */
-  if (n < 3 || lua->type(L, 2) != LUA_TSTRING || lua->type(L, 3) != LUA_TSTRING) return refuse(lua, L);
-  const lua_Integer subject = (lua_Integer)lua->rawlen(L, 2), pattern = (lua_Integer)lua->rawlen(L, 3);
-
-  if (op == LANE_GMATCH) {
-    if (n >= 4 && lua->type(L, 4) != LUA_TNIL) return refuse(lua, L);
-    lua_Number limit;
-    if (!quick_limit(lua, L, QUICK_GMATCH, 0, &limit) || (lua_Number)subject > limit) return refuse(lua, L);
-    tally(state, subject + pattern);
-    return answer(lua, L, state, 1);
-  }
-
-  if (op == LANE_GSUB) {
-    if (n < 4 || lua->type(L, 4) != LUA_TSTRING || (n >= 5 && lua->type(L, 5) != LUA_TNIL)) return refuse(lua, L);
-    lua_Number limit;
-    if (!quick_limit(lua, L, QUICK_GSUB, 4, &limit) || (lua_Number)subject > limit) return refuse(lua, L);
-    tally(state, subject + pattern);
-    return answer(lua, L, state, 1);
-  }
-
-  const lua_Integer from = start_position(lua, L, 4, n);
-  const lua_Integer rest = subject - from + 1;
-  if (from <= 0) return refuse(lua, L);
-
-  if (op == LANE_MATCH) {
-    if (rest < 0) return refuse(lua, L);
-    lua_Number limit;
-    if (!quick_limit(lua, L, QUICK_MATCH, 0, &limit) || (lua_Number)rest > limit) return refuse(lua, L);
-    tally(state, rest + pattern);
-    return answer(lua, L, state, 1);
-  }
-
-  if (op == LANE_FIND) {
-    if (pattern > rest) return refuse(lua, L);
-    lua_Number limit;
-    if (n >= 5 && lua->toboolean(L, 5)) {
-      if (pattern == 0 || !plain_limit(lua, L, pattern, &limit)) return refuse(lua, L);
-    } else if (!quick_limit(lua, L, QUICK_FIND, 0, &limit)) {
-      return refuse(lua, L);
-    }
-    if ((lua_Number)rest > limit) return refuse(lua, L);
-    if ((double)(rest + pattern) < state->few) {
-      lua->pushboolean(L, 1);
-      return 1;
-    }
-    state->find_from = from;
-    state->find_subject = subject;
-    state->find_pattern = pattern;
-    return answer(lua, L, state, 0);
-  }
-  return refuse(lua, L);
+  lua->settop(L, ENTRY_UPVALUES - 2);
+  lua->pushvalue(L, upvalues - UP_TALLY);
+  lua->pushvalue(L, upvalues - UP_FUNCTION);
+  lua->rotate(L, 1, 2);
+  lua->pushcclosure(L, (int (*)(lua_State *))(here & ~(uintptr_t)(PAGE_SIZE_MIN - 1)), ENTRY_UPVALUES);
+  return 1;
 }

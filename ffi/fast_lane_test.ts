@@ -37,7 +37,8 @@ function run(code: string, tally: LaneTally | null = new LaneTally(STEP, FEW)): 
   }
 }
 
-// also `quick`, the matcher's table of quick patterns (find under 1, match under 2, gmatch under 4),
+// also `quick`, the matcher's table of quick patterns (find under 1, match under 2, gsub under 3,
+// gmatch under 4),
 // and the pieces of entries: `charge` records what it is given in `charged`, and each `route(name)`
 // answers "route:<name>/<how many arguments it got>"
 const QUICK = `
@@ -77,78 +78,106 @@ Deno.test(
   },
 );
 
-Deno.test("fast lane: match and gmatch take only what the quick table proves cheap", { ignore }, () => {
-  assert.equal(
-    run(`${QUICK}
-      local q = lane.match
-      return show(
-        q(quick, "hello", "^(%a+)"),             -- 5 + 6 < 16: nothing tallied
-        q(quick, "hello", "^(%a+)", 2),
-        q(quick, "hello", "^(%a+)", 6),          -- rest 0
-        q(quick, "hello", "^(%a+)", 7),          -- rest -1: the matcher answers
-        q(quick, "hello", "^(%a+)", 0),
-        q(quick, "hello", "^(%a+)", -1),
-        q(quick, "hello", "^(%a+)", 2.0),        -- not an integer: the matcher converts
-        q(quick, "hello", "^(%a+)", nil),
-        q(quick, ("a"):rep(21), "^(%a+)"),       -- longer than proved
-        q(quick, "hello", "(%a+)"),              -- never proved
-        q(quick, 12345, "^(%a+)"),
-        q(quick, "hello"),
-        q({}, "hello", "^(%a+)"),
-        lane.gmatch(quick, "hello", "%a+"),
-        lane.gmatch(quick, "hello", "%a+", 1),
-        lane.gmatch(quick, ("a"):rep(21), "%a+"))`),
-    "true,true,true,false,false,false,false,true,false,false,false,false,false,true,false,false",
-  );
-});
-
-Deno.test("fast lane: gsub takes a string replacement the quick table proves cheap for its pattern", {
+Deno.test("fast lane: the match and gmatch entries call C for what the quick table proves cheap", {
   ignore,
 }, () => {
   const tally = new LaneTally(STEP, FEW);
   assert.equal(
     run(
       `${QUICK}
-      local g = lane.gsub
-      quick[3]["%s"] = { 2, ["-"] = 20, ["%1"] = -1 }
-      return show(
-        g(quick, "a b", "%s", "-"),               -- 3 + 2 < 16: nothing tallied
-        g(quick, "a b", "%s", "-", nil),
-        g(quick, ("a b"):rep(6), "%s", "-"),      -- 18 + 2: tallied
-        g(quick, ("a b"):rep(7), "%s", "-"),      -- longer than proved
-        g(quick, "a b", "%s", "%1"),              -- never proved for this replacement
-        g(quick, "a b", "%s", "+"),
-        g(quick, "a b", "%s", "-", 1),            -- a maximum: the matcher answers
-        g(quick, "a b", "%s", function() end),
-        g(quick, "a b", "%s"),
-        g(quick, "a b", "o+", "-"))`,
+      local m = lane.match(string.match, charge, route("match"), quick)
+      local g = lane.gmatch(string.gmatch, charge, route("gmatch"), quick)
+      local words = {}
+      for w in g("ab cd", "%a+") do words[#words + 1] = w end
+      return table.concat({
+        show(m("hello", "^(%a+)")),              -- 5 + 6 < 16: nothing tallied
+        show(m("hello", "^(%a+)", 2)),
+        show(m("hello", "^(%a+)", 6)),           -- rest 0
+        show(m("hello", "^(%a+)", 7)),           -- rest -1: the route
+        show(m("hello", "^(%a+)", 0)),
+        show(m("hello", "^(%a+)", -1)),
+        show(m("hello", "^(%a+)", 2.0)),         -- not an integer: the route converts
+        show(m("hello", "^(%a+)", nil)),
+        show(m(("a"):rep(21), "^(%a+)")),        -- longer than proved
+        show(m("hello", "(%a+)")),               -- never proved
+        show(m(12345, "^(%a+)")),
+        show(m("hello")),
+        table.concat(words, "+"),
+        show(g("hello", "%a+", 1)),
+        show(g(("a"):rep(21), "%a+")),
+        show(#charged),
+      }, " ")`,
       tally,
     ),
-    "true,true,true,false,false,false,false,false,false,false",
+    "hello ello nil route:match/3 route:match/3 route:match/3 route:match/3 hello route:match/2 " +
+      "route:match/2 route:match/2 route:match/1 ab+cd route:gmatch/3 route:gmatch/2 0",
+  );
+  // only "hello" from 2 (4 + 6 = 10) and the words (5 + 3 = 8) are under 16: nothing tallied
+  assert.equal(tally.take(), 0);
+  assert.equal(
+    run(
+      `${QUICK}
+      local m = lane.match(string.match, charge, route("match"), quick)
+      return show(m(("a"):rep(20), "^(%a+)"))`,
+      tally,
+    ),
+    "a".repeat(20),
+  );
+  assert.equal(tally.take(), 26);
+});
+
+Deno.test("fast lane: the gsub entry calls C for a string replacement the quick table proves cheap", {
+  ignore,
+}, () => {
+  const tally = new LaneTally(STEP, FEW);
+  assert.equal(
+    run(
+      `${QUICK}
+      local g = lane.gsub(string.gsub, charge, route("gsub"), quick)
+      quick[3]["%s"] = { 2, ["-"] = 20, ["%1"] = -1 }
+      return table.concat({
+        show(g("a b", "%s", "-")),                 -- 3 + 2 < 16: nothing tallied
+        show(g("a b", "%s", "-", nil)),
+        show(g(("a b"):rep(6), "%s", "-")),        -- 18 + 2: tallied
+        show(g(("a b"):rep(7), "%s", "-")),        -- longer than proved
+        show(g("a b", "%s", "%1")),                -- never proved for this replacement
+        show(g("a b", "%s", "+")),
+        show(g("a b", "%s", "-", 1)),              -- a maximum: the route
+        show(g("a b", "%s", function() end)),
+        show(g("a b", "%s")),
+        show(g("a b", "o+", "-")),
+      }, " ")`,
+      tally,
+    ),
+    `a-b,1 a-b,1 ${"a-b".repeat(6)},6 route:gsub/3 route:gsub/3 route:gsub/3 route:gsub/4 route:gsub/3 ` +
+      "route:gsub/2 route:gsub/3",
   );
   assert.equal(tally.take(), 20);
 });
 
 Deno.test(
-  "fast lane: find refuses plain searches without the matcher's limit and tallies what C searched through found",
+  "fast lane: the find entry calls C for what the quick table proves cheap and tallies the part searched",
   { ignore },
   () => {
     const tally = new LaneTally(STEP, FEW);
     assert.equal(
       run(
         `${QUICK}
-      local f = lane.find
-      local a = show(f(quick, "foo", "o+"), f(quick, "foo", "o+", 1, true), f(quick, "o", "oo+"))
-      -- 12 + 2 >= 16 is false; 20 + 2 is not: a number, then found tallies the part searched
+      local f = lane.find(string.find, charge, route("find"), quick)
       local subject = ("x"):rep(15) .. "ooooo"
-      local b = show(f(quick, "foooooooooob", "o+"), f(quick, subject, "o+"))
-      local c = show(lane.found(string.find(subject, "o+")))
-      return a .. " " .. b .. " " .. c`,
+      return table.concat({
+        show(f("foo", "o+")),
+        show(f("foo", "o+", 1, true)),             -- plain: no limit in the quick table
+        show(f("o", "oo+")),                       -- longer than the subject
+        show(f("foooooooooob", "o+")),             -- 12 + 2 < 16: nothing tallied
+        show(f(subject, "o+")),                    -- from 1 to the end of the match (20), plus 2
+        show(f(subject, "o+", 1.5)),
+        show(#charged),
+      }, " ")`,
         tally,
       ),
-      "true,false,false true,0 16,20",
+      "2,3 route:find/4 route:find/2 2,11 16,20 route:find/3 0",
     );
-    // from 1 to the end of the match (20), plus the pattern (2)
     assert.equal(tally.take(), 22);
     assert.equal(tally.take(), 0);
   },
@@ -162,45 +191,46 @@ Deno.test(
     assert.equal(
       run(
         `${QUICK}
-      local f = lane.find
+      local f = lane.find(string.find, charge, route("find"), quick)
       quick[5] = 100
       local subject = ("x"):rep(15) .. "ooooo"
-      local a = show(
-        f(quick, "foo", "o", 1, true),           -- 3 + 1 < 16: nothing tallied
-        f(quick, "foo", "o", nil, 1),            -- any true value makes it plain
-        f(quick, subject, "ooooo", 1, true),     -- 20 > 100 // 5 - 1
-        f(quick, "foo", "", 1, true),            -- an empty pattern: the matcher answers
-        f(quick, "fo", "foo", 1, true),          -- longer than the subject
-        f(quick, subject, "o+", 1, true),        -- plain: not the quick pattern's limit
-        f(quick, subject, "oooo", 1, true))      -- 20 <= 100 // 4 - 1; then found
-      local b = show(lane.found(string.find(subject, "oooo", 1, true)))
+      local a = table.concat({
+        show(f("foo", "o", 1, true)),            -- 3 + 1 < 16: nothing tallied
+        show(f("foo", "o", nil, 1)),             -- any true value makes it plain
+        show(f(subject, "ooooo", 1, true)),      -- 20 > 100 // 5 - 1
+        show(f("foo", "", 1, true)),             -- an empty pattern: the route
+        show(f("fo", "foo", 1, true)),           -- longer than the subject
+        show(f(subject, "o+", 1, true)),         -- plain: not the quick pattern's limit
+        show(f(subject, "oooo", 1, true)),       -- 20 <= 100 // 4 - 1: from 1 to 19, plus 4
+      }, " ")
       quick[5] = 100.5
-      local c = show(f(quick, subject, "oooo", 1, true))
+      local b = show(f(subject, "oooo", 1, true))
       quick[5] = nil
-      local d = show(f(quick, subject, "oooo", 1, true))
-      return a .. " " .. b .. " " .. c .. " " .. d`,
+      local c = show(f(subject, "oooo", 1, true))
+      return a .. " " .. b .. " " .. c`,
         tally,
       ),
-      "true,true,false,false,false,0,0 16,19 false false",
+      "2,2 2,2 route:find/4 route:find/4 route:find/4 nil 16,19 route:find/4 route:find/4",
     );
-    // from 1 to the end of the match (19), plus the pattern (4)
-    assert.equal(tally.take(), 23);
+    // the subject o+ was not found: 20 searched, plus 2; then 19 + 4
+    assert.equal(tally.take(), 22 + 23);
   },
 );
 
-Deno.test("fast lane: the tally is handed over once it reaches a step", { ignore }, () => {
+Deno.test("fast lane: the tally is charged once it reaches a step, before the call", { ignore }, () => {
   const tally = new LaneTally(STEP, FEW);
   assert.equal(
     run(
       `${QUICK}
+      local m = lane.match(string.match, charge, route("match"), quick)
       local s = ("a"):rep(20)
       local out = {}
-      for i = 1, 5 do out[i] = tostring(lane.match(quick, s, "^(%a+)")) end
-      return table.concat(out, ",")`,
+      for i = 1, 5 do m(s, "^(%a+)") out[i] = #charged end
+      return table.concat(out, ",") .. " " .. charged[1]`,
       tally,
     ),
-    // 26 units a call: the fourth reaches 104 and hands it over; the fifth starts again
-    "true,true,true,104,true",
+    // 26 units a call: the fourth reaches 104 and charges it; the fifth starts again
+    "0,0,0,1,1 104",
   );
   assert.equal(tally.take(), 26);
 });
@@ -289,6 +319,18 @@ Deno.test(
   },
 );
 
+Deno.test("fast lane: the plain entry calls the function on a value no metamethod shows", { ignore }, () => {
+  assert.equal(
+    run(`${QUICK}
+      local show_value = lane.plain(tostring, charge, route("tostring"))
+      return table.concat({
+        show(show_value(7)), show(show_value(1.5)), show(show_value(nil)), show(show_value(true)),
+        show(show_value("text", 2)), show(show_value({})), show(show_value()), show(#charged),
+      }, " ")`),
+    "7 1.5 nil true text route:tostring/1 route:tostring/0 0",
+  );
+});
+
 Deno.test(
   "fast lane: the concat entry joins a table without a metatable between integer positions",
   { ignore },
@@ -366,10 +408,11 @@ Deno.test("fast lane: the charge an entry calls may raise, and the call is not m
   assert.equal(tally.take(), 0);
 });
 
-Deno.test("fast lane: a closure without a tally refuses everything and makes no entry", { ignore }, () => {
+Deno.test("fast lane: a closure without a tally makes no entry", { ignore }, () => {
   assert.equal(
     run(
-      `${QUICK} return show(lane.match(quick, "hello", "^(%a+)"), lane.append(nil, charge, route("insert")))`,
+      `${QUICK}
+      return show(lane.match(string.match, charge, route("match"), quick), lane.append(nil, charge, route("insert")))`,
       null,
     ),
     "false,false",
@@ -399,63 +442,83 @@ Deno.test(
         transcripts.push(await harness(arch, [`${dir}/${arch}.code`]));
       }
       assert.equal(transcripts[1], transcripts[0]);
-      // each scenario's answer and the tally after it
-      const answers = transcripts[0].split("\n").filter((line) => /^\S|returned|tally/.test(line));
+      // each scenario's calls (to the library's function, the charge or the route), answer and tally
+      const answers = transcripts[0].split("\n").filter((line) => /^\S|callk|returned|tally/.test(line));
       assert.deepEqual(answers, [
-        "find, proved cheap",
-        "  returned 1: 0",
-        "  tally 0, find 1 20 2",
-        "find, plain",
-        "  returned 1: 0",
-        "  tally 0, find 1 20 4",
-        "find, a float start",
-        "  returned 1: false",
-        "  tally 0, find 0 0 0",
-        "found",
+        "find, proved cheap: the part searched tallied after the call",
+        "  callk 2 -1 0 NULL: function",
         "  returned 2: 16 20",
-        "  tally 22, find 1 20 2",
+        "  tally 22",
+        "find, plain, not found",
+        "  callk 4 -1 0 NULL: function",
+        "  returned 1: nil",
+        "  tally 24",
+        "find, a float start: the route",
+        "  callk 3 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
         "match, short",
-        "  returned 1: true",
-        "  tally 0, find 0 0 0",
-        "gmatch, with a start",
-        "  returned 1: false",
-        "  tally 0, find 0 0 0",
+        "  callk 2 -1 0 NULL: function",
+        FORTY_BYTES,
+        "  tally 0",
+        "gmatch, with a start: the route",
+        "  callk 3 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
         "gsub, proved cheap",
-        "  returned 1: true",
-        "  tally 21, find 0 0 0",
-        "gsub, a replacement never proved",
-        "  returned 1: false",
-        "  tally 0, find 0 0 0",
+        "  callk 3 -1 0 NULL: function",
+        FORTY_BYTES,
+        "  tally 21",
+        "gsub, a replacement never proved: the route",
+        "  callk 3 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
         "make an entry",
         "  returned 1: type6",
-        "  tally 0, find 0 0 0",
+        "  tally 0",
         "append",
         "  returned 0:",
-        "  tally 0, find 0 0 0",
+        "  tally 0",
         "append to a table with a metatable: the route",
+        "  callk 2 -1 0 NULL: route",
         FORTY_BYTES,
-        "  tally 0, find 0 0 0",
+        "  tally 0",
         "bytes",
+        "  callk 1 1 0 NULL: function",
         FORTY_BYTES,
-        "  tally 2, find 0 0 0",
+        "  tally 2",
         "bytes, the tally at the step: charged first",
+        "  callk 1 0 0 NULL: charge",
+        "  callk 1 1 0 NULL: function",
         FORTY_BYTES,
-        "  tally 0, find 0 0 0",
+        "  tally 0",
         "concat",
+        "  callk 4 1 0 NULL: function",
         FORTY_BYTES,
-        "  tally 32, find 0 0 0",
+        "  tally 32",
         "concat, a float position: the route",
+        "  callk 3 -1 0 NULL: route",
         FORTY_BYTES,
-        "  tally 0, find 0 0 0",
+        "  tally 0",
         "format, string conversions",
+        "  callk 3 1 0 NULL: function",
         FORTY_BYTES,
-        "  tally 2, find 0 0 0",
+        "  tally 2",
         "format, a table to show: the route",
+        "  callk 2 -1 0 NULL: route",
         FORTY_BYTES,
-        "  tally 0, find 0 0 0",
+        "  tally 0",
+        "plain, a number",
+        "  callk 1 -1 0 NULL: function",
+        FORTY_BYTES,
+        "  tally 0",
+        "plain, a table: the route",
+        "  callk 1 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
         "no tally",
         "  returned 1: false",
-        "  tally 0, find 0 0 0",
+        "  tally 0",
       ]);
     });
   },

@@ -403,7 +403,7 @@ export class LuaCore {
   }
 
   /**
-   * Pushes the fast lane's closures (`ffi/fast_lane.ts`), a table by operation name, sharing a new
+   * Pushes the fast lane's closures (`ffi/fast_lane.ts`), a table by entry name, sharing a new
    * tally, and returns that tally; pushes nil and returns `undefined` where there is no lane.
    * Uses 4 slots.
    */

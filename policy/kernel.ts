@@ -49,7 +49,7 @@ export const LAZY_LIBRARIES = ["coroutine", "utf8", "math", "os"] as const;
  * The kernel chunk; called with `(c_host, step, denied, budget, cpu_limit, lane, ...openers)`:
  * the host's raw C function (`c_host(name, ...)` returns `true, results...` or `false, err`), the
  * hook interval, the value a denied capability call returns, the run's instruction budget and CPU
- * milliseconds, the fast lane's closures by operation name (`ffi/fast_lane.ts`; nil where there is
+ * milliseconds, the fast lane's entry makers by entry name (`ffi/fast_lane.ts`; nil where there is
  * none), and the `luaopen_*` C functions of {@linkcode LAZY_LIBRARIES} in that order (nil for one
  * the Lua library has none of: utf8 before 5.3). It returns its entry points in the order of
  * {@linkcode KERNEL_ENTRIES}. Works on Lua 5.3 and 5.4.
@@ -74,7 +74,7 @@ local s_byte, t_concat, t_pack = string.byte, table.concat, table.pack
 -- before the real globals are emptied
 local TRUSTED_GLOBALS = {
   _VERSION = _VERSION, assert = assert, error = error, getmetatable = getmetatable, load = load,
-  next = next, rawget = rawget, rawset = rawset, select = select, setmetatable = setmetatable,
+  next = next, pcall = pcall, rawget = rawget, rawset = rawset, select = select, setmetatable = setmetatable,
   tonumber = tonumber, tostring = tostring, type = type, string = string, table = table,
 }
 
@@ -272,7 +272,8 @@ return (function()
       return id
     end
 
-    local function sb_tostring(v)
+    -- level: where a bad __tostring's error points (Lua's: the caller of tostring, print or format)
+    local function sb_tostring(v, level)
       local t = type(v)
       if t == "string" then return v end
       if t == "number" or t == "boolean" or t == "nil" then return tostring(v) end
@@ -281,7 +282,9 @@ return (function()
         local to = rawget(mt, "__tostring")
         if to ~= nil then
           local s = to(v)
-          if type(s) ~= "string" then error("'__tostring' must return a string", 2) end
+          local ts = type(s)
+          if ts == "number" then return tostring(s) end
+          if ts ~= "string" then error("'__tostring' must return a string", level) end
           return s
         end
       end
@@ -339,7 +342,7 @@ return (function()
           build_trusted = build_trusted, first_random_of_run = first_random_of_run,
           hook = hook, STEP = STEP, d_sethook = d_sethook, d_getmetatable = d_getmetatable,
           tostring = sb_tostring, ident = ident, host_clock = host_clock, host_patterns = host_patterns,
-          string_meta = string_meta, openers = OPENERS, FEW = FEW, lane = lane, lane_entry = lane_entry,
+          string_meta = string_meta, openers = OPENERS, FEW = FEW, lane_entry = lane_entry,
         })
       end
       return builders
@@ -445,7 +448,7 @@ return (function()
     local function sb_print(...)
       local args = t_pack(...)
       charge(args.n)
-      for i = 1, args.n do args[i] = sb_tostring(args[i]) end
+      for i = 1, args.n do args[i] = sb_tostring(args[i], 3) end
       if not host_write(t_concat(args, "\\t", 1, args.n) .. "\\n") then trip("output") end
     end
 
@@ -461,12 +464,19 @@ return (function()
     end
     local sb_tonumber = lane_entry("bytes", tonumber, charged_tonumber)
 
+    -- a value no metamethod shows is Lua's to convert (the fast lane's entry calls tostring at once)
+    local sb_tostring_entry, up
+    sb_tostring_entry, up = lane_entry("plain", tostring, function(...)
+      if select("#", ...) == 0 then error("bad argument #1 to 'tostring' (value expected)", 2 + up) end
+      return sb_tostring((...), 2 + up)
+    end)
+
     local base = {
       assert = assert, error = error, ipairs = ipairs, next = sb_next, pairs = pairs,
       pcall = sb_pcall, xpcall = sb_xpcall, print = sb_print, select = select,
       rawequal = rawequal, rawget = sb_rawget, rawlen = sb_rawlen, rawset = sb_rawset,
       setmetatable = sb_setmetatable, getmetatable = getmetatable,
-      tonumber = sb_tonumber, tostring = sb_tostring, type = type, load = sb_load,
+      tonumber = sb_tonumber, tostring = sb_tostring_entry, type = type, load = sb_load,
       collectgarbage = sb_collectgarbage, _VERSION = _VERSION,
       string = string_view, table = freeze_lazily("table"), math = freeze_lazily("math"),
       os = freeze_lazily("os"), coroutine = freeze_lazily("coroutine"),
@@ -618,7 +628,7 @@ ${BEGIN_RUN}
     function(name, value) base[name] = value end,
     function(name) base[name] = capability(name) end,
     freeze_deep,
-    function(v) return sb_tostring(v) end,
+    function(v) return sb_tostring(v, 0) end,
     policy_meta,
     function() return tripped end,
     function()

@@ -105,15 +105,20 @@ local C_PATTERNS = {
 -- work worth fewer units than this is not charged (see charge_results in the kernel)
 local FEW = k.FEW
 
+-- the matcher's table of quick patterns, which the fast lane's pattern entries read from the start
+local quick = {}
 local patterns
-local function install_patterns(S)
+-- The matcher, loaded on the first call of a pattern function that is not the lane's common case
+-- (a quick table is empty until the matcher learns). Its public functions are the routes; \`up\` is
+-- how many levels the entries put between them and the caller (0: they are the functions).
+local function install_patterns(S, up)
   if patterns == nil then
     patterns = k.build_trusted(function()
       library("math")
       local factory = assert(load(k.host_patterns(), "=luagate.patterns", "b", TRUSTED_GLOBALS))
-      return factory({ charge = charge, c = C_PATTERNS, few = FEW, lane = k.lane })
+      return factory({ charge = charge, c = C_PATTERNS, few = FEW, quick = quick, up = up })
     end)
-    S.find, S.match, S.gmatch, S.gsub = patterns.find, patterns.match, patterns.gmatch, patterns.gsub
+    if up == 0 then S.find, S.match, S.gmatch, S.gsub = patterns.find, patterns.match, patterns.gmatch, patterns.gsub end
   end
   return patterns
 end
@@ -182,6 +187,8 @@ local function build_string()
     return kind
   end
 
+  -- the levels the fast lane's entry puts between format and its caller (for a bad __tostring)
+  local format_up
   -- the fast lane's entry formats the kinds kept above whose arguments need no checks
   local function format(fmt, ...)
     if type(fmt) ~= "string" then return s_format(fmt, ...) end
@@ -214,7 +221,7 @@ local function build_string()
         argi = argi + 1
         if argi <= args.n then
           if conv == "s" then
-            args[argi] = sb_tostring(args[argi])
+            args[argi] = sb_tostring(args[argi], 3 + format_up)
           elseif conv == "p" then
             local v = args[argi]
             local t = type(v)
@@ -238,7 +245,7 @@ local function build_string()
     end
     return charge_bytes(s_format(fmt, t_unpack(args, 1, args.n)))
   end
-  S.format = entry("format", s_format, format, format_kinds)
+  S.format, format_up = entry("format", s_format, format, format_kinds)
 
   if s_pack then
     S.pack = function(fmt, ...)
@@ -251,10 +258,12 @@ local function build_string()
       return charge_results(s_unpack(fmt, data, ...))
     end
   end
-  S.find = function(...) return install_patterns(S).find(...) end
-  S.match = function(...) return install_patterns(S).match(...) end
-  S.gmatch = function(...) return install_patterns(S).gmatch(...) end
-  S.gsub = function(...) return install_patterns(S).gsub(...) end
+  -- each route is a tail call, so that the matcher's errors count the levels an entry puts in front
+  local up
+  S.find, up = entry("find", C_PATTERNS.find, function(...) return install_patterns(S, up).find(...) end, quick)
+  S.match = entry("match", C_PATTERNS.match, function(...) return install_patterns(S, up).match(...) end, quick)
+  S.gmatch = entry("gmatch", C_PATTERNS.gmatch, function(...) return install_patterns(S, up).gmatch(...) end, quick)
+  S.gsub = entry("gsub", s_gsub, function(...) return install_patterns(S, up).gsub(...) end, quick)
   k.string_meta.__index = S
   return S
 end

@@ -42,8 +42,11 @@
  *   the caller's own instructions, which its hook counts, cost more than such a search; C's work is
  *   bounded by `limit` like any call's).
  * - `deps.force_lua` (optional, read once): when true, nothing is handed to C (tests).
- * - `deps.lane` (optional): the fast lane's closures (`ffi/fast_lane.ts`), asked first by `find`,
- *   `match`, `gmatch` and `gsub`; not used with `force_lua` or `stats`.
+ * - `deps.quick` (optional): the table the matcher fills with what it learns of patterns (see
+ *   `quick` below), for the fast lane's entries (`ffi/fast_lane.c`) to read.
+ * - `deps.up` (optional, default 0): how many levels stand between the public functions and their
+ *   caller (1 when each is the route of a fast lane entry, a C function), added to the level of
+ *   every error raised at the caller's position.
  * - `deps.stats` (optional): `{ c = 0, lua = 0 }`, counts calls handed to C and calls run in Lua
  *   (for gmatch: per iterator step).
  *
@@ -93,8 +96,8 @@
  *   The type name honours `__name` through `getmetatable` (a `__metatable` field hides it), and a
  *   light userdata is reported as "userdata".
  * - A gsub replacement function is called from Lua: `error(msg, 2)` inside it points into this
- *   chunk (C: no position), and when the call runs in the Lua matcher it may yield (C: "attempt
- *   to yield across a C-call boundary").
+ *   chunk (C: no position), and when the call runs in the Lua matcher and `deps.up` is 0 it may
+ *   yield (C: "attempt to yield across a C-call boundary").
  * - After a "pattern too complex" error, a C gmatch iterator keeps an exhausted depth counter
  *   (and no longer limits recursion); the Lua iterator starts afresh on its next call.
  */
@@ -111,12 +114,13 @@ local byte, sub, char, format = string.byte, string.sub, string.char, string.for
 local concat, unpack = table.concat, table.unpack
 local type, tostring, tonumber, error, select, getmetatable, rawget =
   type, tostring, tonumber, error, select, getmetatable, rawget
-local rawset, setmetatable = rawset, setmetatable
+local rawset, setmetatable, pcall = rawset, setmetatable, pcall
 local tointeger = math.tointeger
 local V53 = _VERSION == "Lua 5.3"
 local LIMIT = tonumber(deps.limit) or 10000
 local stats = deps.stats -- optional counters: stats.c (calls given to C), stats.lua
 local FEW = tonumber(deps.few) or 0 -- a charge of fewer units is skipped
+local UP = deps.up or 0 -- levels an entry of the fast lane puts between a public function and its caller
 local FORCE_LUA = FORCE_LUA
 
 local MAXCCALLS = 200 -- lstrlib.c's matchdepth
@@ -632,7 +636,8 @@ end
 local S, N = "", 0
 local KIND, CLS, AUX, AUX2, FN = {}, {}, {}, {}, {}
 local NOFN = {}
-local level, depth = 0, MAXCCALLS
+-- extra: the levels between the public function that started the match and its caller
+local level, depth, extra = 0, MAXCCALLS, 0
 local cinit, clen = {}, {}
 
 local function setstate(cp, s, n)
@@ -642,10 +647,10 @@ end
 
 -- match(ms, s, p) of lstrlib.c: s is a 1-based position (N + 1 is the end), k an item index.
 -- Returns the position after the match, or nil. Must be called directly by the public function
--- (errors are raised at level 2 above the outermost do_match frame).
+-- (errors are raised at level 2 + extra above the outermost do_match frame).
 local do_match
 do_match = function(s, k)
-  if depth == 0 then error("pattern too complex", MAXCCALLS + 3) end
+  if depth == 0 then error("pattern too complex", MAXCCALLS + 3 + extra) end
   depth = depth - 1
   if pending >= CHUNK then flush() end
   while true do
@@ -777,7 +782,7 @@ do_match = function(s, k)
       break
     elseif kind == K_OPEN or kind == K_POSOPEN then -- start_capture
       local l = level
-      if l >= MAXCAPTURES then error("too many captures", MAXCCALLS - depth + 2) end
+      if l >= MAXCAPTURES then error("too many captures", MAXCCALLS - depth + 2 + extra) end
       l = l + 1
       cinit[l] = s
       clen[l] = kind == K_OPEN and CAP_UNFINISHED or CAP_POSITION
@@ -789,7 +794,7 @@ do_match = function(s, k)
     elseif kind == K_CLOSE then -- end_capture
       local l = level
       while l > 0 and clen[l] ~= CAP_UNFINISHED do l = l - 1 end
-      if l == 0 then error("invalid pattern capture", MAXCCALLS - depth + 2) end
+      if l == 0 then error("invalid pattern capture", MAXCCALLS - depth + 2 + extra) end
       clen[l] = s - cinit[l]
       local r = do_match(s, k + 1)
       if not r then clen[l] = CAP_UNFINISHED end
@@ -823,7 +828,7 @@ do_match = function(s, k)
     elseif kind == K_BACKREF then
       local l = AUX[k]
       if l == 0 or l > level or clen[l] == CAP_UNFINISHED then
-        error(format("invalid capture index %%%d", l), MAXCCALLS - depth + 2)
+        error(format("invalid capture index %%%d", l), MAXCCALLS - depth + 2 + extra)
       end
       local len = clen[l]
       if len < 0 or N - s + 1 < len then
@@ -841,7 +846,7 @@ do_match = function(s, k)
       s = s + len
       k = k + 1
     else -- K_ERROR
-      error(AUX[k], MAXCCALLS - depth + 2)
+      error(AUX[k], MAXCCALLS - depth + 2 + extra)
     end
   end
   depth = depth + 1
@@ -854,7 +859,7 @@ end
 local CAPBUF = {}
 
 -- push_captures: whole (match, gmatch, gsub) gives the whole match when there are no captures;
--- lvl: error level (2 when tail-called by the public function, 3 otherwise)
+-- lvl: error level (2 + UP when tail-called by the public function, 3 + UP otherwise)
 local function pushcaps(s, e, whole, lvl)
   local nl = level
   if nl == 0 then
@@ -879,7 +884,7 @@ end
 -- get_onecapture(i - 1) for gsub (called directly by gsub)
 local function getcap(i, s, e)
   if i > level then
-    if i ~= 1 then error(format("invalid capture index %%%d", i), 3) end
+    if i ~= 1 then error(format("invalid capture index %%%d", i), 3 + UP) end
     return sub(S, s, e - 1)
   end
   local l = clen[i]
@@ -889,7 +894,7 @@ local function getcap(i, s, e)
   elseif l == CAP_POSITION then
     return cinit[i]
   end
-  error("unfinished capture", 3)
+  error("unfinished capture", 3 + UP)
 end
 
 -- next start position >= pos where the pattern can match (C's find with the FIRST set)
@@ -920,7 +925,7 @@ local function nextpos(cp, pos)
 end
 
 ---------------------------------------------------------------------------------------------------
--- arguments (errors at level 3: the helper, the public function, its caller)
+-- arguments (errors at level 3 + UP: the helper, the public function, its caller)
 
 local function typename(v)
   local mt = getmetatable(v)
@@ -934,7 +939,7 @@ end
 local function checkstr(v, i, fname, nargs)
   if type(v) == "number" then return tostring(v) end
   error(format("bad argument #%d to '%s' (string expected, got %s)", i, fname,
-    i > nargs and "no value" or typename(v)), 3)
+    i > nargs and "no value" or typename(v)), 3 + UP)
 end
 
 local function checkint(v, i, fname)
@@ -944,9 +949,9 @@ local function checkint(v, i, fname)
   if type(x) == "number" then
     local r = tointeger(x)
     if r then return r end
-    error(format("bad argument #%d to '%s' (number has no integer representation)", i, fname), 3)
+    error(format("bad argument #%d to '%s' (number has no integer representation)", i, fname), 3 + UP)
   end
-  error(format("bad argument #%d to '%s' (number expected, got %s)", i, fname, typename(v)), 3)
+  error(format("bad argument #%d to '%s' (number expected, got %s)", i, fname, typename(v)), 3 + UP)
 end
 
 local NOSPEC, nnospec = {}, 0
@@ -1020,9 +1025,9 @@ end
 -- subject (from the start position) handed to C (false: none), learnt by find_aux, so that the
 -- next such call with the pattern skips the checks. gsub keeps its own per pattern (see gsub);
 -- gmatch the longest subject whose whole scan is C's (-1: none).
-local quick, nquick = { {}, {}, {}, {} }, { 0, 0, 0, 0 } -- [1: find, 2: match, 3: gsub, 4: gmatch][pattern]
--- the fast lane reads plain_limit's LIMIT here
-quick[5] = LIMIT
+-- [1: find, 2: match, 3: gsub, 4: gmatch][pattern]; the fast lane reads plain_limit's LIMIT at 5
+local quick, nquick = deps.quick or {}, { 0, 0, 0, 0 }
+quick[1], quick[2], quick[3], quick[4], quick[5] = {}, {}, {}, {}, LIMIT
 local function learn(which, p, mx)
   local known = quick[which]
   if known[p] ~= nil or #p > CACHE_PLEN then return end
@@ -1078,12 +1083,12 @@ local function find_aux(isfind, ...)
       pos = skipto(cp, pos)
       if not pos then break end
     end
-    level, depth = 0, MAXCCALLS
+    level, depth, extra = 0, MAXCCALLS, UP
     local e = do_match(pos, 1)
     if e then
       flush()
-      if isfind then return pos, e - 1, pushcaps(pos, e, false, 3) end
-      return pushcaps(pos, e, true, 2)
+      if isfind then return pos, e - 1, pushcaps(pos, e, false, 3 + UP) end
+      return pushcaps(pos, e, true, 2 + UP)
     end
     if anchor then break end
     pos = nextpos(cp, pos)
@@ -1219,7 +1224,7 @@ local function gmatch(...)
         pos = skipto(cp, pos)
         if not pos then break end
       end
-      level, depth = 0, MAXCCALLS
+      level, depth, extra = 0, MAXCCALLS, 0
       local e = do_match(pos, 1)
       if e and e ~= lastmatch then
         src, lastmatch = e, e
@@ -1298,6 +1303,9 @@ local function learn_gsub(p, cp, repl)
   known[1] = known[1] + 1
 end
 
+-- the error a replacement function or table raises inside C's gsub when its value is bad
+local BAD_REPLACEMENT = {}
+
 local function gsub(...)
   local src, p, repl, max_s = ...
   if max_s == nil and type(src) == "string" and type(repl) == "string" then
@@ -1322,10 +1330,10 @@ local function gsub(...)
     tr = "string"
   elseif tr ~= "string" and tr ~= "function" and tr ~= "table" then
     if V53 then
-      error("bad argument #3 to 'gsub' (string/function/table expected)", 2)
+      error("bad argument #3 to 'gsub' (string/function/table expected)", 2 + UP)
     end
     error("bad argument #3 to 'gsub' (string/function/table expected, got " ..
-      (nargs < 3 and "no value" or typename(repl)) .. ")", 2)
+      (nargs < 3 and "no value" or typename(repl)) .. ")", 2 + UP)
   end
   local anchor = byte(p, 1) == 94
   local cp = compile(p, anchor and 2 or 1)
@@ -1334,30 +1342,26 @@ local function gsub(...)
     if gsub_bound(cp, ls, repl, tr) <= LIMIT and (tr ~= "string" or repl_ok(repl, cp.ncap)) then
       if stats then stats.c = stats.c + 1 end
       charge(ls + #p)
-      local r, n
-      if tr == "string" then
-        r, n = c_gsub(src, p, repl, maxr)
-      else
-        local f = repl
-        if tr == "table" then
-          r, n = c_gsub(src, p, function(key)
-            local v = f[key]
-            if v and type(v) ~= "string" and type(v) ~= "number" then
-              error("invalid replacement value (a " .. type(v) .. ")", 4)
-            end
-            return v
-          end, maxr)
-        else
-          r, n = c_gsub(src, p, function(...)
-            local v = f(...)
-            if v and type(v) ~= "string" and type(v) ~= "number" then
-              error("invalid replacement value (a " .. type(v) .. ")", 4)
-            end
-            return v
-          end, maxr)
+      if tr == "string" then return c_gsub(src, p, repl, maxr) end
+      -- a bad value stops C's gsub with an error raised here, where its level is known: deps.c.gsub
+      -- may call C's through frames of its own
+      local f, bad = repl, nil
+      local function checked(v)
+        if v and type(v) ~= "string" and type(v) ~= "number" then
+          bad = type(v)
+          error(BAD_REPLACEMENT)
         end
+        return v
       end
-      return r, n
+      local ok, r, n
+      if tr == "table" then
+        ok, r, n = pcall(c_gsub, src, p, function(key) return checked(f[key]) end, maxr)
+      else
+        ok, r, n = pcall(c_gsub, src, p, function(...) return checked(f(...)) end, maxr)
+      end
+      if ok then return r, n end
+      if r == BAD_REPLACEMENT then error("invalid replacement value (a " .. bad .. ")", 2 + UP) end
+      error(r, 0)
     end
   end
   if stats then stats.lua = stats.lua + 1 end
@@ -1372,7 +1376,7 @@ local function gsub(...)
       if not q then break end
       pos = q
     end
-    level, depth = 0, MAXCCALLS
+    level, depth, extra = 0, MAXCCALLS, UP
     local e = do_match(pos, 1)
     if e and e ~= lastmatch then -- add_value
       n = n + 1
@@ -1385,7 +1389,7 @@ local function gsub(...)
         for j = 1, nsegs do
           local v = segs[j]
           if v == false then
-            error("invalid use of '%' in replacement string", 2)
+            error("invalid use of '%' in replacement string", 2 + UP)
           elseif v == 0 then
             v = sub(src, pos, e - 1)
           elseif type(v) == "number" then
@@ -1401,7 +1405,7 @@ local function gsub(...)
       else
         local v
         if tr == "function" then
-          v = repl(pushcaps(pos, e, true, 3))
+          v = repl(pushcaps(pos, e, true, 3 + UP))
         else
           v = repl[getcap(1, pos, e)]
         end
@@ -1411,7 +1415,7 @@ local function gsub(...)
           if tv == "number" then
             v = tostring(v)
           elseif tv ~= "string" then
-            error("invalid replacement value (a " .. tv .. ")", 2)
+            error("invalid replacement value (a " .. tv .. ")", 2 + UP)
           end
           if keep < pos then
             np = np + 1
@@ -1441,37 +1445,6 @@ local function gsub(...)
     parts[np] = sub(src, keep)
   end
   return concat(parts, "", 1, np), n
-end
-
--- The fast lane (deps.lane: the sandbox's C closures, ffi/fast_lane.c) proves the common calls
--- cheap from the same quick table in one C call, and tallies their work; the routes above are taken
--- when it says no, by a tail call, so that their errors point where they did.
-local lane = deps.lane
-if lane and not FORCE_LUA and not stats then
-  local lane_find, found, lua_find = lane.find, lane.found, find
-  find = function(...)
-    local q = lane_find(quick, ...)
-    if q == true then return c_find(...) end
-    if q then
-      if q > 0 then charge(q) end
-      return found(c_find(...))
-    end
-    return lua_find(...)
-  end
-  -- match, gmatch and gsub: charged before the call, as their Lua routes charge
-  local function charged_first(ask, c_call, lua_call)
-    return function(...)
-      local q = ask(quick, ...)
-      if q then
-        if q ~= true then charge(q) end
-        return c_call(...)
-      end
-      return lua_call(...)
-    end
-  end
-  match = charged_first(lane.match, c_match, match)
-  gmatch = charged_first(lane.gmatch, c_gmatch, gmatch)
-  gsub = charged_first(lane.gsub, c_gsub_string, gsub)
 end
 
 return { find = find, match = match, gmatch = gmatch, gsub = gsub }

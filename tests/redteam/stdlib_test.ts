@@ -119,8 +119,14 @@ attackSuite("string.format", [
   },
   {
     name: "%s calls __tostring, which cannot return a non-string",
-    code: "return string.format('%s', setmetatable({}, {__tostring = function() return 1 end}))",
-    expect: luaError(/'__tostring' must return a string/),
+    code: "return string.format('%s', setmetatable({}, {__tostring = function() return {} end}))",
+    expect: luaError(/^sandbox:1: '__tostring' must return a string$/),
+  },
+  {
+    name: "%s, tostring and print take a number from __tostring, as Lua's own do",
+    code: "local t = setmetatable({}, {__tostring = function() return 1.5 end}) print(t) " +
+      "return string.format('%s|%5s', t, t), tostring(t)",
+    expect: value(["1.5|  1.5", "1.5"]),
   },
 ]);
 
@@ -747,4 +753,57 @@ Deno.test("stdlib: pattern functions answer as Lua's own, whichever route a call
       );
     }
   }
+});
+
+// Lua's message for each call, without its position: the sandbox must give it at "sandbox:1:"
+function assertErrorsAtTheCall(calls: string[]): void {
+  using lua = new LuaRuntime();
+  for (const call of calls) {
+    let expected = "";
+    try {
+      lua.execute(call);
+    } catch (error) {
+      expected = String((error as Error).message).split("\n")[0].replace(/^.*?:\d+: /, "");
+    }
+    assert.notEqual(expected, "", call);
+    // a fresh sandbox builds a library (and the matcher) at its first call; the second run has it
+    using sb = new Sandbox();
+    for (let i = 0; i < 2; i++) {
+      assert.throws(
+        () => sb.execute(call),
+        (e) => e instanceof LuaError && e.message === `sandbox:1: ${expected}`,
+        call,
+      );
+    }
+  }
+}
+
+Deno.test("stdlib: a pattern function's errors point at the call in tail position too, as Lua's own", () => {
+  // a call in tail position: a C function (Lua's, or the fast lane's entry) keeps its caller's
+  // frame, and the Lua route behind the entry counts it
+  assertErrorsAtTheCall([
+    `string.find("abc", nil)`,
+    `string.find("abc", "b", 1.5)`,
+    `string.match("abc", "(")`,
+    `string.match("abc", "[a")`,
+    `string.gmatch("abc")`,
+    `string.gsub("abc", "b", "%2")`,
+    `string.gsub("abc", "b", "%")`,
+    `string.gsub("abc", "b", true)`,
+    `string.gsub("abc", "b", "x", 1.5)`,
+    `string.gsub("abc", "b", { b = {} })`,
+    `string.gsub("abc", "b", function() return true end)`,
+  ].map((call) => `return ${call}`));
+});
+
+Deno.test("stdlib: tostring, print and format raise a bad __tostring's error at the call, as Lua's own", () => {
+  const bad = "setmetatable({}, { __tostring = function() return {} end })";
+  assertErrorsAtTheCall([
+    `return tostring(${bad})`,
+    `local s = tostring(${bad}) return s`,
+    `print(${bad})`,
+    `return string.format("%s", ${bad})`,
+    `local s = string.format("%s %s %s %s %s", 1, 2, 3, 4, ${bad}) return s`,
+    `return tostring()`,
+  ]);
 });
