@@ -85,11 +85,14 @@ enum {
   ENTRY_CONCAT = 4, /* concat(t [, sep [, i [, j]]]) of a table without a metatable, integer positions */
   ENTRY_APPEND = 5, /* insert(t, v): t[#t + 1] = v for a table without a metatable */
   ENTRY_PLAIN = 6,  /* f(v, ...) for a v no metamethod shows (nil, a boolean, a number, a string) */
-  /* the pattern functions, for a subject the matcher's quick table (`kept`) proves cheap */
-  ENTRY_FIND = 7,   /* find(s, p [, init [, plain]]), charging the part searched after the call */
-  ENTRY_MATCH = 8,  /* match(s, p [, init]) */
-  ENTRY_GMATCH = 9, /* gmatch(s, p) */
-  ENTRY_GSUB = 10   /* gsub(s, p, repl [, nil]) for a string repl */
+  ENTRY_FEW = 7,    /* f(...) with at most `kept` (an integer) arguments, whose results are few */
+  ENTRY_REP = 8,    /* rep(s, n [, sep]) of strings, an integer n, a result shorter than a step's bytes */
+  /* the pattern functions, for a subject the matcher's quick table (`kept`) proves cheap; in the
+   * order of that table's keys (QUICK_OF_ENTRY) */
+  ENTRY_FIND = 9,    /* find(s, p [, init [, plain]]), charging the part searched after the call */
+  ENTRY_MATCH = 10,  /* match(s, p [, init]) */
+  ENTRY_GSUB = 11,   /* gsub(s, p, repl [, nil]) for a string repl */
+  ENTRY_GMATCH = 12  /* gmatch(s, p) */
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure are the tally, LANE_ENTRY and the entry's
@@ -106,6 +109,7 @@ enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
 /* The keys of the pattern matcher's table of quick patterns (policy/patterns.ts, `quick`); at
  * QUICK_PLAIN_WORK, the work a plain find may do in C (the matcher's LIMIT). */
 enum { QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_PLAIN_WORK = 5 };
+#define QUICK_OF_ENTRY(op) ((op) - ENTRY_FIND + QUICK_FIND)
 
 #define LUA_TNIL 0
 #define LUA_TBOOLEAN 1
@@ -256,7 +260,13 @@ int luagate_fast_lane(lua_State *L) {
   if (op == ENTRY_BYTES) return charge_and_call(lua, L, state, upvalues, string_units(lua, L, 1), n, 1);
 
   if (op == ENTRY_PLAIN) {
-    return call_upvalue(lua, L, upvalues, n >= 1 && all_plain(lua, L, 1, 1) ? UP_FUNCTION : UP_ROUTE, n, -1);
+    if (n >= 1 && all_plain(lua, L, 1, 1)) return call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
+    goto route;
+  }
+
+  if (op == ENTRY_FEW) {
+    if (n <= lua->tointegerx(L, upvalues - UP_KEPT, 0)) return call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
+    goto route;
   }
 
   if (op == ENTRY_FORMAT) {
@@ -273,7 +283,7 @@ int luagate_fast_lane(lua_State *L) {
         return charge_call_and_result(lua, L, state, upvalues, unless_few(state, (double)lua->rawlen(L, 1)), n);
       }
     }
-    return call_upvalue(lua, L, upvalues, UP_ROUTE, n, -1);
+    goto route;
   }
 
   if (op == ENTRY_CONCAT) {
@@ -292,7 +302,7 @@ int luagate_fast_lane(lua_State *L) {
       }
       if (cheap) return charge_call_and_result(lua, L, state, upvalues, unless_few(state, items), n);
     }
-    return call_upvalue(lua, L, upvalues, UP_ROUTE, n, -1);
+    goto route;
   }
 
   if (op == ENTRY_APPEND) {
@@ -301,47 +311,59 @@ int luagate_fast_lane(lua_State *L) {
       lua->rawseti(L, 1, (lua_Integer)lua->rawlen(L, 1) + 1);
       return 0;
     }
-    return call_upvalue(lua, L, upvalues, UP_ROUTE, n, -1);
+    goto route;
+  }
+
+  if (op == ENTRY_REP) {
+    /* charged the repetitions (unless few) and the result's bytes, as the route charges them; each
+     * length is at most a step's bytes first, so that the result's length cannot overflow */
+    const lua_Integer step_bytes = (lua_Integer)state->flush_at << BYTES_PER_UNIT_SHIFT;
+    const int separated = n == 3 && lua->type(L, 3) == LUA_TSTRING;
+    if ((n == 2 || (n == 3 && (separated || lua->type(L, 3) == LUA_TNIL))) && lua->type(L, 1) == LUA_TSTRING &&
+        lua->isinteger(L, 2)) {
+      const lua_Integer times = lua->tointegerx(L, 2, 0), length = (lua_Integer)lua->rawlen(L, 1);
+      const lua_Integer separator = separated ? (lua_Integer)lua->rawlen(L, 3) : 0;
+      if (times <= step_bytes && length <= step_bytes && separator <= step_bytes) {
+        const lua_Integer bytes = times <= 0 ? 0 : length * times + separator * (times - 1);
+        if (bytes < step_bytes) {
+          const double units = unless_few(state, (double)times) + (double)(bytes >> BYTES_PER_UNIT_SHIFT);
+          return charge_and_call(lua, L, state, upvalues, units, n, 1);
+        }
+      }
+    }
+    goto route;
   }
 
   if (op >= ENTRY_FIND) {
     /* the pattern functions: (s, p, ...), charged the subject (from the start position) and the
-     * pattern, as the matcher's quick route charges them */
-    if (n >= 2 && lua->type(L, 1) == LUA_TSTRING && lua->type(L, 2) == LUA_TSTRING) {
-      const lua_Integer subject = (lua_Integer)lua->rawlen(L, 1), pattern = (lua_Integer)lua->rawlen(L, 2);
-      lua_Number limit;
-      if (op == ENTRY_GMATCH) {
-        if ((n < 3 || lua->type(L, 3) == LUA_TNIL) && quick_limit(lua, L, upvalues, QUICK_GMATCH, &limit) &&
-            (lua_Number)subject <= limit) {
-          return charge_and_call(lua, L, state, upvalues, unless_few(state, (double)(subject + pattern)), n, -1);
-        }
-      } else if (op == ENTRY_GSUB) {
-        if (n >= 3 && lua->type(L, 3) == LUA_TSTRING && (n < 4 || lua->type(L, 4) == LUA_TNIL) &&
-            quick_limit(lua, L, upvalues, QUICK_GSUB, &limit) && (lua_Number)subject <= limit) {
-          return charge_and_call(lua, L, state, upvalues, unless_few(state, (double)(subject + pattern)), n, -1);
-        }
-      } else {
-        const lua_Integer from = start_position(lua, L, 3, n);
-        const lua_Integer rest = subject - from + 1;
-        if (op == ENTRY_MATCH) {
-          if (from > 0 && rest >= 0 && quick_limit(lua, L, upvalues, QUICK_MATCH, &limit) &&
-              (lua_Number)rest <= limit) {
-            return charge_and_call(lua, L, state, upvalues, unless_few(state, (double)(rest + pattern)), n, -1);
-          }
-        } else if (from > 0 && pattern <= rest &&
-                   (n >= 4 && lua->toboolean(L, 4) ? pattern > 0 && plain_limit(lua, L, upvalues, pattern, &limit)
-                                                   : quick_limit(lua, L, upvalues, QUICK_FIND, &limit)) &&
-                   (lua_Number)rest <= limit) {
-          /* charged after the call: from the start to the end of the match, or of the subject */
-          const int results = call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
-          const lua_Integer end =
-              results >= 2 && lua->type(L, 1) != LUA_TNIL ? lua->tointegerx(L, 2, 0) : subject;
-          settle(lua, L, state, upvalues, unless_few(state, (double)(end - from + 1 + pattern)));
-          return results;
-        }
-      }
+     * pattern, as the matcher's quick route charges them; gmatch and gsub take no start position */
+    if (n < 2 || lua->type(L, 1) != LUA_TSTRING || lua->type(L, 2) != LUA_TSTRING) goto route;
+    const lua_Integer subject = (lua_Integer)lua->rawlen(L, 1), pattern = (lua_Integer)lua->rawlen(L, 2);
+    const int find = op == ENTRY_FIND, positioned = find || op == ENTRY_MATCH;
+    const lua_Integer from = positioned ? start_position(lua, L, 3, n) : 1;
+    const lua_Integer rest = subject - from + 1;
+    int fits;
+    if (positioned) {
+      fits = from > 0 && (find ? pattern <= rest : rest >= 0);
+    } else if (op == ENTRY_GSUB) {
+      fits = n >= 3 && lua->type(L, 3) == LUA_TSTRING && (n < 4 || lua->type(L, 4) == LUA_TNIL);
+    } else {
+      fits = n < 3 || lua->type(L, 3) == LUA_TNIL;
     }
-    return call_upvalue(lua, L, upvalues, UP_ROUTE, n, -1);
+    lua_Number limit;
+    if (!fits ||
+        !(find && n >= 4 && lua->toboolean(L, 4)
+              ? pattern > 0 && plain_limit(lua, L, upvalues, pattern, &limit)
+              : quick_limit(lua, L, upvalues, QUICK_OF_ENTRY(op), &limit)) ||
+        (lua_Number)rest > limit) {
+      goto route;
+    }
+    if (!find) return charge_and_call(lua, L, state, upvalues, unless_few(state, (double)(rest + pattern)), n, -1);
+    /* charged after the call: from the start to the end of the match, or of the subject */
+    const int results = call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
+    const lua_Integer end = results >= 2 && lua->type(L, 1) != LUA_TNIL ? lua->tointegerx(L, 2, 0) : subject;
+    settle(lua, L, state, upvalues, unless_few(state, (double)(end - from + 1 + pattern)));
+    return results;
   }
 
   /* LANE_ENTRY: (f, charge, route [, kept]) -> the closure of the tally, the entry's operation and
@@ -356,4 +378,7 @@ int luagate_fast_lane(lua_State *L) {
   lua->rotate(L, 1, 2);
   lua->pushcclosure(L, (int (*)(lua_State *))(here & ~(uintptr_t)(PAGE_SIZE_MIN - 1)), ENTRY_UPVALUES);
   return 1;
+
+route:
+  return call_upvalue(lua, L, upvalues, UP_ROUTE, n, -1);
 }

@@ -332,6 +332,53 @@ Deno.test("fast lane: the plain entry calls the function on a value no metametho
 });
 
 Deno.test(
+  "fast lane: the few entry calls the function with at most the arguments it keeps",
+  { ignore },
+  () => {
+    assert.equal(
+      run(`${QUICK}
+      local byte = lane.few(string.byte, charge, route("byte"), 2)
+      return table.concat({
+        show(byte("abc")), show(byte("abc", 2)), show(byte("abc", 9)), show(byte("abc", 1, 3)),
+        show(byte("abc", 1, nil)), show(#charged),
+      }, " ")`),
+      "97 98  route:byte/3 route:byte/3 0",
+    );
+  },
+);
+
+Deno.test(
+  "fast lane: the rep entry charges the repetitions and the result's bytes first, up to a step's bytes",
+  { ignore },
+  () => {
+    const tally = new LaneTally(STEP, FEW);
+    assert.equal(
+      run(
+        `${QUICK}
+      local rep = lane.rep(string.rep, charge, route("rep"))
+      return table.concat({
+        show(rep("ab", 3)),                        -- 3 repetitions, 6 bytes: nothing to charge
+        show(rep("ab", 3, nil)),
+        show(#rep("ab", 20, "-")),                 -- 20 repetitions and 59 bytes (3 units): 23
+        show(rep("ab", 0)), show(rep("ab", -5)),
+        show(rep("ab", 2.0)),                      -- a float count: the route converts it
+        show(rep("ab", "3")),
+        show(rep(12, 3)),                          -- a number: the route
+        show(rep("ab", 3, 1)),
+        show(rep("ab", 800)),                      -- 1,600 bytes, a step's: the route charges first
+        show(rep("a", math.maxinteger)),
+        show(rep("ab", 2, "-", 1)),
+        show(#charged),
+      }, " ")`,
+        tally,
+      ),
+      "ababab ababab 59   route:rep/2 route:rep/2 route:rep/2 route:rep/3 route:rep/2 route:rep/2 route:rep/4 0",
+    );
+    assert.equal(tally.take(), 23);
+  },
+);
+
+Deno.test(
   "fast lane: the concat entry joins a table without a metatable between integer positions",
   { ignore },
   () => {
@@ -514,6 +561,26 @@ Deno.test(
         "  tally 0",
         "plain, a table: the route",
         "  callk 1 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "few arguments",
+        "  callk 2 -1 0 NULL: function",
+        FORTY_BYTES,
+        "  tally 0",
+        "more arguments than few: the route",
+        "  callk 3 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "rep, charged its repetitions and its bytes first",
+        "  callk 3 1 0 NULL: function",
+        FORTY_BYTES,
+        "  tally 33",
+        "rep, a float count: the route",
+        "  callk 2 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "rep, a result of a step's bytes: the route",
+        "  callk 2 -1 0 NULL: route",
         FORTY_BYTES,
         "  tally 0",
         "no tally",

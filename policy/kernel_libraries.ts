@@ -137,7 +137,8 @@ local function build_string()
   local S = copy(string)
   S.dump = nil
 
-  S.rep = function(s, n, sep)
+  -- the fast lane's entry makes a repetition of strings whose result is shorter than a step's bytes
+  S.rep = entry("rep", s_rep, function(s, n, sep)
     -- a number under FEW (NaN is not) is fewer repetitions than are charged
     if not (type(n) == "number" and n < FEW) then
       local count = count_of(n)
@@ -147,7 +148,7 @@ local function build_string()
     local repeated = s_rep(s, n, sep)
     if #repeated >= 16 then charge(#repeated >> 4) end
     return repeated
-  end
+  end)
   -- a C function whose work is the length of the string it copies
   local function copying(f)
     return (entry("bytes", f, function(...)
@@ -157,11 +158,12 @@ local function build_string()
   end
   S.upper, S.lower, S.reverse = copying(string.upper), copying(string.lower), copying(string.reverse)
   -- without an end position, at most one result: nothing to charge
-  S.byte = function(...)
+  -- without an end position byte has at most one result: the fast lane's entry calls it at once
+  S.byte = entry("few", s_byte, function(...)
     local _, _, j = ...
     if j == nil then return s_byte(...) end
     return charge_results(s_byte(...))
-  end
+  end, 2)
 
   -- What a format string needs, found once per string (up to FORMATS_KEPT strings of at most
   -- FORMAT_KEPT_LEN bytes; each search is linear: one class, then a letter). Without %p, C

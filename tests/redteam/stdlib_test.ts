@@ -466,6 +466,8 @@ Deno.test("stdlib: string.format, the copying functions and table.concat on the 
     concat: "local x = table.concat({ s })",
   };
   assertChargedOnTheLane(calls, "a".repeat(1600), 300, 100);
+  // rep on the lane: 16 repetitions of 90 bytes, 16 + 90 units a call
+  assertChargedOnTheLane({ rep: "local x = s:rep(16)" }, "a".repeat(90), 300, 100);
 });
 
 Deno.test("stdlib: table.unpack and table.sort of a plain table are still charged, like any other", () => {
