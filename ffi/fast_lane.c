@@ -87,12 +87,16 @@ enum {
   ENTRY_PLAIN = 6,  /* f(v, ...) for a v no metamethod shows (nil, a boolean, a number, a string) */
   ENTRY_FEW = 7,    /* f(...) with at most `kept` (an integer) arguments, whose results are few */
   ENTRY_REP = 8,    /* rep(s, n [, sep]) of strings, an integer n, a result shorter than a step's bytes */
+  /* f(t, ...) for a table t that `kept` (the sandbox's read-only views) does not hold, with at least
+   * one argument, or two (ENTRY_TABLE_KEY) */
+  ENTRY_TABLE = 9,
+  ENTRY_TABLE_KEY = 10,
   /* the pattern functions, for a subject the matcher's quick table (`kept`) proves cheap; in the
    * order of that table's keys (QUICK_OF_ENTRY) */
-  ENTRY_FIND = 9,    /* find(s, p [, init [, plain]]), charging the part searched after the call */
-  ENTRY_MATCH = 10,  /* match(s, p [, init]) */
-  ENTRY_GSUB = 11,   /* gsub(s, p, repl [, nil]) for a string repl */
-  ENTRY_GMATCH = 12  /* gmatch(s, p) */
+  ENTRY_FIND = 11,   /* find(s, p [, init [, plain]]), charging the part searched after the call */
+  ENTRY_MATCH = 12,  /* match(s, p [, init]) */
+  ENTRY_GSUB = 13,   /* gsub(s, p, repl [, nil]) for a string repl */
+  ENTRY_GMATCH = 14  /* gmatch(s, p) */
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure are the tally, LANE_ENTRY and the entry's
@@ -266,6 +270,16 @@ int luagate_fast_lane(lua_State *L) {
 
   if (op == ENTRY_FEW) {
     if (n <= lua->tointegerx(L, upvalues - UP_KEPT, 0)) return call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
+    goto route;
+  }
+
+  if (op == ENTRY_TABLE || op == ENTRY_TABLE_KEY) {
+    if (n > op - ENTRY_TABLE && lua->type(L, 1) == LUA_TTABLE) {
+      lua->pushvalue(L, 1);
+      const int view = lua->rawget(L, upvalues - UP_KEPT) != LUA_TNIL;
+      lua->settop(L, -2);
+      if (!view) return call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
+    }
     goto route;
   }
 

@@ -347,6 +347,23 @@ Deno.test(
   },
 );
 
+Deno.test("fast lane: the table entries call the function on a table that is not a view", { ignore }, () => {
+  assert.equal(
+    run(`${QUICK}
+      local view = {}
+      local views = { [view] = { 1 } }
+      local next_entry = lane.table(next, charge, route("next"), views)
+      local rawget_entry = lane.table_key(rawget, charge, route("rawget"), views)
+      return table.concat({
+        show(next_entry({ 5 })), show(next_entry({})), show(next_entry({ 5 }, 1)), show(next_entry(view)),
+        show(next_entry("text")), show(next_entry()),
+        show(rawget_entry({ a = 1 }, "a")), show(rawget_entry({ a = 1 })), show(rawget_entry(view, 1)),
+        show(#charged),
+      }, " ")`),
+    "1,5 nil nil route:next/1 route:next/1 route:next/0 1 route:rawget/1 route:rawget/2 0",
+  );
+});
+
 Deno.test(
   "fast lane: the rep entry charges the repetitions and the result's bytes first, up to a step's bytes",
   { ignore },
@@ -581,6 +598,18 @@ Deno.test(
         "  tally 0",
         "rep, a result of a step's bytes: the route",
         "  callk 2 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "table, not a view",
+        "  callk 1 -1 0 NULL: function",
+        FORTY_BYTES,
+        "  tally 0",
+        "table, a view: the route",
+        "  callk 1 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "table and key, one argument: the route",
+        "  callk 1 -1 0 NULL: route",
         FORTY_BYTES,
         "  tally 0",
         "no tally",

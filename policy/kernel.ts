@@ -387,7 +387,9 @@ return (function()
 
     -- next, rawget and rawlen of a view are those of the table it shows. Anything else goes to
     -- Lua's own, after a check that raises their error about the first argument from here, where it
-    -- can name the function (the tail call would make it '?').
+    -- can name the function (the tail call would make it '?'). A table that is not a view goes to
+    -- Lua's own at once, through the fast lane's entries, which put table_up levels in front.
+    local table_up
     -- Lua 5.3's rawlen does not say what it got
     local RAWLEN_SAYS_EXPECTED_ONLY = TRUSTED_GLOBALS._VERSION == "Lua 5.3"
     local function type_name(v)
@@ -403,20 +405,21 @@ return (function()
       if kind == "table" or (kind == "string" and expected ~= "table") then return t end
       local got = n == 0 and "no value" or type_name(t)
       if name == "rawlen" and RAWLEN_SAYS_EXPECTED_ONLY then got = nil end
-      error("bad argument #1 to '" .. name .. "' (" .. expected .. " expected" .. (got and ", got " .. got or "") .. ")", 3)
+      error("bad argument #1 to '" .. name .. "' (" .. expected .. " expected" .. (got and ", got " .. got or "") .. ")", 3 + table_up)
     end
-    local function sb_next(...)
+    local sb_next
+    sb_next, table_up = lane_entry("table", next, function(...)
       return next(shown("next", "table", select("#", ...), ...), select(2, ...))
-    end
-    local function sb_rawget(...)
+    end, frozen)
+    local sb_rawget = lane_entry("table_key", rawget, function(...)
       local n = select("#", ...)
       local t = shown("rawget", "table", n, ...)
-      if n < 2 then error("bad argument #2 to 'rawget' (value expected)", 2) end
+      if n < 2 then error("bad argument #2 to 'rawget' (value expected)", 2 + table_up) end
       return rawget(t, (select(2, ...)))
-    end
-    local function sb_rawlen(...)
+    end, frozen)
+    local sb_rawlen = lane_entry("table", rawlen, function(...)
       return rawlen(shown("rawlen", "table or string", select("#", ...), ...))
-    end
+    end, frozen)
 
     local function sb_setmetatable(t, mt)
       if type(mt) == "table" and rawget(mt, "__gc") ~= nil then

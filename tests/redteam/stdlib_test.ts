@@ -809,3 +809,14 @@ Deno.test("stdlib: tostring, print and format raise a bad __tostring's error at 
     `return tostring()`,
   ]);
 });
+
+Deno.test("stdlib: next, rawget and rawlen raise their errors at the call in tail position too, as Lua's own", () => {
+  assertErrorsAtTheCall([
+    `return next()`,
+    `return next(1)`,
+    `return rawget({})`,
+    `return rawget("s", 1)`,
+    `return rawlen(5)`,
+    `return rawlen()`,
+  ]);
+});
