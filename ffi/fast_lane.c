@@ -91,12 +91,16 @@ enum {
    * one argument, or two (ENTRY_TABLE_KEY) */
   ENTRY_TABLE = 9,
   ENTRY_TABLE_KEY = 10,
+  /* of a table without a metatable, charged as the route charges it */
+  ENTRY_SORT = 11,   /* sort(t [, comp]), charged n * (floor(log2(n)) + 1) for n > 1 items */
+  ENTRY_UNPACK = 12, /* unpack(t), charged its items unless few */
+  ENTRY_REMOVE = 13, /* remove(t): its last item, nothing to charge */
   /* the pattern functions, for a subject the matcher's quick table (`kept`) proves cheap; in the
    * order of that table's keys (QUICK_OF_ENTRY) */
-  ENTRY_FIND = 11,   /* find(s, p [, init [, plain]]), charging the part searched after the call */
-  ENTRY_MATCH = 12,  /* match(s, p [, init]) */
-  ENTRY_GSUB = 13,   /* gsub(s, p, repl [, nil]) for a string repl */
-  ENTRY_GMATCH = 14  /* gmatch(s, p) */
+  ENTRY_FIND = 14,   /* find(s, p [, init [, plain]]), charging the part searched after the call */
+  ENTRY_MATCH = 15,  /* match(s, p [, init]) */
+  ENTRY_GSUB = 16,   /* gsub(s, p, repl [, nil]) for a string repl */
+  ENTRY_GMATCH = 17  /* gmatch(s, p) */
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure are the tally, LANE_ENTRY and the entry's
@@ -279,6 +283,20 @@ int luagate_fast_lane(lua_State *L) {
       const int view = lua->rawget(L, upvalues - UP_KEPT) != LUA_TNIL;
       lua->settop(L, -2);
       if (!view) return call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
+    }
+    goto route;
+  }
+
+  if (op >= ENTRY_SORT && op <= ENTRY_REMOVE) {
+    if (n <= (op == ENTRY_SORT ? 2 : 1) && bare_table(lua, L, 1)) {
+      const lua_Integer items = (lua_Integer)lua->rawlen(L, 1);
+      double units = 0;
+      if (op == ENTRY_SORT && items > 1) {
+        units = (double)(items * (64 - __builtin_clzll((unsigned long long)items)));
+      } else if (op == ENTRY_UNPACK) {
+        units = unless_few(state, (double)items);
+      }
+      return charge_and_call(lua, L, state, upvalues, units, n, -1);
     }
     goto route;
   }

@@ -365,6 +365,38 @@ Deno.test("fast lane: the table entries call the function on a table that is not
 });
 
 Deno.test(
+  "fast lane: sort, unpack and remove of a table without a metatable are charged as their routes charge them",
+  { ignore },
+  () => {
+    const tally = new LaneTally(STEP, FEW);
+    assert.equal(
+      run(
+        `${QUICK}
+      local sort = lane.sort(table.sort, charge, route("sort"))
+      local unpack = lane.unpack(table.unpack, charge, route("unpack"))
+      local remove = lane.remove(table.remove, charge, route("remove"))
+      local t = { 3, 1, 2 }
+      sort(t)
+      local down = { 1, 2, 3, 4, 5, 6, 7, 8 }
+      sort(down, function(a, b) return a > b end)
+      local meta = setmetatable({ 2, 1 }, {})
+      return table.concat({
+        table.concat(t, ","), table.concat(down, ","),       -- 3 * 2 and 8 * 4 units
+        show(sort(meta)), show(sort({}, nil, 1)),
+        show(unpack({ 1, 2, 3 })), show(unpack({ 1, 2, 3 }, 2)), show(unpack(meta)),
+        show(remove({ 1, 2, 3 })), show(remove({})), show(remove({ 1, 2 }, 1)), show(remove(meta)),
+        show(#charged),
+      }, " ")`,
+        tally,
+      ),
+      "1,2,3 8,7,6,5,4,3,2,1 route:sort/1 route:sort/3 1,2,3 route:unpack/2 route:unpack/1 3 nil " +
+        "route:remove/2 route:remove/1 0",
+    );
+    assert.equal(tally.take(), 3 * 2 + 8 * 4);
+  },
+);
+
+Deno.test(
   "fast lane: the rep entry charges the repetitions and the result's bytes first, up to a step's bytes",
   { ignore },
   () => {
@@ -610,6 +642,19 @@ Deno.test(
         "  tally 0",
         "table and key, one argument: the route",
         "  callk 1 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "sort, 20 items: 20 * 5 units first",
+        "  callk 1 0 0 NULL: charge",
+        "  callk 2 -1 0 NULL: function",
+        FORTY_BYTES,
+        "  tally 0",
+        "unpack, 20 items",
+        "  callk 1 -1 0 NULL: function",
+        FORTY_BYTES,
+        "  tally 20",
+        "remove, with a position: the route",
+        "  callk 2 -1 0 NULL: route",
         FORTY_BYTES,
         "  tally 0",
         "no tally",

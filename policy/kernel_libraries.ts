@@ -129,6 +129,15 @@ local function count_of(n)
   return 0
 end
 
+-- a C function whose work is linear in the string it is given first (the fast lane's entry charges
+-- and calls it at once)
+local function copying(f)
+  return (entry("bytes", f, function(...)
+    charge_bytes((...))
+    return f(...)
+  end))
+end
+
 -- the types C's %s converts without metamethods or addresses
 local PLAIN = { string = true, number = true, boolean = true, ["nil"] = true }
 
@@ -149,15 +158,7 @@ local function build_string()
     if #repeated >= 16 then charge(#repeated >> 4) end
     return repeated
   end)
-  -- a C function whose work is the length of the string it copies
-  local function copying(f)
-    return (entry("bytes", f, function(...)
-      charge_bytes((...))
-      return f(...)
-    end))
-  end
   S.upper, S.lower, S.reverse = copying(string.upper), copying(string.lower), copying(string.reverse)
-  -- without an end position, at most one result: nothing to charge
   -- without an end position byte has at most one result: the fast lane's entry calls it at once
   S.byte = entry("few", s_byte, function(...)
     local _, _, j = ...
@@ -319,7 +320,7 @@ local function build_table()
     return charge_bytes(t_concat(t, sep, i, j))
   end)
   -- appending to a table without a metatable: C finds the end itself, in logarithmic time (the fast
-  -- lane's entry appends at once)
+  -- lane's entry appends at once); up: the levels each entry puts in front of its route
   local up = 0
   T.insert, up = entry("append", nil, function(t, ...)
     local nargs = select("#", ...)
@@ -349,8 +350,10 @@ local function build_table()
     end
     t[pos] = v
   end)
-  T.remove = function(t, ...)
-    local size = own_len(t)
+  -- removing the last item of a table without a metatable moves nothing (the fast lane's entry
+  -- removes it at once)
+  T.remove = entry("remove", t_remove, function(t, ...)
+    local size = own_len(t, up)
     if size == nil then
       -- C moves down the items after pos: none when it removes the last one
       local pos = (...)
@@ -363,9 +366,9 @@ local function build_table()
     end
     local pos = size
     if (...) ~= nil then
-      pos = position((...), "remove")
+      pos = position((...), "remove", up)
       if pos ~= size and m_ult(size, pos - 1) then
-        error("bad argument #2 to 'remove' (position out of bounds)", 2)
+        error("bad argument #1 to 'remove' (position out of bounds)", 2 + up)
       end
     end
     local v = t[pos]
@@ -375,25 +378,27 @@ local function build_table()
     end
     t[pos] = nil
     return v
-  end
+  end)
   T.move = function(a1, f, e, t, a2)
     f, e = tonumber(f), tonumber(e)
     if f and e then charge_range(f, e) end
     return t_move(a1, f, e, t, a2)
   end
-  T.sort = function(t, comp)
+  -- the fast lane's entry sorts a table without a metatable, charged as below
+  local sort
+  sort = entry("sort", t_sort, function(t, comp)
     local n
     -- a table without a metatable, the common case, skips the helpers' calls
     if type(t) == "table" and d_getmetatable(t) == nil then
       n = #t
     else
-      n = own_len(t)
+      n = own_len(t, up)
       if n ~= nil then
         if n < 2 then return end
-        if n >= 2147483647 then error("bad argument #1 to 'sort' (array too big)", 2) end
+        if n >= 2147483647 then error("bad argument #1 to 'sort' (array too big)", 2 + up) end
         local items = {}
         for i = 1, n do items[i] = t[i] end
-        T.sort(items, comp)
+        sort(items, comp)
         for i = 1, n do t[i] = items[i] end
         return
       end
@@ -401,8 +406,10 @@ local function build_table()
     end
     if n > 1 then charge(n * (m_floor(m_log(n, 2)) + 1)) end
     return t_sort(t, comp)
-  end
-  T.unpack = function(t, i, j)
+  end)
+  T.sort = sort
+  -- the fast lane's entry unpacks all of a table without a metatable, charged as below
+  T.unpack = entry("unpack", t_unpack, function(t, i, j)
     -- unpack(t) of a table without a metatable, the common call: its items are 1..#t, charged by
     -- charge_range's rule written out (calling it took unpack of 3 from 313 to 384 ns)
     if i == nil and j == nil and type(t) == "table" and d_getmetatable(t) == nil then
@@ -413,7 +420,7 @@ local function build_table()
     if j == nil and type(t) == "table" then j = #t end
     charge_range(tonumber(i) or 1, len_of(t, j))
     return t_unpack(t, i, j)
-  end
+  end)
   return T
 end
 
@@ -438,8 +445,7 @@ local function build_utf8()
     charge(select("#", ...))
     return u_char(...)
   end
-  U.len = function(s, ...) return u_len(charge_bytes(s), ...) end
-  U.offset = function(s, ...) return u_offset(charge_bytes(s), ...) end
+  U.len, U.offset = copying(u_len), copying(u_offset)
   U.codepoint = function(...) return charge_results(u_codepoint(...)) end
   return U
 end

@@ -820,3 +820,14 @@ Deno.test("stdlib: next, rawget and rawlen raise their errors at the call in tai
     `return rawlen()`,
   ]);
 });
+
+Deno.test("stdlib: table.insert, remove and sort raise their own errors at the call in tail position too", () => {
+  const length = (n: string) => `setmetatable({}, { __len = function() return ${n} end })`;
+  assertErrorsAtTheCall([
+    `return table.remove(${length("2.5")})`,
+    `return table.remove(${length("2")}, 7)`,
+    `return table.sort(${length("2.5")})`,
+    `return table.insert(${length("2")}, 9, 1)`,
+    `return table.insert(${length("2")}, 1, 2, 3)`,
+  ]);
+});
