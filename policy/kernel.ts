@@ -378,8 +378,24 @@ return (function()
     end
 
     local decision_envs = setmetatable({}, { __mode = "k" })
-    local function sb_rawset(t, k, v)
+    -- the type Lua's argument errors name: __name of the metatable, where it is a string
+    local function type_name(v)
+      local mt = d_getmetatable(v)
+      local name = mt and rawget(mt, "__name")
+      if type(name) == "string" then return name end
+      return type(v)
+    end
+
+    -- Lua's rawset, setmetatable and load raise their argument errors at their caller, which would
+    -- be the function below, inside the kernel: they are raised here, at the sandbox code's call
+    local function sb_rawset(...)
+      local t, k, v = ...
       if frozen[t] then error("attempt to modify a read-only table", 2) end
+      local n = select("#", ...)
+      if type(t) ~= "table" then
+        error("bad argument #1 to 'rawset' (table expected, got " .. (n == 0 and "no value" or type_name(t)) .. ")", 2)
+      end
+      if n < 3 then error("bad argument #" .. n + 1 .. " to 'rawset' (value expected)", 2) end
       local meta = decision_envs[t]
       if meta then meta.env = nil end
       return rawset(t, k, v)
@@ -392,12 +408,6 @@ return (function()
     local table_up
     -- Lua 5.3's rawlen does not say what it got
     local RAWLEN_SAYS_EXPECTED_ONLY = TRUSTED_GLOBALS._VERSION == "Lua 5.3"
-    local function type_name(v)
-      local mt = d_getmetatable(v)
-      local name = mt and rawget(mt, "__name")
-      if type(name) == "string" then return name end
-      return type(v)
-    end
     local function shown(name, expected, n, t)
       local viewed = view_of(t)
       if viewed ~= nil then return viewed end
@@ -421,15 +431,34 @@ return (function()
       return rawlen(shown("rawlen", "table or string", select("#", ...), ...))
     end, frozen)
 
-    local function sb_setmetatable(t, mt)
-      if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    local SETMETATABLE_SAYS_GOT = TRUSTED_GLOBALS._VERSION ~= "Lua 5.3"
+    local function sb_setmetatable(...)
+      local t, mt = ...
+      local n = select("#", ...)
+      if type(t) ~= "table" then
+        error("bad argument #1 to 'setmetatable' (table expected, got " .. (n == 0 and "no value" or type_name(t)) .. ")", 2)
+      end
+      local kind = type(mt)
+      if n < 2 or (kind ~= "nil" and kind ~= "table") then
+        local got = SETMETATABLE_SAYS_GOT and ", got " .. (n < 2 and "no value" or type_name(mt)) or ""
+        error("bad argument #2 to 'setmetatable' (nil or table expected" .. got .. ")", 2)
+      end
+      if kind == "table" and rawget(mt, "__gc") ~= nil then
         error("metatables with __gc are not allowed in the sandbox", 2)
+      end
+      local current = d_getmetatable(t)
+      if current ~= nil and rawget(current, "__metatable") ~= nil then
+        error("cannot change a protected metatable", 2)
       end
       return setmetatable(t, mt)
     end
 
     local function sb_load(chunk, name, mode, ...)
       if type(chunk) ~= "string" then error("load: only string chunks are allowed in the sandbox", 2) end
+      local name_type = type(name)
+      if name_type ~= "nil" and name_type ~= "string" and name_type ~= "number" then
+        error("bad argument #2 to 'load' (string expected, got " .. type_name(name) .. ")", 2)
+      end
       if s_byte(chunk, 1) == 27 then return nil, "attempt to load a binary chunk (only text is allowed)" end
       charge(#chunk)
       local env = current_env
