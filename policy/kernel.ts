@@ -385,6 +385,14 @@ return (function()
       if type(name) == "string" then return name end
       return type(v)
     end
+    -- Lua's error for argument i of fname, raised at level (of the caller of bad_argument)
+    local function bad_argument(i, fname, problem, level)
+      error("bad argument #" .. i .. " to '" .. fname .. "' (" .. problem .. ")", level + 1)
+    end
+    -- the problem of a value v of the wrong type (absent: no value at all)
+    local function expected_type(expected, v, absent)
+      return expected .. " expected, got " .. (absent and "no value" or type_name(v))
+    end
 
     -- Lua's rawset, setmetatable and load raise their argument errors at their caller, which would
     -- be the function below, inside the kernel: they are raised here, at the sandbox code's call
@@ -392,10 +400,8 @@ return (function()
       local t, k, v = ...
       if frozen[t] then error("attempt to modify a read-only table", 2) end
       local n = select("#", ...)
-      if type(t) ~= "table" then
-        error("bad argument #1 to 'rawset' (table expected, got " .. (n == 0 and "no value" or type_name(t)) .. ")", 2)
-      end
-      if n < 3 then error("bad argument #" .. n + 1 .. " to 'rawset' (value expected)", 2) end
+      if type(t) ~= "table" then bad_argument(1, "rawset", expected_type("table", t, n == 0), 2) end
+      if n < 3 then bad_argument(n + 1, "rawset", "value expected", 2) end
       local meta = decision_envs[t]
       if meta then meta.env = nil end
       return rawset(t, k, v)
@@ -413,9 +419,9 @@ return (function()
       if viewed ~= nil then return viewed end
       local kind = type(t)
       if kind == "table" or (kind == "string" and expected ~= "table") then return t end
-      local got = n == 0 and "no value" or type_name(t)
-      if name == "rawlen" and RAWLEN_SAYS_EXPECTED_ONLY then got = nil end
-      error("bad argument #1 to '" .. name .. "' (" .. expected .. " expected" .. (got and ", got " .. got or "") .. ")", 3 + table_up)
+      local problem = expected_type(expected, t, n == 0)
+      if name == "rawlen" and RAWLEN_SAYS_EXPECTED_ONLY then problem = expected .. " expected" end
+      bad_argument(1, name, problem, 3 + table_up)
     end
     local sb_next
     sb_next, table_up = lane_entry("table", next, function(...)
@@ -424,7 +430,7 @@ return (function()
     local sb_rawget = lane_entry("table_key", rawget, function(...)
       local n = select("#", ...)
       local t = shown("rawget", "table", n, ...)
-      if n < 2 then error("bad argument #2 to 'rawget' (value expected)", 2 + table_up) end
+      if n < 2 then bad_argument(2, "rawget", "value expected", 2 + table_up) end
       return rawget(t, (select(2, ...)))
     end, frozen)
     local sb_rawlen = lane_entry("table", rawlen, function(...)
@@ -435,13 +441,12 @@ return (function()
     local function sb_setmetatable(...)
       local t, mt = ...
       local n = select("#", ...)
-      if type(t) ~= "table" then
-        error("bad argument #1 to 'setmetatable' (table expected, got " .. (n == 0 and "no value" or type_name(t)) .. ")", 2)
-      end
+      if type(t) ~= "table" then bad_argument(1, "setmetatable", expected_type("table", t, n == 0), 2) end
       local kind = type(mt)
       if n < 2 or (kind ~= "nil" and kind ~= "table") then
-        local got = SETMETATABLE_SAYS_GOT and ", got " .. (n < 2 and "no value" or type_name(mt)) or ""
-        error("bad argument #2 to 'setmetatable' (nil or table expected" .. got .. ")", 2)
+        local problem = "nil or table expected"
+        if SETMETATABLE_SAYS_GOT then problem = expected_type("nil or table", mt, n < 2) end
+        bad_argument(2, "setmetatable", problem, 2)
       end
       if kind == "table" and rawget(mt, "__gc") ~= nil then
         error("metatables with __gc are not allowed in the sandbox", 2)
@@ -457,7 +462,7 @@ return (function()
       if type(chunk) ~= "string" then error("load: only string chunks are allowed in the sandbox", 2) end
       local name_type = type(name)
       if name_type ~= "nil" and name_type ~= "string" and name_type ~= "number" then
-        error("bad argument #2 to 'load' (string expected, got " .. type_name(name) .. ")", 2)
+        bad_argument(2, "load", expected_type("string", name), 2)
       end
       if s_byte(chunk, 1) == 27 then return nil, "attempt to load a binary chunk (only text is allowed)" end
       charge(#chunk)
@@ -499,7 +504,7 @@ return (function()
     -- a value no metamethod shows is Lua's to convert (the fast lane's entry calls tostring at once)
     local sb_tostring_entry, up
     sb_tostring_entry, up = lane_entry("plain", tostring, function(...)
-      if select("#", ...) == 0 then error("bad argument #1 to 'tostring' (value expected)", 2 + up) end
+      if select("#", ...) == 0 then bad_argument(1, "tostring", "value expected", 2 + up) end
       return sb_tostring((...), 2 + up)
     end)
 
@@ -529,7 +534,7 @@ return (function()
     local loaded, loading = {}, {}
     local new_env
     local function sb_require(name)
-      if type(name) ~= "string" then error("bad argument #1 to 'require' (string expected, got " .. type(name) .. ")", 2) end
+      if type(name) ~= "string" then bad_argument(1, "require", expected_type("string", name), 2) end
       local value = loaded[name]
       if value ~= nil then return value end
       if loading[name] then error("require cycle: module '" .. name .. "' is already being loaded", 2) end
