@@ -265,7 +265,7 @@ int luagate_fast_lane(lua_State *L) {
   const int op = (int)lua->tointegerx(L, upvalues - UP_OP, 0);
   const int n = lua->gettop(L);
 
-  if (op == ENTRY_BYTES) return charge_and_call(lua, L, state, upvalues, string_units(lua, L, 1), n, 1);
+  if (op == ENTRY_BYTES) return charge_and_call(lua, L, state, upvalues, string_units(lua, L, 1), n, -1);
 
   if (op == ENTRY_PLAIN) {
     if (n >= 1 && all_plain(lua, L, 1, 1)) return call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);

@@ -305,15 +305,18 @@ Deno.test(
       local reverse = lane.bytes(string.reverse, charge, route("reverse"))
       local lower = lane.bytes(string.lower, charge, route("lower"))
       local number = lane.bytes(tonumber, charge, route("tonumber"))
+      local length = lane.bytes(utf8.len, charge, route("len"))
       local out = { show(upper("abc")), show(reverse(("ab"):rep(20))), show(lower(12)), show(number("ff", 16)) }
       -- 2 units tallied (40 bytes), then 97: 99, under the step
       out[5] = show(#upper(("z"):rep(97 * 16)), #charged)
       -- 2 more reach it: all 101 are charged before the call
       out[6] = show(upper(("z"):rep(32)), #charged, charged[1])
+      -- every result: utf8.len fails with the position of the bad byte
+      out[7] = show(length("h\\xffllo"))
       return table.concat(out, " ")`,
         tally,
       ),
-      `ABC ${"ba".repeat(20)} 12 255 1552,0 ${"Z".repeat(32)},1,101`,
+      `ABC ${"ba".repeat(20)} 12 255 1552,0 ${"Z".repeat(32)},1,101 nil,2`,
     );
     assert.equal(tally.take(), 0);
   },
@@ -580,12 +583,12 @@ Deno.test(
         FORTY_BYTES,
         "  tally 0",
         "bytes",
-        "  callk 1 1 0 NULL: function",
+        "  callk 1 -1 0 NULL: function",
         FORTY_BYTES,
         "  tally 2",
         "bytes, the tally at the step: charged first",
         "  callk 1 0 0 NULL: charge",
-        "  callk 1 1 0 NULL: function",
+        "  callk 1 -1 0 NULL: function",
         FORTY_BYTES,
         "  tally 0",
         "concat",

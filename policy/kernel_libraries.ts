@@ -147,14 +147,15 @@ local function build_string()
   S.dump = nil
 
   -- the fast lane's entry makes a repetition of strings whose result is shorter than a step's bytes
-  S.rep = entry("rep", s_rep, function(s, n, sep)
+  S.rep = entry("rep", s_rep, function(...)
+    local _, n = ...
     -- a number under FEW (NaN is not) is fewer repetitions than are charged
     if not (type(n) == "number" and n < FEW) then
       local count = count_of(n)
       if count >= FEW then charge(count) end
     end
     -- charge_bytes's rule written out: the call to it took a quarter of a short rep (100 ns)
-    local repeated = s_rep(s, n, sep)
+    local repeated = s_rep(...)
     if #repeated >= 16 then charge(#repeated >> 4) end
     return repeated
   end)
@@ -194,7 +195,6 @@ local function build_string()
   local format_up
   -- the fast lane's entry formats the kinds kept above whose arguments need no checks
   local function format(fmt, ...)
-    if type(fmt) ~= "string" then return s_format(fmt, ...) end
     local kind = format_kinds[fmt]
     if kind == nil then
       -- the searches are linear in the format, like the formatting charged below
@@ -248,7 +248,11 @@ local function build_string()
     end
     return charge_bytes(s_format(fmt, t_unpack(args, 1, args.n)))
   end
-  S.format, format_up = entry("format", s_format, format, format_kinds)
+  -- C raises the error of a format that is not a string, with the arguments as given
+  S.format, format_up = entry("format", s_format, function(...)
+    if type((...)) ~= "string" then return s_format(...) end
+    return format(...)
+  end, format_kinds)
 
   if s_pack then
     S.pack = function(fmt, ...)
@@ -306,23 +310,32 @@ local function charge_range(first, last)
   if items >= FEW then charge(items) end
 end
 
+-- A route that names its arguments, for a C function that must see a call without any as made (its
+-- error then says "no value")
+local function whole(f, route)
+  return function(...)
+    if select("#", ...) == 0 then return f() end
+    return route(...)
+  end
+end
+
 local function build_table()
   local math = library("math")
   m_tointeger, m_ult, m_floor, m_log = math.tointeger, math.ult, math.floor, math.log
   local T = copy(table)
   -- the fast lane's entry joins a table without a metatable between integer positions
-  T.concat = entry("concat", t_concat, function(t, sep, i, j)
+  T.concat = entry("concat", t_concat, whole(t_concat, function(t, sep, i, j)
     if type(t) == "table" then
       if j == nil then j = #t end
       charge_range(tonumber(i) or 1, tonumber(j) or 0)
       if d_getmetatable(t) ~= nil then return charge_bytes(nested(t_concat, t, sep, i, j)) end
     end
     return charge_bytes(t_concat(t, sep, i, j))
-  end)
+  end))
   -- appending to a table without a metatable: C finds the end itself, in logarithmic time (the fast
   -- lane's entry appends at once); up: the levels each entry puts in front of its route
   local up = 0
-  T.insert, up = entry("append", nil, function(t, ...)
+  T.insert, up = entry("append", nil, whole(t_insert, function(t, ...)
     local nargs = select("#", ...)
     if nargs == 1 and d_getmetatable(t) == nil then return t_insert(t, ...) end
     local n = own_len(t, up)
@@ -349,10 +362,10 @@ local function build_table()
       error("wrong number of arguments to 'insert'", 2 + up)
     end
     t[pos] = v
-  end)
+  end))
   -- removing the last item of a table without a metatable moves nothing (the fast lane's entry
   -- removes it at once)
-  T.remove = entry("remove", t_remove, function(t, ...)
+  T.remove = entry("remove", t_remove, whole(t_remove, function(t, ...)
     local size = own_len(t, up)
     if size == nil then
       -- C moves down the items after pos: none when it removes the last one
@@ -378,7 +391,7 @@ local function build_table()
     end
     t[pos] = nil
     return v
-  end)
+  end))
   T.move = function(a1, f, e, t, a2)
     f, e = tonumber(f), tonumber(e)
     if f and e then charge_range(f, e) end
@@ -386,7 +399,7 @@ local function build_table()
   end
   -- the fast lane's entry sorts a table without a metatable, charged as below
   local sort
-  sort = entry("sort", t_sort, function(t, comp)
+  sort = entry("sort", t_sort, whole(t_sort, function(t, comp)
     local n
     -- a table without a metatable, the common case, skips the helpers' calls
     if type(t) == "table" and d_getmetatable(t) == nil then
@@ -406,10 +419,10 @@ local function build_table()
     end
     if n > 1 then charge(n * (m_floor(m_log(n, 2)) + 1)) end
     return t_sort(t, comp)
-  end)
+  end))
   T.sort = sort
   -- the fast lane's entry unpacks all of a table without a metatable, charged as below
-  T.unpack = entry("unpack", t_unpack, function(t, i, j)
+  T.unpack = entry("unpack", t_unpack, whole(t_unpack, function(t, i, j)
     -- unpack(t) of a table without a metatable, the common call: its items are 1..#t, charged by
     -- charge_range's rule written out (calling it took unpack of 3 from 313 to 384 ns)
     if i == nil and j == nil and type(t) == "table" and d_getmetatable(t) == nil then
@@ -420,7 +433,7 @@ local function build_table()
     if j == nil and type(t) == "table" then j = #t end
     charge_range(tonumber(i) or 1, len_of(t, j))
     return t_unpack(t, i, j)
-  end)
+  end))
   return T
 end
 
