@@ -255,14 +255,17 @@ local function build_string()
   end, format_kinds)
 
   if s_pack then
-    S.pack = function(fmt, ...)
+    -- C sees each call as made (without a format: "no value")
+    S.pack = function(...)
+      local fmt = ...
       charge(type(fmt) == "string" and #fmt or 0)
-      return charge_bytes(s_pack(fmt, ...))
+      return charge_bytes(s_pack(...))
     end
-    S.unpack = function(fmt, data, ...)
+    S.unpack = function(...)
+      local fmt, data = ...
       charge(type(fmt) == "string" and #fmt or 0)
       charge_bytes(data)
-      return charge_results(s_unpack(fmt, data, ...))
+      return charge_results(s_unpack(...))
     end
   end
   -- each route is a tail call, so that the matcher's errors count the levels an entry puts in front
@@ -392,10 +395,12 @@ local function build_table()
     t[pos] = nil
     return v
   end))
-  T.move = function(a1, f, e, t, a2)
+  -- C converts the positions itself and names what it got
+  T.move = function(...)
+    local _, f, e = ...
     f, e = tonumber(f), tonumber(e)
     if f and e then charge_range(f, e) end
-    return t_move(a1, f, e, t, a2)
+    return t_move(...)
   end
   -- the fast lane's entry sorts a table without a metatable, charged as below
   local sort
