@@ -179,26 +179,20 @@ INLINE double unless_few(const luagate_lane_state *state, double units) {
   return units >= state->few ? units : 0;
 }
 
-/* Hands over the tally: pushes it and clears it. */
-INLINE void hand_over(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state) {
-  lua_Integer units = (lua_Integer)state->tally;
-  state->tally = 0;
-  lua->pushinteger(L, units);
-}
-
 /* The units charge_bytes would charge for the value at `idx`: its bytes over 16, for a string. */
 INLINE double string_units(const luagate_lane_api *lua, lua_State *L, int idx) {
   if (lua->type(L, idx) != LUA_TSTRING) return 0;
   return (double)((lua_Integer)lua->rawlen(L, idx) >> BYTES_PER_UNIT_SHIFT);
 }
 
-/* Adds `units` to the tally of an entry; once it reaches a step, charges it all now. */
+/* Adds `units` to the tally of an entry; once it reaches a step, hands it all to the charge now. */
 INLINE void settle(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues,
                    double units) {
   state->tally += units;
   if (state->tally < state->flush_at) return;
   lua->pushvalue(L, upvalues - UP_CHARGE);
-  hand_over(lua, L, state);
+  lua->pushinteger(L, (lua_Integer)state->tally);
+  state->tally = 0;
   lua->callk(L, 1, 0, 0, 0);
 }
 

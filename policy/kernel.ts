@@ -175,12 +175,13 @@ return (function()
   end
   -- A vetted function that is an entry of the fast lane (ffi/fast_lane.c), where there is one: a C
   -- closure that makes the common call to Lua's own C function f and hands any other to route, the
-  -- Lua that is the function where there is no lane. Returns the function, then how many levels it
-  -- puts in front of route (an error route raises at level 2 must then say 3).
+  -- Lua that is the function where there is no lane. ENTRY_UP: how many levels every entry puts in
+  -- front of its route (an error the route raises at level 2 must then say 2 + ENTRY_UP). The host
+  -- gives the lane's closures a tally whenever it gives them, so each makes its entry.
+  local ENTRY_UP = lane and 1 or 0
   local function lane_entry(kind, f, route, kept)
-    local made = lane and lane[kind](f, charge, route, kept)
-    if made then return made, 1 end
-    return route, 0
+    if lane then return (assert(lane[kind](f, charge, route, kept))) end
+    return route
   end
   -- work worth fewer units than this is not charged (UNCHARGED_UNITS)
   local FEW = ${UNCHARGED_UNITS}
@@ -343,6 +344,7 @@ return (function()
           hook = hook, STEP = STEP, d_sethook = d_sethook, d_getmetatable = d_getmetatable,
           tostring = sb_tostring, ident = ident, host_clock = host_clock, host_patterns = host_patterns,
           string_meta = string_meta, openers = OPENERS, FEW = FEW, lane_entry = lane_entry,
+          ENTRY_UP = ENTRY_UP,
         })
       end
       return builders
@@ -410,8 +412,7 @@ return (function()
     -- next, rawget and rawlen of a view are those of the table it shows. Anything else goes to
     -- Lua's own, after a check that raises their error about the first argument from here, where it
     -- can name the function (the tail call would make it '?'). A table that is not a view goes to
-    -- Lua's own at once, through the fast lane's entries, which put table_up levels in front.
-    local table_up
+    -- Lua's own at once, through the fast lane's entries.
     -- Lua 5.3's rawlen does not say what it got
     local RAWLEN_SAYS_EXPECTED_ONLY = TRUSTED_GLOBALS._VERSION == "Lua 5.3"
     local function shown(name, expected, n, t)
@@ -421,16 +422,15 @@ return (function()
       if kind == "table" or (kind == "string" and expected ~= "table") then return t end
       local problem = expected_type(expected, t, n == 0)
       if name == "rawlen" and RAWLEN_SAYS_EXPECTED_ONLY then problem = expected .. " expected" end
-      bad_argument(1, name, problem, 3 + table_up)
+      bad_argument(1, name, problem, 3 + ENTRY_UP)
     end
-    local sb_next
-    sb_next, table_up = lane_entry("table", next, function(...)
+    local sb_next = lane_entry("table", next, function(...)
       return next(shown("next", "table", select("#", ...), ...), select(2, ...))
     end, frozen)
     local sb_rawget = lane_entry("table_key", rawget, function(...)
       local n = select("#", ...)
       local t = shown("rawget", "table", n, ...)
-      if n < 2 then bad_argument(2, "rawget", "value expected", 2 + table_up) end
+      if n < 2 then bad_argument(2, "rawget", "value expected", 2 + ENTRY_UP) end
       return rawget(t, (select(2, ...)))
     end, frozen)
     local sb_rawlen = lane_entry("table", rawlen, function(...)
@@ -502,10 +502,9 @@ return (function()
     local sb_tonumber = lane_entry("bytes", tonumber, charged_tonumber)
 
     -- a value no metamethod shows is Lua's to convert (the fast lane's entry calls tostring at once)
-    local sb_tostring_entry, up
-    sb_tostring_entry, up = lane_entry("plain", tostring, function(...)
-      if select("#", ...) == 0 then bad_argument(1, "tostring", "value expected", 2 + up) end
-      return sb_tostring((...), 2 + up)
+    local sb_tostring_entry = lane_entry("plain", tostring, function(...)
+      if select("#", ...) == 0 then bad_argument(1, "tostring", "value expected", 2 + ENTRY_UP) end
+      return sb_tostring((...), 2 + ENTRY_UP)
     end)
 
     local base = {

@@ -24,8 +24,8 @@ local s_pack, s_unpack = string.pack, string.unpack
 local t_concat, t_insert, t_remove, t_sort, t_move = table.concat, table.insert, table.remove, table.sort, table.move
 local t_unpack, t_pack = table.unpack, table.pack
 local d_getmetatable = k.d_getmetatable
--- (kind, f, route [, kept]) -> the vetted function, then the levels it puts in front of route
-local entry = k.lane_entry
+-- (kind, f, route [, kept]) -> the vetted function; UP: the levels it puts in front of route
+local entry, UP = k.lane_entry, k.ENTRY_UP
 
 -- The libraries the kernel does not need are opened on first use, from their C openers: fresh
 -- tables that only this chunk (and the pattern matcher, through the trusted globals) holds.
@@ -109,16 +109,16 @@ local FEW = k.FEW
 local quick = {}
 local patterns
 -- The matcher, loaded on the first call of a pattern function that is not the lane's common case
--- (a quick table is empty until the matcher learns). Its public functions are the routes; \`up\` is
--- how many levels the entries put between them and the caller (0: they are the functions).
-local function install_patterns(S, up)
+-- (a quick table is empty until the matcher learns). Its public functions are the routes, or the
+-- functions themselves where there is no lane (UP 0).
+local function install_patterns(S)
   if patterns == nil then
     patterns = k.build_trusted(function()
       library("math")
       local factory = assert(load(k.host_patterns(), "=luagate.patterns", "b", TRUSTED_GLOBALS))
-      return factory({ charge = charge, c = C_PATTERNS, few = FEW, quick = quick, up = up })
+      return factory({ charge = charge, c = C_PATTERNS, few = FEW, quick = quick, up = UP })
     end)
-    if up == 0 then S.find, S.match, S.gmatch, S.gsub = patterns.find, patterns.match, patterns.gmatch, patterns.gsub end
+    if UP == 0 then S.find, S.match, S.gmatch, S.gsub = patterns.find, patterns.match, patterns.gmatch, patterns.gsub end
   end
   return patterns
 end
@@ -191,8 +191,6 @@ local function build_string()
     return kind
   end
 
-  -- the levels the fast lane's entry puts between format and its caller (for a bad __tostring)
-  local format_up
   -- the fast lane's entry formats the kinds kept above whose arguments need no checks
   local function format(fmt, ...)
     local kind = format_kinds[fmt]
@@ -224,7 +222,7 @@ local function build_string()
         argi = argi + 1
         if argi <= args.n then
           if conv == "s" then
-            args[argi] = sb_tostring(args[argi], 3 + format_up)
+            args[argi] = sb_tostring(args[argi], 3 + UP)
           elseif conv == "p" then
             local v = args[argi]
             local t = type(v)
@@ -249,7 +247,7 @@ local function build_string()
     return charge_bytes(s_format(fmt, t_unpack(args, 1, args.n)))
   end
   -- C raises the error of a format that is not a string, with the arguments as given
-  S.format, format_up = entry("format", s_format, function(...)
+  S.format = entry("format", s_format, function(...)
     if type((...)) ~= "string" then return s_format(...) end
     return format(...)
   end, format_kinds)
@@ -269,11 +267,10 @@ local function build_string()
     end
   end
   -- each route is a tail call, so that the matcher's errors count the levels an entry puts in front
-  local up
-  S.find, up = entry("find", C_PATTERNS.find, function(...) return install_patterns(S, up).find(...) end, quick)
-  S.match = entry("match", C_PATTERNS.match, function(...) return install_patterns(S, up).match(...) end, quick)
-  S.gmatch = entry("gmatch", C_PATTERNS.gmatch, function(...) return install_patterns(S, up).gmatch(...) end, quick)
-  S.gsub = entry("gsub", s_gsub, function(...) return install_patterns(S, up).gsub(...) end, quick)
+  S.find = entry("find", C_PATTERNS.find, function(...) return install_patterns(S).find(...) end, quick)
+  S.match = entry("match", C_PATTERNS.match, function(...) return install_patterns(S).match(...) end, quick)
+  S.gmatch = entry("gmatch", C_PATTERNS.gmatch, function(...) return install_patterns(S).gmatch(...) end, quick)
+  S.gsub = entry("gsub", s_gsub, function(...) return install_patterns(S).gsub(...) end, quick)
   k.string_meta.__index = S
   return S
 end
@@ -287,20 +284,20 @@ end
 
 -- from the math library, opened with the table library
 local m_tointeger, m_ult, m_floor, m_log
--- own_len and position raise their errors at the level of their caller's caller, or up levels
--- further (a route behind a lane entry)
-local function own_len(t, up)
+-- own_len and position raise their errors at the level of their caller's caller, a route behind a
+-- lane entry
+local function own_len(t)
   if type(t) ~= "table" then return nil end
   local mt = d_getmetatable(t)
   if mt == nil or rawget(mt, "__len") == nil then return nil end
   local n = m_tointeger(#t)
-  if n == nil then error("object length is not an integer", 3 + (up or 0)) end
+  if n == nil then error("object length is not an integer", 3 + UP) end
   return n
 end
-local function position(v, fname, up)
+local function position(v, fname)
   local n = m_tointeger(v)
   if n == nil then
-    error("bad argument #2 to '" .. fname .. "' (number has no integer representation)", 3 + (up or 0))
+    error("bad argument #2 to '" .. fname .. "' (number has no integer representation)", 3 + UP)
   end
   return n
 end
@@ -336,12 +333,11 @@ local function build_table()
     return charge_bytes(t_concat(t, sep, i, j))
   end))
   -- appending to a table without a metatable: C finds the end itself, in logarithmic time (the fast
-  -- lane's entry appends at once); up: the levels each entry puts in front of its route
-  local up = 0
-  T.insert, up = entry("append", nil, whole(t_insert, function(t, ...)
+  -- lane's entry appends at once)
+  T.insert = entry("append", nil, whole(t_insert, function(t, ...)
     local nargs = select("#", ...)
     if nargs == 1 and d_getmetatable(t) == nil then return t_insert(t, ...) end
-    local n = own_len(t, up)
+    local n = own_len(t)
     if n == nil then
       -- C moves up the items from pos on
       if nargs >= 2 then
@@ -355,21 +351,21 @@ local function build_table()
       pos, v = e, ...
     elseif nargs == 2 then
       pos, v = ...
-      pos = position(pos, "insert", up)
-      if not m_ult(pos - 1, e) then error("bad argument #2 to 'insert' (position out of bounds)", 2 + up) end
+      pos = position(pos, "insert")
+      if not m_ult(pos - 1, e) then error("bad argument #2 to 'insert' (position out of bounds)", 2 + UP) end
       while e > pos do
         t[e] = t[e - 1]
         e = e - 1
       end
     else
-      error("wrong number of arguments to 'insert'", 2 + up)
+      error("wrong number of arguments to 'insert'", 2 + UP)
     end
     t[pos] = v
   end))
   -- removing the last item of a table without a metatable moves nothing (the fast lane's entry
   -- removes it at once)
   T.remove = entry("remove", t_remove, whole(t_remove, function(t, ...)
-    local size = own_len(t, up)
+    local size = own_len(t)
     if size == nil then
       -- C moves down the items after pos: none when it removes the last one
       local pos = (...)
@@ -382,9 +378,9 @@ local function build_table()
     end
     local pos = size
     if (...) ~= nil then
-      pos = position((...), "remove", up)
+      pos = position((...), "remove")
       if pos ~= size and m_ult(size, pos - 1) then
-        error("bad argument #1 to 'remove' (position out of bounds)", 2 + up)
+        error("bad argument #1 to 'remove' (position out of bounds)", 2 + UP)
       end
     end
     local v = t[pos]
@@ -410,10 +406,10 @@ local function build_table()
     if type(t) == "table" and d_getmetatable(t) == nil then
       n = #t
     else
-      n = own_len(t, up)
+      n = own_len(t)
       if n ~= nil then
         if n < 2 then return end
-        if n >= 2147483647 then error("bad argument #1 to 'sort' (array too big)", 2 + up) end
+        if n >= 2147483647 then error("bad argument #1 to 'sort' (array too big)", 2 + UP) end
         local items = {}
         for i = 1, n do items[i] = t[i] end
         sort(items, comp)

@@ -20,6 +20,9 @@ import {
   type SandboxOptions,
 } from "../../mod.ts";
 import { threadCpuMs } from "../../ffi/clock.ts";
+import { openFastLane } from "../../ffi/fast_lane.ts";
+import { openLuaLibrary } from "../../ffi/library.ts";
+import { createLuaApi } from "../../ffi/lua_api.ts";
 import { PATTERNS_LUA } from "../../policy/patterns.ts";
 
 export {
@@ -41,6 +44,14 @@ export const VERSION: string = String(probe.eval("_VERSION")).replace("Lua ", ""
 probe.close();
 /** Whether the Lua under test is 5.4 (`<close>`, `coroutine.close`, `%p`, non-wrapping for loops). */
 export const IS54: boolean = VERSION === "5.4";
+
+const library = openLuaLibrary();
+/**
+ * Whether the sandbox's vetted functions are entries of the fast lane (`ffi/fast_lane.c`): C
+ * functions, as Lua's own are, where a Lua wrapper cannot be (a C-call boundary for yields, the C
+ * stack's limit, the caller's frame kept in tail position).
+ */
+export const HAS_LANE: boolean = openFastLane(library, createLuaApi(library).registryIndex) !== undefined;
 
 /**
  * Whether the stepped pattern matcher (policy/patterns.ts) has landed. While it is a placeholder
@@ -82,6 +93,8 @@ export interface Attack {
   only?: "5.3" | "5.4";
   /** Relies on the stepped pattern matcher (ignored while policy/patterns.ts is a placeholder). */
   needsMatcher?: boolean;
+  /** Relies on the vetted functions being C functions (see {@linkcode HAS_LANE}). */
+  needsLane?: boolean;
   /** Runs after the attack, with the sandbox (before the usability check). */
   after?: (sb: Sandbox) => void;
 }
@@ -297,14 +310,17 @@ export function attackSuite(cls: string, attacks: Attack[]): void {
   for (const attack of attacks) {
     const skipVersion = attack.only !== undefined && attack.only !== VERSION;
     const skipMatcher = attack.needsMatcher === true && !STEPPED_MATCHER;
+    const skipLane = attack.needsLane === true && !HAS_LANE;
     const note = skipVersion
       ? ` [Lua ${attack.only} only]`
       : skipMatcher
       ? " [needs the stepped matcher: policy/patterns.ts is a placeholder]"
+      : skipLane
+      ? " [needs the fast lane]"
       : "";
     Deno.test({
       name: `redteam ${cls}: ${attack.name}${note}`,
-      ignore: skipVersion || skipMatcher,
+      ignore: skipVersion || skipMatcher || skipLane,
       fn() {
         runAttack(attack);
       },

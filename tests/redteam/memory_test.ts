@@ -251,6 +251,7 @@ attackSuite("C stack", [
     // tostring is a C function (the fast lane's entry), as in Lua: the C stack's limit stops it
     name: "__tostring recursion through tostring",
     code: "local t = setmetatable({}, {__tostring = function(s) return tostring(s) end}) return tostring(t)",
+    needsLane: true,
     limits: ROOMY,
     expect: luaError(STACK),
   },
