@@ -78,7 +78,7 @@ typedef struct {
 
 /* The operations, the closure's second upvalue; keep in sync with ffi/fast_lane.ts. */
 enum {
-  LANE_ENTRY = 1, /* (f, charge, route [, kept]): the entry of the operation in upvalue 3, or false */
+  LANE_ENTRY = 1, /* (op, f, charge, route [, kept]): the entry of that operation, or false */
   /* the entries, made by LANE_ENTRY; each returns what the library's function would */
   ENTRY_BYTES = 2,  /* f(s, ...), charging s as bytes (no route: f's own errors are the route's) */
   ENTRY_FORMAT = 3, /* format(fmt, ...) for a format of a kind kept in `kept` needing no checks */
@@ -103,8 +103,8 @@ enum {
   ENTRY_GMATCH = 17  /* gmatch(s, p) */
 };
 
-/* The upvalues of an entry (those of LANE_ENTRY's closure are the tally, LANE_ENTRY and the entry's
- * operation). */
+/* The upvalues of an entry (those of LANE_ENTRY's closure, the one closure the host makes, are the
+ * tally and LANE_ENTRY). */
 enum { UP_TALLY = 1, UP_OP = 2, UP_FUNCTION = 3, UP_CHARGE = 4, UP_ROUTE = 5, UP_KEPT = 6, ENTRY_UPVALUES = 6 };
 
 /* The kinds of format strings the wrapper keeps (policy/kernel_libraries.ts, `format_kinds`). */
@@ -392,16 +392,16 @@ int luagate_fast_lane(lua_State *L) {
     return results;
   }
 
-  /* LANE_ENTRY: (f, charge, route [, kept]) -> the closure of the tally, the entry's operation and
-   * those; none without a tally */
-  if (state == 0) {
+  /* LANE_ENTRY: (op, f, charge, route [, kept]) -> the closure of the tally and those; false without
+   * a tally or for an op that is no entry */
+  const lua_Integer entry = lua->tointegerx(L, 1, 0);
+  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_GMATCH) {
     lua->pushboolean(L, 0);
     return 1;
   }
-  lua->settop(L, ENTRY_UPVALUES - 2);
+  lua->settop(L, ENTRY_UPVALUES - 1);
   lua->pushvalue(L, upvalues - UP_TALLY);
-  lua->pushvalue(L, upvalues - UP_FUNCTION);
-  lua->rotate(L, 1, 2);
+  lua->rotate(L, 1, 1);
   lua->pushcclosure(L, (int (*)(lua_State *))(here & ~(uintptr_t)(PAGE_SIZE_MIN - 1)), ENTRY_UPVALUES);
   return 1;
 

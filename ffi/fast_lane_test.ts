@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FAST_LANE_CODE, LANE_CLOSURES, LaneTally, openFastLane } from "./fast_lane.ts";
+import { FAST_LANE_CODE, LANE_ENTRY, LaneEntry, LaneTally, openFastLane } from "./fast_lane.ts";
 import { assertBuiltFromSource, crossToolsMissing, withHarness } from "../tests/fixtures/native_helpers.ts";
 import { openLuaLibrary } from "./library.ts";
 import { createLuaApi, type LuaState, LuaStatus } from "./lua_api.ts";
@@ -13,22 +13,23 @@ const ignore = lane === undefined;
 const STEP = 100;
 const FEW = 16;
 
-// Runs `code` with `lane` (the closures by name, sharing `tally`) as its argument; returns what it
-// returns, as one string.
+// Runs `code` with the lane (the closure that makes entries, with `tally`) and the operations of
+// LaneEntry by name as its arguments; returns what it returns, as one string.
 function run(code: string, tally: LaneTally | null = new LaneTally(STEP, FEW)): string {
   const L = s.luaL_newstate() as LuaState;
   try {
     s.luaL_openlibs(L);
     const source = new TextEncoder().encode(code);
     assert.equal(api.loadBuffer(L, source, source.length, cString("=lane"), null), LuaStatus.OK);
-    s.lua_createtable(L, 0, LANE_CLOSURES.length);
-    for (const { name, upvalues } of LANE_CLOSURES) {
-      s.lua_pushlightuserdata(L, tally?.pointer ?? null);
-      for (const value of upvalues) api.pushInteger(L, value);
-      s.lua_pushcclosure(L, lane!, 1 + upvalues.length);
+    s.lua_pushlightuserdata(L, tally?.pointer ?? null);
+    api.pushInteger(L, LANE_ENTRY);
+    s.lua_pushcclosure(L, lane!, 2);
+    s.lua_createtable(L, 0, Object.keys(LaneEntry).length);
+    for (const [name, op] of Object.entries(LaneEntry)) {
+      api.pushInteger(L, op);
       s.lua_setfield(L, -2, cString(name));
     }
-    const status = api.pcall(L, 1, 1, 0);
+    const status = api.pcall(L, 2, 1, 0);
     const text = Deno.UnsafePointerView.getCString(s.lua_tolstring(L, -1, null)!);
     assert.equal(status, LuaStatus.OK, text);
     return text;
@@ -37,12 +38,17 @@ function run(code: string, tally: LaneTally | null = new LaneTally(STEP, FEW)): 
   }
 }
 
-// also `quick`, the matcher's table of quick patterns (find under 1, match under 2, gsub under 3,
+// `lane`, the entry makers by name, as the kernel's lane_entry makes them; also `quick`, the
+// matcher's table of quick patterns (find under 1, match under 2, gsub under 3,
 // gmatch under 4),
 // and the pieces of entries: `charge` records what it is given in `charged`, and each `route(name)`
 // answers "route:<name>/<how many arguments it got>"
 const QUICK = `
-  local lane = ...
+  local make, ops = ...
+  local lane = {}
+  for name, op in pairs(ops) do
+    lane[name] = function(...) return make(op, ...) end
+  end
   local quick = { {}, {}, {}, {} }
   quick[1]["o+"], quick[2]["^(%a+)"], quick[4]["%a+"] = 20, 20, 20
   local function show(...)
@@ -518,6 +524,17 @@ Deno.test("fast lane: a closure without a tally makes no entry", { ignore }, () 
   );
 });
 
+Deno.test("fast lane: an operation that is no entry makes none", { ignore }, () => {
+  assert.equal(
+    run(
+      `${QUICK}
+      return show(make(1, string.match, charge, route("match")), make(18, string.match, charge, route("match")),
+        make("find", string.find, charge, route("find")), make(nil, string.find, charge, route("find")))`,
+    ),
+    "false,false,false,false",
+  );
+});
+
 Deno.test("fast lane: none for LuaJIT and Lua before 5.3", () => {
   const expected = !library.isLuaJIT && (library.version === "5.3" || library.version === "5.4") &&
     Deno.build.os === "linux" && (Deno.build.arch === "x86_64" || Deno.build.arch === "aarch64");
@@ -574,6 +591,9 @@ Deno.test(
         "  tally 0",
         "make an entry",
         "  returned 1: type6",
+        "  tally 0",
+        "make an entry of no operation",
+        "  returned 1: false",
         "  tally 0",
         "append",
         "  returned 0:",

@@ -250,8 +250,8 @@ export class GuardedState {
     const L = core.L;
     const s = core.api.sym;
     // the chunk, its arguments and the call's traceback handler, then one more beside its results
-    // (and the three more the fast lane's table needs while it is built)
-    core.ensureStack(L, 1 + KERNEL_ARGUMENTS + 1 + 3);
+    // (and the one more the fast lane's upvalues need while it is made)
+    core.ensureStack(L, 1 + KERNEL_ARGUMENTS + 1 + 1);
     core.loadTrusted(L, KERNEL_LUA, "=luagate.kernel");
     core.pushHostCFunction(L);
     core.pushValue(L, this.limits.step);

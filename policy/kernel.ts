@@ -17,6 +17,8 @@
  * @module
  */
 
+import { LaneEntry } from "../ffi/fast_lane.ts";
+
 // Every run and every decision starts with these lines, so that nothing one leaves (counts, the
 // nesting of C calls, the random seed, the ids tostring gave out) reaches the next. Whatever
 // changes any of those marks the run state dirty before it does, so a run that changed none (most
@@ -49,8 +51,7 @@ export const LAZY_LIBRARIES = ["coroutine", "utf8", "math", "os"] as const;
  * The kernel chunk; called with `(c_host, step, denied, budget, cpu_limit, lane, ...openers)`:
  * the host's raw C function (`c_host(name, ...)` returns `true, results...` or `false, err`), the
  * hook interval, the value a denied capability call returns, the run's instruction budget and CPU
- * milliseconds, the fast lane's entry makers by entry name (`ffi/fast_lane.ts`; nil where there is
- * none), and the `luaopen_*` C functions of {@linkcode LAZY_LIBRARIES} in that order (nil for one
+ * milliseconds, the fast lane's maker of entries (`ffi/fast_lane.ts`; nil where there is none), and the `luaopen_*` C functions of {@linkcode LAZY_LIBRARIES} in that order (nil for one
  * the Lua library has none of: utf8 before 5.3). It returns its entry points in the order of
  * {@linkcode KERNEL_ENTRIES}. Works on Lua 5.3 and 5.4.
  */
@@ -177,10 +178,11 @@ return (function()
   -- closure that makes the common call to Lua's own C function f and hands any other to route, the
   -- Lua that is the function where there is no lane. ENTRY_UP: how many levels every entry puts in
   -- front of its route (an error the route raises at level 2 must then say 2 + ENTRY_UP). The host
-  -- gives the lane's closures a tally whenever it gives them, so each makes its entry.
+  -- gives the lane a tally whenever it gives the lane, so it makes every entry of LANE_OPS.
   local ENTRY_UP = lane and 1 or 0
+  local LANE_OPS = { ${Object.entries(LaneEntry).map(([name, op]) => `${name} = ${op}`).join(", ")} }
   local function lane_entry(kind, f, route, kept)
-    if lane then return (assert(lane[kind](f, charge, route, kept))) end
+    if lane then return (assert(lane(LANE_OPS[kind], f, charge, route, kept))) end
     return route
   end
   -- work worth fewer units than this is not charged (UNCHARGED_UNITS)
