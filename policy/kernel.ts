@@ -70,13 +70,15 @@ local setmetatable, getmetatable, load, collectgarbage = setmetatable, getmetata
 local string, table, debug = string, table, debug
 local d_sethook, d_getmetatable, d_setmetatable = debug.sethook, debug.getmetatable, debug.setmetatable
 local d_setupvalue, d_getupvalue, d_upvaluejoin = debug.setupvalue, debug.getupvalue, debug.upvaluejoin
-local s_byte, t_concat, t_pack = string.byte, table.concat, table.pack
+local d_getinfo = debug.getinfo
+local s_byte, s_find, t_concat, t_pack = string.byte, string.find, table.concat, table.pack
 -- the globals of the trusted chunks loaded later (vetted libraries, pattern matcher), taken here
 -- before the real globals are emptied
 local TRUSTED_GLOBALS = {
   _VERSION = _VERSION, assert = assert, error = error, getmetatable = getmetatable, load = load,
-  next = next, pcall = pcall, rawget = rawget, rawset = rawset, select = select, setmetatable = setmetatable,
-  tonumber = tonumber, tostring = tostring, type = type, string = string, table = table,
+  next = next, pcall = pcall, xpcall = xpcall, rawget = rawget, rawset = rawset, select = select,
+  setmetatable = setmetatable, tonumber = tonumber, tostring = tostring, type = type, string = string,
+  table = table,
 }
 
 -- The rest is built in two nested functions, each run once. A closure finds each local it captures
@@ -194,23 +196,6 @@ return (function()
     return ...
   end
 
-  -- C functions with a large stack frame (a luaL_Buffer: 8 KiB on 5.3) that call back into Lua
-  -- (table.concat through __index, string.gsub through its replacement) nest on the C stack; 200
-  -- levels of them, then any JS callback, overrun V8's stack and abort Deno (seen on 5.3), so
-  -- their nesting is capped far below Lua's own C-call limit
-  local nest, NEST_MAX = 0, 16
-  local function unnest(ok, ...)
-    nest = nest - 1
-    if ok then return ... end
-    error((...), 0)
-  end
-  local function nested(f, ...)
-    if nest >= NEST_MAX then error("C stack overflow (string.gsub / table.concat nested too deep)", 3) end
-    dirty = true
-    nest = nest + 1
-    return unnest(pcall(f, ...))
-  end
-
   -- catch points: once a limit tripped, nothing may swallow it
   local function caught(ok, ...)
     if not ok and active then
@@ -224,14 +209,21 @@ return (function()
     return ok, ...
   end
 
-  local function sb_pcall(f, ...) return caught(pcall(f, ...)) end
-  -- Lua calls a message handler before unwinding: after an error raised by the hook, hooks are
-  -- still off there, so a handler must never run once a limit tripped
-  local function sb_xpcall(f, handler, ...)
-    return caught(xpcall(f, function(e)
-      if tripped then return e end
-      return handler(e)
-    end, ...))
+  -- Lua's message for a bad argument i of the function the sandbox code called as \`called\`
+  -- (debug.getinfo's "n" of it; fname where the call gives no name), as luaL_argerror writes it:
+  -- a method call does not count its self
+  local function argument_message(i, fname, problem, called)
+    local name = called and called.name or fname
+    if called and called.namewhat == "method" then
+      i = i - 1
+      if i == 0 then return "calling '" .. name .. "' on bad self (" .. problem .. ")" end
+    end
+    return "bad argument #" .. i .. " to '" .. name .. "' (" .. problem .. ")"
+  end
+  -- Lua's error for argument i of fname, raised at level (of the caller of bad_argument), which
+  -- is the sandbox code's call of the function below it
+  local function bad_argument(i, fname, problem, level)
+    error(argument_message(i, fname, problem, d_getinfo(level, "n")), level + 1)
   end
 
   -- The vetted libraries are built on their first use, not with the state: most runs touch few of
@@ -245,6 +237,62 @@ return (function()
     active = was
     if not ok then error(built, 0) end
     return built
+  end
+
+  -- Lua's C functions put the line of the code that called them in front of their errors, and an
+  -- argument error names the function as that code called it (luaL_where, luaL_argerror). Called
+  -- by an entry of the fast lane or by a Lua route of the vetted functions, their caller is C or
+  -- luagate's own stripped chunk, so the message has neither: "bad argument #2 to '?' (position
+  -- out of bounds)". And a VM error in luagate's own Lua carries that chunk's position ("?:-1:")
+  -- where Lua's C function would have none. A message handler at every catch point has such a
+  -- message written as Lua would have, by the vetted libraries' located (kernel_libraries.ts),
+  -- loaded for the first error raised by a C function other than error() and the catch functions,
+  -- or by luagate's Lua. Every other error object passes.
+  local vetted_builders, nested
+  -- e raised by the function at \`level\` of the running thread (counted from the caller)
+  local function place(level, e)
+    if type(e) ~= "string" or tripped then return e end
+    local raiser = d_getinfo(level + 1, "Slf")
+    local f = raiser and raiser.func
+    if f == nil or f == error or f == pcall or f == xpcall then return e end
+    -- sandbox code raised it (luagate's own chunks are stripped, but in the first state)
+    if raiser.what ~= "C" and raiser.currentline > 0 and s_find(raiser.source, "=luagate.", 1, true) ~= 1 then
+      return e
+    end
+    local placed = build_trusted(vetted_builders).located(nil, level + 1, e)
+    return placed
+  end
+  local function locate(e)
+    local placed = place(2, e)
+    return placed
+  end
+
+  -- C functions with a large stack frame (a luaL_Buffer: 8 KiB on 5.3) that call back into Lua
+  -- (table.concat through __index, string.gsub through its replacement) nest on the C stack; 200
+  -- levels of them, then any JS callback, overrun V8's stack and abort Deno (seen on 5.3), so
+  -- their nesting is capped far below Lua's own C-call limit
+  local nest, NEST_MAX = 0, 16
+  local function unnest(ok, ...)
+    nest = nest - 1
+    if ok then return ... end
+    error((...), 0)
+  end
+  function nested(f, ...)
+    if nest >= NEST_MAX then error("C stack overflow (string.gsub / table.concat nested too deep)", 3) end
+    dirty = true
+    nest = nest + 1
+    return unnest(xpcall(f, locate, ...))
+  end
+
+  local function sb_pcall(f, ...) return caught(xpcall(f, locate, ...)) end
+  -- Lua calls a message handler before unwinding: after an error raised by the hook, hooks are
+  -- still off there, so a handler must never run once a limit tripped
+  local function sb_xpcall(f, handler, ...)
+    return caught(xpcall(f, function(e)
+      if tripped then return e end
+      local placed = place(2, e)
+      return handler(placed)
+    end, ...))
   end
 
   -- math.random is seeded from the clock at its first call in each run
@@ -335,18 +383,19 @@ return (function()
     -- The builders of the vetted libraries are a chunk of their own, loaded from the host's cached
     -- bytecode when the first of them is used; they reach the kernel only through what it passes here.
     local builders
-    local function vetted_builders()
+    function vetted_builders()
       if builders == nil then
         local factory = assert(load(host_libraries(), "=luagate.libraries", "b", TRUSTED_GLOBALS))
         builders = factory({
           charge = charge, charge_bytes = charge_bytes, charge_results = charge_results, nested = nested,
-          caught = caught, unwrap = unwrap, raise_tripped = raise_tripped,
+          caught = caught, raise_tripped = raise_tripped,
           tripped = function() return tripped end,
           build_trusted = build_trusted, first_random_of_run = first_random_of_run,
           hook = hook, STEP = STEP, d_sethook = d_sethook, d_getmetatable = d_getmetatable,
           tostring = sb_tostring, ident = ident, host_clock = host_clock, host_patterns = host_patterns,
           string_meta = string_meta, openers = OPENERS, FEW = FEW, lane_entry = lane_entry,
-          ENTRY_UP = ENTRY_UP,
+          ENTRY_UP = ENTRY_UP, bad_argument = bad_argument, argument_message = argument_message, locate = locate,
+          lane = lane, d_getinfo = d_getinfo, d_getupvalue = d_getupvalue,
         })
       end
       return builders
@@ -388,10 +437,6 @@ return (function()
       local name = mt and rawget(mt, "__name")
       if type(name) == "string" then return name end
       return type(v)
-    end
-    -- Lua's error for argument i of fname, raised at level (of the caller of bad_argument)
-    local function bad_argument(i, fname, problem, level)
-      error("bad argument #" .. i .. " to '" .. fname .. "' (" .. problem .. ")", level + 1)
     end
     -- the problem of a value v of the wrong type (absent: no value at all)
     local function expected_type(expected, v, absent)
@@ -484,10 +529,13 @@ return (function()
       error("collectgarbage: only 'count' is allowed in the sandbox", 2)
     end
 
+    -- 5.3's print calls tostring, which raises a bad __tostring's error with no position (its
+    -- caller is C); 5.4's converts the values itself, at the caller's line
+    local PRINT_LEVEL = TRUSTED_GLOBALS._VERSION == "Lua 5.3" and 0 or 3
     local function sb_print(...)
       local args = t_pack(...)
       charge(args.n)
-      for i = 1, args.n do args[i] = sb_tostring(args[i], 3) end
+      for i = 1, args.n do args[i] = sb_tostring(args[i], PRINT_LEVEL) end
       if not host_write(t_concat(args, "\\t", 1, args.n) .. "\\n") then trip("output") end
     end
 
@@ -544,7 +592,7 @@ return (function()
       local fn, err = load(source, "=" .. name, "t", new_env())
       if not fn then error(err, 0) end
       loading[name] = true
-      local ok, result = caught(pcall(fn, name))
+      local ok, result = caught(xpcall(fn, locate, name))
       loading[name] = nil
       if not ok then error(result, 0) end
       if result == nil then result = true end
@@ -597,12 +645,12 @@ return (function()
   -- runs fn(...) under the budget; returns ok, instructions, cpu_start, results or error
   local function run(fn, ...)
 ${BEGIN_RUN}
-    return finish_run(pcall(fn, ...))
+    return finish_run(xpcall(fn, locate, ...))
   end
 
   -- a nested entry (a capability calling back into the sandbox) shares the running budget
   local function run_nested(fn, ...)
-    return caught(pcall(fn, ...))
+    return caught(xpcall(fn, locate, ...))
   end
 
   -- the same two for a chunk prepare compiled for an earlier run
@@ -646,7 +694,7 @@ ${BEGIN_RUN}
     current_env = env
 ${BEGIN_RUN}
     -- the engine reads two results, a verdict and its reasons: fixed ones spare a vararg call
-    local ok, verdict, reasons = pcall(meta.fn, input, meta.data)
+    local ok, verdict, reasons = xpcall(meta.fn, locate, input, meta.data)
     active = false
     return ok, count, cpu_start, verdict, reasons
   end

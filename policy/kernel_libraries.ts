@@ -16,10 +16,13 @@
 export const LIBRARIES_LUA = `
 local k = ...
 local charge, charge_bytes, charge_results = k.charge, k.charge_bytes, k.charge_results
-local nested, caught, unwrap, raise_tripped, tripped = k.nested, k.caught, k.unwrap, k.raise_tripped, k.tripped
+local nested, caught, raise_tripped, tripped = k.nested, k.caught, k.raise_tripped, k.tripped
 local sb_tostring, ident, host_clock = k.tostring, k.ident, k.host_clock
+-- bad_argument(i, fname, problem, level): Lua's argument error, named as the sandbox code called
+local bad_argument, argument_message, locate = k.bad_argument, k.argument_message, k.locate
 
 local s_rep, s_format, s_find, s_byte, s_sub = string.rep, string.format, string.find, string.byte, string.sub
+local s_match, s_gmatch, s_gsub = string.match, string.gmatch, string.gsub
 local s_pack, s_unpack = string.pack, string.unpack
 local t_concat, t_insert, t_remove, t_sort, t_move = table.concat, table.insert, table.remove, table.sort, table.move
 local t_unpack, t_pack = table.unpack, table.pack
@@ -38,6 +41,70 @@ local function library(name)
   return opened
 end
 
+-- The errors the VM raises while a C function runs, which Lua writes without a position
+local VM_ERRORS = "attempt to |bad 'for' |'for' |number has no integer representation|stack overflow|" ..
+  "C stack overflow|error in error handling|table index is |invalid key to 'next'|table overflow|" ..
+  "string length overflow|'__index' chain|'__newindex' chain|too many |memory allocation error|variable '"
+local function vm_error(e)
+  for prefix in s_gmatch(VM_ERRORS, "[^|]+") do
+    if s_find(e, prefix, 1, true) == 1 then return true end
+  end
+  return false
+end
+
+local d_getinfo, d_getupvalue, lane = k.d_getinfo, k.d_getupvalue, k.lane
+-- every entry's first upvalue, as the lane's own
+local TALLY = lane and select(2, d_getupvalue(lane, 1))
+-- frame \`at\` of the thread co, or of the running thread counted from located
+local function frame_info(co, at, what)
+  if co then return d_getinfo(co, at, what) end
+  return d_getinfo(at + 1, what)
+end
+-- The error e raised by the function at \`level\` (of the thread co, or of the running one counted
+-- from located's caller), as Lua would have written it (see place in the kernel): when that
+-- function is C and the sandbox code called it through entries of the fast lane and routes only,
+-- at the line of that call, and for a bad argument, under the name the call used; when it is
+-- luagate's own Lua, without the position and the variable of luagate's chunk.
+local function located(co, level, e)
+  if type(e) ~= "string" or tripped() then return e end
+  local at = co and level or level + 1
+  local raiser = frame_info(co, at, "Slf")
+  local f = raiser and raiser.func
+  if f == nil or f == error or f == pcall or f == xpcall then return e end
+  if raiser.what ~= "C" then
+    -- a VM error in luagate's own Lua, which stands for a C function, where Lua's has no position
+    -- (nor names a variable of luagate's)
+    if raiser.currentline > 0 and s_find(raiser.source, "=luagate.", 1, true) ~= 1 then return e end
+    local bare = s_match(e, "^[^:]*:%-?%d+: (.*)$") or e
+    return (s_gsub(bare, " %(%a+ '[^']*'%)$", ""))
+  end
+  local code, passed = nil, 0
+  for _ = 1, 8 do
+    at = at + 1
+    local info = frame_info(co, at, "Sfl")
+    if info == nil then return e end
+    if info.what ~= "C" then
+      -- luagate's chunks are stripped (no lines) but in the first state of a process
+      if info.currentline > 0 and s_find(info.source, "=luagate.", 1, true) ~= 1 then
+        code = info
+        break
+      end
+    elseif lane == nil or select(2, d_getupvalue(info.func, 1)) ~= TALLY then
+      -- the catch in nested() hands every error on: it is part of the route
+      local above = frame_info(co, at + 1, "f")
+      if info.func ~= xpcall or above == nil or above.func ~= nested then return e end
+    end
+    passed = passed + 1
+  end
+  if code == nil or passed == 0 or vm_error(e) then return e end
+  -- the position luaL_where gave a chunk of luagate compiled from source (the first state's)
+  local unplaced = s_match(e, "^luagate[%w_.]*:%d+: (.*)$") or e
+  local head = code.short_src .. ":" .. code.currentline .. ": "
+  local i, fname, problem = s_match(unplaced, "^bad argument #(%d+) to '([^']*)' %((.*)%)$")
+  if i == nil then return head .. unplaced end
+  return head .. argument_message(tonumber(i), fname, problem, frame_info(co, at - 1, "n"))
+end
+
 local function copy(library)
   local t = {}
   for key, v in next, library do t[key] = v end
@@ -46,7 +113,7 @@ end
 
 local function build_coroutine()
   local coroutine = library("coroutine")
-  local co_create, co_resume, co_close = coroutine.create, coroutine.resume, coroutine.close
+  local co_create, co_resume, co_close, co_status = coroutine.create, coroutine.resume, coroutine.close, coroutine.status
   local d_sethook, hook, STEP = k.d_sethook, k.hook, k.STEP
   local function new_thread(f)
     local co = co_create(f)
@@ -57,9 +124,20 @@ local function build_coroutine()
   -- A coroutine that died by a limit died inside the hook, with hooks off for good: closing it
   -- would run its __close handlers unmetered, so it can never be closed.
   local stopped = setmetatable({}, { __mode = "k" })
+  -- an error the coroutine died of is written as Lua would have (see locate in the kernel); one
+  -- resume itself returned (the coroutine was not suspended) is left as it is
   local function resumed(co, ok, ...)
-    if not ok and tripped() then stopped[co] = true end
-    return caught(ok, ...)
+    if ok then return true, ... end
+    if tripped() then stopped[co] = true end
+    if co_status(co) ~= "dead" then return caught(false, ...) end
+    return caught(false, (located(co, 0, (...))))
+  end
+
+  -- as Lua's wrap does: the coroutine's error raised again at the line of the call, in front of its
+  -- own position (the wrapped function tail-calls this)
+  local function raise_again(ok, ...)
+    if ok then return ... end
+    error((...), 2)
   end
 
   local C = {
@@ -68,7 +146,7 @@ local function build_coroutine()
     wrap = function(f)
       local co = new_thread(f)
       return function(...)
-        return unwrap(resumed(co, co_resume(co, ...)))
+        return raise_again(resumed(co, co_resume(co, ...)))
       end
     end,
     yield = coroutine.yield,
@@ -116,7 +194,10 @@ local function install_patterns(S)
     patterns = k.build_trusted(function()
       library("math")
       local factory = assert(load(k.host_patterns(), "=luagate.patterns", "b", TRUSTED_GLOBALS))
-      return factory({ charge = charge, c = C_PATTERNS, few = FEW, quick = quick, up = UP })
+      return factory({
+        charge = charge, c = C_PATTERNS, few = FEW, quick = quick, up = UP, bad_argument = bad_argument,
+        locate = locate,
+      })
     end)
     if UP == 0 then S.find, S.match, S.gmatch, S.gsub = patterns.find, patterns.match, patterns.gmatch, patterns.gsub end
   end
@@ -297,7 +378,7 @@ end
 local function position(v, fname)
   local n = m_tointeger(v)
   if n == nil then
-    error("bad argument #2 to '" .. fname .. "' (number has no integer representation)", 3 + UP)
+    bad_argument(2, fname, "number has no integer representation", 3 + UP)
   end
   return n
 end
@@ -352,7 +433,7 @@ local function build_table()
     elseif nargs == 2 then
       pos, v = ...
       pos = position(pos, "insert")
-      if not m_ult(pos - 1, e) then error("bad argument #2 to 'insert' (position out of bounds)", 2 + UP) end
+      if not m_ult(pos - 1, e) then bad_argument(2, "insert", "position out of bounds", 2 + UP) end
       while e > pos do
         t[e] = t[e - 1]
         e = e - 1
@@ -380,7 +461,7 @@ local function build_table()
     if (...) ~= nil then
       pos = position((...), "remove")
       if pos ~= size and m_ult(size, pos - 1) then
-        error("bad argument #1 to 'remove' (position out of bounds)", 2 + UP)
+        bad_argument(1, "remove", "position out of bounds", 2 + UP)
       end
     end
     local v = t[pos]
@@ -409,7 +490,7 @@ local function build_table()
       n = own_len(t)
       if n ~= nil then
         if n < 2 then return end
-        if n >= 2147483647 then error("bad argument #1 to 'sort' (array too big)", 2 + UP) end
+        if n >= 2147483647 then bad_argument(1, "sort", "array too big", 2 + UP) end
         local items = {}
         for i = 1, n do items[i] = t[i] end
         sort(items, comp)
@@ -478,6 +559,7 @@ local function build_os()
 end
 
 return {
+  located = located,
   string = build_string,
   table = build_table,
   math = build_math,

@@ -49,6 +49,11 @@
  *   every error raised at the caller's position.
  * - `deps.stats` (optional): `{ c = 0, lua = 0 }`, counts calls handed to C and calls run in Lua
  *   (for gmatch: per iterator step).
+ * - `deps.bad_argument(i, fname, problem, level)` (optional): raises the error for bad argument
+ *   `i`, at `level` of its caller; the sandbox's names the function as the caller called it (a
+ *   method call does not count its self), as Lua does. The default names `fname`.
+ * - `deps.locate(e)` (optional): the message handler under which a gsub replacement function runs
+ *   (the sandbox's writes the errors of the C functions it calls as Lua would have).
  *
  * Cheapness rule (calls handed to C must have a provable upper bound of at most `limit` steps;
  * `n` is the subject length from the start position, `m` the pattern length):
@@ -91,8 +96,8 @@
  *
  * Known differences from the C functions:
  *
- * - "bad argument" messages name the function `'find'`, `'match'`, `'gmatch'` or `'gsub'`, where
- *   C uses the call site's name (`'string.find'` when called through `pcall`, a local's name, ...).
+ * - With the default `deps.bad_argument`, "bad argument" messages name the function `'find'`,
+ *   `'match'`, `'gmatch'` or `'gsub'`, where C uses the call site's name (a local's name, ...).
  *   The type name honours `__name` through `getmetatable` (a `__metatable` field hides it), and a
  *   light userdata is reported as "userdata".
  * - A gsub replacement function is called from Lua: `error(msg, 2)` inside it points into this
@@ -114,13 +119,17 @@ local byte, sub, char, format = string.byte, string.sub, string.char, string.for
 local concat, unpack = table.concat, table.unpack
 local type, tostring, tonumber, error, select, getmetatable, rawget =
   type, tostring, tonumber, error, select, getmetatable, rawget
-local rawset, setmetatable, pcall = rawset, setmetatable, pcall
+local rawset, setmetatable, xpcall = rawset, setmetatable, xpcall
 local tointeger = math.tointeger
 local V53 = _VERSION == "Lua 5.3"
 local LIMIT = tonumber(deps.limit) or 10000
 local stats = deps.stats -- optional counters: stats.c (calls given to C), stats.lua
 local FEW = tonumber(deps.few) or 0 -- a charge of fewer units is skipped
 local UP = deps.up or 0 -- levels an entry of the fast lane puts between a public function and its caller
+local bad_argument = deps.bad_argument or function(i, fname, problem, level)
+  error(format("bad argument #%d to '%s' (%s)", i, fname, problem), level + 1)
+end
+local locate = deps.locate or function(e) return e end
 local FORCE_LUA = FORCE_LUA
 
 local MAXCCALLS = 200 -- lstrlib.c's matchdepth
@@ -938,8 +947,7 @@ end
 
 local function checkstr(v, i, fname, nargs)
   if type(v) == "number" then return tostring(v) end
-  error(format("bad argument #%d to '%s' (string expected, got %s)", i, fname,
-    i > nargs and "no value" or typename(v)), 3 + UP)
+  bad_argument(i, fname, "string expected, got " .. (i > nargs and "no value" or typename(v)), 3 + UP)
 end
 
 local function checkint(v, i, fname)
@@ -949,9 +957,9 @@ local function checkint(v, i, fname)
   if type(x) == "number" then
     local r = tointeger(x)
     if r then return r end
-    error(format("bad argument #%d to '%s' (number has no integer representation)", i, fname), 3 + UP)
+    bad_argument(i, fname, "number has no integer representation", 3 + UP)
   end
-  error(format("bad argument #%d to '%s' (number expected, got %s)", i, fname, typename(v)), 3 + UP)
+  bad_argument(i, fname, "number expected, got " .. typename(v), 3 + UP)
 end
 
 local NOSPEC, nnospec = {}, 0
@@ -1330,10 +1338,10 @@ local function gsub(...)
     tr = "string"
   elseif tr ~= "string" and tr ~= "function" and tr ~= "table" then
     if V53 then
-      error("bad argument #3 to 'gsub' (string/function/table expected)", 2 + UP)
+      bad_argument(3, "gsub", "string/function/table expected", 2 + UP)
     end
-    error("bad argument #3 to 'gsub' (string/function/table expected, got " ..
-      (nargs < 3 and "no value" or typename(repl)) .. ")", 2 + UP)
+    bad_argument(3, "gsub", "string/function/table expected, got " .. (nargs < 3 and "no value" or typename(repl)),
+      2 + UP)
   end
   local anchor = byte(p, 1) == 94
   local cp = compile(p, anchor and 2 or 1)
@@ -1355,9 +1363,9 @@ local function gsub(...)
       end
       local ok, r, n
       if tr == "table" then
-        ok, r, n = pcall(c_gsub, src, p, function(key) return checked(f[key]) end, maxr)
+        ok, r, n = xpcall(c_gsub, locate, src, p, function(key) return checked(f[key]) end, maxr)
       else
-        ok, r, n = pcall(c_gsub, src, p, function(...) return checked(f(...)) end, maxr)
+        ok, r, n = xpcall(c_gsub, locate, src, p, function(...) return checked(f(...)) end, maxr)
       end
       if ok then return r, n end
       if r == BAD_REPLACEMENT then error("invalid replacement value (a " .. bad .. ")", 2 + UP) end

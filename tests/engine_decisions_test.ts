@@ -244,6 +244,32 @@ Deno.test("fail-closed: an input that cannot cross into Lua denies", () => {
   assert.equal(d.errors.length, 1);
 });
 
+Deno.test("fail-closed: a library function's error names the policy's line and the function", () => {
+  using engine = new PolicyEngine();
+  const policy = engine.compile(
+    `return function(input)
+  local seen = {}
+  table.insert(seen, 9, input.user)
+  return ("x"):rep(input.times)
+end`,
+    { name: "rules.lua" },
+  );
+  assert.deepEqual(policy.evaluate({ user: "ann", times: 2 }).errors, [
+    "LuaError: rules.lua:3: bad argument #2 to 'insert' (position out of bounds)",
+  ]);
+  const pcalled = engine.compile(
+    `return function(input)
+  local ok, err = pcall(string.format, "%d", input.n)
+  return false, err
+end`,
+    { name: "caught.lua" },
+  );
+  // called by pcall (C), a C function has no line to name, in Lua as here
+  assert.deepEqual(pcalled.evaluate({ n: 1.5 }).reasons, [
+    "bad argument #2 to '?' (number has no integer representation)",
+  ]);
+});
+
 Deno.test("evaluate never throws", () => {
   using engine = new PolicyEngine({ limits: { instructions: 10_000 } });
   const policy = engine.compile(`return function(input) return input.x.y.z end`);
