@@ -209,23 +209,6 @@ return (function()
     return ok, ...
   end
 
-  -- Lua's message for a bad argument i of the function the sandbox code called as \`called\`
-  -- (debug.getinfo's "n" of it; fname where the call gives no name), as luaL_argerror writes it:
-  -- a method call does not count its self
-  local function argument_message(i, fname, problem, called)
-    local name = called and called.name or fname
-    if called and called.namewhat == "method" then
-      i = i - 1
-      if i == 0 then return "calling '" .. name .. "' on bad self (" .. problem .. ")" end
-    end
-    return "bad argument #" .. i .. " to '" .. name .. "' (" .. problem .. ")"
-  end
-  -- Lua's error for argument i of fname, raised at level (of the caller of bad_argument), which
-  -- is the sandbox code's call of the function below it
-  local function bad_argument(i, fname, problem, level)
-    error(argument_message(i, fname, problem, d_getinfo(level, "n")), level + 1)
-  end
-
   -- The vetted libraries are built on their first use, not with the state: most runs touch few of
   -- them, and a sandbox that is created, run once and closed pays only for what it used. Building is
   -- trusted work outside the run's budget (bounded, and never cut half-way by the hook; its memory
@@ -239,6 +222,29 @@ return (function()
     return built
   end
 
+  -- Lua's message for a bad argument i of the function the sandbox code called as \`called\`
+  -- (debug.getinfo's "n" of it; fname where the call gives no name), as luaL_argerror writes it:
+  -- a method call does not count its self
+  local function argument_message(i, fname, problem, called)
+    local name = called and called.name or fname
+    if called and called.namewhat == "method" then
+      i = i - 1
+      if i == 0 then return "calling '" .. name .. "' on bad self (" .. problem .. ")" end
+    end
+    return "bad argument #" .. i .. " to '" .. name .. "' (" .. problem .. ")"
+  end
+  -- Lua's error for argument i of fname, raised at level (of the caller of bad_argument), which
+  -- is the sandbox code's call of the function below it; a function called from C (pcall) is
+  -- named as Lua would name it from its loaded libraries
+  local vetted_builders, nested
+  local function bad_argument(i, fname, problem, level)
+    local called = d_getinfo(level, "nf")
+    if called and called.name == nil then
+      called.name = build_trusted(vetted_builders).global_name(called.func) or fname
+    end
+    error(argument_message(i, fname, problem, called), level + 1)
+  end
+
   -- Lua's C functions put the line of the code that called them in front of their errors, and an
   -- argument error names the function as that code called it (luaL_where, luaL_argerror). Called
   -- by an entry of the fast lane or by a Lua route of the vetted functions, their caller is C or
@@ -248,7 +254,6 @@ return (function()
   -- message written as Lua would have, by the vetted libraries' located (kernel_libraries.ts),
   -- loaded for the first error raised by a C function other than error() and the catch functions,
   -- or by luagate's Lua. Every other error object passes.
-  local vetted_builders, nested
   -- e raised by the function at \`level\` of the running thread (counted from the caller)
   local function place(level, e)
     if type(e) ~= "string" or tripped then return e end
@@ -382,7 +387,7 @@ return (function()
     end
     -- The builders of the vetted libraries are a chunk of their own, loaded from the host's cached
     -- bytecode when the first of them is used; they reach the kernel only through what it passes here.
-    local builders
+    local builders, base
     function vetted_builders()
       if builders == nil then
         local factory = assert(load(host_libraries(), "=luagate.libraries", "b", TRUSTED_GLOBALS))
@@ -395,7 +400,7 @@ return (function()
           tostring = sb_tostring, ident = ident, host_clock = host_clock, host_patterns = host_patterns,
           string_meta = string_meta, openers = OPENERS, FEW = FEW, lane_entry = lane_entry,
           ENTRY_UP = ENTRY_UP, bad_argument = bad_argument, argument_message = argument_message, locate = locate,
-          lane = lane, d_getinfo = d_getinfo, d_getupvalue = d_getupvalue,
+          lane = lane, d_getinfo = d_getinfo, d_getupvalue = d_getupvalue, base = base, views = frozen,
         })
       end
       return builders
@@ -557,7 +562,7 @@ return (function()
       return sb_tostring((...), 2 + ENTRY_UP)
     end)
 
-    local base = {
+    base = {
       assert = assert, error = error, ipairs = ipairs, next = sb_next, pairs = pairs,
       pcall = sb_pcall, xpcall = sb_xpcall, print = sb_print, select = select,
       rawequal = rawequal, rawget = sb_rawget, rawlen = sb_rawlen, rawset = sb_rawset,

@@ -55,6 +55,30 @@ end
 local d_getinfo, d_getupvalue, lane = k.d_getinfo, k.d_getupvalue, k.lane
 -- every entry's first upvalue, as the lane's own
 local TALLY = lane and select(2, d_getupvalue(lane, 1))
+-- A function called from C (pcall) is named by no call: Lua names it from its table of loaded
+-- libraries ("string.rep", or a global's own name), which the kernel empties, so the name is found
+-- here among the sandbox's globals and the vetted libraries built so far.
+local base, views = k.base, k.views
+local function global_name(f)
+  for key, v in next, base do
+    if v == f then return key end
+    -- a library's view maps to the function that builds it; once built, the view reads its table
+    local shown = views[v]
+    if type(shown) == "function" then shown = rawget(d_getmetatable(v), "__index") end
+    if type(shown) == "table" then
+      for field, g in next, shown do
+        if g == f then return key .. "." .. field end
+      end
+    end
+  end
+end
+local function named_globally(e, f)
+  local i, problem = s_match(e, "^bad argument #(%d+) to '%?' %((.*)%)$")
+  local name = i and global_name(f)
+  if name == nil then return e end
+  return "bad argument #" .. i .. " to '" .. name .. "' (" .. problem .. ")"
+end
+
 -- frame \`at\` of the thread co, or of the running thread counted from located
 local function frame_info(co, at, what)
   if co then return d_getinfo(co, at, what) end
@@ -92,7 +116,9 @@ local function located(co, level, e)
     elseif lane == nil or select(2, d_getupvalue(info.func, 1)) ~= TALLY then
       -- the catch in nested() hands every error on: it is part of the route
       local above = frame_info(co, at + 1, "f")
-      if info.func ~= xpcall or above == nil or above.func ~= nested then return e end
+      if info.func ~= xpcall or above == nil or above.func ~= nested then
+        return named_globally(e, frame_info(co, at - 1, "f").func)
+      end
     end
     passed = passed + 1
   end
@@ -560,6 +586,7 @@ end
 
 return {
   located = located,
+  global_name = global_name,
   string = build_string,
   table = build_table,
   math = build_math,

@@ -264,9 +264,9 @@ end`,
 end`,
     { name: "caught.lua" },
   );
-  // called by pcall (C), a C function has no line to name, in Lua as here
+  // called by pcall (C), a C function has no caller's line, and its name is its library's, as in Lua
   assert.deepEqual(pcalled.evaluate({ n: 1.5 }).reasons, [
-    "bad argument #2 to '?' (number has no integer representation)",
+    "bad argument #2 to 'string.format' (number has no integer representation)",
   ]);
 });
 
