@@ -700,6 +700,13 @@ Deno.test("stdlib: errors behind an entry or a route are written as Lua's where 
     "('ab'):gsub('.', { a = setmetatable({}, { __index = function() return table.concat({{}}) end }) })",
     // table.concat of a table with a metatable runs C's concat under the kernel's own catch
     "table.concat(setmetatable({}, { __len = function() return 1 end, __index = function() return {} end }))",
+    "local co = coroutine.wrap(function() coroutine.yield(1) table.insert({}, 9, 1) end) co() co()",
+    "local t = setmetatable({}, { __index = function(t, k) return table.insert({}, 9, 1) end }) return t.x",
+    "local t = setmetatable({}, { __close = function() table.insert({}, 9, 1) end }) do local x <close> = t end",
+    "local f = load('\\n\\ntable.insert({}, 9, 1)', 'chunk') f()",
+    // a handler that fails itself
+    "local ok, e = xpcall(function() table.insert({}, 9, 1) end, function(m) error('again') end)" +
+    " error(tostring(ok) .. ' ' .. tostring(e), 0)",
   ]);
 });
 
