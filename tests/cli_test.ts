@@ -6,35 +6,16 @@
  */
 
 import assert from "node:assert/strict";
+import { type ChildRun, runDenoScript } from "./fixtures/deno_child.ts";
 
 const ROOT = new URL("..", import.meta.url);
 const CLI = new URL("cli.ts", ROOT).pathname;
 const EXAMPLES = new URL("examples/", ROOT).pathname;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = ChildRun;
 
-async function cli(args: string[], options: { stdin?: string; cwd?: string } = {}): Promise<Run> {
-  const command = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-ffi", "--allow-env", "--allow-read", CLI, ...args],
-    cwd: options.cwd ?? ROOT.pathname,
-    env: { NO_COLOR: "1" },
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const child = command.spawn();
-  if (options.stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(options.stdin));
-    await writer.close();
-  }
-  const { code, stdout, stderr } = await child.output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code, stdout: decode(stdout), stderr: decode(stderr) };
+function cli(args: string[], options: { stdin?: string; cwd?: string } = {}): Promise<Run> {
+  return runDenoScript(CLI, args, { cwd: options.cwd ?? ROOT.pathname, stdin: options.stdin });
 }
 
 /** A usage error: exit code 2, one line on stderr, no stack trace. */

@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { LuaError, LuaSyntaxError, NotAPolicyError, PolicyEngine } from "../mod.ts";
+import { runDenoScript } from "./fixtures/deno_child.ts";
 
 Deno.test("compile: a chunk returning a function is a policy, named as given", () => {
   using engine = new PolicyEngine();
@@ -97,21 +98,11 @@ Deno.test("compile: a replaced policy still decides, and its Lua memory goes onc
   assert.equal(first.evaluate({}).allow, false);
 
   // collection needs a JS garbage collector the test can drive: a child process with --expose-gc
-  const child = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-env",
-      "--allow-read",
-      "--v8-flags=--expose-gc",
-      new URL("fixtures/recompile_release.ts", import.meta.url).pathname,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(child.stderr);
-  assert.equal(child.code, 0, stderr);
-  const seen = JSON.parse(new TextDecoder().decode(child.stdout));
+  const child = await runDenoScript(new URL("fixtures/recompile_release.ts", import.meta.url).pathname, [], {
+    flags: ["--v8-flags=--expose-gc"],
+  });
+  assert.equal(child.code, 0, child.stderr);
+  const seen = JSON.parse(child.stdout);
   assert.equal(seen.allow, true);
   // 200 versions of about 170 KB each: held, they would have broken the 4 MiB cap at the 25th
   assert.ok(seen.kilobytes < 2048, `Lua memory after 200 compiles: ${seen.kilobytes} KiB`);

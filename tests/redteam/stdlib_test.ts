@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { LuaError, LuaMemoryError, LuaRuntime, Sandbox } from "../../mod.ts";
+import { runDenoScript } from "../fixtures/deno_child.ts";
 import { attackSuite, HAS_LANE, IS54, luaError, LuaLimitError, refused, TIGHT, value } from "./_harness.ts";
 
 const INSTRUCTIONS = { error: LuaLimitError, limit: "instructions" } as const;
@@ -727,20 +728,12 @@ Deno.test("stdlib: the first sandbox of a process, whose kernel has its lines, w
       return String((error as Error).message).split("\n")[0];
     }
   });
-  const child = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-env",
-      "--allow-read",
-      new URL("../fixtures/first_sandbox_errors.ts", import.meta.url).pathname,
-      ...codes,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(child.code, 0, new TextDecoder().decode(child.stderr));
-  assert.deepEqual(JSON.parse(new TextDecoder().decode(child.stdout)), expected);
+  const child = await runDenoScript(
+    new URL("../fixtures/first_sandbox_errors.ts", import.meta.url).pathname,
+    codes,
+  );
+  assert.equal(child.code, 0, child.stderr);
+  assert.deepEqual(JSON.parse(child.stdout), expected);
 });
 
 Deno.test("stdlib: what Lua does not position stays without a position", () => {
