@@ -254,16 +254,17 @@ return (function()
   -- message written as Lua would have, by the vetted libraries' located (kernel_libraries.ts),
   -- loaded for the first error raised by a C function other than error() and the catch functions,
   -- or by luagate's Lua. Every other error object passes.
+  -- whether a frame (debug.getinfo's "Sl") runs sandbox code: Lua, with lines (luagate's own chunks
+  -- are stripped but in the first state of a process), from a chunk not named by luagate
+  local function sandbox_code(info)
+    return info.what ~= "C" and info.currentline > 0 and s_find(info.source, "=luagate.", 1, true) ~= 1
+  end
   -- e raised by the function at \`level\` of the running thread (counted from the caller)
   local function place(level, e)
     if type(e) ~= "string" or tripped then return e end
     local raiser = d_getinfo(level + 1, "Slf")
     local f = raiser and raiser.func
-    if f == nil or f == error or f == pcall or f == xpcall then return e end
-    -- sandbox code raised it (luagate's own chunks are stripped, but in the first state)
-    if raiser.what ~= "C" and raiser.currentline > 0 and s_find(raiser.source, "=luagate.", 1, true) ~= 1 then
-      return e
-    end
+    if f == nil or f == error or f == pcall or f == xpcall or sandbox_code(raiser) then return e end
     local placed = build_trusted(vetted_builders).located(nil, level + 1, e)
     return placed
   end
@@ -401,6 +402,7 @@ return (function()
           string_meta = string_meta, openers = OPENERS, FEW = FEW, lane_entry = lane_entry,
           ENTRY_UP = ENTRY_UP, bad_argument = bad_argument, argument_message = argument_message, locate = locate,
           lane = lane, d_getinfo = d_getinfo, d_getupvalue = d_getupvalue, base = base, views = frozen,
+          sandbox_code = sandbox_code,
         })
       end
       return builders

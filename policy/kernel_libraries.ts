@@ -52,7 +52,7 @@ local function vm_error(e)
   return false
 end
 
-local d_getinfo, d_getupvalue, lane = k.d_getinfo, k.d_getupvalue, k.lane
+local d_getinfo, d_getupvalue, lane, sandbox_code = k.d_getinfo, k.d_getupvalue, k.lane, k.sandbox_code
 -- every entry's first upvalue, as the lane's own
 local TALLY = lane and select(2, d_getupvalue(lane, 1))
 -- A function called from C (pcall) is named by no call: Lua names it from its table of loaded
@@ -95,10 +95,10 @@ local function located(co, level, e)
   local raiser = frame_info(co, at, "Slf")
   local f = raiser and raiser.func
   if f == nil or f == error or f == pcall or f == xpcall then return e end
+  if sandbox_code(raiser) then return e end
   if raiser.what ~= "C" then
     -- a VM error in luagate's own Lua, which stands for a C function, where Lua's has no position
     -- (nor names a variable of luagate's)
-    if raiser.currentline > 0 and s_find(raiser.source, "=luagate.", 1, true) ~= 1 then return e end
     local bare = s_match(e, "^[^:]*:%-?%d+: (.*)$") or e
     return (s_gsub(bare, " %(%a+ '[^']*'%)$", ""))
   end
@@ -107,14 +107,12 @@ local function located(co, level, e)
     at = at + 1
     local info = frame_info(co, at, "Sfl")
     if info == nil then return e end
-    if info.what ~= "C" then
-      -- luagate's chunks are stripped (no lines) but in the first state of a process
-      if info.currentline > 0 and s_find(info.source, "=luagate.", 1, true) ~= 1 then
-        code = info
-        break
-      end
-    elseif lane == nil or select(2, d_getupvalue(info.func, 1)) ~= TALLY then
-      -- the catch in nested() hands every error on: it is part of the route
+    if sandbox_code(info) then
+      code = info
+      break
+    elseif info.what == "C" and (lane == nil or select(2, d_getupvalue(info.func, 1)) ~= TALLY) then
+      -- a C function that is no entry: the catch in nested(), which hands every error on, is part of
+      -- the route; any other (pcall) called the function below it
       local above = frame_info(co, at + 1, "f")
       if info.func ~= xpcall or above == nil or above.func ~= nested then
         return named_globally(e, frame_info(co, at - 1, "f").func)
