@@ -51,8 +51,9 @@ export const LAZY_LIBRARIES = ["coroutine", "utf8", "math", "os"] as const;
  * The kernel chunk; called with `(c_host, step, denied, budget, cpu_limit, lane, ...openers)`:
  * the host's raw C function (`c_host(name, ...)` returns `true, results...` or `false, err`), the
  * hook interval, the value a denied capability call returns, the run's instruction budget and CPU
- * milliseconds, the fast lane's maker of entries (`ffi/fast_lane.ts`; nil where there is none), and the `luaopen_*` C functions of {@linkcode LAZY_LIBRARIES} in that order (nil for one
- * the Lua library has none of: utf8 before 5.3). It returns its entry points in the order of
+ * milliseconds, the fast lane's maker of entries (`ffi/fast_lane.ts`; nil where there is none), and
+ * the `luaopen_*` C functions of {@linkcode LAZY_LIBRARIES} in that order (nil for one the Lua
+ * library has none of: utf8 before 5.3). It returns its entry points in the order of
  * {@linkcode KERNEL_ENTRIES}. Works on Lua 5.3 and 5.4.
  */
 export const KERNEL_LUA = `
@@ -254,12 +255,14 @@ return (function()
   -- message written as Lua would have, by the vetted libraries' located (kernel_libraries.ts),
   -- loaded for the first error raised by a C function other than error() and the catch functions,
   -- or by luagate's Lua. Every other error object passes.
+
   -- whether a frame (debug.getinfo's "Sl") runs sandbox code: Lua, with lines (luagate's own chunks
   -- are stripped but in the first state of a process), from a chunk not named by luagate
   local function sandbox_code(info)
     return info.what ~= "C" and info.currentline > 0 and s_find(info.source, "=luagate.", 1, true) ~= 1
   end
-  -- e raised by the function at \`level\` of the running thread (counted from the caller)
+  -- e raised by the function at \`level\` of the running thread (counted from the caller); the
+  -- libraries' located filters alike, for a coroutine's error too
   local function place(level, e)
     if type(e) ~= "string" or tripped then return e end
     local raiser = d_getinfo(level + 1, "Slf")
