@@ -29,7 +29,7 @@
 
  * This file is NOT compiled at run time. scripts/build_native.sh compiles it once into
  * position-independent machine code with no relocations, embedded in ffi/fast_lane.ts, which maps
- * it into a page whose last 8 bytes hold the address of the Lua functions it calls (as
+ * it into two pages whose last 8 bytes hold the address of the Lua functions it calls (as
  * ffi/data_builder.c does).
  *
  * Rules for this file, so that the output stays self-contained:
@@ -67,6 +67,8 @@ typedef struct {
   long long registry;                                           /* 136: LUA_REGISTRYINDEX */
   void (*rotate)(lua_State *L, int idx, int n);                 /* 144 */
   void (*pushcclosure)(lua_State *L, int (*fn)(lua_State *L), int n); /* 152 */
+  void (*rawset)(lua_State *L, int idx);                        /* 160 */
+  int (*setmetatable)(lua_State *L, int idx);                   /* 168 */
 } luagate_lane_api;
 
 /* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
@@ -91,16 +93,22 @@ enum {
    * one argument, or two (ENTRY_TABLE_KEY) */
   ENTRY_TABLE = 9,
   ENTRY_TABLE_KEY = 10,
+  /* done here, as Lua's own C function does it: rawset(t, k, v) of a table whose metatable, if it
+   * has one, lacks the field `kept` (__metatable: the sandbox's views and globals have it) */
+  ENTRY_RAWSET = 11,
+  /* setmetatable(t, mt) of a table without a metatable, mt nil or a table lacking the field `kept`
+   * (__gc) */
+  ENTRY_SETMETATABLE = 12,
   /* of a table without a metatable, charged as the route charges it */
-  ENTRY_SORT = 11,   /* sort(t [, comp]), charged n * (floor(log2(n)) + 1) for n > 1 items */
-  ENTRY_UNPACK = 12, /* unpack(t), charged its items unless few */
-  ENTRY_REMOVE = 13, /* remove(t): its last item, nothing to charge */
+  ENTRY_SORT = 13,   /* sort(t [, comp]), charged n * (floor(log2(n)) + 1) for n > 1 items */
+  ENTRY_UNPACK = 14, /* unpack(t [, i [, j]]) of fewer items than a step, charged them unless few */
+  ENTRY_REMOVE = 15, /* remove(t): its last item, nothing to charge, done here */
   /* the pattern functions, for a subject the matcher's quick table (`kept`) proves cheap; in the
    * order of that table's keys (QUICK_OF_ENTRY) */
-  ENTRY_FIND = 14,   /* find(s, p [, init [, plain]]), charging the part searched after the call */
-  ENTRY_MATCH = 15,  /* match(s, p [, init]) */
-  ENTRY_GSUB = 16,   /* gsub(s, p, repl [, nil]) for a string repl */
-  ENTRY_GMATCH = 17  /* gmatch(s, p) */
+  ENTRY_FIND = 16,   /* find(s, p [, init [, plain]]), charging the part searched after the call */
+  ENTRY_MATCH = 17,  /* match(s, p [, init]) */
+  ENTRY_GSUB = 18,   /* gsub(s, p, repl [, nil]) for a string repl */
+  ENTRY_GMATCH = 19  /* gmatch(s, p) */
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure, the one closure the host makes, are the
@@ -124,8 +132,11 @@ enum { QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_
 #define LUA_TNUMBER 3
 #define LUA_TSTRING 4
 #define LUA_TTABLE 5
-/* Where the host stores the address of the description: the last 8 bytes of the code's page. */
+/* Where the host stores the address of the description: the last 8 bytes of the code's pages (keep
+ * CODE_PAGES in sync with FAST_LANE_PAGES in ffi/fast_lane.ts). The code finds its start from an
+ * address it reads at its own start, within its first page. */
 #define PAGE_SIZE_MIN 4096
+#define CODE_PAGES 2
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -205,22 +216,6 @@ INLINE int call_upvalue(const luagate_lane_api *lua, lua_State *L, int upvalues,
   return lua->gettop(L);
 }
 
-/* The common case of an entry: `before` units charged first, then the library's function called for
- * `results` results (-1: all); returns how many it returned. */
-INLINE int charge_and_call(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues,
-                           double before, int n, int results) {
-  settle(lua, L, state, upvalues, before);
-  return call_upvalue(lua, L, upvalues, UP_FUNCTION, n, results);
-}
-
-/* charge_and_call for a function whose one result is a string it built, charged as bytes after. */
-INLINE int charge_call_and_result(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state,
-                                  int upvalues, double before, int n) {
-  charge_and_call(lua, L, state, upvalues, before, n, 1);
-  settle(lua, L, state, upvalues, string_units(lua, L, 1));
-  return 1;
-}
-
 /* Whether the table at `idx` has no metatable. */
 INLINE int bare_table(const luagate_lane_api *lua, lua_State *L, int idx) {
   if (lua->type(L, idx) != LUA_TTABLE) return 0;
@@ -232,6 +227,32 @@ INLINE int bare_table(const luagate_lane_api *lua, lua_State *L, int idx) {
 /* Whether the value at `idx` is absent, nil or an integer. */
 INLINE int no_or_integer(const luagate_lane_api *lua, lua_State *L, int idx, int n) {
   return idx > n || lua->type(L, idx) == LUA_TNIL || lua->isinteger(L, idx);
+}
+
+/* Whether the positions at `at` and `at + 1` (absent or nil: 1 and the length of the table at 1)
+ * are integers spanning fewer items than a step; *items is how many (last - first, unsigned, cannot
+ * wrap around, unlike last - first + 1 in integers). A longer range is the route's to charge first. */
+INLINE int cheap_range(const luagate_lane_api *lua, lua_State *L, const luagate_lane_state *state, int at, int n,
+                       double *items) {
+  if (!no_or_integer(lua, L, at, n) || !no_or_integer(lua, L, at + 1, n)) return 0;
+  const lua_Integer first = start_position(lua, L, at, n);
+  const lua_Integer last =
+      n <= at || lua->type(L, at + 1) == LUA_TNIL ? (lua_Integer)lua->rawlen(L, 1) : lua->tointegerx(L, at + 1, 0);
+  *items = 0;
+  if (last < first) return 1;
+  const unsigned long long gap = (unsigned long long)last - (unsigned long long)first;
+  *items = (double)(gap + 1);
+  return gap < (unsigned long long)(lua_Integer)state->flush_at;
+}
+
+/* Whether the table at `idx` (its metatable, when `of_metatable`) has a field `kept`; a table
+ * without a metatable has none. */
+INLINE int has_kept_field(const luagate_lane_api *lua, lua_State *L, int upvalues, int idx, int of_metatable) {
+  if (of_metatable && !lua->getmetatable(L, idx)) return 0;
+  lua->pushvalue(L, upvalues - UP_KEPT);
+  const int found = lua->rawget(L, of_metatable ? -2 : idx) != LUA_TNIL;
+  lua->settop(L, of_metatable ? -3 : -2);
+  return found;
 }
 
 /* Whether the values from `from` to `n` are ones %s shows without a metamethod. */
@@ -253,21 +274,30 @@ int luagate_fast_lane(lua_State *L) {
 #error "luagate_fast_lane: only x86_64 and aarch64"
 #endif
   const luagate_lane_api *lua =
-      *(luagate_lane_api *const *)((here & ~(uintptr_t)(PAGE_SIZE_MIN - 1)) + PAGE_SIZE_MIN - sizeof(void *));
+      *(luagate_lane_api *const *)((here & ~(uintptr_t)(PAGE_SIZE_MIN - 1)) + CODE_PAGES * PAGE_SIZE_MIN -
+                                   sizeof(void *));
   const int upvalues = (int)lua->registry;
   luagate_lane_state *state = (luagate_lane_state *)lua->touserdata(L, upvalues - UP_TALLY);
   const int op = (int)lua->tointegerx(L, upvalues - UP_OP, 0);
   const int n = lua->gettop(L);
 
-  if (op == ENTRY_BYTES) return charge_and_call(lua, L, state, upvalues, string_units(lua, L, 1), n, -1);
+  /* the common call of the library's function: `units` charged first, `results` kept (-1: all), and
+   * when `built`, its one result, a string it built, charged as bytes after it */
+  double units = 0, items;
+  int results = -1, built = 0;
+
+  if (op == ENTRY_BYTES) {
+    units = string_units(lua, L, 1);
+    goto call;
+  }
 
   if (op == ENTRY_PLAIN) {
-    if (n >= 1 && all_plain(lua, L, 1, 1)) return call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
+    if (n >= 1 && all_plain(lua, L, 1, 1)) goto call;
     goto route;
   }
 
   if (op == ENTRY_FEW) {
-    if (n <= lua->tointegerx(L, upvalues - UP_KEPT, 0)) return call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
+    if (n <= lua->tointegerx(L, upvalues - UP_KEPT, 0)) goto call;
     goto route;
   }
 
@@ -276,21 +306,56 @@ int luagate_fast_lane(lua_State *L) {
       lua->pushvalue(L, 1);
       const int view = lua->rawget(L, upvalues - UP_KEPT) != LUA_TNIL;
       lua->settop(L, -2);
-      if (!view) return call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
+      if (!view) goto call;
     }
     goto route;
   }
 
-  if (op >= ENTRY_SORT && op <= ENTRY_REMOVE) {
-    if (n <= (op == ENTRY_SORT ? 2 : 1) && bare_table(lua, L, 1)) {
-      const lua_Integer items = (lua_Integer)lua->rawlen(L, 1);
-      double units = 0;
-      if (op == ENTRY_SORT && items > 1) {
-        units = (double)(items * (64 - __builtin_clzll((unsigned long long)items)));
-      } else if (op == ENTRY_UNPACK) {
-        units = unless_few(state, (double)items);
-      }
-      return charge_and_call(lua, L, state, upvalues, units, n, -1);
+  if (op == ENTRY_RAWSET) {
+    if (n >= 3 && lua->type(L, 1) == LUA_TTABLE && !has_kept_field(lua, L, upvalues, 1, 1)) {
+      lua->settop(L, 3);
+      lua->rawset(L, 1);
+      return 1;
+    }
+    goto route;
+  }
+
+  if (op == ENTRY_SETMETATABLE) {
+    const int kind = lua->type(L, 2);
+    if (n >= 2 && (kind == LUA_TNIL || (kind == LUA_TTABLE && !has_kept_field(lua, L, upvalues, 2, 0))) &&
+        bare_table(lua, L, 1)) {
+      lua->settop(L, 2);
+      lua->setmetatable(L, 1);
+      return 1;
+    }
+    goto route;
+  }
+
+  if (op == ENTRY_SORT) {
+    if (n <= 2 && bare_table(lua, L, 1)) {
+      const lua_Integer count = (lua_Integer)lua->rawlen(L, 1);
+      if (count > 1) units = (double)(count * (64 - __builtin_clzll((unsigned long long)count)));
+      goto call;
+    }
+    goto route;
+  }
+
+  if (op == ENTRY_UNPACK) {
+    if (n <= 3 && bare_table(lua, L, 1) && cheap_range(lua, L, state, 2, n, &items)) {
+      units = unless_few(state, items);
+      goto call;
+    }
+    goto route;
+  }
+
+  if (op == ENTRY_REMOVE) {
+    /* t[#t], then t[#t] = nil: C's remove moves nothing then */
+    if (n == 1 && bare_table(lua, L, 1)) {
+      const lua_Integer last = (lua_Integer)lua->rawlen(L, 1);
+      lua->rawgeti(L, 1, last);
+      lua->settop(L, 3);
+      lua->rawseti(L, 1, last);
+      return 1;
     }
     goto route;
   }
@@ -306,27 +371,20 @@ int luagate_fast_lane(lua_State *L) {
       }
       if (kind == STRING_CONVERSIONS ? n - 1 <= PLAIN_ARGUMENTS && all_plain(lua, L, 2, n)
                                      : kind == NO_STRING_CONVERSION) {
-        return charge_call_and_result(lua, L, state, upvalues, unless_few(state, (double)lua->rawlen(L, 1)), n);
+        units = unless_few(state, (double)lua->rawlen(L, 1));
+        results = 1, built = 1;
+        goto call;
       }
     }
     goto route;
   }
 
   if (op == ENTRY_CONCAT) {
-    /* the range is charged as items; a range of a step or more is the route's to charge first
-     * (last - first, unsigned, cannot wrap around, unlike last - first + 1 in integers) */
-    if (n <= 4 && no_or_integer(lua, L, 3, n) && no_or_integer(lua, L, 4, n) && bare_table(lua, L, 1)) {
-      const lua_Integer first = start_position(lua, L, 3, n);
-      const lua_Integer last =
-          n < 4 || lua->type(L, 4) == LUA_TNIL ? (lua_Integer)lua->rawlen(L, 1) : lua->tointegerx(L, 4, 0);
-      double items = 0;
-      int cheap = 1;
-      if (last >= first) {
-        const unsigned long long gap = (unsigned long long)last - (unsigned long long)first;
-        cheap = gap < (unsigned long long)(lua_Integer)state->flush_at;
-        items = (double)(gap + 1);
-      }
-      if (cheap) return charge_call_and_result(lua, L, state, upvalues, unless_few(state, items), n);
+    /* the range is charged as items */
+    if (n <= 4 && bare_table(lua, L, 1) && cheap_range(lua, L, state, 3, n, &items)) {
+      units = unless_few(state, items);
+      results = 1, built = 1;
+      goto call;
     }
     goto route;
   }
@@ -352,8 +410,9 @@ int luagate_fast_lane(lua_State *L) {
       if (times <= step_bytes && length <= step_bytes && separator <= step_bytes) {
         const lua_Integer bytes = times <= 0 ? 0 : length * times + separator * (times - 1);
         if (bytes < step_bytes) {
-          const double units = unless_few(state, (double)times) + (double)(bytes >> BYTES_PER_UNIT_SHIFT);
-          return charge_and_call(lua, L, state, upvalues, units, n, 1);
+          units = unless_few(state, (double)times) + (double)(bytes >> BYTES_PER_UNIT_SHIFT);
+          results = 1;
+          goto call;
         }
       }
     }
@@ -384,12 +443,15 @@ int luagate_fast_lane(lua_State *L) {
         (lua_Number)rest > limit) {
       goto route;
     }
-    if (!find) return charge_and_call(lua, L, state, upvalues, unless_few(state, (double)(rest + pattern)), n, -1);
+    if (!find) {
+      units = unless_few(state, (double)(rest + pattern));
+      goto call;
+    }
     /* charged after the call: from the start to the end of the match, or of the subject */
-    const int results = call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
-    const lua_Integer end = results >= 2 && lua->type(L, 1) != LUA_TNIL ? lua->tointegerx(L, 2, 0) : subject;
+    const int found = call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
+    const lua_Integer end = found >= 2 && lua->type(L, 1) != LUA_TNIL ? lua->tointegerx(L, 2, 0) : subject;
     settle(lua, L, state, upvalues, unless_few(state, (double)(end - from + 1 + pattern)));
-    return results;
+    return found;
   }
 
   /* LANE_ENTRY: (op, f, charge, route [, kept]) -> the closure of the tally and those; false without
@@ -404,6 +466,12 @@ int luagate_fast_lane(lua_State *L) {
   lua->rotate(L, 1, 1);
   lua->pushcclosure(L, (int (*)(lua_State *))(here & ~(uintptr_t)(PAGE_SIZE_MIN - 1)), ENTRY_UPVALUES);
   return 1;
+
+call:
+  settle(lua, L, state, upvalues, units);
+  results = call_upvalue(lua, L, upvalues, UP_FUNCTION, n, results);
+  if (built) settle(lua, L, state, upvalues, string_units(lua, L, 1));
+  return results;
 
 route:
   return call_upvalue(lua, L, upvalues, UP_ROUTE, n, -1);

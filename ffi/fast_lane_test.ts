@@ -392,13 +392,13 @@ Deno.test(
       return table.concat({
         table.concat(t, ","), table.concat(down, ","),       -- 3 * 2 and 8 * 4 units
         show(sort(meta)), show(sort({}, nil, 1)),
-        show(unpack({ 1, 2, 3 })), show(unpack({ 1, 2, 3 }, 2)), show(unpack(meta)),
+        show(unpack({ 1, 2, 3 })), show(unpack({ 1, 2, 3 }, 2)), show(unpack({ 1, 2, 3 }, 2.5)), show(unpack(meta)),
         show(remove({ 1, 2, 3 })), show(remove({})), show(remove({ 1, 2 }, 1)), show(remove(meta)),
         show(#charged),
       }, " ")`,
         tally,
       ),
-      "1,2,3 8,7,6,5,4,3,2,1 route:sort/1 route:sort/3 1,2,3 route:unpack/2 route:unpack/1 3 nil " +
+      "1,2,3 8,7,6,5,4,3,2,1 route:sort/1 route:sort/3 1,2,3 2,3 route:unpack/2 route:unpack/1 3 nil " +
         "route:remove/2 route:remove/1 0",
     );
     assert.equal(tally.take(), 3 * 2 + 8 * 4);
@@ -528,7 +528,7 @@ Deno.test("fast lane: an operation that is no entry makes none", { ignore }, () 
   assert.equal(
     run(
       `${QUICK}
-      return show(make(1, string.match, charge, route("match")), make(18, string.match, charge, route("match")),
+      return show(make(1, string.match, charge, route("match")), make(20, string.match, charge, route("match")),
         make("find", string.find, charge, route("find")), make(nil, string.find, charge, route("find")))`,
     ),
     "false,false,false,false",
@@ -559,7 +559,9 @@ Deno.test(
       }
       assert.equal(transcripts[1], transcripts[0]);
       // each scenario's calls (to the library's function, the charge or the route), answer and tally
-      const answers = transcripts[0].split("\n").filter((line) => /^\S|callk|returned|tally/.test(line));
+      const answers = transcripts[0].split("\n").filter((line) =>
+        /^\S|callk|returned|tally|  (rawset|setmetatable|rawseti) /.test(line)
+      );
       assert.deepEqual(answers, [
         "find, proved cheap: the part searched tallied after the call",
         "  callk 2 -1 0 NULL: function",
@@ -596,6 +598,7 @@ Deno.test(
         "  returned 1: false",
         "  tally 0",
         "append",
+        "  rawseti 1 1 = 7",
         "  returned 0:",
         "  tally 0",
         "append to a table with a metatable: the route",
@@ -677,6 +680,54 @@ Deno.test(
         FORTY_BYTES,
         "  tally 20",
         "remove, with a position: the route",
+        "  callk 2 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "remove, in C",
+        "  rawseti 1 3 = nil",
+        '  returned 1: "c"',
+        "  tally 0",
+        "unpack, positions 2 to 5",
+        "  callk 3 -1 0 NULL: function",
+        FORTY_BYTES,
+        "  tally 0",
+        "unpack, a range of a step: the route",
+        "  callk 3 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "rawset, in C",
+        '  rawset 1 ["k"] = 1',
+        "  returned 1: table#0",
+        "  tally 0",
+        "rawset of a table with a metatable, in C",
+        '  rawset 1 ["k"] = 1',
+        "  returned 1: table#0",
+        "  tally 0",
+        "rawset of a table with a protected metatable (a view): the route",
+        "  callk 3 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "rawset, two arguments: the route",
+        "  callk 2 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "setmetatable, in C",
+        "  setmetatable 1 table#1",
+        "  returned 1: table#0",
+        "  tally 0",
+        "setmetatable, nil, in C",
+        "  setmetatable 1 nil",
+        "  returned 1: table#0",
+        "  tally 0",
+        "setmetatable, a metatable with __gc: the route",
+        "  callk 2 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "setmetatable of a table with a metatable: the route",
+        "  callk 2 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "setmetatable, a number: the route",
         "  callk 2 -1 0 NULL: route",
         FORTY_BYTES,
         "  tally 0",

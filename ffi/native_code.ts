@@ -49,7 +49,7 @@ const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 
 /**
  * Copies `code` to the start of a fresh anonymous mapping and makes it read+execute. With
- * `lastWord`, also stores that 64-bit value in the last 8 bytes of the first
+ * `lastWord`, also stores that 64-bit value in the last 8 bytes of the first `pages` times
  * {@linkcode CODE_PAGE_BYTES}, where position-independent code can find it relative to itself.
  * The mapping is never unmapped: Lua states may call the code for the life of the process.
  *
@@ -64,7 +64,8 @@ const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
  * @param libc The C library (for `mmap` and `mprotect`).
  * @param code Position-independent machine code with no relocations.
  * @param what What the code is, for error messages.
- * @param lastWord A value to store in the last 8 bytes of the page.
+ * @param lastWord A value to store in the last 8 bytes of the pages.
+ * @param pages How many pages the code and `lastWord` take (with `lastWord`).
  * @returns the address of the first byte of the code.
  * @throws {Error} when the code does not fit or `mmap`/`mprotect` fail.
  */
@@ -73,8 +74,9 @@ export function mapExecutable(
   code: Uint8Array,
   what: string,
   lastWord?: bigint,
+  pages = 1,
 ): Deno.PointerObject {
-  const size = lastWord === undefined ? code.length : CODE_PAGE_BYTES;
+  const size = lastWord === undefined ? code.length : pages * CODE_PAGE_BYTES;
   if (code.length > size - (lastWord === undefined ? 0 : 8)) {
     throw new Error(`luagate: ${what} does not fit its page`);
   }

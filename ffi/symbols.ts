@@ -230,6 +230,7 @@ export const LUA_SYMBOLS = {
   address_lua_getmetatable: { name: "lua_getmetatable", type: "pointer", optional: true },
   address_lua_callk: { name: "lua_callk", type: "pointer", optional: true },
   address_lua_rotate: { name: "lua_rotate", type: "pointer", optional: true },
+  address_lua_setmetatable: { name: "lua_setmetatable", type: "pointer", optional: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened Lua library: every symbol of {@linkcode LUA_SYMBOLS}, optional ones possibly `null`. */

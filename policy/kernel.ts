@@ -30,6 +30,8 @@ const BEGIN_RUN = `
       count, tripped, fires, cpu_start = 0, nil, 0, nil
       charged, seeded_run, nest = 0, false, 0
       if last_id > 0 then ids, last_id = setmetatable({}, ids_mt), 0 end
+      -- a full step to the first hook, wherever the last run left Lua's countdown
+      d_sethook(hook, "", STEP)
       dirty = false
     end
     active = true`;
@@ -180,12 +182,12 @@ return (function()
   -- A vetted function that is an entry of the fast lane (ffi/fast_lane.c), where there is one: a C
   -- closure that makes the common call to Lua's own C function f and hands any other to route, the
   -- Lua that is the function where there is no lane. ENTRY_UP: how many levels every entry puts in
-  -- front of its route (an error the route raises at level 2 must then say 2 + ENTRY_UP). The host
-  -- gives the lane a tally whenever it gives the lane, so it makes every entry of LANE_OPS.
+  -- front of its route (an error the route raises at level 2 must then say 2 + ENTRY_UP). op is one
+  -- of LaneEntry (ffi/fast_lane.ts), written into this chunk; the host gives the lane a tally
+  -- whenever it gives the lane, so it makes every one of them.
   local ENTRY_UP = lane and 1 or 0
-  local LANE_OPS = { ${Object.entries(LaneEntry).map(([name, op]) => `${name} = ${op}`).join(", ")} }
-  local function lane_entry(kind, f, route, kept)
-    if lane then return (assert(lane(LANE_OPS[kind], f, charge, route, kept))) end
+  local function lane_entry(op, f, route, kept)
+    if lane then return (assert(lane(op, f, charge, route, kept))) end
     return route
   end
   -- work worth fewer units than this is not charged (UNCHARGED_UNITS)
@@ -256,18 +258,28 @@ return (function()
   -- loaded for the first error raised by a C function other than error() and the catch functions,
   -- or by luagate's Lua. Every other error object passes.
 
-  -- whether a frame (debug.getinfo's "Sl") runs sandbox code: Lua, with lines (luagate's own chunks
-  -- are stripped but in the first state of a process), from a chunk not named by luagate
-  local function sandbox_code(info)
-    return info.what ~= "C" and info.currentline > 0 and s_find(info.source, "=luagate.", 1, true) ~= 1
+  -- What runs a function: "C", "sandbox" code (Lua compiled from the sandbox's text, with its
+  -- lines) or "luagate"'s own Lua (stripped: "=?", but in the first state of a process, a chunk
+  -- named "=luagate.*"). Found once per function: a frame's "S" costs several times its "f".
+  local kinds
+  local function kind_of(f)
+    if kinds == nil then kinds = setmetatable({}, { __mode = "k" }) end
+    local kind = kinds[f]
+    if kind == nil then
+      local info = d_getinfo(f, "S")
+      kind = info.what == "C" and "C"
+        or (info.source == "=?" or s_find(info.source, "=luagate.", 1, true) == 1) and "luagate" or "sandbox"
+      kinds[f] = kind
+    end
+    return kind
   end
   -- e raised by the function at \`level\` of the running thread (counted from the caller); the
   -- libraries' located filters alike, for a coroutine's error too
   local function place(level, e)
     if type(e) ~= "string" or tripped then return e end
-    local raiser = d_getinfo(level + 1, "Slf")
+    local raiser = d_getinfo(level + 1, "f")
     local f = raiser and raiser.func
-    if f == nil or f == error or f == pcall or f == xpcall or sandbox_code(raiser) then return e end
+    if f == nil or f == error or f == pcall or f == xpcall or kind_of(f) == "sandbox" then return e end
     local placed = build_trusted(vetted_builders).located(nil, level + 1, e)
     return placed
   end
@@ -403,9 +415,9 @@ return (function()
           hook = hook, STEP = STEP, d_sethook = d_sethook, d_getmetatable = d_getmetatable,
           tostring = sb_tostring, ident = ident, host_clock = host_clock, host_patterns = host_patterns,
           string_meta = string_meta, openers = OPENERS, FEW = FEW, lane_entry = lane_entry,
-          ENTRY_UP = ENTRY_UP, bad_argument = bad_argument, argument_message = argument_message, locate = locate,
+          ENTRY_UP = ENTRY_UP, bad_argument = bad_argument, argument_message = argument_message,
           lane = lane, d_getinfo = d_getinfo, d_getupvalue = d_getupvalue, base = base, views = frozen,
-          sandbox_code = sandbox_code,
+          kind_of = kind_of,
         })
       end
       return builders
@@ -453,18 +465,20 @@ return (function()
       return expected .. " expected, got " .. (absent and "no value" or type_name(v))
     end
 
-    -- Lua's rawset, setmetatable and load raise their argument errors at their caller, which would
-    -- be the function below, inside the kernel: they are raised here, at the sandbox code's call
-    local function sb_rawset(...)
+    -- Lua's load raises its argument errors at its caller, which would be the function below,
+    -- inside the kernel: they are raised here, at the sandbox code's call. rawset and setmetatable
+    -- of the common case are the fast lane's entries, done in C, where a table whose metatable has a
+    -- __metatable (a view, a decision's globals) and a metatable with a __gc take the route
+    local sb_rawset = lane_entry(${LaneEntry.rawset}, nil, function(...)
       local t, k, v = ...
-      if frozen[t] then error("attempt to modify a read-only table", 2) end
+      if frozen[t] then error("attempt to modify a read-only table", 2 + ENTRY_UP) end
       local n = select("#", ...)
-      if type(t) ~= "table" then bad_argument(1, "rawset", expected_type("table", t, n == 0), 2) end
-      if n < 3 then bad_argument(n + 1, "rawset", "value expected", 2) end
+      if type(t) ~= "table" then bad_argument(1, "rawset", expected_type("table", t, n == 0), 2 + ENTRY_UP) end
+      if n < 3 then bad_argument(n + 1, "rawset", "value expected", 2 + ENTRY_UP) end
       local meta = decision_envs[t]
       if meta then meta.env = nil end
       return rawset(t, k, v)
-    end
+    end, "__metatable")
 
     -- next, rawget and rawlen of a view are those of the table it shows. Anything else goes to
     -- Lua's own, after a check that raises their error about the first argument from here, where it
@@ -481,39 +495,39 @@ return (function()
       if name == "rawlen" and RAWLEN_SAYS_EXPECTED_ONLY then problem = expected .. " expected" end
       bad_argument(1, name, problem, 3 + ENTRY_UP)
     end
-    local sb_next = lane_entry("table", next, function(...)
+    local sb_next = lane_entry(${LaneEntry.table}, next, function(...)
       return next(shown("next", "table", select("#", ...), ...), select(2, ...))
     end, frozen)
-    local sb_rawget = lane_entry("table_key", rawget, function(...)
+    local sb_rawget = lane_entry(${LaneEntry.table_key}, rawget, function(...)
       local n = select("#", ...)
       local t = shown("rawget", "table", n, ...)
       if n < 2 then bad_argument(2, "rawget", "value expected", 2 + ENTRY_UP) end
       return rawget(t, (select(2, ...)))
     end, frozen)
-    local sb_rawlen = lane_entry("table", rawlen, function(...)
+    local sb_rawlen = lane_entry(${LaneEntry.table}, rawlen, function(...)
       return rawlen(shown("rawlen", "table or string", select("#", ...), ...))
     end, frozen)
 
     local SETMETATABLE_SAYS_GOT = TRUSTED_GLOBALS._VERSION ~= "Lua 5.3"
-    local function sb_setmetatable(...)
+    local sb_setmetatable = lane_entry(${LaneEntry.setmetatable}, nil, function(...)
       local t, mt = ...
       local n = select("#", ...)
-      if type(t) ~= "table" then bad_argument(1, "setmetatable", expected_type("table", t, n == 0), 2) end
+      if type(t) ~= "table" then bad_argument(1, "setmetatable", expected_type("table", t, n == 0), 2 + ENTRY_UP) end
       local kind = type(mt)
       if n < 2 or (kind ~= "nil" and kind ~= "table") then
         local problem = "nil or table expected"
         if SETMETATABLE_SAYS_GOT then problem = expected_type("nil or table", mt, n < 2) end
-        bad_argument(2, "setmetatable", problem, 2)
+        bad_argument(2, "setmetatable", problem, 2 + ENTRY_UP)
       end
       if kind == "table" and rawget(mt, "__gc") ~= nil then
-        error("metatables with __gc are not allowed in the sandbox", 2)
+        error("metatables with __gc are not allowed in the sandbox", 2 + ENTRY_UP)
       end
       local current = d_getmetatable(t)
       if current ~= nil and rawget(current, "__metatable") ~= nil then
-        error("cannot change a protected metatable", 2)
+        error("cannot change a protected metatable", 2 + ENTRY_UP)
       end
       return setmetatable(t, mt)
-    end
+    end, "__gc")
 
     local function sb_load(chunk, name, mode, ...)
       if type(chunk) ~= "string" then error("load: only string chunks are allowed in the sandbox", 2) end
@@ -559,10 +573,10 @@ return (function()
       charge_bytes((...))
       return tonumber(...)
     end
-    local sb_tonumber = lane_entry("bytes", tonumber, charged_tonumber)
+    local sb_tonumber = lane_entry(${LaneEntry.bytes}, tonumber, charged_tonumber)
 
     -- a value no metamethod shows is Lua's to convert (the fast lane's entry calls tostring at once)
-    local sb_tostring_entry = lane_entry("plain", tostring, function(...)
+    local sb_tostring_entry = lane_entry(${LaneEntry.plain}, tostring, function(...)
       if select("#", ...) == 0 then bad_argument(1, "tostring", "value expected", 2 + ENTRY_UP) end
       return sb_tostring((...), 2 + ENTRY_UP)
     end)

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { LaneEntry } from "../ffi/fast_lane.ts";
+
 /**
  * The builders chunk; called with the kernel's internals (see `vetted_builders` in `KERNEL_LUA`),
  * it returns a table of builders, one per library name, each returning the library's vetted
@@ -19,7 +21,7 @@ local charge, charge_bytes, charge_results = k.charge, k.charge_bytes, k.charge_
 local nested, caught, raise_tripped, tripped = k.nested, k.caught, k.raise_tripped, k.tripped
 local sb_tostring, ident, host_clock = k.tostring, k.ident, k.host_clock
 -- bad_argument(i, fname, problem, level): Lua's argument error, named as the sandbox code called
-local bad_argument, argument_message, locate = k.bad_argument, k.argument_message, k.locate
+local bad_argument, argument_message = k.bad_argument, k.argument_message
 
 local s_rep, s_format, s_find, s_byte, s_sub = string.rep, string.format, string.find, string.byte, string.sub
 local s_match, s_gmatch, s_gsub = string.match, string.gmatch, string.gsub
@@ -27,7 +29,8 @@ local s_pack, s_unpack = string.pack, string.unpack
 local t_concat, t_insert, t_remove, t_sort, t_move = table.concat, table.insert, table.remove, table.sort, table.move
 local t_unpack, t_pack = table.unpack, table.pack
 local d_getmetatable = k.d_getmetatable
--- (kind, f, route [, kept]) -> the vetted function; UP: the levels it puts in front of route
+-- (op, f, route [, kept]) -> the vetted function, op one of LaneEntry; UP: the levels it puts in
+-- front of route
 local entry, UP = k.lane_entry, k.ENTRY_UP
 
 -- The libraries the kernel does not need are opened on first use, from their C openers: fresh
@@ -41,18 +44,28 @@ local function library(name)
   return opened
 end
 
--- The errors the VM raises while a C function runs, which Lua writes without a position
-local VM_ERRORS = "attempt to |bad 'for' |'for' |number has no integer representation|stack overflow|" ..
+-- The errors the VM raises while a C function runs, which Lua writes without a position, by their
+-- first byte: a handler reads them for every error it places
+local VM_ERRORS = {}
+for prefix in s_gmatch("attempt to |bad 'for' |'for' |number has no integer representation|stack overflow|" ..
   "C stack overflow|error in error handling|table index is |invalid key to 'next'|table overflow|" ..
-  "string length overflow|'__index' chain|'__newindex' chain|too many |memory allocation error|variable '"
+  "string length overflow|'__index' chain|'__newindex' chain|too many |memory allocation error|variable '", "[^|]+") do
+  local first = s_byte(prefix)
+  local prefixes = VM_ERRORS[first] or {}
+  prefixes[#prefixes + 1] = prefix
+  VM_ERRORS[first] = prefixes
+end
 local function vm_error(e)
-  for prefix in s_gmatch(VM_ERRORS, "[^|]+") do
-    if s_find(e, prefix, 1, true) == 1 then return true end
+  local prefixes = VM_ERRORS[s_byte(e)]
+  if prefixes == nil then return false end
+  for i = 1, #prefixes do
+    if s_find(e, prefixes[i], 1, true) == 1 then return true end
   end
   return false
 end
 
-local d_getinfo, d_getupvalue, lane, sandbox_code = k.d_getinfo, k.d_getupvalue, k.lane, k.sandbox_code
+-- kind_of(f): "C", "sandbox" or "luagate" (the kernel's, found once per function)
+local d_getinfo, d_getupvalue, lane, kind_of = k.d_getinfo, k.d_getupvalue, k.lane, k.kind_of
 -- every entry's first upvalue, as the lane's own
 local TALLY = lane and select(2, d_getupvalue(lane, 1))
 -- A function called from C (pcall) is named by no call: Lua names it from its table of loaded
@@ -92,11 +105,12 @@ end
 local function located(co, level, e)
   if type(e) ~= "string" or tripped() then return e end
   local at = co and level or level + 1
-  local raiser = frame_info(co, at, "Slf")
+  local raiser = frame_info(co, at, "f")
   local f = raiser and raiser.func
   if f == nil or f == error or f == pcall or f == xpcall then return e end
-  if sandbox_code(raiser) then return e end
-  if raiser.what ~= "C" then
+  local kind = kind_of(f)
+  if kind == "sandbox" then return e end
+  if kind == "luagate" then
     -- a VM error in luagate's own Lua, which stands for a C function, where Lua's has no position
     -- (nor names a variable of luagate's)
     local bare = s_match(e, "^[^:]*:%-?%d+: (.*)$") or e
@@ -105,12 +119,13 @@ local function located(co, level, e)
   local code, passed = nil, 0
   for _ = 1, 8 do
     at = at + 1
-    local info = frame_info(co, at, "Sfl")
+    local info = frame_info(co, at, "f")
     if info == nil then return e end
-    if sandbox_code(info) then
-      code = info
+    kind = kind_of(info.func)
+    if kind == "sandbox" then
+      code = frame_info(co, at, "Sl")
       break
-    elseif info.what == "C" and (lane == nil or select(2, d_getupvalue(info.func, 1)) ~= TALLY) then
+    elseif kind == "C" and (lane == nil or select(2, d_getupvalue(info.func, 1)) ~= TALLY) then
       -- a C function that is no entry: the catch in nested(), which hands every error on, is part of
       -- the route; any other (pcall) called the function below it
       local above = frame_info(co, at + 1, "f")
@@ -220,7 +235,6 @@ local function install_patterns(S)
       local factory = assert(load(k.host_patterns(), "=luagate.patterns", "b", TRUSTED_GLOBALS))
       return factory({
         charge = charge, c = C_PATTERNS, few = FEW, quick = quick, up = UP, bad_argument = bad_argument,
-        locate = locate,
       })
     end)
     if UP == 0 then S.find, S.match, S.gmatch, S.gsub = patterns.find, patterns.match, patterns.gmatch, patterns.gsub end
@@ -237,7 +251,7 @@ end
 -- a C function whose work is linear in the string it is given first (the fast lane's entry charges
 -- and calls it at once)
 local function copying(f)
-  return (entry("bytes", f, function(...)
+  return (entry(${LaneEntry.bytes}, f, function(...)
     charge_bytes((...))
     return f(...)
   end))
@@ -252,7 +266,7 @@ local function build_string()
   S.dump = nil
 
   -- the fast lane's entry makes a repetition of strings whose result is shorter than a step's bytes
-  S.rep = entry("rep", s_rep, function(...)
+  S.rep = entry(${LaneEntry.rep}, s_rep, function(...)
     local _, n = ...
     -- a number under FEW (NaN is not) is fewer repetitions than are charged
     if not (type(n) == "number" and n < FEW) then
@@ -266,7 +280,7 @@ local function build_string()
   end)
   S.upper, S.lower, S.reverse = copying(string.upper), copying(string.lower), copying(string.reverse)
   -- without an end position byte has at most one result: the fast lane's entry calls it at once
-  S.byte = entry("few", s_byte, function(...)
+  S.byte = entry(${LaneEntry.few}, s_byte, function(...)
     local _, _, j = ...
     if j == nil then return s_byte(...) end
     return charge_results(s_byte(...))
@@ -352,7 +366,7 @@ local function build_string()
     return charge_bytes(s_format(fmt, t_unpack(args, 1, args.n)))
   end
   -- C raises the error of a format that is not a string, with the arguments as given
-  S.format = entry("format", s_format, function(...)
+  S.format = entry(${LaneEntry.format}, s_format, function(...)
     if type((...)) ~= "string" then return s_format(...) end
     return format(...)
   end, format_kinds)
@@ -372,10 +386,14 @@ local function build_string()
     end
   end
   -- each route is a tail call, so that the matcher's errors count the levels an entry puts in front
-  S.find = entry("find", C_PATTERNS.find, function(...) return install_patterns(S).find(...) end, quick)
-  S.match = entry("match", C_PATTERNS.match, function(...) return install_patterns(S).match(...) end, quick)
-  S.gmatch = entry("gmatch", C_PATTERNS.gmatch, function(...) return install_patterns(S).gmatch(...) end, quick)
-  S.gsub = entry("gsub", s_gsub, function(...) return install_patterns(S).gsub(...) end, quick)
+  S.find = entry(${LaneEntry.find}, C_PATTERNS.find,
+    function(...) return install_patterns(S).find(...) end, quick)
+  S.match = entry(${LaneEntry.match}, C_PATTERNS.match,
+    function(...) return install_patterns(S).match(...) end, quick)
+  S.gmatch = entry(${LaneEntry.gmatch}, C_PATTERNS.gmatch,
+    function(...) return install_patterns(S).gmatch(...) end, quick)
+  S.gsub = entry(${LaneEntry.gsub}, s_gsub,
+    function(...) return install_patterns(S).gsub(...) end, quick)
   k.string_meta.__index = S
   return S
 end
@@ -429,7 +447,7 @@ local function build_table()
   m_tointeger, m_ult, m_floor, m_log = math.tointeger, math.ult, math.floor, math.log
   local T = copy(table)
   -- the fast lane's entry joins a table without a metatable between integer positions
-  T.concat = entry("concat", t_concat, whole(t_concat, function(t, sep, i, j)
+  T.concat = entry(${LaneEntry.concat}, t_concat, whole(t_concat, function(t, sep, i, j)
     if type(t) == "table" then
       if j == nil then j = #t end
       charge_range(tonumber(i) or 1, tonumber(j) or 0)
@@ -439,7 +457,7 @@ local function build_table()
   end))
   -- appending to a table without a metatable: C finds the end itself, in logarithmic time (the fast
   -- lane's entry appends at once)
-  T.insert = entry("append", nil, whole(t_insert, function(t, ...)
+  T.insert = entry(${LaneEntry.append}, nil, whole(t_insert, function(t, ...)
     local nargs = select("#", ...)
     if nargs == 1 and d_getmetatable(t) == nil then return t_insert(t, ...) end
     local n = own_len(t)
@@ -469,7 +487,7 @@ local function build_table()
   end))
   -- removing the last item of a table without a metatable moves nothing (the fast lane's entry
   -- removes it at once)
-  T.remove = entry("remove", t_remove, whole(t_remove, function(t, ...)
+  T.remove = entry(${LaneEntry.remove}, t_remove, whole(t_remove, function(t, ...)
     local size = own_len(t)
     if size == nil then
       -- C moves down the items after pos: none when it removes the last one
@@ -505,7 +523,7 @@ local function build_table()
   end
   -- the fast lane's entry sorts a table without a metatable, charged as below
   local sort
-  sort = entry("sort", t_sort, whole(t_sort, function(t, comp)
+  sort = entry(${LaneEntry.sort}, t_sort, whole(t_sort, function(t, comp)
     local n
     -- a table without a metatable, the common case, skips the helpers' calls
     if type(t) == "table" and d_getmetatable(t) == nil then
@@ -528,7 +546,7 @@ local function build_table()
   end))
   T.sort = sort
   -- the fast lane's entry unpacks all of a table without a metatable, charged as below
-  T.unpack = entry("unpack", t_unpack, whole(t_unpack, function(t, i, j)
+  T.unpack = entry(${LaneEntry.unpack}, t_unpack, whole(t_unpack, function(t, i, j)
     -- unpack(t) of a table without a metatable, the common call: its items are 1..#t, charged by
     -- charge_range's rule written out (calling it took unpack of 3 from 313 to 384 ns)
     if i == nil and j == nil and type(t) == "table" and d_getmetatable(t) == nil then
@@ -560,10 +578,12 @@ local function build_utf8()
   local utf8 = library("utf8")
   local U = copy(utf8)
   local u_char, u_len, u_offset, u_codepoint = utf8.char, utf8.len, utf8.offset, utf8.codepoint
-  U.char = function(...)
-    charge(select("#", ...))
+  -- a character of fewer code points than are charged: the fast lane's entry makes it at once
+  U.char = entry(${LaneEntry.few}, u_char, function(...)
+    local n = select("#", ...)
+    if n >= FEW then charge(n) end
     return u_char(...)
-  end
+  end, FEW - 1)
   U.len, U.offset = copying(u_len), copying(u_offset)
   U.codepoint = function(...) return charge_results(u_codepoint(...)) end
   return U

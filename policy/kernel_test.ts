@@ -50,6 +50,17 @@ Deno.test("kernel: charged work does not carry over to the next run", () => {
   for (let i = 0; i < 5; i++) assert.equal(sb.execute(rep), 100_000);
 });
 
+Deno.test("kernel: a short run after a counted one starts a full step from its first hook", () => {
+  using sb = new Sandbox();
+  // loops that leave Lua's countdown to the next hook anywhere in a step (1,000 instructions here)
+  for (let n = 1000; n < 2000; n++) {
+    sb.execute(`for i = 1, ${n} do end`);
+    assert.ok(sb.usage.instructions > 0, `a loop of ${n} counted nothing`);
+    assert.equal(sb.execute("return 1"), 1);
+    assert.equal(sb.usage.instructions, 0, `after a loop of ${n}`);
+  }
+});
+
 Deno.test("kernel: the CPU clock a long run started is not the next run's", () => {
   using engine = new PolicyEngine({ limits: { instructions: 1e9, cpuMs: 5_000 } });
   const long = engine.compile(

@@ -52,8 +52,6 @@
  * - `deps.bad_argument(i, fname, problem, level)` (optional): raises the error for bad argument
  *   `i`, at `level` of its caller; the sandbox's names the function as the caller called it (a
  *   method call does not count its self), as Lua does. The default names `fname`.
- * - `deps.locate(e)` (optional): the message handler under which a gsub replacement function runs
- *   (the sandbox's writes the errors of the C functions it calls as Lua would have).
  *
  * Cheapness rule (calls handed to C must have a provable upper bound of at most `limit` steps;
  * `n` is the subject length from the start position, `m` the pattern length):
@@ -129,7 +127,6 @@ local UP = deps.up or 0 -- levels an entry of the fast lane puts between a publi
 local bad_argument = deps.bad_argument or function(i, fname, problem, level)
   error(format("bad argument #%d to '%s' (%s)", i, fname, problem), level + 1)
 end
-local locate = deps.locate or function(e) return e end
 local FORCE_LUA = FORCE_LUA
 
 local MAXCCALLS = 200 -- lstrlib.c's matchdepth
@@ -1296,34 +1293,43 @@ local function repl_ok(r, ncap)
   return true
 end
 
--- gsub with string arguments and no max: per pattern (quick[3]), then per replacement (at most
--- 16), the longest subject handed to C (-1: none), learnt by gsub once the pattern is known
--- error-free, so that a repeated call skips the checks. [1] counts a pattern's replacements.
+-- gsub with a string subject and pattern and no max: per pattern (quick[3]), then per replacement
+-- string (at most 16), or under true for any function or table, the longest subject handed to C
+-- (-1: none), learnt by gsub once the pattern is known error-free, so that a repeated call skips
+-- the checks. [1] counts a pattern's replacements.
 local function learn_gsub(p, cp, repl)
-  if #p > CACHE_PLEN or #repl > CACHE_PLEN then return end
+  if #p > CACHE_PLEN or (repl and #repl > CACHE_PLEN) then return end
   local known = quick[3][p]
   if known == nil then
     known = { 0 }
     learn(3, p, known)
   end
-  if known[repl] ~= nil or known[1] >= 16 then return end
-  known[repl] = repl_ok(repl, cp.ncap) and longest_cheap(gsub_bound, cp, repl, "string") or -1
+  local key = repl or true
+  if known[key] ~= nil or known[1] >= 16 then return end
+  if repl == nil then
+    known[key] = longest_cheap(gsub_bound, cp, nil, "function")
+  else
+    known[key] = repl_ok(repl, cp.ncap) and longest_cheap(gsub_bound, cp, repl, "string") or -1
+  end
   known[1] = known[1] + 1
 end
 
--- the error a replacement function or table raises inside C's gsub when its value is bad
-local BAD_REPLACEMENT = {}
 
 local function gsub(...)
   local src, p, repl, max_s = ...
-  if max_s == nil and type(src) == "string" and type(repl) == "string" then
-    local known = quick[3][p]
-    local mx = known and known[repl]
-    if mx and #src <= mx and not FORCE_LUA then
+  local known = max_s == nil and type(src) == "string" and not FORCE_LUA and quick[3][p]
+  if known then
+    -- the longest subject known cheap: per replacement string, or one for any function or table (C
+    -- raises its own error for a bad value they give; the sandbox's catch points write it as Lua
+    -- would have, at the caller's line)
+    local tr = type(repl)
+    local mx = tr == "string" and known[repl] or (tr == "function" or tr == "table") and known[true]
+    if mx and #src <= mx then
       if stats then stats.c = stats.c + 1 end
       local bound = #src + #p
       if bound >= FEW then charge(bound) end
-      return c_gsub_string(src, p, repl)
+      if tr == "string" then return c_gsub_string(src, p, repl) end
+      return c_gsub(src, p, repl)
     end
   end
   local nargs = select("#", ...)
@@ -1346,30 +1352,11 @@ local function gsub(...)
   local anchor = byte(p, 1) == 94
   local cp = compile(p, anchor and 2 or 1)
   if not FORCE_LUA and not cp.mayerr then
-    if tr == "string" and max_s == nil then learn_gsub(p, cp, repl) end
+    if max_s == nil then learn_gsub(p, cp, tr == "string" and repl or nil) end
     if gsub_bound(cp, ls, repl, tr) <= LIMIT and (tr ~= "string" or repl_ok(repl, cp.ncap)) then
       if stats then stats.c = stats.c + 1 end
       charge(ls + #p)
-      if tr == "string" then return c_gsub(src, p, repl, maxr) end
-      -- a bad value stops C's gsub with an error raised here, where its level is known: deps.c.gsub
-      -- may call C's through frames of its own
-      local f, bad = repl, nil
-      local function checked(v)
-        if v and type(v) ~= "string" and type(v) ~= "number" then
-          bad = type(v)
-          error(BAD_REPLACEMENT)
-        end
-        return v
-      end
-      local ok, r, n
-      if tr == "table" then
-        ok, r, n = xpcall(c_gsub, locate, src, p, function(key) return checked(f[key]) end, maxr)
-      else
-        ok, r, n = xpcall(c_gsub, locate, src, p, function(...) return checked(f(...)) end, maxr)
-      end
-      if ok then return r, n end
-      if r == BAD_REPLACEMENT then error("invalid replacement value (a " .. bad .. ")", 2 + UP) end
-      error(r, 0)
+      return c_gsub(src, p, repl, maxr)
     end
   end
   if stats then stats.lua = stats.lua + 1 end

@@ -104,8 +104,10 @@ Deno.test("compile: a replaced policy still decides, and its Lua memory goes onc
   assert.equal(child.code, 0, child.stderr);
   const seen = JSON.parse(child.stdout);
   assert.equal(seen.allow, true);
-  // 200 versions of about 170 KB each: held, they would have broken the 4 MiB cap at the 25th
-  assert.ok(seen.kilobytes < 2048, `Lua memory after 200 compiles: ${seen.kilobytes} KiB`);
+  // 200 versions of about 170 KB each: held, they would have broken the 4 MiB cap at the 25th. The
+  // count is read without a full collection, and the generational collector lets the heap grow to
+  // twice what it kept at its last major collection before the next: about 1 MiB live reads 1 or 2
+  assert.ok(seen.kilobytes < 3072, `Lua memory after 200 compiles: ${seen.kilobytes} KiB`);
 });
 
 Deno.test("compile: a policy of one engine cannot be evaluated by another", () => {

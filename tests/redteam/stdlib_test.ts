@@ -480,6 +480,8 @@ Deno.test("stdlib: table.unpack and table.sort of a plain table are still charge
   const calls: [string, number, number][] = [
     ["local x = table.unpack(t)", 100, 10],
     ["local x = table.unpack(t2)", 100, 10],
+    ["local x = table.unpack(t, 1, 200)", 100, 10],
+    ["local x = table.unpack(t, 1, 200000)", 1, 0],
     ["table.sort(t)", 20, 2],
   ];
   for (const [call, tripping, fitting] of calls) {
@@ -604,7 +606,7 @@ Deno.test("stdlib: string.format, the copying functions, byte, rep and table.con
   }
 });
 
-Deno.test("stdlib: next, rawget, rawlen, and unpack and sort of plain tables answer as Lua's own, errors included", () => {
+Deno.test("stdlib: next, rawget, rawlen, rawset, setmetatable, and unpack, remove and sort of plain tables answer as Lua's own, errors included", () => {
   using sb = new Sandbox();
   using lua = new LuaRuntime();
   assertAsLuaOnEitherRoute(sb, lua, [
@@ -613,6 +615,23 @@ Deno.test("stdlib: next, rawget, rawlen, and unpack and sort of plain tables ans
     `table.unpack({ 1, nil, 3 })`,
     `table.unpack({ 1, 2, 3 }, 2)`,
     `table.unpack({ 1, 2, 3 }, nil, 2)`,
+    `table.unpack({ 1, 2, 3 }, 2, 3)`,
+    `table.unpack({ 1, 2, 3 }, -1, 1)`,
+    `table.unpack({ 1, 2, 3 }, 3, 2)`,
+    `table.unpack({ 1, 2, 3 }, 0)`,
+    `table.unpack({ 1, 2, 3 }, math.maxinteger - 1, math.maxinteger)`,
+    `select("#", table.unpack({}, 1, 5000))`,
+    `pcall(table.unpack, {}, 1.5)`,
+    `(function() local t = { 1, 2, 3 } local v = table.remove(t) return v, #t, t[3] end)()`,
+    `table.remove({})`,
+    `(function() local t = { [0] = "z" } return table.remove(t), t[0] end)()`,
+    `(function() local t = {} return rawset(t, "k", 1) == t, t.k end)()`,
+    `(function() local t = setmetatable({}, { __newindex = error }) rawset(t, "k", 1) return t.k end)()`,
+    `pcall(rawset, {}, nil, 1)`,
+    `pcall(rawset, {}, 0/0, 1)`,
+    `(function() local mt = { __index = function(_, k) return k end } local t = {}
+      return setmetatable(t, mt) == t, t.x, getmetatable(t) == mt, setmetatable(t, nil) == t, getmetatable(t) end)()`,
+    `(function() local t = setmetatable({}, {}) return setmetatable(t, { __index = { a = 1 } }).a end)()`,
     `table.unpack(setmetatable({}, { __len = function() return 2 end, __index = function(_, i) return i * 10 end }))`,
     `pcall(table.unpack, 5)`,
     `pcall(table.unpack)`,
@@ -942,6 +961,16 @@ Deno.test("stdlib: table.insert, remove and sort raise their own errors at the c
   ]);
 });
 
+Deno.test("stdlib: a bad value from a gsub replacement function or table is Lua's error, at the call", () => {
+  assertErrorsAtTheCall([
+    `local s = ("abc"):gsub("%a", function() return {} end) return s`,
+    `local s = ("abc"):gsub("%a", { a = true }) return s`,
+    `local s = ("abc"):gsub("(%a)", function(c) return c == "c" and {} or c end) return s`,
+    `local s = string.gsub("abc", "%a", function() error("mine") end) return s`,
+    `local s = string.gsub("abc", "%a", function() return string.rep() end) return s`,
+  ]);
+});
+
 Deno.test("stdlib: setmetatable's errors point at the call, not inside the kernel", () => {
   assertErrorsAtTheCall([
     `local x = setmetatable(setmetatable({}, { __metatable = 1 }), {}) return x`,
@@ -950,6 +979,8 @@ Deno.test("stdlib: setmetatable's errors point at the call, not inside the kerne
     `local x = setmetatable({}, 1) return x`,
     `local x = setmetatable({}) return x`,
     `local x = setmetatable() return x`,
+    `return setmetatable(1, {})`,
+    `return setmetatable({}, 1)`,
   ]);
 });
 
@@ -959,6 +990,8 @@ Deno.test("stdlib: rawset's and load's argument errors point at the call, not in
     `local x = rawset() return x`,
     `local x = rawset({}, 1) return x`,
     `local x = rawset({}) return x`,
+    `return rawset(1, 2, 3)`,
+    `return rawset({}, 1)`,
   ]);
   // the trusted runtime's own load is a text-only wrapper, whose message names its own chunk
   using sb = new Sandbox();
