@@ -71,8 +71,11 @@ local TALLY = lane and select(2, d_getupvalue(lane, 1))
 -- A function called from C (pcall) is named by no call: Lua names it from its table of loaded
 -- libraries ("string.rep", or a global's own name), which the kernel empties, so the name is found
 -- here among the sandbox's globals and the vetted libraries built so far.
+-- Each function's name is found once: a sandbox function keeps none (false), and a vetted one is
+-- in a library built before the sandbox could hold it.
 local base, views = k.base, k.views
-local function global_name(f)
+local global_names = setmetatable({}, { __mode = "k" })
+local function searched_name(f)
   for key, v in next, base do
     if v == f then return key end
     -- a library's view maps to the function that builds it; once built, the view reads its table
@@ -84,6 +87,15 @@ local function global_name(f)
       end
     end
   end
+  return false
+end
+local function global_name(f)
+  local name = global_names[f]
+  if name == nil then
+    name = searched_name(f)
+    global_names[f] = name
+  end
+  return name or nil
 end
 local function named_globally(e, f)
   local i, problem = s_match(e, "^bad argument #(%d+) to '%?' %((.*)%)$")
