@@ -448,10 +448,16 @@ export class LuaCore {
   }
 
   /**
-   * Compiles one of luagate's own chunks and pushes it. The first compile in a process is from
-   * source; later ones load the cached, stripped bytecode (several times faster).
+   * Compiles one of luagate's own chunks and pushes it: its cached, stripped bytecode (several
+   * times faster to load than the source), compiled and cached by the first state of a process
+   * that can dump it. Every state then runs luagate's code without lines: a frame with a line is
+   * never luagate's (the sandbox's error handler tells them apart so).
    */
   loadTrusted(L: LuaState, source: string, chunkName: string): void {
+    if (!trustedBytecode.has(source) && this.#refs) {
+      this.load(L, source, chunkName, "t");
+      this.#cacheBytecode(L, source);
+    }
     const cached = trustedBytecode.get(source);
     if (cached) {
       this.#ensureStack(L, 2);
@@ -460,10 +466,6 @@ export class LuaCore {
       this.api.pop(L, 1);
     }
     this.load(L, source, chunkName, "t");
-    if (!cached && this.#refs) {
-      this.api.sym.lua_pushvalue(L, -1);
-      this.#cacheBytecode(L, source);
-    }
   }
 
   /** The cached bytecode of one of luagate's own chunks (compiled and cached on first request). */

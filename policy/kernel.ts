@@ -258,28 +258,15 @@ return (function()
   -- loaded for the first error raised by a C function other than error() and the catch functions,
   -- or by luagate's Lua. Every other error object passes.
 
-  -- What runs a function: "C", "sandbox" code (Lua compiled from the sandbox's text, with its
-  -- lines) or "luagate"'s own Lua (stripped: "=?", but in the first state of a process, a chunk
-  -- named "=luagate.*"). Found once per function: a frame's "S" costs several times its "f".
-  local kinds
-  local function kind_of(f)
-    if kinds == nil then kinds = setmetatable({}, { __mode = "k" }) end
-    local kind = kinds[f]
-    if kind == nil then
-      local info = d_getinfo(f, "S")
-      kind = info.what == "C" and "C"
-        or (info.source == "=?" or s_find(info.source, "=luagate.", 1, true) == 1) and "luagate" or "sandbox"
-      kinds[f] = kind
-    end
-    return kind
-  end
+  -- A frame with a line runs sandbox code: luagate's own chunks are stripped in every state
+  -- (LuaCore.loadTrusted), and the sandbox loads text only.
   -- e raised by the function at \`level\` of the running thread (counted from the caller); the
   -- libraries' located filters alike, for a coroutine's error too
   local function place(level, e)
     if type(e) ~= "string" or tripped then return e end
-    local raiser = d_getinfo(level + 1, "f")
+    local raiser = d_getinfo(level + 1, "lf")
     local f = raiser and raiser.func
-    if f == nil or f == error or f == pcall or f == xpcall or kind_of(f) == "sandbox" then return e end
+    if f == nil or f == error or f == pcall or f == xpcall or raiser.currentline > 0 then return e end
     local placed = build_trusted(vetted_builders).located(nil, level + 1, e)
     return placed
   end
@@ -417,7 +404,7 @@ return (function()
           string_meta = string_meta, openers = OPENERS, FEW = FEW, lane_entry = lane_entry,
           ENTRY_UP = ENTRY_UP, bad_argument = bad_argument, argument_message = argument_message,
           lane = lane, d_getinfo = d_getinfo, d_getupvalue = d_getupvalue, base = base, views = frozen,
-          kind_of = kind_of,
+
         })
       end
       return builders

@@ -64,8 +64,18 @@ local function vm_error(e)
   return false
 end
 
--- kind_of(f): "C", "sandbox" or "luagate" (the kernel's, found once per function)
-local d_getinfo, d_getupvalue, lane, kind_of = k.d_getinfo, k.d_getupvalue, k.lane, k.kind_of
+local d_getinfo, d_getupvalue, lane = k.d_getinfo, k.d_getupvalue, k.lane
+-- whether f is a C function, read once per function (a frame's "S" costs several times its "lf");
+-- a frame of Lua without a line runs luagate's own, stripped code (see place in the kernel)
+local c_functions = setmetatable({}, { __mode = "k" })
+local function is_c(f)
+  local c = c_functions[f]
+  if c == nil then
+    c = d_getinfo(f, "S").what == "C"
+    c_functions[f] = c
+  end
+  return c
+end
 -- every entry's first upvalue, as the lane's own
 local TALLY = lane and select(2, d_getupvalue(lane, 1))
 -- A function called from C (pcall) is named by no call: Lua names it from its table of loaded
@@ -117,12 +127,10 @@ end
 local function located(co, level, e)
   if type(e) ~= "string" or tripped() then return e end
   local at = co and level or level + 1
-  local raiser = frame_info(co, at, "f")
+  local raiser = frame_info(co, at, "lf")
   local f = raiser and raiser.func
-  if f == nil or f == error or f == pcall or f == xpcall then return e end
-  local kind = kind_of(f)
-  if kind == "sandbox" then return e end
-  if kind == "luagate" then
+  if f == nil or f == error or f == pcall or f == xpcall or raiser.currentline > 0 then return e end
+  if not is_c(f) then
     -- a VM error in luagate's own Lua, which stands for a C function, where Lua's has no position
     -- (nor names a variable of luagate's)
     local bare = s_match(e, "^[^:]*:%-?%d+: (.*)$") or e
@@ -131,13 +139,12 @@ local function located(co, level, e)
   local code, passed = nil, 0
   for _ = 1, 8 do
     at = at + 1
-    local info = frame_info(co, at, "f")
+    local info = frame_info(co, at, "lf")
     if info == nil then return e end
-    kind = kind_of(info.func)
-    if kind == "sandbox" then
-      code = frame_info(co, at, "Sl")
+    if info.currentline > 0 then
+      code = info
       break
-    elseif kind == "C" and (lane == nil or select(2, d_getupvalue(info.func, 1)) ~= TALLY) then
+    elseif is_c(info.func) and (lane == nil or select(2, d_getupvalue(info.func, 1)) ~= TALLY) then
       -- a C function that is no entry: the catch in nested(), which hands every error on, is part of
       -- the route; any other (pcall) called the function below it
       local above = frame_info(co, at + 1, "f")
@@ -148,11 +155,9 @@ local function located(co, level, e)
     passed = passed + 1
   end
   if code == nil or passed == 0 or vm_error(e) then return e end
-  -- the position luaL_where gave a chunk of luagate compiled from source (the first state's)
-  local unplaced = s_match(e, "^luagate[%w_.]*:%d+: (.*)$") or e
-  local head = code.short_src .. ":" .. code.currentline .. ": "
-  local i, fname, problem = s_match(unplaced, "^bad argument #(%d+) to '([^']*)' %((.*)%)$")
-  if i == nil then return head .. unplaced end
+  local head = frame_info(co, at, "S").short_src .. ":" .. code.currentline .. ": "
+  local i, fname, problem = s_match(e, "^bad argument #(%d+) to '([^']*)' %((.*)%)$")
+  if i == nil then return head .. e end
   return head .. argument_message(tonumber(i), fname, problem, frame_info(co, at - 1, "n"))
 end
 

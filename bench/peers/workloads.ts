@@ -1,8 +1,10 @@
 // Policies beyond ABAC, side by side: string patterns, string functions, a loop, table functions, a
-// large input, string normalization, math functions, recursive calls and lookups in shared data, each
-// a Lua function `function(input, data) ... end` returning a boolean, and an admission rule returning
-// its verdict as a table `{ allow = ..., reasons = { ... } }` that each engine reads into JS. Shared
-// data is the policy engine's `data` for luagate, and a global `data` set once for the others.
+// large input, string normalization, math functions, recursive calls, lookups in shared data, objects
+// with metatables, errors caught with pcall, a coroutine generator, gsub with a replacement function
+// and string building, each a Lua function `function(input, data) ... end` returning a boolean, and an
+// admission rule returning its verdict as a table `{ allow = ..., reasons = { ... } }` that each
+// engine reads into JS. Shared data is the policy engine's `data` for luagate, and a global `data`
+// set once for the others.
 //
 //   deno run -A bench/peers/workloads.ts [--rounds N] [--min-round-ms N]
 //
@@ -82,7 +84,12 @@ const WORKLOADS: Workload[] = [
     inputs: range(20, (i) => ({
       items: range(
         100,
-        (k) => ({ id: "item" + k, flag: (k + i) % 5 === 0, tags: ["a", "b"], score: k * 1.5 }),
+        (k) => ({
+          id: "item" + k,
+          flag: (k + i) % 5 === 0,
+          tags: ["a", "b"],
+          score: k * 1.5,
+        }),
       ),
     })),
   },
@@ -126,7 +133,9 @@ const WORKLOADS: Workload[] = [
   end
   return false`,
     data: {
-      bindings: Object.fromEntries(range(300, (i) => [`u${i}`, [ROLES[i % 6], ROLES[(i * 7) % 6]]])),
+      bindings: Object.fromEntries(
+        range(300, (i) => [`u${i}`, [ROLES[i % 6], ROLES[(i * 7) % 6]]]),
+      ),
       permissions: {
         viewer: { read: true },
         editor: { read: true, write: true },
@@ -136,7 +145,66 @@ const WORKLOADS: Workload[] = [
         support: { read: true, ticket: true },
       },
     },
-    inputs: range(200, (i) => ({ user: `u${(i * 13) % 320}`, action: ACTIONS[i % 5] })),
+    inputs: range(
+      200,
+      (i) => ({ user: `u${(i * 13) % 320}`, action: ACTIONS[i % 5] }),
+    ),
+  },
+  {
+    name: "objects with metatables (setmetatable, methods, __add)",
+    body: `
+  local V = {}
+  V.__index = V
+  V.__add = function(a, b) return setmetatable({ x = a.x + b.x }, V) end
+  function V.new(x) return setmetatable({ x = x }, V) end
+  function V:scaled(k) return V.new(self.x * k) end
+  local sum = V.new(0)
+  for i = 1, 30 do sum = sum + V.new(i):scaled(input.k) end
+  return sum.x > 1000`,
+    inputs: range(100, (i) => ({ k: i % 5 })),
+  },
+  {
+    name: "errors caught with pcall (error, a runtime error, a C function's)",
+    body: `
+  local failed = 0
+  for i = 1, 10 do
+    if not pcall(error, "denied") then failed = failed + 1 end
+    if not pcall(function() return input.missing.field end) then failed = failed + 1 end
+    if not pcall(string.rep) then failed = failed + 1 end
+  end
+  return failed == 30 and input.n > 50`,
+    inputs: range(100, (i) => ({ n: i })),
+  },
+  {
+    name: "a coroutine generator (50 yields)",
+    body: `
+  local gen = coroutine.wrap(function()
+    for i = 1, 50 do coroutine.yield(i * input.step) end
+  end)
+  local s = 0
+  for _ = 1, 50 do s = s + gen() end
+  return s > 2000`,
+    inputs: range(100, (i) => ({ step: i % 4 })),
+  },
+  {
+    name: "gsub with a replacement function",
+    body: `
+  local escaped = input.text:gsub("[<>&]", function(c)
+    return c == "<" and "&lt;" or c == ">" and "&gt;" or "&amp;"
+  end)
+  return #escaped > #input.text`,
+    inputs: range(
+      100,
+      (i) => ({ text: i % 3 ? `<b>item ${i}</b> & more` : `plain item ${i}` }),
+    ),
+  },
+  {
+    name: "string building (tostring, .., table.concat)",
+    body: `
+  local parts = {}
+  for i = 1, 40 do parts[#parts + 1] = tostring(i * input.n) .. ":" .. i end
+  return #table.concat(parts, ",") > 200`,
+    inputs: range(100, (i) => ({ n: i })),
   },
   {
     name: "a verdict with reasons (table result)",
@@ -181,10 +249,15 @@ function luagateRow(): Row {
     name: "luagate Policy (all limits on)",
     make(w) {
       let engine = engines.get(w.data);
-      if (engine === undefined) engines.set(w.data, engine = new PolicyEngine({ data: w.data }));
-      const policy: Policy = engine.compile(`return function(input, data)${w.body}\nend`, {
-        name: `w${count++}`,
-      });
+      if (engine === undefined) {
+        engines.set(w.data, engine = new PolicyEngine({ data: w.data }));
+      }
+      const policy: Policy = engine.compile(
+        `return function(input, data)${w.body}\nend`,
+        {
+          name: `w${count++}`,
+        },
+      );
       return Promise.resolve((input) => {
         const d = policy.evaluate(input);
         if (d.errors.length > 0) throw new Error(`luagate: ${d.errors[0]}`);
@@ -195,7 +268,11 @@ function luagateRow(): Row {
   };
 }
 
-function wasmoonRow(wasmoon: WasmoonModule, name: string, options: Record<string, unknown>): Row {
+function wasmoonRow(
+  wasmoon: WasmoonModule,
+  name: string,
+  options: Record<string, unknown>,
+): Row {
   let count = 0;
   return {
     name,
@@ -208,7 +285,10 @@ function wasmoonRow(wasmoon: WasmoonModule, name: string, options: Record<string
       if (!w.verdict) return (input) => answer(f(input));
       // wasmoon hands a returned table over as a JS object: a sequence as an array, an empty one as {}
       return (input) => {
-        const r = f(input) as { allow: unknown; reasons: Record<string, unknown> };
+        const r = f(input) as {
+          allow: unknown;
+          reasons: Record<string, unknown>;
+        };
         return answer(r.allow, Object.values(r.reasons));
       };
     },
@@ -244,7 +324,12 @@ function fengariRow(F: FengariModule): Row {
     make(w) {
       const L = aux.luaL_newstate();
       lualib.luaL_openlibs(L);
-      if (aux.luaL_dostring(L, to_luastring(`return function(input)${w.body}\nend`)) !== 0) {
+      if (
+        aux.luaL_dostring(
+          L,
+          to_luastring(`return function(input)${w.body}\nend`),
+        ) !== 0
+      ) {
         throw new Error("fengari: " + to_jsstring(api.lua_tostring(L, -1)));
       }
       const ref = aux.luaL_ref(L, api.LUA_REGISTRYINDEX);
@@ -300,22 +385,31 @@ async function main(): Promise<void> {
     `| --- | ${rows.map(() => "---:").join(" | ")} |`,
   ];
   for (const w of WORKLOADS) {
-    const check = reference.execute(`return function(input, data)${w.body}\nend`) as (
+    const check = reference.execute(
+      `return function(input, data)${w.body}\nend`,
+    ) as (
       input: unknown,
       data: unknown,
     ) => unknown;
     const data = w.data && reference.tableFrom(w.data, { recursive: true });
     const expected = w.inputs.map((input) => {
-      const result = check(reference.tableFrom(input, { recursive: true }), data);
+      const result = check(
+        reference.tableFrom(input, { recursive: true }),
+        data,
+      );
       if (!w.verdict) return answer(result);
       const verdict = result as LuaTable;
-      return answer(verdict.get("allow"), [...(verdict.get("reasons") as LuaTable).values()]);
+      return answer(verdict.get("allow"), [
+        ...(verdict.get("reasons") as LuaTable).values(),
+      ]);
     });
     const calls = await Promise.all(rows.map((r) => r.make(w)));
     calls.forEach((call, k) => {
       w.inputs.forEach((input, i) => {
         if (call(input) !== expected[i]) {
-          throw new Error(`${rows[k].name}, ${w.name}: wrong answer for input ${i}`);
+          throw new Error(
+            `${rows[k].name}, ${w.name}: wrong answer for input ${i}`,
+          );
         }
       });
     });

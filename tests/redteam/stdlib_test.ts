@@ -730,7 +730,7 @@ Deno.test("stdlib: errors behind an entry or a route are written as Lua's where 
   ]);
 });
 
-Deno.test("stdlib: the first sandbox of a process, whose kernel has its lines, writes errors as Lua's too", async () => {
+Deno.test("stdlib: the first sandbox of a process, which compiles the kernel it then loads stripped, writes errors as Lua's too", async () => {
   const codes = [
     "tostring(setmetatable({}, { __tostring = 5 }))",
     "next({}, 'nope')",
