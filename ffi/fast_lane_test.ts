@@ -560,7 +560,7 @@ Deno.test(
       assert.equal(transcripts[1], transcripts[0]);
       // each scenario's calls (to the library's function, the charge or the route), answer and tally
       const answers = transcripts[0].split("\n").filter((line) =>
-        /^\S|callk|returned|tally|  (rawset|setmetatable|rawseti) /.test(line)
+        /^\S|callk|returned|tally| {2}(rawset|setmetatable|rawseti) /.test(line)
       );
       assert.deepEqual(answers, [
         "find, proved cheap: the part searched tallied after the call",
