@@ -99,16 +99,19 @@ enum {
   /* setmetatable(t, mt) of a table without a metatable, mt nil or a table lacking the field `kept`
    * (__gc) */
   ENTRY_SETMETATABLE = 12,
+  /* caught(ok, ...), what a protected call returned: all of it when it succeeded (the route, the
+   * kernel's caught, sees a failure, and raises again a limit that tripped) */
+  ENTRY_CAUGHT = 13,
   /* of a table without a metatable, charged as the route charges it */
-  ENTRY_SORT = 13,   /* sort(t [, comp]), charged n * (floor(log2(n)) + 1) for n > 1 items */
-  ENTRY_UNPACK = 14, /* unpack(t [, i [, j]]) of fewer items than a step, charged them unless few */
-  ENTRY_REMOVE = 15, /* remove(t): its last item, nothing to charge, done here */
+  ENTRY_SORT = 14,   /* sort(t [, comp]), charged n * (floor(log2(n)) + 1) for n > 1 items */
+  ENTRY_UNPACK = 15, /* unpack(t [, i [, j]]) of fewer items than a step, charged them unless few */
+  ENTRY_REMOVE = 16, /* remove(t): its last item, nothing to charge, done here */
   /* the pattern functions, for a subject the matcher's quick table (`kept`) proves cheap; in the
    * order of that table's keys (QUICK_OF_ENTRY) */
-  ENTRY_FIND = 16,   /* find(s, p [, init [, plain]]), charging the part searched after the call */
-  ENTRY_MATCH = 17,  /* match(s, p [, init]) */
-  ENTRY_GSUB = 18,   /* gsub(s, p, repl [, nil]) for a string repl */
-  ENTRY_GMATCH = 19  /* gmatch(s, p) */
+  ENTRY_FIND = 17,   /* find(s, p [, init [, plain]]), charging the part searched after the call */
+  ENTRY_MATCH = 18,  /* match(s, p [, init]) */
+  ENTRY_GSUB = 19,   /* gsub(s, p, repl [, nil]) for a string repl */
+  ENTRY_GMATCH = 20  /* gmatch(s, p) */
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure, the one closure the host makes, are the
@@ -328,6 +331,11 @@ int luagate_fast_lane(lua_State *L) {
       lua->setmetatable(L, 1);
       return 1;
     }
+    goto route;
+  }
+
+  if (op == ENTRY_CAUGHT) {
+    if (n >= 1 && lua->toboolean(L, 1)) return n;
     goto route;
   }
 

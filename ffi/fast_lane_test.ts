@@ -528,7 +528,7 @@ Deno.test("fast lane: an operation that is no entry makes none", { ignore }, () 
   assert.equal(
     run(
       `${QUICK}
-      return show(make(1, string.match, charge, route("match")), make(20, string.match, charge, route("match")),
+      return show(make(1, string.match, charge, route("match")), make(21, string.match, charge, route("match")),
         make("find", string.find, charge, route("find")), make(nil, string.find, charge, route("find")))`,
     ),
     "false,false,false,false",
@@ -728,6 +728,13 @@ Deno.test(
         FORTY_BYTES,
         "  tally 0",
         "setmetatable, a number: the route",
+        "  callk 2 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "caught, a success: all of it",
+        "  returned 3: true 1 2",
+        "  tally 0",
+        "caught, a failure: the route",
         "  callk 2 -1 0 NULL: route",
         FORTY_BYTES,
         "  tally 0",

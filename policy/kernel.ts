@@ -292,7 +292,9 @@ return (function()
     return unnest(xpcall(f, locate, ...))
   end
 
-  local function sb_pcall(f, ...) return caught(xpcall(f, locate, ...)) end
+  -- what succeeded passes through the fast lane's entry at once
+  local caught_entry = lane_entry(${LaneEntry.caught}, nil, caught)
+  local function sb_pcall(f, ...) return caught_entry(xpcall(f, locate, ...)) end
   -- Lua calls a message handler before unwinding: after an error raised by the hook, hooks are
   -- still off there, so a handler must never run once a limit tripped
   local function sb_xpcall(f, handler, ...)

@@ -658,6 +658,24 @@ Deno.test("stdlib: next, rawget, rawlen, rawset, setmetatable, and unpack, remov
   ]);
 });
 
+Deno.test("stdlib: pcall answers as Lua's own, on the main thread (the fast lane's entry) and in a coroutine", () => {
+  using sb = new Sandbox();
+  using lua = new LuaRuntime();
+  assertAsLuaOnEitherRoute(sb, lua, [
+    `pcall(function(...) return select("#", ...), ... end, 1, nil, 3)`,
+    `pcall(function() end)`,
+    `pcall(error, "x", 0)`,
+    `pcall(error)`,
+    `(function() local ok, e = pcall(error, { code = 7 }) return ok, e.code end)()`,
+    `pcall(pcall, error, "x", 0)`,
+    `pcall(coroutine.yield, 1)`,
+    `coroutine.wrap(function() return pcall(function() return coroutine.yield(1) + 1 end) end)()`,
+    `(function() local co = coroutine.wrap(function() return pcall(function() return coroutine.yield(1) + 1 end) end)
+      co() return co(5) end)()`,
+    `select("#", pcall(table.unpack, { 1, 2, 3 }))`,
+  ]);
+});
+
 Deno.test("stdlib: a library function called without an argument says so, as Lua's own does", () => {
   assertErrorsAtTheCall([
     "tonumber()",
