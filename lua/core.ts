@@ -454,10 +454,7 @@ export class LuaCore {
    * never luagate's (the sandbox's error handler tells them apart so).
    */
   loadTrusted(L: LuaState, source: string, chunkName: string): void {
-    if (!trustedBytecode.has(source) && this.#refs) {
-      this.load(L, source, chunkName, "t");
-      this.#cacheBytecode(L, source);
-    }
+    this.#compileTrusted(L, source, chunkName);
     const cached = trustedBytecode.get(source);
     if (cached) {
       this.#ensureStack(L, 2);
@@ -470,16 +467,26 @@ export class LuaCore {
 
   /** The cached bytecode of one of luagate's own chunks (compiled and cached on first request). */
   trustedBytecodeOf(source: string, chunkName: string): Uint8Array {
-    let bytes = trustedBytecode.get(source);
-    if (bytes === undefined) {
-      const L = this.currentL;
-      const top = this.api.sym.lua_gettop(L);
-      this.loadTrusted(L, source, chunkName);
+    const cached = trustedBytecode.get(source);
+    if (cached) return cached;
+    const L = this.currentL;
+    const top = this.api.sym.lua_gettop(L);
+    try {
+      this.#compileTrusted(L, source, chunkName);
+    } finally {
       this.api.sym.lua_settop(L, top);
-      bytes = trustedBytecode.get(source);
-      if (bytes === undefined) throw new LuaStateError(`cannot compile ${chunkName}`);
     }
+    const bytes = trustedBytecode.get(source);
+    if (bytes === undefined) throw new LuaStateError(`cannot compile ${chunkName}`);
     return bytes;
+  }
+
+  // Compiles `source` and caches its stripped bytecode, once per process (not before the bootstrap
+  // gave the helper that dumps it).
+  #compileTrusted(L: LuaState, source: string, chunkName: string): void {
+    if (trustedBytecode.has(source) || !this.#refs) return;
+    this.load(L, source, chunkName, "t");
+    this.#cacheBytecode(L, source);
   }
 
   /** Dumps the function on top of `L` (popped) into the bytecode cache under `source`. */

@@ -261,7 +261,8 @@ return (function()
   -- A frame with a line runs sandbox code: luagate's own chunks are stripped in every state
   -- (LuaCore.loadTrusted), and the sandbox loads text only.
   -- e raised by the function at \`level\` of the running thread (counted from the caller); the
-  -- libraries' located filters alike, for a coroutine's error too
+  -- libraries' located filters alike, for a coroutine's error too. Neither place nor locate
+  -- tail-calls: the levels count their frames.
   local function place(level, e)
     if type(e) ~= "string" or tripped then return e end
     local raiser = d_getinfo(level + 1, "lf")
@@ -406,7 +407,6 @@ return (function()
           string_meta = string_meta, openers = OPENERS, FEW = FEW, lane_entry = lane_entry,
           ENTRY_UP = ENTRY_UP, bad_argument = bad_argument, argument_message = argument_message,
           lane = lane, d_getinfo = d_getinfo, d_getupvalue = d_getupvalue, base = base, views = frozen,
-
         })
       end
       return builders

@@ -101,6 +101,8 @@
  * - A gsub replacement function is called from Lua: `error(msg, 2)` inside it points into this
  *   chunk (C: no position), and when the call runs in the Lua matcher and `deps.up` is 0 it may
  *   yield (C: "attempt to yield across a C-call boundary").
+ * - A bad value from a replacement function or table, in a call handed to C, is C's own error,
+ *   positioned at this chunk's line (the sandbox's catch points write it at the caller's).
  * - After a "pattern too complex" error, a C gmatch iterator keeps an exhausted depth counter
  *   (and no longer limits recursion); the Lua iterator starts afresh on its next call.
  */
@@ -117,7 +119,7 @@ local byte, sub, char, format = string.byte, string.sub, string.char, string.for
 local concat, unpack = table.concat, table.unpack
 local type, tostring, tonumber, error, select, getmetatable, rawget =
   type, tostring, tonumber, error, select, getmetatable, rawget
-local rawset, setmetatable, xpcall = rawset, setmetatable, xpcall
+local rawset, setmetatable = rawset, setmetatable
 local tointeger = math.tointeger
 local V53 = _VERSION == "Lua 5.3"
 local LIMIT = tonumber(deps.limit) or 10000
@@ -1313,7 +1315,6 @@ local function learn_gsub(p, cp, repl)
   end
   known[1] = known[1] + 1
 end
-
 
 local function gsub(...)
   local src, p, repl, max_s = ...
