@@ -69,6 +69,9 @@ typedef struct {
   void (*pushcclosure)(lua_State *L, int (*fn)(lua_State *L), int n); /* 152 */
   void (*rawset)(lua_State *L, int idx);                        /* 160 */
   int (*setmetatable)(lua_State *L, int idx);                   /* 168 */
+  int (*getstack)(lua_State *L, int level, void *ar);           /* 176 */
+  int (*getinfo)(lua_State *L, const char *what, void *ar);     /* 184 */
+  long long currentline_at;                                     /* 192: offsetof(lua_Debug, currentline) */
 } luagate_lane_api;
 
 /* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
@@ -111,7 +114,11 @@ enum {
   ENTRY_FIND = 17,   /* find(s, p [, init [, plain]]), charging the part searched after the call */
   ENTRY_MATCH = 18,  /* match(s, p [, init]) */
   ENTRY_GSUB = 19,   /* gsub(s, p, repl [, nil]) for a string repl */
-  ENTRY_GMATCH = 20  /* gmatch(s, p) */
+  ENTRY_GMATCH = 20, /* gmatch(s, p) */
+  /* locate(e), the message handler of the sandbox's catch points: e as it is when it is no string,
+   * or when the frame that raised it has a line (sandbox code: luagate's own chunks are stripped) or
+   * is a function `kept` holds (error, pcall, xpcall); the route writes any other as Lua would */
+  ENTRY_LOCATE = 21
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure, the one closure the host makes, are the
@@ -135,6 +142,9 @@ enum { QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_
 #define LUA_TNUMBER 3
 #define LUA_TSTRING 4
 #define LUA_TTABLE 5
+/* Room for a lua_Debug: 5.3's and 5.4's are smaller (the host gives the offset of its currentline). */
+#define DEBUG_WORDS 32
+
 /* Where the host stores the address of the description: the last 8 bytes of the code's pages (keep
  * CODE_PAGES in sync with FAST_LANE_PAGES in ffi/fast_lane.ts). The code finds its start from an
  * address it reads at its own start, within its first page. */
@@ -339,6 +349,21 @@ int luagate_fast_lane(lua_State *L) {
     goto route;
   }
 
+  if (op == ENTRY_LOCATE) {
+    if (n != 1) goto route;
+    if (lua->type(L, 1) != LUA_TSTRING) return 1;
+    long long frame[DEBUG_WORDS];
+    /* level 0 is this handler, 1 the function that raised e */
+    if (!lua->getstack(L, 1, frame)) return 1;
+    const char what[4] = {'l', 'f', 0, 0};
+    lua->getinfo(L, what, frame);
+    const int line = *(const int *)((const char *)frame + lua->currentline_at);
+    const int passes = line > 0 || lua->rawget(L, upvalues - UP_KEPT) != LUA_TNIL;
+    lua->settop(L, 1);
+    if (passes) return 1;
+    goto route;
+  }
+
   if (op == ENTRY_SORT) {
     if (n <= 2 && bare_table(lua, L, 1)) {
       const lua_Integer count = (lua_Integer)lua->rawlen(L, 1);
@@ -465,7 +490,7 @@ int luagate_fast_lane(lua_State *L) {
   /* LANE_ENTRY: (op, f, charge, route [, kept]) -> the closure of the tally and those; false without
    * a tally or for an op that is no entry */
   const lua_Integer entry = lua->tointegerx(L, 1, 0);
-  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_GMATCH) {
+  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_LOCATE) {
     lua->pushboolean(L, 0);
     return 1;
   }

@@ -528,12 +528,38 @@ Deno.test("fast lane: an operation that is no entry makes none", { ignore }, () 
   assert.equal(
     run(
       `${QUICK}
-      return show(make(1, string.match, charge, route("match")), make(21, string.match, charge, route("match")),
+      return show(make(1, string.match, charge, route("match")), make(22, string.match, charge, route("match")),
         make("find", string.find, charge, route("find")), make(nil, string.find, charge, route("find")))`,
     ),
     "false,false,false,false",
   );
 });
+
+Deno.test(
+  "fast lane: the locate entry passes what code with lines, the kept raisers and non-strings raised; the route takes the rest",
+  { ignore },
+  () => {
+    // index_nil is on the last line of QUICK
+    const line = QUICK.split("\n").length;
+    assert.equal(
+      run(`${QUICK}local function index_nil() local t; return t.x end
+      local locate = lane.locate(nil, charge, function(e) return "route:" .. e end, { [error] = true })
+      local stripped = load(string.dump(index_nil, true), "=stripped", "b")
+      local function failed(f, ...) return select(2, xpcall(f, locate, ...)) end
+      return table.concat({
+        failed(index_nil),
+        failed(error, "raised by error"),
+        type(failed(error, {})),
+        failed(string.rep),
+        failed(stripped),
+        show(locate("one", "two")),
+      }, " | ")`),
+      `lane:${line}: attempt to index a nil value (local 't') | raised by error | table | ` +
+        "route:bad argument #1 to 'string.rep' (string expected, got no value) | " +
+        "route:?:-1: attempt to index a nil value | route:one",
+    );
+  },
+);
 
 Deno.test("fast lane: none for LuaJIT and Lua before 5.3", () => {
   const expected = !library.isLuaJIT && (library.version === "5.3" || library.version === "5.4") &&
@@ -560,7 +586,7 @@ Deno.test(
       assert.equal(transcripts[1], transcripts[0]);
       // each scenario's calls (to the library's function, the charge or the route), answer and tally
       const answers = transcripts[0].split("\n").filter((line) =>
-        /^\S|callk|returned|tally| {2}(rawset|setmetatable|rawseti) /.test(line)
+        /^\S|callk|returned|tally| {2}(rawset|setmetatable|rawseti|getstack|getinfo) /.test(line)
       );
       assert.deepEqual(answers, [
         "find, proved cheap: the part searched tallied after the call",
@@ -737,6 +763,29 @@ Deno.test(
         "caught, a failure: the route",
         "  callk 2 -1 0 NULL: route",
         FORTY_BYTES,
+        "  tally 0",
+        "locate, a table: as it is",
+        "  returned 1: table#1",
+        "  tally 0",
+        "locate, raised by a frame with a line: as it is",
+        "  getstack 1 -> 1",
+        "  getinfo lf -> line 12, type6",
+        '  returned 1: "boom"',
+        "  tally 0",
+        "locate, raised by error: as it is",
+        "  getstack 1 -> 1",
+        "  getinfo lf -> line -1, 7",
+        '  returned 1: "boom"',
+        "  tally 0",
+        "locate, raised by another C function: the route",
+        "  getstack 1 -> 1",
+        "  getinfo lf -> line -1, type6",
+        "  callk 1 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "locate, no frame raised it: as it is",
+        "  getstack 1 -> 0",
+        '  returned 1: "boom"',
         "  tally 0",
         "no tally",
         "  returned 1: false",

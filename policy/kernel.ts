@@ -261,20 +261,22 @@ return (function()
   -- A frame with a line runs sandbox code: luagate's own chunks are stripped in every state
   -- (LuaCore.loadTrusted), and the sandbox loads text only.
   -- e raised by the function at \`level\` of the running thread (counted from the caller); the
-  -- libraries' located filters alike, for a coroutine's error too. Neither place nor locate
-  -- tail-calls: the levels count their frames.
+  -- libraries' located filters alike, for a coroutine's error too. Neither place nor locate's
+  -- route tail-calls: the levels count their frames. The fast lane's entry passes what place would
+  -- pass without looking further (anything but a string, a raiser with a line or in RAISERS).
+  local RAISERS = { [error] = true, [pcall] = true, [xpcall] = true }
   local function place(level, e)
     if type(e) ~= "string" or tripped then return e end
     local raiser = d_getinfo(level + 1, "lf")
     local f = raiser and raiser.func
-    if f == nil or f == error or f == pcall or f == xpcall or raiser.currentline > 0 then return e end
+    if f == nil or RAISERS[f] or raiser.currentline > 0 then return e end
     local placed = build_trusted(vetted_builders).located(nil, level + 1, e)
     return placed
   end
-  local function locate(e)
-    local placed = place(2, e)
+  local locate = lane_entry(${LaneEntry.locate}, nil, function(e)
+    local placed = place(2 + ENTRY_UP, e)
     return placed
-  end
+  end, RAISERS)
 
   -- C functions with a large stack frame (a luaL_Buffer: 8 KiB on 5.3) that call back into Lua
   -- (table.concat through __index, string.gsub through its replacement) nest on the C stack; 200
