@@ -72,6 +72,7 @@ typedef struct {
   int (*getstack)(lua_State *L, int level, void *ar);           /* 176 */
   int (*getinfo)(lua_State *L, const char *what, void *ar);     /* 184 */
   long long currentline_at;                                     /* 192: offsetof(lua_Debug, currentline) */
+  int (*pcallk)(lua_State *L, int nargs, int nresults, int msgh, __INTPTR_TYPE__ ctx, void *k); /* 200 */
 } luagate_lane_api;
 
 /* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
@@ -102,9 +103,12 @@ enum {
   /* setmetatable(t, mt) of a table without a metatable, mt nil or a table lacking the field `kept`
    * (__gc) */
   ENTRY_SETMETATABLE = 12,
-  /* caught(ok, ...), what a protected call returned: all of it when it succeeded (the route, the
-   * kernel's caught, sees a failure, and raises again a limit that tripped) */
-  ENTRY_CAUGHT = 13,
+  /* pcall(f, ...): f (absent: nil) called in protected mode under the message handler `kept`, as
+   * xpcall calls it; true and its results when it succeeded, and a failure (false and the error)
+   * goes to the route, the kernel's caught, which raises again a limit that tripped. The call has
+   * this function as its continuation, so that f may yield: resumed, it is called with the call's
+   * status and finds the tally at the bottom of its stack, where no call of the sandbox's has it. */
+  ENTRY_PCALL = 13,
   /* of a table without a metatable, charged as the route charges it */
   ENTRY_SORT = 14,   /* sort(t [, comp]), charged n * (floor(log2(n)) + 1) for n > 1 items */
   ENTRY_UNPACK = 15, /* unpack(t [, i [, j]]) of fewer items than a step, charged them unless few */
@@ -139,6 +143,12 @@ enum { QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_
 
 #define LUA_TNIL 0
 #define LUA_TBOOLEAN 1
+#define LUA_TLIGHTUSERDATA 2
+#define LUA_OK 0
+#define LUA_YIELD 1
+/* what the pcall entry keeps below f: the tally, the handler (at PCALL_HANDLER) and true */
+#define PCALL_BELOW 3
+#define PCALL_HANDLER 2
 #define LUA_TNUMBER 3
 #define LUA_TSTRING 4
 #define LUA_TTABLE 5
@@ -277,7 +287,9 @@ INLINE int all_plain(const luagate_lane_api *lua, lua_State *L, int from, int n)
   return 1;
 }
 
-int luagate_fast_lane(lua_State *L) {
+/* Called as a lua_CFunction, with L only; resumed_status is read only when called as the pcall
+ * entry's continuation (a lua_KFunction: L, the call's status, its context). */
+int luagate_fast_lane(lua_State *L, int resumed_status) {
   uintptr_t here;
 #if defined(__x86_64__)
   __asm__("lea 0(%%rip), %0" : "=r"(here));
@@ -344,9 +356,25 @@ int luagate_fast_lane(lua_State *L) {
     goto route;
   }
 
-  if (op == ENTRY_CAUGHT) {
-    if (n >= 1 && lua->toboolean(L, 1)) return n;
-    goto route;
+  if (op == ENTRY_PCALL) {
+    /* below f: the tally, the handler and true (a success's first result) */
+    int status = resumed_status;
+    if (!(n >= 1 && lua->type(L, 1) == LUA_TLIGHTUSERDATA && lua->touserdata(L, 1) == state)) {
+      if (n == 0) lua->settop(L, 1);
+      lua->pushvalue(L, upvalues - UP_TALLY);
+      lua->pushvalue(L, upvalues - UP_KEPT);
+      lua->pushboolean(L, 1);
+      lua->rotate(L, 1, 3);
+      status = lua->pcallk(L, lua->gettop(L) - PCALL_BELOW - 1, -1, PCALL_HANDLER, 0,
+                           (void *)(here & ~(uintptr_t)(PAGE_SIZE_MIN - 1)));
+    }
+    if (status == LUA_OK || status == LUA_YIELD) return lua->gettop(L) - PCALL_BELOW + 1;
+    /* the error is on top: caught(false, error) */
+    lua->pushvalue(L, upvalues - UP_ROUTE);
+    lua->pushboolean(L, 0);
+    lua->pushvalue(L, -3);
+    lua->callk(L, 2, -1, 0, 0);
+    return lua->gettop(L) - PCALL_BELOW - 1;
   }
 
   if (op == ENTRY_LOCATE) {

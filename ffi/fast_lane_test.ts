@@ -586,7 +586,9 @@ Deno.test(
       assert.equal(transcripts[1], transcripts[0]);
       // each scenario's calls (to the library's function, the charge or the route), answer and tally
       const answers = transcripts[0].split("\n").filter((line) =>
-        /^\S|callk|returned|tally| {2}(rawset|setmetatable|rawseti|getstack|getinfo) /.test(line)
+        /^\S|callk|returned|tally| {2}(rawset|setmetatable|rawseti|getstack|getinfo|pcallk|stack:) /.test(
+          line,
+        )
       );
       assert.deepEqual(answers, [
         "find, proved cheap: the part searched tallied after the call",
@@ -757,12 +759,28 @@ Deno.test(
         "  callk 2 -1 0 NULL: route",
         FORTY_BYTES,
         "  tally 0",
-        "caught, a success: all of it",
-        "  returned 3: true 1 2",
+        "pcall, a success: true and its results",
+        "  pcallk 1 -1 2 0 lane: a closure",
+        "  stack: type2 kept true a closure 1",
+        "  returned 2: true 2",
         "  tally 0",
-        "caught, a failure: the route",
+        "pcall, no function: nil is called",
+        "  pcallk 0 -1 2 0 lane: a closure",
+        "  stack: type2 kept true nil",
+        "  returned 1: true",
+        "  tally 0",
+        "pcall, a failure: the route",
+        "  pcallk 0 -1 2 0 lane: a closure",
+        "  stack: type2 kept true a closure",
         "  callk 2 -1 0 NULL: route",
-        FORTY_BYTES,
+        '  returned 2: false "boom"',
+        "  tally 0",
+        "pcall, resumed after a yield: true and the results",
+        "  returned 2: true 3",
+        "  tally 0",
+        "pcall, resumed after an error: the route",
+        "  callk 2 -1 0 NULL: route",
+        '  returned 2: false "boom"',
         "  tally 0",
         "locate, a table: as it is",
         "  returned 1: table#1",

@@ -270,7 +270,18 @@ return (function()
     local raiser = d_getinfo(level + 1, "lf")
     local f = raiser and raiser.func
     if f == nil or RAISERS[f] or raiser.currentline > 0 then return e end
-    local placed = build_trusted(vetted_builders).located(nil, level + 1, e)
+    -- Loading the libraries can fail where the error arose: at Lua's nesting limit (5.3's parser
+    -- counts C levels), or at the memory cap, which the catch point then raises. Either way the
+    -- error stays as it was raised.
+    local loaded, libraries = pcall(build_trusted, vetted_builders)
+    if not loaded then
+      if IS_MEMERR[libraries] and active then
+        dirty = true
+        tripped = "memory"
+      end
+      return e
+    end
+    local placed = libraries.located(nil, level + 1, e)
     return placed
   end
   local locate = lane_entry(${LaneEntry.locate}, nil, function(e)
@@ -295,9 +306,13 @@ return (function()
     return unnest(xpcall(f, locate, ...))
   end
 
-  -- what succeeded passes through the fast lane's entry at once
-  local caught_entry = lane_entry(${LaneEntry.caught}, nil, caught)
-  local function sb_pcall(f, ...) return caught_entry(xpcall(f, locate, ...)) end
+  -- the fast lane's entry makes the call in C (as xpcall does) and passes a success at once; what
+  -- it raises itself (C stack overflow) has no position, as what Lua's pcall raises
+  local function sb_pcall(f, ...) return caught(xpcall(f, locate, ...)) end
+  if lane then
+    sb_pcall = lane_entry(${LaneEntry.pcall}, nil, caught, locate)
+    RAISERS[sb_pcall] = true
+  end
   -- Lua calls a message handler before unwinding: after an error raised by the hook, hooks are
   -- still off there, so a handler must never run once a limit tripped
   local function sb_xpcall(f, handler, ...)
@@ -409,6 +424,7 @@ return (function()
           string_meta = string_meta, openers = OPENERS, FEW = FEW, lane_entry = lane_entry,
           ENTRY_UP = ENTRY_UP, bad_argument = bad_argument, argument_message = argument_message,
           lane = lane, d_getinfo = d_getinfo, d_getupvalue = d_getupvalue, base = base, views = frozen,
+          raisers = RAISERS,
         })
       end
       return builders

@@ -65,6 +65,8 @@ local function vm_error(e)
 end
 
 local d_getinfo, d_getupvalue, lane = k.d_getinfo, k.d_getupvalue, k.lane
+-- the functions whose errors pass as they are (see place in the kernel)
+local RAISERS = k.raisers
 -- whether f is a C function, read once per function (a frame's "S" costs several times its "lf");
 -- a frame of Lua without a line runs luagate's own, stripped code (see place in the kernel)
 local c_functions = setmetatable({}, { __mode = "k" })
@@ -129,7 +131,7 @@ local function located(co, level, e)
   local at = co and level or level + 1
   local raiser = frame_info(co, at, "lf")
   local f = raiser and raiser.func
-  if f == nil or f == error or f == pcall or f == xpcall or raiser.currentline > 0 then return e end
+  if f == nil or RAISERS[f] or raiser.currentline > 0 then return e end
   if not is_c(f) then
     -- a VM error in luagate's own Lua, which stands for a C function, where Lua's has no position
     -- (nor names a variable of luagate's)
@@ -144,9 +146,10 @@ local function located(co, level, e)
     if info.currentline > 0 then
       code = info
       break
-    elseif is_c(info.func) and (lane == nil or select(2, d_getupvalue(info.func, 1)) ~= TALLY) then
-      -- a C function that is no entry: the catch in nested(), which hands every error on, is part of
-      -- the route; any other (pcall) called the function below it
+    elseif is_c(info.func) and (info.func == base.pcall or lane == nil or select(2, d_getupvalue(info.func, 1)) ~= TALLY) then
+      -- a C function that is no entry, or the sandbox's pcall (an entry that catches): the catch in
+      -- nested(), which hands every error on, is part of the route; any other called the function
+      -- below it
       local above = frame_info(co, at + 1, "f")
       if info.func ~= xpcall or above == nil or above.func ~= nested then
         return named_globally(e, frame_info(co, at - 1, "f").func)

@@ -673,6 +673,35 @@ Deno.test("stdlib: pcall answers as Lua's own, on the main thread (the fast lane
     `(function() local co = coroutine.wrap(function() return pcall(function() return coroutine.yield(1) + 1 end) end)
       co() return co(5) end)()`,
     `select("#", pcall(table.unpack, { 1, 2, 3 }))`,
+    // resumed twice inside the pcall, which then catches the error raised after the yields
+    `(function() local co = coroutine.wrap(function() return pcall(function()
+      local x = coroutine.yield(1) local y = coroutine.yield(x + 1) error("after " .. y, 0) end) end)
+      return co(), co(10), co(20) end)()`,
+    `(function() local co = coroutine.wrap(function() return pcall(pcall, function() return coroutine.yield(7) end) end)
+      return co(), co(8) end)()`,
+  ]);
+});
+
+Deno.test("stdlib: pcall nests as deep as Lua's own before C stack overflow", () => {
+  const code = `local depth = 0
+    local function nest(n) depth = n local ok, e = pcall(nest, n + 1) if not ok then error(e, 0) end end
+    local _, e = pcall(nest, 1) return depth, e`;
+  using sb = new Sandbox();
+  using lua = new LuaRuntime();
+  const [depth, error] = sb.execute(code) as [number, string];
+  const [luaDepth, luaError] = lua.execute(code) as [number, string];
+  assert.equal(error, luaError);
+  // the sandbox's run is one protected call more
+  assert.equal(depth, luaDepth - 1);
+});
+
+Deno.test("stdlib: a library function pcall calls itself is named in its errors as Lua names it", () => {
+  assertErrorsAtTheCall([
+    "local ok, e = pcall(string.rep) error(e, 0)",
+    "local ok, e = pcall(string.upper, {}) error(e, 0)",
+    "local ok, e = pcall(table.insert, {}, 5, 1) error(e, 0)",
+    "local ok, inner_ok, e = pcall(pcall, string.rep) error(e, 0)",
+    "local ok, e = pcall(coroutine.wrap(function() string.rep() end)) error(e, 0)",
   ]);
 });
 
