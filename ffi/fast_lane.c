@@ -73,6 +73,8 @@ typedef struct {
   int (*getinfo)(lua_State *L, const char *what, void *ar);     /* 184 */
   long long currentline_at;                                     /* 192: offsetof(lua_Debug, currentline) */
   int (*pcallk)(lua_State *L, int nargs, int nresults, int msgh, __INTPTR_TYPE__ ctx, void *k); /* 200 */
+  int (*next)(lua_State *L, int idx);                           /* 208 */
+  void (*pushnil)(lua_State *L);                                /* 216 */
 } luagate_lane_api;
 
 /* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
@@ -93,10 +95,10 @@ enum {
   ENTRY_PLAIN = 6,  /* f(v, ...) for a v no metamethod shows (nil, a boolean, a number, a string) */
   ENTRY_FEW = 7,    /* f(...) with at most `kept` (an integer) arguments, whose results are few */
   ENTRY_REP = 8,    /* rep(s, n [, sep]) of strings, an integer n, a result shorter than a step's bytes */
-  /* f(t, ...) for a table t that `kept` (the sandbox's read-only views) does not hold, with at least
-   * one argument, or two (ENTRY_TABLE_KEY) */
-  ENTRY_TABLE = 9,
-  ENTRY_TABLE_KEY = 10,
+  /* done here, as Lua's own C function does it, for a table t that `kept` (the sandbox's read-only
+   * views) does not hold: next(t [, k]) (ENTRY_NEXT; lua_next), rawget(t, k) (ENTRY_RAWGET) */
+  ENTRY_NEXT = 9,
+  ENTRY_RAWGET = 10,
   /* done here, as Lua's own C function does it: rawset(t, k, v) of a table whose metatable, if it
    * has one, lacks the field `kept` (__metatable: the sandbox's views and globals have it) */
   ENTRY_RAWSET = 11,
@@ -122,7 +124,9 @@ enum {
   /* locate(e), the message handler of the sandbox's catch points: e as it is when it is no string,
    * or when the frame that raised it has a line (sandbox code: luagate's own chunks are stripped) or
    * is a function `kept` holds (error, pcall, xpcall); the route writes any other as Lua would */
-  ENTRY_LOCATE = 21
+  ENTRY_LOCATE = 21,
+  /* rawlen(v), done here, of a string or of a table that `kept` (the read-only views) does not hold */
+  ENTRY_RAWLEN = 22
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure, the one closure the host makes, are the
@@ -268,6 +272,14 @@ INLINE int cheap_range(const luagate_lane_api *lua, lua_State *L, const luagate_
   return gap < (unsigned long long)(lua_Integer)state->flush_at;
 }
 
+/* Whether the table `kept` holds the value at `idx` as a key. */
+INLINE int in_kept(const luagate_lane_api *lua, lua_State *L, int upvalues, int idx) {
+  lua->pushvalue(L, idx);
+  const int found = lua->rawget(L, upvalues - UP_KEPT) != LUA_TNIL;
+  lua->settop(L, -2);
+  return found;
+}
+
 /* Whether the table at `idx` (its metatable, when `of_metatable`) has a field `kept`; a table
  * without a metatable has none. */
 INLINE int has_kept_field(const luagate_lane_api *lua, lua_State *L, int upvalues, int idx, int of_metatable) {
@@ -326,12 +338,25 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     goto route;
   }
 
-  if (op == ENTRY_TABLE || op == ENTRY_TABLE_KEY) {
-    if (n > op - ENTRY_TABLE && lua->type(L, 1) == LUA_TTABLE) {
-      lua->pushvalue(L, 1);
-      const int view = lua->rawget(L, upvalues - UP_KEPT) != LUA_TNIL;
-      lua->settop(L, -2);
-      if (!view) goto call;
+  if (op == ENTRY_NEXT || op == ENTRY_RAWGET) {
+    if (n > op - ENTRY_NEXT && lua->type(L, 1) == LUA_TTABLE && !in_kept(lua, L, upvalues, 1)) {
+      lua->settop(L, 2);
+      if (op == ENTRY_RAWGET) {
+        lua->rawget(L, 1);
+        return 1;
+      }
+      if (lua->next(L, 1)) return 2;
+      lua->pushnil(L);
+      return 1;
+    }
+    goto route;
+  }
+
+  if (op == ENTRY_RAWLEN) {
+    const int kind = n >= 1 ? lua->type(L, 1) : LUA_TNIL;
+    if (kind == LUA_TSTRING || (kind == LUA_TTABLE && !in_kept(lua, L, upvalues, 1))) {
+      lua->pushinteger(L, (lua_Integer)lua->rawlen(L, 1));
+      return 1;
     }
     goto route;
   }
@@ -480,7 +505,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     goto route;
   }
 
-  if (op >= ENTRY_FIND) {
+  if (op >= ENTRY_FIND && op <= ENTRY_GMATCH) {
     /* the pattern functions: (s, p, ...), charged the subject (from the start position) and the
      * pattern, as the matcher's quick route charges them; gmatch and gsub take no start position */
     if (n < 2 || lua->type(L, 1) != LUA_TSTRING || lua->type(L, 2) != LUA_TSTRING) goto route;
@@ -518,7 +543,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   /* LANE_ENTRY: (op, f, charge, route [, kept]) -> the closure of the tally and those; false without
    * a tally or for an op that is no entry */
   const lua_Integer entry = lua->tointegerx(L, 1, 0);
-  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_LOCATE) {
+  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_RAWLEN) {
     lua->pushboolean(L, 0);
     return 1;
   }

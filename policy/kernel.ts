@@ -502,16 +502,16 @@ return (function()
       if name == "rawlen" and RAWLEN_SAYS_EXPECTED_ONLY then problem = expected .. " expected" end
       bad_argument(1, name, problem, 3 + ENTRY_UP)
     end
-    local sb_next = lane_entry(${LaneEntry.table}, next, function(...)
+    local sb_next = lane_entry(${LaneEntry.next}, nil, function(...)
       return next(shown("next", "table", select("#", ...), ...), select(2, ...))
     end, frozen)
-    local sb_rawget = lane_entry(${LaneEntry.table_key}, rawget, function(...)
+    local sb_rawget = lane_entry(${LaneEntry.rawget}, nil, function(...)
       local n = select("#", ...)
       local t = shown("rawget", "table", n, ...)
       if n < 2 then bad_argument(2, "rawget", "value expected", 2 + ENTRY_UP) end
       return rawget(t, (select(2, ...)))
     end, frozen)
-    local sb_rawlen = lane_entry(${LaneEntry.table}, rawlen, function(...)
+    local sb_rawlen = lane_entry(${LaneEntry.rawlen}, nil, function(...)
       return rawlen(shown("rawlen", "table or string", select("#", ...), ...))
     end, frozen)
 
