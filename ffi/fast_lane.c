@@ -105,11 +105,12 @@ enum {
   /* setmetatable(t, mt) of a table without a metatable, mt nil or a table lacking the field `kept`
    * (__gc) */
   ENTRY_SETMETATABLE = 12,
-  /* pcall(f, ...): f (absent: nil) called in protected mode under the message handler `kept`, as
+  /* pcall(f, ...): f called in protected mode under the message handler `kept`, as
    * xpcall calls it; true and its results when it succeeded, and a failure (false and the error)
    * goes to the route, the kernel's caught, which raises again a limit that tripped. The call has
    * this function as its continuation, so that f may yield: resumed, it is called with the call's
-   * status and finds the tally at the bottom of its stack, where no call of the sandbox's has it. */
+   * status and finds the tally at the bottom of its stack, where no call of the sandbox's has it.
+   * pcall() calls the entry's function, which raises Lua's error for the missing argument. */
   ENTRY_PCALL = 13,
   /* of a table without a metatable, charged as the route charges it */
   ENTRY_SORT = 14,   /* sort(t [, comp]), charged n * (floor(log2(n)) + 1) for n > 1 items */
@@ -385,7 +386,8 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     /* below f: the tally, the handler and true (a success's first result) */
     int status = resumed_status;
     if (!(n >= 1 && lua->type(L, 1) == LUA_TLIGHTUSERDATA && lua->touserdata(L, 1) == state)) {
-      if (n == 0) lua->settop(L, 1);
+      /* the entry's function raises the missing argument's error */
+      if (n == 0) return call_upvalue(lua, L, upvalues, UP_FUNCTION, 0, -1);
       lua->pushvalue(L, upvalues - UP_TALLY);
       lua->pushvalue(L, upvalues - UP_KEPT);
       lua->pushboolean(L, 1);

@@ -239,6 +239,17 @@ return (function()
   -- Lua's error for argument i of fname, raised at level (of the caller of bad_argument), which
   -- is the sandbox code's call of the function below it; a function called from C (pcall) is
   -- named as Lua would name it from its loaded libraries
+  -- the type Lua's argument errors name: __name of the metatable, where it is a string
+  local function type_name(v)
+    local mt = d_getmetatable(v)
+    local name = mt and rawget(mt, "__name")
+    if type(name) == "string" then return name end
+    return type(v)
+  end
+  -- the problem of a value v of the wrong type (absent: no value at all)
+  local function expected_type(expected, v, absent)
+    return expected .. " expected, got " .. (absent and "no value" or type_name(v))
+  end
   local vetted_builders, nested
   local function bad_argument(i, fname, problem, level)
     local called = d_getinfo(level, "nf")
@@ -306,21 +317,32 @@ return (function()
     return unnest(xpcall(f, locate, ...))
   end
 
-  -- the fast lane's entry makes the call in C (as xpcall does) and passes a success at once; what
-  -- it raises itself (C stack overflow) has no position, as what Lua's pcall raises
-  local function sb_pcall(f, ...) return caught(xpcall(f, locate, ...)) end
+  -- pcall() and xpcall without a handler raise as Lua's own do, where a nil is called otherwise.
+  -- The fast lane's entry makes the call in C (as xpcall does), passes a success at once, and
+  -- raises the missing function's error through its function; what it raises itself (C stack
+  -- overflow) has no position, as what Lua's pcall raises.
+  local function sb_pcall(...)
+    if select("#", ...) == 0 then bad_argument(1, "pcall", "value expected", 2) end
+    return caught(xpcall(..., locate, select(2, ...)))
+  end
   if lane then
-    sb_pcall = lane_entry(${LaneEntry.pcall}, nil, caught, locate)
+    sb_pcall = lane_entry(${LaneEntry.pcall}, function()
+      bad_argument(1, "pcall", "value expected", 2 + ENTRY_UP)
+    end, caught, locate)
     RAISERS[sb_pcall] = true
   end
   -- Lua calls a message handler before unwinding: after an error raised by the hook, hooks are
   -- still off there, so a handler must never run once a limit tripped
-  local function sb_xpcall(f, handler, ...)
+  local function sb_xpcall(...)
+    local f, handler = ...
+    if type(handler) ~= "function" then
+      bad_argument(2, "xpcall", expected_type("function", handler, select("#", ...) < 2), 2)
+    end
     return caught(xpcall(f, function(e)
       if tripped then return e end
       local placed = place(2, e)
       return handler(placed)
-    end, ...))
+    end, select(3, ...)))
   end
 
   -- math.random is seeded from the clock at its first call in each run
@@ -460,18 +482,6 @@ return (function()
     end
 
     local decision_envs = setmetatable({}, { __mode = "k" })
-    -- the type Lua's argument errors name: __name of the metatable, where it is a string
-    local function type_name(v)
-      local mt = d_getmetatable(v)
-      local name = mt and rawget(mt, "__name")
-      if type(name) == "string" then return name end
-      return type(v)
-    end
-    -- the problem of a value v of the wrong type (absent: no value at all)
-    local function expected_type(expected, v, absent)
-      return expected .. " expected, got " .. (absent and "no value" or type_name(v))
-    end
-
     -- Lua's load raises its argument errors at its caller, which would be the function below,
     -- inside the kernel: they are raised here, at the sandbox code's call. rawset and setmetatable
     -- of the common case are the fast lane's entries, done in C, where a table whose metatable has a

@@ -673,6 +673,13 @@ Deno.test("stdlib: pcall answers as Lua's own, on the main thread (the fast lane
     `(function() local co = coroutine.wrap(function() return pcall(function() return coroutine.yield(1) + 1 end) end)
       co() return co(5) end)()`,
     `select("#", pcall(table.unpack, { 1, 2, 3 }))`,
+    // the missing function or handler is an error of pcall's and xpcall's own, as in Lua
+    `pcall(pcall)`,
+    `pcall(nil)`,
+    `pcall(xpcall, error)`,
+    `pcall(xpcall, error, nil, "x")`,
+    `pcall(xpcall, error, 5)`,
+    `xpcall(error, function(e) return "handled " .. e end, "x")`,
     // resumed twice inside the pcall, which then catches the error raised after the yields
     `(function() local co = coroutine.wrap(function() return pcall(function()
       local x = coroutine.yield(1) local y = coroutine.yield(x + 1) error("after " .. y, 0) end) end)
@@ -707,6 +714,9 @@ Deno.test("stdlib: a library function pcall calls itself is named in its errors 
 
 Deno.test("stdlib: a library function called without an argument says so, as Lua's own does", () => {
   assertErrorsAtTheCall([
+    "local ok = pcall() return ok",
+    "local ok = xpcall(function() end) return ok",
+    "local ok = xpcall(error, nil, 'x') return ok",
     "tonumber()",
     "string.upper()",
     "string.upper(nil)",
