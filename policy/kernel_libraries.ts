@@ -174,8 +174,9 @@ local function build_coroutine()
   local coroutine = library("coroutine")
   local co_create, co_resume, co_close, co_status = coroutine.create, coroutine.resume, coroutine.close, coroutine.status
   local d_sethook, hook, STEP = k.d_sethook, k.hook, k.STEP
-  local function new_thread(f)
-    local co = co_create(f)
+  -- each passes its arguments on as it got them: a missing one is "no value" to Lua's function
+  local function new_thread(...)
+    local co = co_create(...)
     d_sethook(co, hook, "", STEP)
     return co
   end
@@ -201,9 +202,9 @@ local function build_coroutine()
 
   local C = {
     create = new_thread,
-    resume = function(co, ...) return resumed(co, co_resume(co, ...)) end,
-    wrap = function(f)
-      local co = new_thread(f)
+    resume = function(...) return resumed((...), co_resume(...)) end,
+    wrap = function(...)
+      local co = new_thread(...)
       return function(...)
         return raise_again(resumed(co, co_resume(co, ...)))
       end
@@ -214,10 +215,10 @@ local function build_coroutine()
     isyieldable = coroutine.isyieldable,
   }
   if co_close then
-    C.close = function(co)
+    C.close = function(...)
       if tripped() then raise_tripped() end
-      if stopped[co] then return false, "cannot close a coroutine stopped by a limit" end
-      return caught(co_close(co))
+      if stopped[(...)] then return false, "cannot close a coroutine stopped by a limit" end
+      return caught(co_close(...))
     end
   end
   return C
@@ -542,8 +543,7 @@ local function build_table()
     return t_move(...)
   end
   -- the fast lane's entry sorts a table without a metatable, charged as below
-  local sort
-  sort = entry(${LaneEntry.sort}, t_sort, whole(t_sort, function(t, comp)
+  T.sort = entry(${LaneEntry.sort}, t_sort, whole(t_sort, function(t, comp)
     local n
     -- a table without a metatable, the common case, skips the helpers' calls
     if type(t) == "table" and d_getmetatable(t) == nil then
@@ -553,9 +553,11 @@ local function build_table()
       if n ~= nil then
         if n < 2 then return end
         if n >= 2147483647 then bad_argument(1, "sort", "array too big", 2 + UP) end
-        local items = {}
+        -- sorted in a copy of its n items, holes included: C's sort compares those as it would in t
+        local items = setmetatable({}, { __len = function() return n end })
         for i = 1, n do items[i] = t[i] end
-        sort(items, comp)
+        charge(n * (m_floor(m_log(n, 2)) + 1))
+        t_sort(items, comp)
         for i = 1, n do t[i] = items[i] end
         return
       end
@@ -564,7 +566,6 @@ local function build_table()
     if n > 1 then charge(n * (m_floor(m_log(n, 2)) + 1)) end
     return t_sort(t, comp)
   end))
-  T.sort = sort
   -- the fast lane's entry unpacks all of a table without a metatable, charged as below
   T.unpack = entry(${LaneEntry.unpack}, t_unpack, whole(t_unpack, function(t, i, j)
     -- unpack(t) of a table without a metatable, the common call: its items are 1..#t, charged by

@@ -638,6 +638,13 @@ Deno.test("stdlib: next, rawget, rawlen, rawset, setmetatable, and unpack, remov
     `(function() local t = { 3, 1, 2 } table.sort(t) return table.concat(t, ",") end)()`,
     `(function() local t = { 3, 1, 2 } table.sort(t, function(a, b) return a > b end) return table.concat(t, ",") end)()`,
     `pcall(table.sort, { 1, "x" })`,
+    `pcall(table.sort, setmetatable({}, { __len = function() return 2 end }))`,
+    `(function() local t = setmetatable({ 3, 1, 2 }, { __len = function() return 3 end })
+      table.sort(t) return t[1], t[2], t[3] end)()`,
+    `pcall(coroutine.create)`,
+    `pcall(coroutine.resume)`,
+    `pcall(coroutine.wrap)`,
+    `pcall(coroutine.status)`,
     `next({})`,
     `next({ 5 })`,
     `next({ 5 }, 1)`,
