@@ -127,7 +127,11 @@ enum {
    * is a function `kept` holds (error, pcall, xpcall); the route writes any other as Lua would */
   ENTRY_LOCATE = 21,
   /* rawlen(v), done here, of a string or of a table that `kept` (the read-only views) does not hold */
-  ENTRY_RAWLEN = 22
+  ENTRY_RAWLEN = 22,
+  /* frame(level): the current line and the function of the running thread's frame at `level`,
+   * counted as debug.getinfo counts them (1: the caller), without the table getinfo makes; nothing
+   * where there is no such frame */
+  ENTRY_FRAME = 23
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure, the one closure the host makes, are the
@@ -159,6 +163,8 @@ enum { QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_
 #define LUA_TTABLE 5
 /* Room for a lua_Debug: 5.3's and 5.4's are smaller (the host gives the offset of its currentline). */
 #define DEBUG_WORDS 32
+/* frame() takes levels of an int: deeper ones are no frame (Lua's stack is far shallower) */
+#define MAX_FRAME_LEVEL 0x7fffffff
 
 /* Where the host stores the address of the description: the last 8 bytes of the code's pages (keep
  * CODE_PAGES in sync with FAST_LANE_PAGES in ffi/fast_lane.ts). The code finds its start from an
@@ -271,6 +277,18 @@ INLINE int cheap_range(const luagate_lane_api *lua, lua_State *L, const luagate_
   const unsigned long long gap = (unsigned long long)last - (unsigned long long)first;
   *items = (double)(gap + 1);
   return gap < (unsigned long long)(lua_Integer)state->flush_at;
+}
+
+/* Pushes the function of the running thread's frame at `level` (0: this function) and sets *line to
+ * its current line (-1: none, as for C and stripped functions); 0, pushing nothing, where there is
+ * no such frame. */
+INLINE int push_frame(const luagate_lane_api *lua, lua_State *L, int level, int *line) {
+  long long frame[DEBUG_WORDS];
+  if (!lua->getstack(L, level, frame)) return 0;
+  const char what[4] = {'l', 'f', 0, 0};
+  lua->getinfo(L, what, frame);
+  *line = *(const int *)((const char *)frame + lua->currentline_at);
+  return 1;
 }
 
 /* Whether the table `kept` holds the value at `idx` as a key. */
@@ -407,16 +425,23 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   if (op == ENTRY_LOCATE) {
     if (n != 1) goto route;
     if (lua->type(L, 1) != LUA_TSTRING) return 1;
-    long long frame[DEBUG_WORDS];
+    int line;
     /* level 0 is this handler, 1 the function that raised e */
-    if (!lua->getstack(L, 1, frame)) return 1;
-    const char what[4] = {'l', 'f', 0, 0};
-    lua->getinfo(L, what, frame);
-    const int line = *(const int *)((const char *)frame + lua->currentline_at);
+    if (!push_frame(lua, L, 1, &line)) return 1;
     const int passes = line > 0 || lua->rawget(L, upvalues - UP_KEPT) != LUA_TNIL;
     lua->settop(L, 1);
     if (passes) return 1;
     goto route;
+  }
+
+  if (op == ENTRY_FRAME) {
+    if (n != 1 || !lua->isinteger(L, 1)) goto route;
+    const lua_Integer level = lua->tointegerx(L, 1, 0);
+    int line;
+    if (level < 1 || level > MAX_FRAME_LEVEL || !push_frame(lua, L, (int)level, &line)) return 0;
+    lua->pushinteger(L, line);
+    lua->rotate(L, -2, 1);
+    return 2;
   }
 
   if (op == ENTRY_SORT) {
@@ -545,7 +570,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   /* LANE_ENTRY: (op, f, charge, route [, kept]) -> the closure of the tally and those; false without
    * a tally or for an op that is no entry */
   const lua_Integer entry = lua->tointegerx(L, 1, 0);
-  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_RAWLEN) {
+  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_FRAME) {
     lua->pushboolean(L, 0);
     return 1;
   }

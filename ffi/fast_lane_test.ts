@@ -537,7 +537,7 @@ Deno.test("fast lane: an operation that is no entry makes none", { ignore }, () 
   assert.equal(
     run(
       `${QUICK}
-      return show(make(1, string.match, charge, route("match")), make(23, string.match, charge, route("match")),
+      return show(make(1, string.match, charge, route("match")), make(24, string.match, charge, route("match")),
         make("find", string.find, charge, route("find")), make(nil, string.find, charge, route("find")))`,
     ),
     "false,false,false,false",
@@ -569,6 +569,26 @@ Deno.test(
     );
   },
 );
+
+Deno.test("fast lane: the frame entry answers as debug.getinfo's lf, without a table", { ignore }, () => {
+  assert.equal(
+    run(`${QUICK}local frame = lane.frame(nil, charge, route("frame"))
+      local function info(level)
+        local i = debug.getinfo(level + 1, "lf")
+        return i.currentline, i.func
+      end
+      local function compare(level)
+        -- one line: the caller's current line is the same for both
+        local line, f = frame(level) local info_line, info_f = info(level)
+        return line == info_line and f == info_f
+      end
+      local function inner() return compare(1), compare(2), compare(3) end
+      return table.concat({
+        show(inner()), show(select("#", frame(1000))), show(select("#", frame(0))), show(frame()), show(frame("1")),
+      }, " ")`),
+    "true,true,true 0 0 route:frame/0 route:frame/1",
+  );
+});
 
 Deno.test("fast lane: none for LuaJIT and Lua before 5.3", () => {
   const expected = !library.isLuaJIT && (library.version === "5.3" || library.version === "5.4") &&
@@ -831,6 +851,22 @@ Deno.test(
         "locate, no frame raised it: as it is",
         "  getstack 1 -> 0",
         '  returned 1: "boom"',
+        "  tally 0",
+        "frame: the line and the function",
+        "  getstack 2 -> 1",
+        "  getinfo lf -> line 7, type6",
+        "  returned 2: 7 type6",
+        "  tally 0",
+        "frame, no such frame: nothing",
+        "  getstack 40 -> 0",
+        "  returned 0:",
+        "  tally 0",
+        "frame, level 0: nothing",
+        "  returned 0:",
+        "  tally 0",
+        "frame, not an integer: the route",
+        "  callk 1 -1 0 NULL: route",
+        FORTY_BYTES,
         "  tally 0",
         "no tally",
         "  returned 1: false",

@@ -276,11 +276,16 @@ return (function()
   -- route tail-calls: the levels count their frames. The fast lane's entry passes what place would
   -- pass without looking further (anything but a string, a raiser with a line or in RAISERS).
   local RAISERS = { [error] = true, [pcall] = true, [xpcall] = true }
+  -- the current line and the function of the frame at level (1: the caller), as getinfo's "lf"
+  -- has them; the fast lane's entry answers without making getinfo's table
+  local frame = lane_entry(${LaneEntry.frame}, nil, function(level)
+    local info = d_getinfo(level + 1 + ENTRY_UP, "lf")
+    if info then return info.currentline, info.func end
+  end)
   local function place(level, e)
     if type(e) ~= "string" or tripped then return e end
-    local raiser = d_getinfo(level + 1, "lf")
-    local f = raiser and raiser.func
-    if f == nil or RAISERS[f] or raiser.currentline > 0 then return e end
+    local line, f = frame(level + 1)
+    if f == nil or RAISERS[f] or line > 0 then return e end
     -- Loading the libraries can fail where the error arose: at Lua's nesting limit (5.3's parser
     -- counts C levels), or at the memory cap, which the catch point then raises. Either way the
     -- error stays as it was raised.
@@ -446,7 +451,7 @@ return (function()
           string_meta = string_meta, openers = OPENERS, FEW = FEW, lane_entry = lane_entry,
           ENTRY_UP = ENTRY_UP, bad_argument = bad_argument, argument_message = argument_message,
           lane = lane, d_getinfo = d_getinfo, d_getupvalue = d_getupvalue, base = base, views = frozen,
-          raisers = RAISERS,
+          raisers = RAISERS, frame = frame,
         })
       end
       return builders

@@ -66,7 +66,7 @@ end
 
 local d_getinfo, d_getupvalue, lane = k.d_getinfo, k.d_getupvalue, k.lane
 -- the functions whose errors pass as they are (see place in the kernel)
-local RAISERS = k.raisers
+local RAISERS, frame = k.raisers, k.frame
 -- whether f is a C function, read once per function (a frame's "S" costs several times its "lf");
 -- a frame of Lua without a line runs luagate's own, stripped code (see place in the kernel)
 local c_functions = setmetatable({}, { __mode = "k" })
@@ -121,6 +121,17 @@ local function frame_info(co, at, what)
   if co then return d_getinfo(co, at, what) end
   return d_getinfo(at + 1, what)
 end
+-- the current line and the function of that frame (nothing where there is none), which the
+-- kernel's frame finds for the running thread without making getinfo's table
+local function frame_of(co, at)
+  if co then
+    local info = d_getinfo(co, at, "lf")
+    if info == nil then return end
+    return info.currentline, info.func
+  end
+  local line, f = frame(at + 1)
+  return line, f
+end
 -- The error e raised by the function at \`level\` (of the thread co, or of the running one counted
 -- from located's caller), as Lua would have written it (see place in the kernel): when that
 -- function is C and the sandbox code called it through entries of the fast lane and routes only,
@@ -129,36 +140,36 @@ end
 local function located(co, level, e)
   if type(e) ~= "string" or tripped() then return e end
   local at = co and level or level + 1
-  local raiser = frame_info(co, at, "lf")
-  local f = raiser and raiser.func
-  if f == nil or RAISERS[f] or raiser.currentline > 0 then return e end
-  if not is_c(f) then
+  local raiser_line, raiser = frame_of(co, at)
+  if raiser == nil or RAISERS[raiser] or raiser_line > 0 then return e end
+  if not is_c(raiser) then
     -- a VM error in luagate's own Lua, which stands for a C function, where Lua's has no position
     -- (nor names a variable of luagate's)
     local bare = s_match(e, "^[^:]*:%-?%d+: (.*)$") or e
     return (s_gsub(bare, " %(%a+ '[^']*'%)$", ""))
   end
-  local code, passed = nil, 0
+  local code_line, passed = nil, 0
   for _ = 1, 8 do
     at = at + 1
-    local info = frame_info(co, at, "lf")
-    if info == nil then return e end
-    if info.currentline > 0 then
-      code = info
+    local line, f = frame_of(co, at)
+    if f == nil then return e end
+    if line > 0 then
+      code_line = line
       break
-    elseif is_c(info.func) and (info.func == base.pcall or lane == nil or select(2, d_getupvalue(info.func, 1)) ~= TALLY) then
+    elseif is_c(f) and (f == base.pcall or lane == nil or select(2, d_getupvalue(f, 1)) ~= TALLY) then
       -- a C function that is no entry, or the sandbox's pcall (an entry that catches): the catch in
       -- nested(), which hands every error on, is part of the route; any other called the function
       -- below it
-      local above = frame_info(co, at + 1, "f")
-      if info.func ~= xpcall or above == nil or above.func ~= nested then
-        return named_globally(e, frame_info(co, at - 1, "f").func)
+      local _, above = frame_of(co, at + 1)
+      if f ~= xpcall or above ~= nested then
+        local _, called = frame_of(co, at - 1)
+        return named_globally(e, called)
       end
     end
     passed = passed + 1
   end
-  if code == nil or passed == 0 or vm_error(e) then return e end
-  local head = frame_info(co, at, "S").short_src .. ":" .. code.currentline .. ": "
+  if code_line == nil or passed == 0 or vm_error(e) then return e end
+  local head = frame_info(co, at, "S").short_src .. ":" .. code_line .. ": "
   local i, fname, problem = s_match(e, "^bad argument #(%d+) to '([^']*)' %((.*)%)$")
   if i == nil then return head .. e end
   return head .. argument_message(tonumber(i), fname, problem, frame_info(co, at - 1, "n"))
