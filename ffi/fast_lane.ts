@@ -8,8 +8,8 @@
  * `next`, `rawget` and `rawlen` are entries of it (see {@linkcode LaneEntry}): C closures that
  * prove the call the common, provably cheap case from the tables the wrapper would consult, make it
  * themselves, to Lua's own C function, tallying the work instead of charging it through a Lua call,
- * and hand any other call to the wrapper's Lua route. So are the sandbox's `pcall` and its catch
- * points' message handler.
+ * and hand any other call to the wrapper's Lua route. So are the sandbox's `pcall`, its catch
+ * points' message handler, and `frame`, with which that handler's route reads the stack.
  *
  * The code is mapped once per process and library into a page whose last 8 bytes hold the address
  * of the Lua functions it calls. Each state has a {@linkcode LaneTally} of its own.

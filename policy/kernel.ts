@@ -236,9 +236,6 @@ return (function()
     end
     return "bad argument #" .. i .. " to '" .. name .. "' (" .. problem .. ")"
   end
-  -- Lua's error for argument i of fname, raised at level (of the caller of bad_argument), which
-  -- is the sandbox code's call of the function below it; a function called from C (pcall) is
-  -- named as Lua would name it from its loaded libraries
   -- the type Lua's argument errors name: __name of the metatable, where it is a string
   local function type_name(v)
     local mt = d_getmetatable(v)
@@ -250,6 +247,9 @@ return (function()
   local function expected_type(expected, v, absent)
     return expected .. " expected, got " .. (absent and "no value" or type_name(v))
   end
+  -- Lua's error for argument i of fname, raised at level (of the caller of bad_argument), which
+  -- is the sandbox code's call of the function below it; a function called from C (pcall) is
+  -- named as Lua would name it from its loaded libraries
   local vetted_builders, nested
   local function bad_argument(i, fname, problem, level)
     local called = d_getinfo(level, "nf")
