@@ -75,6 +75,7 @@ typedef struct {
   int (*pcallk)(lua_State *L, int nargs, int nresults, int msgh, __INTPTR_TYPE__ ctx, void *k); /* 200 */
   int (*next)(lua_State *L, int idx);                           /* 208 */
   void (*pushnil)(lua_State *L);                                /* 216 */
+  int (*checkstack)(lua_State *L, int n);                       /* 224 */
 } luagate_lane_api;
 
 /* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
@@ -114,7 +115,7 @@ enum {
   ENTRY_PCALL = 13,
   /* of a table without a metatable, charged as the route charges it */
   ENTRY_SORT = 14,   /* sort(t [, comp]), charged n * (floor(log2(n)) + 1) for n > 1 items */
-  ENTRY_UNPACK = 15, /* unpack(t [, i [, j]]) of fewer items than a step, charged them unless few */
+  ENTRY_UNPACK = 15, /* unpack(t [, i [, j]]) of fewer items than a step, charged them unless few, done here */
   ENTRY_REMOVE = 16, /* remove(t): its last item, nothing to charge, done here */
   /* the pattern functions, for a subject the matcher's quick table (`kept`) proves cheap; in the
    * order of that table's keys (QUICK_OF_ENTRY) */
@@ -264,17 +265,18 @@ INLINE int no_or_integer(const luagate_lane_api *lua, lua_State *L, int idx, int
 }
 
 /* Whether the positions at `at` and `at + 1` (absent or nil: 1 and the length of the table at 1)
- * are integers spanning fewer items than a step; *items is how many (last - first, unsigned, cannot
- * wrap around, unlike last - first + 1 in integers). A longer range is the route's to charge first. */
+ * are integers spanning fewer items than a step; *first is the first, *items how many (last - first,
+ * unsigned, cannot wrap around, unlike last - first + 1 in integers). A longer range is the route's
+ * to charge first. */
 INLINE int cheap_range(const luagate_lane_api *lua, lua_State *L, const luagate_lane_state *state, int at, int n,
-                       double *items) {
+                       lua_Integer *first, double *items) {
   if (!no_or_integer(lua, L, at, n) || !no_or_integer(lua, L, at + 1, n)) return 0;
-  const lua_Integer first = start_position(lua, L, at, n);
+  *first = start_position(lua, L, at, n);
   const lua_Integer last =
       n <= at || lua->type(L, at + 1) == LUA_TNIL ? (lua_Integer)lua->rawlen(L, 1) : lua->tointegerx(L, at + 1, 0);
   *items = 0;
-  if (last < first) return 1;
-  const unsigned long long gap = (unsigned long long)last - (unsigned long long)first;
+  if (last < *first) return 1;
+  const unsigned long long gap = (unsigned long long)last - (unsigned long long)*first;
   *items = (double)(gap + 1);
   return gap < (unsigned long long)(lua_Integer)state->flush_at;
 }
@@ -340,6 +342,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   /* the common call of the library's function: `units` charged first, `results` kept (-1: all), and
    * when `built`, its one result, a string it built, charged as bytes after it */
   double units = 0, items;
+  lua_Integer first;
   int results = -1, built = 0;
 
   if (op == ENTRY_BYTES) {
@@ -454,9 +457,13 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   }
 
   if (op == ENTRY_UNPACK) {
-    if (n <= 3 && bare_table(lua, L, 1) && cheap_range(lua, L, state, 2, n, &items)) {
-      units = unless_few(state, items);
-      goto call;
+    /* t[first], ..., t[first + count - 1], pushed here as C's unpack pushes them (t has no __index) */
+    if (n <= 3 && bare_table(lua, L, 1) && cheap_range(lua, L, state, 2, n, &first, &items) &&
+        lua->checkstack(L, (int)items)) {
+      settle(lua, L, state, upvalues, unless_few(state, items));
+      const int count = (int)items;
+      for (int i = 0; i < count; i++) lua->rawgeti(L, 1, first + i);
+      return count;
     }
     goto route;
   }
@@ -494,7 +501,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
 
   if (op == ENTRY_CONCAT) {
     /* the range is charged as items */
-    if (n <= 4 && bare_table(lua, L, 1) && cheap_range(lua, L, state, 3, n, &items)) {
+    if (n <= 4 && bare_table(lua, L, 1) && cheap_range(lua, L, state, 3, n, &first, &items)) {
       units = unless_few(state, items);
       results = 1, built = 1;
       goto call;

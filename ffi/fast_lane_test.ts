@@ -615,7 +615,7 @@ Deno.test(
       assert.equal(transcripts[1], transcripts[0]);
       // each scenario's calls (to the library's function, the charge or the route), answer and tally
       const answers = transcripts[0].split("\n").filter((line) =>
-        /^\S|callk|returned|tally| {2}(rawset|setmetatable|rawseti|getstack|getinfo|pcallk|stack:|next|pushnil)( |$)/
+        /^\S|callk|returned|tally| {2}(rawset|setmetatable|rawseti|getstack|getinfo|pcallk|stack:|next|pushnil|checkstack)( |$)/
           .test(
             line,
           )
@@ -752,8 +752,8 @@ Deno.test(
         FORTY_BYTES,
         "  tally 0",
         "unpack, 20 items",
-        "  callk 1 -1 0 NULL: function",
-        FORTY_BYTES,
+        "  checkstack 20 -> 1",
+        `  returned 20: ${Array(20).fill("nil").join(" ")}`,
         "  tally 20",
         "remove, with a position: the route",
         "  callk 2 -1 0 NULL: route",
@@ -764,7 +764,12 @@ Deno.test(
         '  returned 1: "c"',
         "  tally 0",
         "unpack, positions 2 to 5",
-        "  callk 3 -1 0 NULL: function",
+        "  checkstack 4 -> 1",
+        "  returned 4: nil nil nil nil",
+        "  tally 0",
+        "unpack, no room on the stack: the route",
+        "  checkstack 40 -> 0",
+        "  callk 1 -1 0 NULL: route",
         FORTY_BYTES,
         "  tally 0",
         "unpack, a range of a step: the route",
