@@ -204,11 +204,13 @@ local function build_coroutine()
     return caught(false, (located(co, 0, (...))))
   end
 
-  -- as Lua's wrap does: the coroutine's error raised again at the line of the call, in front of its
-  -- own position (the wrapped function tail-calls this)
-  local function raise_again(ok, ...)
+  -- as Lua's wrap does: what the coroutine returned or yielded, or its error (as resumed writes it)
+  -- raised again at the line of the call, in front of its own position (the wrapped function
+  -- tail-calls this)
+  local function wrapped(co, ok, ...)
     if ok then return ... end
-    error((...), 2)
+    local _, e = resumed(co, ok, ...)
+    error(e, 2)
   end
 
   local C = {
@@ -217,7 +219,7 @@ local function build_coroutine()
     wrap = function(...)
       local co = new_thread(...)
       return function(...)
-        return raise_again(resumed(co, co_resume(co, ...)))
+        return wrapped(co, co_resume(co, ...))
       end
     end,
     yield = coroutine.yield,
