@@ -70,6 +70,11 @@ interface Row {
   expected: Expected;
 }
 
+// The hook counts instructions in steps of 1,000 (the default step): a short decision reads 0.
+function instructionsOf(counted: number): string {
+  return counted === 0 ? "under 1,000 instructions" : `${counted.toLocaleString("en-US")} instructions`;
+}
+
 function matches(decision: Decision, expected: Expected): boolean {
   if (decision.allow !== expected.allow) return false;
   if (expected.reasons && JSON.stringify(decision.reasons) !== JSON.stringify(expected.reasons)) return false;
@@ -181,7 +186,7 @@ async function poolDemo(): Promise<void> {
     );
     const d = decisions[0];
     console.log(dim(
-      `  a decision from a worker: id ${d.id}, ${d.usage.instructions} instructions, ` +
+      `  a decision from a worker: id ${d.id}, ${instructionsOf(d.usage.instructions)}, ` +
         `${(d.usage.memory / 1024).toFixed(1)} KiB, ${(d.usage.timeMs * 1000).toFixed(0)} µs ` +
         `(${navigator.hardwareConcurrency} CPU core(s) here)`,
     ));
