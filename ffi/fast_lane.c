@@ -23,9 +23,14 @@
  * entry takes the call as the sandbox made it. When the call is the common case, it charges and
  * calls the library's function with lua_callk, as the wrapper would have; the arguments it lets
  * through make that function convert nothing through a metamethod and call no Lua, and an error it
- * raises (a bad argument, no memory) goes to the caller with the same message as on the route. Any
- * other call goes to the route, with every argument; the route's errors count the entry as one
- * more level between them and the caller.
+ * raises (a bad argument, no memory) goes to the caller with the same message as on the route. Some
+ * entries do the work of Lua's function themselves, with the API call that function would make
+ * (rawset, setmetatable, next, rawget, rawlen, remove, unpack); pcall makes its protected call with
+ * lua_pcallk and is that call's continuation. Any other call goes to the route, with every
+ * argument; the route's errors count the entry as one more level between them and the caller.
+ *
+ * Two operations serve the kernel itself, not a library function: the catch points' message
+ * handler (ENTRY_LOCATE) and frame (ENTRY_FRAME).
 
  * This file is NOT compiled at run time. scripts/build_native.sh compiles it once into
  * position-independent machine code with no relocations, embedded in ffi/fast_lane.ts, which maps
