@@ -159,14 +159,14 @@ enum { QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_
 #define LUA_TNIL 0
 #define LUA_TBOOLEAN 1
 #define LUA_TLIGHTUSERDATA 2
+#define LUA_TNUMBER 3
+#define LUA_TSTRING 4
+#define LUA_TTABLE 5
 #define LUA_OK 0
 #define LUA_YIELD 1
 /* what the pcall entry keeps below f: the tally, the handler (at PCALL_HANDLER) and true */
 #define PCALL_BELOW 3
 #define PCALL_HANDLER 2
-#define LUA_TNUMBER 3
-#define LUA_TSTRING 4
-#define LUA_TTABLE 5
 /* Room for a lua_Debug: 5.3's and 5.4's are smaller (the host gives the offset of its currentline). */
 #define DEBUG_WORDS 32
 /* frame() takes levels of an int: deeper ones are no frame (Lua's stack is far shallower) */
@@ -436,7 +436,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     int line;
     /* level 0 is this handler, 1 the function that raised e */
     if (!push_frame(lua, L, 1, &line)) return 1;
-    const int passes = line > 0 || lua->rawget(L, upvalues - UP_KEPT) != LUA_TNIL;
+    const int passes = line > 0 || in_kept(lua, L, upvalues, -1);
     lua->settop(L, 1);
     if (passes) return 1;
     goto route;

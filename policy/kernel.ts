@@ -74,7 +74,7 @@ local string, table, debug = string, table, debug
 local d_sethook, d_getmetatable, d_setmetatable = debug.sethook, debug.getmetatable, debug.setmetatable
 local d_setupvalue, d_getupvalue, d_upvaluejoin = debug.setupvalue, debug.getupvalue, debug.upvaluejoin
 local d_getinfo = debug.getinfo
-local s_byte, s_find, t_concat, t_pack = string.byte, string.find, table.concat, table.pack
+local s_byte, t_concat, t_pack = string.byte, table.concat, table.pack
 -- the globals of the trusted chunks loaded later (vetted libraries, pattern matcher), taken here
 -- before the real globals are emptied
 local TRUSTED_GLOBALS = {
@@ -199,15 +199,19 @@ return (function()
     return ...
   end
 
+  -- a refused allocation that Lua reported as an error e trips the memory limit (true: it did)
+  local function memory_tripped(e)
+    if not (active and IS_MEMERR[e]) then return false end
+    dirty = true
+    tripped = tripped or "memory"
+    return true
+  end
+
   -- catch points: once a limit tripped, nothing may swallow it
   local function caught(ok, ...)
     if not ok and active then
+      if IS_MEMERR[(...)] then memory_tripped((...)) end
       if tripped then raise_tripped() end
-      if IS_MEMERR[(...)] then
-        dirty = true
-        tripped = "memory"
-        raise_tripped()
-      end
     end
     return ok, ...
   end
@@ -216,11 +220,16 @@ return (function()
   -- them, and a sandbox that is created, run once and closed pays only for what it used. Building is
   -- trusted work outside the run's budget (bounded, and never cut half-way by the hook; its memory
   -- still counts); a build that fails (out of memory) leaves nothing behind and is tried again.
-  local function build_trusted(build)
+  -- try_trusted returns false and the error where build_trusted raises it.
+  local function try_trusted(build)
     local was = active
     active = false
     local ok, built = pcall(build)
     active = was
+    return ok, built
+  end
+  local function build_trusted(build)
+    local ok, built = try_trusted(build)
     if not ok then error(built, 0) end
     return built
   end
@@ -289,12 +298,9 @@ return (function()
     -- Loading the libraries can fail where the error arose: at Lua's nesting limit (5.3's parser
     -- counts C levels), or at the memory cap, which the catch point then raises. Either way the
     -- error stays as it was raised.
-    local loaded, libraries = pcall(build_trusted, vetted_builders)
+    local loaded, libraries = try_trusted(vetted_builders)
     if not loaded then
-      if IS_MEMERR[libraries] and active then
-        dirty = true
-        tripped = "memory"
-      end
+      memory_tripped(libraries)
       return e
     end
     local placed = libraries.located(nil, level + 1, e)
@@ -562,11 +568,7 @@ return (function()
       local env = current_env
       if select("#", ...) > 0 then env = ... end
       local f, err = load(chunk, name, "t", env)
-      if f == nil and IS_MEMERR[err] and active then
-        dirty = true
-        tripped = tripped or "memory"
-        raise_tripped()
-      end
+      if f == nil and memory_tripped(err) then raise_tripped() end
       return f, err
     end
 
