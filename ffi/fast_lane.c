@@ -81,6 +81,7 @@ typedef struct {
   int (*next)(lua_State *L, int idx);                           /* 208 */
   void (*pushnil)(lua_State *L);                                /* 216 */
   int (*checkstack)(lua_State *L, int n);                       /* 224 */
+  const char *(*tolstring)(lua_State *L, int idx, size_t *len); /* 232 */
 } luagate_lane_api;
 
 /* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
@@ -99,7 +100,7 @@ enum {
   ENTRY_CONCAT = 4, /* concat(t [, sep [, i [, j]]]) of a table without a metatable, integer positions */
   ENTRY_APPEND = 5, /* insert(t, v): t[#t + 1] = v for a table without a metatable */
   ENTRY_PLAIN = 6,  /* f(v, ...) for a v no metamethod shows (nil, a boolean, a number, a string) */
-  ENTRY_FEW = 7,    /* f(...) with at most `kept` (an integer) arguments, whose results are few */
+  ENTRY_FEW = 7,    /* f(...) with at most `kept` (an integer) arguments, its results charged unless few */
   ENTRY_REP = 8,    /* rep(s, n [, sep]) of strings, an integer n, a result shorter than a step's bytes */
   /* done here, as Lua's own C function does it, for a table t that `kept` (the sandbox's read-only
    * views) does not hold: next(t [, k]) (ENTRY_NEXT; lua_next), rawget(t, k) (ENTRY_RAWGET) */
@@ -130,7 +131,9 @@ enum {
   ENTRY_GMATCH = 20, /* gmatch(s, p) */
   /* locate(e), the message handler of the sandbox's catch points: e as it is when it is no string,
    * or when the frame that raised it has a line (sandbox code: luagate's own chunks are stripped) or
-   * is a function `kept` holds (error, pcall, xpcall); the route writes any other as Lua would */
+   * is a function whose errors `kept` says are Lua's as raised (error, xpcall, the sandbox's pcall:
+   * true; assert: a prefix, "bad argument #", so that its own argument error does not pass); the
+   * route writes any other as Lua would */
   ENTRY_LOCATE = 21,
   /* rawlen(v), done here, of a string or of a table that `kept` (the read-only views) does not hold */
   ENTRY_RAWLEN = 22,
@@ -152,8 +155,15 @@ enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
 #define BYTES_PER_UNIT_SHIFT 4
 
 /* The keys of the pattern matcher's table of quick patterns (policy/patterns.ts, `quick`); at
- * QUICK_PLAIN_WORK, the work a plain find may do in C (the matcher's LIMIT). */
-enum { QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_PLAIN_WORK = 5 };
+ * QUICK_PLAIN_WORK, the work a plain find may do in C (the matcher's LIMIT); at QUICK_ATTEMPTS, the
+ * records of unanchored patterns whose search begins with C's attempt anchored at the start position
+ * ({ limit, anchored pattern, the set of chars a match can start with, the compiled pattern }); at
+ * QUICK_RESUME, the function that goes on with a search after a failed attempt. */
+enum {
+  QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_PLAIN_WORK = 5, QUICK_ATTEMPTS = 6,
+  QUICK_RESUME = 7
+};
+enum { ATTEMPT_LIMIT = 1, ATTEMPT_PATTERN = 2, ATTEMPT_FIRST = 3, ATTEMPT_COMPILED = 4 };
 #define QUICK_OF_ENTRY(op) ((op) - ENTRY_FIND + QUICK_FIND)
 
 #define LUA_TNIL 0
@@ -256,6 +266,57 @@ INLINE int call_upvalue(const luagate_lane_api *lua, lua_State *L, int upvalues,
   return lua->gettop(L);
 }
 
+/* find(s, p, from) or match(s, p, from) of an unanchored p that the whole search would cost C too much
+ * for, as the matcher's own route does it (policy/patterns.ts, `attempted`): when the rest of the
+ * subject is within the limit of p's record under QUICK_ATTEMPTS and its char at `from` can start a
+ * match, the entry's function is called on (s, the anchored pattern, from). A match is charged as the
+ * route charges it (find: up to its end, plus #p, after the call; match: the rest of the subject plus
+ * #p, before); after a failure, QUICK_RESUME(find, s, p, from, compiled) goes on with the search and
+ * returns its results. Returns how many results there are, or -1 when the call is the route's. */
+INLINE int attempt(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues, int find,
+                   lua_Integer from, lua_Integer rest, lua_Integer pattern) {
+  const int quick = upvalues - UP_KEPT, base = lua->gettop(L), record = base + 2;
+  int found = lua->rawgeti(L, quick, QUICK_ATTEMPTS) == LUA_TTABLE;
+  if (found) {
+    lua->pushvalue(L, 2);
+    found = lua->rawget(L, -2) == LUA_TTABLE;
+  }
+  if (found) {
+    found = lua->rawgeti(L, record, ATTEMPT_LIMIT) == LUA_TNUMBER && (lua_Number)rest <= lua->tonumberx(L, -1, 0);
+  }
+  if (found) {
+    size_t length;
+    const unsigned char *subject = (const unsigned char *)lua->tolstring(L, 1, &length);
+    found = from <= (lua_Integer)length && lua->rawgeti(L, record, ATTEMPT_FIRST) == LUA_TTABLE &&
+            lua->rawgeti(L, -1, subject[from - 1]) != LUA_TNIL;
+  }
+  if (!found) {
+    lua->settop(L, base);
+    return -1;
+  }
+  lua->settop(L, record);
+  if (!find) settle(lua, L, state, upvalues, (double)(rest + pattern));
+  lua->pushvalue(L, upvalues - UP_FUNCTION);
+  lua->pushvalue(L, 1);
+  lua->rawgeti(L, record, ATTEMPT_PATTERN);
+  lua->pushinteger(L, from);
+  lua->callk(L, 3, -1, 0, 0);
+  const int results = lua->gettop(L) - record;
+  if (results > 0 && lua->type(L, record + 1) != LUA_TNIL) {
+    if (find) settle(lua, L, state, upvalues, (double)(lua->tointegerx(L, record + 2, 0) - from + 1 + pattern));
+    return results;
+  }
+  lua->settop(L, record);
+  lua->rawgeti(L, quick, QUICK_RESUME);
+  lua->pushboolean(L, find);
+  lua->pushvalue(L, 1);
+  lua->pushvalue(L, 2);
+  lua->pushinteger(L, from);
+  lua->rawgeti(L, record, ATTEMPT_COMPILED);
+  lua->callk(L, 5, -1, 0, 0);
+  return lua->gettop(L) - record;
+}
+
 /* Whether the table at `idx` has no metatable. */
 INLINE int bare_table(const luagate_lane_api *lua, lua_State *L, int idx) {
   if (lua->type(L, idx) != LUA_TTABLE) return 0;
@@ -304,6 +365,22 @@ INLINE int in_kept(const luagate_lane_api *lua, lua_State *L, int upvalues, int 
   const int found = lua->rawget(L, upvalues - UP_KEPT) != LUA_TNIL;
   lua->settop(L, -2);
   return found;
+}
+
+/* Whether `kept` says the errors of the function on top are Lua's as raised, for the error at 1: true,
+ * or a prefix that error does not start with. */
+INLINE int raised_as_lua(const luagate_lane_api *lua, lua_State *L, int upvalues) {
+  lua->pushvalue(L, -1);
+  const int type = lua->rawget(L, upvalues - UP_KEPT);
+  int passes = type == LUA_TBOOLEAN;
+  if (type == LUA_TSTRING) {
+    size_t prefix_length, length;
+    const char *prefix = lua->tolstring(L, -1, &prefix_length), *e = lua->tolstring(L, 1, &length);
+    passes = length < prefix_length;
+    for (size_t i = 0; !passes && i < prefix_length; i++) passes = e[i] != prefix[i];
+  }
+  lua->settop(L, -2);
+  return passes;
 }
 
 /* Whether the table at `idx` (its metatable, when `of_metatable`) has a field `kept`; a table
@@ -361,8 +438,10 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   }
 
   if (op == ENTRY_FEW) {
-    if (n <= lua->tointegerx(L, upvalues - UP_KEPT, 0)) goto call;
-    goto route;
+    if (n > lua->tointegerx(L, upvalues - UP_KEPT, 0)) goto route;
+    results = call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
+    if (results >= state->few) settle(lua, L, state, upvalues, (double)results);
+    return results;
   }
 
   if (op == ENTRY_NEXT || op == ENTRY_RAWGET) {
@@ -436,7 +515,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     int line;
     /* level 0 is this handler, 1 the function that raised e */
     if (!push_frame(lua, L, 1, &line)) return 1;
-    const int passes = line > 0 || in_kept(lua, L, upvalues, -1);
+    const int passes = line > 0 || raised_as_lua(lua, L, upvalues);
     lua->settop(L, 1);
     if (passes) return 1;
     goto route;
@@ -561,11 +640,16 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
       fits = n < 3 || lua->type(L, 3) == LUA_TNIL;
     }
     lua_Number limit;
-    if (!fits ||
-        !(find && n >= 4 && lua->toboolean(L, 4)
-              ? pattern > 0 && plain_limit(lua, L, upvalues, pattern, &limit)
-              : quick_limit(lua, L, upvalues, QUICK_OF_ENTRY(op), &limit)) ||
-        (lua_Number)rest > limit) {
+    const int plain = find && n >= 4 && lua->toboolean(L, 4);
+    if (!fits || !(plain ? pattern > 0 && plain_limit(lua, L, upvalues, pattern, &limit)
+                         : quick_limit(lua, L, upvalues, QUICK_OF_ENTRY(op), &limit))) {
+      goto route;
+    }
+    if ((lua_Number)rest > limit) {
+      if (positioned && !plain) {
+        const int attempted = attempt(lua, L, state, upvalues, find, from, rest, pattern);
+        if (attempted >= 0) return attempted;
+      }
       goto route;
     }
     if (!find) {

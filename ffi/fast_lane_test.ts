@@ -132,6 +132,39 @@ Deno.test("fast lane: the match and gmatch entries call C for what the quick tab
   assert.equal(tally.take(), 26);
 });
 
+Deno.test("fast lane: find and match begin a search too costly for C with its attempt at the start", {
+  ignore,
+}, () => {
+  const tally = new LaneTally(STEP, FEW);
+  assert.equal(
+    run(
+      `${QUICK}
+      local m = lane.match(string.match, charge, route("match"), quick)
+      local f = lane.find(string.find, charge, route("find"), quick)
+      quick[1]["(%a+)="], quick[2]["(%a+)="] = 3, 3
+      local first = {}
+      for c = ("a"):byte(), ("z"):byte() do first[c] = true end
+      quick[6] = { ["(%a+)="] = { 30, "^(%a+)=", first, "compiled" } }
+      quick[7] = function(isfind, s, p, pos, cp)
+        return "resume:" .. table.concat({ tostring(isfind), s, p, pos, cp }, "/")
+      end
+      return table.concat({
+        show(m("key=value", "(%a+)=")),          -- the rest of the subject and #p: 9 + 6, before
+        show(f("x hello=1", "(%a+)=", 3)),       -- up to the end of the match and #p: 6 + 6, after
+        show(f("hello world", "(%a+)=")),        -- no match there: resume goes on
+        show(m("=value", "(%a+)=")),             -- '=' starts no match: the route
+        show(m(("k"):rep(31), "(%a+)=")),        -- longer than the attempt's limit: the route
+        show(m("key=value", "(%a+)=", 10)),      -- an empty rest: C's whole search, 0 + 6 not tallied
+        show(f("key=value", "(%a+)=", 1, true)), -- plain: the route
+        show(#charged),
+      }, " ")`,
+      tally,
+    ),
+    "key 3,8,hello resume:true/hello world/(%a+)=/1/compiled route:match/2 route:match/2 nil route:find/4 0",
+  );
+  assert.equal(tally.take(), 15 + 12);
+});
+
 Deno.test("fast lane: the gsub entry calls C for a string replacement the quick table proves cheap", {
   ignore,
 }, () => {
@@ -341,18 +374,25 @@ Deno.test("fast lane: the plain entry calls the function on a value no metametho
 });
 
 Deno.test(
-  "fast lane: the few entry calls the function with at most the arguments it keeps",
+  "fast lane: the few entry calls the function with at most the arguments it keeps, and charges its results unless few",
   { ignore },
   () => {
+    const tally = new LaneTally(STEP, FEW);
     assert.equal(
-      run(`${QUICK}
-      local byte = lane.few(string.byte, charge, route("byte"), 2)
+      run(
+        `${QUICK}
+      local byte = lane.few(string.byte, charge, route("byte"), 3)
       return table.concat({
         show(byte("abc")), show(byte("abc", 2)), show(byte("abc", 9)), show(byte("abc", 1, 3)),
-        show(byte("abc", 1, nil)), show(#charged),
-      }, " ")`),
-      "97 98  route:byte/3 route:byte/3 0",
+        show(byte("abc", 1, nil)), select("#", byte(("x"):rep(40), 1, 40)), show(byte("abc", 1, 3, 4)),
+        show(#charged),
+      }, " ")`,
+        tally,
+      ),
+      "97 98  97,98,99 97 40 route:byte/4 0",
     );
+    // 15 results or fewer are few; the 40 are tallied
+    assert.equal(tally.take(), 40);
   },
 );
 
@@ -552,7 +592,8 @@ Deno.test(
     const line = QUICK.split("\n").length;
     assert.equal(
       run(`${QUICK}local function index_nil() local t; return t.x end
-      local locate = lane.locate(nil, charge, function(e) return "route:" .. e end, { [error] = true })
+      local locate = lane.locate(nil, charge, function(e) return "route:" .. e end,
+        { [error] = true, [assert] = "bad argument" })
       local stripped = load(string.dump(index_nil, true), "=stripped", "b")
       local function failed(f, ...) return select(2, xpcall(f, locate, ...)) end
       return table.concat({
@@ -562,10 +603,14 @@ Deno.test(
         failed(string.rep),
         failed(stripped),
         show(locate("one", "two")),
+        failed(assert, false, "raised by assert"),
+        failed(assert, false, "bad"),
+        failed(assert),
       }, " | ")`),
       `lane:${line}: attempt to index a nil value (local 't') | raised by error | table | ` +
         "route:bad argument #1 to 'string.rep' (string expected, got no value) | " +
-        "route:?:-1: attempt to index a nil value | route:one",
+        "route:?:-1: attempt to index a nil value | route:one | raised by assert | bad | " +
+        "route:bad argument #1 to 'assert' (value expected)",
     );
   },
 );
@@ -635,6 +680,27 @@ Deno.test(
         "  tally 0",
         "match, short",
         "  callk 2 -1 0 NULL: function",
+        FORTY_BYTES,
+        "  tally 0",
+        "match, longer than proved: C's attempt anchored at the start, charged before",
+        "  callk 3 -1 0 NULL: function",
+        FORTY_BYTES,
+        "  tally 15",
+        "find, the attempt found: charged after, to the end of the match",
+        "  callk 3 -1 0 NULL: function",
+        '  returned 3: 3 7 "hello"',
+        "  tally 11",
+        "find, the attempt failed: resume goes on with the search",
+        "  callk 3 -1 0 NULL: function",
+        "  callk 5 -1 0 NULL: resume",
+        "  returned 1: nil",
+        "  tally 0",
+        "match, a char no match starts with: the route",
+        "  callk 2 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "match, beyond the attempt's limit: the route",
+        "  callk 2 -1 0 NULL: route",
         FORTY_BYTES,
         "  tally 0",
         "gmatch, with a start: the route",

@@ -74,12 +74,12 @@ local string, table, debug = string, table, debug
 local d_sethook, d_getmetatable, d_setmetatable = debug.sethook, debug.getmetatable, debug.setmetatable
 local d_setupvalue, d_getupvalue, d_upvaluejoin = debug.setupvalue, debug.getupvalue, debug.upvaluejoin
 local d_getinfo = debug.getinfo
-local s_byte, t_concat, t_pack = string.byte, table.concat, table.pack
+local s_byte, s_find, t_concat, t_pack = string.byte, string.find, table.concat, table.pack
 -- the globals of the trusted chunks loaded later (vetted libraries, pattern matcher), taken here
 -- before the real globals are emptied
 local TRUSTED_GLOBALS = {
   _VERSION = _VERSION, assert = assert, error = error, getmetatable = getmetatable, load = load,
-  next = next, pcall = pcall, xpcall = xpcall, rawget = rawget, rawset = rawset, select = select,
+  next = next, xpcall = xpcall, rawget = rawget, rawset = rawset, select = select,
   setmetatable = setmetatable, tonumber = tonumber, tostring = tostring, type = type, string = string,
   table = table,
 }
@@ -275,16 +275,19 @@ return (function()
   -- out of bounds)". And a VM error in luagate's own Lua carries that chunk's position ("?:-1:")
   -- where Lua's C function would have none. A message handler at every catch point has such a
   -- message written as Lua would have, by the vetted libraries' located (kernel_libraries.ts),
-  -- loaded for the first error raised by a C function other than error() and the catch functions,
-  -- or by luagate's Lua. Every other error object passes.
+  -- loaded for the first error raised by a C function other than error(), assert() (whose message
+  -- Lua places as error's) and the catch functions, or by luagate's Lua. Every other error object
+  -- passes.
 
   -- A frame with a line runs sandbox code: luagate's own chunks are stripped in every state
   -- (LuaCore.loadTrusted), and the sandbox loads text only.
   -- e raised by the function at \`level\` of the running thread (counted from the caller); the
   -- libraries' located filters alike, for a coroutine's error too. Neither place nor locate's
   -- route tail-calls: the levels count their frames. The fast lane's entry passes what place would
-  -- pass without looking further (anything but a string, a raiser with a line or in RAISERS).
-  local RAISERS = { [error] = true, [pcall] = true, [xpcall] = true }
+  -- pass without looking further (anything but a string, a raiser with a line or whose errors
+  -- RAISERS says are Lua's as raised: true, or a prefix they do not start with; assert's own
+  -- argument error, like any C function's, names the function as the sandbox has none named).
+  local RAISERS = { [error] = true, [assert] = "bad argument #", [xpcall] = true }
   -- the current line and the function of the frame at level (1: the caller), as getinfo's "lf"
   -- has them; the fast lane's entry answers without making getinfo's table
   local frame = lane_entry(${LaneEntry.frame}, nil, function(level)
@@ -294,7 +297,8 @@ return (function()
   local function place(level, e)
     if type(e) ~= "string" or tripped then return e end
     local line, f = frame(level + 1)
-    if f == nil or RAISERS[f] or line > 0 then return e end
+    local raised = RAISERS[f]
+    if f == nil or line > 0 or raised == true or (raised and s_find(e, raised, 1, true) ~= 1) then return e end
     -- Loading the libraries can fail where the error arose: at Lua's nesting limit (5.3's parser
     -- counts C levels), or at the memory cap, which the catch point then raises. Either way the
     -- error stays as it was raised.

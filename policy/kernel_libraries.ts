@@ -141,7 +141,10 @@ local function located(co, level, e)
   if type(e) ~= "string" or tripped() then return e end
   local at = co and level or level + 1
   local raiser_line, raiser = frame_of(co, at)
-  if raiser == nil or RAISERS[raiser] or raiser_line > 0 then return e end
+  local raised = RAISERS[raiser]
+  if raiser == nil or raiser_line > 0 or raised == true or (raised and s_find(e, raised, 1, true) ~= 1) then
+    return e
+  end
   if not is_c(raiser) then
     -- a VM error in luagate's own Lua, which stands for a C function, where Lua's has no position
     -- (nor names a variable of luagate's)
@@ -313,12 +316,10 @@ local function build_string()
     return repeated
   end)
   S.upper, S.lower, S.reverse = copying(string.upper), copying(string.lower), copying(string.reverse)
-  -- without an end position byte has at most one result: the fast lane's entry calls it at once
+  -- its results are charged unless few; the fast lane's entry charges them after calling it
   S.byte = entry(${LaneEntry.few}, s_byte, function(...)
-    local _, _, j = ...
-    if j == nil then return s_byte(...) end
     return charge_results(s_byte(...))
-  end, 2)
+  end, 3)
 
   -- What a format string needs, found once per string (up to FORMATS_KEPT strings of at most
   -- FORMAT_KEPT_LEN bytes; each search is linear: one class, then a letter). Without %p, C

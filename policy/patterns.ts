@@ -581,9 +581,11 @@ local function compile(p, start)
         for x = 0, 255 do
           if first[x] then cp.first, cp.fplain = char(x), true end
         end
+        cp.firstset = first
       elseif n <= 33 then
         out[n + 1] = "]"
         cp.first = concat(out)
+        cp.firstset = first
       end
     end
   end
@@ -636,6 +638,20 @@ local function maxn(cp)
   mx = cp.mayerr and -1 or longest_cheap(cbound, cp)
   cp.maxn = mx
   return mx
+end
+
+-- The compiled anchored form of an unanchored pattern: a search of the whole subject tries every
+-- start position, which may cost C a quadratic bound, but the leftmost match can only start where
+-- the prefilter points, and one anchored attempt there often stays linear. q is the pattern C is
+-- given (gmatch's escapes a leading '^'); the anchored one is cp.apat.
+local function anchored(cp, q)
+  local acp = cp.acp
+  if acp == nil then
+    cp.apat = "^" .. q
+    acp = compile(cp.apat, 2)
+    cp.acp = acp
+  end
+  return acp
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -905,8 +921,11 @@ local function getcap(i, s, e)
   error("unfinished capture", 3 + UP)
 end
 
--- next start position >= pos where the pattern can match (C's find with the FIRST set)
+-- next start position >= pos where the pattern can match: pos itself when its char is in the
+-- FIRST set, or C's find with that set
 local function skipto(cp, pos)
+  local set = cp.firstset
+  if set and set[byte(S, pos)] then return pos end
   local q
   local f = cp.first
   if f == "" then
@@ -1032,9 +1051,14 @@ end
 -- subject (from the start position) handed to C (false: none), learnt by find_aux, so that the
 -- next such call with the pattern skips the checks. gsub keeps its own per pattern (see gsub);
 -- gmatch the longest subject whose whole scan is C's (-1: none).
--- [1: find, 2: match, 3: gsub, 4: gmatch][pattern]; the fast lane reads plain_limit's LIMIT at 5
-local quick, nquick = deps.quick or {}, { 0, 0, 0, 0 }
-quick[1], quick[2], quick[3], quick[4], quick[5] = {}, {}, {}, {}, LIMIT
+-- [1: find, 2: match, 3: gsub, 4: gmatch][pattern]; the fast lane reads plain_limit's LIMIT at 5.
+-- At 6, for find and match: the unanchored patterns whose search find_aux began with C's attempt
+-- anchored where a match can start (see attempted), each with its record { the longest subject
+-- (from the start position) for that attempt, the anchored pattern, the set of chars a match can
+-- start with, the compiled pattern }; at 7, resume, which goes on with a search after a failed
+-- attempt (the fast lane makes the attempt from these too).
+local quick, nquick = deps.quick or {}, { 0, 0, 0, 0, 0, 0 }
+quick[1], quick[2], quick[3], quick[4], quick[5], quick[6] = {}, {}, {}, {}, LIMIT, {}
 local function learn(which, p, mx)
   local known = quick[which]
   if known[p] ~= nil or #p > CACHE_PLEN then return end
@@ -1044,6 +1068,69 @@ local function learn(which, p, mx)
   end
   known[p] = mx
   nquick[which] = nquick[which] + 1
+end
+
+-- The search in Lua from pos, for find_aux (state set). Tail-called, like attempted: the matcher's
+-- error levels count the public function's frame as the caller of this one.
+local function search(isfind, cp, pos, ls, anchor)
+  if stats then stats.lua = stats.lua + 1 end
+  local first = not anchor and cp.first
+  while pos <= ls + 1 do
+    if first then
+      pos = skipto(cp, pos)
+      if not pos then break end
+    end
+    level, depth, extra = 0, MAXCCALLS, UP
+    local e = do_match(pos, 1)
+    if e then
+      flush()
+      if isfind then return pos, e - 1, pushcaps(pos, e, false, 3 + UP) end
+      return pushcaps(pos, e, true, 2 + UP)
+    end
+    if anchor then break end
+    pos = nextpos(cp, pos)
+  end
+  flush()
+  return nil
+end
+
+-- After C's attempt at pos failed: the search goes on in Lua from the next start position, which
+-- charges the run it skips (find's attempt is charged #p more; match's was charged already).
+local function resume(isfind, s, p, pos, cp)
+  local ls = #s
+  if isfind then charge(#p) end
+  setstate(cp, s, ls)
+  return search(isfind, cp, nextpos(cp, pos), ls, false)
+end
+quick[7] = resume
+
+-- The results of C's attempt at pos of the anchored pattern (st, en and the captures; nil: it
+-- failed). find is charged up to the end of the match plus #p, match the rest of the subject plus
+-- #p (as when a whole call is handed to C). What C covers before a failure is bounded like any call
+-- handed to C, so find's failed attempt is charged #p only: a loop of steps along a subject is not
+-- charged its rest at each of them.
+local function attempted(isfind, s, p, cp, pos, st, ...)
+  if stats then stats.c = stats.c + 1 end
+  if not isfind then charge(#s - pos + 1 + #p) end
+  if not st then return resume(isfind, s, p, pos, cp) end
+  local en = ...
+  if isfind then charge(en - pos + 1 + #p) end
+  flush()
+  if isfind then return st, ... end
+  if select("#", ...) == 1 then return sub(s, st, en) end
+  return select(2, ...)
+end
+
+-- what the attempts of find and match need, once find_aux made one (see quick)
+local function learn_attempt(p, cp)
+  local known = quick[6]
+  if known[p] ~= nil or #p > CACHE_PLEN then return end
+  if nquick[6] >= CACHE_MAX then
+    known = {}
+    quick[6], nquick[6] = known, 0
+  end
+  known[p] = { cp.acp.maxn, cp.apat, cp.firstset, cp }
+  nquick[6] = nquick[6] + 1
 end
 
 local function find_aux(isfind, ...)
@@ -1082,26 +1169,19 @@ local function find_aux(isfind, ...)
       return c_match(s, p, pos)
     end
   end
-  if stats then stats.lua = stats.lua + 1 end
   setstate(cp, s, ls)
-  local first = not anchor and cp.first
-  repeat
-    if first then
+  if not anchor and not FORCE_LUA then
+    if cp.first then
       pos = skipto(cp, pos)
-      if not pos then break end
+      if not pos then return search(isfind, cp, ls + 2, ls, false) end
     end
-    level, depth, extra = 0, MAXCCALLS, UP
-    local e = do_match(pos, 1)
-    if e then
-      flush()
-      if isfind then return pos, e - 1, pushcaps(pos, e, false, 3 + UP) end
-      return pushcaps(pos, e, true, 2 + UP)
+    local acp = anchored(cp, p)
+    if ls - pos + 1 <= maxn(acp) then
+      if learning and cp.firstset then learn_attempt(p, cp) end
+      return attempted(isfind, s, p, cp, pos, c_find(s, cp.apat, pos))
     end
-    if anchor then break end
-    pos = nextpos(cp, pos)
-  until pos > ls + 1
-  flush()
-  return nil
+  end
+  return search(isfind, cp, pos, ls, anchor)
 end
 
 -- A positive init keeps the quick route: the limits are on the subject from the start position.
@@ -1121,6 +1201,10 @@ local function find(...)
         if rest + lp < FEW then return c_find(s, p, pos, plain) end
         return searched(pos, ls, lp, c_find(s, p, pos, plain))
       end
+      local a = mx and not plain and quick[6][p]
+      if a and rest <= a[1] and a[3][byte(s, pos)] then
+        return attempted(true, s, p, a[4], pos, c_find(s, a[2], pos))
+      end
     end
   end
   return find_aux(true, ...)
@@ -1133,12 +1217,19 @@ local function match(...)
     if mx then
       local pos = 1
       if init ~= nil then pos = tointeger(init) or 0 end
-      local rest = #s - pos + 1
-      if pos > 0 and rest >= 0 and rest <= mx and not FORCE_LUA then
-        if stats then stats.c = stats.c + 1 end
-        local bound = rest + #p
-        if bound >= FEW then charge(bound) end
-        return c_match(s, p, pos)
+      local ls = #s
+      local rest = ls - pos + 1
+      if pos > 0 and rest >= 0 and not FORCE_LUA then
+        if rest <= mx then
+          if stats then stats.c = stats.c + 1 end
+          local bound = rest + #p
+          if bound >= FEW then charge(bound) end
+          return c_match(s, p, pos)
+        end
+        local a = quick[6][p]
+        if a and rest <= a[1] and a[3][byte(s, pos)] then
+          return attempted(false, s, p, a[4], pos, c_find(s, a[2], pos))
+        end
       end
     end
   end
@@ -1216,17 +1307,11 @@ local function gmatch(...)
     return ...
   end
 
-  return function()
-    local pos = src
-    if pos > ls + 1 then return end
-    if ls - pos + 1 <= mx and not FORCE_LUA then
-      if stats then stats.c = stats.c + 1 end
-      return deliver(searched(pos, ls, #p, c_find(s, p2, pos)))
-    end
+  -- a step in Lua from pos (state set); tail-called, as the matcher's error levels expect
+  local function step(pos)
     if stats then stats.lua = stats.lua + 1 end
-    setstate(cp, s, ls)
     local first = cp.first
-    repeat
+    while pos <= ls + 1 do
       if first then
         pos = skipto(cp, pos)
         if not pos then break end
@@ -1239,8 +1324,42 @@ local function gmatch(...)
         return pushcaps(pos, e, true, 2)
       end
       pos = e and pos + 1 or nextpos(cp, pos)
-    until pos > ls + 1
+    end
     flush()
+  end
+
+  -- C's anchored attempt at pos (see find_aux): delivers its match, or the step goes on in Lua
+  -- (after a failure, or an empty match where the last one ended)
+  local function attempted_step(pos, st, en, ...)
+    if stats then stats.c = stats.c + 1 end
+    if st and en + 1 ~= lastmatch then
+      charge(en - pos + 1 + #p)
+      flush()
+      src, lastmatch = en + 1, en + 1
+      if select("#", ...) == 0 then return sub(s, st, en) end
+      return ...
+    end
+    charge(#p)
+    return step(st and pos + 1 or nextpos(cp, pos))
+  end
+
+  return function()
+    local pos = src
+    if pos > ls + 1 then return end
+    if ls - pos + 1 <= mx and not FORCE_LUA then
+      if stats then stats.c = stats.c + 1 end
+      return deliver(searched(pos, ls, #p, c_find(s, p2, pos)))
+    end
+    setstate(cp, s, ls)
+    if not FORCE_LUA then
+      if cp.first then
+        pos = skipto(cp, pos)
+        if not pos then return step(ls + 2) end
+      end
+      local acp = anchored(cp, p2)
+      if ls - pos + 1 <= maxn(acp) then return attempted_step(pos, c_find(s, cp.apat, pos)) end
+    end
+    return step(pos)
   end
 end
 

@@ -471,6 +471,58 @@ Deno.test({
 });
 
 Deno.test({
+  name: "patterns: a search too costly for C as a whole tries C once, anchored where a match can start",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    // the whole search of 13 bytes may cost C a quadratic bound; one anchored attempt is linear
+    const [k, v, units, toC, inLua] = lua.execute(`
+      api.match("key12=value12", "(%w+)=(%w+)")
+      reset(); stats.c, stats.lua = 0, 0
+      local k, v = api.match("key12=value12", "(%w+)=(%w+)")
+      return k, v, used_units(), stats.c, stats.lua
+    `) as [string, string, number, number, number];
+    assert.deepEqual([k, v, units, toC, inLua], ["key12", "value12", 13 + 11, 1, 0]);
+
+    // find's positions and position captures, from where the prefilter points (' ' cannot start)
+    const found = lua.execute(`
+      return api.find(("  "):rep(20) .. "id=42;", "()(%a+)=(%d+)()")
+    `) as unknown[];
+    assert.deepEqual(found, [41, 45, 41, "id", "42", 46]);
+
+    // a failed attempt leaves the search to Lua, which finds the match further on
+    const [later, toC2, inLua2] = lua.execute(`
+      reset(); stats.c, stats.lua = 0, 0
+      local k = api.match("token " .. ("word "):rep(10) .. "key=value", "(%w+)=(%w+)")
+      return k, stats.c, stats.lua
+    `) as [string, number, number];
+    assert.deepEqual([later, toC2, inLua2], ["key", 1, 1]);
+
+    // gmatch: one attempt per step. The first delivers C's match; each next one fails on "junk" and
+    // Lua finds the match after it (9 steps); the last rest is short enough for C's whole search.
+    const [pairs, attempts, inLua3] = lua.execute(`
+      local n = 0
+      reset(); stats.c, stats.lua = 0, 0
+      for key, value in api.gmatch(("k=v junk "):rep(10), "(%w+)=(%w+)") do
+        if key == "k" and value == "v" then n = n + 1 end
+      end
+      return n, stats.c, stats.lua
+    `) as number[];
+    assert.deepEqual([pairs, attempts, inLua3], [10, 11, 9]);
+
+    // on a long subject an attempt is cheap only near its end: the charge stays linear
+    const [longPairs, longUnits] = lua.execute(`
+      local n = 0
+      reset()
+      for key in api.gmatch(("k=v junk "):rep(200), "(%w+)=(%w+)") do n = n + 1 end
+      return n, used_units()
+    `) as number[];
+    assert.equal(longPairs, 200);
+    assert.ok(longUnits < 20 * 1800, `charged ${longUnits} for 1800 bytes`);
+  },
+});
+
+Deno.test({
   name: "patterns: with few = 16, a charge under 16 units is skipped, and the rest is charged as before",
   ignore: !SUPPORTED,
   fn() {
@@ -563,13 +615,16 @@ Deno.test({
     `) as number[];
     assert.deepEqual([short, toC1, units1], [10, 1, 50 + 3]);
 
-    // a quantifier followed by more pattern still repeats at every start: quadratic, so Lua
-    const [found, toC2, inLua2] = lua.execute(`
+    // a quantifier followed by more pattern still repeats at every start: quadratic, so the search
+    // is Lua's, after one anchored attempt in C where a match could start (linear, and it failed)
+    const [found, toC2, inLua2, units2] = lua.execute(`
       reset(); stats.c, stats.lua = 0, 0
       local found = api.find(("a"):rep(150), "%a+%d")
-      return found == nil, stats.c, stats.lua
-    `) as [boolean, number, number];
-    assert.deepEqual([found, toC2, inLua2], [true, 0, 1]);
+      return found == nil, stats.c, stats.lua, used_units()
+    `) as [boolean, number, number, number];
+    assert.deepEqual([found, toC2, inLua2], [true, 1, 1]);
+    // the failed attempt is charged the pattern, Lua's skip over the run its length
+    assert.ok(units2 >= 4 + 150 && units2 < 2000, `charged ${units2}`);
   },
 });
 

@@ -455,6 +455,45 @@ Deno.test("stdlib: pattern calls the fast lane takes are still charged: a budget
   assertChargedOnTheLane(calls, "a".repeat(200), 100, 10);
 });
 
+Deno.test("stdlib: a search that begins with C's anchored attempt is charged: a budget such searches exhaust trips", () => {
+  // C's whole search of 100 bytes with "(%w+)=(%w+)" is not proved cheap, its attempt anchored where
+  // the match starts is: each call is charged 111 units (the subject and the pattern), 22,200 for 200
+  const calls = {
+    match: "local k, v = s:match('(%w+)=(%w+)')",
+    find: "local a, b, k, v = s:find('(%w+)=(%w+)')",
+  };
+  assertChargedOnTheLane(calls, "key=" + "v".repeat(96), 200, 10);
+});
+
+Deno.test("stdlib: find, match and gmatch answer as Lua's own when a search begins with C's anchored attempt", () => {
+  using sb = new Sandbox();
+  using lua = new LuaRuntime();
+  const pairs = `(function(s, p)
+      local t = {}
+      for k, v in s:gmatch(p) do t[#t + 1] = tostring(k) .. ":" .. tostring(v) end
+      return table.concat(t, ",")
+    end)`;
+  const calls = [
+    `("key12=value12"):match("(%w+)=(%w+)")`,
+    `("key12=value12"):find("(%w+)=(%w+)")`,
+    `("  id=42; x=7"):find("()(%a+)=(%d+)()")`,
+    `("token abc key=value"):match("(%w+)=(%w+)")`,
+    `("token abc key=value"):find("(%w+)=(%w+)", 3)`,
+    `("no pairs here at all"):match("(%w+)=(%w+)")`,
+    `("no pairs here at all"):find("(%w+)=(%w+)")`,
+    `("=x a=b"):match("(%w+)=(%w+)")`,
+    `("ab12cd"):match("(%a+)%d")`,
+    `("ab12cd"):find("(%a+)%d", -4)`,
+    `("k=v"):match("(%w+)=(%w+)", 4)`,
+    `("Bearer abc.def"):match("(%a+) ([%w%.]+)")`,
+    `("/api/users/42"):match("/(%a+)/(%d+)")`,
+    `${pairs}(("k=v junk "):rep(10), "(%w+)=(%w+)")`,
+    `${pairs}("a=1&b=2&&c=3&d", "(%w+)=(%w*)")`,
+    `${pairs}("x=1 y= =2", "(%w*)=(%w*)")`,
+  ];
+  assertAsLuaOnEitherRoute(sb, lua, calls);
+});
+
 Deno.test("stdlib: string.format, the copying functions and table.concat on the fast lane are still charged", () => {
   // 300 calls run about 5,000 instructions; their results (format, concat) or arguments (the
   // others) of 1,600 bytes are charged 100 units each, 30,000 in all. The first call learns the
@@ -791,6 +830,23 @@ Deno.test("stdlib: errors behind an entry or a route are written as Lua's where 
     // a handler that fails itself
     "local ok, e = xpcall(function() table.insert({}, 9, 1) end, function(m) error('again') end)" +
     " error(tostring(ok) .. ' ' .. tostring(e), 0)",
+  ]);
+});
+
+Deno.test("stdlib: assert's errors are written as Lua's, its own argument error naming it", () => {
+  // its message is placed as error's (the handler passes it at once), but no argument at all is an
+  // argument error, which names assert as Lua's loaded libraries would
+  assertErrorsAtTheCall([
+    "local ok, e = pcall(assert, false, 'nope') error(e, 0)",
+    "assert(false, 'nope')",
+    "assert(nil)",
+    "assert()",
+    "local ok, e = pcall(assert) error(e, 0)",
+    "local ok, e = pcall(assert, false, 'bad argument #1 to x') error(e, 0)",
+    "local ok, e = xpcall(assert, function(m) return 'handled: ' .. m end, false, 'x') error(e, 0)",
+    "local t = setmetatable({}, { __index = function() assert(false, 'deep') end }) return t.x",
+    "coroutine.wrap(function() assert(false, 'in a coroutine') end)()",
+    "local ok, e = pcall(assert, false, {}) error(type(e), 0)",
   ]);
 });
 
