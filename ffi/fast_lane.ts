@@ -868,7 +868,7 @@ export const LaneEntry = {
   append: 5,
   /** `f(v, ...)` for a `v` no metamethod shows: nil, a boolean, a number or a string. */
   plain: 6,
-  /** `f(...)` with at most `kept` arguments (an integer), for a function whose results are then few. */
+  /** `f(...)` with at most `kept` arguments (an integer), its results charged one unit each unless few. */
   few: 7,
   /** `rep(s, n [, sep])` of strings and an integer `n` whose result is shorter than a step's bytes. */
   rep: 8,
@@ -901,10 +901,12 @@ export const LaneEntry = {
   remove: 16,
   /**
    * `find(s, p [, init [, plain]])` for a subject `kept` (the matcher's quick table) proves cheap,
-   * charged for the part searched after the call.
+   * charged for the part searched after the call; or, for an unanchored `p` whose record `kept`
+   * holds, the matcher's attempt of `p` anchored at `init`, its search going on in the matcher's
+   * `resume` after a failure.
    */
   find: 17,
-  /** `match(s, p [, init])` for a subject `kept` proves cheap. */
+  /** `match(s, p [, init])` for a subject `kept` proves cheap, or its anchored attempt (as `find`). */
   match: 18,
   /** `gsub(s, p, repl)` for a string `repl` and a subject `kept` proves cheap. */
   gsub: 19,
@@ -912,8 +914,8 @@ export const LaneEntry = {
   gmatch: 20,
   /**
    * `locate(e)`, a catch point's message handler: `e` as it is when it is no string, or when the
-   * function that raised it has a line (sandbox code) or is one `kept` holds as a key; the route
-   * writes any other.
+   * function that raised it has a line (sandbox code) or is one whose errors `kept` says are Lua's
+   * as raised (`true`, or a prefix `e` does not start with); the route writes any other.
    */
   locate: 21,
   /** `rawlen(v)`, done in C, of a string or of a table `kept` does not hold. */

@@ -76,6 +76,15 @@
  * - Patterns that could raise an error (malformed items, capture errors, 199 or more recursive
  *   items, captures left unfinished, a bad `%` in a gsub replacement string) always run in Lua,
  *   so that errors carry the same text and position prefix as C's.
+ * - An unanchored `find`, `match` or `gmatch` step whose whole search is not cheap tries C once
+ *   where the leftmost match can start (the first position whose char is in the pattern's FIRST
+ *   set), with the pattern anchored there, when the anchored bound (one start position, linear
+ *   for patterns without branching items) is cheap for the rest of the subject; after a failure
+ *   the search goes on in Lua from the next start position. A match is charged as a call handed
+ *   to C (`find`, a `gmatch` step: up to its end; `match`: the subject from the start position),
+ *   plus `#p`; a failed `find` or `gmatch` attempt `#p`. Once find_aux has made one, the pattern's
+ *   record in `quick[6]` lets `find`, `match` and the fast lane make it at once; `quick[7]` is
+ *   the function that goes on after a failure.
  *
  * Where no error is possible, the Lua matcher skips work that cannot change the outcome: a
  * quantifier that cannot branch usefully takes its only viable repetition count at once, a
