@@ -138,7 +138,7 @@ local UP = deps.up or 0 -- levels an entry of the fast lane puts between a publi
 local bad_argument = deps.bad_argument or function(i, fname, problem, level)
   error(format("bad argument #%d to '%s' (%s)", i, fname, problem), level + 1)
 end
-local FORCE_LUA = FORCE_LUA
+local FORCE_LUA = deps.force_lua
 
 local MAXCCALLS = 200 -- lstrlib.c's matchdepth
 local MAXCAPTURES = 32 -- LUA_MAXCAPTURES
@@ -458,8 +458,12 @@ local function compile(p, start)
     local first = nil -- FIRST set of items j+1.. (nil: anything, or may succeed at once)
     local fnext = {} -- per backtracking quantifier: FIRST set of its continuation
     local consumes = false -- does every match consume at least one char?
-    local okconv = {}
-    local ok = false -- does the continuation always succeed (only captures, then the end)?
+    local okconv, alwaysconv = {}, {}
+    -- Does the continuation always succeed, from any position: ok when it is only captures, then
+    -- the end; always also when it is a quantifier before a continuation that always succeeds (its
+    -- first count is then the match), or '.*' or '.-' before one that succeeds at the end of the
+    -- subject (okend), which they reach.
+    local ok, always, okend = false, false, false
     for j = nitems, 1, -1 do
       local kd = kind[j]
       if kd == K_END or kd == K_BACKREF then
@@ -471,8 +475,8 @@ local function compile(p, start)
         consumes = true
       elseif kd == K_SINGLE or kd == K_PLUS then
         if kd == K_PLUS then
-          if ok then
-            kind[j], okconv[j] = K_DPLUS, true
+          if always then
+            kind[j], okconv[j], alwaysconv[j] = K_DPLUS, ok, not ok
           elseif disjoint(cls[j], first) then
             kind[j] = K_DPLUS
           else
@@ -483,23 +487,27 @@ local function compile(p, start)
         consumes = true
       elseif kd == K_STAR or kd == K_MINUS or kd == K_OPT then
         local t = cls[j]
-        if ok and kd == K_MINUS then
+        if always and kd == K_MINUS then
           -- the empty repetition is tried first and succeeds
-          kind[j], okconv[j] = K_DOPT, true
+          kind[j], okconv[j], alwaysconv[j] = K_DOPT, ok, not ok
           cls[j] = EMPTY
-        elseif ok then
-          kind[j], okconv[j] = kd == K_OPT and K_DOPT or K_DSTAR, true
+        elseif always then
+          kind[j], okconv[j], alwaysconv[j] = kd == K_OPT and K_DOPT or K_DSTAR, ok, not ok
         elseif disjoint(t, first) then
           kind[j] = kd == K_OPT and K_DOPT or K_DSTAR
         else
           fnext[j] = first
         end
         first = union(t, first)
+        ok, always = false, always or (kd ~= K_OPT and t == ANY and okend)
       end
       if kd == K_END then
-        ok = true
-      elseif kd ~= K_OPEN and kd ~= K_POSOPEN and kd ~= K_CLOSE then
-        ok = false
+        ok, always, okend = true, true, true
+      elseif kd == K_DOLLAR then
+        ok, always, okend = false, false, true
+      elseif kd ~= K_OPEN and kd ~= K_POSOPEN and kd ~= K_CLOSE and kd ~= K_STAR and kd ~= K_MINUS
+        and kd ~= K_OPT then
+        ok, always, okend = false, false, false
       end
       pending = pending + ((kd >= K_STAR and kd <= K_OPT) and 520 or 8)
     end
@@ -525,6 +533,15 @@ local function compile(p, start)
           -- stops at its first test.
           if kd ~= K_DOPT then once = once + cost[j] end
           succeeds = true
+        elseif alwaysconv[j] then
+          -- tried first with its longest repetition (for '-': none), after which the match cannot
+          -- fail: the run is scanned once per visit and no shorter repetition is tried, but the
+          -- continuation may do work of its own (its items count as any)
+          if kd == K_DOPT then
+            costq[q] = costq[q] + cost[j]
+          else
+            linq[q] = linq[q] + cost[j]
+          end
         elseif kd == K_BALANCE or kd == K_BACKREF then
           linq[q] = linq[q] + 1
         elseif kd >= K_DSTAR and kd <= K_DOPT then

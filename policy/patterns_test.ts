@@ -523,6 +523,46 @@ Deno.test({
 });
 
 Deno.test({
+  name: "patterns: a quantifier before what always succeeds ('.-' to the end) takes its first count",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    // the same answers as C's, in Lua (forced) and dispatching
+    const differences = lua.execute(String.raw`
+      local out = {}
+      local patterns = { "^%s*(.-)%s*$", "^(.-)%s*$", "^%s*(.*)$", "%s*(.-)%s*$", "^(%a*)(.-)$", "^x*(.-)y*$",
+        "^(%s*)(.*)(%s*)$", "^%s+(.-)$", "^(.-)(%d*)$", "()%s*(.-)()%s*$" }
+      local subjects = { "", " ", "  Item 12 value  ", "x" .. (" "):rep(40) .. "y", "   ", "abc", " a b ",
+        "12ab34", "xxyy", ("a "):rep(30) }
+      local function show(...)
+        local t = table.pack(...)
+        for i = 1, t.n do t[i] = tostring(t[i]) end
+        return table.concat(t, ",", 1, t.n)
+      end
+      for _, p in ipairs(patterns) do
+        for _, s in ipairs(subjects) do
+          local want = show(string.find(s, p)) .. "|" .. show(string.match(s, p))
+          for name, f in pairs({ api = api, forced = forced }) do
+            local got = show(f.find(s, p)) .. "|" .. show(f.match(s, p))
+            if got ~= want then out[#out + 1] = name .. " " .. p .. " on '" .. s .. "': " .. got .. " vs " .. want end
+          end
+        end
+      end
+      return table.concat(out, "\n")
+    `);
+    assert.equal(differences, "");
+    // trim of a short string: C's whole search is proved cheap (its first %s* cannot backtrack)
+    const [trimmed, toC, inLua] = lua.execute(`
+      api.match("  Item 12 value  ", "^%s*(.-)%s*$")
+      reset(); stats.c, stats.lua = 0, 0
+      local r = api.match("  Item 12 value  ", "^%s*(.-)%s*$")
+      return r, stats.c, stats.lua
+    `) as [string, number, number];
+    assert.deepEqual([trimmed, toC, inLua], ["Item 12 value", 1, 0]);
+  },
+});
+
+Deno.test({
   name: "patterns: with few = 16, a charge under 16 units is skipped, and the rest is charged as before",
   ignore: !SUPPORTED,
   fn() {
