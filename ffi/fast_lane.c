@@ -98,7 +98,7 @@ enum {
   ENTRY_BYTES = 2,  /* f(s, ...), charging s as bytes (no route: f's own errors are the route's) */
   ENTRY_FORMAT = 3, /* format(fmt, ...) for a format of a kind kept in `kept` needing no checks */
   ENTRY_CONCAT = 4, /* concat(t [, sep [, i [, j]]]) of a table without a metatable, integer positions */
-  ENTRY_APPEND = 5, /* insert(t, v): t[#t + 1] = v for a table without a metatable */
+  ENTRY_APPEND = 5, /* insert(t, [pos,] v) of a table without a metatable, an integer pos in its bounds, done here */
   ENTRY_PLAIN = 6,  /* f(v, ...) for a v no metamethod shows (nil, a boolean, a number, a string) */
   ENTRY_FEW = 7,    /* f(...) with at most `kept` (an integer) arguments, its results charged unless few */
   ENTRY_REP = 8,    /* rep(s, n [, sep]) of strings, an integer n, a result shorter than a step's bytes */
@@ -122,7 +122,7 @@ enum {
   /* of a table without a metatable, charged as the route charges it */
   ENTRY_SORT = 14,   /* sort(t [, comp]), charged n * (floor(log2(n)) + 1) for n > 1 items */
   ENTRY_UNPACK = 15, /* unpack(t [, i [, j]]) of fewer items than a step, charged them unless few, done here */
-  ENTRY_REMOVE = 16, /* remove(t): its last item, nothing to charge, done here */
+  ENTRY_REMOVE = 16, /* remove(t [, pos]) of a table without a metatable, an integer pos in its bounds, done here */
   /* the pattern functions, for a subject the matcher's quick table (`kept`) proves cheap; in the
    * order of that table's keys (QUICK_OF_ENTRY) */
   ENTRY_FIND = 17,   /* find(s, p [, init [, plain]]), charging the part searched after the call */
@@ -553,12 +553,21 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   }
 
   if (op == ENTRY_REMOVE) {
-    /* t[#t], then t[#t] = nil: C's remove moves nothing then */
-    if (n == 1 && bare_table(lua, L, 1)) {
-      const lua_Integer last = (lua_Integer)lua->rawlen(L, 1);
-      lua->rawgeti(L, 1, last);
-      lua->settop(L, 3);
-      lua->rawseti(L, 1, last);
+    /* as C's remove: t[pos], the items after it moved down, charged one unit each as the route
+     * charges them, then the last set to nil */
+    if ((n == 1 || (n == 2 && lua->isinteger(L, 2))) && bare_table(lua, L, 1)) {
+      const lua_Integer size = (lua_Integer)lua->rawlen(L, 1);
+      lua_Integer pos = n == 2 ? lua->tointegerx(L, 2, 0) : size;
+      if (pos != size && (pos < 1 || pos > size + 1)) goto route;
+      if (pos >= 1 && pos < size) settle(lua, L, state, upvalues, (double)(size - pos));
+      lua->settop(L, 1);
+      lua->rawgeti(L, 1, pos);
+      for (; pos < size; pos++) {
+        lua->rawgeti(L, 1, pos + 1);
+        lua->rawseti(L, 1, pos);
+      }
+      lua->pushnil(L);
+      lua->rawseti(L, 1, pos);
       return 1;
     }
     goto route;
@@ -594,9 +603,19 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   }
 
   if (op == ENTRY_APPEND) {
-    /* C's insert would find the end itself, in logarithmic time: nothing to charge */
-    if (n == 2 && bare_table(lua, L, 1)) {
-      lua->rawseti(L, 1, (lua_Integer)lua->rawlen(L, 1) + 1);
+    /* as C's insert: at the end, nothing to charge (C finds it in logarithmic time); at pos, the
+     * items from pos on moved up, charged one unit each as the route charges them */
+    if ((n == 2 || (n == 3 && lua->isinteger(L, 2))) && bare_table(lua, L, 1)) {
+      lua_Integer end = (lua_Integer)lua->rawlen(L, 1) + 1;
+      const lua_Integer pos = n == 3 ? lua->tointegerx(L, 2, 0) : end;
+      if (pos < 1 || pos > end) goto route;
+      if (pos < end) settle(lua, L, state, upvalues, (double)(end - pos));
+      for (; end > pos; end--) {
+        lua->rawgeti(L, 1, end - 1);
+        lua->rawseti(L, 1, end);
+      }
+      lua->pushvalue(L, n);
+      lua->rawseti(L, 1, pos);
       return 0;
     }
     goto route;

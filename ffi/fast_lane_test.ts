@@ -67,20 +67,28 @@ Deno.test(
   "fast lane: the append entry adds at the end of a table without a metatable; the route takes the rest",
   { ignore },
   () => {
+    const tally = new LaneTally(STEP, FEW);
     assert.equal(
-      run(`${QUICK}
+      run(
+        `${QUICK}
       local append = lane.append(nil, charge, route("insert"))
       local t = { 1, 2 }
       local meta = setmetatable({}, { __newindex = function() error("called") end })
       return table.concat({
         show(append(t, 3)), #t, t[3],
-        show(append(t, 1, 9)), #t,
+        show(append(t, 1, 9)), table.concat(t, ","),     -- 3 items moved up
+        show(append(t, 5, 8)), table.concat(t, ","),     -- at the end: none
+        show(append(t, 7, 0)), show(append(t, 0, 0)), show(append(t, 1.0, 0)), show(append(t, 1, 2, 3)),
         show(append(t)), #t,
         show(append(meta, 1)), #meta,
         show(append("text", 1)), #charged,
-      }, " ")`),
-      " 3 3 route:insert/3 3 route:insert/1 3 route:insert/2 0 route:insert/2 0",
+      }, " ")`,
+        tally,
+      ),
+      " 3 3  9,1,2,3  9,1,2,3,8 route:insert/3 route:insert/3 route:insert/3 route:insert/4 route:insert/1 5 " +
+        "route:insert/2 0 route:insert/2 0",
     );
+    assert.equal(tally.take(), 3);
   },
 );
 
@@ -442,15 +450,18 @@ Deno.test(
         table.concat(t, ","), table.concat(down, ","),       -- 3 * 2 and 8 * 4 units
         show(sort(meta)), show(sort({}, nil, 1)),
         show(unpack({ 1, 2, 3 })), show(unpack({ 1, 2, 3 }, 2)), show(unpack({ 1, 2, 3 }, 2.5)), show(unpack(meta)),
-        show(remove({ 1, 2, 3 })), show(remove({})), show(remove({ 1, 2 }, 1)), show(remove(meta)),
+        show(remove({ 1, 2, 3 })), show(remove({})), show(remove(meta)),
+        show(remove(down, 1)), table.concat(down, ","),        -- 7 items moved down
+        show(remove(down, 8)), show(remove(down, 7)), show(remove({}, 0)), show(remove(down, 0)),
+        show(remove(down, 9)), show(remove(down, 1.0)),
         show(#charged),
       }, " ")`,
         tally,
       ),
       "1,2,3 8,7,6,5,4,3,2,1 route:sort/1 route:sort/3 1,2,3 2,3 route:unpack/2 route:unpack/1 3 nil " +
-        "route:remove/2 route:remove/1 0",
+        "route:remove/1 8 7,6,5,4,3,2,1 nil 1 nil route:remove/2 route:remove/2 route:remove/2 0",
     );
-    assert.equal(tally.take(), 3 * 2 + 8 * 4);
+    assert.equal(tally.take(), 3 * 2 + 8 * 4 + 7);
   },
 );
 
@@ -725,6 +736,12 @@ Deno.test(
         "  rawseti 1 1 = 7",
         "  returned 0:",
         "  tally 0",
+        "insert at a position: the items from it moved up, charged",
+        '  rawseti 1 3 = "b"',
+        '  rawseti 1 2 = "a"',
+        '  rawseti 1 1 = "z"',
+        "  returned 0:",
+        "  tally 2",
         "append to a table with a metatable: the route",
         "  callk 2 -1 0 NULL: route",
         FORTY_BYTES,
@@ -821,11 +838,19 @@ Deno.test(
         "  checkstack 20 -> 1",
         `  returned 20: ${Array(20).fill("nil").join(" ")}`,
         "  tally 20",
-        "remove, with a position: the route",
+        "remove, a position past the end: the route",
         "  callk 2 -1 0 NULL: route",
         FORTY_BYTES,
         "  tally 0",
+        "remove, at a position: the items after it moved down, charged",
+        '  rawseti 1 1 = "b"',
+        '  rawseti 1 2 = "c"',
+        "  pushnil",
+        "  rawseti 1 3 = nil",
+        '  returned 1: "a"',
+        "  tally 2",
         "remove, in C",
+        "  pushnil",
         "  rawseti 1 3 = nil",
         '  returned 1: "c"',
         "  tally 0",

@@ -490,8 +490,9 @@ local function build_table()
     end
     return charge_bytes(t_concat(t, sep, i, j))
   end))
-  -- appending to a table without a metatable: C finds the end itself, in logarithmic time (the fast
-  -- lane's entry appends at once)
+  -- appending to a table without a metatable: C finds the end itself, in logarithmic time; inserting
+  -- at a position moves the items from it, charged (the fast lane's entry does either for an integer
+  -- position in the bounds, charged alike)
   T.insert = entry(${LaneEntry.append}, nil, whole(t_insert, function(t, ...)
     local nargs = select("#", ...)
     if nargs == 1 and d_getmetatable(t) == nil then return t_insert(t, ...) end
@@ -520,8 +521,9 @@ local function build_table()
     end
     t[pos] = v
   end))
-  -- removing the last item of a table without a metatable moves nothing (the fast lane's entry
-  -- removes it at once)
+  -- removing the last item of a table without a metatable moves nothing, removing another moves the
+  -- items after it, charged (the fast lane's entry does either for an integer position in the
+  -- bounds, charged alike)
   T.remove = entry(${LaneEntry.remove}, t_remove, whole(t_remove, function(t, ...)
     local size = own_len(t)
     if size == nil then
