@@ -315,6 +315,37 @@ end
 local EMPTY = {}
 
 -- p: the pattern; start: 2 when a leading '^' was taken as an anchor, else 1
+-- A pattern for C's find of one char of the set (nil: it would be long; "": the set is empty), and
+-- the char itself when it is the only one (for a plain find).
+local function set_pattern(set)
+  local out, n, nb = { "[" }, 1, 0
+  local c = 0
+  while c <= 255 do
+    if set[c] then
+      local d = c
+      while d < 255 and set[d + 1] do d = d + 1 end
+      nb = nb + d - c + 1
+      if d - c >= 2 and ALNUM[c] and ALNUM[d] then
+        n = n + 1
+        out[n] = char(c) .. "-" .. char(d)
+      else
+        for x = c, d do
+          n = n + 1
+          out[n] = ALNUM[x] and char(x) or "%" .. char(x)
+        end
+      end
+      c = d + 1
+    else
+      c = c + 1
+    end
+  end
+  if nb == 0 then return "" end
+  if nb == 1 then return out[2], sub(out[2], -1) end
+  if n > 33 then return nil end
+  out[n + 1] = "]"
+  return concat(out)
+end
+
 local function compile(p, start)
   local cache = CACHE[start]
   local cp = cache[p]
@@ -580,40 +611,20 @@ local function compile(p, start)
     if first == EMPTY then
       cp.first = ""
     elseif first ~= nil and first ~= ANY then
-      local out, n, nb = { "[" }, 1, 0
-      local c = 0
-      while c <= 255 do
-        if first[c] then
-          local d = c
-          while d < 255 and first[d + 1] do d = d + 1 end
-          nb = nb + d - c + 1
-          if d - c >= 2 and ALNUM[c] and ALNUM[d] then
-            n = n + 1
-            out[n] = char(c) .. "-" .. char(d)
-          else
-            for x = c, d do
-              n = n + 1
-              out[n] = ALNUM[x] and char(x) or "%" .. char(x)
-            end
-          end
-          c = d + 1
-        else
-          c = c + 1
-        end
-      end
-      if nb == 0 then
-        cp.first = ""
-      elseif nb == 1 then
-        for x = 0, 255 do
-          if first[x] then cp.first, cp.fplain = char(x), true end
-        end
-        cp.firstset = first
-      elseif n <= 33 then
-        out[n + 1] = "]"
-        cp.first = concat(out)
-        cp.firstset = first
+      local pattern, plain = set_pattern(first)
+      if plain then
+        cp.first, cp.fplain, cp.firstset = plain, true, first
+      elseif pattern then
+        cp.first = pattern
+        if pattern ~= "" then cp.firstset = first end
       end
     end
+    -- '.-' goes from one position where its continuation can start to the next with C's find
+    local jumps = {}
+    for j, set in next, fnext do
+      if kind[j] == K_MINUS and cls[j] == ANY then jumps[j] = set_pattern(set) end
+    end
+    cp.jumps = jumps
   end
   if #p <= CACHE_PLEN then
     if ncached[start] >= CACHE_MAX then
@@ -684,7 +695,7 @@ end
 -- the matcher (state shared by the functions below; set before each match attempt)
 
 local S, N = "", 0
-local KIND, CLS, AUX, AUX2, FN = {}, {}, {}, {}, {}
+local KIND, CLS, AUX, AUX2, FN, JUMPS = {}, {}, {}, {}, {}, {}
 local NOFN = {}
 -- extra: the levels between the public function that started the match and its caller
 local level, depth, extra = 0, MAXCCALLS, 0
@@ -692,7 +703,7 @@ local cinit, clen = {}, {}
 
 local function setstate(cp, s, n)
   S, N = s, n
-  KIND, CLS, AUX, AUX2, FN = cp.kind, cp.cls, cp.aux, cp.aux2, cp.fnext or NOFN
+  KIND, CLS, AUX, AUX2, FN, JUMPS = cp.kind, cp.cls, cp.aux, cp.aux2, cp.fnext or NOFN, cp.jumps or NOFN
 end
 
 -- match(ms, s, p) of lstrlib.c: s is a 1-based position (N + 1 is the end), k an item index.
@@ -795,19 +806,34 @@ do_match = function(s, k)
           end
           break
         elseif kind == K_MINUS then -- min_expand
+          local jump = JUMPS[k]
           k = k + 1
           local r
-          while true do
-            if not fs or s > N or fs[byte(S, s)] then
+          if jump then
+            -- '.-': the next position where the continuation can start is C's to find (none: the end)
+            while true do
+              local q = jump ~= "" and c_find(S, jump, s) or N + 1
+              pending = pending + (q - s)
+              s = q
               r = do_match(s, k)
-              if r then break end
-            end
-            if s <= N and cls[byte(S, s)] then
+              if r or s > N then break end
               s = s + 1
               pending = pending + 1
               if pending >= CHUNK then flush() end
-            else
-              break
+            end
+          else
+            while true do
+              if not fs or s > N or fs[byte(S, s)] then
+                r = do_match(s, k)
+                if r then break end
+              end
+              if s <= N and cls[byte(S, s)] then
+                s = s + 1
+                pending = pending + 1
+                if pending >= CHUNK then flush() end
+              else
+                break
+              end
             end
           end
           s = r
