@@ -36,7 +36,9 @@
  *   gsub = ... }` (`find` is also used for bounded helper scans: memchr-style searches, one-class
  *   runs, `%b` and start-position prefilters), and optionally `gsub_string`, a `gsub` for string
  *   replacements only (`gsub` serves when absent).
- * - `deps.limit` (optional, default 10000): the largest work bound, in steps, handed to C.
+ * - `deps.limit` (optional, default 100000): the largest work bound, in steps, handed to C. The
+ *   steps are conservative: C takes 0.08-0.35 ns per step of the bound on the worst subjects of
+ *   common shapes (2-core EPYC), so the default is at most about 35 µs of C work per call.
  * - `deps.few` (optional, default 0): a call handed to C whose charge (the subject from the start
  *   position plus the pattern) would be fewer units than this is not charged (the sandbox passes 16:
  *   the caller's own instructions, which its hook counts, cost more than such a search; C's work is
@@ -76,6 +78,11 @@
  * - Patterns that could raise an error (malformed items, capture errors, 199 or more recursive
  *   items, captures left unfinished, a bad `%` in a gsub replacement string) always run in Lua,
  *   so that errors carry the same text and position prefix as C's.
+ * - A run of an explicit class (not `.`) costs at each visit at most the longest run of that class
+ *   in the subject, where the bound above counts the subject's length. When that bound is not
+ *   cheap, the same bound for runs of at most 24 chars decides instead, provided C's search for a
+ *   longer run of each such class (`%f[class]` and 25 chars of it: linear, and bounded and charged
+ *   like any search) finds none in the subject.
  * - An unanchored `find`, `match` or `gmatch` step whose whole search is not cheap tries C once
  *   where the leftmost match can start (the first position whose char is in the pattern's FIRST
  *   set), with the pattern anchored there, when the anchored bound (one start position, linear
@@ -131,7 +138,7 @@ local type, tostring, tonumber, error, select, getmetatable, rawget =
 local rawset, setmetatable = rawset, setmetatable
 local tointeger = math.tointeger
 local V53 = _VERSION == "Lua 5.3"
-local LIMIT = tonumber(deps.limit) or 10000
+local LIMIT = tonumber(deps.limit) or 100000
 local stats = deps.stats -- optional counters: stats.c (calls given to C), stats.lua
 local FEW = tonumber(deps.few) or 0 -- a charge of fewer units is skipped
 local UP = deps.up or 0 -- levels an entry of the fast lane puts between a public function and its caller
@@ -145,6 +152,7 @@ local MAXCAPTURES = 32 -- LUA_MAXCAPTURES
 local CHUNK = 256 -- steps accumulated before calling deps.charge
 local CACHE_MAX = 128 -- compiled patterns kept (per anchoring)
 local CACHE_PLEN = 256 -- longer patterns are not cached
+local RUN = 24 -- the longest run of a class the bound may assume once runs_within has checked it
 
 -- item kinds
 local K_SINGLE, K_STAR, K_PLUS, K_MINUS, K_OPT = 1, 2, 3, 4, 5
@@ -351,7 +359,7 @@ local function compile(p, start)
   local cp = cache[p]
   if cp then return cp end
   local m = #p
-  local kind, cls, aux, aux2, cost, text = {}, {}, {}, {}, {}, {}
+  local kind, cls, aux, aux2, cost, text, runpat = {}, {}, {}, {}, {}, {}, {}
   local k, i = 0, start
   local mayerr = false
   local caps, lvl, nrec = {}, 0, 0
@@ -466,8 +474,10 @@ local function compile(p, start)
         end
         text[k] = sub(p, i0, ep - 1)
         if t ~= ANY and kind[k] ~= K_SINGLE then
-          -- for long runs: C's find with "^<class>*" (one class: linear)
-          aux2[k] = "^" .. ((c == 37 or c == 91 or ALNUM[c]) and text[k] or "%" .. char(c)) .. "*"
+          -- the class as a pattern; for long runs: C's find with "^<class>*" (one class: linear)
+          local class = (c == 37 or c == 91 or ALNUM[c]) and text[k] or "%" .. char(c)
+          runpat[k] = class
+          aux2[k] = "^" .. class .. "*"
         end
       end
     end
@@ -546,8 +556,26 @@ local function compile(p, start)
     -- cost profile for the C work bound: per number q of branching items before an item,
     -- constant work per node (costq) and work proportional to the subject length (linq); plus the
     -- work done once per match (see below): proportional to the subject length (once) or constant
-    local costq, linq, once, once_c = { 0 }, { 0 }, 0, 0
+    -- A run term of an item of an explicit class (not '.') is apart in runq: its run is at most the
+    -- longest run of that class in the subject, which runs_within can check.
+    local costq, linq, runq, once, once_c = { 0 }, { 0 }, { 0 }, 0, 0
     local q = 1
+    local checks, check_costs = {}, {}
+    local function run_term(j, units)
+      local class = runpat[j]
+      if class == nil then
+        linq[q] = linq[q] + units
+        return
+      end
+      runq[q] = runq[q] + units
+      -- a run of the class longer than RUN: C tests more than the frontier only where a run begins
+      local check = "%f" .. (byte(class) == 91 and class or "[" .. class .. "]") .. class:rep(RUN + 1)
+      if check_costs[check] == nil then
+        checks[#checks + 1] = check
+        -- C's work at each start position of the check, as its bound counts it: a test per item
+        check_costs[check] = (RUN + 2) * (2 * #class + 8)
+      end
+    end
     local succeeds = false -- past an item after which the match cannot fail
     for j = 1, nitems do
       local kd = kind[j]
@@ -571,7 +599,7 @@ local function compile(p, start)
           if kd == K_DOPT then
             costq[q] = costq[q] + cost[j]
           else
-            linq[q] = linq[q] + cost[j]
+            run_term(j, cost[j])
           end
         elseif kd == K_BALANCE or kd == K_BACKREF then
           linq[q] = linq[q] + 1
@@ -587,16 +615,18 @@ local function compile(p, start)
           if kd == K_DOPT then
             costq[q] = costq[q] + fc
           else
-            linq[q] = linq[q] + fc
+            run_term(j, fc)
           end
         elseif kd >= K_STAR and kd <= K_OPT then
           q = q + 1
           costq[q] = cost[j]
           linq[q] = 0
+          runq[q] = 0
         end
       end
     end
-    cp.costq, cp.linq, cp.nq, cp.once, cp.once_c = costq, linq, q, once, once_c
+    cp.costq, cp.linq, cp.runq, cp.nq, cp.once, cp.once_c = costq, linq, runq, q, once, once_c
+    if #checks > 0 then cp.runs, cp.run_costs = checks, check_costs end
     -- prefilter: start positions where the pattern can match are found by C's find with a set
     -- pattern for FIRST (one class, no quantifier: linear); the end is tried unless a match
     -- always consumes a char
@@ -639,15 +669,17 @@ local function compile(p, start)
 end
 
 -- upper bound of the work of lstrlib.c's matcher for the subject length n (from the start
--- position on), over all start positions (or the one, when anchored)
-local function cbound(cp, n)
+-- position on), over all start positions (or the one, when anchored); with run, for a subject
+-- whose runs of the classes in cp.runs are at most run long
+local function cbound(cp, n, run)
   local nb = n + 1
-  local costq, linq = cp.costq, cp.linq
+  local rb = run and run < n and run + 1 or nb
+  local costq, linq, runq = cp.costq, cp.linq, cp.runq
   -- nodes with q branching items before: anchored C(n+q, q), unanchored C(n+q+1, q+1)
   local a = cp.anchored and 1 or nb
   local total = 0
   for q = 0, cp.nq - 1 do
-    total = total + a * (costq[q + 1] + linq[q + 1] * nb)
+    total = total + a * (costq[q + 1] + linq[q + 1] * nb + runq[q + 1] * rb)
     if total > 1e30 then return total end
     if cp.anchored then
       a = a * (n + q + 1) / (q + 1)
@@ -677,15 +709,45 @@ local function maxn(cp)
   return mx
 end
 
--- The compiled anchored form of an unanchored pattern: a search of the whole subject tries every
--- start position, which may cost C a quadratic bound, but the leftmost match can only start where
--- the prefilter points, and one anchored attempt there often stays linear. q is the pattern C is
--- given (gmatch's escapes a leading '^'); the anchored one is cp.apat.
+-- Runs of a class (the '[^/]' of '([^/]+)$', the '%s' of trim's '%s*$') repeat at every start
+-- position, or at every count of a branching item before them, which makes a bound quadratic in
+-- the subject's length; in most subjects those runs are short. runs_maxn is the longest subject
+-- the bound makes cheap when they are at most RUN long, runs_within the check that they are.
+
+local function runs_maxn(cp)
+  local mx = cp.runs_maxn
+  if mx then return mx end
+  mx = (cp.mayerr or cp.runs == nil) and -1 or longest_cheap(cbound, cp, RUN)
+  cp.runs_maxn = mx
+  return mx
+end
+
+-- whether no run of the classes the bound counts is longer than RUN in s from pos on: C's search
+-- for a run's beginning followed by RUN + 1 chars of its class (cp.runs) finds none, each search
+-- charged the subject it covers and bounded like any call handed to C. A run that begins before
+-- pos is no beginning there: from a pos inside the subject, the subject from 1 is searched.
+local function runs_within(cp, s, pos, ls)
+  local checks, costs = cp.runs, cp.run_costs
+  for r = 1, #checks do
+    local check = checks[r]
+    if (ls + 1) * costs[check] > LIMIT then return false end
+    charge(ls)
+    if c_find(s, check) then return false end
+  end
+  return true
+end
+
+-- The bound of an unanchored pattern anchored: a search of the whole subject tries every start
+-- position, which may cost C a quadratic bound, but the leftmost match can only start where the
+-- prefilter points, and one anchored attempt there often stays linear. Its items are the pattern's
+-- own, so is the cost profile cbound reads. q is the pattern C is given (gmatch's escapes a leading
+-- '^'); the anchored one is cp.apat.
 local function anchored(cp, q)
   local acp = cp.acp
   if acp == nil then
     cp.apat = "^" .. q
-    acp = compile(cp.apat, 2)
+    acp = { anchored = true, mayerr = cp.mayerr, costq = cp.costq, linq = cp.linq, runq = cp.runq, nq = cp.nq,
+      ncap = cp.ncap, once = cp.once, once_c = cp.once_c }
     cp.acp = acp
   end
   return acp
@@ -1210,11 +1272,11 @@ local function find_aux(isfind, ...)
   local anchor = byte(p, 1) == 94
   local cp = compile(p, anchor and 2 or 1)
   if not FORCE_LUA then
-    local mx = maxn(cp)
+    local mx, rest = maxn(cp), ls - pos + 1
     if learning then learn(isfind and 1 or 2, p, mx) end
-    if ls - pos + 1 <= mx then
+    if rest <= mx or (rest <= runs_maxn(cp) and runs_within(cp, s, pos, ls)) then
       if stats then stats.c = stats.c + 1 end
-      local bound = ls - pos + 1 + #p
+      local bound = rest + #p
       if bound < FEW then return (isfind and c_find or c_match)(s, p, pos) end
       if isfind then return searched(pos, ls, #p, c_find(s, p, pos)) end
       charge(bound)
@@ -1290,9 +1352,9 @@ end
 
 -- the bound on C's work for gsub over a subject of ls bytes, with a replacement of type tr (a
 -- whole gmatch scan is bounded the same way, as gsub with a function)
-local function gsub_bound(cp, ls, repl, tr)
+local function gsub_bound(cp, ls, repl, tr, run)
   local nb = ls + 1
-  local b = cbound(cp, ls)
+  local b = cbound(cp, ls, run)
   -- a position may be tried twice; each match runs the once-only part of the pattern
   if not cp.anchored then b = 2 * b + cp.once_c * nb end
   if tr == "string" then return b + nb * (#repl + 1) end
@@ -1337,7 +1399,8 @@ local function gmatch(...)
     if #p <= CACHE_PLEN and quick[4][p] == nil then
       learn(4, p, longest_cheap(gsub_bound, cp, nil, "function"))
     end
-    if gsub_bound(cp, ls, nil, "function") <= LIMIT then
+    if gsub_bound(cp, ls, nil, "function") <= LIMIT or
+      (cp.runs and gsub_bound(cp, ls, nil, "function", RUN) <= LIMIT and runs_within(cp, s, 1, ls)) then
       if stats then stats.c = stats.c + 1 end
       local bound = ls + #p
       if bound >= FEW then charge(bound) end
@@ -1525,7 +1588,9 @@ local function gsub(...)
   local cp = compile(p, anchor and 2 or 1)
   if not FORCE_LUA and not cp.mayerr then
     if max_s == nil then learn_gsub(p, cp, tr == "string" and repl or nil) end
-    if gsub_bound(cp, ls, repl, tr) <= LIMIT and (tr ~= "string" or repl_ok(repl, cp.ncap)) then
+    if (gsub_bound(cp, ls, repl, tr) <= LIMIT or
+        (cp.runs and gsub_bound(cp, ls, repl, tr, RUN) <= LIMIT and runs_within(cp, src, 1, ls))) and
+      (tr ~= "string" or repl_ok(repl, cp.ncap)) then
       if stats then stats.c = stats.c + 1 end
       charge(ls + #p)
       return c_gsub(src, p, repl, maxr)

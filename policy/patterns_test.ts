@@ -499,7 +499,8 @@ Deno.test({
     assert.deepEqual([later, toC2, inLua2], ["key", 1, 1]);
 
     // gmatch: one attempt per step. The first delivers C's match; each next one fails on "junk" and
-    // Lua finds the match after it (9 steps); the last rest is short enough for C's whole search.
+    // Lua finds the match after it (6 steps); the last four rests (at most 36 bytes) are short
+    // enough for C's whole search.
     const [pairs, attempts, inLua3] = lua.execute(`
       local n = 0
       reset(); stats.c, stats.lua = 0, 0
@@ -508,7 +509,7 @@ Deno.test({
       end
       return n, stats.c, stats.lua
     `) as number[];
-    assert.deepEqual([pairs, attempts, inLua3], [10, 11, 9]);
+    assert.deepEqual([pairs, attempts, inLua3], [10, 11, 6]);
 
     // on a long subject an attempt is cheap only near its end: the charge stays linear
     const [longPairs, longUnits] = lua.execute(`
@@ -559,6 +560,52 @@ Deno.test({
       return r, stats.c, stats.lua
     `) as [string, number, number];
     assert.deepEqual([trimmed, toC, inLua], ["Item 12 value", 1, 0]);
+  },
+});
+
+Deno.test({
+  name: "patterns: a search whose bound is quadratic in its runs goes to C when the subject's runs are short",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    const [base, toC, inLua, units] = lua.execute(`
+      local path = "/var/data/reports/report_123456.final.csv"
+      api.match(path, "([^/]+)$")
+      reset(); stats.c, stats.lua = 0, 0
+      local base = api.match(path, "([^/]+)$")
+      return base, stats.c, stats.lua, used_units()
+    `) as [string, number, number, number];
+    assert.deepEqual([base, toC, inLua], ["report_123456.final.csv", 1, 0]);
+    // the check of the runs is charged the subject, the search the subject and the pattern
+    assert.equal(units, 41 + 41 + 8);
+
+    // a run longer than the bound assumes: the search is Lua's, with the same answer as C's
+    const [long, toC2, inLua2] = lua.execute(`
+      local path = "/var/" .. ("x"):rep(40) .. "/report.csv"
+      reset(); stats.c, stats.lua = 0, 0
+      local base = api.match(path, "([^/]+)$")
+      return base == string.match(path, "([^/]+)$"), stats.c, stats.lua
+    `) as [boolean, number, number];
+    assert.deepEqual([long, toC2, inLua2], [true, 1, 1]);
+
+    // trim of a long text of short runs of spaces, and gsub and gmatch over such a text
+    const answers = lua.execute(`
+      local text = ("  Lorem ipsum dolor sit amet, consectetur adipiscing elit 7.  "):rep(2)
+      local function same(a, b) return a == b and "same" or (tostring(a) .. " ~= " .. tostring(b)) end
+      reset(); stats.c, stats.lua = 0, 0
+      local t = api.match(text, "^%s*(.-)%s*$")
+      local trim_c, trim_lua = stats.c, stats.lua
+      local g = api.gsub(text, "%s+(%a)", "_%1")
+      local words = {}
+      for w in api.gmatch(text, "(%a+)%s*") do words[#words + 1] = w end
+      local want = {}
+      for w in string.gmatch(text, "(%a+)%s*") do want[#want + 1] = w end
+      return table.concat({ same(t, string.match(text, "^%s*(.-)%s*$")),
+        same(g, (string.gsub(text, "%s+(%a)", "_%1"))), same(table.concat(words, ","), table.concat(want, ",")),
+        trim_c, trim_lua }, " ")
+    `);
+    // the trim of 124 bytes is C's whole search
+    assert.equal(answers, "same same same 1 0");
   },
 });
 
@@ -639,11 +686,11 @@ Deno.test({
     const [words, toC, inLua] = lua.execute(`
       reset(); stats.c, stats.lua = 0, 0
       local n = 0
-      for _ in api.gmatch(("word "):rep(30), "(%a+)") do n = n + 1 end
+      for _ in api.gmatch(("word "):rep(300), "(%a+)") do n = n + 1 end
       return n, stats.c, stats.lua
     `) as number[];
-    // 30 matches and the step that finds none, each handed to C
-    assert.deepEqual([words, toC, inLua], [30, 31, 0]);
+    // 300 matches and the step that finds none, each handed to C (the whole scan is not cheap)
+    assert.deepEqual([words, toC, inLua], [300, 301, 0]);
 
     // a scan whose whole work is cheap is C's own iterator, charged once (the pattern compiled first)
     const [short, toC1, units1] = lua.execute(`
@@ -674,7 +721,7 @@ Deno.test({
   fn() {
     using lua = setup();
     const [words, gmatchUnits, findWords, findUnits, toC] = lua.execute(`
-      local text = ("word "):rep(60)
+      local text = ("word "):rep(300)
       reset(); stats.c, stats.lua = 0, 0
       local n = 0
       for _ in api.gmatch(text, "%a+") do n = n + 1 end
@@ -688,11 +735,12 @@ Deno.test({
       end
       return n, gmatch_units, m, used_units(), stats.c
     `) as number[];
-    assert.deepEqual([words, findWords], [60, 60]);
-    // each search is charged the text it covered and #p: 300 bytes, 61 searches of 3
-    assert.equal(gmatchUnits, 300 + 61 * 3);
-    assert.equal(findUnits, 300 + 61 * 3);
-    assert.equal(toC, 122);
+    assert.deepEqual([words, findWords], [300, 300]);
+    // each search is charged the text it covered and #p: 1,500 bytes, 301 searches of 3 (the whole
+    // scan is not cheap, so gmatch searches step by step too)
+    assert.equal(gmatchUnits, 1500 + 301 * 3);
+    assert.equal(findUnits, 1500 + 301 * 3);
+    assert.equal(toC, 602);
   },
 });
 
@@ -754,7 +802,8 @@ Deno.test({
       -- ones go to C's iterator at once when the subject is that short, charged #s + #p (whole:
       -- true), or step by step as before
       for _, c in ipairs({ { ("word "):rep(10), "%a+", true }, { ("word "):rep(2000), "%a+", false },
-        { "k=v, x=y", "(%w+)=(%w+)", false }, { ("a"):rep(300), "a*", false },
+        { "k=v, x=y", "(%w+)=(%w+)", true }, { ("k=v, "):rep(100), "(%w+)=(%w+)", false },
+        { ("a"):rep(300), "a*", true }, { ("a"):rep(3000), "a*", false },
         { ("ab"):rep(2000), "%a+b", false }, { "abc", "", true } }) do
         local s, p, cheap = c[1], c[2], c[3]
         local function scan(f)
