@@ -323,15 +323,15 @@ end
 local EMPTY = {}
 
 -- p: the pattern; start: 2 when a leading '^' was taken as an anchor, else 1
--- A pattern for C's find of one char of the set (nil: it would be long; "": the set is empty), and
--- the char itself when it is the only one (for a plain find).
-local function set_pattern(set)
-  local out, n, nb = { "[" }, 1, 0
+-- The items of a set pattern for the chars c with set[c] == member, after head ("[" or "[^"): the
+-- table of pieces, how many, and how many chars.
+local function set_items(set, member, head)
+  local out, n, nb = { head }, 1, 0
   local c = 0
   while c <= 255 do
-    if set[c] then
+    if (set[c] == true) == member then
       local d = c
-      while d < 255 and set[d + 1] do d = d + 1 end
+      while d < 255 and (set[d + 1] == true) == member do d = d + 1 end
       nb = nb + d - c + 1
       if d - c >= 2 and ALNUM[c] and ALNUM[d] then
         n = n + 1
@@ -347,9 +347,20 @@ local function set_pattern(set)
       c = c + 1
     end
   end
+  return out, n, nb
+end
+
+-- A pattern for C's find of one char of the set (nil: it would be long; "": the set is empty), and
+-- the char itself when it is the only one (for a plain find). A set of most chars is written as the
+-- complement of the few it lacks ('[^&=]').
+local function set_pattern(set)
+  local out, n, nb = set_items(set, true, "[")
   if nb == 0 then return "" end
   if nb == 1 then return out[2], sub(out[2], -1) end
-  if n > 33 then return nil end
+  if n > 33 then
+    out, n, nb = set_items(set, false, "[^")
+    if n > 33 or nb == 0 then return nil end
+  end
   out[n + 1] = "]"
   return concat(out)
 end
