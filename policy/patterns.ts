@@ -1466,8 +1466,13 @@ local function gmatch(...)
       return ...
     end
     charge(#p)
+    setstate(cp, s, ls)
     return step(st and pos + 1 or nextpos(cp, pos))
   end
+
+  -- the longest rest an attempt takes (-1: none), and the anchored pattern
+  local attempt_limit = (FORCE_LUA or cp.mayerr) and -1 or maxn(anchored(cp, p2))
+  local apat = cp.apat
 
   return function()
     local pos = src
@@ -1476,15 +1481,15 @@ local function gmatch(...)
       if stats then stats.c = stats.c + 1 end
       return deliver(searched(pos, ls, #p, c_find(s, p2, pos)))
     end
-    setstate(cp, s, ls)
-    if not FORCE_LUA then
+    if attempt_limit >= 0 then
       if cp.first then
+        setstate(cp, s, ls)
         pos = skipto(cp, pos)
         if not pos then return step(ls + 2) end
       end
-      local acp = anchored(cp, p2)
-      if ls - pos + 1 <= maxn(acp) then return attempted_step(pos, c_find(s, cp.apat, pos)) end
+      if ls - pos + 1 <= attempt_limit then return attempted_step(pos, c_find(s, apat, pos)) end
     end
+    setstate(cp, s, ls)
     return step(pos)
   end
 end
