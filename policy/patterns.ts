@@ -80,14 +80,15 @@
  *   so that errors carry the same text and position prefix as C's.
  * - A run of an explicit class (not `.`) costs at each visit at most the longest run of that class
  *   in the subject, where the bound above counts the subject's length. When that bound is not
- *   cheap, the same bound for runs of at most 24 chars decides instead, provided C's search for a
- *   longer run of each such class (`%f[class]` and 25 chars of it: linear, and bounded and charged
- *   like any search) finds none in the subject.
+ *   cheap, the same bound for runs of at most 8 (then 24) chars decides instead, provided C's
+ *   search for a longer run of each such class (`%f[class]` and 9 or 25 chars of it: linear, and
+ *   bounded and charged like any search) finds none in the subject (a gmatch checks once).
  * - An unanchored `find`, `match` or `gmatch` step whose whole search is not cheap tries C once
  *   where the leftmost match can start (the first position whose char is in the pattern's FIRST
  *   set), with the pattern anchored there, when the anchored bound (one start position, linear
  *   for patterns without branching items) is cheap for the rest of the subject; after a failure
- *   the search goes on in Lua from the next start position. A match is charged as a call handed
+ *   the search goes on from the next start position, in C when the rule above makes the rest
+ *   cheap (the steps taken to get there charged first), else in Lua. A match is charged as a call handed
  *   to C (`find`, a `gmatch` step: up to its end; `match`: the subject from the start position),
  *   plus `#p`; a failed `find` or `gmatch` attempt `#p`. Once find_aux has made one, the pattern's
  *   record in `quick[6]` lets `find`, `match` and the fast lane make it at once; `quick[7]` is
@@ -152,7 +153,7 @@ local MAXCAPTURES = 32 -- LUA_MAXCAPTURES
 local CHUNK = 256 -- steps accumulated before calling deps.charge
 local CACHE_MAX = 128 -- compiled patterns kept (per anchoring)
 local CACHE_PLEN = 256 -- longer patterns are not cached
-local RUN = 24 -- the longest run of a class the bound may assume once runs_within has checked it
+local RUNS = { 8, 24 } -- the longest runs of a class a bound may assume once runs_within checked them
 
 -- item kinds
 local K_SINGLE, K_STAR, K_PLUS, K_MINUS, K_OPT = 1, 2, 3, 4, 5
@@ -579,12 +580,17 @@ local function compile(p, start)
         return
       end
       runq[q] = runq[q] + units
-      -- a run of the class longer than RUN: C tests more than the frontier only where a run begins
-      local check = "%f" .. (byte(class) == 91 and class or "[" .. class .. "]") .. class:rep(RUN + 1)
-      if check_costs[check] == nil then
-        checks[#checks + 1] = check
-        -- C's work at each start position of the check, as its bound counts it: a test per item
-        check_costs[check] = (RUN + 2) * (2 * #class + 8)
+      -- a run of the class longer than run: C tests more than the frontier only where a run begins
+      local frontier = "%f" .. (byte(class) == 91 and class or "[" .. class .. "]")
+      for r = 1, #RUNS do
+        local run = RUNS[r]
+        local check = frontier .. class:rep(run + 1)
+        if check_costs[check] == nil then
+          checks[run] = checks[run] or {}
+          checks[run][#checks[run] + 1] = check
+          -- C's work at each start position of the check, as its bound counts it: a test per item
+          check_costs[check] = (run + 2) * (2 * #class + 8)
+        end
       end
     end
     local succeeds = false -- past an item after which the match cannot fail
@@ -637,7 +643,7 @@ local function compile(p, start)
       end
     end
     cp.costq, cp.linq, cp.runq, cp.nq, cp.once, cp.once_c = costq, linq, runq, q, once, once_c
-    if #checks > 0 then cp.runs, cp.run_costs = checks, check_costs end
+    if next(checks) ~= nil then cp.runs, cp.run_costs = checks, check_costs end
     -- prefilter: start positions where the pattern can match are found by C's find with a set
     -- pattern for FIRST (one class, no quantifier: linear); the end is tried unless a match
     -- always consumes a char
@@ -720,25 +726,27 @@ local function maxn(cp)
   return mx
 end
 
--- Runs of a class (the '[^/]' of '([^/]+)$', the '%s' of trim's '%s*$') repeat at every start
--- position, or at every count of a branching item before them, which makes a bound quadratic in
--- the subject's length; in most subjects those runs are short. runs_maxn is the longest subject
--- the bound makes cheap when they are at most RUN long, runs_within the check that they are.
-
-local function runs_maxn(cp)
-  local mx = cp.runs_maxn
-  if mx then return mx end
-  mx = (cp.mayerr or cp.runs == nil) and -1 or longest_cheap(cbound, cp, RUN)
-  cp.runs_maxn = mx
-  return mx
+-- the bound on C's work for gsub over a subject of ls bytes, with a replacement of type tr (a
+-- whole gmatch scan is bounded the same way, as gsub with a function)
+local function gsub_bound(cp, ls, repl, tr, run)
+  local nb = ls + 1
+  local b = cbound(cp, ls, run)
+  -- a position may be tried twice; each match runs the once-only part of the pattern
+  if not cp.anchored then b = 2 * b + cp.once_c * nb end
+  if tr == "string" then return b + nb * (#repl + 1) end
+  return b + 2 * nb * (cp.ncap + 1)
 end
 
--- whether no run of the classes the bound counts is longer than RUN in s from pos on: C's search
--- for a run's beginning followed by RUN + 1 chars of its class (cp.runs) finds none, each search
--- charged the subject it covers and bounded like any call handed to C. A run that begins before
--- pos is no beginning there: from a pos inside the subject, the subject from 1 is searched.
-local function runs_within(cp, s, pos, ls)
-  local checks, costs = cp.runs, cp.run_costs
+-- Runs of a class (the '[^/]' of '([^/]+)$', the '%s' of trim's '%s*$') repeat at every start
+-- position, or at every count of a branching item before them, which makes a bound quadratic in
+-- the subject's length; in most subjects those runs are short.
+
+-- whether no run of the classes the bound counts is longer than run in s: C's search for a run's
+-- beginning followed by run + 1 chars of its class (cp.runs[run]) finds none, each search charged
+-- the subject and bounded like any call handed to C (the whole subject: a run that begins before a
+-- start position is no beginning there)
+local function runs_within(cp, s, ls, run)
+  local checks, costs = cp.runs[run], cp.run_costs
   for r = 1, #checks do
     local check = checks[r]
     if (ls + 1) * costs[check] > LIMIT then return false end
@@ -746,6 +754,19 @@ local function runs_within(cp, s, pos, ls)
     if c_find(s, check) then return false end
   end
   return true
+end
+
+-- whether C's work is cheap for the rest n of s when the runs of cp's classes are as long as s has
+-- them, at most one of RUNS: the bound is cbound, or gsub_bound for a replacement of type tr
+local function cheap_by_runs(cp, s, ls, n, repl, tr)
+  if cp.runs == nil or cp.mayerr then return false end
+  for r = 1, #RUNS do
+    local run = RUNS[r]
+    local bound = tr and gsub_bound(cp, n, repl, tr, run) or cbound(cp, n, run)
+    if bound > LIMIT then return false end
+    if runs_within(cp, s, ls, run) then return true end
+  end
+  return false
 end
 
 -- The bound of an unanchored pattern anchored: a search of the whole subject tries every start
@@ -1219,13 +1240,35 @@ local function search(isfind, cp, pos, ls, anchor)
   return nil
 end
 
--- After C's attempt at pos failed: the search goes on in Lua from the next start position, which
--- charges the run it skips (find's attempt is charged #p more; match's was charged already).
+-- C's search of s from pos for p, whole, charged as any call handed to C (find: the part it
+-- searched, match: the rest of the subject, each plus #p; under FEW units, nothing)
+local function handed(isfind, s, p, pos, ls)
+  if stats then stats.c = stats.c + 1 end
+  local bound = ls - pos + 1 + #p
+  if bound < FEW then return (isfind and c_find or c_match)(s, p, pos) end
+  if isfind then return searched(pos, ls, #p, c_find(s, p, pos)) end
+  charge(bound)
+  return c_match(s, p, pos)
+end
+
+-- The search from pos (state set): C's when the rest is cheap for the subject's runs (see
+-- cheap_by_runs), Lua's otherwise. Tail-called, as search is.
+local function search_rest(isfind, s, p, cp, pos, ls, anchor)
+  if not FORCE_LUA and pos <= ls + 1 and cheap_by_runs(cp, s, ls, ls - pos + 1) then
+    -- the steps taken to get to pos (the prefilter, a run skipped) are this call's
+    flush()
+    return handed(isfind, s, p, pos, ls)
+  end
+  return search(isfind, cp, pos, ls, anchor)
+end
+
+-- After C's attempt at pos failed: the search goes on from the next start position (find's attempt
+-- is charged #p more; match's was charged already).
 local function resume(isfind, s, p, pos, cp)
   local ls = #s
   if isfind then charge(#p) end
   setstate(cp, s, ls)
-  return search(isfind, cp, nextpos(cp, pos), ls, false)
+  return search_rest(isfind, s, p, cp, nextpos(cp, pos), ls, false)
 end
 quick[7] = resume
 
@@ -1283,16 +1326,9 @@ local function find_aux(isfind, ...)
   local anchor = byte(p, 1) == 94
   local cp = compile(p, anchor and 2 or 1)
   if not FORCE_LUA then
-    local mx, rest = maxn(cp), ls - pos + 1
+    local mx = maxn(cp)
     if learning then learn(isfind and 1 or 2, p, mx) end
-    if rest <= mx or (rest <= runs_maxn(cp) and runs_within(cp, s, pos, ls)) then
-      if stats then stats.c = stats.c + 1 end
-      local bound = rest + #p
-      if bound < FEW then return (isfind and c_find or c_match)(s, p, pos) end
-      if isfind then return searched(pos, ls, #p, c_find(s, p, pos)) end
-      charge(bound)
-      return c_match(s, p, pos)
-    end
+    if ls - pos + 1 <= mx then return handed(isfind, s, p, pos, ls) end
   end
   setstate(cp, s, ls)
   if not anchor and not FORCE_LUA then
@@ -1306,7 +1342,7 @@ local function find_aux(isfind, ...)
       return attempted(isfind, s, p, cp, pos, c_find(s, cp.apat, pos))
     end
   end
-  return search(isfind, cp, pos, ls, anchor)
+  return search_rest(isfind, s, p, cp, pos, ls, anchor)
 end
 
 -- A positive init keeps the quick route: the limits are on the subject from the start position.
@@ -1361,17 +1397,6 @@ local function match(...)
   return find_aux(false, ...)
 end
 
--- the bound on C's work for gsub over a subject of ls bytes, with a replacement of type tr (a
--- whole gmatch scan is bounded the same way, as gsub with a function)
-local function gsub_bound(cp, ls, repl, tr, run)
-  local nb = ls + 1
-  local b = cbound(cp, ls, run)
-  -- a position may be tried twice; each match runs the once-only part of the pattern
-  if not cp.anchored then b = 2 * b + cp.once_c * nb end
-  if tr == "string" then return b + nb * (#repl + 1) end
-  return b + 2 * nb * (cp.ncap + 1)
-end
-
 ---------------------------------------------------------------------------------------------------
 -- gmatch
 
@@ -1411,7 +1436,7 @@ local function gmatch(...)
       learn(4, p, longest_cheap(gsub_bound, cp, nil, "function"))
     end
     if gsub_bound(cp, ls, nil, "function") <= LIMIT or
-      (cp.runs and gsub_bound(cp, ls, nil, "function", RUN) <= LIMIT and runs_within(cp, s, 1, ls)) then
+      cheap_by_runs(cp, s, ls, ls, nil, "function") then
       if stats then stats.c = stats.c + 1 end
       local bound = ls + #p
       if bound >= FEW then charge(bound) end
@@ -1454,7 +1479,31 @@ local function gmatch(...)
     flush()
   end
 
-  -- C's anchored attempt at pos (see find_aux): delivers its match, or the step goes on in Lua
+  -- the shortest of RUNS no run of cp's classes in s exceeds (false: none), checked once a scan
+  local subject_runs = nil
+  -- a step from pos (state set): C's when the rest is cheap for the subject's runs, else Lua's
+  local function step_rest(pos)
+    if subject_runs == nil then
+      subject_runs = false
+      if not FORCE_LUA and cp.runs and not cp.mayerr then
+        for r = 1, #RUNS do
+          if cbound(cp, ls, RUNS[r]) > LIMIT then break end
+          if runs_within(cp, s, ls, RUNS[r]) then
+            subject_runs = RUNS[r]
+            break
+          end
+        end
+      end
+    end
+    if subject_runs and pos <= ls + 1 and cbound(cp, ls - pos + 1, subject_runs) <= LIMIT then
+      flush()
+      if stats then stats.c = stats.c + 1 end
+      return deliver(searched(pos, ls, #p, c_find(s, p2, pos)))
+    end
+    return step(pos)
+  end
+
+  -- C's anchored attempt at pos (see find_aux): delivers its match, or the step goes on
   -- (after a failure, or an empty match where the last one ended)
   local function attempted_step(pos, st, en, ...)
     if stats then stats.c = stats.c + 1 end
@@ -1467,7 +1516,7 @@ local function gmatch(...)
     end
     charge(#p)
     setstate(cp, s, ls)
-    return step(st and pos + 1 or nextpos(cp, pos))
+    return step_rest(st and pos + 1 or nextpos(cp, pos))
   end
 
   -- the longest rest an attempt takes (-1: none), and the anchored pattern
@@ -1490,7 +1539,7 @@ local function gmatch(...)
       if ls - pos + 1 <= attempt_limit then return attempted_step(pos, c_find(s, apat, pos)) end
     end
     setstate(cp, s, ls)
-    return step(pos)
+    return step_rest(pos)
   end
 end
 
@@ -1605,7 +1654,7 @@ local function gsub(...)
   if not FORCE_LUA and not cp.mayerr then
     if max_s == nil then learn_gsub(p, cp, tr == "string" and repl or nil) end
     if (gsub_bound(cp, ls, repl, tr) <= LIMIT or
-        (cp.runs and gsub_bound(cp, ls, repl, tr, RUN) <= LIMIT and runs_within(cp, src, 1, ls))) and
+        cheap_by_runs(cp, src, ls, ls, repl, tr)) and
       (tr ~= "string" or repl_ok(repl, cp.ncap)) then
       if stats then stats.c = stats.c + 1 end
       charge(ls + #p)

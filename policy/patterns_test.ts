@@ -493,14 +493,14 @@ Deno.test({
     // a failed attempt leaves the search to Lua, which finds the match further on
     const [later, toC2, inLua2] = lua.execute(`
       reset(); stats.c, stats.lua = 0, 0
-      local k = api.match("token " .. ("word "):rep(10) .. "key=value", "(%w+)=(%w+)")
+      local k = api.match("token " .. ("wordswordswords "):rep(10) .. "key=value", "(%w+)=(%w+)")
       return k, stats.c, stats.lua
     `) as [string, number, number];
     assert.deepEqual([later, toC2, inLua2], ["key", 1, 1]);
 
     // gmatch: one attempt per step. The first delivers C's match; each next one fails on "junk" and
-    // Lua finds the match after it (6 steps); the last four rests (at most 36 bytes) are short
-    // enough for C's whole search.
+    // C searches the rest, its runs (of %w) being short (6 steps, two calls each); the last four
+    // rests (at most 36 bytes) are short enough for C's whole search.
     const [pairs, attempts, inLua3] = lua.execute(`
       local n = 0
       reset(); stats.c, stats.lua = 0, 0
@@ -509,7 +509,7 @@ Deno.test({
       end
       return n, stats.c, stats.lua
     `) as number[];
-    assert.deepEqual([pairs, attempts, inLua3], [10, 11, 6]);
+    assert.deepEqual([pairs, attempts, inLua3], [10, 17, 0]);
 
     // on a long subject an attempt is cheap only near its end: the charge stays linear
     const [longPairs, longUnits] = lua.execute(`
@@ -575,9 +575,26 @@ Deno.test({
       local base = api.match(path, "([^/]+)$")
       return base, stats.c, stats.lua, used_units()
     `) as [string, number, number, number];
-    assert.deepEqual([base, toC, inLua], ["report_123456.final.csv", 1, 0]);
-    // the check of the runs is charged the subject, the search the subject and the pattern
-    assert.equal(units, 41 + 41 + 8);
+    // C's attempt where a match can start ("var") fails; from the next start C searches the rest
+    assert.deepEqual([base, toC, inLua], ["report_123456.final.csv", 2, 0]);
+    // the attempt is charged as a match (the rest from 'v' and the pattern); each check of the runs
+    // the subject (the one for runs of 8 finds a longer one, the one for 24 none); the skip past
+    // "var" and the second '/'; the search the rest from that '/' and the pattern
+    assert.equal(units, 40 + 8 + 41 + 41 + 4 + 37 + 8);
+
+    // the steps a call takes before it hands the rest to C are that call's: none is left over for a
+    // later call (here one the Lua matcher runs) to be charged
+    const [alone, after] = lua.execute(`
+      local function lua_run()
+        reset()
+        api.match(("x"):rep(2000) .. "/", "([^/]+)$")
+        return used_units()
+      end
+      local alone = lua_run()
+      for i = 1, 100 do api.match("/var/data/reports/report_123456.final.csv", "([^/]+)$") end
+      return alone, lua_run()
+    `) as number[];
+    assert.equal(after, alone);
 
     // a run longer than the bound assumes: the search is Lua's, with the same answer as C's
     const [long, toC2, inLua2] = lua.execute(`
