@@ -163,7 +163,7 @@ enum {
   QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_PLAIN_WORK = 5, QUICK_ATTEMPTS = 6,
   QUICK_RESUME = 7
 };
-enum { ATTEMPT_LIMIT = 1, ATTEMPT_PATTERN = 2, ATTEMPT_FIRST = 3, ATTEMPT_COMPILED = 4 };
+enum { ATTEMPT_LIMIT = 1, ATTEMPT_PATTERN = 2, ATTEMPT_FIRST = 3, ATTEMPT_COMPILED = 4, ATTEMPT_LOCATOR = 5 };
 #define QUICK_OF_ENTRY(op) ((op) - ENTRY_FIND + QUICK_FIND)
 
 #define LUA_TNIL 0
@@ -268,11 +268,13 @@ INLINE int call_upvalue(const luagate_lane_api *lua, lua_State *L, int upvalues,
 
 /* find(s, p, from) or match(s, p, from) of an unanchored p that the whole search would cost C too much
  * for, as the matcher's own route does it (policy/patterns.ts, `attempted`): when the rest of the
- * subject is within the limit of p's record under QUICK_ATTEMPTS and its char at `from` can start a
- * match, the entry's function is called on (s, the anchored pattern, from). A match is charged as the
- * route charges it (find: up to its end, plus #p, after the call; match: the rest of the subject plus
- * #p, before); after a failure, QUICK_RESUME(find, s, p, from, compiled) goes on with the search and
- * returns its results. Returns how many results there are, or -1 when the call is the route's. */
+ * subject is within the limit of p's record under QUICK_ATTEMPTS, the attempt starts at `from` if
+ * its char can start a match, or else where the record's locator ("()" and the first set) finds one,
+ * the chars skipped charged; there the entry's function is called on (s, the anchored pattern,
+ * start). A match is charged as the route charges it (find: up to its end, plus #p, after the call;
+ * match: the rest of the subject from the start plus #p, before); after a failure,
+ * QUICK_RESUME(find, s, p, start, compiled) goes on with the search and returns its results. Returns
+ * how many results there are, or -1 when the call is the route's. */
 INLINE int attempt(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues, int find,
                    lua_Integer from, lua_Integer rest, lua_Integer pattern) {
   const int quick = upvalues - UP_KEPT, base = lua->gettop(L), record = base + 2;
@@ -284,26 +286,42 @@ INLINE int attempt(const luagate_lane_api *lua, lua_State *L, luagate_lane_state
   if (found) {
     found = lua->rawgeti(L, record, ATTEMPT_LIMIT) == LUA_TNUMBER && (lua_Number)rest <= lua->tonumberx(L, -1, 0);
   }
+  lua_Integer start = from;
   if (found) {
     size_t length;
     const unsigned char *subject = (const unsigned char *)lua->tolstring(L, 1, &length);
-    found = from <= (lua_Integer)length && lua->rawgeti(L, record, ATTEMPT_FIRST) == LUA_TTABLE &&
-            lua->rawgeti(L, -1, subject[from - 1]) != LUA_TNIL;
+    found = from <= (lua_Integer)length && lua->rawgeti(L, record, ATTEMPT_FIRST) == LUA_TTABLE;
+    if (found && lua->rawgeti(L, -1, subject[from - 1]) == LUA_TNIL) {
+      /* the first place a match can start, by the locator's position capture (find: its start) */
+      lua->settop(L, record);
+      found = lua->rawgeti(L, record, ATTEMPT_LOCATOR) == LUA_TSTRING;
+      if (found) {
+        lua->settop(L, record);
+        lua->pushvalue(L, upvalues - UP_FUNCTION);
+        lua->pushvalue(L, 1);
+        lua->rawgeti(L, record, ATTEMPT_LOCATOR);
+        lua->pushinteger(L, from);
+        lua->callk(L, 3, 1, 0, 0);
+        found = lua->isinteger(L, -1);
+        if (found) start = lua->tointegerx(L, -1, 0);
+      }
+    }
   }
   if (!found) {
     lua->settop(L, base);
     return -1;
   }
   lua->settop(L, record);
-  if (!find) settle(lua, L, state, upvalues, (double)(rest + pattern));
+  if (start > from) settle(lua, L, state, upvalues, (double)(start - from));
+  if (!find) settle(lua, L, state, upvalues, (double)(rest - (start - from) + pattern));
   lua->pushvalue(L, upvalues - UP_FUNCTION);
   lua->pushvalue(L, 1);
   lua->rawgeti(L, record, ATTEMPT_PATTERN);
-  lua->pushinteger(L, from);
+  lua->pushinteger(L, start);
   lua->callk(L, 3, -1, 0, 0);
   const int results = lua->gettop(L) - record;
   if (results > 0 && lua->type(L, record + 1) != LUA_TNIL) {
-    if (find) settle(lua, L, state, upvalues, (double)(lua->tointegerx(L, record + 2, 0) - from + 1 + pattern));
+    if (find) settle(lua, L, state, upvalues, (double)(lua->tointegerx(L, record + 2, 0) - start + 1 + pattern));
     return results;
   }
   lua->settop(L, record);
@@ -311,7 +329,7 @@ INLINE int attempt(const luagate_lane_api *lua, lua_State *L, luagate_lane_state
   lua->pushboolean(L, find);
   lua->pushvalue(L, 1);
   lua->pushvalue(L, 2);
-  lua->pushinteger(L, from);
+  lua->pushinteger(L, start);
   lua->rawgeti(L, record, ATTEMPT_COMPILED);
   lua->callk(L, 5, -1, 0, 0);
   return lua->gettop(L) - record;

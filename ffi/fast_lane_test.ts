@@ -152,7 +152,11 @@ Deno.test("fast lane: find and match begin a search too costly for C with its at
       quick[1]["(%a+)="], quick[2]["(%a+)="] = 3, 3
       local first = {}
       for c = ("a"):byte(), ("z"):byte() do first[c] = true end
-      quick[6] = { ["(%a+)="] = { 30, "^(%a+)=", first, "compiled" } }
+      local digits = {}
+      for c = ("0"):byte(), ("9"):byte() do digits[c] = true end
+      quick[1]["(%d+):"], quick[2]["(%d+):"] = 3, 3
+      quick[6] = { ["(%a+)="] = { 30, "^(%a+)=", first, "compiled" },
+        ["(%d+):"] = { 30, "^(%d+):", digits, "compiled", "()%d" } }
       quick[7] = function(isfind, s, p, pos, cp)
         return "resume:" .. table.concat({ tostring(isfind), s, p, pos, cp }, "/")
       end
@@ -164,13 +168,20 @@ Deno.test("fast lane: find and match begin a search too costly for C with its at
         show(m(("k"):rep(31), "(%a+)=")),        -- longer than the attempt's limit: the route
         show(m("key=value", "(%a+)=", 10)),      -- an empty rest: C's whole search, 0 + 6 not tallied
         show(f("key=value", "(%a+)=", 1, true)), -- plain: the route
+        -- a char no match starts with, and a locator: the attempt starts where it finds one, the
+        -- chars skipped charged (3, then the rest 5 + 6 before; 2, then 3 + 6 after)
+        show(m("at 12:30", "(%d+):")), show(f("t=12:30", "(%d+):")),
+        show(f("t=1x2:3", "(%d+):")),            -- the attempt at 1 fails: resume goes on
+        show(m("no digits", "(%d+):")),          -- the locator finds none: the route
         show(#charged),
       }, " ")`,
       tally,
     ),
-    "key 3,8,hello resume:true/hello world/(%a+)=/1/compiled route:match/2 route:match/2 nil route:find/4 0",
+    "key 3,8,hello resume:true/hello world/(%a+)=/1/compiled route:match/2 route:match/2 nil route:find/4 " +
+      "12 3,5,12 resume:true/t=1x2:3/(%d+):/3/compiled route:match/2 0",
   );
-  assert.equal(tally.take(), 15 + 12);
+  // the failed attempt's skip (2) is tallied; what resume charges is the matcher's
+  assert.equal(tally.take(), 15 + 12 + 3 + 5 + 6 + 2 + 3 + 6 + 2);
 });
 
 Deno.test("fast lane: the gsub entry calls C for a string replacement the quick table proves cheap", {
@@ -707,9 +718,15 @@ Deno.test(
         "  returned 1: nil",
         "  tally 0",
         "match, a char no match starts with: the route",
+        "  callk 3 1 0 NULL: function",
         "  callk 2 -1 0 NULL: route",
         FORTY_BYTES,
         "  tally 0",
+        "match, the locator finds where a match can start: the chars skipped charged",
+        "  callk 3 1 0 NULL: function",
+        "  callk 3 -1 0 NULL: function",
+        "  returned 1: 7",
+        "  tally 21",
         "match, beyond the attempt's limit: the route",
         "  callk 2 -1 0 NULL: route",
         FORTY_BYTES,

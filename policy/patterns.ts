@@ -665,6 +665,8 @@ local function compile(p, start)
         cp.first = pattern
         if pattern ~= "" then cp.firstset = first end
       end
+      -- the first place a match can start, as a position capture (the quick routes' attempts)
+      if pattern and pattern ~= "" then cp.locator = "()" .. pattern end
     end
     -- '.-' goes from one position where its continuation can start to the next with C's find
     local jumps = {}
@@ -1201,8 +1203,9 @@ end
 -- At 6, for find and match: the unanchored patterns whose search find_aux began with C's attempt
 -- anchored where a match can start (see attempted), each with its record { the longest subject
 -- (from the start position) for that attempt, the anchored pattern, the set of chars a match can
--- start with, the compiled pattern }; at 7, resume, which goes on with a search after a failed
--- attempt (the fast lane makes the attempt from these too).
+-- start with, the compiled pattern, the locator of that place ("()" and the set, or nil) }; at 7,
+-- resume, which goes on with a search after a failed attempt (the fast lane makes the attempt from
+-- these too).
 local quick, nquick = deps.quick or {}, { 0, 0, 0, 0, 0, 0 }
 quick[1], quick[2], quick[3], quick[4], quick[5], quick[6] = {}, {}, {}, {}, LIMIT, {}
 local function learn(which, p, mx)
@@ -1297,8 +1300,19 @@ local function learn_attempt(p, cp)
     known = {}
     quick[6], nquick[6] = known, 0
   end
-  known[p] = { cp.acp.maxn, cp.apat, cp.firstset, cp }
+  known[p] = { cp.acp.maxn, cp.apat, cp.firstset, cp, cp.locator }
   nquick[6] = nquick[6] + 1
+end
+
+-- Where an attempt learnt in record a (quick[6]) starts for s from pos: pos, when its char can start
+-- a match, or the first place where one can (the chars skipped are charged with the attempt, as
+-- skipto's); nil when the record cannot say (find_aux's route then decides).
+local function attempt_start(a, s, pos)
+  if a[3][byte(s, pos)] then return pos end
+  local locator = a[5]
+  local q = locator and c_find(s, locator, pos)
+  if q then pending = pending + (q - pos) end
+  return q
 end
 
 local function find_aux(isfind, ...)
@@ -1363,9 +1377,8 @@ local function find(...)
         return searched(pos, ls, lp, c_find(s, p, pos, plain))
       end
       local a = mx and not plain and quick[6][p]
-      if a and rest <= a[1] and a[3][byte(s, pos)] then
-        return attempted(true, s, p, a[4], pos, c_find(s, a[2], pos))
-      end
+      local start = a and rest <= a[1] and attempt_start(a, s, pos)
+      if start then return attempted(true, s, p, a[4], start, c_find(s, a[2], start)) end
     end
   end
   return find_aux(true, ...)
@@ -1388,9 +1401,8 @@ local function match(...)
           return c_match(s, p, pos)
         end
         local a = quick[6][p]
-        if a and rest <= a[1] and a[3][byte(s, pos)] then
-          return attempted(false, s, p, a[4], pos, c_find(s, a[2], pos))
-        end
+        local start = a and rest <= a[1] and attempt_start(a, s, pos)
+        if start then return attempted(false, s, p, a[4], start, c_find(s, a[2], start)) end
       end
     end
   end
