@@ -665,8 +665,23 @@ local function compile(p, start)
         cp.first = pattern
         if pattern ~= "" then cp.firstset = first end
       end
-      -- the first place a match can start, as a position capture (the quick routes' attempts)
-      if pattern and pattern ~= "" then cp.locator = "()" .. pattern end
+      -- the first place a match can start, as a position capture (the quick routes' attempts): where
+      -- its literal prefix is, when it begins with two literal chars or more, else its first set
+      local prefix, j = {}, 1
+      while kind[j] == K_OPEN or kind[j] == K_POSOPEN do j = j + 1 end
+      while kind[j] == K_SINGLE do
+        local t = text[j]
+        local c = (#t == 1 and t ~= "." and byte(t)) or (#t == 2 and byte(t) == 37 and not ALNUM[byte(t, 2)]
+          and byte(t, 2))
+        if not c then break end
+        prefix[#prefix + 1] = ALNUM[c] and char(c) or "%" .. char(c)
+        j = j + 1
+      end
+      if #prefix >= 2 then
+        cp.locator = "()" .. concat(prefix)
+      elseif pattern and pattern ~= "" then
+        cp.locator = "()" .. pattern
+      end
     end
     -- '.-' goes from one position where its continuation can start to the next with C's find
     local jumps = {}
@@ -1203,7 +1218,8 @@ end
 -- At 6, for find and match: the unanchored patterns whose search find_aux began with C's attempt
 -- anchored where a match can start (see attempted), each with its record { the longest subject
 -- (from the start position) for that attempt, the anchored pattern, the set of chars a match can
--- start with, the compiled pattern, the locator of that place ("()" and the set, or nil) }; at 7,
+-- start with, the compiled pattern, the locator of that place ("()" and the pattern's literal
+-- prefix of two chars or more, or the set; or nil) }; at 7,
 -- resume, which goes on with a search after a failed attempt (the fast lane makes the attempt from
 -- these too).
 local quick, nquick = deps.quick or {}, { 0, 0, 0, 0, 0, 0 }

@@ -490,6 +490,17 @@ Deno.test({
     `) as unknown[];
     assert.deepEqual(found, [41, 45, 41, "id", "42", 46]);
 
+    // once learnt, an attempt starts where the pattern's literal prefix is, not at the first 'l'
+    const [latency, toC4, inLua4, units4] = lua.execute(`
+      local line = "12:34:56 [WARN] action=login latency=3ms"
+      api.match(line, "latency=(%d+)ms")
+      reset(); stats.c, stats.lua = 0, 0
+      local v = api.match(line, "latency=(%d+)ms")
+      return v, stats.c, stats.lua, used_units()
+    `) as [string, number, number, number];
+    // the 29 chars skipped to "latency=", then the rest from there (11) and the pattern (15)
+    assert.deepEqual([latency, toC4, inLua4, units4], ["3", 1, 0, 29 + 11 + 15]);
+
     // a failed attempt leaves the search to Lua, which finds the match further on
     const [later, toC2, inLua2] = lua.execute(`
       reset(); stats.c, stats.lua = 0, 0
