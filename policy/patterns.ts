@@ -81,7 +81,8 @@
  * - A run of an explicit class (not `.`) costs at each visit at most the longest run of that class
  *   in the subject, where the bound above counts the subject's length. When that bound is not
  *   cheap, the same bound for runs of at most 8 (then 24) chars decides instead, provided C's
- *   search for a longer run of each such class (`%f[class]` and 9 or 25 chars of it: linear, and
+ *   search for a longer run of each such class (`%f[class]` and 9 or 25 chars of it, and those
+ *   chars at the subject's start, where a class holding '\0' has no frontier: linear, and
  *   bounded and charged like any search) finds none in the subject (a gmatch checks once).
  * - An unanchored `find`, `match` or `gmatch` step whose whole search is not cheap tries C once
  *   where the leftmost match can start (the first position whose char is in the pattern's FIRST
@@ -580,16 +581,22 @@ local function compile(p, start)
         return
       end
       runq[q] = runq[q] + units
-      -- a run of the class longer than run: C tests more than the frontier only where a run begins
+      -- a run of the class longer than run: C tests more than the frontier only where a run begins;
+      -- one at the subject's start is no frontier when the class holds '\0' (C's char before it),
+      -- so it is searched for there too
       local frontier = "%f" .. (byte(class) == 91 and class or "[" .. class .. "]")
       for r = 1, #RUNS do
         local run = RUNS[r]
-        local check = frontier .. class:rep(run + 1)
+        local long = class:rep(run + 1)
+        local check = frontier .. long
         if check_costs[check] == nil then
           checks[run] = checks[run] or {}
-          checks[run][#checks[run] + 1] = check
-          -- C's work at each start position of the check, as its bound counts it: a test per item
+          local list = checks[run]
+          list[#list + 1] = "^" .. long
+          list[#list + 1] = check
+          -- C's work at each start position of a check, as its bound counts it: a test per item
           check_costs[check] = (run + 2) * (2 * #class + 8)
+          check_costs["^" .. long] = check_costs[check]
         end
       end
     end
@@ -767,7 +774,8 @@ local function runs_within(cp, s, ls, run)
   for r = 1, #checks do
     local check = checks[r]
     if (ls + 1) * costs[check] > LIMIT then return false end
-    charge(ls)
+    -- the anchored check reads at most run + 1 chars, the other the subject
+    charge(byte(check) == 94 and (ls < run + 1 and ls or run + 1) or ls)
     if c_find(s, check) then return false end
   end
   return true

@@ -588,10 +588,11 @@ Deno.test({
     `) as [string, number, number, number];
     // C's attempt where a match can start ("var") fails; from the next start C searches the rest
     assert.deepEqual([base, toC, inLua], ["report_123456.final.csv", 2, 0]);
-    // the attempt is charged as a match (the rest from 'v' and the pattern); each check of the runs
-    // the subject (the one for runs of 8 finds a longer one, the one for 24 none); the skip past
-    // "var" and the second '/'; the search the rest from that '/' and the pattern
-    assert.equal(units, 40 + 8 + 41 + 41 + 4 + 37 + 8);
+    // the attempt is charged as a match (the rest from 'v' and the pattern); the checks of the runs
+    // what they read: for runs of 8, the start (9) and the subject, where it finds a longer one, for
+    // 24 the start (25) and the subject; the skip past "var" and the second '/'; the search the rest
+    // from that '/' and the pattern
+    assert.equal(units, 40 + 8 + (9 + 41) + (25 + 41) + 4 + 37 + 8);
 
     // the steps a call takes before it hands the rest to C are that call's: none is left over for a
     // later call (here one the Lua matcher runs) to be charged
@@ -606,6 +607,16 @@ Deno.test({
       return alone, lua_run()
     `) as number[];
     assert.equal(after, alone);
+
+    // a long run at the subject's start is found too, though no frontier (the char before is '\0',
+    // which [^/] holds): the search after the failed attempt is Lua's
+    const [first, toC5, inLua5] = lua.execute(`
+      local path = ("a"):rep(40) .. "/x"
+      reset(); stats.c, stats.lua = 0, 0
+      local base = api.match(path, "([^/]+)$")
+      return base, stats.c, stats.lua
+    `) as [string, number, number];
+    assert.deepEqual([first, toC5, inLua5], ["x", 1, 1]);
 
     // a run longer than the bound assumes: the search is Lua's, with the same answer as C's
     const [long, toC2, inLua2] = lua.execute(`
