@@ -1517,8 +1517,8 @@ local function gmatch(...)
 
   -- the shortest of RUNS no run of cp's classes in s exceeds (false: none), checked once a scan
   local subject_runs = nil
-  -- a step from pos (state set): C's when the rest is cheap for the subject's runs, else Lua's
-  local function step_rest(pos)
+  -- whether C's search from pos is cheap for the subject's runs
+  local function runs_cheap(pos)
     if subject_runs == nil then
       subject_runs = false
       if not FORCE_LUA and cp.runs and not cp.mayerr then
@@ -1531,11 +1531,17 @@ local function gmatch(...)
         end
       end
     end
-    if subject_runs and pos <= ls + 1 and cbound(cp, ls - pos + 1, subject_runs) <= LIMIT then
-      flush()
-      if stats then stats.c = stats.c + 1 end
-      return deliver(searched(pos, ls, #p, c_find(s, p2, pos)))
-    end
+    return subject_runs and pos <= ls + 1 and cbound(cp, ls - pos + 1, subject_runs) <= LIMIT
+  end
+  -- a step from pos handed to C, the steps taken to get there charged first
+  local function searched_step(pos)
+    flush()
+    if stats then stats.c = stats.c + 1 end
+    return deliver(searched(pos, ls, #p, c_find(s, p2, pos)))
+  end
+  -- a step from pos (state set): C's when the rest is cheap for the subject's runs, else Lua's
+  local function step_rest(pos)
+    if runs_cheap(pos) then return searched_step(pos) end
     return step(pos)
   end
 
@@ -1566,6 +1572,8 @@ local function gmatch(...)
       if stats then stats.c = stats.c + 1 end
       return deliver(searched(pos, ls, #p, c_find(s, p2, pos)))
     end
+    -- C's search of the rest, when the subject's runs make it cheap, costs no attempt that may fail
+    if runs_cheap(pos) then return searched_step(pos) end
     if attempt_limit >= 0 then
       if cp.first then
         setstate(cp, s, ls)

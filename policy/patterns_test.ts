@@ -509,10 +509,8 @@ Deno.test({
     `) as [string, number, number];
     assert.deepEqual([later, toC2, inLua2], ["key", 1, 1]);
 
-    // gmatch: one attempt per step. The first delivers C's match; each next one fails on "junk" and
-    // C searches the rest, its runs (of %w) being short (6 steps, two calls each); the last four
-    // rests (at most 36 bytes) are short enough for C's whole search.
-    const [pairs, attempts, inLua3] = lua.execute(`
+    // gmatch over a subject whose runs (of %w) are short: each step is C's search of the rest
+    const [pairs, searches, inLua3] = lua.execute(`
       local n = 0
       reset(); stats.c, stats.lua = 0, 0
       for key, value in api.gmatch(("k=v junk "):rep(10), "(%w+)=(%w+)") do
@@ -520,7 +518,18 @@ Deno.test({
       end
       return n, stats.c, stats.lua
     `) as number[];
-    assert.deepEqual([pairs, attempts, inLua3], [10, 17, 0]);
+    assert.deepEqual([pairs, searches, inLua3], [10, 11, 0]);
+
+    // with runs too long for that: one attempt per step. The first delivers C's match; each next one
+    // fails on the run of j and Lua finds the match after it (3 steps); the last rest (31 bytes) is
+    // short enough for C's whole search.
+    const [pairs2, attempts, inLua6] = lua.execute(`
+      local n = 0
+      reset(); stats.c, stats.lua = 0, 0
+      for key in api.gmatch(("k=v " .. ("j"):rep(30) .. " "):rep(4), "(%w+)=(%w+)") do n = n + 1 end
+      return n, stats.c, stats.lua
+    `) as number[];
+    assert.deepEqual([pairs2, attempts, inLua6], [4, 5, 3]);
 
     // on a long subject an attempt is cheap only near its end: the charge stays linear
     const [longPairs, longUnits] = lua.execute(`
