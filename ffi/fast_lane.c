@@ -294,12 +294,10 @@ INLINE int attempt(const luagate_lane_api *lua, lua_State *L, luagate_lane_state
     if (found && lua->rawgeti(L, -1, subject[from - 1]) == LUA_TNIL) {
       /* the first place a match can start, by the locator's position capture (find: its start) */
       lua->settop(L, record);
+      lua->pushvalue(L, upvalues - UP_FUNCTION);
+      lua->pushvalue(L, 1);
       found = lua->rawgeti(L, record, ATTEMPT_LOCATOR) == LUA_TSTRING;
       if (found) {
-        lua->settop(L, record);
-        lua->pushvalue(L, upvalues - UP_FUNCTION);
-        lua->pushvalue(L, 1);
-        lua->rawgeti(L, record, ATTEMPT_LOCATOR);
         lua->pushinteger(L, from);
         lua->callk(L, 3, 1, 0, 0);
         found = lua->isinteger(L, -1);

@@ -155,6 +155,7 @@ local CHUNK = 256 -- steps accumulated before calling deps.charge
 local CACHE_MAX = 128 -- compiled patterns kept (per anchoring)
 local CACHE_PLEN = 256 -- longer patterns are not cached
 local RUNS = { 8, 24 } -- the longest runs of a class a bound may assume once runs_within checked them
+local PREFIX = 8 -- the longest literal prefix a locator searches for
 
 -- item kinds
 local K_SINGLE, K_STAR, K_PLUS, K_MINUS, K_OPT = 1, 2, 3, 4, 5
@@ -673,10 +674,12 @@ local function compile(p, start)
         if pattern ~= "" then cp.firstset = first end
       end
       -- the first place a match can start, as a position capture (the quick routes' attempts): where
-      -- its literal prefix is, when it begins with two literal chars or more, else its first set
+      -- its literal prefix is, when it begins with two literal chars or more, else its first set. At
+      -- most PREFIX chars of it: C compares them at each position, a search as linear as the first
+      -- set's
       local prefix, j = {}, 1
       while kind[j] == K_OPEN or kind[j] == K_POSOPEN do j = j + 1 end
-      while kind[j] == K_SINGLE do
+      while kind[j] == K_SINGLE and #prefix < PREFIX do
         local t = text[j]
         local c = (#t == 1 and t ~= "." and byte(t)) or (#t == 2 and byte(t) == 37 and not ALNUM[byte(t, 2)]
           and byte(t, 2))
@@ -781,15 +784,16 @@ local function runs_within(cp, s, ls, run)
   return true
 end
 
--- whether C's work is cheap for the rest n of s when the runs of cp's classes are as long as s has
--- them, at most one of RUNS: the bound is cbound, or gsub_bound for a replacement of type tr
-local function cheap_by_runs(cp, s, ls, n, repl, tr)
-  if cp.runs == nil or cp.mayerr then return false end
+-- The shortest of RUNS that no run of cp's classes in s exceeds, such that C's work for the rest n
+-- of s is cheap with runs that long (false: none): the bound is cbound, or gsub_bound for a
+-- replacement of type tr.
+local function subject_run(cp, s, ls, n, repl, tr)
+  if cp.runs == nil or cp.mayerr or FORCE_LUA then return false end
   for r = 1, #RUNS do
     local run = RUNS[r]
     local bound = tr and gsub_bound(cp, n, repl, tr, run) or cbound(cp, n, run)
     if bound > LIMIT then return false end
-    if runs_within(cp, s, ls, run) then return true end
+    if runs_within(cp, s, ls, run) then return run end
   end
   return false
 end
@@ -1227,7 +1231,7 @@ end
 -- anchored where a match can start (see attempted), each with its record { the longest subject
 -- (from the start position) for that attempt, the anchored pattern, the set of chars a match can
 -- start with, the compiled pattern, the locator of that place ("()" and the pattern's literal
--- prefix of two chars or more, or the set; or nil) }; at 7,
+-- prefix of two chars or more, at most PREFIX, or the set; or nil) }; at 7,
 -- resume, which goes on with a search after a failed attempt (the fast lane makes the attempt from
 -- these too).
 local quick, nquick = deps.quick or {}, { 0, 0, 0, 0, 0, 0 }
@@ -1279,9 +1283,9 @@ local function handed(isfind, s, p, pos, ls)
 end
 
 -- The search from pos (state set): C's when the rest is cheap for the subject's runs (see
--- cheap_by_runs), Lua's otherwise. Tail-called, as search is.
+-- subject_run), Lua's otherwise. Tail-called, as search is.
 local function search_rest(isfind, s, p, cp, pos, ls, anchor)
-  if not FORCE_LUA and pos <= ls + 1 and cheap_by_runs(cp, s, ls, ls - pos + 1) then
+  if pos <= ls + 1 and subject_run(cp, s, ls, ls - pos + 1) then
     -- the steps taken to get to pos (the prefilter, a run skipped) are this call's
     flush()
     return handed(isfind, s, p, pos, ls)
@@ -1314,18 +1318,6 @@ local function attempted(isfind, s, p, cp, pos, st, ...)
   if isfind then return st, ... end
   if select("#", ...) == 1 then return sub(s, st, en) end
   return select(2, ...)
-end
-
--- what the attempts of find and match need, once find_aux made one (see quick)
-local function learn_attempt(p, cp)
-  local known = quick[6]
-  if known[p] ~= nil or #p > CACHE_PLEN then return end
-  if nquick[6] >= CACHE_MAX then
-    known = {}
-    quick[6], nquick[6] = known, 0
-  end
-  known[p] = { cp.acp.maxn, cp.apat, cp.firstset, cp, cp.locator }
-  nquick[6] = nquick[6] + 1
 end
 
 -- Where an attempt learnt in record a (quick[6]) starts for s from pos: pos, when its char can start
@@ -1376,7 +1368,10 @@ local function find_aux(isfind, ...)
     end
     local acp = anchored(cp, p)
     if ls - pos + 1 <= maxn(acp) then
-      if learning and cp.firstset then learn_attempt(p, cp) end
+      -- what the attempts of find and match need, once this one is made (see quick)
+      if learning and cp.firstset and quick[6][p] == nil then
+        learn(6, p, { cp.acp.maxn, cp.apat, cp.firstset, cp, cp.locator })
+      end
       return attempted(isfind, s, p, cp, pos, c_find(s, cp.apat, pos))
     end
   end
@@ -1463,6 +1458,13 @@ local function gmatch(...)
     if src > ls + 1 then src = ls + 2 end
   end
   local cp = compile(p, 1) -- gmatch takes a leading '^' literally
+  -- the shortest of RUNS that no run of cp's classes in s exceeds (see subject_run), found once, when
+  -- the scan first needs it
+  local subject_runs = nil
+  local function runs()
+    if subject_runs == nil then subject_runs = subject_run(cp, s, ls, ls) end
+    return subject_runs
+  end
   -- A whole scan is bounded like gsub's: each start is tried at most twice over all the steps, and
   -- each match runs its captures and the once-only part of the pattern; when that is cheap, the
   -- steps are C's own iterator, charged once.
@@ -1472,7 +1474,7 @@ local function gmatch(...)
       learn(4, p, longest_cheap(gsub_bound, cp, nil, "function"))
     end
     if gsub_bound(cp, ls, nil, "function") <= LIMIT or
-      cheap_by_runs(cp, s, ls, ls, nil, "function") then
+      (runs() and gsub_bound(cp, ls, nil, "function", subject_runs) <= LIMIT) then
       if stats then stats.c = stats.c + 1 end
       local bound = ls + #p
       if bound >= FEW then charge(bound) end
@@ -1515,23 +1517,10 @@ local function gmatch(...)
     flush()
   end
 
-  -- the shortest of RUNS no run of cp's classes in s exceeds (false: none), checked once a scan
-  local subject_runs = nil
   -- whether C's search from pos is cheap for the subject's runs
   local function runs_cheap(pos)
-    if subject_runs == nil then
-      subject_runs = false
-      if not FORCE_LUA and cp.runs and not cp.mayerr then
-        for r = 1, #RUNS do
-          if cbound(cp, ls, RUNS[r]) > LIMIT then break end
-          if runs_within(cp, s, ls, RUNS[r]) then
-            subject_runs = RUNS[r]
-            break
-          end
-        end
-      end
-    end
-    return subject_runs and pos <= ls + 1 and cbound(cp, ls - pos + 1, subject_runs) <= LIMIT
+    local run = runs()
+    return run and pos <= ls + 1 and cbound(cp, ls - pos + 1, run) <= LIMIT
   end
   -- a step from pos handed to C, the steps taken to get there charged first
   local function searched_step(pos)
@@ -1698,7 +1687,7 @@ local function gsub(...)
   if not FORCE_LUA and not cp.mayerr then
     if max_s == nil then learn_gsub(p, cp, tr == "string" and repl or nil) end
     if (gsub_bound(cp, ls, repl, tr) <= LIMIT or
-        cheap_by_runs(cp, src, ls, ls, repl, tr)) and
+        subject_run(cp, src, ls, ls, repl, tr)) and
       (tr ~= "string" or repl_ok(repl, cp.ncap)) then
       if stats then stats.c = stats.c + 1 end
       charge(ls + #p)

@@ -501,6 +501,16 @@ Deno.test({
     // the 29 chars skipped to "latency=", then the rest from there (11) and the pattern (15)
     assert.deepEqual([latency, toC4, inLua4, units4], ["3", 1, 0, 29 + 11 + 15]);
 
+    // a literal prefix longer than the locator searches for: it finds the first 8 chars, and an
+    // attempt there that fails leaves the search to go on, with C's answer
+    const longPrefix = lua.execute(`
+      local s, p = ("ab"):rep(300) .. "1", ("ab"):rep(10) .. "(%d)"
+      local out = {}
+      for i = 1, 3 do out[i] = tostring(api.match(s, p)) .. "/" .. tostring(api.find(s, p)) end
+      return table.concat(out, " ") .. " " .. tostring(string.match(s, p)) .. "/" .. tostring(string.find(s, p))
+    `) as string;
+    assert.equal(longPrefix, "1/581 1/581 1/581 1/581");
+
     // a failed attempt leaves the search to Lua, which finds the match further on
     const [later, toC2, inLua2] = lua.execute(`
       reset(); stats.c, stats.lua = 0, 0
