@@ -140,7 +140,11 @@ enum {
   /* frame(level): the current line and the function of the running thread's frame at `level`,
    * counted as debug.getinfo counts them (1: the caller), without the table getinfo makes; nothing
    * where there is no such frame */
-  ENTRY_FRAME = 23
+  ENTRY_FRAME = 23,
+  /* run(s, set, ...): the length of the longest run in the string s of chars of set, a string of 32
+   * bytes whose bit c & 7 of byte c >> 3 holds char c (the matcher's bound on C's work reads it),
+   * s charged as bytes */
+  ENTRY_RUN = 24
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure, the one closure the host makes, are the
@@ -547,6 +551,22 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     return 2;
   }
 
+  if (op == ENTRY_RUN) {
+    size_t length, bits = 0;
+    if (n < 2 || lua->type(L, 1) != LUA_TSTRING || lua->type(L, 2) != LUA_TSTRING) goto route;
+    const unsigned char *set = (const unsigned char *)lua->tolstring(L, 2, &bits);
+    if (bits != 32) goto route;
+    const unsigned char *subject = (const unsigned char *)lua->tolstring(L, 1, &length);
+    lua_Integer longest = 0, run = 0;
+    for (size_t i = 0; i < length; i++) {
+      run = (set[subject[i] >> 3] >> (subject[i] & 7)) & 1 ? run + 1 : 0;
+      if (run > longest) longest = run;
+    }
+    settle(lua, L, state, upvalues, string_units(lua, L, 1));
+    lua->pushinteger(L, longest);
+    return 1;
+  }
+
   if (op == ENTRY_SORT) {
     if (n <= 2 && bare_table(lua, L, 1)) {
       const lua_Integer count = (lua_Integer)lua->rawlen(L, 1);
@@ -701,7 +721,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   /* LANE_ENTRY: (op, f, charge, route [, kept]) -> the closure of the tally and those; false without
    * a tally or for an op that is no entry */
   const lua_Integer entry = lua->tointegerx(L, 1, 0);
-  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_FRAME) {
+  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_RUN) {
     lua->pushboolean(L, 0);
     return 1;
   }

@@ -599,7 +599,7 @@ Deno.test("fast lane: an operation that is no entry makes none", { ignore }, () 
   assert.equal(
     run(
       `${QUICK}
-      return show(make(1, string.match, charge, route("match")), make(24, string.match, charge, route("match")),
+      return show(make(1, string.match, charge, route("match")), make(25, string.match, charge, route("match")),
         make("find", string.find, charge, route("find")), make(nil, string.find, charge, route("find")))`,
     ),
     "false,false,false,false",
@@ -655,6 +655,42 @@ Deno.test("fast lane: the frame entry answers as debug.getinfo's lf, without a t
       }, " ")`),
     "true,true,true 0 0 route:frame/0 route:frame/1",
   );
+});
+
+Deno.test("fast lane: the run entry finds the longest run of a set's chars, charging the subject as bytes", {
+  ignore,
+}, () => {
+  const tally = new LaneTally(STEP, FEW);
+  assert.equal(
+    run(
+      `${QUICK}local run = lane.run(nil, charge, route("run"))
+      -- the 32-byte bitmap of the chars of a class ("C" locale): bit c & 7 of byte c >> 3
+      local function bits(class)
+        local bytes = {}
+        for i = 0, 31 do
+          local b = 0
+          for bit = 0, 7 do
+            if string.char(i * 8 + bit):find("^" .. class) then b = b | (1 << bit) end
+          end
+          bytes[i + 1] = string.char(b)
+        end
+        return table.concat(bytes)
+      end
+      local digits, not_slash = bits("%d"), bits("[^/]")
+      local long = ("x"):rep(40) .. "/" .. ("y"):rep(600)
+      return table.concat({
+        show(run("12:345:6", digits), run("", digits), run("abc", digits), run("2024-05-03 12:34:56", digits)),
+        -- the run at the start, '\0' in the set, the longest at the end
+        show(run("abc\0/de", not_slash), run(long, not_slash), run(("/"):rep(5), not_slash)),
+        -- not a string and a 32-byte string: the route's
+        show(run(12345, digits), run("12", digits:sub(2)), run("12"), run(nil, digits)),
+      }, " ")`,
+      tally,
+    ),
+    "3,0,0,4 4,600,0 route:run/2,route:run/2,route:run/1,route:run/2",
+  );
+  // a unit per 16 bytes: 19 bytes, then 641
+  assert.equal(tally.take(), 1 + 40);
 });
 
 Deno.test("fast lane: none for LuaJIT and Lua before 5.3", () => {

@@ -272,6 +272,7 @@ local function install_patterns(S)
       local factory = assert(load(k.host_patterns(), "=luagate.patterns", "b", TRUSTED_GLOBALS))
       return factory({
         charge = charge, c = C_PATTERNS, few = FEW, quick = quick, up = UP, bad_argument = bad_argument,
+        run_entry = function(route) return entry(${LaneEntry.run}, nil, route) end,
       })
     end)
     if UP == 0 then S.find, S.match, S.gmatch, S.gsub = patterns.find, patterns.match, patterns.gmatch, patterns.gsub end

@@ -54,6 +54,9 @@
  * - `deps.bad_argument(i, fname, problem, level)` (optional): raises the error for bad argument
  *   `i`, at `level` of its caller; the sandbox's names the function as the caller called it (a
  *   method call does not count its self), as Lua does. The default names `fname`.
+ * - `deps.run_entry(route)` (optional): the function that finds the longest run of a class's chars
+ *   in a subject, `(s, bits, runpat)` with the class as a 32-byte bitmap (char c at bit c & 7 of
+ *   byte c >> 3) and as a pattern of its runs; `route` does it with C's find (see the runs below).
  *
  * Cheapness rule (calls handed to C must have a provable upper bound of at most `limit` steps;
  * `n` is the subject length from the start position, `m` the pattern length):
@@ -80,10 +83,11 @@
  *   so that errors carry the same text and position prefix as C's.
  * - A run of an explicit class (not `.`) costs at each visit at most the longest run of that class
  *   in the subject, where the bound above counts the subject's length. When that bound is not
- *   cheap, the same bound for runs of at most 8 (then 24) chars decides instead, provided C's
- *   search for a longer run of each such class (`%f[class]` and 9 or 25 chars of it, and those
- *   chars at the subject's start, where a class holding '\0' has no frontier: linear, and
- *   bounded and charged like any search) finds none in the subject (a gmatch checks once).
+ *   cheap, the same bound for the subject's longest run of those classes (rounded up to a power of
+ *   two) decides instead, unless it could not be cheap even for runs of one char. That run is found
+ *   in one linear scan of the subject per class (a gmatch scans once): by `deps.run_entry`'s
+ *   function (the sandbox's fast lane scans in C, charging the subject as bytes), or else by C's
+ *   `find` of the class's runs, each search charged what it read.
  * - An unanchored `find`, `match` or `gmatch` step whose whole search is not cheap tries C once
  *   where the leftmost match can start (the first position whose char is in the pattern's FIRST
  *   set), with the pattern anchored there, when the anchored bound (one start position, linear
@@ -154,7 +158,6 @@ local MAXCAPTURES = 32 -- LUA_MAXCAPTURES
 local CHUNK = 256 -- steps accumulated before calling deps.charge
 local CACHE_MAX = 128 -- compiled patterns kept (per anchoring)
 local CACHE_PLEN = 256 -- longer patterns are not cached
-local RUNS = { 8, 24 } -- the longest runs of a class a bound may assume once runs_within checked them
 local PREFIX = 8 -- the longest literal prefix a locator searches for
 
 -- item kinds
@@ -571,10 +574,10 @@ local function compile(p, start)
     -- constant work per node (costq) and work proportional to the subject length (linq); plus the
     -- work done once per match (see below): proportional to the subject length (once) or constant
     -- A run term of an item of an explicit class (not '.') is apart in runq: its run is at most the
-    -- longest run of that class in the subject, which runs_within can check.
+    -- longest run of that class in the subject, which subject_run finds.
     local costq, linq, runq, once, once_c = { 0 }, { 0 }, { 0 }, 0, 0
     local q = 1
-    local checks, check_costs = {}, {}
+    local run_classes, run_pats, counted = {}, {}, {}
     local function run_term(j, units)
       local class = runpat[j]
       if class == nil then
@@ -582,30 +585,17 @@ local function compile(p, start)
         return
       end
       runq[q] = runq[q] + units
-      -- a run of the class longer than run: C tests more than the frontier only where a run begins;
-      -- one at the subject's start is no frontier when the class holds '\0' (C's char before it),
-      -- so it is searched for there too
-      local frontier = "%f" .. (byte(class) == 91 and class or "[" .. class .. "]")
-      for r = 1, #RUNS do
-        local run = RUNS[r]
-        local long = class:rep(run + 1)
-        local check = frontier .. long
-        if check_costs[check] == nil then
-          checks[run] = checks[run] or {}
-          local list = checks[run]
-          list[#list + 1] = "^" .. long
-          list[#list + 1] = check
-          -- C's work at each start position of a check, as its bound counts it: a test per item
-          check_costs[check] = (run + 2) * (2 * #class + 8)
-          check_costs["^" .. long] = check_costs[check]
-        end
+      if not counted[class] then
+        counted[class] = true
+        run_classes[#run_classes + 1] = cls[j]
+        run_pats[#run_pats + 1] = class .. "+"
       end
     end
     local succeeds = false -- past an item after which the match cannot fail
     for j = 1, nitems do
       local kd = kind[j]
       local cj = cost[j]
-      if kd == K_CLOSE then cj = cj + 32 end
+      if kd == K_CLOSE then cj = cj + lvl end
       if succeeds then
         once_c = once_c + cj
       else
@@ -633,7 +623,7 @@ local function compile(p, start)
           local fc, t = cost[j], j + 1
           while true do
             local kt = kind[t]
-            fc = fc + cost[t] + (kt == K_CLOSE and 32 or 0)
+            fc = fc + cost[t] + (kt == K_CLOSE and lvl or 0)
             if kt ~= K_OPEN and kt ~= K_POSOPEN and kt ~= K_CLOSE and kt ~= K_FRONTIER then break end
             t = t + 1
           end
@@ -651,7 +641,7 @@ local function compile(p, start)
       end
     end
     cp.costq, cp.linq, cp.runq, cp.nq, cp.once, cp.once_c = costq, linq, runq, q, once, once_c
-    if next(checks) ~= nil then cp.runs, cp.run_costs = checks, check_costs end
+    if run_classes[1] then cp.run_classes, cp.run_pats = run_classes, run_pats end
     -- prefilter: start positions where the pattern can match are found by C's find with a set
     -- pattern for FIRST (one class, no quantifier: linear); the end is tried unless a match
     -- always consumes a char
@@ -714,7 +704,7 @@ end
 
 -- upper bound of the work of lstrlib.c's matcher for the subject length n (from the start
 -- position on), over all start positions (or the one, when anchored); with run, for a subject
--- whose runs of the classes in cp.runs are at most run long
+-- whose runs of the classes in cp.run_classes are at most run long
 local function cbound(cp, n, run)
   local nb = n + 1
   local rb = run and run < n and run + 1 or nb
@@ -744,15 +734,6 @@ local function longest_cheap(bound, cp, ...)
   return lo
 end
 
--- largest subject length for which the C matcher is cheap (cached per compiled pattern)
-local function maxn(cp)
-  local mx = cp.maxn
-  if mx then return mx end
-  mx = cp.mayerr and -1 or longest_cheap(cbound, cp)
-  cp.maxn = mx
-  return mx
-end
-
 -- the bound on C's work for gsub over a subject of ls bytes, with a replacement of type tr (a
 -- whole gmatch scan is bounded the same way, as gsub with a function)
 local function gsub_bound(cp, ls, repl, tr, run)
@@ -764,38 +745,100 @@ local function gsub_bound(cp, ls, repl, tr, run)
   return b + 2 * nb * (cp.ncap + 1)
 end
 
+-- The longest subject length for which C's work is cheap (-1: none), memoised per compiled
+-- pattern: for a search (cbound), or with scan for a whole gmatch scan (gsub_bound with a
+-- function); with run, for a subject whose runs are at most run long. A bound grows with the
+-- length, so a length check stands for it.
+local function cheap_upto(cp, run, scan)
+  local field = scan and "scan_upto" or "upto"
+  local memo = cp[field]
+  if memo == nil then
+    memo = {}
+    cp[field] = memo
+  end
+  local key = run or 0
+  local n = memo[key]
+  if n == nil then
+    if cp.mayerr then
+      n = -1
+    elseif scan then
+      n = longest_cheap(gsub_bound, cp, nil, "function", run)
+    else
+      n = longest_cheap(cbound, cp, run)
+    end
+    memo[key] = n
+  end
+  return n
+end
+
 -- Runs of a class (the '[^/]' of '([^/]+)$', the '%s' of trim's '%s*$') repeat at every start
 -- position, or at every count of a branching item before them, which makes a bound quadratic in
 -- the subject's length; in most subjects those runs are short.
 
--- whether no run of the classes the bound counts is longer than run in s: C's search for a run's
--- beginning followed by run + 1 chars of its class (cp.runs[run]) finds none, each search charged
--- the subject and bounded like any call handed to C (the whole subject: a run that begins before a
--- start position is no beginning there)
-local function runs_within(cp, s, ls, run)
-  local checks, costs = cp.runs[run], cp.run_costs
-  for r = 1, #checks do
-    local check = checks[r]
-    if (ls + 1) * costs[check] > LIMIT then return false end
-    -- the anchored check reads at most run + 1 chars, the other the subject
-    charge(byte(check) == 94 and (ls < run + 1 and ls or run + 1) or ls)
-    if c_find(s, check) then return false end
+-- The class as the fast lane's run entry reads it: 32 bytes, char c at bit c & 7 of byte c >> 3.
+-- Kept per class table while it is in use (SETS and CLASSES keep theirs).
+local BITS = setmetatable({}, { __mode = "k" })
+local function bitmap(t)
+  local bits = BITS[t]
+  if bits == nil then
+    local bytes = {}
+    for i = 0, 31 do
+      local b, c = 0, i * 8
+      for bit = 0, 7 do
+        if t[c + bit] then b = b | (1 << bit) end
+      end
+      bytes[i + 1] = char(b)
+    end
+    bits = concat(bytes)
+    BITS[t] = bits
+    pending = pending + 256
   end
-  return true
+  return bits
 end
 
--- The shortest of RUNS that no run of cp's classes in s exceeds, such that C's work for the rest n
--- of s is cheap with runs that long (false: none): the bound is cbound, or gsub_bound for a
--- replacement of type tr.
-local function subject_run(cp, s, ls, n, repl, tr)
-  if cp.runs == nil or cp.mayerr or FORCE_LUA then return false end
-  for r = 1, #RUNS do
-    local run = RUNS[r]
-    local bound = tr and gsub_bound(cp, n, repl, tr, run) or cbound(cp, n, run)
-    if bound > LIMIT then return false end
-    if runs_within(cp, s, ls, run) then return run end
+-- The longest run of chars of a class in s, found by C's find of the class's runs (runpat: the
+-- class and '+'), each search charged what it read: the route of the fast lane's run entry, which
+-- scans s itself for the bitmap's chars.
+local function longest_run(s, _, runpat)
+  local longest, pos, ls = 0, 1, #s
+  while pos <= ls do
+    local st, en = c_find(s, runpat, pos)
+    charge((en or ls) - pos + 1)
+    if not st then break end
+    if en - st + 1 > longest then longest = en - st + 1 end
+    pos = en + 2
   end
-  return false
+  return longest
+end
+local run_of = deps.run_entry and deps.run_entry(longest_run) or longest_run
+
+-- whether C's work for the rest n of a subject whose runs of cp's classes are at most run long is
+-- cheap: for a search, or for gsub with a replacement of type tr (a gmatch scan: "function")
+local function cheap_for(cp, n, run, repl, tr)
+  if tr == "string" then return gsub_bound(cp, n, repl, tr, run) <= LIMIT end
+  return n <= cheap_upto(cp, run, tr ~= nil)
+end
+
+-- The longest run in s of cp's classes, rounded up to a power of two (cheap_upto then keeps few
+-- lengths per pattern); false when cp has no run term, or when C's work for the rest n of s is not
+-- cheap even for runs of one char (the bound's kind as cheap_for's).
+local function subject_run(cp, s, n, repl, tr)
+  local classes = cp.run_classes
+  if classes == nil or cp.mayerr or FORCE_LUA or not cheap_for(cp, n, 1, repl, tr) then return false end
+  local longest, pats = 1, cp.run_pats
+  for r = 1, #classes do
+    local run = run_of(s, bitmap(classes[r]), pats[r])
+    if run > longest then longest = run end
+  end
+  local run = 1
+  while run < longest do run = run * 2 end
+  return run
+end
+
+-- whether C's work for the rest n of s is cheap for the runs of cp's classes in s
+local function cheap_by_runs(cp, s, n, repl, tr)
+  local run = subject_run(cp, s, n, repl, tr)
+  return run and cheap_for(cp, n, run, repl, tr)
 end
 
 -- The bound of an unanchored pattern anchored: a search of the whole subject tries every start
@@ -1282,10 +1325,11 @@ local function handed(isfind, s, p, pos, ls)
   return c_match(s, p, pos)
 end
 
--- The search from pos (state set): C's when the rest is cheap for the subject's runs (see
+-- The search from pos (state set): C's when the rest is cheap, or cheap for the subject's runs (see
 -- subject_run), Lua's otherwise. Tail-called, as search is.
 local function search_rest(isfind, s, p, cp, pos, ls, anchor)
-  if pos <= ls + 1 and subject_run(cp, s, ls, ls - pos + 1) then
+  local rest = ls - pos + 1
+  if rest >= 0 and (rest <= cheap_upto(cp) or cheap_by_runs(cp, s, rest)) then
     -- the steps taken to get to pos (the prefilter, a run skipped) are this call's
     flush()
     return handed(isfind, s, p, pos, ls)
@@ -1356,7 +1400,7 @@ local function find_aux(isfind, ...)
   local anchor = byte(p, 1) == 94
   local cp = compile(p, anchor and 2 or 1)
   if not FORCE_LUA then
-    local mx = maxn(cp)
+    local mx = cheap_upto(cp)
     if learning then learn(isfind and 1 or 2, p, mx) end
     if ls - pos + 1 <= mx then return handed(isfind, s, p, pos, ls) end
   end
@@ -1367,10 +1411,10 @@ local function find_aux(isfind, ...)
       if not pos then return search(isfind, cp, ls + 2, ls, false) end
     end
     local acp = anchored(cp, p)
-    if ls - pos + 1 <= maxn(acp) then
+    if ls - pos + 1 <= cheap_upto(acp) then
       -- what the attempts of find and match need, once this one is made (see quick)
       if learning and cp.firstset and quick[6][p] == nil then
-        learn(6, p, { cp.acp.maxn, cp.apat, cp.firstset, cp, cp.locator })
+        learn(6, p, { cheap_upto(acp), cp.apat, cp.firstset, cp, cp.locator })
       end
       return attempted(isfind, s, p, cp, pos, c_find(s, cp.apat, pos))
     end
@@ -1458,11 +1502,10 @@ local function gmatch(...)
     if src > ls + 1 then src = ls + 2 end
   end
   local cp = compile(p, 1) -- gmatch takes a leading '^' literally
-  -- the shortest of RUNS that no run of cp's classes in s exceeds (see subject_run), found once, when
-  -- the scan first needs it
+  -- the longest run of cp's classes in s (see subject_run), found once, when the scan first needs it
   local subject_runs = nil
   local function runs()
-    if subject_runs == nil then subject_runs = subject_run(cp, s, ls, ls) end
+    if subject_runs == nil then subject_runs = subject_run(cp, s, ls) end
     return subject_runs
   end
   -- A whole scan is bounded like gsub's: each start is tried at most twice over all the steps, and
@@ -1471,10 +1514,9 @@ local function gmatch(...)
   if init == nil and not cp.mayerr and not FORCE_LUA then
     -- the longest subject whose whole scan is cheap, learnt once per pattern for the route above
     if #p <= CACHE_PLEN and quick[4][p] == nil then
-      learn(4, p, longest_cheap(gsub_bound, cp, nil, "function"))
+      learn(4, p, cheap_upto(cp, nil, true))
     end
-    if gsub_bound(cp, ls, nil, "function") <= LIMIT or
-      (runs() and gsub_bound(cp, ls, nil, "function", subject_runs) <= LIMIT) then
+    if ls <= cheap_upto(cp, nil, true) or (runs() and ls <= cheap_upto(cp, subject_runs, true)) then
       if stats then stats.c = stats.c + 1 end
       local bound = ls + #p
       if bound >= FEW then charge(bound) end
@@ -1482,7 +1524,7 @@ local function gmatch(...)
     end
   end
   local lastmatch = nil
-  local mx = maxn(cp)
+  local mx = cheap_upto(cp)
   local p2 = byte(p, 1) == 94 and "%" .. p or p -- the pattern for C's find (a leading '^' escaped)
 
   -- a step handed to C, charged by searched: delivers the match
@@ -1520,7 +1562,7 @@ local function gmatch(...)
   -- whether C's search from pos is cheap for the subject's runs
   local function runs_cheap(pos)
     local run = runs()
-    return run and pos <= ls + 1 and cbound(cp, ls - pos + 1, run) <= LIMIT
+    return run and pos <= ls + 1 and ls - pos + 1 <= cheap_upto(cp, run)
   end
   -- a step from pos handed to C, the steps taken to get there charged first
   local function searched_step(pos)
@@ -1551,7 +1593,7 @@ local function gmatch(...)
   end
 
   -- the longest rest an attempt takes (-1: none), and the anchored pattern
-  local attempt_limit = (FORCE_LUA or cp.mayerr) and -1 or maxn(anchored(cp, p2))
+  local attempt_limit = (FORCE_LUA or cp.mayerr) and -1 or cheap_upto(anchored(cp, p2))
   local apat = cp.apat
 
   return function()
@@ -1641,7 +1683,7 @@ local function learn_gsub(p, cp, repl)
   local key = repl or true
   if known[key] ~= nil or known[1] >= 16 then return end
   if repl == nil then
-    known[key] = longest_cheap(gsub_bound, cp, nil, "function")
+    known[key] = cheap_upto(cp, nil, true)
   else
     known[key] = repl_ok(repl, cp.ncap) and longest_cheap(gsub_bound, cp, repl, "string") or -1
   end
@@ -1687,7 +1729,7 @@ local function gsub(...)
   if not FORCE_LUA and not cp.mayerr then
     if max_s == nil then learn_gsub(p, cp, tr == "string" and repl or nil) end
     if (gsub_bound(cp, ls, repl, tr) <= LIMIT or
-        subject_run(cp, src, ls, ls, repl, tr)) and
+        cheap_by_runs(cp, src, ls, repl, tr)) and
       (tr ~= "string" or repl_ok(repl, cp.ncap)) then
       if stats then stats.c = stats.c + 1 end
       charge(ls + #p)

@@ -19,7 +19,22 @@ local C = { find = string.find, match = string.match, gmatch = string.gmatch, gs
 local function charge() end
 local forced = load(API_SRC, "=luagate.patterns", "t")({ charge = charge, c = C, force_lua = true })
 local stats = { c = 0, lua = 0 }
-local normal = load(API_SRC, "=luagate.patterns", "t")({ charge = charge, c = C, stats = stats })
+-- the longest run as the fast lane's run entry finds it, from the class's bitmap: the route (C's
+-- find of the class's runs) must agree
+local function scan(route)
+  return function(s, bits, runpat)
+    local longest, run = 0, 0
+    for i = 1, #s do
+      local c = s:byte(i)
+      run = (bits:byte((c >> 3) + 1) >> (c & 7)) & 1 == 1 and run + 1 or 0
+      if run > longest then longest = run end
+    end
+    local found = route(s, bits, runpat)
+    if found ~= longest then error(("run of %s in %q: %d by the bitmap, %d by find"):format(runpat, s, longest, found)) end
+    return longest
+  end
+end
+local normal = load(API_SRC, "=luagate.patterns", "t")({ charge = charge, c = C, stats = stats, run_entry = scan })
 local long = MODE == "long"
 
 local seed = SEED
@@ -519,27 +534,28 @@ Deno.test({
     `) as [string, number, number];
     assert.deepEqual([later, toC2, inLua2], ["key", 1, 1]);
 
-    // gmatch over a subject whose runs (of %w) are short: each step is C's search of the rest
+    // gmatch over a subject whose runs (of %w) are short, too long for C's whole scan: each step is
+    // C's search of the rest
     const [pairs, searches, inLua3] = lua.execute(`
       local n = 0
       reset(); stats.c, stats.lua = 0, 0
-      for key, value in api.gmatch(("k=v junk "):rep(10), "(%w+)=(%w+)") do
+      for key, value in api.gmatch(("k=v junk "):rep(30), "(%w+)=(%w+)") do
         if key == "k" and value == "v" then n = n + 1 end
       end
       return n, stats.c, stats.lua
     `) as number[];
-    assert.deepEqual([pairs, searches, inLua3], [10, 11, 0]);
+    assert.deepEqual([pairs, searches, inLua3], [30, 31, 0]);
 
-    // with runs too long for that: one attempt per step. The first delivers C's match; each next one
-    // fails on the run of j and Lua finds the match after it (3 steps); the last rest (31 bytes) is
-    // short enough for C's whole search.
+    // with runs too long for that (70 chars of j): one attempt per step. The first delivers C's match;
+    // each next one fails on the run of j and Lua finds the match after it (3 steps); after the last,
+    // the rest past its run is C's.
     const [pairs2, attempts, inLua6] = lua.execute(`
       local n = 0
       reset(); stats.c, stats.lua = 0, 0
-      for key in api.gmatch(("k=v " .. ("j"):rep(30) .. " "):rep(4), "(%w+)=(%w+)") do n = n + 1 end
+      for key in api.gmatch(("k=v " .. ("j"):rep(70) .. " "):rep(4), "(%w+)=(%w+)") do n = n + 1 end
       return n, stats.c, stats.lua
     `) as number[];
-    assert.deepEqual([pairs2, attempts, inLua6], [4, 5, 3]);
+    assert.deepEqual([pairs2, attempts, inLua6], [4, 6, 3]);
 
     // on a long subject an attempt is cheap only near its end: the charge stays linear
     const [longPairs, longUnits] = lua.execute(`
@@ -599,7 +615,7 @@ Deno.test({
   fn() {
     using lua = setup();
     const [base, toC, inLua, units] = lua.execute(`
-      local path = "/var/data/reports/report_123456.final.csv"
+      local path = "/var/data/reports/2024/archive/november/report_123456.final.csv"
       api.match(path, "([^/]+)$")
       reset(); stats.c, stats.lua = 0, 0
       local base = api.match(path, "([^/]+)$")
@@ -607,11 +623,10 @@ Deno.test({
     `) as [string, number, number, number];
     // C's attempt where a match can start ("var") fails; from the next start C searches the rest
     assert.deepEqual([base, toC, inLua], ["report_123456.final.csv", 2, 0]);
-    // the attempt is charged as a match (the rest from 'v' and the pattern); the checks of the runs
-    // what they read: for runs of 8, the start (9) and the subject, where it finds a longer one, for
-    // 24 the start (25) and the subject; the skip past "var" and the second '/'; the search the rest
-    // from that '/' and the pattern
-    assert.equal(units, 40 + 8 + (9 + 41) + (25 + 41) + 4 + 37 + 8);
+    // the attempt is charged as a match (the rest from 'v' and the pattern); the scan for the longest
+    // run what its searches read (each from where the last run ended to the end of the next); the
+    // skip past "var" and the second '/'; the search the rest from that '/' and the pattern
+    assert.equal(units, 62 + 8 + (4 + 4 + 7 + 4 + 7 + 8 + 23) + 4 + 59 + 8);
 
     // the steps a call takes before it hands the rest to C are that call's: none is left over for a
     // later call (here one the Lua matcher runs) to be charged
@@ -627,15 +642,15 @@ Deno.test({
     `) as number[];
     assert.equal(after, alone);
 
-    // a long run at the subject's start is found too, though no frontier (the char before is '\0',
-    // which [^/] holds): the search after the failed attempt is Lua's
+    // a long run at the subject's start counts too: the search after the failed attempt (and the
+    // skip of that run) is Lua's
     const [first, toC5, inLua5] = lua.execute(`
-      local path = ("a"):rep(40) .. "/x"
+      local path = ("a"):rep(40) .. ("/b"):rep(30)
       reset(); stats.c, stats.lua = 0, 0
       local base = api.match(path, "([^/]+)$")
       return base, stats.c, stats.lua
     `) as [string, number, number];
-    assert.deepEqual([first, toC5, inLua5], ["x", 1, 1]);
+    assert.deepEqual([first, toC5, inLua5], ["b", 1, 1]);
 
     // a run longer than the bound assumes: the search is Lua's, with the same answer as C's
     const [long, toC2, inLua2] = lua.execute(`
@@ -764,12 +779,12 @@ Deno.test({
     // is Lua's, after one anchored attempt in C where a match could start (linear, and it failed)
     const [found, toC2, inLua2, units2] = lua.execute(`
       reset(); stats.c, stats.lua = 0, 0
-      local found = api.find(("a"):rep(150), "%a+%d")
+      local found = api.find(("a"):rep(150) .. "-" .. ("a"):rep(150), "%a+%d")
       return found == nil, stats.c, stats.lua, used_units()
     `) as [boolean, number, number, number];
     assert.deepEqual([found, toC2, inLua2], [true, 1, 1]);
-    // the failed attempt is charged the pattern, Lua's skip over the run its length
-    assert.ok(units2 >= 4 + 150 && units2 < 2000, `charged ${units2}`);
+    // the failed attempt is charged the pattern, Lua's skips over the runs their lengths
+    assert.ok(units2 >= 4 + 300 && units2 < 4000, `charged ${units2}`);
   },
 });
 

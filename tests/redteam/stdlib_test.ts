@@ -428,9 +428,10 @@ function assertChargedOnTheLane(
   subject: string,
   tripping: number,
   fitting: number,
+  instructions = 20_000,
 ) {
   for (const [name, call] of Object.entries(calls)) {
-    using sb = new Sandbox({ limits: { instructions: 20_000, cpuMs: 5_000 } });
+    using sb = new Sandbox({ limits: { instructions, cpuMs: 5_000 } });
     sb.execute(`local s = ... ${call}`, subject);
     assert.throws(
       () => sb.execute(`local s = ... for i = 1, ${tripping} do ${call} end`, subject),
@@ -492,6 +493,37 @@ Deno.test("stdlib: find, match and gmatch answer as Lua's own when a search begi
     `${pairs}("x=1 y= =2", "(%w*)=(%w*)")`,
   ];
   assertAsLuaOnEitherRoute(sb, lua, calls);
+});
+
+Deno.test("stdlib: pattern calls answer as Lua's own when C takes them for their subject's short runs", () => {
+  using sb = new Sandbox();
+  using lua = new LuaRuntime();
+  const line = `"2024-05-03 12:34:56 [WARN] user=u7 action=login status=ok latency=21ms"`;
+  const html = `("<div class='a'><span>item 7</span><b>bold</b></div>"):rep(3)`;
+  const calls = [
+    `(${line}):match("(%d+):(%d+):(%d+)")`,
+    `(${line}):find("(%d+):(%d+):(%d+)")`,
+    `("/var/data/reports/2024/archive/november/report_123456.final.csv"):match("([^/]+)$")`,
+    `(("a"):rep(40) .. ("/b"):rep(30)):match("([^/]+)$")`,
+    `(${html}):gsub("<[^>]+>", "")`,
+    `(${html}):gsub("<[^>]+>", function(t) return #t end)`,
+    `(function(s) local t = {} for k, v in s:gmatch("(%w+)=(%w+)") do t[#t + 1] = k .. v end
+      return table.concat(t, ",") end)((${line}):rep(4))`,
+  ];
+  assertAsLuaOnEitherRoute(sb, lua, calls);
+});
+
+Deno.test("stdlib: a search C takes for its subject's short runs is charged: a budget such searches exhaust trips", () => {
+  // C's search of 121 bytes with "([^/]+)$" is proved cheap only by the subject's runs (of 9 chars),
+  // after C's attempt where a match can start: a call is charged that attempt, the subject it
+  // scans for the runs and the part C searched, with the steps of the search's route, 430-520 units
+  // a call (100 calls: 43,000-52,000; the first proves the pattern cheap, in Lua, about 26,000
+  // instructions: the budget is 40,000).
+  const calls = {
+    match: "local x = s:match('([^/]+)$')",
+    find: "local a, b, x = s:find('([^/]+)$')",
+  };
+  assertChargedOnTheLane(calls, "/" + "abcdefghi/".repeat(12), 200, 10, 40_000);
 });
 
 Deno.test("stdlib: string.format, the copying functions and table.concat on the fast lane are still charged", () => {
