@@ -812,10 +812,12 @@ local function longest_run(s, _, runpat)
 end
 local run_of = deps.run_entry and deps.run_entry(longest_run) or longest_run
 
--- whether C's work for the rest n of a subject whose runs of cp's classes are at most run long is
--- cheap: for a search, or for gsub with a replacement of type tr (a gmatch scan: "function")
+-- Whether C's work for the rest n of a subject whose runs of cp's classes are at most run long (nil:
+-- any) is cheap: for a search, or for gsub with a replacement of type tr (a gmatch scan:
+-- "function"). A replacement string of at most 2 * ncap + 1 chars costs a match no more than a
+-- function's captures: the scan's memoised length stands for its bound.
 local function cheap_for(cp, n, run, repl, tr)
-  if tr == "string" then return gsub_bound(cp, n, repl, tr, run) <= LIMIT end
+  if tr == "string" and #repl > 2 * cp.ncap + 1 then return gsub_bound(cp, n, repl, tr, run) <= LIMIT end
   return n <= cheap_upto(cp, run, tr ~= nil)
 end
 
@@ -1728,8 +1730,7 @@ local function gsub(...)
   local cp = compile(p, anchor and 2 or 1)
   if not FORCE_LUA and not cp.mayerr then
     if max_s == nil then learn_gsub(p, cp, tr == "string" and repl or nil) end
-    if (gsub_bound(cp, ls, repl, tr) <= LIMIT or
-        cheap_by_runs(cp, src, ls, repl, tr)) and
+    if (cheap_for(cp, ls, nil, repl, tr) or cheap_by_runs(cp, src, ls, repl, tr)) and
       (tr ~= "string" or repl_ok(repl, cp.ncap)) then
       if stats then stats.c = stats.c + 1 end
       charge(ls + #p)
