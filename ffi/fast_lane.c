@@ -162,7 +162,8 @@ enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
 /* The keys of the pattern matcher's table of quick patterns (policy/patterns.ts, `quick`); at
  * QUICK_PLAIN_WORK, the work a plain find may do in C (the matcher's LIMIT); at QUICK_ATTEMPTS, the
  * records of unanchored patterns whose search begins with C's attempt anchored at the start position
- * ({ limit, anchored pattern, the set of chars a match can start with, the compiled pattern }); at
+ * ({ limit, anchored pattern, the set of chars a match can start with, the compiled pattern, the
+ * locator }); at
  * QUICK_RESUME, the function that goes on with a search after a failed attempt. */
 enum {
   QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_PLAIN_WORK = 5, QUICK_ATTEMPTS = 6,
