@@ -35,7 +35,7 @@
 
  * This file is NOT compiled at run time. scripts/build_native.sh compiles it once into
  * position-independent machine code with no relocations, embedded in ffi/fast_lane.ts, which maps
- * it into two pages whose last 8 bytes hold the address of the Lua functions it calls (as
+ * it into three pages whose last 8 bytes hold the address of the Lua functions it calls (as
  * ffi/data_builder.c does).
  *
  * Rules for this file, so that the output stays self-contained:
@@ -90,6 +90,8 @@ typedef struct {
   double tally;             /* 0: units of work done in C and not yet charged */
   double flush_at;          /* 8: the tally is handed over once it reaches this (the hook's step) */
   double few;               /* 16: work worth fewer units is not charged (as in the wrappers) */
+  long long nested;         /* 24: the calls of ENTRY_NESTED in progress (each ends in its own pcall) */
+  long long max_nested;     /* 32: how many may be in progress at once */
 } luagate_lane_state;
 
 /* The operations, the closure's second upvalue; keep in sync with ffi/fast_lane.ts. */
@@ -128,7 +130,7 @@ enum {
    * order of that table's keys (QUICK_OF_ENTRY) */
   ENTRY_FIND = 17,   /* find(s, p [, init [, plain]]), charging the part searched after the call */
   ENTRY_MATCH = 18,  /* match(s, p [, init]) */
-  ENTRY_GSUB = 19,   /* gsub(s, p, repl [, nil]) for a string repl */
+  ENTRY_GSUB = 19,   /* gsub(s, p, repl [, nil]); a replacement function or table through QUICK_NESTED */
   ENTRY_GMATCH = 20, /* gmatch(s, p) */
   /* locate(e), the message handler of the sandbox's catch points: e as it is when it is no string,
    * or when the frame that raised it has a line (sandbox code: luagate's own chunks are stripped) or
@@ -145,7 +147,12 @@ enum {
   /* run(s, set, ...): the length of the longest run in the string s of chars of set, a string of 32
    * bytes whose bit c & 7 of byte c >> 3 holds char c (the matcher's bound on C's work reads it),
    * s charged as bytes */
-  ENTRY_RUN = 24
+  ENTRY_RUN = 24,
+  /* nested(f, ...): f(...) in protected mode under the message handler `kept`, its error raised again
+   * by the entry's function (error, at level 0), for a C function that calls back into Lua with a
+   * large frame of its own (gsub, concat); at most the state's max_nested such calls at once, and
+   * the route (which raises C stack overflow) for one more */
+  ENTRY_NESTED = 25
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure, the one closure the host makes, are the
@@ -163,11 +170,12 @@ enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
  * QUICK_PLAIN_WORK, the work a plain find may do in C (the matcher's LIMIT); at QUICK_ATTEMPTS, the
  * records of unanchored patterns whose search begins with C's attempt anchored at the start position
  * ({ limit, anchored pattern, the set of chars a match can start with, the compiled pattern, the
- * locator }); at
- * QUICK_RESUME, the function that goes on with a search after a failed attempt. */
+ * locator }); at QUICK_RESUME, the function that goes on with a search after a failed attempt; at
+ * QUICK_NESTED, the kernel's nested (an entry, ENTRY_NESTED), through which gsub calls a
+ * replacement function or table. */
 enum {
   QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_PLAIN_WORK = 5, QUICK_ATTEMPTS = 6,
-  QUICK_RESUME = 7
+  QUICK_RESUME = 7, QUICK_NESTED = 8
 };
 enum { ATTEMPT_LIMIT = 1, ATTEMPT_PATTERN = 2, ATTEMPT_FIRST = 3, ATTEMPT_COMPILED = 4, ATTEMPT_LOCATOR = 5 };
 #define QUICK_OF_ENTRY(op) ((op) - ENTRY_FIND + QUICK_FIND)
@@ -178,6 +186,7 @@ enum { ATTEMPT_LIMIT = 1, ATTEMPT_PATTERN = 2, ATTEMPT_FIRST = 3, ATTEMPT_COMPIL
 #define LUA_TNUMBER 3
 #define LUA_TSTRING 4
 #define LUA_TTABLE 5
+#define LUA_TFUNCTION 6
 #define LUA_OK 0
 #define LUA_YIELD 1
 /* what the pcall entry keeps below f: the tally, the handler (at PCALL_HANDLER) and true */
@@ -192,13 +201,14 @@ enum { ATTEMPT_LIMIT = 1, ATTEMPT_PATTERN = 2, ATTEMPT_FIRST = 3, ATTEMPT_COMPIL
  * CODE_PAGES in sync with FAST_LANE_PAGES in ffi/fast_lane.ts). The code finds its start from an
  * address it reads at its own start, within its first page. */
 #define PAGE_SIZE_MIN 4096
-#define CODE_PAGES 2
+#define CODE_PAGES 3
 
 #define INLINE static inline __attribute__((always_inline))
 
 /* Whether the matcher proved the pattern at index 2 cheap under `which` of its quick table (the
- * entry's kept upvalue; for gsub, with the replacement at index 3, in the pattern's own table);
- * `limit` is then the longest subject (from the start position) it proved cheap for. */
+ * entry's kept upvalue; for gsub, with the replacement at index 3 in the pattern's own table, or
+ * true there for a replacement function or table); `limit` is then the longest subject (from the
+ * start position) it proved cheap for. */
 INLINE int quick_limit(const luagate_lane_api *lua, lua_State *L, int upvalues, int which, lua_Number *limit) {
   const int quick = upvalues - UP_KEPT;
   if (lua->type(L, quick) != LUA_TTABLE) return 0;
@@ -208,7 +218,8 @@ INLINE int quick_limit(const luagate_lane_api *lua, lua_State *L, int upvalues, 
     pushed++;
     int type = lua->rawget(L, -2);
     if (which == QUICK_GSUB && type == LUA_TTABLE) {
-      lua->pushvalue(L, 3);
+      if (lua->type(L, 3) == LUA_TSTRING) lua->pushvalue(L, 3);
+      else lua->pushboolean(L, 1);
       pushed++;
       type = lua->rawget(L, -2);
     }
@@ -569,6 +580,22 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     return 1;
   }
 
+  if (op == ENTRY_NESTED) {
+    /* below f: the handler */
+    if (n < 1 || state->nested >= state->max_nested) goto route;
+    lua->pushvalue(L, upvalues - UP_KEPT);
+    lua->rotate(L, 1, 1);
+    state->nested++;
+    const int status = lua->pcallk(L, n - 1, -1, 1, 0, 0);
+    state->nested--;
+    if (status == LUA_OK) return lua->gettop(L) - 1;
+    lua->pushvalue(L, upvalues - UP_FUNCTION);
+    lua->rotate(L, -2, 1);
+    lua->pushinteger(L, 0);
+    lua->callk(L, 2, 0, 0, 0);
+    return 0;
+  }
+
   if (op == ENTRY_SORT) {
     if (n <= 2 && bare_table(lua, L, 1)) {
       const lua_Integer count = (lua_Integer)lua->rawlen(L, 1);
@@ -688,11 +715,13 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     const int find = op == ENTRY_FIND, positioned = find || op == ENTRY_MATCH;
     const lua_Integer from = positioned ? start_position(lua, L, 3, n) : 1;
     const lua_Integer rest = subject - from + 1;
-    int fits;
+    int fits, calls_back = 0;
     if (positioned) {
       fits = from > 0 && (find ? pattern <= rest : rest >= 0);
     } else if (op == ENTRY_GSUB) {
-      fits = n >= 3 && lua->type(L, 3) == LUA_TSTRING && (n < 4 || lua->type(L, 4) == LUA_TNIL);
+      const int replacement = n >= 3 ? lua->type(L, 3) : LUA_TNIL;
+      calls_back = replacement == LUA_TFUNCTION || replacement == LUA_TTABLE;
+      fits = (calls_back || replacement == LUA_TSTRING) && (n < 4 || lua->type(L, 4) == LUA_TNIL);
     } else {
       fits = n < 3 || lua->type(L, 3) == LUA_TNIL;
     }
@@ -711,7 +740,17 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     }
     if (!find) {
       units = unless_few(state, (double)(rest + pattern));
-      goto call;
+      if (!calls_back) goto call;
+      /* nested(gsub, s, p, repl [, nil]), as the route calls it */
+      if (lua->rawgeti(L, upvalues - UP_KEPT, QUICK_NESTED) != LUA_TFUNCTION) {
+        lua->settop(L, n);
+        goto route;
+      }
+      lua->pushvalue(L, upvalues - UP_FUNCTION);
+      lua->rotate(L, 1, 2);
+      settle(lua, L, state, upvalues, units);
+      lua->callk(L, n + 1, -1, 0, 0);
+      return lua->gettop(L);
     }
     /* charged after the call: from the start to the end of the match, or of the subject */
     const int found = call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
@@ -723,7 +762,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   /* LANE_ENTRY: (op, f, charge, route [, kept]) -> the closure of the tally and those; false without
    * a tally or for an op that is no entry */
   const lua_Integer entry = lua->tointegerx(L, 1, 0);
-  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_RUN) {
+  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_NESTED) {
     lua->pushboolean(L, 0);
     return 1;
   }

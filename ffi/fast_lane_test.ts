@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { FAST_LANE_CODE, LANE_ENTRY, LaneEntry, LaneTally, openFastLane } from "./fast_lane.ts";
+import {
+  FAST_LANE_CODE,
+  LANE_ENTRY,
+  LaneEntry,
+  LaneTally,
+  MAX_NESTED_CALLS,
+  openFastLane,
+} from "./fast_lane.ts";
 import { assertBuiltFromSource, crossToolsMissing, withHarness } from "../tests/fixtures/native_helpers.ts";
 import { openLuaLibrary } from "./library.ts";
 import { createLuaApi, type LuaState, LuaStatus } from "./lua_api.ts";
@@ -292,6 +299,48 @@ Deno.test("fast lane: the tally is charged once it reaches a step, before the ca
   );
   assert.equal(tally.take(), 26);
 });
+
+Deno.test(
+  "fast lane: the nested entry calls in protected mode under its handler, raises the error again, and nests at most MAX_NESTED_CALLS deep",
+  { ignore },
+  () => {
+    const tally = new LaneTally(STEP, FEW);
+    assert.equal(
+      run(
+        `${QUICK}
+      local handled = 0
+      local nested = lane.nested(error, charge, route("nested"), function(e)
+        handled = handled + 1
+        return e
+      end)
+      local function dive(n)
+        if n == 0 then return "bottom" end
+        return nested(dive, n - 1)
+      end
+      local object = {}
+      local ok1, e1 = pcall(nested, error, object)
+      local ok2, e2 = pcall(nested, function() error("boom", 0) end)
+      local before = handled
+      -- a failed call leaves no call counted
+      for _ = 1, 40 do pcall(nested, error, "again") end
+      local failed = handled - before
+      local g = lane.gsub(string.gsub, charge, route("gsub"), quick)
+      quick[3]["%a"] = { 1, [true] = 20 }
+      quick[8] = nested
+      local ok3, e3 = pcall(g, "a b", "%a", function() error("inner", 0) end)
+      return show(nested(function(a, b) return a + b, "x" end, 1, 2),
+        ok1, e1 == object, ok2, e2, before,
+        dive(${MAX_NESTED_CALLS}), dive(${MAX_NESTED_CALLS + 1}), failed,
+        g("a b", "%a", string.upper), g("a b", "%a", { a = "x" }), g(("a b"):rep(8), "%a", string.upper),
+        g("a b", "%a", string.upper, 1), ok3, e3)`,
+        tally,
+      ),
+      // (each call but the last gives its first result)
+      "3,false,true,false,boom,2,bottom,route:nested/2,40,A B,x b,route:gsub/3,route:gsub/4,false,inner",
+    );
+    assert.equal(tally.take(), 0);
+  },
+);
 
 Deno.test(
   "fast lane: the format entry formats the kinds kept as needing no checks, charging the format and the result",
@@ -599,7 +648,7 @@ Deno.test("fast lane: an operation that is no entry makes none", { ignore }, () 
   assert.equal(
     run(
       `${QUICK}
-      return show(make(1, string.match, charge, route("match")), make(25, string.match, charge, route("match")),
+      return show(make(1, string.match, charge, route("match")), make(26, string.match, charge, route("match")),
         make("find", string.find, charge, route("find")), make(nil, string.find, charge, route("find")))`,
     ),
     "false,false,false,false",
@@ -718,7 +767,7 @@ Deno.test(
       assert.equal(transcripts[1], transcripts[0]);
       // each scenario's calls (to the library's function, the charge or the route), answer and tally
       const answers = transcripts[0].split("\n").filter((line) =>
-        /^\S|callk|returned|tally| {2}(rawset|setmetatable|rawseti|getstack|getinfo|pcallk|stack:|next|pushnil|checkstack)( |$)/
+        /^\S|callk|returned|tally| {2}(rawset|setmetatable|rawseti|getstack|getinfo|pcallk|stack:|next|pushnil|checkstack|nested calls)( |$)/
           .test(
             line,
           )
@@ -776,6 +825,14 @@ Deno.test(
         FORTY_BYTES,
         "  tally 21",
         "gsub, a replacement never proved: the route",
+        "  callk 3 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "gsub, a replacement function proved cheap: nested calls gsub",
+        "  callk 4 -1 0 NULL: nested",
+        FORTY_BYTES,
+        "  tally 21",
+        "gsub, a replacement table, longer than proved: the route",
         "  callk 3 -1 0 NULL: route",
         FORTY_BYTES,
         "  tally 0",
@@ -978,6 +1035,24 @@ Deno.test(
         "  callk 2 -1 0 NULL: route",
         '  returned 2: false "boom"',
         "  tally 0",
+        "nested, a success: its results",
+        "  pcallk 1 -1 1 0 NULL: a closure",
+        "  stack: kept a closure 1",
+        "  nested calls 1",
+        '  returned 2: 2 "x"',
+        "  tally 0",
+        "nested, a failure: raised again by the entry's function, at level 0",
+        "  pcallk 1 -1 1 0 NULL: a closure",
+        "  stack: kept a closure 1",
+        "  nested calls 1",
+        "  callk 2 0 0 NULL: function",
+        "  returned 0:",
+        "  tally 0",
+        "nested, one more than the state's maximum: the route",
+        "  callk 2 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "  nested calls 2",
         "locate, a table: as it is",
         "  returned 1: table#1",
         "  tally 0",

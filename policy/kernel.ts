@@ -17,7 +17,7 @@
  * @module
  */
 
-import { LaneEntry } from "../ffi/fast_lane.ts";
+import { LaneEntry, MAX_NESTED_CALLS } from "../ffi/fast_lane.ts";
 
 // Every run and every decision starts with these lines, so that nothing one leaves (counts, the
 // nesting of C calls, the random seed, the ids tostring gave out) reaches the next. Whatever
@@ -318,18 +318,26 @@ return (function()
   -- C functions with a large stack frame (a luaL_Buffer: 8 KiB on 5.3) that call back into Lua
   -- (table.concat through __index, string.gsub through its replacement) nest on the C stack; 200
   -- levels of them, then any JS callback, overrun V8's stack and abort Deno (seen on 5.3), so
-  -- their nesting is capped far below Lua's own C-call limit
-  local nest, NEST_MAX = 0, 16
+  -- their nesting is capped far below Lua's own C-call limit. The fast lane's entry counts them in
+  -- the state's tally and calls the route only for one too many.
+  local function too_deep()
+    error("C stack overflow (string.gsub / table.concat nested too deep)", 3)
+  end
+  local nest, NEST_MAX = 0, ${MAX_NESTED_CALLS}
   local function unnest(ok, ...)
     nest = nest - 1
     if ok then return ... end
     error((...), 0)
   end
-  function nested(f, ...)
-    if nest >= NEST_MAX then error("C stack overflow (string.gsub / table.concat nested too deep)", 3) end
-    dirty = true
-    nest = nest + 1
-    return unnest(xpcall(f, locate, ...))
+  if lane then
+    nested = lane_entry(${LaneEntry.nested}, error, too_deep, locate)
+  else
+    function nested(f, ...)
+      if nest >= NEST_MAX then too_deep() end
+      dirty = true
+      nest = nest + 1
+      return unnest(xpcall(f, locate, ...))
+    end
   end
 
   -- pcall() and xpcall without a handler raise as Lua's own do, where a nil is called otherwise.

@@ -259,8 +259,9 @@ local C_PATTERNS = {
 -- work worth fewer units than this is not charged (see charge_results in the kernel)
 local FEW = k.FEW
 
--- the matcher's table of quick patterns, which the fast lane's pattern entries read from the start
-local quick = {}
+-- the matcher's table of quick patterns, which the fast lane's pattern entries read from the start;
+-- under 8, nested, through which the gsub entry calls a replacement function or table
+local quick = { [8] = nested }
 local patterns
 -- The matcher, loaded on the first call of a pattern function that is not the lane's common case
 -- (a quick table is empty until the matcher learns). Its public functions are the routes, or the

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { LuaError, LuaMemoryError, LuaRuntime, Sandbox } from "../../mod.ts";
 import { runDenoScript } from "../fixtures/deno_child.ts";
+import { MAX_NESTED_CALLS } from "../../ffi/fast_lane.ts";
 import { attackSuite, HAS_LANE, IS54, luaError, LuaLimitError, refused, TIGHT, value } from "./_harness.ts";
 
 const INSTRUCTIONS = { error: LuaLimitError, limit: "instructions" } as const;
@@ -780,6 +781,34 @@ Deno.test("stdlib: pcall nests as deep as Lua's own before C stack overflow", ()
   assert.equal(depth, luaDepth - 1);
 });
 
+Deno.test("stdlib: gsub and concat nest 16 deep in every run, however many nested calls failed before", () => {
+  // gsub with a replacement function and concat through __index share the count; 40 failures
+  // caught inside a replacement, each from a nested call, leave none of them counted
+  const code = `local function dive(n, concat)
+      if n == 0 then return "" end
+      if concat then
+        local t = setmetatable({}, { __index = function() return dive(n - 1, false) end })
+        return table.concat(t, "", 1, 1)
+      end
+      return (("a"):gsub("a", function() return dive(n - 1, true) end))
+    end
+    for _ = 1, 40 do
+      pcall(string.gsub, "a", "a", function() error("x") end)
+      pcall(string.gsub, "a", "a", function() return pcall(dive, 30, false) end)
+    end
+    local ok16 = pcall(dive, ${MAX_NESTED_CALLS}, false)
+    local ok17, e17 = pcall(dive, ${MAX_NESTED_CALLS + 1}, true)
+    return ok16, ok17, e17`;
+  using sb = new Sandbox();
+  for (let run = 0; run < 2; run++) {
+    assert.deepEqual(sb.execute(code), [
+      true,
+      false,
+      "C stack overflow (string.gsub / table.concat nested too deep)",
+    ]);
+  }
+});
+
 Deno.test("stdlib: a library function pcall calls itself is named in its errors as Lua names it", () => {
   assertErrorsAtTheCall([
     "local ok, e = pcall(string.rep) error(e, 0)",
@@ -997,6 +1026,11 @@ Deno.test("stdlib: pattern functions answer as Lua's own, whichever route a call
     `("abc"):gsub("", "-")`,
     `("hello"):gsub("l+", "%%")`,
     `string.gsub(12345, "%\d", "x")`,
+    `("hello world"):gsub("o", string.upper)`,
+    `("hello world"):gsub("%\w+", { hello = "HI", world = false })`,
+    `("hello world"):gsub("(l)(o)", function(a, b) return b .. a end)`,
+    `("abc"):gsub("%\a", function(c) if c ~= "b" then return c:upper() end end)`,
+    `("a,b"):gsub(",", { [","] = 1.5 })`,
     `(function() local n = 0 for a, b in ("k=v, x=y"):gmatch("(%\w+)=(%\w+)") do n = n + #a + #b end return n end)()`,
   ];
   assertAsLuaOnEitherRoute(sb, lua, calls);
