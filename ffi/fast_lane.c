@@ -172,11 +172,14 @@ enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
  * ({ limit, anchored pattern, the set of chars a match can start with, the compiled pattern, the
  * locator }); at QUICK_RESUME, the function that goes on with a search after a failed attempt; at
  * QUICK_NESTED, the kernel's nested (an entry, ENTRY_NESTED), through which gsub calls a
- * replacement function or table. */
+ * replacement function or table; at QUICK_RUNS, the records of patterns whose search is cheap for
+ * a subject whose runs of some classes are short ({ the longest subjects cheap per longest run, a
+ * power of 2; the compiled pattern; a bitmap per class, as ENTRY_RUN reads it }). */
 enum {
   QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_PLAIN_WORK = 5, QUICK_ATTEMPTS = 6,
-  QUICK_RESUME = 7, QUICK_NESTED = 8
+  QUICK_RESUME = 7, QUICK_NESTED = 8, QUICK_RUNS = 9
 };
+enum { RUNS_LIMITS = 1, RUNS_FIRST_SET = 3 };
 enum { ATTEMPT_LIMIT = 1, ATTEMPT_PATTERN = 2, ATTEMPT_FIRST = 3, ATTEMPT_COMPILED = 4, ATTEMPT_LOCATOR = 5 };
 #define QUICK_OF_ENTRY(op) ((op) - ENTRY_FIND + QUICK_FIND)
 
@@ -281,6 +284,63 @@ INLINE int call_upvalue(const luagate_lane_api *lua, lua_State *L, int upvalues,
   lua->rotate(L, 1, 1);
   lua->callk(L, n, results, 0, 0);
   return lua->gettop(L);
+}
+
+/* The longest run in the string s (of `length` bytes) of the chars of a 32-byte bitmap: char c at
+ * bit c & 7 of byte c >> 3. */
+INLINE lua_Integer longest_run(const unsigned char *s, size_t length, const unsigned char *set) {
+  lua_Integer longest = 0, run = 0;
+  for (size_t i = 0; i < length; i++) {
+    run = (set[s[i] >> 3] >> (s[i] & 7)) & 1 ? run + 1 : 0;
+    if (run > longest) longest = run;
+  }
+  return longest;
+}
+
+/* Whether the rest of the subject at 1 (`rest` bytes from the start position) is within the number
+ * at `key` of the table at `idx`: 1 or 0, or -1 when there is none. */
+INLINE int within(const luagate_lane_api *lua, lua_State *L, int idx, lua_Integer key, lua_Integer rest) {
+  const int known = lua->rawgeti(L, idx, key) == LUA_TNUMBER;
+  const int answer = known ? (lua_Number)rest <= lua->tonumberx(L, -1, 0) : -1;
+  lua->settop(L, -2);
+  return answer;
+}
+
+/* Whether the subject's runs of the classes in the record of the pattern at 2 under QUICK_RUNS prove
+ * the search of its rest cheap, as the matcher's cheap_by_runs does: 1 or 0 (no record, or not even
+ * for runs of one char, or not for the subject's: the whole subject scanned per class and charged
+ * as ENTRY_RUN charges it), or -1 when the record has no length for a run yet (the route works it
+ * out). */
+INLINE int cheap_by_runs(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues,
+                         lua_Integer rest) {
+  const int base = lua->gettop(L), record = base + 2, limits = base + 3;
+  int answer = 0;
+  if (lua->rawgeti(L, upvalues - UP_KEPT, QUICK_RUNS) == LUA_TTABLE) {
+    lua->pushvalue(L, 2);
+    answer = lua->rawget(L, -2) == LUA_TTABLE && lua->rawgeti(L, record, RUNS_LIMITS) == LUA_TTABLE
+                 ? within(lua, L, limits, 1, rest)
+                 : 0;
+  }
+  if (answer == 1) {
+    size_t length, bits;
+    const unsigned char *subject = (const unsigned char *)lua->tolstring(L, 1, &length);
+    lua_Integer longest = 1, run = 1;
+    int sets = 0;
+    for (; lua->rawgeti(L, record, RUNS_FIRST_SET + sets) == LUA_TSTRING; sets++) {
+      const unsigned char *set = (const unsigned char *)lua->tolstring(L, -1, &bits);
+      const lua_Integer found = bits == 32 ? longest_run(subject, length, set) : (lua_Integer)length;
+      if (found > longest) longest = found;
+      lua->settop(L, -2);
+    }
+    while (run < longest) run *= 2;
+    answer = within(lua, L, limits, run, rest);
+    if (answer >= 0) {
+      lua->settop(L, base);
+      settle(lua, L, state, upvalues, (double)(sets * (lua_Integer)(length >> BYTES_PER_UNIT_SHIFT)));
+    }
+  }
+  lua->settop(L, base);
+  return answer;
 }
 
 /* find(s, p, from) or match(s, p, from) of an unanchored p that the whole search would cost C too much
@@ -570,11 +630,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     const unsigned char *set = (const unsigned char *)lua->tolstring(L, 2, &bits);
     if (bits != 32) goto route;
     const unsigned char *subject = (const unsigned char *)lua->tolstring(L, 1, &length);
-    lua_Integer longest = 0, run = 0;
-    for (size_t i = 0; i < length; i++) {
-      run = (set[subject[i] >> 3] >> (subject[i] & 7)) & 1 ? run + 1 : 0;
-      if (run > longest) longest = run;
-    }
+    const lua_Integer longest = longest_run(subject, length, set);
     settle(lua, L, state, upvalues, string_units(lua, L, 1));
     lua->pushinteger(L, longest);
     return 1;
@@ -732,11 +788,14 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
       goto route;
     }
     if ((lua_Number)rest > limit) {
-      if (positioned && !plain) {
+      if (!positioned || plain) goto route;
+      const int by_runs = cheap_by_runs(lua, L, state, upvalues, rest);
+      if (by_runs < 0) goto route;
+      if (!by_runs) {
         const int attempted = attempt(lua, L, state, upvalues, find, from, rest, pattern);
         if (attempted >= 0) return attempted;
+        goto route;
       }
-      goto route;
     }
     if (!find) {
       units = unless_few(state, (double)(rest + pattern));

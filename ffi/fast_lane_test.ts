@@ -301,6 +301,52 @@ Deno.test("fast lane: the tally is charged once it reaches a step, before the ca
 });
 
 Deno.test(
+  "fast lane: find and match take C's whole search of a subject whose runs make it cheap, by the record kept under 9",
+  { ignore },
+  () => {
+    const tally = new LaneTally(STEP, FEW);
+    assert.equal(
+      run(
+        `${QUICK}
+      local function bitmap(first, last)
+        local bytes = {}
+        for i = 0, 31 do
+          local b = 0
+          for bit = 0, 7 do
+            local c = i * 8 + bit
+            if c >= first and c <= last then b = b | (1 << bit) end
+          end
+          bytes[i + 1] = string.char(b)
+        end
+        return table.concat(bytes)
+      end
+      local p, q = "(%d+):(%d+)", "(%l+)=(%d+)"
+      quick[1][p], quick[2][p], quick[2][q] = 10, 10, 10
+      -- the longest subjects cheap per longest run (a power of 2): none known for runs of 16
+      local limits = { [1] = 200, [2] = 100, [4] = 40, [8] = 30 }
+      quick[9] = { [p] = { limits, {}, bitmap(48, 57) }, [q] = { limits, {}, bitmap(48, 57), bitmap(97, 122) } }
+      local m = lane.match(string.match, charge, route("match"), quick)
+      local f = lane.find(string.find, charge, route("find"), quick)
+      local date = "on 2024-05-03 12:34 and then" -- 28 bytes, runs of 4 digits
+      local shown = show(
+        m(date, p), f(date, p, 2), m(date, p, 4.5),
+        m("a 123456789 1:2", p),                  -- runs of 9: 16 not known, the route's to work out
+        m(("1:2 "):rep(60), p),                   -- beyond runs of one char: the attempt (none kept), the route
+        m("key=12 and value=7 in some text", q),  -- 31 bytes, runs of 5 letters (8): 30 is too short
+        m("key=12 and val=7 in some text", q))
+      return shown .. " charged " .. table.concat(charged, "+")`,
+        tally,
+      ),
+      // match: 28 + 11 and 1 for the scan; find from 2 to the end of the match (at 19), 18 + 11, and 1
+      // for the scan; the two scans of the search whose runs are too long, 1 each; then a step reached
+      // by the last match, 29 + 11 and 2 scans of 1
+      "12,15,route:match/3,route:match/2,route:match/2,route:match/2,key,12 charged 114",
+    );
+    assert.equal(tally.take(), 0);
+  },
+);
+
+Deno.test(
   "fast lane: the nested entry calls in protected mode under its handler, raises the error again, and nests at most MAX_NESTED_CALLS deep",
   { ignore },
   () => {
@@ -783,6 +829,14 @@ Deno.test(
         "  tally 24",
         "find, a float start: the route",
         "  callk 3 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "match, cheap by the subject's runs (of 5: 8): C's whole search, charged the scan too",
+        "  callk 2 -1 0 NULL: function",
+        '  returned 2: "12" "34"',
+        "  tally 41",
+        "match, runs of a length the record has no limit for: the route",
+        "  callk 2 -1 0 NULL: route",
         FORTY_BYTES,
         "  tally 0",
         "match, short",

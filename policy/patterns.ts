@@ -1278,9 +1278,13 @@ end
 -- start with, the compiled pattern, the locator of that place ("()" and the pattern's literal
 -- prefix of two chars or more, at most PREFIX, or the set; or nil) }; at 7,
 -- resume, which goes on with a search after a failed attempt (the fast lane makes the attempt from
--- these too).
-local quick, nquick = deps.quick or {}, { 0, 0, 0, 0, 0, 0 }
-quick[1], quick[2], quick[3], quick[4], quick[5], quick[6] = {}, {}, {}, {}, LIMIT, {}
+-- these too). At 9, for find and match: the patterns whose bound has a run term (see subject_run),
+-- each with its record { the longest subjects cheap per longest run (cheap_upto's memo), the
+-- compiled pattern, the bitmap of each of its run classes }, with which a search too long for the
+-- quick limit is still C's when the subject's runs are short; the fast lane scans for the runs too,
+-- and leaves to the route a run whose length is not in the memo yet.
+local quick, nquick = deps.quick or {}, { 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+quick[1], quick[2], quick[3], quick[4], quick[5], quick[6], quick[9] = {}, {}, {}, {}, LIMIT, {}, {}
 local function learn(which, p, mx)
   local known = quick[which]
   if known[p] ~= nil or #p > CACHE_PLEN then return end
@@ -1290,6 +1294,22 @@ local function learn(which, p, mx)
   end
   known[p] = mx
   nquick[which] = nquick[which] + 1
+end
+
+-- Whether the runs of the classes of p in s make C's search of the rest of s cheap, by p's record
+-- under quick[9] (none: false).
+local function cheap_runs(p, s, rest)
+  local r = quick[9][p]
+  return r ~= nil and cheap_by_runs(r[2], s, rest)
+end
+
+-- What the fast lane needs to prove a search cheap by the subject's runs (see quick[9]).
+local function learn_runs(p, cp)
+  local classes = cp.run_classes
+  if classes == nil or cp.mayerr or quick[9][p] ~= nil then return end
+  local r = { cp.upto, cp }
+  for i = 1, #classes do r[i + 2] = bitmap(classes[i]) end
+  learn(9, p, r)
 end
 
 -- The search in Lua from pos, for find_aux (state set). Tail-called, like attempted: the matcher's
@@ -1403,8 +1423,11 @@ local function find_aux(isfind, ...)
   local cp = compile(p, anchor and 2 or 1)
   if not FORCE_LUA then
     local mx = cheap_upto(cp)
-    if learning then learn(isfind and 1 or 2, p, mx) end
-    if ls - pos + 1 <= mx then return handed(isfind, s, p, pos, ls) end
+    if learning then
+      learn(isfind and 1 or 2, p, mx)
+      learn_runs(p, cp)
+    end
+    if ls - pos + 1 <= mx or cheap_by_runs(cp, s, ls - pos + 1) then return handed(isfind, s, p, pos, ls) end
   end
   setstate(cp, s, ls)
   if not anchor and not FORCE_LUA then
@@ -1436,7 +1459,7 @@ local function find(...)
     if pos > 0 and lp <= rest then
       local mx
       if plain then mx = lp > 0 and LIMIT // lp - 1 else mx = quick[1][p] end
-      if mx and rest <= mx then
+      if mx and (rest <= mx or not plain and cheap_runs(p, s, rest)) then
         if stats then stats.c = stats.c + 1 end
         if rest + lp < FEW then return c_find(s, p, pos, plain) end
         return searched(pos, ls, lp, c_find(s, p, pos, plain))
@@ -1459,7 +1482,7 @@ local function match(...)
       local ls = #s
       local rest = ls - pos + 1
       if pos > 0 and rest >= 0 and not FORCE_LUA then
-        if rest <= mx then
+        if rest <= mx or cheap_runs(p, s, rest) then
           if stats then stats.c = stats.c + 1 end
           local bound = rest + #p
           if bound >= FEW then charge(bound) end
