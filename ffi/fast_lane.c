@@ -172,14 +172,15 @@ enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
  * ({ limit, anchored pattern, the set of chars a match can start with, the compiled pattern, the
  * locator }); at QUICK_RESUME, the function that goes on with a search after a failed attempt; at
  * QUICK_NESTED, the kernel's nested (an entry, ENTRY_NESTED), through which gsub calls a
- * replacement function or table; at QUICK_RUNS, the records of patterns whose search is cheap for
- * a subject whose runs of some classes are short ({ the longest subjects cheap per longest run, a
- * power of 2; the compiled pattern; a bitmap per class, as ENTRY_RUN reads it }). */
+ * replacement function or table; at QUICK_RUNS, the records of patterns whose work is cheap for a
+ * subject whose runs of some classes are short ({ the longest subjects cheap per longest run, a
+ * power of 2, for a search and for a whole scan (gmatch, gsub); the compiled pattern; the longest
+ * replacement string the scan's lengths stand for; a bitmap per class, as ENTRY_RUN reads it }). */
 enum {
   QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_PLAIN_WORK = 5, QUICK_ATTEMPTS = 6,
   QUICK_RESUME = 7, QUICK_NESTED = 8, QUICK_RUNS = 9
 };
-enum { RUNS_LIMITS = 1, RUNS_FIRST_SET = 3 };
+enum { RUNS_SEARCH_LIMITS = 1, RUNS_SCAN_LIMITS = 2, RUNS_SHORT_REPLACEMENT = 4, RUNS_FIRST_SET = 5 };
 enum { ATTEMPT_LIMIT = 1, ATTEMPT_PATTERN = 2, ATTEMPT_FIRST = 3, ATTEMPT_COMPILED = 4, ATTEMPT_LOCATOR = 5 };
 #define QUICK_OF_ENTRY(op) ((op) - ENTRY_FIND + QUICK_FIND)
 
@@ -307,17 +308,19 @@ INLINE int within(const luagate_lane_api *lua, lua_State *L, int idx, lua_Intege
 }
 
 /* Whether the subject's runs of the classes in the record of the pattern at 2 under QUICK_RUNS prove
- * the search of its rest cheap, as the matcher's cheap_by_runs does: 1 or 0 (no record, or not even
- * for runs of one char, or not for the subject's: the whole subject scanned per class and charged
- * as ENTRY_RUN charges it), or -1 when the record has no length for a run yet (the route works it
- * out). */
+ * the work on its rest cheap, as the matcher's cheap_by_runs does, by the record's lengths at `which`
+ * (a search's or a whole scan's; with a replacement string of `replacement` chars, the scan's stand
+ * for its bound only up to the record's RUNS_SHORT_REPLACEMENT): 1 or 0 (no record, or not even for
+ * runs of one char, or not for the subject's: the whole subject scanned per class and charged as
+ * ENTRY_RUN charges it), or -1 when the record has no length for a run yet (the route works it out). */
 INLINE int cheap_by_runs(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues,
-                         lua_Integer rest) {
+                         lua_Integer rest, int which, lua_Integer replacement) {
   const int base = lua->gettop(L), record = base + 2, limits = base + 3;
   int answer = 0;
   if (lua->rawgeti(L, upvalues - UP_KEPT, QUICK_RUNS) == LUA_TTABLE) {
     lua->pushvalue(L, 2);
-    answer = lua->rawget(L, -2) == LUA_TTABLE && lua->rawgeti(L, record, RUNS_LIMITS) == LUA_TTABLE
+    answer = lua->rawget(L, -2) == LUA_TTABLE && lua->rawgeti(L, record, which) == LUA_TTABLE &&
+                     (replacement == 0 || within(lua, L, record, RUNS_SHORT_REPLACEMENT, replacement) == 1)
                  ? within(lua, L, limits, 1, rest)
                  : 0;
   }
@@ -788,12 +791,17 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
       goto route;
     }
     if ((lua_Number)rest > limit) {
-      if (!positioned || plain) goto route;
-      const int by_runs = cheap_by_runs(lua, L, state, upvalues, rest);
+      /* a replacement string the matcher found invalid is known as -1: its runs are not looked at */
+      const int replacement = op == ENTRY_GSUB && !calls_back;
+      if (plain || (replacement && limit < 0)) goto route;
+      const int by_runs = cheap_by_runs(lua, L, state, upvalues, rest, positioned ? RUNS_SEARCH_LIMITS : RUNS_SCAN_LIMITS,
+                                        replacement ? (lua_Integer)lua->rawlen(L, 3) : 0);
       if (by_runs < 0) goto route;
       if (!by_runs) {
-        const int attempted = attempt(lua, L, state, upvalues, find, from, rest, pattern);
-        if (attempted >= 0) return attempted;
+        if (positioned) {
+          const int attempted = attempt(lua, L, state, upvalues, find, from, rest, pattern);
+          if (attempted >= 0) return attempted;
+        }
         goto route;
       }
     }

@@ -322,9 +322,12 @@ Deno.test(
       end
       local p, q = "(%d+):(%d+)", "(%l+)=(%d+)"
       quick[1][p], quick[2][p], quick[2][q] = 10, 10, 10
-      -- the longest subjects cheap per longest run (a power of 2): none known for runs of 16
+      -- the longest subjects cheap per longest run (a power of 2) for a search, none known for runs of
+      -- 16, and for a whole scan; the compiled pattern; the longest replacement string the scan's
+      -- lengths stand for; the bitmaps
       local limits = { [1] = 200, [2] = 100, [4] = 40, [8] = 30 }
-      quick[9] = { [p] = { limits, {}, bitmap(48, 57) }, [q] = { limits, {}, bitmap(48, 57), bitmap(97, 122) } }
+      local digits, letters = bitmap(48, 57), bitmap(97, 122)
+      quick[9] = { [p] = { limits, {}, {}, 5, digits }, [q] = { limits, {}, {}, 5, digits, letters } }
       local m = lane.match(string.match, charge, route("match"), quick)
       local f = lane.find(string.find, charge, route("find"), quick)
       local date = "on 2024-05-03 12:34 and then" -- 28 bytes, runs of 4 digits
@@ -342,6 +345,34 @@ Deno.test(
       // by the last match, 29 + 11 and 2 scans of 1
       "12,15,route:match/3,route:match/2,route:match/2,route:match/2,key,12 charged 114",
     );
+    assert.equal(tally.take(), 0);
+    // gmatch and gsub by the lengths of a whole scan, a replacement string only up to the record's
+    // longest (5 chars) and when the matcher found it valid
+    assert.equal(
+      run(
+        `${QUICK}
+      local p = "(%d+):(%d+)"
+      local digits = {}
+      for i = 0, 31 do digits[i + 1] = string.char(i == 6 and 0xff or i == 7 and 0x03 or 0) end
+      quick[3][p] = { 4, ["%2:%1"] = 10, ["<%1-%2-%1>"] = 10, ["%3"] = -1, [true] = 10 }
+      quick[4][p] = 10
+      quick[8] = function(f, ...) return f(...) end
+      quick[9] = { [p] = { {}, { [1] = 100, [4] = 40 }, {}, 5, table.concat(digits) } }
+      local gm = lane.gmatch(string.gmatch, charge, route("gmatch"), quick)
+      local gs = lane.gsub(string.gsub, charge, route("gsub"), quick)
+      local date = "on 2024-05-03 12:34 and then"
+      local found = {}
+      for h, m in gm(date, p) do found[#found + 1] = h .. "/" .. m end
+      return show(table.concat(found), gm(date .. " " .. date, p), (gs(date, p, "%2:%1")),
+        gs(date, p, "<%1-%2-%1>"), gs(date, p, "%3"), (gs(date, p, function(h, m) return m .. h end)),
+        gs("a 123456789 1:2 and some more", p, "%2:%1"), table.concat(charged, "+"))`,
+        tally,
+      ),
+      "12/34,route:gmatch/2,on 2024-05-03 34:12 and then,route:gsub/3,route:gsub/3," +
+        "on 2024-05-03 3412 and then,route:gsub/3,123",
+    );
+    // each of the three calls C took: 28 + 11 and 1 for the scan, and the scan of the subject whose
+    // runs are too long (3); none for runs the record has no length for (the route scans again)
     assert.equal(tally.take(), 0);
   },
 );
@@ -837,6 +868,18 @@ Deno.test(
         "  tally 41",
         "match, runs of a length the record has no limit for: the route",
         "  callk 2 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "gmatch, cheap by the subject's runs: C's iterator, charged the scan too",
+        "  callk 2 -1 0 NULL: function",
+        FORTY_BYTES,
+        "  tally 41",
+        "gsub, a replacement string the runs' lengths stand for: C's gsub, charged the scan too",
+        "  callk 3 -1 0 NULL: function",
+        FORTY_BYTES,
+        "  tally 41",
+        "gsub, a replacement string longer than the runs' lengths stand for: the route",
+        "  callk 3 -1 0 NULL: route",
         FORTY_BYTES,
         "  tally 0",
         "match, short",

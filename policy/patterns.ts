@@ -522,8 +522,10 @@ local function compile(p, start)
     -- first count is then the match), or '.*' or '.-' before one that succeeds at the end of the
     -- subject (okend), which they reach.
     local ok, always, okend = false, false, false
+    local always_after = {} -- per item: whether the items after it always succeed
     for j = nitems, 1, -1 do
       local kd = kind[j]
+      always_after[j] = always
       if kd == K_END or kd == K_BACKREF then
         first = nil
       elseif kd == K_DOLLAR then
@@ -575,72 +577,108 @@ local function compile(p, start)
     -- work done once per match (see below): proportional to the subject length (once) or constant
     -- A run term of an item of an explicit class (not '.') is apart in runq: its run is at most the
     -- longest run of that class in the subject, which subject_run finds.
-    local costq, linq, runq, once, once_c = { 0 }, { 0 }, { 0 }, 0, 0
-    local q = 1
     local run_classes, run_pats, counted = {}, {}, {}
-    local function run_term(j, units)
-      local class = runpat[j]
-      if class == nil then
-        linq[q] = linq[q] + units
-        return
-      end
-      runq[q] = runq[q] + units
-      if not counted[class] then
-        counted[class] = true
-        run_classes[#run_classes + 1] = cls[j]
-        run_pats[#run_pats + 1] = class .. "+"
+    -- The cost of a visit of the quantifier at j: its own test and its continuation's first one (the
+    -- first consuming item after the captures), and that item.
+    local function visit(j)
+      local units, t = cost[j], j + 1
+      while true do
+        local kt = kind[t]
+        units = units + cost[t] + (kt == K_CLOSE and lvl or 0)
+        if kt ~= K_OPEN and kt ~= K_POSOPEN and kt ~= K_CLOSE and kt ~= K_FRONTIER then return units, t end
+        t = t + 1
       end
     end
-    local succeeds = false -- past an item after which the match cannot fail
-    for j = 1, nitems do
-      local kd = kind[j]
-      local cj = cost[j]
-      if kd == K_CLOSE then cj = cj + lvl end
-      if succeeds then
-        once_c = once_c + cj
-      else
-        costq[q] = costq[q] + cj
-        if okconv[j] then
-          -- The item is tried first with its longest repetition (for '-': none) and the match
-          -- then succeeds, so its repetition and the items after it (captures, the end) happen
-          -- at one visit per call (gsub: per match, and matches do not overlap); any other visit
-          -- stops at its first test.
-          if kd ~= K_DOPT then once = once + cost[j] end
-          succeeds = true
-        elseif alwaysconv[j] then
-          -- tried first with its longest repetition (for '-': none), after which the match cannot
-          -- fail: the run is scanned once per visit and no shorter repetition is tried, but the
-          -- continuation may do work of its own (its items count as any)
-          if kd == K_DOPT then
-            costq[q] = costq[q] + cost[j]
-          else
-            run_term(j, cost[j])
-          end
-        elseif kd == K_BALANCE or kd == K_BACKREF then
-          linq[q] = linq[q] + 1
-        elseif kd >= K_DSTAR and kd <= K_DOPT then
-          -- C still tries the shorter repetitions: each fails at the next consuming item
-          local fc, t = cost[j], j + 1
-          while true do
-            local kt = kind[t]
-            fc = fc + cost[t] + (kt == K_CLOSE and lvl or 0)
-            if kt ~= K_OPEN and kt ~= K_POSOPEN and kt ~= K_CLOSE and kt ~= K_FRONTIER then break end
-            t = t + 1
-          end
-          if kd == K_DOPT then
-            costq[q] = costq[q] + fc
-          else
-            run_term(j, fc)
-          end
-        elseif kd >= K_STAR and kd <= K_OPT then
-          q = q + 1
-          costq[q] = cost[j]
-          linq[q] = 0
-          runq[q] = 0
+    -- '.-' before (captures and) one char of a set u, after which the match always succeeds: it stops
+    -- at the first char of u, so its visits from a start are at most the run of chars outside u
+    -- there, plus one. Its visit's cost, and that run's class as a pattern and as a table (nil: not
+    -- such an item, or no short pattern for the class).
+    local function stopped(j)
+      if kind[j] ~= K_MINUS or cls[j] ~= ANY then return nil end
+      local units, t = visit(j)
+      local u = cls[t]
+      if kind[t] ~= K_SINGLE or u == ANY or not always_after[t] then return nil end
+      local outside = {}
+      for c = 0, 255 do
+        if not u[c] then outside[c] = true end
+      end
+      local pattern = set_pattern(outside)
+      if pattern == nil or sub(pattern, 1, 1) ~= "[" then return nil end
+      return units, pattern, outside
+    end
+    -- the profile, where each stopped '.-' is a branching item, or (by_runs) a run term
+    local function profile(by_runs)
+      local costq, linq, runq, once, once_c = { 0 }, { 0 }, { 0 }, 0, 0
+      local q = 1
+      local function run_term(units, class, t)
+        if class == nil then
+          linq[q] = linq[q] + units
+          return
+        end
+        runq[q] = runq[q] + units
+        if not counted[class] then
+          counted[class] = true
+          run_classes[#run_classes + 1] = t
+          run_pats[#run_pats + 1] = class .. "+"
         end
       end
+      local succeeds = false -- past an item after which the match cannot fail
+      for j = 1, nitems do
+        local kd = kind[j]
+        local cj = cost[j]
+        if kd == K_CLOSE then cj = cj + lvl end
+        if succeeds then
+          once_c = once_c + cj
+        else
+          costq[q] = costq[q] + cj
+          if okconv[j] then
+            -- The item is tried first with its longest repetition (for '-': none) and the match
+            -- then succeeds, so its repetition and the items after it (captures, the end) happen
+            -- at one visit per call (gsub: per match, and matches do not overlap); any other visit
+            -- stops at its first test.
+            if kd ~= K_DOPT then once = once + cost[j] end
+            succeeds = true
+          elseif alwaysconv[j] then
+            -- tried first with its longest repetition (for '-': none), after which the match cannot
+            -- fail: the run is scanned once per visit and no shorter repetition is tried, but the
+            -- continuation may do work of its own (its items count as any)
+            if kd == K_DOPT then
+              costq[q] = costq[q] + cost[j]
+            else
+              run_term(cost[j], runpat[j], cls[j])
+            end
+          elseif kd == K_BALANCE or kd == K_BACKREF then
+            linq[q] = linq[q] + 1
+          elseif kd >= K_DSTAR and kd <= K_DOPT then
+            -- C still tries the shorter repetitions: each fails at the next consuming item
+            local fc = visit(j)
+            if kd == K_DOPT then
+              costq[q] = costq[q] + fc
+            else
+              run_term(fc, runpat[j], cls[j])
+            end
+          elseif by_runs and stopped(j) then
+            run_term(stopped(j))
+          elseif kd >= K_STAR and kd <= K_OPT then
+            q = q + 1
+            costq[q] = cost[j]
+            linq[q] = 0
+            runq[q] = 0
+          end
+        end
+      end
+      return { costq = costq, linq = linq, runq = runq, nq = q, once = once, once_c = once_c }
     end
-    cp.costq, cp.linq, cp.runq, cp.nq, cp.once, cp.once_c = costq, linq, runq, q, once, once_c
+    local main = profile(false)
+    cp.costq, cp.linq, cp.runq, cp.nq, cp.once, cp.once_c = main.costq, main.linq, main.runq, main.nq, main.once,
+      main.once_c
+    -- cbound takes the lesser of the two bounds: a run term is the tighter one for short runs only
+    for j = 1, nitems do
+      if stopped(j) then
+        cp.by_runs = profile(true)
+        break
+      end
+    end
     if run_classes[1] then cp.run_classes, cp.run_pats = run_classes, run_pats end
     -- prefilter: start positions where the pattern can match are found by C's find with a set
     -- pattern for FIRST (one class, no quantifier: linear); the end is tried unless a match
@@ -704,15 +742,16 @@ end
 
 -- upper bound of the work of lstrlib.c's matcher for the subject length n (from the start
 -- position on), over all start positions (or the one, when anchored); with run, for a subject
--- whose runs of the classes in cp.run_classes are at most run long
-local function cbound(cp, n, run)
+-- whose runs of the classes in cp.run_classes are at most run long. By cp's cost profile, or by
+-- the one (by_runs) where each '.-' that stops at a char is a run, whichever is less.
+local function profile_bound(pf, cp, n, run)
   local nb = n + 1
   local rb = run and run < n and run + 1 or nb
-  local costq, linq, runq = cp.costq, cp.linq, cp.runq
+  local costq, linq, runq = pf.costq, pf.linq, pf.runq
   -- nodes with q branching items before: anchored C(n+q, q), unanchored C(n+q+1, q+1)
   local a = cp.anchored and 1 or nb
   local total = 0
-  for q = 0, cp.nq - 1 do
+  for q = 0, pf.nq - 1 do
     total = total + a * (costq[q + 1] + linq[q + 1] * nb + runq[q + 1] * rb)
     if total > 1e30 then return total end
     if cp.anchored then
@@ -721,7 +760,13 @@ local function cbound(cp, n, run)
       a = a * (n + q + 2) / (q + 2)
     end
   end
-  return total + (cp.ncap + 1 + cp.once) * nb + cp.once_c
+  return total + (cp.ncap + 1 + pf.once) * nb + pf.once_c
+end
+local function cbound(cp, n, run)
+  local bound, by_runs = profile_bound(cp, cp, n, run), cp.by_runs
+  if by_runs == nil then return bound end
+  local other = profile_bound(by_runs, cp, n, run)
+  return other < bound and other or bound
 end
 
 -- the largest subject length n for which bound(cp, n, ...) <= LIMIT (-1: none); bound grows with n
@@ -749,13 +794,16 @@ end
 -- pattern: for a search (cbound), or with scan for a whole gmatch scan (gsub_bound with a
 -- function); with run, for a subject whose runs are at most run long. A bound grows with the
 -- length, so a length check stands for it.
-local function cheap_upto(cp, run, scan)
-  local field = scan and "scan_upto" or "upto"
+local function memo_of(cp, field)
   local memo = cp[field]
   if memo == nil then
     memo = {}
     cp[field] = memo
   end
+  return memo
+end
+local function cheap_upto(cp, run, scan)
+  local memo = memo_of(cp, scan and "scan_upto" or "upto")
   local key = run or 0
   local n = memo[key]
   if n == nil then
@@ -853,7 +901,7 @@ local function anchored(cp, q)
   if acp == nil then
     cp.apat = "^" .. q
     acp = { anchored = true, mayerr = cp.mayerr, costq = cp.costq, linq = cp.linq, runq = cp.runq, nq = cp.nq,
-      ncap = cp.ncap, once = cp.once, once_c = cp.once_c }
+      ncap = cp.ncap, once = cp.once, once_c = cp.once_c, by_runs = cp.by_runs }
     cp.acp = acp
   end
   return acp
@@ -1278,11 +1326,12 @@ end
 -- start with, the compiled pattern, the locator of that place ("()" and the pattern's literal
 -- prefix of two chars or more, at most PREFIX, or the set; or nil) }; at 7,
 -- resume, which goes on with a search after a failed attempt (the fast lane makes the attempt from
--- these too). At 9, for find and match: the patterns whose bound has a run term (see subject_run),
--- each with its record { the longest subjects cheap per longest run (cheap_upto's memo), the
--- compiled pattern, the bitmap of each of its run classes }, with which a search too long for the
--- quick limit is still C's when the subject's runs are short; the fast lane scans for the runs too,
--- and leaves to the route a run whose length is not in the memo yet.
+-- these too). At 9: the patterns whose bound has a run term (see subject_run), each with its record
+-- { the longest subjects cheap per longest run for a search and for a whole scan (cheap_upto's
+-- memos), the compiled pattern, the longest replacement string the scan's lengths stand for (see
+-- cheap_for), the bitmap of each of its run classes }, with which a call too long for the quick
+-- limit is still C's when the subject's runs are short; the fast lane scans for the runs too, and
+-- leaves to the route a run whose length is not in a memo yet.
 local quick, nquick = deps.quick or {}, { 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 quick[1], quick[2], quick[3], quick[4], quick[5], quick[6], quick[9] = {}, {}, {}, {}, LIMIT, {}, {}
 local function learn(which, p, mx)
@@ -1296,19 +1345,20 @@ local function learn(which, p, mx)
   nquick[which] = nquick[which] + 1
 end
 
--- Whether the runs of the classes of p in s make C's search of the rest of s cheap, by p's record
--- under quick[9] (none: false).
-local function cheap_runs(p, s, rest)
+-- Whether the runs of the classes of p in s make C's work on the rest of s cheap, by p's record
+-- under quick[9] (none: false): a search's, or gsub's with a replacement of type tr (a whole scan:
+-- "function").
+local function cheap_runs(p, s, rest, repl, tr)
   local r = quick[9][p]
-  return r ~= nil and cheap_by_runs(r[2], s, rest)
+  return r ~= nil and cheap_by_runs(r[3], s, rest, repl, tr)
 end
 
--- What the fast lane needs to prove a search cheap by the subject's runs (see quick[9]).
+-- What the fast lane needs to prove a call cheap by the subject's runs (see quick[9]).
 local function learn_runs(p, cp)
   local classes = cp.run_classes
-  if classes == nil or cp.mayerr or quick[9][p] ~= nil then return end
-  local r = { cp.upto, cp }
-  for i = 1, #classes do r[i + 2] = bitmap(classes[i]) end
+  if classes == nil or cp.mayerr or FORCE_LUA or quick[9][p] ~= nil or #p > CACHE_PLEN then return end
+  local r = { memo_of(cp, "upto"), memo_of(cp, "scan_upto"), cp, 2 * cp.ncap + 1 }
+  for i = 1, #classes do r[i + 4] = bitmap(classes[i]) end
   learn(9, p, r)
 end
 
@@ -1504,7 +1554,7 @@ local function gmatch(...)
   local s, p, init = ...
   if init == nil and type(s) == "string" and type(p) == "string" then
     local mx = quick[4][p]
-    if mx and #s <= mx then
+    if mx and (#s <= mx or cheap_runs(p, s, #s, nil, "function")) then
       if stats then stats.c = stats.c + 1 end
       local bound = #s + #p
       if bound >= FEW then charge(bound) end
@@ -1540,6 +1590,7 @@ local function gmatch(...)
     -- the longest subject whose whole scan is cheap, learnt once per pattern for the route above
     if #p <= CACHE_PLEN and quick[4][p] == nil then
       learn(4, p, cheap_upto(cp, nil, true))
+      learn_runs(p, cp)
     end
     if ls <= cheap_upto(cp, nil, true) or (runs() and ls <= cheap_upto(cp, subject_runs, true)) then
       if stats then stats.c = stats.c + 1 end
@@ -1724,7 +1775,8 @@ local function gsub(...)
     -- would have, at the caller's line)
     local tr = type(repl)
     local mx = tr == "string" and known[repl] or (tr == "function" or tr == "table") and known[true]
-    if mx and #src <= mx then
+    -- (a replacement string the matcher found invalid is known as -1: its runs are not looked at)
+    if mx and (#src <= mx or (tr ~= "string" or mx >= 0) and cheap_runs(p, src, #src, repl, tr)) then
       if stats then stats.c = stats.c + 1 end
       local bound = #src + #p
       if bound >= FEW then charge(bound) end
@@ -1752,7 +1804,10 @@ local function gsub(...)
   local anchor = byte(p, 1) == 94
   local cp = compile(p, anchor and 2 or 1)
   if not FORCE_LUA and not cp.mayerr then
-    if max_s == nil then learn_gsub(p, cp, tr == "string" and repl or nil) end
+    if max_s == nil then
+      learn_gsub(p, cp, tr == "string" and repl or nil)
+      learn_runs(p, cp)
+    end
     if (cheap_for(cp, ls, nil, repl, tr) or cheap_by_runs(cp, src, ls, repl, tr)) and
       (tr ~= "string" or repl_ok(repl, cp.ncap)) then
       if stats then stats.c = stats.c + 1 end

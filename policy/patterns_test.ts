@@ -610,6 +610,39 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "patterns: '.-' before a char after which the match cannot fail is bounded by the runs of the other chars",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    const scans = lua.execute(`
+      local html = "<div class='a'><span>item 7</span><b>bold</b></div>"
+      local out = {}
+      local function scan(s, p)
+        api.gmatch(s, p)
+        stats.c, stats.lua = 0, 0
+        local tags = {}
+        for t in api.gmatch(s, p) do tags[#tags + 1] = t end
+        out[#out + 1] = table.concat(tags, ",") .. " " .. stats.c .. " " .. stats.lua
+      end
+      scan(html, "<(.-)>")
+      -- the continuation after '>' may fail: '.-' goes on past a '>'
+      scan(html, "<(.-)>[<%s]")
+      -- a run of 300 chars other than '>'
+      scan("<" .. ("a"):rep(300) .. ">" .. html, "<(.-)>")
+      return table.unpack(out)
+    `) as string[];
+    // 51 bytes: more than a whole scan's bound allows without the runs, where each tag was a step
+    // of its own; the runs of chars other than '>' are at most 14 long: one scan in C
+    assert.deepEqual(scans, [
+      "div class='a',span,/span,b,/b,/div 1 0",
+      "div class='a',/span,/b 4 0",
+      `${"a".repeat(300)},div class='a',span,/span,b,/b,/div 8 0`,
+    ]);
+  },
+});
+
+Deno.test({
   name: "patterns: a search whose bound is quadratic in its runs goes to C when the subject's runs are short",
   ignore: !SUPPORTED,
   fn() {
