@@ -29,9 +29,10 @@
  * lua_pcallk and is that call's continuation. Any other call goes to the route, with every
  * argument; the route's errors count the entry as one more level between them and the caller.
  *
- * Three operations serve luagate's own Lua, not a library function: the catch points' message
- * handler (ENTRY_LOCATE) and frame (ENTRY_FRAME), and the pattern matcher's scan for the longest run
- * of a class (ENTRY_RUN).
+ * Four operations serve luagate's own Lua, not a library function: the catch points' message
+ * handler (ENTRY_LOCATE) and frame (ENTRY_FRAME), the pattern matcher's scan for the longest run of a
+ * class (ENTRY_RUN), and the kernel's guard on the nesting of C functions that call back into Lua
+ * (ENTRY_NESTED).
 
  * This file is NOT compiled at run time. scripts/build_native.sh compiles it once into
  * position-independent machine code with no relocations, embedded in ffi/fast_lane.ts, which maps
