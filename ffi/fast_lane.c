@@ -793,10 +793,10 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     }
     if ((lua_Number)rest > limit) {
       /* a replacement string the matcher found invalid is known as -1: its runs are not looked at */
-      const int replacement = op == ENTRY_GSUB && !calls_back;
-      if (plain || (replacement && limit < 0)) goto route;
+      const int string_replacement = op == ENTRY_GSUB && !calls_back;
+      if (plain || (string_replacement && limit < 0)) goto route;
       const int by_runs = cheap_by_runs(lua, L, state, upvalues, rest, positioned ? RUNS_SEARCH_LIMITS : RUNS_SCAN_LIMITS,
-                                        replacement ? (lua_Integer)lua->rawlen(L, 3) : 0);
+                                        string_replacement ? (lua_Integer)lua->rawlen(L, 3) : 0);
       if (by_runs < 0) goto route;
       if (!by_runs) {
         if (positioned) {

@@ -589,22 +589,24 @@ local function compile(p, start)
         t = t + 1
       end
     end
-    -- '.-' before (captures and) one char of a set u, after which the match always succeeds: it stops
-    -- at the first char of u, so its visits from a start are at most the run of chars outside u
-    -- there, plus one. Its visit's cost, and that run's class as a pattern and as a table (nil: not
-    -- such an item, or no short pattern for the class).
-    local function stopped(j)
-      if kind[j] ~= K_MINUS or cls[j] ~= ANY then return nil end
-      local units, t = visit(j)
-      local u = cls[t]
-      if kind[t] ~= K_SINGLE or u == ANY or not always_after[t] then return nil end
-      local outside = {}
-      for c = 0, 255 do
-        if not u[c] then outside[c] = true end
+    -- A '.-' before (captures and) one char of a set u, after which the match always succeeds, stops
+    -- at the first char of u: its visits from a start are at most the run of chars outside u there,
+    -- plus one. Per such item, its visit's cost and that run's class as a pattern and as a table
+    -- (none where the class has no short pattern).
+    local stops = {}
+    for j = 1, nitems do
+      if kind[j] == K_MINUS and cls[j] == ANY then
+        local units, t = visit(j)
+        local u = cls[t]
+        if kind[t] == K_SINGLE and u ~= ANY and always_after[t] then
+          local outside = {}
+          for c = 0, 255 do
+            if not u[c] then outside[c] = true end
+          end
+          local pattern = set_pattern(outside)
+          if pattern ~= nil and sub(pattern, 1, 1) == "[" then stops[j] = { units, pattern, outside } end
+        end
       end
-      local pattern = set_pattern(outside)
-      if pattern == nil or sub(pattern, 1, 1) ~= "[" then return nil end
-      return units, pattern, outside
     end
     -- the profile, where each stopped '.-' is a branching item, or (by_runs) a run term
     local function profile(by_runs)
@@ -657,8 +659,8 @@ local function compile(p, start)
             else
               run_term(fc, runpat[j], cls[j])
             end
-          elseif by_runs and stopped(j) then
-            run_term(stopped(j))
+          elseif by_runs and stops[j] then
+            run_term(unpack(stops[j]))
           elseif kd >= K_STAR and kd <= K_OPT then
             q = q + 1
             costq[q] = cost[j]
@@ -673,12 +675,7 @@ local function compile(p, start)
     cp.costq, cp.linq, cp.runq, cp.nq, cp.once, cp.once_c = main.costq, main.linq, main.runq, main.nq, main.once,
       main.once_c
     -- cbound takes the lesser of the two bounds: a run term is the tighter one for short runs only
-    for j = 1, nitems do
-      if stopped(j) then
-        cp.by_runs = profile(true)
-        break
-      end
-    end
+    if next(stops) ~= nil then cp.by_runs = profile(true) end
     if run_classes[1] then cp.run_classes, cp.run_pats = run_classes, run_pats end
     -- prefilter: start positions where the pattern can match are found by C's find with a set
     -- pattern for FIRST (one class, no quantifier: linear); the end is tried unless a match
