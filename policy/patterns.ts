@@ -576,8 +576,17 @@ local function compile(p, start)
     -- constant work per node (costq) and work proportional to the subject length (linq); plus the
     -- work done once per match (see below): proportional to the subject length (once) or constant
     -- A run term of an item of an explicit class (not '.') is apart in runq: its run is at most the
-    -- longest run of that class in the subject, which subject_run finds.
+    -- longest run of that class in the subject, which subject_run finds; a term of a run inside a
+    -- run (work per char of one for each char of the other) in run2q. A branching item of an
+    -- explicit class repeats at most its class's longest run (bounded).
     local run_classes, run_pats, counted = {}, {}, {}
+    local function count_class(class, t)
+      if not counted[class] then
+        counted[class] = true
+        run_classes[#run_classes + 1] = t
+        run_pats[#run_pats + 1] = class .. "+"
+      end
+    end
     -- The cost of a visit of the quantifier at j: its own test and its continuation's first one (the
     -- first consuming item after the captures), and that item.
     local function visit(j)
@@ -589,28 +598,61 @@ local function compile(p, start)
         t = t + 1
       end
     end
-    -- A '.-' before (captures and) one char of a set u, after which the match always succeeds, stops
-    -- at the first char of u: its visits from a start are at most the run of chars outside u there,
-    -- plus one. Per such item, its visit's cost and that run's class as a pattern and as a table
-    -- (none where the class has no short pattern).
+    -- A '.-' before one char of a set u, after which the match always succeeds, stops at the first
+    -- char of u when only captures and non-backtracking '*' or '?' of classes apart from u stand
+    -- between: at that char those match nothing and u matches. (A frontier there may fail, and the
+    -- '.-' go on.) Its visits from a start are at most the run of chars outside u there, plus one;
+    -- each visit scans the runs of the '*' between. Per such item: a visit's cost apart from those
+    -- scans, their cost per char, the class outside u as a pattern and as a table (none where it
+    -- has no short pattern), and the classes of the '*' between (pattern, table, ...).
     local stops = {}
     for j = 1, nitems do
       if kind[j] == K_MINUS and cls[j] == ANY then
-        local units, t = visit(j)
+        local units, per_char, between, t = cost[j], 0, {}, j + 1
+        while true do
+          local kt = kind[t]
+          if kt == K_OPEN or kt == K_POSOPEN or kt == K_CLOSE then
+            units = units + cost[t] + (kt == K_CLOSE and lvl or 0)
+          elseif kt == K_DSTAR and runpat[t] then
+            local fc = visit(t)
+            units, per_char = units + fc, per_char + fc
+            between[#between + 1] = t
+          elseif kt == K_DOPT then
+            units = units + 2 * visit(t)
+            between[#between + 1] = t
+          else
+            break
+          end
+          t = t + 1
+        end
         local u = cls[t]
-        if kind[t] == K_SINGLE and u ~= ANY and always_after[t] then
+        local apart = kind[t] == K_SINGLE and u ~= ANY and always_after[t]
+        for i = 1, #between do
+          apart = apart and disjoint(cls[between[i]], u)
+        end
+        if apart then
           local outside = {}
           for c = 0, 255 do
             if not u[c] then outside[c] = true end
           end
           local pattern = set_pattern(outside)
-          if pattern ~= nil and sub(pattern, 1, 1) == "[" then stops[j] = { units, pattern, outside } end
+          if pattern ~= nil and sub(pattern, 1, 1) == "[" then
+            local stop = { units + cost[t], per_char, pattern, outside }
+            for i = 1, #between do
+              local b = between[i]
+              if kind[b] == K_DSTAR then
+                stop[#stop + 1] = runpat[b]
+                stop[#stop + 1] = cls[b]
+              end
+            end
+            stops[j] = stop
+          end
         end
       end
     end
     -- the profile, where each stopped '.-' is a branching item, or (by_runs) a run term
     local function profile(by_runs)
-      local costq, linq, runq, once, once_c = { 0 }, { 0 }, { 0 }, 0, 0
+      local costq, linq, runq, run2q, bounded, once, once_c = { 0 }, { 0 }, { 0 }, { 0 }, {}, 0, 0
       local q = 1
       local function run_term(units, class, t)
         if class == nil then
@@ -618,11 +660,7 @@ local function compile(p, start)
           return
         end
         runq[q] = runq[q] + units
-        if not counted[class] then
-          counted[class] = true
-          run_classes[#run_classes + 1] = t
-          run_pats[#run_pats + 1] = class .. "+"
-        end
+        count_class(class, t)
       end
       local succeeds = false -- past an item after which the match cannot fail
       for j = 1, nitems do
@@ -660,20 +698,30 @@ local function compile(p, start)
               run_term(fc, runpat[j], cls[j])
             end
           elseif by_runs and stops[j] then
-            run_term(unpack(stops[j]))
+            local stop = stops[j]
+            -- the visits (a run of chars outside u), each scanning the runs of the '*' between
+            run_term(stop[1], stop[3], stop[4])
+            run2q[q] = run2q[q] + stop[2]
+            for k = 5, #stop, 2 do
+              count_class(stop[k], stop[k + 1])
+            end
           elseif kd >= K_STAR and kd <= K_OPT then
+            if runpat[j] then
+              bounded[q] = true
+              count_class(runpat[j], cls[j])
+            end
             q = q + 1
             costq[q] = cost[j]
             linq[q] = 0
             runq[q] = 0
+            run2q[q] = 0
           end
         end
       end
-      return { costq = costq, linq = linq, runq = runq, nq = q, once = once, once_c = once_c }
+      return { costq = costq, linq = linq, runq = runq, run2q = run2q, bounded = bounded, nq = q, once = once,
+        once_c = once_c }
     end
-    local main = profile(false)
-    cp.costq, cp.linq, cp.runq, cp.nq, cp.once, cp.once_c = main.costq, main.linq, main.runq, main.nq, main.once,
-      main.once_c
+    cp.main = profile(false)
     -- cbound takes the lesser of the two bounds: a run term is the tighter one for short runs only
     if next(stops) ~= nil then cp.by_runs = profile(true) end
     if run_classes[1] then cp.run_classes, cp.run_pats = run_classes, run_pats end
@@ -744,23 +792,31 @@ end
 local function profile_bound(pf, cp, n, run)
   local nb = n + 1
   local rb = run and run < n and run + 1 or nb
-  local costq, linq, runq = pf.costq, pf.linq, pf.runq
-  -- nodes with q branching items before: anchored C(n+q, q), unanchored C(n+q+1, q+1)
-  local a = cp.anchored and 1 or nb
+  local costq, linq, runq, run2q, bounded = pf.costq, pf.linq, pf.runq, pf.run2q, pf.bounded
+  local anchored = cp.anchored
+  -- nodes with q branching items before: anchored C(n+q, q), unanchored C(n+q+1, q+1); or, where
+  -- qr of them repeat at most a run, rb^qr times that count for the other qf = q - qr (floats: the
+  -- counts outgrow integers)
+  local all = anchored and 1.0 or nb + 0.0
+  local split, qf = all, 0
   local total = 0
   for q = 0, pf.nq - 1 do
-    total = total + a * (costq[q + 1] + linq[q + 1] * nb + runq[q + 1] * rb)
+    local nodes = split < all and split or all
+    total = total + nodes * (costq[q + 1] + linq[q + 1] * nb + (runq[q + 1] + run2q[q + 1] * rb) * rb)
     if total > 1e30 then return total end
-    if cp.anchored then
-      a = a * (n + q + 1) / (q + 1)
+    local d = anchored and 1 or 2
+    all = all * (n + q + d) / (q + d)
+    if bounded[q + 1] then
+      split = split * rb
     else
-      a = a * (n + q + 2) / (q + 2)
+      split = split * (n + qf + d) / (qf + d)
+      qf = qf + 1
     end
   end
   return total + (cp.ncap + 1 + pf.once) * nb + pf.once_c
 end
 local function cbound(cp, n, run)
-  local bound, by_runs = profile_bound(cp, cp, n, run), cp.by_runs
+  local bound, by_runs = profile_bound(cp.main, cp, n, run), cp.by_runs
   if by_runs == nil then return bound end
   local other = profile_bound(by_runs, cp, n, run)
   return other < bound and other or bound
@@ -782,7 +838,7 @@ local function gsub_bound(cp, ls, repl, tr, run)
   local nb = ls + 1
   local b = cbound(cp, ls, run)
   -- a position may be tried twice; each match runs the once-only part of the pattern
-  if not cp.anchored then b = 2 * b + cp.once_c * nb end
+  if not cp.anchored then b = 2 * b + cp.main.once_c * nb end
   if tr == "string" then return b + nb * (#repl + 1) end
   return b + 2 * nb * (cp.ncap + 1)
 end
@@ -867,11 +923,10 @@ local function cheap_for(cp, n, run, repl, tr)
 end
 
 -- The longest run in s of cp's classes, rounded up to a power of two (cheap_upto then keeps few
--- lengths per pattern); false when cp has no run term, or when C's work for the rest n of s is not
--- cheap even for runs of one char (the bound's kind as cheap_for's).
-local function subject_run(cp, s, n, repl, tr)
+-- lengths per pattern); false when cp has no run term.
+local function longest_runs(cp, s)
   local classes = cp.run_classes
-  if classes == nil or cp.mayerr or FORCE_LUA or not cheap_for(cp, n, 1, repl, tr) then return false end
+  if classes == nil or cp.mayerr or FORCE_LUA then return false end
   local longest, pats = 1, cp.run_pats
   for r = 1, #classes do
     local run = run_of(s, bitmap(classes[r]), pats[r])
@@ -880,6 +935,13 @@ local function subject_run(cp, s, n, repl, tr)
   local run = 1
   while run < longest do run = run * 2 end
   return run
+end
+
+-- longest_runs(cp, s), found only when C's work for the rest n of s is cheap for runs of one char
+-- (the bound's kind as cheap_for's); false otherwise.
+local function subject_run(cp, s, n, repl, tr)
+  if cp.run_classes == nil or not cheap_for(cp, n, 1, repl, tr) then return false end
+  return longest_runs(cp, s)
 end
 
 -- whether C's work for the rest n of s is cheap for the runs of cp's classes in s
@@ -897,11 +959,20 @@ local function anchored(cp, q)
   local acp = cp.acp
   if acp == nil then
     cp.apat = "^" .. q
-    acp = { anchored = true, mayerr = cp.mayerr, costq = cp.costq, linq = cp.linq, runq = cp.runq, nq = cp.nq,
-      ncap = cp.ncap, once = cp.once, once_c = cp.once_c, by_runs = cp.by_runs }
+    acp = { anchored = true, mayerr = cp.mayerr, ncap = cp.ncap, main = cp.main, by_runs = cp.by_runs,
+      run_classes = cp.run_classes, run_pats = cp.run_pats }
     cp.acp = acp
   end
   return acp
+end
+
+-- Whether C's attempt anchored where a match can start is cheap for the rest of s (acp: the
+-- anchored bound), for any subject or for the runs of s; and those runs: run when known (nil: found
+-- here, when runs of one char would make the attempt cheap; false: none).
+local function attempt_cheap(acp, s, rest, run)
+  if rest <= cheap_upto(acp) then return true, run end
+  if run == nil and acp.run_classes ~= nil and rest <= cheap_upto(acp, 1) then run = longest_runs(acp, s) end
+  return run and rest <= cheap_upto(acp, run) or false, run
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -1468,13 +1539,17 @@ local function find_aux(isfind, ...)
   end
   local anchor = byte(p, 1) == 94
   local cp = compile(p, anchor and 2 or 1)
+  local run = nil -- the subject's runs, once found
   if not FORCE_LUA then
     local mx = cheap_upto(cp)
     if learning then
       learn(isfind and 1 or 2, p, mx)
       learn_runs(p, cp)
     end
-    if ls - pos + 1 <= mx or cheap_by_runs(cp, s, ls - pos + 1) then return handed(isfind, s, p, pos, ls) end
+    local rest = ls - pos + 1
+    if rest <= mx then return handed(isfind, s, p, pos, ls) end
+    run = subject_run(cp, s, rest) or nil
+    if run and cheap_for(cp, rest, run) then return handed(isfind, s, p, pos, ls) end
   end
   setstate(cp, s, ls)
   if not anchor and not FORCE_LUA then
@@ -1483,7 +1558,7 @@ local function find_aux(isfind, ...)
       if not pos then return search(isfind, cp, ls + 2, ls, false) end
     end
     local acp = anchored(cp, p)
-    if ls - pos + 1 <= cheap_upto(acp) then
+    if attempt_cheap(acp, s, ls - pos + 1, run) then
       -- what the attempts of find and match need, once this one is made (see quick)
       if learning and cp.firstset and quick[6][p] == nil then
         learn(6, p, { cheap_upto(acp), cp.apat, cp.firstset, cp, cp.locator })
@@ -1547,15 +1622,25 @@ end
 ---------------------------------------------------------------------------------------------------
 -- gmatch
 
+-- C's own iterator over the whole of s, charged once
+local function whole_scan(s, p)
+  if stats then stats.c = stats.c + 1 end
+  local bound = #s + #p
+  if bound >= FEW then charge(bound) end
+  return c_gmatch(s, p)
+end
+
 local function gmatch(...)
   local s, p, init = ...
+  -- the runs of s found by the route below, for the compiled pattern they were found for
+  local quick_cp, quick_run = nil, nil
   if init == nil and type(s) == "string" and type(p) == "string" then
     local mx = quick[4][p]
-    if mx and (#s <= mx or cheap_runs(p, s, #s, nil, "function")) then
-      if stats then stats.c = stats.c + 1 end
-      local bound = #s + #p
-      if bound >= FEW then charge(bound) end
-      return c_gmatch(s, p)
+    if mx and #s <= mx then return whole_scan(s, p) end
+    local r = mx and quick[9][p]
+    if r then
+      quick_cp, quick_run = r[3], subject_run(r[3], s, #s, nil, "function")
+      if quick_run and cheap_for(quick_cp, #s, quick_run, nil, "function") then return whole_scan(s, p) end
     end
   end
   local nargs = select("#", ...)
@@ -1574,11 +1659,14 @@ local function gmatch(...)
     if src > ls + 1 then src = ls + 2 end
   end
   local cp = compile(p, 1) -- gmatch takes a leading '^' literally
-  -- the longest run of cp's classes in s (see subject_run), found once, when the scan first needs it
-  local subject_runs = nil
-  local function runs()
-    if subject_runs == nil then subject_runs = subject_run(cp, s, ls) end
-    return subject_runs
+  -- the longest run of cp's classes in s (see longest_runs), found once, when a check first needs it
+  -- (nil: not yet; false: none)
+  local subject_runs = cp == quick_cp and quick_run or nil
+  -- whether C's work on the rest n of s is cheap for its runs: a search's, or (scan) a whole scan's
+  local function cheap_by_subject(n, scan)
+    if cp.run_classes == nil or n > cheap_upto(cp, 1, scan) then return false end
+    if subject_runs == nil then subject_runs = longest_runs(cp, s) end
+    return subject_runs and n <= cheap_upto(cp, subject_runs, scan)
   end
   -- A whole scan is bounded like gsub's: each start is tried at most twice over all the steps, and
   -- each match runs its captures and the once-only part of the pattern; when that is cheap, the
@@ -1589,12 +1677,7 @@ local function gmatch(...)
       learn(4, p, cheap_upto(cp, nil, true))
       learn_runs(p, cp)
     end
-    if ls <= cheap_upto(cp, nil, true) or (runs() and ls <= cheap_upto(cp, subject_runs, true)) then
-      if stats then stats.c = stats.c + 1 end
-      local bound = ls + #p
-      if bound >= FEW then charge(bound) end
-      return c_gmatch(s, p)
-    end
+    if ls <= cheap_upto(cp, nil, true) or cheap_by_subject(ls, true) then return whole_scan(s, p) end
   end
   local lastmatch = nil
   local mx = cheap_upto(cp)
@@ -1634,8 +1717,7 @@ local function gmatch(...)
 
   -- whether C's search from pos is cheap for the subject's runs
   local function runs_cheap(pos)
-    local run = runs()
-    return run and pos <= ls + 1 and ls - pos + 1 <= cheap_upto(cp, run)
+    return pos <= ls + 1 and cheap_by_subject(ls - pos + 1)
   end
   -- a step from pos handed to C, the steps taken to get there charged first
   local function searched_step(pos)
@@ -1665,8 +1747,8 @@ local function gmatch(...)
     return step_rest(st and pos + 1 or nextpos(cp, pos))
   end
 
-  -- the longest rest an attempt takes (-1: none), and the anchored pattern
-  local attempt_limit = (FORCE_LUA or cp.mayerr) and -1 or cheap_upto(anchored(cp, p2))
+  -- the anchored bound of an attempt (none: no attempt), and the anchored pattern
+  local acp = not (FORCE_LUA or cp.mayerr) and anchored(cp, p2)
   local apat = cp.apat
 
   return function()
@@ -1678,13 +1760,15 @@ local function gmatch(...)
     end
     -- C's search of the rest, when the subject's runs make it cheap, costs no attempt that may fail
     if runs_cheap(pos) then return searched_step(pos) end
-    if attempt_limit >= 0 then
+    if acp then
       if cp.first then
         setstate(cp, s, ls)
         pos = skipto(cp, pos)
         if not pos then return step(ls + 2) end
       end
-      if ls - pos + 1 <= attempt_limit then return attempted_step(pos, c_find(s, apat, pos)) end
+      local cheap
+      cheap, subject_runs = attempt_cheap(acp, s, ls - pos + 1, subject_runs)
+      if cheap then return attempted_step(pos, c_find(s, apat, pos)) end
     end
     setstate(cp, s, ls)
     return step_rest(pos)

@@ -643,6 +643,50 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "patterns: a repetition of a class counts at most its longest run; '.-' stops at its char through runs apart from it",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    const rows = lua.execute(String.raw`
+      local function run(f, ...)
+        f(...)
+        reset(); stats.c, stats.lua = 0, 0
+        local r = table.pack(f(...))
+        return table.concat({ tostring(r[1]), tostring(r[2]), stats.c, stats.lua }, " "), used_units()
+      end
+      local out = {}
+      -- words of 7 letters: each start tries at most 8 counts of '%a*'; one run of 96 letters: Lua's
+      out[1] = run(api.find, ("aaaaaaa "):rep(12) .. "a=", "(%a*)(%a)=")
+      out[2] = run(api.find, ("a"):rep(96) .. " a=", "(%a*)(%a)=")
+      -- '%s*' between '.-' and ',' takes no ',': the '.-' stops at the next ',', each of its visits
+      -- scanning a run of spaces; the attempt where a match starts is C's, by the subject's runs
+      local csv = "a , b,c ,  d , e12,"
+      out[3] = run(api.find, csv, "%s*(.-)%s*,")
+      local fields = {}
+      reset(); stats.c, stats.lua = 0, 0
+      for f in api.gmatch(csv, "%s*(.-)%s*,") do fields[#fields + 1] = f end
+      out[4] = table.concat(fields, "|") .. " " .. stats.c .. " " .. stats.lua
+      -- a frontier before the char may fail there: the '.-' goes on past it, and the search (quadratic
+      -- in the subject) is Lua's, charged as such; without the frontier it stops at each 'x'
+      local subject = ("ax"):rep(270) .. "."
+      local frontier, units = run(api.find, subject, "(.-)%f[%a]x")
+      out[5] = frontier .. (units > 100000 and " charged" or (" charged only " .. units))
+      out[6] = run(api.find, subject, "(.-)x")
+      return out
+    `) as LuaTable;
+    assert.deepEqual([...rows.values()], [
+      "97 98 1 0",
+      "98 99 1 1",
+      "1 3 1 0",
+      "a|b|c|d|e12 6 0",
+      "nil nil 1 1 charged",
+      "1 2 1 0",
+    ]);
+  },
+});
+
+Deno.test({
   name: "patterns: a search whose bound is quadratic in its runs goes to C when the subject's runs are short",
   ignore: !SUPPORTED,
   fn() {
