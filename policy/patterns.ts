@@ -1660,12 +1660,21 @@ local function gmatch(...)
   end
   local cp = compile(p, 1) -- gmatch takes a leading '^' literally
   -- the longest run of cp's classes in s (see longest_runs), found once, when a check first needs it
-  -- (nil: not yet; false: none)
-  local subject_runs = cp == quick_cp and quick_run or nil
+  -- (nil: not yet; false: none), and the longest rest a search in C takes: for any subject, raised
+  -- to what those runs allow once they are found
+  local subject_runs, mx = nil, cheap_upto(cp)
+  local function found_runs(run)
+    subject_runs = run
+    if run then
+      local by_runs = cheap_upto(cp, run)
+      if by_runs > mx then mx = by_runs end
+    end
+  end
+  if cp == quick_cp and quick_run then found_runs(quick_run) end
   -- whether C's work on the rest n of s is cheap for its runs: a search's, or (scan) a whole scan's
   local function cheap_by_subject(n, scan)
     if cp.run_classes == nil or n > cheap_upto(cp, 1, scan) then return false end
-    if subject_runs == nil then subject_runs = longest_runs(cp, s) end
+    if subject_runs == nil then found_runs(longest_runs(cp, s)) end
     return subject_runs and n <= cheap_upto(cp, subject_runs, scan)
   end
   -- A whole scan is bounded like gsub's: each start is tried at most twice over all the steps, and
@@ -1680,7 +1689,6 @@ local function gmatch(...)
     if ls <= cheap_upto(cp, nil, true) or cheap_by_subject(ls, true) then return whole_scan(s, p) end
   end
   local lastmatch = nil
-  local mx = cheap_upto(cp)
   local p2 = byte(p, 1) == 94 and "%" .. p or p -- the pattern for C's find (a leading '^' escaped)
 
   -- a step handed to C, charged by searched: delivers the match
@@ -1715,9 +1723,12 @@ local function gmatch(...)
     flush()
   end
 
-  -- whether C's search from pos is cheap for the subject's runs
-  local function runs_cheap(pos)
-    return pos <= ls + 1 and cheap_by_subject(ls - pos + 1)
+  -- whether C's search from pos is cheap: for any subject or, once found, for its runs (mx), or for
+  -- the runs when they are found here
+  local function search_cheap(pos)
+    if FORCE_LUA or pos > ls + 1 then return false end
+    local rest = ls - pos + 1
+    return rest <= mx or subject_runs == nil and cheap_by_subject(rest)
   end
   -- a step from pos handed to C, the steps taken to get there charged first
   local function searched_step(pos)
@@ -1725,9 +1736,9 @@ local function gmatch(...)
     if stats then stats.c = stats.c + 1 end
     return deliver(searched(pos, ls, #p, c_find(s, p2, pos)))
   end
-  -- a step from pos (state set): C's when the rest is cheap for the subject's runs, else Lua's
+  -- a step from pos (state set): C's when the search from there is cheap, else Lua's
   local function step_rest(pos)
-    if runs_cheap(pos) then return searched_step(pos) end
+    if search_cheap(pos) then return searched_step(pos) end
     return step(pos)
   end
 
@@ -1754,20 +1765,16 @@ local function gmatch(...)
   return function()
     local pos = src
     if pos > ls + 1 then return end
-    if ls - pos + 1 <= mx and not FORCE_LUA then
-      if stats then stats.c = stats.c + 1 end
-      return deliver(searched(pos, ls, #p, c_find(s, p2, pos)))
-    end
-    -- C's search of the rest, when the subject's runs make it cheap, costs no attempt that may fail
-    if runs_cheap(pos) then return searched_step(pos) end
+    -- C's search of the rest, when it is cheap, costs no attempt that may fail
+    if search_cheap(pos) then return searched_step(pos) end
     if acp then
       if cp.first then
         setstate(cp, s, ls)
         pos = skipto(cp, pos)
         if not pos then return step(ls + 2) end
       end
-      local cheap
-      cheap, subject_runs = attempt_cheap(acp, s, ls - pos + 1, subject_runs)
+      local cheap, run = attempt_cheap(acp, s, ls - pos + 1, subject_runs)
+      if subject_runs == nil and run ~= nil then found_runs(run) end
       if cheap then return attempted_step(pos, c_find(s, apat, pos)) end
     end
     setstate(cp, s, ls)
