@@ -602,9 +602,10 @@ local function compile(p, start)
     -- char of u when only captures and non-backtracking '*' or '?' of classes apart from u stand
     -- between: at that char those match nothing and u matches. (A frontier there may fail, and the
     -- '.-' go on.) Its visits from a start are at most the run of chars outside u there, plus one;
-    -- each visit scans the runs of the '*' between. Per such item: a visit's cost apart from those
-    -- scans, their cost per char, the class outside u as a pattern and as a table (none where it
-    -- has no short pattern), and the classes of the '*' between (pattern, table, ...).
+    -- each visit scans the runs of the '*' between (their classes are run classes already: the
+    -- profile counts each '*' as a run term too). Per such item: a visit's cost apart from those
+    -- scans, their cost per char, and the class outside u as a pattern and as a table (none where it
+    -- has no short pattern).
     local stops = {}
     for j = 1, nitems do
       if kind[j] == K_MINUS and cls[j] == ANY then
@@ -616,10 +617,10 @@ local function compile(p, start)
           elseif kt == K_DSTAR and runpat[t] then
             local fc = visit(t)
             units, per_char = units + fc, per_char + fc
-            between[#between + 1] = t
+            between[#between + 1] = cls[t]
           elseif kt == K_DOPT then
             units = units + 2 * visit(t)
-            between[#between + 1] = t
+            between[#between + 1] = cls[t]
           else
             break
           end
@@ -628,7 +629,7 @@ local function compile(p, start)
         local u = cls[t]
         local apart = kind[t] == K_SINGLE and u ~= ANY and always_after[t]
         for i = 1, #between do
-          apart = apart and disjoint(cls[between[i]], u)
+          apart = apart and disjoint(between[i], u)
         end
         if apart then
           local outside = {}
@@ -637,15 +638,7 @@ local function compile(p, start)
           end
           local pattern = set_pattern(outside)
           if pattern ~= nil and sub(pattern, 1, 1) == "[" then
-            local stop = { units + cost[t], per_char, pattern, outside }
-            for i = 1, #between do
-              local b = between[i]
-              if kind[b] == K_DSTAR then
-                stop[#stop + 1] = runpat[b]
-                stop[#stop + 1] = cls[b]
-              end
-            end
-            stops[j] = stop
+            stops[j] = { units + cost[t], per_char, pattern, outside }
           end
         end
       end
@@ -702,9 +695,6 @@ local function compile(p, start)
             -- the visits (a run of chars outside u), each scanning the runs of the '*' between
             run_term(stop[1], stop[3], stop[4])
             run2q[q] = run2q[q] + stop[2]
-            for k = 5, #stop, 2 do
-              count_class(stop[k], stop[k + 1])
-            end
           elseif kd >= K_STAR and kd <= K_OPT then
             if runpat[j] then
               bounded[q] = true
@@ -799,12 +789,12 @@ local function profile_bound(pf, cp, n, run)
   -- counts outgrow integers)
   local all = anchored and 1.0 or nb + 0.0
   local split, qf = all, 0
+  local d = anchored and 1 or 2
   local total = 0
   for q = 0, pf.nq - 1 do
     local nodes = split < all and split or all
     total = total + nodes * (costq[q + 1] + linq[q + 1] * nb + (runq[q + 1] + run2q[q + 1] * rb) * rb)
     if total > 1e30 then return total end
-    local d = anchored and 1 or 2
     all = all * (n + q + d) / (q + d)
     if bounded[q + 1] then
       split = split * rb
