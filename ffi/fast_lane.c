@@ -36,7 +36,7 @@
 
  * This file is NOT compiled at run time. scripts/build_native.sh compiles it once into
  * position-independent machine code with no relocations, embedded in ffi/fast_lane.ts, which maps
- * it into three pages whose last 8 bytes hold the address of the Lua functions it calls (as
+ * it into four pages whose last 8 bytes hold the address of the Lua functions it calls (as
  * ffi/data_builder.c does).
  *
  * Rules for this file, so that the output stays self-contained:
@@ -84,6 +84,8 @@ typedef struct {
   void (*pushnil)(lua_State *L);                                /* 216 */
   int (*checkstack)(lua_State *L, int n);                       /* 224 */
   const char *(*tolstring)(lua_State *L, int idx, size_t *len); /* 232 */
+  const char *(*pushlstring)(lua_State *L, const char *s, size_t len); /* 240 */
+  void (*copy)(lua_State *L, int fromidx, int toidx);           /* 248 */
 } luagate_lane_api;
 
 /* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
@@ -153,12 +155,23 @@ enum {
    * by the entry's function (error, at level 0), for a C function that calls back into Lua with a
    * large frame of its own (gsub, concat); at most the state's max_nested such calls at once, and
    * the route (which raises C stack overflow) for one more */
-  ENTRY_NESTED = 25
+  ENTRY_NESTED = 25,
+  /* not made by LANE_ENTRY but by ENTRY_GMATCH: the iterator of gmatch(s, p) whose steps are
+   * searches from where the last match ended, as the matcher's gmatch makes them (C's search, or C's
+   * attempt anchored where a match can start, as cheap, else the matcher's step_search) */
+  ENTRY_STEPS = 26
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure, the one closure the host makes, are the
- * tally and LANE_ENTRY). */
+ * tally and LANE_ENTRY). An iterator of ENTRY_STEPS has C's find as its function, step_search as its
+ * route and the pattern's record under QUICK_STEPS as what it keeps, then the subject, the pattern,
+ * the longest rests whose search and whose attempt are cheap, where the next search starts and where
+ * the last match ended (0: none yet). */
 enum { UP_TALLY = 1, UP_OP = 2, UP_FUNCTION = 3, UP_CHARGE = 4, UP_ROUTE = 5, UP_KEPT = 6, ENTRY_UPVALUES = 6 };
+enum {
+  UP_SUBJECT = 7, UP_PATTERN = 8, UP_SEARCH_LIMIT = 9, UP_ATTEMPT_LIMIT = 10, UP_FROM = 11, UP_LAST_END = 12,
+  STEPS_UPVALUES = 12
+};
 
 /* The kinds of format strings the wrapper keeps (policy/kernel_libraries.ts, `format_kinds`). */
 enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
@@ -171,18 +184,31 @@ enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
  * QUICK_PLAIN_WORK, the work a plain find may do in C (the matcher's LIMIT); at QUICK_ATTEMPTS, the
  * records of unanchored patterns whose search begins with C's attempt anchored at the start position
  * ({ limit, anchored pattern, the set of chars a match can start with, the compiled pattern, the
- * locator }); at QUICK_RESUME, the function that goes on with a search after a failed attempt; at
+ * locator, the limits per longest run of the subject, as at QUICK_RUNS }); at QUICK_RESUME, the function that goes on with a search after a failed attempt; at
  * QUICK_NESTED, the kernel's nested (an entry, ENTRY_NESTED), through which gsub calls a
  * replacement function or table; at QUICK_RUNS, the records of patterns whose work is cheap for a
  * subject whose runs of some classes are short ({ the longest subjects cheap per longest run, a
  * power of 2, for a search and for a whole scan (gmatch, gsub); the compiled pattern; the longest
- * replacement string the scan's lengths stand for; a bitmap per class, as ENTRY_RUN reads it }). */
+ * replacement string the scan's lengths stand for; a bitmap per class, as ENTRY_RUN reads it }; a
+ * pattern with a leading '^' has one record for the searches, which anchor it, and gmatch, which
+ * takes the '^' literally: gmatch reads none for it); at QUICK_STEPS, the records of the patterns
+ * whose gmatch steps are searches ({ the longest subjects cheap per longest run, 0 for any subject,
+ * for a search and for an attempt; the anchored pattern; the set of chars a match can start with;
+ * the locator or false; the pattern of the run a failed attempt skips or false }); at QUICK_C_FIND,
+ * C's find; at QUICK_STEP_SEARCH, the matcher's search in Lua for those steps. */
 enum {
   QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_PLAIN_WORK = 5, QUICK_ATTEMPTS = 6,
-  QUICK_RESUME = 7, QUICK_NESTED = 8, QUICK_RUNS = 9
+  QUICK_RESUME = 7, QUICK_NESTED = 8, QUICK_RUNS = 9, QUICK_STEPS = 10, QUICK_C_FIND = 11, QUICK_STEP_SEARCH = 12
+};
+enum {
+  STEPS_SEARCH_LIMITS = 1, STEPS_ATTEMPT_LIMITS = 2, STEPS_ANCHORED = 3, STEPS_FIRST = 4, STEPS_LOCATOR = 5,
+  STEPS_SKIP_RUN = 6
 };
 enum { RUNS_SEARCH_LIMITS = 1, RUNS_SCAN_LIMITS = 2, RUNS_SHORT_REPLACEMENT = 4, RUNS_FIRST_SET = 5 };
-enum { ATTEMPT_LIMIT = 1, ATTEMPT_PATTERN = 2, ATTEMPT_FIRST = 3, ATTEMPT_COMPILED = 4, ATTEMPT_LOCATOR = 5 };
+enum {
+  ATTEMPT_LIMIT = 1, ATTEMPT_PATTERN = 2, ATTEMPT_FIRST = 3, ATTEMPT_COMPILED = 4, ATTEMPT_LOCATOR = 5,
+  ATTEMPT_RUN_LIMITS = 6
+};
 #define QUICK_OF_ENTRY(op) ((op) - ENTRY_FIND + QUICK_FIND)
 
 #define LUA_TNIL 0
@@ -206,7 +232,7 @@ enum { ATTEMPT_LIMIT = 1, ATTEMPT_PATTERN = 2, ATTEMPT_FIRST = 3, ATTEMPT_COMPIL
  * CODE_PAGES in sync with FAST_LANE_PAGES in ffi/fast_lane.ts). The code finds its start from an
  * address it reads at its own start, within its first page. */
 #define PAGE_SIZE_MIN 4096
-#define CODE_PAGES 3
+#define CODE_PAGES 4
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -255,6 +281,22 @@ INLINE lua_Integer start_position(const luagate_lane_api *lua, lua_State *L, int
   if (n < idx || lua->type(L, idx) == LUA_TNIL) return 1;
   if (!lua->isinteger(L, idx)) return 0;
   return lua->tointegerx(L, idx, 0);
+}
+
+/* Whether the string at `idx` has a char that is special in a pattern (lstrlib.c's SPECIALS): else
+ * find searches for it as plain text. */
+INLINE int has_specials(const luagate_lane_api *lua, lua_State *L, int idx) {
+  size_t length;
+  const char *p = lua->tolstring(L, idx, &length);
+  for (size_t i = 0; i < length; i++) {
+    switch (p[i]) {
+      case '^': case '$': case '*': case '+': case '?': case '.': case '(': case '[': case '%': case '-':
+        return 1;
+      default:
+        break;
+    }
+  }
+  return 0;
 }
 
 /* `units`, or none when they are few (as the wrappers leave them uncharged). */
@@ -308,14 +350,36 @@ INLINE int within(const luagate_lane_api *lua, lua_State *L, int idx, lua_Intege
   return answer;
 }
 
+/* The longest run in the subject at 1 of the classes of the record at `record` (under QUICK_RUNS),
+ * rounded up to a power of 2; *units what its scan is charged: the subject's bytes per class, as
+ * ENTRY_RUN charges them. */
+INLINE lua_Integer subject_run(const luagate_lane_api *lua, lua_State *L, int record, double *units) {
+  size_t length, bits;
+  const unsigned char *subject = (const unsigned char *)lua->tolstring(L, 1, &length);
+  lua_Integer longest = 1, run = 1;
+  int sets = 0;
+  for (; lua->rawgeti(L, record, RUNS_FIRST_SET + sets) == LUA_TSTRING; sets++) {
+    const unsigned char *set = (const unsigned char *)lua->tolstring(L, -1, &bits);
+    const lua_Integer found = bits == 32 ? longest_run(subject, length, set) : (lua_Integer)length;
+    if (found > longest) longest = found;
+    lua->settop(L, -2);
+  }
+  lua->settop(L, -2);
+  while (run < longest) run *= 2;
+  *units = (double)(sets * (lua_Integer)(length >> BYTES_PER_UNIT_SHIFT));
+  return run;
+}
+
 /* Whether the subject's runs of the classes in the record of the pattern at 2 under QUICK_RUNS prove
  * the work on its rest cheap, as the matcher's cheap_by_runs does, by the record's lengths at `which`
  * (a search's or a whole scan's; with a replacement string of `replacement` chars, the scan's stand
  * for its bound only up to the record's RUNS_SHORT_REPLACEMENT): 1 or 0 (no record, or not even for
  * runs of one char, or not for the subject's: the whole subject scanned per class and charged as
- * ENTRY_RUN charges it), or -1 when the record has no length for a run yet (the route works it out). */
+ * ENTRY_RUN charges it), or -1 when the record has no length for a run yet (the route works it out).
+ * *run is the subject's longest run, rounded up to a power of 2, where the subject was scanned (0:
+ * it was not). */
 INLINE int cheap_by_runs(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues,
-                         lua_Integer rest, int which, lua_Integer replacement) {
+                         lua_Integer rest, int which, lua_Integer replacement, lua_Integer *run) {
   const int base = lua->gettop(L), record = base + 2, limits = base + 3;
   int answer = 0;
   if (lua->rawgeti(L, upvalues - UP_KEPT, QUICK_RUNS) == LUA_TTABLE) {
@@ -325,22 +389,14 @@ INLINE int cheap_by_runs(const luagate_lane_api *lua, lua_State *L, luagate_lane
                  ? within(lua, L, limits, 1, rest)
                  : 0;
   }
+  *run = 0;
   if (answer == 1) {
-    size_t length, bits;
-    const unsigned char *subject = (const unsigned char *)lua->tolstring(L, 1, &length);
-    lua_Integer longest = 1, run = 1;
-    int sets = 0;
-    for (; lua->rawgeti(L, record, RUNS_FIRST_SET + sets) == LUA_TSTRING; sets++) {
-      const unsigned char *set = (const unsigned char *)lua->tolstring(L, -1, &bits);
-      const lua_Integer found = bits == 32 ? longest_run(subject, length, set) : (lua_Integer)length;
-      if (found > longest) longest = found;
-      lua->settop(L, -2);
-    }
-    while (run < longest) run *= 2;
-    answer = within(lua, L, limits, run, rest);
+    double units;
+    *run = subject_run(lua, L, record, &units);
+    answer = within(lua, L, limits, *run, rest);
     if (answer >= 0) {
       lua->settop(L, base);
-      settle(lua, L, state, upvalues, (double)(sets * (lua_Integer)(length >> BYTES_PER_UNIT_SHIFT)));
+      settle(lua, L, state, upvalues, units);
     }
   }
   lua->settop(L, base);
@@ -349,7 +405,8 @@ INLINE int cheap_by_runs(const luagate_lane_api *lua, lua_State *L, luagate_lane
 
 /* find(s, p, from) or match(s, p, from) of an unanchored p that the whole search would cost C too much
  * for, as the matcher's own route does it (policy/patterns.ts, `attempted`): when the rest of the
- * subject is within the limit of p's record under QUICK_ATTEMPTS, the attempt starts at `from` if
+ * subject is within the limit of p's record under QUICK_ATTEMPTS, or within its limit for the
+ * subject's runs (`run`, as cheap_by_runs found it; 0: not found), the attempt starts at `from` if
  * its char can start a match, or else where the record's locator ("()" and the first set) finds one,
  * the chars skipped charged; there the entry's function is called on (s, the anchored pattern,
  * start). A match is charged as the route charges it (find: up to its end, plus #p, after the call;
@@ -357,7 +414,7 @@ INLINE int cheap_by_runs(const luagate_lane_api *lua, lua_State *L, luagate_lane
  * QUICK_RESUME(find, s, p, start, compiled) goes on with the search and returns its results. Returns
  * how many results there are, or -1 when the call is the route's. */
 INLINE int attempt(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues, int find,
-                   lua_Integer from, lua_Integer rest, lua_Integer pattern) {
+                   lua_Integer from, lua_Integer rest, lua_Integer pattern, lua_Integer run) {
   const int quick = upvalues - UP_KEPT, base = lua->gettop(L), record = base + 2;
   int found = lua->rawgeti(L, quick, QUICK_ATTEMPTS) == LUA_TTABLE;
   if (found) {
@@ -366,6 +423,9 @@ INLINE int attempt(const luagate_lane_api *lua, lua_State *L, luagate_lane_state
   }
   if (found) {
     found = lua->rawgeti(L, record, ATTEMPT_LIMIT) == LUA_TNUMBER && (lua_Number)rest <= lua->tonumberx(L, -1, 0);
+    if (!found && run > 0 && lua->rawgeti(L, record, ATTEMPT_RUN_LIMITS) == LUA_TTABLE) {
+      found = within(lua, L, record + 2, run, rest) == 1;
+    }
   }
   lua_Integer start = from;
   if (found) {
@@ -412,6 +472,80 @@ INLINE int attempt(const luagate_lane_api *lua, lua_State *L, luagate_lane_state
   lua->rawgeti(L, record, ATTEMPT_COMPILED);
   lua->callk(L, 5, -1, 0, 0);
   return lua->gettop(L) - record;
+}
+
+/* The number at `key` of the table at `idx` in *value; 0 when there is none. */
+INLINE int number_at(const luagate_lane_api *lua, lua_State *L, int idx, lua_Integer key, lua_Number *value) {
+  const int found = lua->rawgeti(L, idx, key) == LUA_TNUMBER;
+  if (found) *value = lua->tonumberx(L, -1, 0);
+  lua->settop(L, -2);
+  return found;
+}
+
+/* The longest rest whose work is cheap by the memo at `idx` (a record's limits per longest run, 0 for
+ * any subject): for any subject, or for the subject's runs (`run`; 0: none); 0 when the memo has
+ * no length for one of them yet. */
+INLINE int cheap_rest(const luagate_lane_api *lua, lua_State *L, int idx, lua_Integer run, lua_Number *limit) {
+  lua_Number by_runs;
+  if (!number_at(lua, L, idx, 0, limit)) return 0;
+  if (run == 0) return 1;
+  if (!number_at(lua, L, idx, run, &by_runs)) return 0;
+  if (by_runs > *limit) *limit = by_runs;
+  return 1;
+}
+
+/* gmatch(s, p) of a pattern without a leading '^' whose whole scan is not cheap, as the matcher's
+ * gmatch makes it from the pattern's record under QUICK_STEPS: the subject's runs found (when
+ * cheap_by_runs did not, `run` 0) where a limit needs them, and the iterator of ENTRY_STEPS made
+ * with its limits; 1 (the iterator), or -1 when the call is the route's (no record, or no limit
+ * for those runs yet). */
+INLINE int steps_iterator(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues,
+                          lua_Integer rest, lua_Integer run, uintptr_t here) {
+  const int quick = upvalues - UP_KEPT, base = lua->gettop(L), record = base + 2, search = base + 3,
+            attempts = base + 4, find = base + 5, step_search = base + 6;
+  lua_Number search_limit, attempt_limit;
+  int made = lua->rawgeti(L, quick, QUICK_STEPS) == LUA_TTABLE;
+  if (made) {
+    lua->pushvalue(L, 2);
+    made = lua->rawget(L, -2) == LUA_TTABLE && lua->rawgeti(L, record, STEPS_SEARCH_LIMITS) == LUA_TTABLE &&
+           lua->rawgeti(L, record, STEPS_ATTEMPT_LIMITS) == LUA_TTABLE &&
+           lua->rawgeti(L, quick, QUICK_C_FIND) == LUA_TFUNCTION &&
+           lua->rawgeti(L, quick, QUICK_STEP_SEARCH) == LUA_TFUNCTION &&
+           number_at(lua, L, search, 0, &search_limit) && number_at(lua, L, attempts, 0, &attempt_limit);
+  }
+  if (made && run == 0 && ((lua_Number)rest > search_limit || (lua_Number)rest > attempt_limit)) {
+    /* the subject's runs, by the classes of the pattern's record under QUICK_RUNS (none: no runs) */
+    if (lua->rawgeti(L, quick, QUICK_RUNS) == LUA_TTABLE) {
+      lua->pushvalue(L, 2);
+      if (lua->rawget(L, -2) == LUA_TTABLE) {
+        double units;
+        run = subject_run(lua, L, lua->gettop(L), &units);
+        settle(lua, L, state, upvalues, units);
+      }
+    }
+    lua->settop(L, step_search);
+  }
+  made = made && cheap_rest(lua, L, search, run, &search_limit) && cheap_rest(lua, L, attempts, run, &attempt_limit);
+  if (!made) {
+    lua->settop(L, base);
+    return -1;
+  }
+  /* the tally, ENTRY_STEPS, C's find, the charge, step_search, the record, s, p, the limits, the
+   * first start and no match yet */
+  lua->pushvalue(L, upvalues - UP_TALLY);
+  lua->pushinteger(L, ENTRY_STEPS);
+  lua->pushvalue(L, find);
+  lua->pushvalue(L, upvalues - UP_CHARGE);
+  lua->pushvalue(L, step_search);
+  lua->pushvalue(L, record);
+  lua->pushvalue(L, 1);
+  lua->pushvalue(L, 2);
+  lua->pushinteger(L, (lua_Integer)search_limit);
+  lua->pushinteger(L, (lua_Integer)attempt_limit);
+  lua->pushinteger(L, 1);
+  lua->pushinteger(L, 0);
+  lua->pushcclosure(L, (int (*)(lua_State *))(here & ~(uintptr_t)(PAGE_SIZE_MIN - 1)), STEPS_UPVALUES);
+  return 1;
 }
 
 /* Whether the table at `idx` has no metatable. */
@@ -523,6 +657,105 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   double units = 0, items;
   lua_Integer first;
   int results = -1, built = 0;
+
+  if (op == ENTRY_STEPS) {
+    /* as the matcher's gmatch: the step's search from where the last match ended begins with C's
+     * attempt where a match can start, when its search is not cheap and the attempt is (after a
+     * failure, the search goes on from the next position, past the run it began with); a search is
+     * C's where cheap, else step_search's; a match where the last one ended is passed over. Charged
+     * as the matcher charges them; the results at 1 (start, end, captures) */
+    size_t length;
+    const unsigned char *subject = (const unsigned char *)lua->tolstring(L, upvalues - UP_SUBJECT, &length);
+    const lua_Integer pattern = (lua_Integer)lua->rawlen(L, upvalues - UP_PATTERN);
+    const lua_Number search_limit = lua->tonumberx(L, upvalues - UP_SEARCH_LIMIT, 0);
+    const lua_Number attempt_limit = lua->tonumberx(L, upvalues - UP_ATTEMPT_LIMIT, 0);
+    const lua_Integer last_end = lua->tointegerx(L, upvalues - UP_LAST_END, 0);
+    lua_Integer from = lua->tointegerx(L, upvalues - UP_FROM, 0);
+    if (from > (lua_Integer)length + 1) return 0;
+    int may_attempt = (lua_Number)((lua_Integer)length - from + 1) > search_limit && attempt_limit >= 0;
+    for (;;) {
+      lua->settop(L, 0);
+      if (from > (lua_Integer)length + 1) break;
+      if (may_attempt) {
+        may_attempt = 0;
+        lua_Integer start = from;
+        if (from > (lua_Integer)length || lua->rawgeti(L, upvalues - UP_KEPT, STEPS_FIRST) != LUA_TTABLE ||
+            lua->rawgeti(L, -1, subject[from - 1]) == LUA_TNIL) {
+          /* where the locator finds a place (the chars skipped charged), or none */
+          lua->settop(L, 0);
+          start = 0;
+          lua->pushvalue(L, upvalues - UP_FUNCTION);
+          lua->pushvalue(L, upvalues - UP_SUBJECT);
+          if (lua->rawgeti(L, upvalues - UP_KEPT, STEPS_LOCATOR) == LUA_TSTRING) {
+            lua->pushinteger(L, from);
+            lua->callk(L, 3, 1, 0, 0);
+            if (lua->isinteger(L, -1)) start = lua->tointegerx(L, -1, 0);
+            if (start > from) settle(lua, L, state, upvalues, (double)(start - from));
+          }
+        }
+        lua->settop(L, 0);
+        if (start > 0 && (lua_Number)((lua_Integer)length - start + 1) <= attempt_limit) {
+          lua->pushvalue(L, upvalues - UP_FUNCTION);
+          lua->pushvalue(L, upvalues - UP_SUBJECT);
+          lua->rawgeti(L, upvalues - UP_KEPT, STEPS_ANCHORED);
+          lua->pushinteger(L, start);
+          lua->callk(L, 3, -1, 0, 0);
+          const int matched = lua->gettop(L) >= 2 && lua->type(L, 1) != LUA_TNIL;
+          const lua_Integer end = matched ? lua->tointegerx(L, 2, 0) : 0;
+          if (matched && end + 1 != last_end) {
+            settle(lua, L, state, upvalues, (double)(end - start + 1 + pattern));
+            goto deliver;
+          }
+          settle(lua, L, state, upvalues, (double)pattern);
+          from = start + 1;
+          if (!matched) {
+            lua->settop(L, 0);
+            lua->pushvalue(L, upvalues - UP_FUNCTION);
+            lua->pushvalue(L, upvalues - UP_SUBJECT);
+            if (lua->rawgeti(L, upvalues - UP_KEPT, STEPS_SKIP_RUN) == LUA_TSTRING) {
+              lua->pushinteger(L, start);
+              lua->callk(L, 3, 2, 0, 0);
+              const lua_Integer skipped = lua->tointegerx(L, 2, 0);
+              settle(lua, L, state, upvalues, (double)(skipped - start + 1));
+              if (skipped > start) from = skipped + 1;
+            }
+          }
+          continue;
+        }
+      }
+      const int cheap = (lua_Number)((lua_Integer)length - from + 1) <= search_limit;
+      lua->pushvalue(L, upvalues - (cheap ? UP_FUNCTION : UP_ROUTE));
+      lua->pushvalue(L, upvalues - UP_SUBJECT);
+      lua->pushvalue(L, upvalues - UP_PATTERN);
+      lua->pushinteger(L, from);
+      lua->callk(L, 3, -1, 0, 0);
+      const int matched = lua->gettop(L) >= 2 && lua->type(L, 1) != LUA_TNIL;
+      if (cheap) {
+        const lua_Integer covered = matched ? lua->tointegerx(L, 2, 0) : (lua_Integer)length;
+        settle(lua, L, state, upvalues, (double)(covered - from + 1 + pattern));
+      }
+      if (!matched) break;
+      if (lua->tointegerx(L, 2, 0) + 1 == last_end) {
+        from = lua->tointegerx(L, 1, 0) + 1;
+        continue;
+      }
+      goto deliver;
+    }
+    lua->pushinteger(L, (lua_Integer)length + 2);
+    lua->copy(L, -1, upvalues - UP_FROM);
+    return 0;
+  deliver: {
+    const int results = lua->gettop(L);
+    const lua_Integer start = lua->tointegerx(L, 1, 0), end = lua->tointegerx(L, 2, 0);
+    lua->pushinteger(L, end + 1);
+    lua->copy(L, -1, upvalues - UP_FROM);
+    lua->copy(L, -1, upvalues - UP_LAST_END);
+    lua->settop(L, -2);
+    if (results > 2) return results - 2;
+    lua->pushlstring(L, (const char *)subject + start - 1, (size_t)(end - start + 1));
+    return 1;
+  }
+  }
 
   if (op == ENTRY_BYTES) {
     units = string_units(lua, L, 1);
@@ -775,9 +1008,11 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     const int find = op == ENTRY_FIND, positioned = find || op == ENTRY_MATCH;
     const lua_Integer from = positioned ? start_position(lua, L, 3, n) : 1;
     const lua_Integer rest = subject - from + 1;
+    const int plain = find && n >= 4 && lua->toboolean(L, 4);
     int fits, calls_back = 0;
     if (positioned) {
-      fits = from > 0 && (find ? pattern <= rest : rest >= 0);
+      /* a find of a pattern longer than the rest is no search only when the pattern is plain */
+      fits = from > 0 && rest >= 0 && (!find || pattern <= rest || (!plain && has_specials(lua, L, 2)));
     } else if (op == ENTRY_GSUB) {
       const int replacement = n >= 3 ? lua->type(L, 3) : LUA_TNIL;
       calls_back = replacement == LUA_TFUNCTION || replacement == LUA_TTABLE;
@@ -786,7 +1021,6 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
       fits = n < 3 || lua->type(L, 3) == LUA_TNIL;
     }
     lua_Number limit;
-    const int plain = find && n >= 4 && lua->toboolean(L, 4);
     if (!fits || !(plain ? pattern > 0 && plain_limit(lua, L, upvalues, pattern, &limit)
                          : quick_limit(lua, L, upvalues, QUICK_OF_ENTRY(op), &limit))) {
       goto route;
@@ -795,13 +1029,24 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
       /* a replacement string the matcher found invalid is known as -1: its runs are not looked at */
       const int string_replacement = op == ENTRY_GSUB && !calls_back;
       if (plain || (string_replacement && limit < 0)) goto route;
-      const int by_runs = cheap_by_runs(lua, L, state, upvalues, rest, positioned ? RUNS_SEARCH_LIMITS : RUNS_SCAN_LIMITS,
-                                        string_replacement ? (lua_Integer)lua->rawlen(L, 3) : 0);
+      /* gmatch takes a leading '^' literally: the record of such a pattern may be the anchored one, and
+       * its searches need the '^' escaped (the route's) */
+      size_t bytes;
+      const int literal_caret = op == ENTRY_GMATCH && lua->tolstring(L, 2, &bytes)[0] == '^';
+      lua_Integer run = 0;
+      const int by_runs = literal_caret ? 0
+                                        : cheap_by_runs(lua, L, state, upvalues, rest,
+                                                        positioned ? RUNS_SEARCH_LIMITS : RUNS_SCAN_LIMITS,
+                                                        string_replacement ? (lua_Integer)lua->rawlen(L, 3) : 0, &run);
       if (by_runs < 0) goto route;
       if (!by_runs) {
         if (positioned) {
-          const int attempted = attempt(lua, L, state, upvalues, find, from, rest, pattern);
+          const int attempted = attempt(lua, L, state, upvalues, find, from, rest, pattern, run);
           if (attempted >= 0) return attempted;
+        }
+        if (op == ENTRY_GMATCH && !literal_caret) {
+          const int made = steps_iterator(lua, L, state, upvalues, rest, run, (uintptr_t)here);
+          if (made >= 0) return made;
         }
         goto route;
       }

@@ -90,14 +90,17 @@
  *   `find` of the class's runs, each search charged what it read.
  * - An unanchored `find`, `match` or `gmatch` step whose whole search is not cheap tries C once
  *   where the leftmost match can start (the first position whose char is in the pattern's FIRST
- *   set), with the pattern anchored there, when the anchored bound (one start position, linear
- *   for patterns without branching items) is cheap for the rest of the subject; after a failure
- *   the search goes on from the next start position, in C when the rule above makes the rest
- *   cheap (the steps taken to get there charged first), else in Lua. A match is charged as a call handed
- *   to C (`find`, a `gmatch` step: up to its end; `match`: the subject from the start position),
- *   plus `#p`; a failed `find` or `gmatch` attempt `#p`. Once find_aux has made one, the pattern's
- *   record in `quick[6]` lets `find`, `match` and the fast lane make it at once; `quick[7]` is
- *   the function that goes on after a failure.
+ *   set, or the start position where the pattern has none), with the pattern anchored there, when
+ *   the anchored bound (one start position, linear for patterns without branching items) is cheap
+ *   for the rest of the subject, or for its runs; after a failure the search goes on from the next
+ *   start position (past the run the attempt began with), in C when the rule above makes the rest
+ *   cheap (the steps taken to get there charged first), else in Lua. A match is charged as a call
+ *   handed to C (`find`, a `gmatch` step: up to its end; `match`: the subject from the start
+ *   position), plus `#p`; a failed `find` or `gmatch` attempt `#p`. Once find_aux has made one,
+ *   the pattern's record in `quick[6]` lets `find`, `match` and the fast lane make it at once;
+ *   `quick[7]` is the function that goes on after a failure. A `gmatch` finds the subject's runs
+ *   once, where a bound needs them, and the fast lane makes its iterator in C from the pattern's
+ *   record in `quick[10]`, with the same steps and charges.
  *
  * Where no error is possible, the Lua matcher skips work that cannot change the outcome: a
  * quantifier that cannot branch usefully takes its only viable repetition count at once, a
@@ -943,12 +946,11 @@ end
 -- The bound of an unanchored pattern anchored: a search of the whole subject tries every start
 -- position, which may cost C a quadratic bound, but the leftmost match can only start where the
 -- prefilter points, and one anchored attempt there often stays linear. Its items are the pattern's
--- own, so is the cost profile cbound reads. q is the pattern C is given (gmatch's escapes a leading
--- '^'); the anchored one is cp.apat.
-local function anchored(cp, q)
+-- own, so is the cost profile cbound reads. The anchored pattern is cp.apat.
+local function anchored(cp, p)
   local acp = cp.acp
   if acp == nil then
-    cp.apat = "^" .. q
+    cp.apat = "^" .. p
     acp = { anchored = true, mayerr = cp.mayerr, ncap = cp.ncap, main = cp.main, by_runs = cp.by_runs,
       run_classes = cp.run_classes, run_pats = cp.run_pats }
     cp.acp = acp
@@ -957,12 +959,12 @@ local function anchored(cp, q)
 end
 
 -- Whether C's attempt anchored where a match can start is cheap for the rest of s (acp: the
--- anchored bound), for any subject or for the runs of s; and those runs: run when known (nil: found
--- here, when runs of one char would make the attempt cheap; false: none).
+-- anchored bound), for any subject or for the runs of s: run when known (nil: found here, when runs
+-- of one char would make the attempt cheap; false: none).
 local function attempt_cheap(acp, s, rest, run)
-  if rest <= cheap_upto(acp) then return true, run end
+  if rest <= cheap_upto(acp) then return true end
   if run == nil and acp.run_classes ~= nil and rest <= cheap_upto(acp, 1) then run = longest_runs(acp, s) end
-  return run and rest <= cheap_upto(acp, run) or false, run
+  return run and rest <= cheap_upto(acp, run) or false
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -1381,17 +1383,27 @@ end
 -- At 6, for find and match: the unanchored patterns whose search find_aux began with C's attempt
 -- anchored where a match can start (see attempted), each with its record { the longest subject
 -- (from the start position) for that attempt, the anchored pattern, the set of chars a match can
--- start with, the compiled pattern, the locator of that place ("()" and the pattern's literal
--- prefix of two chars or more, at most PREFIX, or the set; or nil) }; at 7,
+-- start with (any, where the pattern has no first set), the compiled pattern, the locator of that
+-- place ("()" and the pattern's literal prefix of two chars or more, at most PREFIX, or the set; or
+-- nil), the longest subjects cheap for the attempt per longest run (cheap_upto's memo) }; at 7,
 -- resume, which goes on with a search after a failed attempt (the fast lane makes the attempt from
 -- these too). At 9: the patterns whose bound has a run term (see subject_run), each with its record
 -- { the longest subjects cheap per longest run for a search and for a whole scan (cheap_upto's
 -- memos), the compiled pattern, the longest replacement string the scan's lengths stand for (see
 -- cheap_for), the bitmap of each of its run classes }, with which a call too long for the quick
 -- limit is still C's when the subject's runs are short; the fast lane scans for the runs too, and
--- leaves to the route a run whose length is not in a memo yet.
-local quick, nquick = deps.quick or {}, { 0, 0, 0, 0, 0, 0, 0, 0, 0 }
-quick[1], quick[2], quick[3], quick[4], quick[5], quick[6], quick[9] = {}, {}, {}, {}, LIMIT, {}, {}
+-- leaves to the route a run whose length is not in a memo yet. A pattern with a leading '^' has one
+-- record for find, match and gsub (the pattern anchored) and gmatch (a literal '^'), the first
+-- that learns it: an unanchored search bounds an anchored one too, not the other way round, so
+-- gmatch reads only an unanchored record. At 10, for gmatch: the patterns whose steps are searches
+-- (see gmatch), each with its record { the longest subjects cheap per longest run for a search and
+-- for an attempt (cheap_upto's memos, for any subject under 0), the anchored pattern, the set of
+-- chars a match can start with (any, where the pattern has no first set), the locator or false,
+-- the pattern of the run a failed attempt skips or false (see nextpos) }. At 11, C's find, which the
+-- fast lane's gmatch calls with those; at 12, step_search, its search in Lua.
+local quick, nquick = deps.quick or {}, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+quick[1], quick[2], quick[3], quick[4], quick[5], quick[6], quick[9], quick[10], quick[11] =
+  {}, {}, {}, {}, LIMIT, {}, {}, {}, c_find
 local function learn(which, p, mx)
   local known = quick[which]
   if known[p] ~= nil or #p > CACHE_PLEN then return end
@@ -1550,8 +1562,8 @@ local function find_aux(isfind, ...)
     local acp = anchored(cp, p)
     if attempt_cheap(acp, s, ls - pos + 1, run) then
       -- what the attempts of find and match need, once this one is made (see quick)
-      if learning and cp.firstset and quick[6][p] == nil then
-        learn(6, p, { cheap_upto(acp), cp.apat, cp.firstset, cp, cp.locator })
+      if learning and (cp.firstset or cp.first == nil) and quick[6][p] == nil then
+        learn(6, p, { cheap_upto(acp), cp.apat, cp.firstset or ANY, cp, cp.locator, memo_of(acp, "upto") })
       end
       return attempted(isfind, s, p, cp, pos, c_find(s, cp.apat, pos))
     end
@@ -1560,7 +1572,7 @@ local function find_aux(isfind, ...)
 end
 
 -- A positive init keeps the quick route: the limits are on the subject from the start position.
--- A pattern longer than that, or an empty plain one, is no search at all for plain_find, and is
+-- A plain pattern longer than that, or an empty one, is no search at all for plain_find, and is
 -- charged nothing: left to find_aux.
 local function find(...)
   local s, p, init, plain = ...
@@ -1568,7 +1580,7 @@ local function find(...)
     local pos = init == nil and 1 or tointeger(init) or 0
     local ls, lp = #s, #p
     local rest = ls - pos + 1
-    if pos > 0 and lp <= rest then
+    if pos > 0 and rest >= 0 and (lp <= rest or not plain and not nospecials(p)) then
       local mx
       if plain then mx = lp > 0 and LIMIT // lp - 1 else mx = quick[1][p] end
       if mx and (rest <= mx or not plain and cheap_runs(p, s, rest)) then
@@ -1612,6 +1624,15 @@ end
 ---------------------------------------------------------------------------------------------------
 -- gmatch
 
+-- A search for gmatch's steps in Lua from pos, with find's results (state set here): where C's
+-- work is not proved cheap. The fast lane's gmatch calls it too (quick[12]).
+local function step_search(s, p, pos)
+  local cp, ls = compile(p, 1), #s
+  setstate(cp, s, ls)
+  return search(true, cp, pos, ls, false)
+end
+quick[12] = step_search
+
 -- C's own iterator over the whole of s, charged once
 local function whole_scan(s, p)
   if stats then stats.c = stats.c + 1 end
@@ -1628,7 +1649,7 @@ local function gmatch(...)
     local mx = quick[4][p]
     if mx and #s <= mx then return whole_scan(s, p) end
     local r = mx and quick[9][p]
-    if r then
+    if r and not r[3].anchored then
       quick_cp, quick_run = r[3], subject_run(r[3], s, #s, nil, "function")
       if quick_run and cheap_for(quick_cp, #s, quick_run, nil, "function") then return whole_scan(s, p) end
     end
@@ -1649,126 +1670,136 @@ local function gmatch(...)
     if src > ls + 1 then src = ls + 2 end
   end
   local cp = compile(p, 1) -- gmatch takes a leading '^' literally
-  -- the longest run of cp's classes in s (see longest_runs), found once, when a check first needs it
-  -- (nil: not yet; false: none), and the longest rest a search in C takes: for any subject, raised
-  -- to what those runs allow once they are found
-  local subject_runs, mx = nil, cheap_upto(cp)
-  local function found_runs(run)
-    subject_runs = run
-    if run then
-      local by_runs = cheap_upto(cp, run)
-      if by_runs > mx then mx = by_runs end
+  local lastmatch = nil
+
+  if cp.mayerr then
+    -- a step in Lua from pos (state set), whose errors are C's: tail-called, as the matcher's error
+    -- levels expect
+    local function step(pos)
+      if stats then stats.lua = stats.lua + 1 end
+      local first = cp.first
+      while pos <= ls + 1 do
+        if first then
+          pos = skipto(cp, pos)
+          if not pos then break end
+        end
+        level, depth, extra = 0, MAXCCALLS, 0
+        local e = do_match(pos, 1)
+        if e and e ~= lastmatch then
+          src, lastmatch = e, e
+          flush()
+          return pushcaps(pos, e, true, 2)
+        end
+        pos = e and pos + 1 or nextpos(cp, pos)
+      end
+      flush()
+    end
+    return function()
+      local pos = src
+      if pos > ls + 1 then return end
+      setstate(cp, s, ls)
+      return step(pos)
     end
   end
-  if cp == quick_cp and quick_run then found_runs(quick_run) end
-  -- whether C's work on the rest n of s is cheap for its runs: a search's, or (scan) a whole scan's
-  local function cheap_by_subject(n, scan)
-    if cp.run_classes == nil or n > cheap_upto(cp, 1, scan) then return false end
-    if subject_runs == nil then found_runs(longest_runs(cp, s)) end
-    return subject_runs and n <= cheap_upto(cp, subject_runs, scan)
-  end
+
+  local p2 = byte(p, 1) == 94 and "%" .. p or p -- the pattern for find (a leading '^' escaped)
+  local acp = anchored(cp, p2)
+  -- the longest run of cp's classes in s (see longest_runs; false: none), found at most once
+  local run = cp == quick_cp and quick_run or nil
   -- A whole scan is bounded like gsub's: each start is tried at most twice over all the steps, and
-  -- each match runs its captures and the once-only part of the pattern; when that is cheap, the
-  -- steps are C's own iterator, charged once.
-  if init == nil and not cp.mayerr and not FORCE_LUA then
-    -- the longest subject whose whole scan is cheap, learnt once per pattern for the route above
+  -- each match runs its captures and the once-only part of the pattern; when that is cheap, for any
+  -- subject or for the runs of s, the steps are C's own iterator, charged once.
+  if init == nil and not FORCE_LUA then
+    -- what the route above and the fast lane's gmatch need, learnt once per pattern: the longest
+    -- subject whose whole scan is cheap, the runs record, and the record of the steps (see quick)
     if #p <= CACHE_PLEN and quick[4][p] == nil then
       learn(4, p, cheap_upto(cp, nil, true))
       learn_runs(p, cp)
+      cheap_upto(cp)
+      cheap_upto(acp)
+      learn(10, p, { memo_of(cp, "upto"), memo_of(acp, "upto"), cp.apat, cp.firstset or ANY, cp.locator or false,
+        cp.skiprun or false })
     end
-    if ls <= cheap_upto(cp, nil, true) or cheap_by_subject(ls, true) then return whole_scan(s, p) end
+    if ls <= cheap_upto(cp, nil, true) then return whole_scan(s, p) end
+    if cp.run_classes ~= nil and ls <= cheap_upto(cp, 1, true) then
+      if run == nil then run = longest_runs(cp, s) end
+      if run and ls <= cheap_upto(cp, run, true) then return whole_scan(s, p) end
+    end
   end
-  local lastmatch = nil
-  local p2 = byte(p, 1) == 94 and "%" .. p or p -- the pattern for C's find (a leading '^' escaped)
-
-  -- a step handed to C, charged by searched: delivers the match
-  local function deliver(st, en, ...)
-    if not st then return end
-    if en + 1 == lastmatch then -- empty match at the end of the previous one: skip it
-      return deliver(searched(st + 1, ls, #p, c_find(s, p2, st + 1)))
+  -- Else each step is one search from where the last match ended: C's when the rest of s is cheap
+  -- (for any subject, or for its runs); else C's attempt anchored where a match can start, when that
+  -- is cheap, and after a failure the search from the next position; else Lua's. The runs of s are
+  -- found once, where a bound needs them. Charged as find's: C's search what it covered plus #p, an
+  -- attempt the part it matched plus #p (#p when it failed), Lua's its steps. The fast lane's gmatch
+  -- makes the same iterator in C.
+  local mx, amx = -1, -1
+  if not FORCE_LUA then
+    mx, amx = cheap_upto(cp), cheap_upto(acp)
+    if run == nil and cp.run_classes ~= nil and (ls > mx or ls > amx) then run = longest_runs(cp, s) end
+    if run then
+      local by_runs, attempt_by_runs = cheap_upto(cp, run), cheap_upto(acp, run)
+      if by_runs > mx then mx = by_runs end
+      if attempt_by_runs > amx then amx = attempt_by_runs end
     end
+  end
+  flush()
+  local lp, apat, starts, locator, skiprun = #p, cp.apat, cp.firstset or ANY, cp.locator, cp.skiprun
+  local search_from
+  -- a step's match (none: no more), or the search after an empty one where the last match ended
+  local function deliver(st, en, ...)
+    if not st then
+      src = ls + 2
+      return
+    end
+    if en + 1 == lastmatch then return search_from(st + 1) end
     src, lastmatch = en + 1, en + 1
     if select("#", ...) == 0 then return sub(s, st, en) end
     return ...
   end
-
-  -- a step in Lua from pos (state set); tail-called, as the matcher's error levels expect
-  local function step(pos)
-    if stats then stats.lua = stats.lua + 1 end
-    local first = cp.first
-    while pos <= ls + 1 do
-      if first then
-        pos = skipto(cp, pos)
-        if not pos then break end
-      end
-      level, depth, extra = 0, MAXCCALLS, 0
-      local e = do_match(pos, 1)
-      if e and e ~= lastmatch then
-        src, lastmatch = e, e
-        flush()
-        return pushcaps(pos, e, true, 2)
-      end
-      pos = e and pos + 1 or nextpos(cp, pos)
+  -- the search from pos: C's when the rest is cheap, else Lua's
+  function search_from(pos)
+    if pos > ls + 1 then
+      src = ls + 2
+      return
     end
-    flush()
+    if ls - pos + 1 <= mx then
+      if stats then stats.c = stats.c + 1 end
+      return deliver(searched(pos, ls, lp, c_find(s, p2, pos)))
+    end
+    return deliver(step_search(s, p, pos))
   end
-
-  -- whether C's search from pos is cheap: for any subject or, once found, for its runs (mx), or for
-  -- the runs when they are found here
-  local function search_cheap(pos)
-    if FORCE_LUA or pos > ls + 1 then return false end
-    local rest = ls - pos + 1
-    return rest <= mx or subject_runs == nil and cheap_by_subject(rest)
-  end
-  -- a step from pos handed to C, the steps taken to get there charged first
-  local function searched_step(pos)
-    flush()
-    if stats then stats.c = stats.c + 1 end
-    return deliver(searched(pos, ls, #p, c_find(s, p2, pos)))
-  end
-  -- a step from pos (state set): C's when the search from there is cheap, else Lua's
-  local function step_rest(pos)
-    if search_cheap(pos) then return searched_step(pos) end
-    return step(pos)
-  end
-
-  -- C's anchored attempt at pos (see find_aux): delivers its match, or the step goes on
-  -- (after a failure, or an empty match where the last one ended)
-  local function attempted_step(pos, st, en, ...)
+  -- the results of the attempt at pos: its match, or the search from the next position (after a
+  -- failure, past the run it began with: see nextpos)
+  local function attempted_at(pos, st, en, ...)
     if stats then stats.c = stats.c + 1 end
     if st and en + 1 ~= lastmatch then
-      charge(en - pos + 1 + #p)
-      flush()
+      charge(en - pos + 1 + lp)
       src, lastmatch = en + 1, en + 1
       if select("#", ...) == 0 then return sub(s, st, en) end
       return ...
     end
-    charge(#p)
-    setstate(cp, s, ls)
-    return step_rest(st and pos + 1 or nextpos(cp, pos))
+    charge(lp)
+    local after = pos + 1
+    if skiprun and not st then
+      local _, e = c_find(s, skiprun, pos)
+      charge(e - pos + 1)
+      if e > pos then after = e + 1 end
+    end
+    return search_from(after)
   end
-
-  -- the anchored bound of an attempt (none: no attempt), and the anchored pattern
-  local acp = not (FORCE_LUA or cp.mayerr) and anchored(cp, p2)
-  local apat = cp.apat
-
   return function()
     local pos = src
     if pos > ls + 1 then return end
-    -- C's search of the rest, when it is cheap, costs no attempt that may fail
-    if search_cheap(pos) then return searched_step(pos) end
-    if acp then
-      if cp.first then
-        setstate(cp, s, ls)
-        pos = skipto(cp, pos)
-        if not pos then return step(ls + 2) end
+    if ls - pos + 1 > mx and amx >= 0 then
+      -- where a match can start: pos, or where the locator finds a place (the chars skipped charged)
+      local start = pos
+      if not starts[byte(s, pos)] then
+        start = locator and c_find(s, locator, pos)
+        if start and start > pos then charge(start - pos) end
       end
-      local cheap, run = attempt_cheap(acp, s, ls - pos + 1, subject_runs)
-      if subject_runs == nil and run ~= nil then found_runs(run) end
-      if cheap then return attempted_step(pos, c_find(s, apat, pos)) end
+      if start and ls - start + 1 <= amx then return attempted_at(start, c_find(s, apat, start)) end
     end
-    setstate(cp, s, ls)
-    return step_rest(pos)
+    return search_from(pos)
   end
 end
 

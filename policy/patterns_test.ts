@@ -1084,3 +1084,27 @@ Deno.test({
     assert.deepEqual([...results.values()], [true, true, true]);
   },
 });
+
+Deno.test({
+  name:
+    "patterns: gmatch takes a leading '^' literally, and reads no record find learnt for the pattern anchored",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    // find's record bounds one attempt at the start, which is linear; gmatch's '^' is a char, and
+    // over 300 carets each start's '.*' scans to the end. That record once had the whole scan
+    // handed to C and charged 607 units.
+    const [count, units, inLua] = lua.execute(`
+      local p, short = "^%s*.*x", ("^"):rep(10)
+      api.find(short, p)
+      for _ in api.gmatch(short, p) do end
+      local s = ("^"):rep(300)
+      reset(); stats.c, stats.lua = 0, 0
+      local n = 0
+      for _ in api.gmatch(s, p) do n = n + 1 end
+      return n, used_units(), stats.lua
+    `) as number[];
+    assert.deepEqual([count, inLua], [0, 1]);
+    assert.ok(units > 300 * 300 / 4, `charged ${units}`);
+  },
+});

@@ -520,6 +520,96 @@ Deno.test("stdlib: pattern calls answer as Lua's own when C takes them for their
   assertAsLuaOnEitherRoute(sb, lua, calls);
 });
 
+Deno.test("stdlib: gmatch's steps answer as Lua's own, whichever search each step takes", () => {
+  using sb = new Sandbox();
+  using lua = new LuaRuntime();
+  // a step is C's search, C's anchored attempt (then, after a failure, a search from past the run it
+  // began with) or the matcher's search in Lua
+  const all = `(function(s, p, init)
+      local t = {}
+      for a, b in s:gmatch(p, init) do t[#t + 1] = tostring(a) .. (b ~= nil and "/" .. tostring(b) or "") end
+      return table.concat(t, "|")
+    end)`;
+  const calls = [
+    `${all}("a , b,c ,  d , e12,", "%s*(.-)%s*,")`,
+    `${all}(("a , b,c ,  d , e12,"):rep(30), "%s*(.-)%s*,")`,
+    `${all}(("a , b,c ,  d , e12"):rep(3), "%s*(.-)%s*,")`,
+    `${all}("a,,b,", "(.-),")`,
+    `${all}("baaac", "a*")`,
+    `${all}("abc", "()")`,
+    `${all}(("word "):rep(300), "%a+")`,
+    `${all}(("k=v " .. ("j"):rep(70) .. " "):rep(4), "(%w+)=(%w+)")`,
+    `${all}(("k=v junk "):rep(200), "(%w+)=(%w+)")`,
+    `${all}("a^aa^a^", "^a")`,
+    `${all}(("^x "):rep(40), "^(%a)")`,
+    `${all}("", "x*")`,
+    `${all}("hello world, hello", "%a+", 4)`,
+    `${all}("k1=v1;k2=;=v3", "(%w*)=(%w*)")`,
+    `${all}(("  id=42; x=7"):rep(20), "()(%a+)=(%d+)()")`,
+  ];
+  for (let round = 0; round < 2; round++) assertAsLuaOnEitherRoute(sb, lua, calls);
+});
+
+Deno.test("stdlib: gmatch and find answer as Lua's own for random patterns and subjects, on every route", () => {
+  // well-formed patterns of items the matcher bounds differently (runs, '.-' before a char, anchors,
+  // captures), over subjects of up to a few hundred bytes: each call made three times in one sandbox
+  // (the matcher's route first, the fast lane's once learnt), against the same call in plain Lua
+  using sb = new Sandbox({ limits: { instructions: 50_000_000, cpuMs: 10_000 } });
+  using lua = new LuaRuntime();
+  let seed = 20261121;
+  const pick = <T>(items: readonly T[]): T => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return items[Math.floor(seed / 65536) % items.length];
+  };
+  const ITEMS = [
+    "%s*",
+    "(.-)",
+    "%a+",
+    "%w+",
+    "=",
+    ",",
+    "[^,]*",
+    "()",
+    "a*",
+    ".-",
+    "%d+",
+    "x",
+    "(%a)",
+    " ",
+    ".",
+    "[ab]+",
+  ];
+  const CHUNKS = ["a", "b", " ", ",", "k=v", "x1", "^", "  ", "ab,", "12", "key=value ", "x"];
+  const run = `(function(s, p, init)
+      local t = {}
+      for a, b in s:gmatch(p) do t[#t + 1] = tostring(a) .. "/" .. tostring(b) end
+      local f = table.pack(s:find(p, init))
+      for i = 1, f.n do f[i] = tostring(f[i]) end
+      return table.concat(t, "|") .. " # " .. table.concat(f, ",", 1, f.n)
+    end)`;
+  const calls: string[] = [];
+  for (let i = 0; i < 300; i++) {
+    let p = pick(["", "", "^"]);
+    for (let n = 1 + (i % 4); n > 0; n--) p += pick(ITEMS);
+    let subject = "";
+    for (let n = pick([1, 3, 8, 20, 60]); n > 0; n--) subject += pick(CHUNKS);
+    calls.push(`${run}(${JSON.stringify(subject)}, ${JSON.stringify(p)}, ${pick([1, 2, 5, -3])})`);
+  }
+  for (let round = 0; round < 3; round++) assertAsLuaOnEitherRoute(sb, lua, calls);
+});
+
+Deno.test("stdlib: a gmatch whose whole scan is not cheap costs its steps' searches, not the matcher's instructions", () => {
+  // 100 splits of a 19-byte line, each step C's attempt (or search) charged what it covered plus #p:
+  // about 100 units a split, where the matcher's own steps in Lua took about 1,000 instructions
+  using sb = new Sandbox({ limits: { instructions: 10_000_000 } });
+  const split = `local s, n = "a , b,c ,  d , e12,", 0
+    for _ = 1, 100 do for f in s:gmatch("%s*(.-)%s*,") do n = n + #f end end
+    return n`;
+  assert.equal(sb.execute(split), 100 * 7);
+  assert.equal(sb.execute(split), 100 * 7);
+  assert.ok(sb.usage.instructions < 20_000, JSON.stringify(sb.usage));
+});
+
 Deno.test("stdlib: a search C takes for its subject's short runs is charged: a budget such searches exhaust trips", () => {
   // C's search of 121 bytes with "([^/]+)$" is proved cheap only by the subject's runs (of 9 chars):
   // a call is charged the subject it scans for the runs (7 units) and the search (the subject and
