@@ -504,6 +504,8 @@ INLINE int steps_iterator(const luagate_lane_api *lua, lua_State *L, luagate_lan
   const int quick = upvalues - UP_KEPT, base = lua->gettop(L), record = base + 2, search = base + 3,
             attempts = base + 4, find = base + 5, step_search = base + 6;
   lua_Number search_limit, attempt_limit;
+  /* the six values below, the runs' record and a bitmap, then the iterator's upvalues */
+  if (!lua->checkstack(L, 8 + STEPS_UPVALUES)) return -1;
   int made = lua->rawgeti(L, quick, QUICK_STEPS) == LUA_TTABLE;
   if (made) {
     lua->pushvalue(L, 2);

@@ -914,6 +914,7 @@ Deno.test(
         FORTY_BYTES,
         "  tally 0",
         "gmatch, not cheap as a whole scan: the iterator of its steps, with their limits",
+        "  checkstack 20 -> 1",
         "  returned 1: type6",
         "  tally 0",
         "steps, the search not cheap, the attempt at a start char: its match, the captures",
