@@ -184,12 +184,13 @@ enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
  * QUICK_PLAIN_WORK, the work a plain find may do in C (the matcher's LIMIT); at QUICK_ATTEMPTS, the
  * records of unanchored patterns whose search begins with C's attempt anchored at the start position
  * ({ limit, anchored pattern, the set of chars a match can start with, the compiled pattern, the
- * locator, the limits per longest run of the subject, as at QUICK_RUNS }); at QUICK_RESUME, the function that goes on with a search after a failed attempt; at
- * QUICK_NESTED, the kernel's nested (an entry, ENTRY_NESTED), through which gsub calls a
- * replacement function or table; at QUICK_RUNS, the records of patterns whose work is cheap for a
- * subject whose runs of some classes are short ({ the longest subjects cheap per longest run, a
- * power of 2, for a search and for a whole scan (gmatch, gsub); the compiled pattern; the longest
- * replacement string the scan's lengths stand for; a bitmap per class, as ENTRY_RUN reads it }; a
+ * locator, the limits per longest run of the subject, as at QUICK_RUNS }); at QUICK_RESUME, the
+ * function that goes on with a search after a failed attempt; at QUICK_NESTED, the kernel's nested
+ * (an entry, ENTRY_NESTED), through which gsub calls a replacement function or table; at QUICK_RUNS,
+ * the records of patterns whose work is cheap for a subject whose runs of some classes are short
+ * ({ the longest subjects cheap per longest run, a power of 2, for a search and for a whole scan
+ * (gmatch, gsub); the compiled pattern; the longest replacement string the scan's lengths stand for;
+ * a bitmap per class, as ENTRY_RUN reads it }; a
  * pattern with a leading '^' has one record for the searches, which anchor it, and gmatch, which
  * takes the '^' literally: gmatch reads none for it); at QUICK_STEPS, the records of the patterns
  * whose gmatch steps are searches ({ the longest subjects cheap per longest run, 0 for any subject,
