@@ -1633,6 +1633,75 @@ local function step_search(s, p, pos)
 end
 quick[12] = step_search
 
+-- The longest rests of s whose search (mx) and whose attempt anchored where a match can start
+-- (amx) are cheap in C, for cp and its anchored acp: for any subject, or for the runs of s (run: as
+-- found already; nil: found here, where a limit needs them).
+local function step_limits(cp, acp, s, run)
+  if FORCE_LUA then return -1, -1 end
+  local ls = #s
+  local mx, amx = cheap_upto(cp), cheap_upto(acp)
+  if run == nil and cp.run_classes ~= nil and (ls > mx or ls > amx) then run = longest_runs(cp, s) end
+  if run then
+    local by_runs, attempt_by_runs = cheap_upto(cp, run), cheap_upto(acp, run)
+    if by_runs > mx then mx = by_runs end
+    if attempt_by_runs > amx then amx = attempt_by_runs end
+  end
+  return mx, amx
+end
+
+-- The search for the next match of the steps of gmatch and gsub over s (p unanchored, compiled as
+-- cp, escaped as p2 for find; mx and amx as step_limits gives them): a function of the position it
+-- starts from and where the last match ended, which returns find's results for the match, passing
+-- over an empty one where the last ended (none: no match). It begins with C's attempt where a
+-- match can start, when the search of the rest is not cheap and the attempt is; after a failure
+-- (or that empty match) it goes on from the next position, past the run the attempt began with;
+-- a search is C's where the rest is cheap, else Lua's. Charged as find's: C's search what it
+-- covered plus #p, an attempt the part it matched plus #p (#p when it failed), Lua's its steps.
+-- The fast lane's gmatch makes the same steps in C.
+local function stepper(s, p, p2, cp, mx, amx)
+  local ls, lp, apat, starts, locator, skiprun = #s, #p, cp.apat, cp.firstset or ANY, cp.locator, cp.skiprun
+  local search_from
+  local function unless_after(lastmatch, st, en, ...)
+    if st and en + 1 == lastmatch then return search_from(st + 1, lastmatch) end
+    return st, en, ...
+  end
+  function search_from(pos, lastmatch)
+    if pos > ls + 1 then return nil end
+    if ls - pos + 1 <= mx then
+      if stats then stats.c = stats.c + 1 end
+      return unless_after(lastmatch, searched(pos, ls, lp, c_find(s, p2, pos)))
+    end
+    return unless_after(lastmatch, step_search(s, p, pos))
+  end
+  local function attempted_at(pos, lastmatch, st, en, ...)
+    if stats then stats.c = stats.c + 1 end
+    if st and en + 1 ~= lastmatch then
+      charge(en - pos + 1 + lp)
+      return st, en, ...
+    end
+    charge(lp)
+    local after = pos + 1
+    if skiprun and not st then
+      local _, e = c_find(s, skiprun, pos)
+      charge(e - pos + 1)
+      if e > pos then after = e + 1 end
+    end
+    return search_from(after, lastmatch)
+  end
+  return function(pos, lastmatch)
+    if ls - pos + 1 > mx and amx >= 0 then
+      -- where a match can start: pos, or where the locator finds a place (the chars skipped charged)
+      local start = pos
+      if not starts[byte(s, pos)] then
+        start = locator and c_find(s, locator, pos)
+        if start and start > pos then charge(start - pos) end
+      end
+      if start and ls - start + 1 <= amx then return attempted_at(start, lastmatch, c_find(s, apat, start)) end
+    end
+    return search_from(pos, lastmatch)
+  end
+end
+
 -- C's own iterator over the whole of s, charged once
 local function whole_scan(s, p)
   if stats then stats.c = stats.c + 1 end
@@ -1726,80 +1795,24 @@ local function gmatch(...)
       if run and ls <= cheap_upto(cp, run, true) then return whole_scan(s, p) end
     end
   end
-  -- Else each step is one search from where the last match ended: C's when the rest of s is cheap
-  -- (for any subject, or for its runs); else C's attempt anchored where a match can start, when that
-  -- is cheap, and after a failure the search from the next position; else Lua's. The runs of s are
-  -- found once, where a bound needs them. Charged as find's: C's search what it covered plus #p, an
-  -- attempt the part it matched plus #p (#p when it failed), Lua's its steps. The fast lane's gmatch
-  -- makes the same iterator in C.
-  local mx, amx = -1, -1
-  if not FORCE_LUA then
-    mx, amx = cheap_upto(cp), cheap_upto(acp)
-    if run == nil and cp.run_classes ~= nil and (ls > mx or ls > amx) then run = longest_runs(cp, s) end
-    if run then
-      local by_runs, attempt_by_runs = cheap_upto(cp, run), cheap_upto(acp, run)
-      if by_runs > mx then mx = by_runs end
-      if attempt_by_runs > amx then amx = attempt_by_runs end
-    end
-  end
+  -- Else each step is the stepper's search from where the last match ended (the fast lane's gmatch
+  -- makes the same iterator in C); the compile of the pattern is charged first.
+  local next_match = stepper(s, p, p2, cp, step_limits(cp, acp, s, run))
   flush()
-  local lp, apat, starts, locator, skiprun = #p, cp.apat, cp.firstset or ANY, cp.locator, cp.skiprun
-  local search_from
-  -- a step's match (none: no more), or the search after an empty one where the last match ended
+  -- a step's match (none: no more)
   local function deliver(st, en, ...)
     if not st then
       src = ls + 2
       return
     end
-    if en + 1 == lastmatch then return search_from(st + 1) end
     src, lastmatch = en + 1, en + 1
     if select("#", ...) == 0 then return sub(s, st, en) end
     return ...
   end
-  -- the search from pos: C's when the rest is cheap, else Lua's
-  function search_from(pos)
-    if pos > ls + 1 then
-      src = ls + 2
-      return
-    end
-    if ls - pos + 1 <= mx then
-      if stats then stats.c = stats.c + 1 end
-      return deliver(searched(pos, ls, lp, c_find(s, p2, pos)))
-    end
-    return deliver(step_search(s, p, pos))
-  end
-  -- the results of the attempt at pos: its match, or the search from the next position (after a
-  -- failure, past the run it began with: see nextpos)
-  local function attempted_at(pos, st, en, ...)
-    if stats then stats.c = stats.c + 1 end
-    if st and en + 1 ~= lastmatch then
-      charge(en - pos + 1 + lp)
-      src, lastmatch = en + 1, en + 1
-      if select("#", ...) == 0 then return sub(s, st, en) end
-      return ...
-    end
-    charge(lp)
-    local after = pos + 1
-    if skiprun and not st then
-      local _, e = c_find(s, skiprun, pos)
-      charge(e - pos + 1)
-      if e > pos then after = e + 1 end
-    end
-    return search_from(after)
-  end
   return function()
     local pos = src
     if pos > ls + 1 then return end
-    if ls - pos + 1 > mx and amx >= 0 then
-      -- where a match can start: pos, or where the locator finds a place (the chars skipped charged)
-      local start = pos
-      if not starts[byte(s, pos)] then
-        start = locator and c_find(s, locator, pos)
-        if start and start > pos then charge(start - pos) end
-      end
-      if start and ls - start + 1 <= amx then return attempted_at(start, c_find(s, apat, start)) end
-    end
-    return search_from(pos)
+    return deliver(next_match(pos, lastmatch))
   end
 end
 
@@ -1875,6 +1888,82 @@ local function learn_gsub(p, cp, repl)
   known[1] = known[1] + 1
 end
 
+-- gsub of at most maxr matches by the stepper, with a replacement of type tr whose string (if any)
+-- repl_ok accepts; the subject's runs as found already (nil: not yet). Each match's replacement is
+-- charged its length, as in the matcher's own gsub.
+local function stepped_gsub(src, p, cp, repl, tr, maxr, run)
+  local next_match = stepper(src, p, p, cp, step_limits(cp, anchored(cp, p), src, run))
+  local ls, ncap = #src, cp.ncap
+  local segs, nsegs = nil, 0
+  if tr == "string" then segs, nsegs = parse_repl(repl) end
+  local parts, np, keep, n, pos, lastmatch, changed = {}, 0, 1, 0, 1, nil, false
+  -- adds the replacement of a match (st, en, captures: find's results) to parts, after the text
+  -- before it; returns the position after the match, or nil when there is no match
+  local function replace(st, en, ...)
+    if not st then return nil end
+    n = n + 1
+    local v
+    if tr == "string" then
+      if keep < st then
+        np = np + 1
+        parts[np] = sub(src, keep, st - 1)
+      end
+      for j = 1, nsegs do
+        v = segs[j]
+        if v == 0 or v == 1 and ncap == 0 then
+          v = sub(src, st, en)
+        elseif type(v) == "number" then
+          v = (select(v, ...))
+          if type(v) == "number" then v = tostring(v) end
+        end
+        np = np + 1
+        parts[np] = v
+        pending = pending + #v
+      end
+      if pending >= CHUNK then flush() end
+      keep, changed = en + 1, true
+      return en + 1
+    end
+    local first = ncap == 0 and sub(src, st, en) or ...
+    if tr == "function" then
+      if ncap == 0 then v = repl(first) else v = repl(...) end
+    else
+      v = repl[first]
+    end
+    -- false or nil keeps the match as it is
+    if v then
+      local tv = type(v)
+      if tv == "number" then
+        v = tostring(v)
+      elseif tv ~= "string" then
+        error("invalid replacement value (a " .. tv .. ")", 3 + UP)
+      end
+      if keep < st then
+        np = np + 1
+        parts[np] = sub(src, keep, st - 1)
+      end
+      np = np + 1
+      parts[np] = v
+      pending = pending + #v
+      if pending >= CHUNK then flush() end
+      keep, changed = en + 1, true
+    end
+    return en + 1
+  end
+  while n < maxr and pos <= ls + 1 do
+    local after = replace(next_match(pos, lastmatch))
+    if not after then break end
+    pos, lastmatch = after, after
+  end
+  flush()
+  if not changed then return src, n end
+  if keep <= ls then
+    np = np + 1
+    parts[np] = sub(src, keep)
+  end
+  return concat(parts, "", 1, np), n
+end
+
 local function gsub(...)
   local src, p, repl, max_s = ...
   local known = max_s == nil and type(src) == "string" and not FORCE_LUA and quick[3][p]
@@ -1912,17 +2001,27 @@ local function gsub(...)
   end
   local anchor = byte(p, 1) == 94
   local cp = compile(p, anchor and 2 or 1)
+  local run = nil -- the subject's runs, once found
   if not FORCE_LUA and not cp.mayerr then
     if max_s == nil then
       learn_gsub(p, cp, tr == "string" and repl or nil)
       learn_runs(p, cp)
     end
-    if (cheap_for(cp, ls, nil, repl, tr) or cheap_by_runs(cp, src, ls, repl, tr)) and
-      (tr ~= "string" or repl_ok(repl, cp.ncap)) then
+    local cheap = cheap_for(cp, ls, nil, repl, tr)
+    if not cheap then
+      run = subject_run(cp, src, ls, repl, tr) or nil
+      cheap = run and cheap_for(cp, ls, run, repl, tr)
+    end
+    if cheap and (tr ~= "string" or repl_ok(repl, cp.ncap)) then
       if stats then stats.c = stats.c + 1 end
       charge(ls + #p)
       return c_gsub(src, p, repl, maxr)
     end
+  end
+  -- Else an unanchored pattern's matches are the stepper's (the searches of gmatch's steps), for a
+  -- replacement that raises no error of its own making; the rest is the matcher's, in Lua.
+  if not (anchor or cp.mayerr or tr == "string" and not repl_ok(repl, cp.ncap)) then
+    return stepped_gsub(src, p, cp, repl, tr, maxr, run)
   end
   if stats then stats.lua = stats.lua + 1 end
   setstate(cp, src, ls)

@@ -376,6 +376,15 @@ attackSuite("patterns", [
     expect: INSTRUCTIONS,
   },
   {
+    // the whole scan is not cheap for C (a '.-' before each comma), so each match is a step of its
+    // own: the replacement it appends is charged, 1,000 units a match
+    name: "gsub whose matches are steps, each appending 1 KiB",
+    needsMatcher: true,
+    code: "local s = ('ab , '):rep(5000) local r = ('x'):rep(1000) " +
+      "for _ = 1, 3 do s:gsub('%s*(.-)%s*,', r) end",
+    expect: INSTRUCTIONS,
+  },
+  {
     name: "a malformed pattern is a plain error",
     code: "return ('x'):find('%')",
     expect: luaError(/malformed pattern/),

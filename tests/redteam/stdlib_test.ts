@@ -550,7 +550,7 @@ Deno.test("stdlib: gmatch's steps answer as Lua's own, whichever search each ste
   for (let round = 0; round < 2; round++) assertAsLuaOnEitherRoute(sb, lua, calls);
 });
 
-Deno.test("stdlib: gmatch and find answer as Lua's own for random patterns and subjects, on every route", () => {
+Deno.test("stdlib: gmatch, find and gsub answer as Lua's own for random patterns and subjects, on every route", () => {
   // well-formed patterns of items the matcher bounds differently (runs, '.-' before a char, anchors,
   // captures), over subjects of up to a few hundred bytes: each call made three times in one sandbox
   // (the matcher's route first, the fast lane's once learnt), against the same call in plain Lua
@@ -585,7 +585,12 @@ Deno.test("stdlib: gmatch and find answer as Lua's own for random patterns and s
       for a, b in s:gmatch(p) do t[#t + 1] = tostring(a) .. "/" .. tostring(b) end
       local f = table.pack(s:find(p, init))
       for i = 1, f.n do f[i] = tostring(f[i]) end
-      return table.concat(t, "|") .. " # " .. table.concat(f, ",", 1, f.n)
+      local g = {}
+      for i, r in ipairs({ "<%0>", "%1", "[%1]", function(a, b) return b and tostring(b) .. tostring(a) or #tostring(a) end, { a = "A", k = false } }) do
+        local ok, x, n = pcall(string.gsub, s, p, r)
+        g[i] = tostring(ok) .. ":" .. tostring(x) .. ":" .. tostring(n)
+      end
+      return table.concat(t, "|") .. " # " .. table.concat(f, ",", 1, f.n) .. " # " .. table.concat(g, "|")
     end)`;
   const calls: string[] = [];
   for (let i = 0; i < 300; i++) {
