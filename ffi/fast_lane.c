@@ -46,6 +46,9 @@
  *   - no #include (we compile freestanding).
  */
 
+/* vectorised code loads its constants from .rodata, which this code may not have */
+#pragma GCC optimize("no-tree-vectorize", "no-tree-slp-vectorize")
+
 typedef __SIZE_TYPE__ size_t;
 typedef __UINTPTR_TYPE__ uintptr_t;
 typedef long long lua_Integer;
@@ -86,6 +89,7 @@ typedef struct {
   const char *(*tolstring)(lua_State *L, int idx, size_t *len); /* 232 */
   const char *(*pushlstring)(lua_State *L, const char *s, size_t len); /* 240 */
   void (*copy)(lua_State *L, int fromidx, int toidx);           /* 248 */
+  void (*concat)(lua_State *L, int n);                          /* 256 */
 } luagate_lane_api;
 
 /* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
@@ -475,6 +479,95 @@ INLINE int attempt(const luagate_lane_api *lua, lua_State *L, luagate_lane_state
   return lua->gettop(L) - record;
 }
 
+/* What the steps of gmatch and gsub search with (as the matcher's stepper): the subject and the
+ * length of the pattern, the longest rests whose search and whose attempt are cheap, and where the
+ * subject, the pattern, the pattern's record under QUICK_STEPS, C's find and the matcher's
+ * step_search are (stack or upvalue indices). */
+typedef struct {
+  const unsigned char *subject;
+  size_t length;
+  lua_Integer pattern_length;
+  lua_Number search_limit, attempt_limit;
+  int subject_at, pattern_at, record_at, find_at, search_at;
+} steps_of;
+
+/* The next match from `from`, as the matcher's stepper finds it: it begins with C's attempt where a
+ * match can start, when the search of the rest is not cheap and the attempt is (after a failure,
+ * the search goes on from the next position, past the run the attempt began with); a search is C's
+ * where the rest is cheap, else step_search's; a match where the last one ended (`last_end`) is
+ * passed over. Charged as the stepper charges. Leaves find's results for the match (start, end,
+ * captures) above `base` and returns how many there are, or 0 when there is no match. */
+INLINE int next_match(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues,
+                      const steps_of *steps, lua_Integer from, lua_Integer last_end, int base) {
+  const lua_Integer length = (lua_Integer)steps->length, pattern = steps->pattern_length;
+  int may_attempt = (lua_Number)(length - from + 1) > steps->search_limit && steps->attempt_limit >= 0;
+  for (;;) {
+    lua->settop(L, base);
+    if (from > length + 1) return 0;
+    if (may_attempt) {
+      may_attempt = 0;
+      lua_Integer start = from;
+      if (from > length || lua->rawgeti(L, steps->record_at, STEPS_FIRST) != LUA_TTABLE ||
+          lua->rawgeti(L, -1, steps->subject[from - 1]) == LUA_TNIL) {
+        /* where the locator finds a place (the chars skipped charged), or none */
+        lua->settop(L, base);
+        start = 0;
+        lua->pushvalue(L, steps->find_at);
+        lua->pushvalue(L, steps->subject_at);
+        if (lua->rawgeti(L, steps->record_at, STEPS_LOCATOR) == LUA_TSTRING) {
+          lua->pushinteger(L, from);
+          lua->callk(L, 3, 1, 0, 0);
+          if (lua->isinteger(L, -1)) start = lua->tointegerx(L, -1, 0);
+          if (start > from) settle(lua, L, state, upvalues, (double)(start - from));
+        }
+      }
+      lua->settop(L, base);
+      if (start > 0 && (lua_Number)(length - start + 1) <= steps->attempt_limit) {
+        lua->pushvalue(L, steps->find_at);
+        lua->pushvalue(L, steps->subject_at);
+        lua->rawgeti(L, steps->record_at, STEPS_ANCHORED);
+        lua->pushinteger(L, start);
+        lua->callk(L, 3, -1, 0, 0);
+        const int matched = lua->gettop(L) - base >= 2 && lua->type(L, base + 1) != LUA_TNIL;
+        const lua_Integer end = matched ? lua->tointegerx(L, base + 2, 0) : 0;
+        if (matched && end + 1 != last_end) {
+          settle(lua, L, state, upvalues, (double)(end - start + 1 + pattern));
+          return lua->gettop(L) - base;
+        }
+        settle(lua, L, state, upvalues, (double)pattern);
+        from = start + 1;
+        if (!matched) {
+          lua->settop(L, base);
+          lua->pushvalue(L, steps->find_at);
+          lua->pushvalue(L, steps->subject_at);
+          if (lua->rawgeti(L, steps->record_at, STEPS_SKIP_RUN) == LUA_TSTRING) {
+            lua->pushinteger(L, start);
+            lua->callk(L, 3, 2, 0, 0);
+            const lua_Integer skipped = lua->tointegerx(L, base + 2, 0);
+            settle(lua, L, state, upvalues, (double)(skipped - start + 1));
+            if (skipped > start) from = skipped + 1;
+          }
+        }
+        continue;
+      }
+    }
+    const int cheap = (lua_Number)(length - from + 1) <= steps->search_limit;
+    lua->pushvalue(L, cheap ? steps->find_at : steps->search_at);
+    lua->pushvalue(L, steps->subject_at);
+    lua->pushvalue(L, steps->pattern_at);
+    lua->pushinteger(L, from);
+    lua->callk(L, 3, -1, 0, 0);
+    const int matched = lua->gettop(L) - base >= 2 && lua->type(L, base + 1) != LUA_TNIL;
+    if (cheap) {
+      const lua_Integer covered = matched ? lua->tointegerx(L, base + 2, 0) : length;
+      settle(lua, L, state, upvalues, (double)(covered - from + 1 + pattern));
+    }
+    if (!matched) return 0;
+    if (lua->tointegerx(L, base + 2, 0) + 1 != last_end) return lua->gettop(L) - base;
+    from = lua->tointegerx(L, base + 1, 0) + 1;
+  }
+}
+
 /* The number at `key` of the table at `idx` in *value; 0 when there is none. */
 INLINE int number_at(const luagate_lane_api *lua, lua_State *L, int idx, lua_Integer key, lua_Number *value) {
   const int found = lua->rawgeti(L, idx, key) == LUA_TNUMBER;
@@ -495,18 +588,17 @@ INLINE int cheap_rest(const luagate_lane_api *lua, lua_State *L, int idx, lua_In
   return 1;
 }
 
-/* gmatch(s, p) of a pattern without a leading '^' whose whole scan is not cheap, as the matcher's
- * gmatch makes it from the pattern's record under QUICK_STEPS: the subject's runs found (when
- * cheap_by_runs did not, `run` 0) where a limit needs them, and the iterator of ENTRY_STEPS made
- * with its limits; 1 (the iterator), or -1 when the call is the route's (no record, or no limit
- * for those runs yet). */
-INLINE int steps_iterator(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues,
-                          lua_Integer rest, lua_Integer run, uintptr_t here) {
+/* The limits of the steps over the subject at 1 of the pattern at 2 (without a leading '^', its
+ * whole scan not cheap), as the matcher's step_limits gives them from the pattern's record under
+ * QUICK_STEPS: the subject's runs found (when cheap_by_runs did not, `run` 0) where a limit needs
+ * them. Pushes the quick table, the record, its two memos, C's find and step_search, and fills
+ * `steps` with them; 0, pushing nothing, when the call is the route's (no record, or no limit for
+ * those runs yet). */
+INLINE int steps_limits(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues,
+                        lua_Integer rest, lua_Integer run, steps_of *steps) {
   const int quick = upvalues - UP_KEPT, base = lua->gettop(L), record = base + 2, search = base + 3,
-            attempts = base + 4, find = base + 5, step_search = base + 6;
+            attempts = base + 4;
   lua_Number search_limit, attempt_limit;
-  /* the six values below, the runs' record and a bitmap, then the iterator's upvalues */
-  if (!lua->checkstack(L, 8 + STEPS_UPVALUES)) return -1;
   int made = lua->rawgeti(L, quick, QUICK_STEPS) == LUA_TTABLE;
   if (made) {
     lua->pushvalue(L, 2);
@@ -526,29 +618,70 @@ INLINE int steps_iterator(const luagate_lane_api *lua, lua_State *L, luagate_lan
         settle(lua, L, state, upvalues, units);
       }
     }
-    lua->settop(L, step_search);
+    lua->settop(L, base + 6);
   }
-  made = made && cheap_rest(lua, L, search, run, &search_limit) && cheap_rest(lua, L, attempts, run, &attempt_limit);
-  if (!made) {
+  if (!made || !cheap_rest(lua, L, search, run, &steps->search_limit) ||
+      !cheap_rest(lua, L, attempts, run, &steps->attempt_limit)) {
     lua->settop(L, base);
-    return -1;
+    return 0;
   }
-  /* the tally, ENTRY_STEPS, C's find, the charge, step_search, the record, s, p, the limits, the
-   * first start and no match yet */
-  lua->pushvalue(L, upvalues - UP_TALLY);
-  lua->pushinteger(L, ENTRY_STEPS);
-  lua->pushvalue(L, find);
-  lua->pushvalue(L, upvalues - UP_CHARGE);
-  lua->pushvalue(L, step_search);
-  lua->pushvalue(L, record);
-  lua->pushvalue(L, 1);
-  lua->pushvalue(L, 2);
-  lua->pushinteger(L, (lua_Integer)search_limit);
-  lua->pushinteger(L, (lua_Integer)attempt_limit);
-  lua->pushinteger(L, 1);
-  lua->pushinteger(L, 0);
-  lua->pushcclosure(L, (int (*)(lua_State *))(here & ~(uintptr_t)(PAGE_SIZE_MIN - 1)), STEPS_UPVALUES);
+  steps->subject = (const unsigned char *)lua->tolstring(L, 1, &steps->length);
+  steps->pattern_length = (lua_Integer)lua->rawlen(L, 2);
+  steps->subject_at = 1, steps->pattern_at = 2, steps->record_at = record;
+  steps->find_at = base + 5, steps->search_at = base + 6;
   return 1;
+}
+
+/* Pieces a stepped gsub keeps on the stack before it joins them, and the parts of one match's. */
+#define GSUB_PIECES 32
+#define GSUB_PARTS 16
+
+/* Pushes the replacement string at 3 for a match (find's results above `results`: start, end,
+ * captures), in parts joined into one string, after the text from `keep` to the match; returns
+ * the replacement's length, which the matcher charges. The string is one repl_ok accepts: '%'
+ * before '%', a digit 0 (the whole match) or the number of a capture (1 with none: the whole
+ * match). */
+INLINE double push_replacement(const luagate_lane_api *lua, lua_State *L, const unsigned char *subject,
+                               lua_Integer keep, int results, int found) {
+  size_t length, piece;
+  const char *repl = lua->tolstring(L, 3, &length);
+  const lua_Integer start = lua->tointegerx(L, results + 1, 0), end = lua->tointegerx(L, results + 2, 0);
+  const int captures = found - 2;
+  size_t replaced = 0;
+  int parts = 0;
+  if (keep < start) {
+    lua->pushlstring(L, (const char *)subject + keep - 1, (size_t)(start - keep));
+    parts++;
+  }
+  for (size_t i = 0; i < length;) {
+    if (repl[i] != '%') {
+      size_t j = i;
+      while (j < length && repl[j] != '%') j++;
+      lua->pushlstring(L, repl + i, j - i);
+      replaced += j - i;
+      i = j;
+    } else {
+      const int digit = i + 1 < length ? repl[i + 1] - '0' : -1;
+      if (digit < 0 || digit > 9) {
+        lua->pushlstring(L, repl + i + 1, i + 1 < length ? 1 : 0);
+        replaced += 1;
+      } else if (digit == 0 || captures == 0 || digit > captures) {
+        lua->pushlstring(L, (const char *)subject + start - 1, (size_t)(end - start + 1));
+        replaced += (size_t)(end - start + 1);
+      } else {
+        lua->pushvalue(L, results + 2 + digit);
+        lua->tolstring(L, -1, &piece);
+        replaced += piece;
+      }
+      i += 2;
+    }
+    if (++parts == GSUB_PARTS) {
+      lua->concat(L, parts);
+      parts = 1;
+    }
+  }
+  lua->concat(L, parts);
+  return (double)replaced;
 }
 
 /* Whether the table at `idx` has no metatable. */
@@ -660,104 +793,23 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   double units = 0, items;
   lua_Integer first;
   int results = -1, built = 0;
+  /* the steps of a gmatch iterator (ENTRY_STEPS) or of a gsub: what they search with, where the next
+   * search starts and where the last match ended */
+  steps_of steps;
+  lua_Integer next_from, last_end;
 
   if (op == ENTRY_STEPS) {
-    /* as the matcher's gmatch: the step's search from where the last match ended begins with C's
-     * attempt where a match can start, when its search is not cheap and the attempt is (after a
-     * failure, the search goes on from the next position, past the run it began with); a search is
-     * C's where cheap, else step_search's; a match where the last one ended is passed over. Charged
-     * as the matcher charges them; the results at 1 (start, end, captures) */
-    size_t length;
-    const unsigned char *subject = (const unsigned char *)lua->tolstring(L, upvalues - UP_SUBJECT, &length);
-    const lua_Integer pattern = (lua_Integer)lua->rawlen(L, upvalues - UP_PATTERN);
-    const lua_Number search_limit = lua->tonumberx(L, upvalues - UP_SEARCH_LIMIT, 0);
-    const lua_Number attempt_limit = lua->tonumberx(L, upvalues - UP_ATTEMPT_LIMIT, 0);
-    const lua_Integer last_end = lua->tointegerx(L, upvalues - UP_LAST_END, 0);
-    lua_Integer from = lua->tointegerx(L, upvalues - UP_FROM, 0);
-    if (from > (lua_Integer)length + 1) return 0;
-    int may_attempt = (lua_Number)((lua_Integer)length - from + 1) > search_limit && attempt_limit >= 0;
-    for (;;) {
-      lua->settop(L, 0);
-      if (from > (lua_Integer)length + 1) break;
-      if (may_attempt) {
-        may_attempt = 0;
-        lua_Integer start = from;
-        if (from > (lua_Integer)length || lua->rawgeti(L, upvalues - UP_KEPT, STEPS_FIRST) != LUA_TTABLE ||
-            lua->rawgeti(L, -1, subject[from - 1]) == LUA_TNIL) {
-          /* where the locator finds a place (the chars skipped charged), or none */
-          lua->settop(L, 0);
-          start = 0;
-          lua->pushvalue(L, upvalues - UP_FUNCTION);
-          lua->pushvalue(L, upvalues - UP_SUBJECT);
-          if (lua->rawgeti(L, upvalues - UP_KEPT, STEPS_LOCATOR) == LUA_TSTRING) {
-            lua->pushinteger(L, from);
-            lua->callk(L, 3, 1, 0, 0);
-            if (lua->isinteger(L, -1)) start = lua->tointegerx(L, -1, 0);
-            if (start > from) settle(lua, L, state, upvalues, (double)(start - from));
-          }
-        }
-        lua->settop(L, 0);
-        if (start > 0 && (lua_Number)((lua_Integer)length - start + 1) <= attempt_limit) {
-          lua->pushvalue(L, upvalues - UP_FUNCTION);
-          lua->pushvalue(L, upvalues - UP_SUBJECT);
-          lua->rawgeti(L, upvalues - UP_KEPT, STEPS_ANCHORED);
-          lua->pushinteger(L, start);
-          lua->callk(L, 3, -1, 0, 0);
-          const int matched = lua->gettop(L) >= 2 && lua->type(L, 1) != LUA_TNIL;
-          const lua_Integer end = matched ? lua->tointegerx(L, 2, 0) : 0;
-          if (matched && end + 1 != last_end) {
-            settle(lua, L, state, upvalues, (double)(end - start + 1 + pattern));
-            goto deliver;
-          }
-          settle(lua, L, state, upvalues, (double)pattern);
-          from = start + 1;
-          if (!matched) {
-            lua->settop(L, 0);
-            lua->pushvalue(L, upvalues - UP_FUNCTION);
-            lua->pushvalue(L, upvalues - UP_SUBJECT);
-            if (lua->rawgeti(L, upvalues - UP_KEPT, STEPS_SKIP_RUN) == LUA_TSTRING) {
-              lua->pushinteger(L, start);
-              lua->callk(L, 3, 2, 0, 0);
-              const lua_Integer skipped = lua->tointegerx(L, 2, 0);
-              settle(lua, L, state, upvalues, (double)(skipped - start + 1));
-              if (skipped > start) from = skipped + 1;
-            }
-          }
-          continue;
-        }
-      }
-      const int cheap = (lua_Number)((lua_Integer)length - from + 1) <= search_limit;
-      lua->pushvalue(L, upvalues - (cheap ? UP_FUNCTION : UP_ROUTE));
-      lua->pushvalue(L, upvalues - UP_SUBJECT);
-      lua->pushvalue(L, upvalues - UP_PATTERN);
-      lua->pushinteger(L, from);
-      lua->callk(L, 3, -1, 0, 0);
-      const int matched = lua->gettop(L) >= 2 && lua->type(L, 1) != LUA_TNIL;
-      if (cheap) {
-        const lua_Integer covered = matched ? lua->tointegerx(L, 2, 0) : (lua_Integer)length;
-        settle(lua, L, state, upvalues, (double)(covered - from + 1 + pattern));
-      }
-      if (!matched) break;
-      if (lua->tointegerx(L, 2, 0) + 1 == last_end) {
-        from = lua->tointegerx(L, 1, 0) + 1;
-        continue;
-      }
-      goto deliver;
-    }
-    lua->pushinteger(L, (lua_Integer)length + 2);
-    lua->copy(L, -1, upvalues - UP_FROM);
-    return 0;
-  deliver: {
-    const int results = lua->gettop(L);
-    const lua_Integer start = lua->tointegerx(L, 1, 0), end = lua->tointegerx(L, 2, 0);
-    lua->pushinteger(L, end + 1);
-    lua->copy(L, -1, upvalues - UP_FROM);
-    lua->copy(L, -1, upvalues - UP_LAST_END);
-    lua->settop(L, -2);
-    if (results > 2) return results - 2;
-    lua->pushlstring(L, (const char *)subject + start - 1, (size_t)(end - start + 1));
-    return 1;
-  }
+    steps.subject = (const unsigned char *)lua->tolstring(L, upvalues - UP_SUBJECT, &steps.length);
+    steps.pattern_length = (lua_Integer)lua->rawlen(L, upvalues - UP_PATTERN);
+    steps.search_limit = lua->tonumberx(L, upvalues - UP_SEARCH_LIMIT, 0);
+    steps.attempt_limit = lua->tonumberx(L, upvalues - UP_ATTEMPT_LIMIT, 0);
+    steps.subject_at = upvalues - UP_SUBJECT, steps.pattern_at = upvalues - UP_PATTERN;
+    steps.record_at = upvalues - UP_KEPT, steps.find_at = upvalues - UP_FUNCTION;
+    steps.search_at = upvalues - UP_ROUTE;
+    next_from = lua->tointegerx(L, upvalues - UP_FROM, 0);
+    last_end = lua->tointegerx(L, upvalues - UP_LAST_END, 0);
+    lua->settop(L, 0);
+    goto steps;
   }
 
   if (op == ENTRY_BYTES) {
@@ -1047,9 +1099,35 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
           const int attempted = attempt(lua, L, state, upvalues, find, from, rest, pattern, run);
           if (attempted >= 0) return attempted;
         }
-        if (op == ENTRY_GMATCH && !literal_caret) {
-          const int made = steps_iterator(lua, L, state, upvalues, rest, run, (uintptr_t)here);
-          if (made >= 0) return made;
+        /* gmatch's iterator of steps, or gsub's steps for a replacement string (gsub anchors a leading
+         * '^': one attempt, the route's); room for the six values steps_limits pushes, the runs'
+         * record and a bitmap, then the iterator's upvalues, or gsub's pieces, a match's results
+         * (start, end and at most 32 captures) and its parts */
+        if ((op == ENTRY_GMATCH && !literal_caret) ||
+            (string_replacement && lua->tolstring(L, 2, &bytes)[0] != '^')) {
+          if (lua->checkstack(L, 8 + (op == ENTRY_GMATCH ? STEPS_UPVALUES : GSUB_PIECES + 34 + GSUB_PARTS)) &&
+              steps_limits(lua, L, state, upvalues, rest, run, &steps)) {
+            if (op == ENTRY_GSUB) {
+              next_from = 1, last_end = 0;
+              goto steps;
+            }
+            /* the tally, ENTRY_STEPS, C's find, the charge, step_search, the record, s, p, the limits,
+             * the first start and no match yet */
+            lua->pushvalue(L, upvalues - UP_TALLY);
+            lua->pushinteger(L, ENTRY_STEPS);
+            lua->pushvalue(L, steps.find_at);
+            lua->pushvalue(L, upvalues - UP_CHARGE);
+            lua->pushvalue(L, steps.search_at);
+            lua->pushvalue(L, steps.record_at);
+            lua->pushvalue(L, 1);
+            lua->pushvalue(L, 2);
+            lua->pushinteger(L, (lua_Integer)steps.search_limit);
+            lua->pushinteger(L, (lua_Integer)steps.attempt_limit);
+            lua->pushinteger(L, 1);
+            lua->pushinteger(L, 0);
+            lua->pushcclosure(L, (int (*)(lua_State *))(here & ~(uintptr_t)(PAGE_SIZE_MIN - 1)), STEPS_UPVALUES);
+            return 1;
+          }
         }
         goto route;
       }
@@ -1087,6 +1165,57 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   lua->rotate(L, 1, 1);
   lua->pushcclosure(L, (int (*)(lua_State *))(here & ~(uintptr_t)(PAGE_SIZE_MIN - 1)), ENTRY_UPVALUES);
   return 1;
+
+steps: {
+    /* gmatch's iterator: the next match, its captures or the whole match, both positions moved to
+     * its end. gsub (s, p, repl at 1 to 3, the values of steps_limits above): every match, each
+     * replaced by repl's parts after the text before it, in pieces joined every GSUB_PIECES, each
+     * replacement charged its length (as the matcher's stepped_gsub); returns the result and the
+     * number of matches. */
+    const int gsub = op == ENTRY_GSUB, pieces = lua->gettop(L);
+    const lua_Integer length = (lua_Integer)steps.length;
+    lua_Integer keep = 1, count = 0;
+    int held = 0;
+    for (;;) {
+      const int at = pieces + held;
+      const int found = next_match(lua, L, state, upvalues, &steps, next_from, last_end, at);
+      const lua_Integer end = found ? lua->tointegerx(L, at + 2, 0) : length + 1;
+      if (!gsub) {
+        lua->pushinteger(L, end + 1);
+        lua->copy(L, -1, upvalues - UP_FROM);
+        if (!found) return 0;
+        lua->copy(L, -1, upvalues - UP_LAST_END);
+        lua->settop(L, -2);
+        if (found > 2) return found - 2;
+        const lua_Integer start = lua->tointegerx(L, 1, 0);
+        lua->pushlstring(L, (const char *)steps.subject + start - 1, (size_t)(end - start + 1));
+        return 1;
+      }
+      if (!found) break;
+      count++;
+      settle(lua, L, state, upvalues, push_replacement(lua, L, steps.subject, keep, at, found));
+      /* the text and its replacement in place of the results */
+      lua->rotate(L, at + 1, 1);
+      lua->settop(L, at + 1);
+      if (++held == GSUB_PIECES) {
+        lua->concat(L, held);
+        held = 1;
+      }
+      keep = next_from = last_end = end + 1;
+    }
+    lua->settop(L, pieces + held);
+    if (count == 0) {
+      lua->pushvalue(L, 1);
+    } else {
+      if (keep <= length) {
+        lua->pushlstring(L, (const char *)steps.subject + keep - 1, (size_t)(length - keep + 1));
+        held++;
+      }
+      lua->concat(L, held);
+    }
+    lua->pushinteger(L, count);
+    return 2;
+  }
 
 call:
   settle(lua, L, state, upvalues, units);

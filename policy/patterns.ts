@@ -77,7 +77,8 @@
  *   floats; the largest cheap `n` is cached per pattern). gsub doubles the unanchored bound (a position
  *   may be tried twice) and adds the replacement work and the once-only work of each match; gmatch
  *   returns C's own iterator when the same bound for the whole subject is cheap, and otherwise
- *   applies the rule per iterator step.
+ *   applies the rule per iterator step; so does an unanchored gsub whose replacement raises no
+ *   error of its own, per match (its replacements charged their length).
  * - Patterns that could raise an error (malformed items, capture errors, 199 or more recursive
  *   items, captures left unfinished, a bad `%` in a gsub replacement string) always run in Lua,
  *   so that errors carry the same text and position prefix as C's.
@@ -98,9 +99,10 @@
  *   handed to C (`find`, a `gmatch` step: up to its end; `match`: the subject from the start
  *   position), plus `#p`; a failed `find` or `gmatch` attempt `#p`. Once find_aux has made one,
  *   the pattern's record in `quick[6]` lets `find`, `match` and the fast lane make it at once;
- *   `quick[7]` is the function that goes on after a failure. A `gmatch` finds the subject's runs
- *   once, where a bound needs them, and the fast lane makes its iterator in C from the pattern's
- *   record in `quick[10]`, with the same steps and charges.
+ *   `quick[7]` is the function that goes on after a failure. A `gmatch` or `gsub` finds the
+ *   subject's runs once, where a bound needs them, and the fast lane takes its steps in C from the
+ *   pattern's record in `quick[10]` (a `gsub` with a replacement string), with the same steps and
+ *   charges.
  *
  * Where no error is possible, the Lua matcher skips work that cannot change the outcome: a
  * quantifier that cannot branch usefully takes its only viable repetition count at once, a
@@ -1633,6 +1635,17 @@ local function step_search(s, p, pos)
 end
 quick[12] = step_search
 
+-- What the fast lane's gmatch and gsub need to take their steps as the stepper does (see quick[10]),
+-- for an unanchored cp of p, compiled without errors.
+local function learn_steps(p, cp)
+  if quick[10][p] ~= nil or #p > CACHE_PLEN then return end
+  local acp = anchored(cp, p)
+  cheap_upto(cp)
+  cheap_upto(acp)
+  learn(10, p, { memo_of(cp, "upto"), memo_of(acp, "upto"), cp.apat, cp.firstset or ANY, cp.locator or false,
+    cp.skiprun or false })
+end
+
 -- The longest rests of s whose search (mx) and whose attempt anchored where a match can start
 -- (amx) are cheap in C, for cp and its anchored acp: for any subject, or for the runs of s (run: as
 -- found already; nil: found here, where a limit needs them).
@@ -1784,10 +1797,7 @@ local function gmatch(...)
     if #p <= CACHE_PLEN and quick[4][p] == nil then
       learn(4, p, cheap_upto(cp, nil, true))
       learn_runs(p, cp)
-      cheap_upto(cp)
-      cheap_upto(acp)
-      learn(10, p, { memo_of(cp, "upto"), memo_of(acp, "upto"), cp.apat, cp.firstset or ANY, cp.locator or false,
-        cp.skiprun or false })
+      learn_steps(p, cp)
     end
     if ls <= cheap_upto(cp, nil, true) then return whole_scan(s, p) end
     if cp.run_classes ~= nil and ls <= cheap_upto(cp, 1, true) then
@@ -2006,6 +2016,7 @@ local function gsub(...)
     if max_s == nil then
       learn_gsub(p, cp, tr == "string" and repl or nil)
       learn_runs(p, cp)
+      if not anchor then learn_steps(p, cp) end
     end
     local cheap = cheap_for(cp, ls, nil, repl, tr)
     if not cheap then

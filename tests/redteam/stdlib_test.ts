@@ -548,6 +548,16 @@ Deno.test("stdlib: gmatch's steps answer as Lua's own, whichever search each ste
     `${all}(("  id=42; x=7"):rep(20), "()(%a+)=(%d+)()")`,
   ];
   for (let round = 0; round < 2; round++) assertAsLuaOnEitherRoute(sb, lua, calls);
+  // gsub by the same steps, with a replacement string
+  const replaced = [
+    `(("key1=val1&k2=v2&"):rep(20)):gsub("(%w+)=(%w+)", "%2=%1")`,
+    `(("a , b,c ,  d , e12,"):rep(20)):gsub("%s*(.-)%s*,", "[%1]")`,
+    `(("a , b,c ,  d , e12"):rep(20)):gsub("%s*(.-)%s*,", "<%0>%%")`,
+    `(("ab,"):rep(100)):gsub("x*", "-")`,
+    `(("  id=42; x=7"):rep(20)):gsub("()(%a+)=(%d+)()", "%4:%1")`,
+    `(("k=v " .. ("j"):rep(70) .. " "):rep(4)):gsub("(%w+)=(%w+)", "%1")`,
+  ];
+  for (let round = 0; round < 2; round++) assertAsLuaOnEitherRoute(sb, lua, replaced);
 });
 
 Deno.test("stdlib: gmatch, find and gsub answer as Lua's own for random patterns and subjects, on every route", () => {
@@ -603,7 +613,7 @@ Deno.test("stdlib: gmatch, find and gsub answer as Lua's own for random patterns
   for (let round = 0; round < 3; round++) assertAsLuaOnEitherRoute(sb, lua, calls);
 });
 
-Deno.test("stdlib: a gmatch whose whole scan is not cheap costs its steps' searches, not the matcher's instructions", () => {
+Deno.test("stdlib: a gmatch or gsub whose whole scan is not cheap costs its steps' searches, not the matcher's instructions", () => {
   // 100 splits of a 19-byte line, each step C's attempt (or search) charged what it covered plus #p:
   // about 100 units a split, where the matcher's own steps in Lua took about 1,000 instructions
   using sb = new Sandbox({ limits: { instructions: 10_000_000 } });
@@ -612,6 +622,14 @@ Deno.test("stdlib: a gmatch whose whole scan is not cheap costs its steps' searc
     return n`;
   assert.equal(sb.execute(split), 100 * 7);
   assert.equal(sb.execute(split), 100 * 7);
+  assert.ok(sb.usage.instructions < 20_000, JSON.stringify(sb.usage));
+  // ten swaps of 40 pairs in 400 bytes: about 1,200 units a swap (its steps and its replacements),
+  // where the matcher's own steps in Lua took about 24,000
+  const swap = `local s = ("key1=val1&k2=v2&"):rep(20)
+    for _ = 1, 10 do s = s:gsub("(%w+)=(%w+)", "%2=%1") end
+    return s:sub(1, 16)`;
+  assert.equal(sb.execute(swap), "key1=val1&k2=v2&");
+  assert.equal(sb.execute(swap), "key1=val1&k2=v2&");
   assert.ok(sb.usage.instructions < 20_000, JSON.stringify(sb.usage));
 });
 
