@@ -197,7 +197,7 @@ enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
  * a bitmap per class, as ENTRY_RUN reads it }; a
  * pattern with a leading '^' has one record for the searches, which anchor it, and gmatch, which
  * takes the '^' literally: gmatch reads none for it); at QUICK_STEPS, the records of the patterns
- * whose gmatch steps are searches ({ the longest subjects cheap per longest run, 0 for any subject,
+ * whose gmatch and gsub steps are searches ({ the longest subjects cheap per longest run, 0 for any subject,
  * for a search and for an attempt; the anchored pattern; the set of chars a match can start with;
  * the locator or false; the pattern of the run a failed attempt skips or false }); at QUICK_C_FIND,
  * C's find; at QUICK_STEP_SEARCH, the matcher's search in Lua for those steps. */

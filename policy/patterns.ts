@@ -1397,12 +1397,13 @@ end
 -- leaves to the route a run whose length is not in a memo yet. A pattern with a leading '^' has one
 -- record for find, match and gsub (the pattern anchored) and gmatch (a literal '^'), the first
 -- that learns it: an unanchored search bounds an anchored one too, not the other way round, so
--- gmatch reads only an unanchored record. At 10, for gmatch: the patterns whose steps are searches
--- (see gmatch), each with its record { the longest subjects cheap per longest run for a search and
--- for an attempt (cheap_upto's memos, for any subject under 0), the anchored pattern, the set of
--- chars a match can start with (any, where the pattern has no first set), the locator or false,
--- the pattern of the run a failed attempt skips or false (see nextpos) }. At 11, C's find, which the
--- fast lane's gmatch calls with those; at 12, step_search, its search in Lua.
+-- gmatch reads only an unanchored record. At 10, for gmatch and an unanchored gsub: the patterns
+-- whose steps are searches (see stepper), each with its record { the longest subjects cheap per
+-- longest run for a search and for an attempt (cheap_upto's memos, for any subject under 0), the
+-- anchored pattern, the set of chars a match can start with (any, where the pattern has no first
+-- set), the locator or false, the pattern of the run a failed attempt skips or false (see nextpos)
+-- }. At 11, C's find, which the fast lane's gmatch and gsub call with those; at 12, step_search,
+-- their search in Lua.
 local quick, nquick = deps.quick or {}, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 quick[1], quick[2], quick[3], quick[4], quick[5], quick[6], quick[9], quick[10], quick[11] =
   {}, {}, {}, {}, LIMIT, {}, {}, {}, c_find
@@ -1626,8 +1627,8 @@ end
 ---------------------------------------------------------------------------------------------------
 -- gmatch
 
--- A search for gmatch's steps in Lua from pos, with find's results (state set here): where C's
--- work is not proved cheap. The fast lane's gmatch calls it too (quick[12]).
+-- A search for the steps of gmatch and gsub in Lua from pos, with find's results (state set here):
+-- where C's work is not proved cheap. The fast lane calls it too (quick[12]).
 local function step_search(s, p, pos)
   local cp, ls = compile(p, 1), #s
   setstate(cp, s, ls)
