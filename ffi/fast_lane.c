@@ -188,19 +188,20 @@ enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
  * QUICK_PLAIN_WORK, the work a plain find may do in C (the matcher's LIMIT); at QUICK_ATTEMPTS, the
  * records of unanchored patterns whose search begins with C's attempt anchored at the start position
  * ({ limit, anchored pattern, the set of chars a match can start with, the compiled pattern, the
- * locator, the limits per longest run of the subject, as at QUICK_RUNS }); at QUICK_RESUME, the
+ * locator, the limits per key of the subject's runs, as at QUICK_RUNS }); at QUICK_RESUME, the
  * function that goes on with a search after a failed attempt; at QUICK_NESTED, the kernel's nested
  * (an entry, ENTRY_NESTED), through which gsub calls a replacement function or table; at QUICK_RUNS,
  * the records of patterns whose work is cheap for a subject whose runs of some classes are short
- * ({ the longest subjects cheap per longest run, a power of 2, for a search and for a whole scan
+ * ({ the longest subjects cheap per key of the subject's runs (subject_run), for a search and for a whole scan
  * (gmatch, gsub); the compiled pattern; the longest replacement string the scan's lengths stand for;
  * a bitmap per class, as ENTRY_RUN reads it }; a
  * pattern with a leading '^' has one record for the searches, which anchor it, and gmatch, which
  * takes the '^' literally: gmatch reads none for it); at QUICK_STEPS, the records of the patterns
- * whose gmatch and gsub steps are searches ({ the longest subjects cheap per longest run, 0 for any subject,
- * for a search and for an attempt; the anchored pattern; the set of chars a match can start with;
- * the locator or false; the pattern of the run a failed attempt skips or false }); at QUICK_C_FIND,
- * C's find; at QUICK_STEP_SEARCH, the matcher's search in Lua for those steps. */
+ * whose gmatch and gsub steps are searches ({ the longest subjects cheap per key of the subject's
+ * runs, 0 for any subject, for a search and for an attempt; the anchored pattern; the set of chars a
+ * match can start with; the locator or false; the pattern of the run a failed attempt skips or
+ * false }); at QUICK_C_FIND, C's find; at QUICK_STEP_SEARCH, the matcher's search in Lua for those
+ * steps. */
 enum {
   QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_PLAIN_WORK = 5, QUICK_ATTEMPTS = 6,
   QUICK_RESUME = 7, QUICK_NESTED = 8, QUICK_RUNS = 9, QUICK_STEPS = 10, QUICK_C_FIND = 11, QUICK_STEP_SEARCH = 12
@@ -232,6 +233,10 @@ enum {
 #define DEBUG_WORDS 32
 /* frame() takes levels of an int: deeper ones are no frame (Lua's stack is far shallower) */
 #define MAX_FRAME_LEVEL 0x7fffffff
+
+/* A key of the subject's runs (policy/patterns.ts, longest_runs): classes per key, bits per class. */
+#define RUN_SLOTS 12
+#define RUN_BITS 5
 
 /* Where the host stores the address of the description: the last 8 bytes of the code's pages (keep
  * CODE_PAGES in sync with FAST_LANE_PAGES in ffi/fast_lane.ts). The code finds its start from an
@@ -355,24 +360,29 @@ INLINE int within(const luagate_lane_api *lua, lua_State *L, int idx, lua_Intege
   return answer;
 }
 
-/* The longest run in the subject at 1 of the classes of the record at `record` (under QUICK_RUNS),
- * rounded up to a power of 2; *units what its scan is charged: the subject's bytes per class, as
- * ENTRY_RUN charges them. */
+/* The key of the subject's runs of the classes of the record at `record` (under QUICK_RUNS), as the
+ * matcher's longest_runs makes it: 1 plus, for the class in slot i (from the last slot on, the
+ * longest of the rest), the base-2 logarithm of its longest run rounded up to a power of 2, times
+ * 2^(RUN_BITS * i); *units what the scan is charged: the subject's bytes per class, as ENTRY_RUN
+ * charges them. */
 INLINE lua_Integer subject_run(const luagate_lane_api *lua, lua_State *L, int record, double *units) {
   size_t length, bits;
   const unsigned char *subject = (const unsigned char *)lua->tolstring(L, 1, &length);
-  lua_Integer longest = 1, run = 1;
+  lua_Integer key = 1, last = 0;
   int sets = 0;
   for (; lua->rawgeti(L, record, RUNS_FIRST_SET + sets) == LUA_TSTRING; sets++) {
     const unsigned char *set = (const unsigned char *)lua->tolstring(L, -1, &bits);
-    const lua_Integer found = bits == 32 ? longest_run(subject, length, set) : (lua_Integer)length;
-    if (found > longest) longest = found;
+    const lua_Integer run = bits == 32 ? longest_run(subject, length, set) : (lua_Integer)length;
+    lua_Integer log = 0, power = 1;
+    while (power < run) power *= 2, log++;
+    if (sets < RUN_SLOTS - 1) key += log << (RUN_BITS * sets);
+    else if (log > last) last = log;
     lua->settop(L, -2);
   }
   lua->settop(L, -2);
-  while (run < longest) run *= 2;
+  if (sets >= RUN_SLOTS) key += last << (RUN_BITS * (RUN_SLOTS - 1));
   *units = (double)(sets * (lua_Integer)(length >> BYTES_PER_UNIT_SHIFT));
-  return run;
+  return key;
 }
 
 /* Whether the subject's runs of the classes in the record of the pattern at 2 under QUICK_RUNS prove
@@ -381,8 +391,8 @@ INLINE lua_Integer subject_run(const luagate_lane_api *lua, lua_State *L, int re
  * for its bound only up to the record's RUNS_SHORT_REPLACEMENT): 1 or 0 (no record, or not even for
  * runs of one char, or not for the subject's: the whole subject scanned per class and charged as
  * ENTRY_RUN charges it), or -1 when the record has no length for a run yet (the route works it out).
- * *run is the subject's longest run, rounded up to a power of 2, where the subject was scanned (0:
- * it was not). */
+ * *run is the key of the subject's runs (subject_run), where the subject was scanned (0: it was
+ * not). */
 INLINE int cheap_by_runs(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues,
                          lua_Integer rest, int which, lua_Integer replacement, lua_Integer *run) {
   const int base = lua->gettop(L), record = base + 2, limits = base + 3;
@@ -576,7 +586,7 @@ INLINE int number_at(const luagate_lane_api *lua, lua_State *L, int idx, lua_Int
   return found;
 }
 
-/* The longest rest whose work is cheap by the memo at `idx` (a record's limits per longest run, 0 for
+/* The longest rest whose work is cheap by the memo at `idx` (a record's limits per key of runs, 0 for
  * any subject): for any subject, or for the subject's runs (`run`; 0: none); 0 when the memo has
  * no length for one of them yet. */
 INLINE int cheap_rest(const luagate_lane_api *lua, lua_State *L, int idx, lua_Integer run, lua_Number *limit) {

@@ -322,12 +322,16 @@ Deno.test(
       end
       local p, q = "(%d+):(%d+)", "(%l+)=(%d+)"
       quick[1][p], quick[2][p], quick[2][q] = 10, 10, 10
-      -- the longest subjects cheap per longest run (a power of 2) for a search, none known for runs of
-      -- 16, and for a whole scan; the compiled pattern; the longest replacement string the scan's
-      -- lengths stand for; the bitmaps
-      local limits = { [1] = 200, [2] = 100, [4] = 40, [8] = 30 }
+      -- the longest subjects cheap per key of the subject's runs for a search (1 plus the base-2
+      -- logarithm of each class's longest run, rounded up to a power of 2, in 5 bits a class; none
+      -- known for runs of 16 digits), and for a whole scan; the compiled pattern; the longest
+      -- replacement string the scan's lengths stand for; the bitmaps
       local digits, letters = bitmap(48, 57), bitmap(97, 122)
-      quick[9] = { [p] = { limits, {}, {}, 5, digits }, [q] = { limits, {}, {}, 5, digits, letters } }
+      quick[9] = {
+        [p] = { { [1] = 200, [2] = 100, [3] = 40, [4] = 30 }, {}, {}, 5, digits },
+        -- runs of 2 digits and of 4 or 8 letters
+        [q] = { { [1] = 200, [1 + 1 + (2 << 5)] = 40, [1 + 1 + (3 << 5)] = 30 }, {}, {}, 5, digits, letters },
+      }
       local m = lane.match(string.match, charge, route("match"), quick)
       local f = lane.find(string.find, charge, route("find"), quick)
       local date = "on 2024-05-03 12:34 and then" -- 28 bytes, runs of 4 digits
@@ -357,7 +361,7 @@ Deno.test(
       quick[3][p] = { 4, ["%2:%1"] = 10, ["<%1-%2-%1>"] = 10, ["%3"] = -1, [true] = 10 }
       quick[4][p] = 10
       quick[8] = function(f, ...) return f(...) end
-      quick[9] = { [p] = { {}, { [1] = 100, [4] = 40 }, {}, 5, table.concat(digits) } }
+      quick[9] = { [p] = { {}, { [1] = 100, [3] = 40 }, {}, 5, table.concat(digits) } }
       local gm = lane.gmatch(string.gmatch, charge, route("gmatch"), quick)
       local gs = lane.gsub(string.gsub, charge, route("gsub"), quick)
       local date = "on 2024-05-03 12:34 and then"

@@ -84,9 +84,9 @@
  *   so that errors carry the same text and position prefix as C's.
  * - A run of an explicit class (not `.`) costs at each visit at most the longest run of that class
  *   in the subject, where the bound above counts the subject's length. When that bound is not
- *   cheap, the same bound for the subject's longest run of those classes (rounded up to a power of
- *   two) decides instead, unless it could not be cheap even for runs of one char. That run is found
- *   in one linear scan of the subject per class (a gmatch scans once): by `deps.run_entry`'s
+ *   cheap, the same bound for the subject's longest run of each of those classes (rounded up to a
+ *   power of two) decides instead, unless it could not be cheap even for runs of one char. Those
+ *   runs are found in one linear scan of the subject per class (a gmatch scans once): by `deps.run_entry`'s
  *   function (the sandbox's fast lane scans in C, charging the subject as bytes), or else by C's
  *   `find` of the class's runs, each search charged what it read.
  * - An unanchored `find`, `match` or `gmatch` step whose whole search is not cheap tries C once
@@ -164,6 +164,8 @@ local CHUNK = 256 -- steps accumulated before calling deps.charge
 local CACHE_MAX = 128 -- compiled patterns kept (per anchoring)
 local CACHE_PLEN = 256 -- longer patterns are not cached
 local PREFIX = 8 -- the longest literal prefix a locator searches for
+-- a key of the subject's runs (see longest_runs): classes per key, and bits per class
+local RUN_SLOTS, RUN_BITS, RUN_MASK = 12, 5, 31
 
 -- item kinds
 local K_SINGLE, K_STAR, K_PLUS, K_MINUS, K_OPT = 1, 2, 3, 4, 5
@@ -580,17 +582,21 @@ local function compile(p, start)
     -- cost profile for the C work bound: per number q of branching items before an item,
     -- constant work per node (costq) and work proportional to the subject length (linq); plus the
     -- work done once per match (see below): proportional to the subject length (once) or constant
-    -- A run term of an item of an explicit class (not '.') is apart in runq: its run is at most the
-    -- longest run of that class in the subject, which subject_run finds; a term of a run inside a
-    -- run (work per char of one for each char of the other) in run2q. A branching item of an
-    -- explicit class repeats at most its class's longest run (bounded).
-    local run_classes, run_pats, counted = {}, {}, {}
+    -- A run term of an item of an explicit class (not '.') is apart in runq, per class: its run is
+    -- at most the longest run of that class in the subject, which subject_run finds; a term of a run
+    -- inside a run (work per char of one for each char of the other) in run2q, per pair of classes.
+    -- A branching item of an explicit class repeats at most its class's longest run (bounded: its
+    -- class). A class is known by its slot in the subject's runs key (see longest_runs).
+    local run_classes, run_pats, slot_of = {}, {}, {}
     local function count_class(class, t)
-      if not counted[class] then
-        counted[class] = true
+      local slot = slot_of[class]
+      if slot == nil then
         run_classes[#run_classes + 1] = t
         run_pats[#run_pats + 1] = class .. "+"
+        slot = #run_classes <= RUN_SLOTS and #run_classes - 1 or RUN_SLOTS - 1
+        slot_of[class] = slot
       end
+      return slot
     end
     -- The cost of a visit of the quantifier at j: its own test and its continuation's first one (the
     -- first consuming item after the captures), and that item.
@@ -607,21 +613,22 @@ local function compile(p, start)
     -- char of u when only captures and non-backtracking '*' or '?' of classes apart from u stand
     -- between: at that char those match nothing and u matches. (A frontier there may fail, and the
     -- '.-' go on.) Its visits from a start are at most the run of chars outside u there, plus one;
-    -- each visit scans the runs of the '*' between (their classes are run classes already: the
-    -- profile counts each '*' as a run term too). Per such item: a visit's cost apart from those
-    -- scans, their cost per char, and the class outside u as a pattern and as a table (none where it
-    -- has no short pattern).
+    -- each visit scans the runs of the '*' between (the profile counts each '*' as a run term too).
+    -- Per such item: a visit's cost apart from those scans, each scan (the '*' and its cost per
+    -- char, in turn), and the class outside u as a pattern and as a table (none where it has no
+    -- short pattern).
     local stops = {}
     for j = 1, nitems do
       if kind[j] == K_MINUS and cls[j] == ANY then
-        local units, per_char, between, t = cost[j], 0, {}, j + 1
+        local units, scans, between, t = cost[j], {}, {}, j + 1
         while true do
           local kt = kind[t]
           if kt == K_OPEN or kt == K_POSOPEN or kt == K_CLOSE then
             units = units + cost[t] + (kt == K_CLOSE and lvl or 0)
           elseif kt == K_DSTAR and runpat[t] then
             local fc = visit(t)
-            units, per_char = units + fc, per_char + fc
+            units = units + fc
+            scans[#scans + 1], scans[#scans + 2] = t, fc
             between[#between + 1] = cls[t]
           elseif kt == K_DOPT then
             units = units + 2 * visit(t)
@@ -643,22 +650,22 @@ local function compile(p, start)
           end
           local pattern = set_pattern(outside)
           if pattern ~= nil and sub(pattern, 1, 1) == "[" then
-            stops[j] = { units + cost[t], per_char, pattern, outside }
+            stops[j] = { units + cost[t], scans, pattern, outside }
           end
         end
       end
     end
     -- the profile, where each stopped '.-' is a branching item, or (by_runs) a run term
     local function profile(by_runs)
-      local costq, linq, runq, run2q, bounded, once, once_c = { 0 }, { 0 }, { 0 }, { 0 }, {}, 0, 0
+      local costq, linq, runq, run2q, bounded, once, once_c = { 0 }, { 0 }, { {} }, { {} }, {}, 0, 0
       local q = 1
+      local function add(terms, key, units) terms[key] = (terms[key] or 0) + units end
       local function run_term(units, class, t)
         if class == nil then
           linq[q] = linq[q] + units
           return
         end
-        runq[q] = runq[q] + units
-        count_class(class, t)
+        add(runq[q], count_class(class, t), units)
       end
       local succeeds = false -- past an item after which the match cannot fail
       for j = 1, nitems do
@@ -698,18 +705,19 @@ local function compile(p, start)
           elseif by_runs and stops[j] then
             local stop = stops[j]
             -- the visits (a run of chars outside u), each scanning the runs of the '*' between
-            run_term(stop[1], stop[3], stop[4])
-            run2q[q] = run2q[q] + stop[2]
-          elseif kd >= K_STAR and kd <= K_OPT then
-            if runpat[j] then
-              bounded[q] = true
-              count_class(runpat[j], cls[j])
+            local outside, scans = count_class(stop[3], stop[4]), stop[2]
+            add(runq[q], outside, stop[1])
+            for i = 1, #scans, 2 do
+              local b = scans[i]
+              add(run2q[q], outside * RUN_SLOTS + count_class(runpat[b], cls[b]), scans[i + 1])
             end
+          elseif kd >= K_STAR and kd <= K_OPT then
+            if runpat[j] then bounded[q] = count_class(runpat[j], cls[j]) end
             q = q + 1
             costq[q] = cost[j]
             linq[q] = 0
-            runq[q] = 0
-            run2q[q] = 0
+            runq[q] = {}
+            run2q[q] = {}
           end
         end
       end
@@ -782,11 +790,17 @@ end
 
 -- upper bound of the work of lstrlib.c's matcher for the subject length n (from the start
 -- position on), over all start positions (or the one, when anchored); with run, for a subject
--- whose runs of the classes in cp.run_classes are at most run long. By cp's cost profile, or by
--- the one (by_runs) where each '.-' that stops at a char is a run, whichever is less.
+-- whose runs of the classes in cp.run_classes are at most as long as that key says (see
+-- longest_runs). By cp's cost profile, or by the one (by_runs) where each '.-' that stops at a char
+-- is a run, whichever is less.
 local function profile_bound(pf, cp, n, run)
   local nb = n + 1
-  local rb = run and run < n and run + 1 or nb
+  -- the repetitions of a run of the class in slot, at most: its longest run plus one
+  local function rb(slot)
+    if not run then return nb end
+    local longest = 1 << (((run - 1) >> (RUN_BITS * slot)) & RUN_MASK)
+    return longest < n and longest + 1 or nb
+  end
   local costq, linq, runq, run2q, bounded = pf.costq, pf.linq, pf.runq, pf.run2q, pf.bounded
   local anchored = cp.anchored
   -- nodes with q branching items before: anchored C(n+q, q), unanchored C(n+q+1, q+1); or, where
@@ -798,11 +812,15 @@ local function profile_bound(pf, cp, n, run)
   local total = 0
   for q = 0, pf.nq - 1 do
     local nodes = split < all and split or all
-    total = total + nodes * (costq[q + 1] + linq[q + 1] * nb + (runq[q + 1] + run2q[q + 1] * rb) * rb)
+    local work = costq[q + 1] + linq[q + 1] * nb
+    for slot, units in next, runq[q + 1] do work = work + units * rb(slot) end
+    for pair, units in next, run2q[q + 1] do work = work + units * rb(pair // RUN_SLOTS) * rb(pair % RUN_SLOTS) end
+    total = total + nodes * work
     if total > 1e30 then return total end
     all = all * (n + q + d) / (q + d)
-    if bounded[q + 1] then
-      split = split * rb
+    local slot = bounded[q + 1]
+    if slot then
+      split = split * rb(slot)
     else
       split = split * (n + qf + d) / (qf + d)
       qf = qf + 1
@@ -917,19 +935,23 @@ local function cheap_for(cp, n, run, repl, tr)
   return n <= cheap_upto(cp, run, tr ~= nil)
 end
 
--- The longest run in s of cp's classes, rounded up to a power of two (cheap_upto then keeps few
--- lengths per pattern); false when cp has no run term.
+-- The longest run in s of each of cp's classes, rounded up to a power of two (cheap_upto then keeps
+-- few of them per pattern), as one key: 1 plus the base-2 logarithm of the run of the class in
+-- slot i (the class's place in cp.run_classes; from the last slot on, the longest of the rest)
+-- times 2^(RUN_BITS * i). Runs of one char are key 1. False when cp has no run term.
 local function longest_runs(cp, s)
   local classes = cp.run_classes
   if classes == nil or cp.mayerr or FORCE_LUA then return false end
-  local longest, pats = 1, cp.run_pats
+  local logs, pats = {}, cp.run_pats
   for r = 1, #classes do
-    local run = run_of(s, bitmap(classes[r]), pats[r])
-    if run > longest then longest = run end
+    local run, log, power = run_of(s, bitmap(classes[r]), pats[r]), 0, 1
+    while power < run do power, log = power * 2, log + 1 end
+    local slot = r <= RUN_SLOTS and r - 1 or RUN_SLOTS - 1
+    if log > (logs[slot] or 0) then logs[slot] = log end
   end
-  local run = 1
-  while run < longest do run = run * 2 end
-  return run
+  local key = 1
+  for slot = 0, RUN_SLOTS - 1 do key = key + ((logs[slot] or 0) << (RUN_BITS * slot)) end
+  return key
 end
 
 -- longest_runs(cp, s), found only when C's work for the rest n of s is cheap for runs of one char
@@ -1387,10 +1409,11 @@ end
 -- (from the start position) for that attempt, the anchored pattern, the set of chars a match can
 -- start with (any, where the pattern has no first set), the compiled pattern, the locator of that
 -- place ("()" and the pattern's literal prefix of two chars or more, at most PREFIX, or the set; or
--- nil), the longest subjects cheap for the attempt per longest run (cheap_upto's memo) }; at 7,
+-- nil), the longest subjects cheap for the attempt per key of the subject's runs (cheap_upto's
+-- memo) }; at 7,
 -- resume, which goes on with a search after a failed attempt (the fast lane makes the attempt from
 -- these too). At 9: the patterns whose bound has a run term (see subject_run), each with its record
--- { the longest subjects cheap per longest run for a search and for a whole scan (cheap_upto's
+-- { the longest subjects cheap per key of the subject's runs for a search and for a whole scan (cheap_upto's
 -- memos), the compiled pattern, the longest replacement string the scan's lengths stand for (see
 -- cheap_for), the bitmap of each of its run classes }, with which a call too long for the quick
 -- limit is still C's when the subject's runs are short; the fast lane scans for the runs too, and

@@ -1,7 +1,8 @@
 // Policies beyond ABAC, side by side: string patterns, string functions, a loop, table functions, a
 // large input, string normalization, math functions, recursive calls, lookups in shared data, objects
-// with metatables, errors caught with pcall, a coroutine generator, gsub with a replacement function
-// and string building, each a Lua function `function(input, data) ... end` returning a boolean, and an
+// with metatables, errors caught with pcall, a coroutine generator, gsub with a replacement function,
+// gsub with captures over 400 bytes, a csv line split and trimmed by gmatch and string building, each
+// a Lua function `function(input, data) ... end` returning a boolean, and an
 // admission rule returning its verdict as a table `{ allow = ..., reasons = { ... } }` that each
 // engine reads into JS. Shared data is the policy engine's `data` for luagate, and a global `data`
 // set once for the others.
@@ -196,6 +197,24 @@ const WORKLOADS: Workload[] = [
     inputs: range(
       100,
       (i) => ({ text: i % 3 ? `<b>item ${i}</b> & more` : `plain item ${i}` }),
+    ),
+  },
+  {
+    name: "gsub with captures over 400 bytes",
+    body: `
+  local swapped, n = input.query:gsub("(%w+)=(%w+)", "%2=%1")
+  return n > 30 and #swapped == #input.query`,
+    inputs: range(100, (i) => ({ query: `key${i}=val${i}&k2=v2&`.repeat(20) })),
+  },
+  {
+    name: "gmatch splitting and trimming a csv line",
+    body: `
+  local n = 0
+  for field in (input.csv .. ","):gmatch("%s*(.-)%s*,") do n = n + #field end
+  return n > 10`,
+    inputs: range(
+      100,
+      (i) => ({ csv: `a , b,c ,  d , e${i}, long field ${i},x` }),
     ),
   },
   {
