@@ -1922,6 +1922,16 @@ local function learn_gsub(p, cp, repl)
   known[1] = known[1] + 1
 end
 
+-- A replacement function's or table's value as gsub adds it: a string (a number as its string), or
+-- nil for false or nil, which keep the match as it is. An error points at level (from the caller).
+local function replacement_value(v, level)
+  if not v then return nil end
+  local tv = type(v)
+  if tv == "number" then return tostring(v) end
+  if tv ~= "string" then error("invalid replacement value (a " .. tv .. ")", level + 1) end
+  return v
+end
+
 -- gsub of at most maxr matches by the stepper, with a replacement of type tr whose string (if any)
 -- repl_ok accepts; the subject's runs as found already (nil: not yet). Each match's replacement is
 -- charged its length, as in the matcher's own gsub.
@@ -1964,14 +1974,8 @@ local function stepped_gsub(src, p, cp, repl, tr, maxr, run)
     else
       v = repl[first]
     end
-    -- false or nil keeps the match as it is
+    v = replacement_value(v, 3 + UP)
     if v then
-      local tv = type(v)
-      if tv == "number" then
-        v = tostring(v)
-      elseif tv ~= "string" then
-        error("invalid replacement value (a " .. tv .. ")", 3 + UP)
-      end
       if keep < st then
         np = np + 1
         parts[np] = sub(src, keep, st - 1)
@@ -2104,13 +2108,8 @@ local function gsub(...)
           v = repl[getcap(1, pos, e)]
         end
         setstate(cp, src, ls) -- the callback may have matched too
+        v = replacement_value(v, 2 + UP)
         if v then
-          local tv = type(v)
-          if tv == "number" then
-            v = tostring(v)
-          elseif tv ~= "string" then
-            error("invalid replacement value (a " .. tv .. ")", 2 + UP)
-          end
           if keep < pos then
             np = np + 1
             parts[np] = sub(src, keep, pos - 1)
