@@ -1932,6 +1932,32 @@ local function replacement_value(v, level)
   return v
 end
 
+-- Adds to the np parts of gsub's result the text of src from keep to before at, and then a match's
+-- replacement v, charged its length; returns how many parts there are.
+local function add_replacement(parts, np, src, keep, at, v)
+  if keep < at then
+    np = np + 1
+    parts[np] = sub(src, keep, at - 1)
+  end
+  np = np + 1
+  parts[np] = v
+  pending = pending + #v
+  if pending >= CHUNK then flush() end
+  return np
+end
+
+-- gsub's results: the parts and the text of src from keep on, joined (src itself where nothing was
+-- replaced), and the number of matches n; the charges pending are made first.
+local function gsub_result(src, parts, np, keep, n, changed)
+  flush()
+  if not changed then return src, n end
+  if keep <= #src then
+    np = np + 1
+    parts[np] = sub(src, keep)
+  end
+  return concat(parts, "", 1, np), n
+end
+
 -- gsub of at most maxr matches by the stepper, with a replacement of type tr whose string (if any)
 -- repl_ok accepts; the subject's runs as found already (nil: not yet). Each match's replacement is
 -- charged its length, as in the matcher's own gsub.
@@ -1976,14 +2002,7 @@ local function stepped_gsub(src, p, cp, repl, tr, maxr, run)
     end
     v = replacement_value(v, 3 + UP)
     if v then
-      if keep < st then
-        np = np + 1
-        parts[np] = sub(src, keep, st - 1)
-      end
-      np = np + 1
-      parts[np] = v
-      pending = pending + #v
-      if pending >= CHUNK then flush() end
+      np = add_replacement(parts, np, src, keep, st, v)
       keep, changed = en + 1, true
     end
     return en + 1
@@ -1993,13 +2012,7 @@ local function stepped_gsub(src, p, cp, repl, tr, maxr, run)
     if not after then break end
     pos, lastmatch = after, after
   end
-  flush()
-  if not changed then return src, n end
-  if keep <= ls then
-    np = np + 1
-    parts[np] = sub(src, keep)
-  end
-  return concat(parts, "", 1, np), n
+  return gsub_result(src, parts, np, keep, n, changed)
 end
 
 local function gsub(...)
@@ -2110,13 +2123,7 @@ local function gsub(...)
         setstate(cp, src, ls) -- the callback may have matched too
         v = replacement_value(v, 2 + UP)
         if v then
-          if keep < pos then
-            np = np + 1
-            parts[np] = sub(src, keep, pos - 1)
-          end
-          np = np + 1
-          parts[np] = v
-          pending = pending + #v
+          np = add_replacement(parts, np, src, keep, pos, v)
           keep = e
           changed = true
         end
@@ -2131,13 +2138,7 @@ local function gsub(...)
     end
     if anchor then break end
   end
-  flush()
-  if not changed then return src, n end
-  if keep <= ls then
-    np = np + 1
-    parts[np] = sub(src, keep)
-  end
-  return concat(parts, "", 1, np), n
+  return gsub_result(src, parts, np, keep, n, changed)
 end
 
 return { find = find, match = match, gmatch = gmatch, gsub = gsub }
