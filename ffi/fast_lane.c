@@ -642,9 +642,20 @@ INLINE int steps_limits(const luagate_lane_api *lua, lua_State *L, luagate_lane_
   return 1;
 }
 
-/* Pieces a stepped gsub keeps on the stack before it joins them, and the parts of one match's. */
-#define GSUB_PIECES 32
-#define GSUB_PARTS 16
+/* Strings a stepped gsub keeps on the stack, joined as they come so that each is shorter than the one
+ * below it (see joined): at most the bits of a length, for its result's pieces and for a match's
+ * replacement's parts. */
+#define GSUB_PIECES 64
+
+/* After a string was pushed on the `count` ones above `base` (count included it): joins the top two
+ * while the top one is at least as long as the one below, so that each byte is copied a number of
+ * times logarithmic in the total, not once per piece after it. */
+INLINE void joined(const luagate_lane_api *lua, lua_State *L, int base, int *count) {
+  while (*count >= 2 && lua->rawlen(L, base + *count) >= lua->rawlen(L, base + *count - 1)) {
+    lua->concat(L, 2);
+    (*count)--;
+  }
+}
 
 /* Pushes the replacement string at 3 for a match (find's results above `results`: start, end,
  * captures), in parts joined into one string, after the text from `keep` to the match; returns
@@ -656,7 +667,7 @@ INLINE double push_replacement(const luagate_lane_api *lua, lua_State *L, const 
   size_t length, piece;
   const char *repl = lua->tolstring(L, 3, &length);
   const lua_Integer start = lua->tointegerx(L, results + 1, 0), end = lua->tointegerx(L, results + 2, 0);
-  const int captures = found - 2;
+  const int captures = found - 2, base = lua->gettop(L);
   size_t replaced = 0;
   int parts = 0;
   if (keep < start) {
@@ -685,10 +696,8 @@ INLINE double push_replacement(const luagate_lane_api *lua, lua_State *L, const 
       }
       i += 2;
     }
-    if (++parts == GSUB_PARTS) {
-      lua->concat(L, parts);
-      parts = 1;
-    }
+    parts++;
+    joined(lua, L, base, &parts);
   }
   lua->concat(L, parts);
   return (double)replaced;
@@ -1115,7 +1124,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
          * (start, end and at most 32 captures) and its parts */
         if ((op == ENTRY_GMATCH && !literal_caret) ||
             (string_replacement && lua->tolstring(L, 2, &bytes)[0] != '^')) {
-          if (lua->checkstack(L, 8 + (op == ENTRY_GMATCH ? STEPS_UPVALUES : GSUB_PIECES + 34 + GSUB_PARTS)) &&
+          if (lua->checkstack(L, 8 + (op == ENTRY_GMATCH ? STEPS_UPVALUES : GSUB_PIECES + 34 + GSUB_PIECES)) &&
               steps_limits(lua, L, state, upvalues, rest, run, &steps)) {
             if (op == ENTRY_GSUB) {
               next_from = 1, last_end = 0;
@@ -1179,7 +1188,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
 steps: {
     /* gmatch's iterator: the next match, its captures or the whole match, both positions moved to
      * its end. gsub (s, p, repl at 1 to 3, the values of steps_limits above): every match, each
-     * replaced by repl's parts after the text before it, in pieces joined every GSUB_PIECES, each
+     * replaced by repl's parts after the text before it, in pieces joined as they come, each
      * replacement charged its length (as the matcher's stepped_gsub); returns the result and the
      * number of matches. */
     const int gsub = op == ENTRY_GSUB, pieces = lua->gettop(L);
@@ -1207,10 +1216,8 @@ steps: {
       /* the text and its replacement in place of the results */
       lua->rotate(L, at + 1, 1);
       lua->settop(L, at + 1);
-      if (++held == GSUB_PIECES) {
-        lua->concat(L, held);
-        held = 1;
-      }
+      held++;
+      joined(lua, L, pieces, &held);
       keep = next_from = last_end = end + 1;
     }
     lua->settop(L, pieces + held);
