@@ -192,16 +192,15 @@ enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
  * function that goes on with a search after a failed attempt; at QUICK_NESTED, the kernel's nested
  * (an entry, ENTRY_NESTED), through which gsub calls a replacement function or table; at QUICK_RUNS,
  * the records of patterns whose work is cheap for a subject whose runs of some classes are short
- * ({ the longest subjects cheap per key of the subject's runs (subject_run), for a search and for a whole scan
- * (gmatch, gsub); the compiled pattern; the longest replacement string the scan's lengths stand for;
- * a bitmap per class, as ENTRY_RUN reads it }; a
- * pattern with a leading '^' has one record for the searches, which anchor it, and gmatch, which
- * takes the '^' literally: gmatch reads none for it); at QUICK_STEPS, the records of the patterns
- * whose gmatch and gsub steps are searches ({ the longest subjects cheap per key of the subject's
- * runs, 0 for any subject, for a search and for an attempt; the anchored pattern; the set of chars a
- * match can start with; the locator or false; the pattern of the run a failed attempt skips or
- * false }); at QUICK_C_FIND, C's find; at QUICK_STEP_SEARCH, the matcher's search in Lua for those
- * steps. */
+ * ({ the longest subjects cheap per key of the subject's runs (longest_runs), for a search and for a
+ * whole scan (gmatch, gsub); the compiled pattern; the longest replacement string the scan's lengths
+ * stand for; a bitmap per class, as ENTRY_RUN reads it }; a pattern with a leading '^' has one
+ * record for the searches, which anchor it, and gmatch, which takes the '^' literally: gmatch reads
+ * none for it); at QUICK_STEPS, the records of the patterns whose gmatch and gsub steps are searches
+ * ({ the longest subjects cheap per key of the subject's runs, 0 for any subject, for a search and
+ * for an attempt; the anchored pattern; the set of chars a match can start with; the locator or
+ * false; the pattern of the run a failed attempt skips or false }); at QUICK_C_FIND, C's find; at
+ * QUICK_STEP_SEARCH, the matcher's search in Lua for those steps. */
 enum {
   QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_PLAIN_WORK = 5, QUICK_ATTEMPTS = 6,
   QUICK_RESUME = 7, QUICK_NESTED = 8, QUICK_RUNS = 9, QUICK_STEPS = 10, QUICK_C_FIND = 11, QUICK_STEP_SEARCH = 12
@@ -365,7 +364,7 @@ INLINE int within(const luagate_lane_api *lua, lua_State *L, int idx, lua_Intege
  * longest of the rest), the base-2 logarithm of its longest run rounded up to a power of 2, times
  * 2^(RUN_BITS * i); *units what the scan is charged: the subject's bytes per class, as ENTRY_RUN
  * charges them. */
-INLINE lua_Integer subject_run(const luagate_lane_api *lua, lua_State *L, int record, double *units) {
+INLINE lua_Integer longest_runs(const luagate_lane_api *lua, lua_State *L, int record, double *units) {
   size_t length, bits;
   const unsigned char *subject = (const unsigned char *)lua->tolstring(L, 1, &length);
   lua_Integer key = 1, last = 0;
@@ -391,7 +390,7 @@ INLINE lua_Integer subject_run(const luagate_lane_api *lua, lua_State *L, int re
  * for its bound only up to the record's RUNS_SHORT_REPLACEMENT): 1 or 0 (no record, or not even for
  * runs of one char, or not for the subject's: the whole subject scanned per class and charged as
  * ENTRY_RUN charges it), or -1 when the record has no length for a run yet (the route works it out).
- * *run is the key of the subject's runs (subject_run), where the subject was scanned (0: it was
+ * *run is the key of the subject's runs (longest_runs), where the subject was scanned (0: it was
  * not). */
 INLINE int cheap_by_runs(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues,
                          lua_Integer rest, int which, lua_Integer replacement, lua_Integer *run) {
@@ -407,7 +406,7 @@ INLINE int cheap_by_runs(const luagate_lane_api *lua, lua_State *L, luagate_lane
   *run = 0;
   if (answer == 1) {
     double units;
-    *run = subject_run(lua, L, record, &units);
+    *run = longest_runs(lua, L, record, &units);
     answer = within(lua, L, limits, *run, rest);
     if (answer >= 0) {
       lua->settop(L, base);
@@ -586,12 +585,11 @@ INLINE int number_at(const luagate_lane_api *lua, lua_State *L, int idx, lua_Int
   return found;
 }
 
-/* The longest rest whose work is cheap by the memo at `idx` (a record's limits per key of runs, 0 for
- * any subject): for any subject, or for the subject's runs (`run`; 0: none); 0 when the memo has
- * no length for one of them yet. */
-INLINE int cheap_rest(const luagate_lane_api *lua, lua_State *L, int idx, lua_Integer run, lua_Number *limit) {
+/* Raises *limit, the longest rest whose work is cheap for any subject, to the one the memo at `idx`
+ * (a record's limits per key of runs) has for the subject's runs (`run`; 0: none); 0 when the memo
+ * has no length for them yet. */
+INLINE int raised_by_runs(const luagate_lane_api *lua, lua_State *L, int idx, lua_Integer run, lua_Number *limit) {
   lua_Number by_runs;
-  if (!number_at(lua, L, idx, 0, limit)) return 0;
   if (run == 0) return 1;
   if (!number_at(lua, L, idx, run, &by_runs)) return 0;
   if (by_runs > *limit) *limit = by_runs;
@@ -608,7 +606,6 @@ INLINE int steps_limits(const luagate_lane_api *lua, lua_State *L, luagate_lane_
                         lua_Integer rest, lua_Integer run, steps_of *steps) {
   const int quick = upvalues - UP_KEPT, base = lua->gettop(L), record = base + 2, search = base + 3,
             attempts = base + 4;
-  lua_Number search_limit, attempt_limit;
   int made = lua->rawgeti(L, quick, QUICK_STEPS) == LUA_TTABLE;
   if (made) {
     lua->pushvalue(L, 2);
@@ -616,22 +613,24 @@ INLINE int steps_limits(const luagate_lane_api *lua, lua_State *L, luagate_lane_
            lua->rawgeti(L, record, STEPS_ATTEMPT_LIMITS) == LUA_TTABLE &&
            lua->rawgeti(L, quick, QUICK_C_FIND) == LUA_TFUNCTION &&
            lua->rawgeti(L, quick, QUICK_STEP_SEARCH) == LUA_TFUNCTION &&
-           number_at(lua, L, search, 0, &search_limit) && number_at(lua, L, attempts, 0, &attempt_limit);
+           number_at(lua, L, search, 0, &steps->search_limit) &&
+           number_at(lua, L, attempts, 0, &steps->attempt_limit);
   }
-  if (made && run == 0 && ((lua_Number)rest > search_limit || (lua_Number)rest > attempt_limit)) {
+  if (made && run == 0 &&
+      ((lua_Number)rest > steps->search_limit || (lua_Number)rest > steps->attempt_limit)) {
     /* the subject's runs, by the classes of the pattern's record under QUICK_RUNS (none: no runs) */
     if (lua->rawgeti(L, quick, QUICK_RUNS) == LUA_TTABLE) {
       lua->pushvalue(L, 2);
       if (lua->rawget(L, -2) == LUA_TTABLE) {
         double units;
-        run = subject_run(lua, L, lua->gettop(L), &units);
+        run = longest_runs(lua, L, lua->gettop(L), &units);
         settle(lua, L, state, upvalues, units);
       }
     }
     lua->settop(L, base + 6);
   }
-  if (!made || !cheap_rest(lua, L, search, run, &steps->search_limit) ||
-      !cheap_rest(lua, L, attempts, run, &steps->attempt_limit)) {
+  if (!made || !raised_by_runs(lua, L, search, run, &steps->search_limit) ||
+      !raised_by_runs(lua, L, attempts, run, &steps->attempt_limit)) {
     lua->settop(L, base);
     return 0;
   }
@@ -1103,12 +1102,13 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
       /* a replacement string the matcher found invalid is known as -1: its runs are not looked at */
       const int string_replacement = op == ENTRY_GSUB && !calls_back;
       if (plain || (string_replacement && limit < 0)) goto route;
-      /* gmatch takes a leading '^' literally: the record of such a pattern may be the anchored one, and
-       * its searches need the '^' escaped (the route's) */
+      /* a leading '^': gmatch takes it literally, so the runs record of the pattern may be the
+       * anchored one; and steps are for unanchored searches (gsub anchors it, gmatch's searches need
+       * it escaped): the route's */
       size_t bytes;
-      const int literal_caret = op == ENTRY_GMATCH && lua->tolstring(L, 2, &bytes)[0] == '^';
+      const int caret = lua->tolstring(L, 2, &bytes)[0] == '^';
       lua_Integer run = 0;
-      const int by_runs = literal_caret ? 0
+      const int by_runs = op == ENTRY_GMATCH && caret ? 0
                                         : cheap_by_runs(lua, L, state, upvalues, rest,
                                                         positioned ? RUNS_SEARCH_LIMITS : RUNS_SCAN_LIMITS,
                                                         string_replacement ? (lua_Integer)lua->rawlen(L, 3) : 0, &run);
@@ -1118,12 +1118,10 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
           const int attempted = attempt(lua, L, state, upvalues, find, from, rest, pattern, run);
           if (attempted >= 0) return attempted;
         }
-        /* gmatch's iterator of steps, or gsub's steps for a replacement string (gsub anchors a leading
-         * '^': one attempt, the route's); room for the six values steps_limits pushes, the runs'
-         * record and a bitmap, then the iterator's upvalues, or gsub's pieces, a match's results
-         * (start, end and at most 32 captures) and its parts */
-        if ((op == ENTRY_GMATCH && !literal_caret) ||
-            (string_replacement && lua->tolstring(L, 2, &bytes)[0] != '^')) {
+        /* gmatch's iterator of steps, or gsub's steps for a replacement string; room for the six
+         * values steps_limits pushes, the runs' record and a bitmap, then the iterator's upvalues, or
+         * gsub's pieces, a match's results (start, end and at most 32 captures) and its parts */
+        if (!caret && (op == ENTRY_GMATCH || string_replacement)) {
           if (lua->checkstack(L, 8 + (op == ENTRY_GMATCH ? STEPS_UPVALUES : GSUB_PIECES + 34 + GSUB_PIECES)) &&
               steps_limits(lua, L, state, upvalues, rest, run, &steps)) {
             if (op == ENTRY_GSUB) {

@@ -858,8 +858,8 @@ end
 
 -- The longest subject length for which C's work is cheap (-1: none), memoised per compiled
 -- pattern: for a search (cbound), or with scan for a whole gmatch scan (gsub_bound with a
--- function); with run, for a subject whose runs are at most run long. A bound grows with the
--- length, so a length check stands for it.
+-- function); with run, for a subject whose runs are at most as long as that key says (see
+-- longest_runs). A bound grows with the length, so a length check stands for it.
 local function memo_of(cp, field)
   local memo = cp[field]
   if memo == nil then
@@ -926,8 +926,8 @@ local function longest_run(s, _, runpat)
 end
 local run_of = deps.run_entry and deps.run_entry(longest_run) or longest_run
 
--- Whether C's work for the rest n of a subject whose runs of cp's classes are at most run long (nil:
--- any) is cheap: for a search, or for gsub with a replacement of type tr (a gmatch scan:
+-- Whether C's work for the rest n of a subject whose runs of cp's classes are at most as long as the
+-- key run says (nil: any) is cheap: for a search, or for gsub with a replacement of type tr (a gmatch scan:
 -- "function"). A replacement string of at most 2 * ncap + 1 chars costs a match no more than a
 -- function's captures: the scan's memoised length stands for its bound.
 local function cheap_for(cp, n, run, repl, tr)
@@ -1413,16 +1413,16 @@ end
 -- memo) }; at 7,
 -- resume, which goes on with a search after a failed attempt (the fast lane makes the attempt from
 -- these too). At 9: the patterns whose bound has a run term (see subject_run), each with its record
--- { the longest subjects cheap per key of the subject's runs for a search and for a whole scan (cheap_upto's
--- memos), the compiled pattern, the longest replacement string the scan's lengths stand for (see
--- cheap_for), the bitmap of each of its run classes }, with which a call too long for the quick
--- limit is still C's when the subject's runs are short; the fast lane scans for the runs too, and
--- leaves to the route a run whose length is not in a memo yet. A pattern with a leading '^' has one
--- record for find, match and gsub (the pattern anchored) and gmatch (a literal '^'), the first
--- that learns it: an unanchored search bounds an anchored one too, not the other way round, so
--- gmatch reads only an unanchored record. At 10, for gmatch and an unanchored gsub: the patterns
--- whose steps are searches (see stepper), each with its record { the longest subjects cheap per
--- longest run for a search and for an attempt (cheap_upto's memos, for any subject under 0), the
+-- { the longest subjects cheap per key of the subject's runs for a search and for a whole scan
+-- (cheap_upto's memos), the compiled pattern, the longest replacement string the scan's lengths
+-- stand for (see cheap_for), the bitmap of each of its run classes }, with which a call too long for
+-- the quick limit is still C's when the subject's runs are short; the fast lane scans for the runs
+-- too, and leaves to the route a key of runs not in a memo yet. A pattern with a leading '^' has one
+-- record for find, match and gsub (the pattern anchored) and gmatch (a literal '^'), the first that
+-- learns it: an unanchored search bounds an anchored one too, not the other way round, so gmatch
+-- reads only an unanchored record. At 10, for gmatch and an unanchored gsub: the patterns whose
+-- steps are searches (see stepper), each with its record { the longest subjects cheap per key of the
+-- subject's runs for a search and for an attempt (cheap_upto's memos, for any subject under 0), the
 -- anchored pattern, the set of chars a match can start with (any, where the pattern has no first
 -- set), the locator or false, the pattern of the run a failed attempt skips or false (see nextpos)
 -- }. At 11, C's find, which the fast lane's gmatch and gsub call with those; at 12, step_search,
@@ -1651,9 +1651,11 @@ end
 -- gmatch
 
 -- A search for the steps of gmatch and gsub in Lua from pos, with find's results (state set here):
--- where C's work is not proved cheap. The fast lane calls it too (quick[12]).
-local function step_search(s, p, pos)
-  local cp, ls = compile(p, 1), #s
+-- where C's work is not proved cheap. cp is p compiled (the fast lane, which calls it too, leaves it
+-- to be found: quick[12]).
+local function step_search(s, p, pos, cp)
+  cp = cp or compile(p, 1)
+  local ls = #s
   setstate(cp, s, ls)
   return search(true, cp, pos, ls, false)
 end
@@ -1708,7 +1710,7 @@ local function stepper(s, p, p2, cp, mx, amx)
       if stats then stats.c = stats.c + 1 end
       return unless_after(lastmatch, searched(pos, ls, lp, c_find(s, p2, pos)))
     end
-    return unless_after(lastmatch, step_search(s, p, pos))
+    return unless_after(lastmatch, step_search(s, p, pos, cp))
   end
   local function attempted_at(pos, lastmatch, st, en, ...)
     if stats then stats.c = stats.c + 1 end
