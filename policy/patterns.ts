@@ -74,11 +74,12 @@
  *   exception: its O(n) repetition and the captures after it happen at one visit only, since the
  *   match then succeeds and the call ends (gsub: that match ends, and matches do not overlap).
  *   The sum over items, plus O(n) per capture and that once-only work, is the bound (computed in
- *   floats; the largest cheap `n` is cached per pattern). gsub doubles the unanchored bound (a position
- *   may be tried twice) and adds the replacement work and the once-only work of each match; gmatch
- *   returns C's own iterator when the same bound for the whole subject is cheap, and otherwise
- *   applies the rule per iterator step; so does an unanchored gsub whose replacement raises no
- *   error of its own, per match (its replacements charged their length).
+ *   floats; the largest cheap `n` is cached per pattern). gsub doubles the unanchored bound where a
+ *   match may be empty (C tries that position again) and adds the replacement work and the
+ *   once-only work of each match; gmatch returns C's own iterator when the same bound for the
+ *   whole subject is cheap, and otherwise applies the rule per iterator step; so does an
+ *   unanchored gsub whose replacement raises no error of its own, per match (its replacements
+ *   charged their length).
  * - Patterns that could raise an error (malformed items, capture errors, 199 or more recursive
  *   items, captures left unfinished, a bad `%` in a gsub replacement string) always run in Lua,
  *   so that errors carry the same text and position prefix as C's.
@@ -850,8 +851,9 @@ end
 local function gsub_bound(cp, ls, repl, tr, run)
   local nb = ls + 1
   local b = cbound(cp, ls, run)
-  -- a position may be tried twice; each match runs the once-only part of the pattern
-  if not cp.anchored then b = 2 * b + cp.main.once_c * nb end
+  -- C tries each position once, and again after an empty match there (which a pattern that always
+  -- consumes a char never has); each match runs the once-only part of the pattern
+  if not cp.anchored then b = (cp.atend and 2 or 1) * b + cp.main.once_c * nb end
   if tr == "string" then return b + nb * (#repl + 1) end
   return b + 2 * nb * (cp.ncap + 1)
 end

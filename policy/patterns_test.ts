@@ -539,12 +539,12 @@ Deno.test({
     const [pairs, searches, inLua3] = lua.execute(`
       local n = 0
       reset(); stats.c, stats.lua = 0, 0
-      for key, value in api.gmatch(("k=v junk "):rep(30), "(%w+)=(%w+)") do
+      for key, value in api.gmatch(("k=v junk "):rep(40), "(%w+)=(%w+)") do
         if key == "k" and value == "v" then n = n + 1 end
       end
       return n, stats.c, stats.lua
     `) as number[];
-    assert.deepEqual([pairs, searches, inLua3], [30, 31, 0]);
+    assert.deepEqual([pairs, searches, inLua3], [40, 41, 0]);
 
     // with runs too long for that (70 chars of j): one attempt per step. The first delivers C's match;
     // each next one fails on the run of j and Lua finds the match after it (3 steps); after the last,
@@ -626,8 +626,9 @@ Deno.test({
         out[#out + 1] = table.concat(tags, ",") .. " " .. stats.c .. " " .. stats.lua
       end
       scan(html, "<(.-)>")
-      -- the continuation after '>' may fail: '.-' goes on past a '>'
-      scan(html, "<(.-)>[<%s]")
+      -- the continuation after '>' may fail: '.-' goes on past a '>' (twice the html: too long for
+      -- that bound's whole scan)
+      scan(html .. html, "<(.-)>[<%s]")
       -- a run of 300 chars other than '>'
       scan("<" .. ("a"):rep(300) .. ">" .. html, "<(.-)>")
       return table.unpack(out)
@@ -636,7 +637,7 @@ Deno.test({
     // of its own; the runs of chars other than '>' are at most 14 long: one scan in C
     assert.deepEqual(scans, [
       "div class='a',span,/span,b,/b,/div 1 0",
-      "div class='a',/span,/b 4 0",
+      "div class='a',/span,/b,div class='a',/span,/b 7 0",
       `${"a".repeat(300)},div class='a',span,/span,b,/b,/div 8 0`,
     ]);
   },
@@ -837,11 +838,11 @@ Deno.test({
     const [words, toC, inLua] = lua.execute(`
       reset(); stats.c, stats.lua = 0, 0
       local n = 0
-      for _ in api.gmatch(("word "):rep(300), "(%a+)") do n = n + 1 end
+      for _ in api.gmatch(("word "):rep(400), "(%a+)") do n = n + 1 end
       return n, stats.c, stats.lua
     `) as number[];
-    // 300 matches and the step that finds none, each handed to C (the whole scan is not cheap)
-    assert.deepEqual([words, toC, inLua], [300, 301, 0]);
+    // 400 matches and the step that finds none, each handed to C (the whole scan is not cheap)
+    assert.deepEqual([words, toC, inLua], [400, 401, 0]);
 
     // a scan whose whole work is cheap is C's own iterator, charged once (the pattern compiled first)
     const [short, toC1, units1] = lua.execute(`
@@ -867,12 +868,48 @@ Deno.test({
 });
 
 Deno.test({
+  name: "patterns: gsub and gmatch try each position once when every match consumes a char",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    // 2,000 bytes: C's whole scan for '%a+' is cheap (each start tried once); '%a*' matches empty
+    // between the words, where C tries the position again, and its bound doubles: steps
+    const rows = lua.execute(`
+      local text = ("word "):rep(400)
+      local out = {}
+      for _, p in ipairs({ "%a+", "%a*" }) do
+        local want = table.concat({ string.gsub(text, p, "x") }, " ")
+        api.gsub(text, p, "x")
+        reset(); stats.c, stats.lua = 0, 0
+        local got = table.concat({ api.gsub(text, p, "x") }, " ")
+        out[#out + 1] = p .. " gsub " .. tostring(got == want) .. " " .. stats.c .. " " .. stats.lua
+        local n, m = 0, 0
+        for _ in string.gmatch(text, p) do m = m + 1 end
+        api.gmatch(text, p)
+        reset(); stats.c, stats.lua = 0, 0
+        for _ in api.gmatch(text, p) do n = n + 1 end
+        out[#out + 1] = p .. " gmatch " .. n .. "/" .. m .. " " .. stats.c .. " " .. stats.lua
+      end
+      return out
+    `) as LuaTable;
+    // '%a*': 400 words and the empty match at the end (one right after a word does not count),
+    // found step by step in C
+    assert.deepEqual([...rows.values()], [
+      "%a+ gsub true 1 0",
+      "%a+ gmatch 400/400 1 0",
+      "%a* gsub true 802 0",
+      "%a* gmatch 401/401 802 0",
+    ]);
+  },
+});
+
+Deno.test({
   name: "patterns: searching along a subject in a loop is charged its length once, not per search",
   ignore: !SUPPORTED,
   fn() {
     using lua = setup();
     const [words, gmatchUnits, findWords, findUnits, toC] = lua.execute(`
-      local text = ("word "):rep(300)
+      local text = ("word "):rep(600)
       -- compiled first: the first step charges the compile with it
       api.gmatch(text, "%a+")()
       reset(); stats.c, stats.lua = 0, 0
@@ -888,12 +925,12 @@ Deno.test({
       end
       return n, gmatch_units, m, used_units(), stats.c
     `) as number[];
-    assert.deepEqual([words, findWords], [300, 300]);
-    // each search is charged the text it covered and #p: 1,500 bytes, 301 searches of 3 (the whole
+    assert.deepEqual([words, findWords], [600, 600]);
+    // each search is charged the text it covered and #p: 3,000 bytes, 601 searches of 3 (the whole
     // scan is not cheap, so gmatch searches step by step too)
-    assert.equal(gmatchUnits, 1500 + 301 * 3);
-    assert.equal(findUnits, 1500 + 301 * 3);
-    assert.equal(toC, 602);
+    assert.equal(gmatchUnits, 3000 + 601 * 3);
+    assert.equal(findUnits, 3000 + 601 * 3);
+    assert.equal(toC, 1202);
   },
 });
 
@@ -955,7 +992,7 @@ Deno.test({
       -- ones go to C's iterator at once when the subject is that short, charged #s + #p (whole:
       -- true), or step by step as before
       for _, c in ipairs({ { ("word "):rep(10), "%a+", true }, { ("word "):rep(2000), "%a+", false },
-        { "k=v, x=y", "(%w+)=(%w+)", true }, { ("k=v, "):rep(100), "(%w+)=(%w+)", false },
+        { "k=v, x=y", "(%w+)=(%w+)", true }, { ("k=v, "):rep(120), "(%w+)=(%w+)", false },
         { ("a"):rep(300), "a*", true }, { ("a"):rep(3000), "a*", false },
         { ("ab"):rep(2000), "%a+b", false }, { "abc", "", true } }) do
         local s, p, cheap = c[1], c[2], c[3]
