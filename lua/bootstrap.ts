@@ -21,30 +21,35 @@ local function finish(ok, ...)
   error((...), 0)
 end
 
+-- Each proxy's id, which the C functions take in the proxy's place (nil for any other value): the
+-- host reads a number in one call, where looking a userdata up took it eight.
+local ids = setmetatable({}, { __mode = "k" })
+
 local function iterate(u, mode)
-  local ok, it = c_iter(u, mode)
+  local ok, it = c_iter(ids[u], mode)
   if not ok then error(it, 0) end
-  return function() return finish(c_next(it)) end
+  -- the closure holds the iterator's proxy, not its id, which would let it be collected mid-loop
+  return function() return finish(c_next(ids[it])) end
 end
 
 local mt = {
   __index = function(u, k)
-    local ok, v = c_index(u, k)
+    local ok, v = c_index(ids[u], k)
     if ok then return v end
     error(v, 0)
   end,
   __newindex = function(u, k, v)
-    local ok, e = c_newindex(u, k, v)
+    local ok, e = c_newindex(ids[u], k, v)
     if not ok then error(e, 0) end
   end,
-  __call = function(u, ...) return finish(c_call(u, ...)) end,
+  __call = function(u, ...) return finish(c_call(ids[u], ...)) end,
   __len = function(u)
-    local ok, v = c_len(u)
+    local ok, v = c_len(ids[u])
     if ok then return v end
     error(v, 0)
   end,
   __tostring = function(u)
-    local ok, v = c_tostring(u)
+    local ok, v = c_tostring(ids[u])
     if ok then return v end
     error(v, 0)
   end,
@@ -61,8 +66,8 @@ if with_js then
   function js.iter(obj) return iterate(obj, "iter") end
   function js.iterex(obj) return iterate(obj, "iterex") end
   function js.enumerate(obj) return iterate(obj, "enumerate") end
-  function js.as_attrgetter(obj) return finish(c_askind(obj, "attr")) end
-  function js.as_itemgetter(obj) return finish(c_askind(obj, "item")) end
+  function js.as_attrgetter(obj) return finish(c_askind(ids[obj], "attr")) end
+  function js.as_itemgetter(obj) return finish(c_askind(ids[obj], "item")) end
   function js.as_function(obj)
     return function(...) return obj(...) end
   end
@@ -73,7 +78,7 @@ return
     if type(e) == "string" then return traceback(e, 2) end
     return e
   end,
-  setmetatable({}, { __mode = "k" }),
+  ids,
   setmetatable({}, { __mode = "v" }),
   mt,
   next,

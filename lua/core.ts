@@ -611,9 +611,10 @@ export class LuaCore {
     return args;
   }
 
+  // The bootstrap's metamethods pass a proxy's id in its place, nil for any other value (read as 0,
+  // which no proxy has).
   #proxyAt(L: LuaState, idx: number): ProxyEntry {
-    const id = this.proxyId(L, idx);
-    const entry = id === undefined ? undefined : this.#objects.get(id);
+    const entry = this.#objects.get(this.api.toNumber(L, idx));
     if (!entry) throw new TypeError("expected a JavaScript object");
     return entry;
   }

@@ -71,6 +71,22 @@ Deno.test("js.iter works on Sets, Maps (entries) and generators", () => {
   assert.equal(count(gen()), 2);
 });
 
+Deno.test("an iteration over a JS object goes on through full collections in its loop", () => {
+  using lua = new LuaRuntime();
+  // the loop holds only the iterator function: the iterator's proxy must live as long as it does
+  const sum = lua.execute(
+    `
+    local s = 0
+    for _, v in js.iterex(...) do collectgarbage() collectgarbage() s = s + v end
+    for v in js.iter((select(2, ...))) do collectgarbage() s = s + v end
+    return s
+  `,
+    { a: 1, b: 2, c: 3 },
+    [10, 20, 30],
+  );
+  assert.equal(sum, 66);
+});
+
 Deno.test("js.iter stops when the JS iterator throws, with that exception", () => {
   using lua = new LuaRuntime();
   const boom = new Error("iterator failed");
