@@ -12,6 +12,7 @@
 import type { Engine, EngineLoader, TimingOptions, Workload } from "./engines/types.ts";
 import { SkipEngine } from "./engines/types.ts";
 import { ensureNodeModules } from "./engines/npm.ts";
+import { median } from "./measure.ts";
 import * as WorkloadModule from "../abac_workload.ts";
 
 const log = (msg: string) => console.error(msg);
@@ -96,12 +97,6 @@ interface Result {
   roundsUs?: number[];
   decisionsPerRound?: number;
   mismatches?: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 function errorText(e: unknown): string {

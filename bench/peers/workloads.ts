@@ -17,6 +17,7 @@ import { LuaRuntime, type LuaTable, type Policy, PolicyEngine } from "../../mod.
 import type { FengariModule } from "./engines/fengari.ts";
 import { ensureNodeModules, requirePeer } from "./engines/npm.ts";
 import type { WasmoonModule } from "./engines/wasmoon.ts";
+import { argValue, interleavedMedians } from "./measure.ts";
 
 interface Workload {
   name: string;
@@ -256,11 +257,6 @@ interface Row {
   close?(): void;
 }
 
-function argValue(args: string[], flag: string, fallback: number): number {
-  const at = args.indexOf(flag);
-  return at >= 0 ? Number(args[at + 1]) : fallback;
-}
-
 function luagateRow(): Row {
   const engines = new Map<unknown, PolicyEngine>();
   let count = 0;
@@ -382,11 +378,6 @@ function fengariRow(F: FengariModule): Row {
   };
 }
 
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
-
 async function main(): Promise<void> {
   const rounds = argValue(Deno.args, "--rounds", 7);
   const minRoundMs = argValue(Deno.args, "--min-round-ms", 150);
@@ -432,19 +423,13 @@ async function main(): Promise<void> {
         }
       });
     });
-    const times = rows.map(() => [] as number[]);
-    for (let round = 0; round < rounds; round++) {
-      calls.forEach((call, k) => {
-        const start = performance.now();
-        let n = 0;
-        while (performance.now() - start < minRoundMs) {
-          for (const input of w.inputs) call(input);
-          n += w.inputs.length;
-        }
-        times[k].push((performance.now() - start) * 1000 / n);
-      });
-    }
-    const us = times.map(median);
+    const us = interleavedMedians(
+      calls.map((call) => () => {
+        for (const input of w.inputs) call(input);
+      }),
+      rounds,
+      minRoundMs,
+    ).map((t) => t / w.inputs.length);
     const cells = us.map((
       t,
       k,
