@@ -851,8 +851,8 @@ end
 local function gsub_bound(cp, ls, repl, tr, run)
   local nb = ls + 1
   local b = cbound(cp, ls, run)
-  -- C tries each position once, and again after an empty match there (which a pattern that always
-  -- consumes a char never has); each match runs the once-only part of the pattern
+  -- C tries each position once, and again after an empty match there, which only a pattern that may
+  -- match empty has (cp.atend: its matches need not consume); each match runs the once-only part
   if not cp.anchored then b = (cp.atend and 2 or 1) * b + cp.main.once_c * nb end
   if tr == "string" then return b + nb * (#repl + 1) end
   return b + 2 * nb * (cp.ncap + 1)

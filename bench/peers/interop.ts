@@ -9,15 +9,8 @@
 // interleaved and the table shows the median µs per call.
 import { LuaRuntime, type LuaTable } from "../../mod.ts";
 import { ensureNodeModules, requirePeer } from "./engines/npm.ts";
+import type { LuaEngineLike, WasmoonModule } from "./engines/wasmoon.ts";
 import { argValue, interleavedMedians } from "./measure.ts";
-
-interface WasmoonEngine {
-  doStringSync(code: string): unknown;
-  global: { get(name: string): unknown; set(name: string, value: unknown): void; close(): void };
-}
-interface WasmoonFactory {
-  LuaFactory: new () => { createEngine(options?: Record<string, unknown>): Promise<WasmoonEngine> };
-}
 
 interface Case {
   name: string;
@@ -39,7 +32,7 @@ const TEXT = "x".repeat(10_000);
 const OBJECT = { x: 2 };
 const double = (i: number) => 2 * i;
 
-function cases(lua: LuaRuntime, wasmoon: WasmoonEngine): Case[] {
+function cases(lua: LuaRuntime, wasmoon: LuaEngineLike): Case[] {
   lua.execute(FUNCTIONS);
   wasmoon.doStringSync(FUNCTIONS);
   const g = lua.globals();
@@ -128,7 +121,7 @@ async function main(): Promise<void> {
   const rounds = argValue(Deno.args, "--rounds", 7);
   const minRoundMs = argValue(Deno.args, "--min-round-ms", 150);
   await ensureNodeModules();
-  const wasmoonModule = requirePeer<WasmoonFactory>("wasmoon/dist/index.js");
+  const wasmoonModule = requirePeer<WasmoonModule>("wasmoon/dist/index.js");
   const wasmoon = await new wasmoonModule.LuaFactory().createEngine();
   const lua = new LuaRuntime();
   const lines = ["| Crossing | luagate LuaRuntime | wasmoon |", "| --- | ---: | ---: |"];

@@ -7,7 +7,8 @@
 import type { Engine, Request, Workload } from "./types.ts";
 import { installedVersion, requirePeer } from "./npm.ts";
 
-interface LuaEngineLike {
+/** The part of a wasmoon engine the harnesses use. */
+export interface LuaEngineLike {
   doStringSync(code: string): unknown;
   global: { get(name: string): unknown; set(name: string, value: unknown): void; close(): void };
 }
