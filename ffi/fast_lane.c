@@ -199,7 +199,9 @@ enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
  * none for it); at QUICK_STEPS, the records of the patterns whose gmatch and gsub steps are searches
  * ({ the longest subjects cheap per key of the subject's runs, 0 for any subject, for a search and
  * for an attempt; the anchored pattern; the set of chars a match can start with; the locator or
- * false; the pattern of the run a failed attempt skips or false }); at QUICK_C_FIND, C's find; at
+ * false; the pattern of the run a failed attempt skips or false; the longest subjects whose whole
+ * scan is cheap per key of runs, where a gsub may hand the rest of its subject to C, or false; the
+ * longest replacement string those stand for }); at QUICK_C_FIND, C's find; at
  * QUICK_STEP_SEARCH, the matcher's search in Lua for those steps. */
 enum {
   QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_PLAIN_WORK = 5, QUICK_ATTEMPTS = 6,
@@ -207,7 +209,7 @@ enum {
 };
 enum {
   STEPS_SEARCH_LIMITS = 1, STEPS_ATTEMPT_LIMITS = 2, STEPS_ANCHORED = 3, STEPS_FIRST = 4, STEPS_LOCATOR = 5,
-  STEPS_SKIP_RUN = 6
+  STEPS_SKIP_RUN = 6, STEPS_SCAN_LIMITS = 7, STEPS_SHORT_REPLACEMENT = 8
 };
 enum { RUNS_SEARCH_LIMITS = 1, RUNS_SCAN_LIMITS = 2, RUNS_SHORT_REPLACEMENT = 4, RUNS_FIRST_SET = 5 };
 enum {
@@ -598,12 +600,12 @@ INLINE int raised_by_runs(const luagate_lane_api *lua, lua_State *L, int idx, lu
 
 /* The limits of the steps over the subject at 1 of the pattern at 2 (without a leading '^', its
  * whole scan not cheap), as the matcher's step_limits gives them from the pattern's record under
- * QUICK_STEPS: the subject's runs found (when cheap_by_runs did not, `run` 0) where a limit needs
- * them. Pushes the quick table, the record, its two memos, C's find and step_search, and fills
- * `steps` with them; 0, pushing nothing, when the call is the route's (no record, or no limit for
- * those runs yet). */
+ * QUICK_STEPS: the subject's runs found (when cheap_by_runs did not, *run 0) where a limit needs
+ * them, and left in *run. Pushes the quick table, the record, its two memos, C's find and
+ * step_search, and fills `steps` with them; 0, pushing nothing, when the call is the route's (no
+ * record, or no limit for those runs yet). */
 INLINE int steps_limits(const luagate_lane_api *lua, lua_State *L, luagate_lane_state *state, int upvalues,
-                        lua_Integer rest, lua_Integer run, steps_of *steps) {
+                        lua_Integer rest, lua_Integer *run, steps_of *steps) {
   const int quick = upvalues - UP_KEPT, base = lua->gettop(L), record = base + 2, search = base + 3,
             attempts = base + 4;
   int made = lua->rawgeti(L, quick, QUICK_STEPS) == LUA_TTABLE;
@@ -616,21 +618,21 @@ INLINE int steps_limits(const luagate_lane_api *lua, lua_State *L, luagate_lane_
            number_at(lua, L, search, 0, &steps->search_limit) &&
            number_at(lua, L, attempts, 0, &steps->attempt_limit);
   }
-  if (made && run == 0 &&
+  if (made && *run == 0 &&
       ((lua_Number)rest > steps->search_limit || (lua_Number)rest > steps->attempt_limit)) {
     /* the subject's runs, by the classes of the pattern's record under QUICK_RUNS (none: no runs) */
     if (lua->rawgeti(L, quick, QUICK_RUNS) == LUA_TTABLE) {
       lua->pushvalue(L, 2);
       if (lua->rawget(L, -2) == LUA_TTABLE) {
         double units;
-        run = longest_runs(lua, L, lua->gettop(L), &units);
+        *run = longest_runs(lua, L, lua->gettop(L), &units);
         settle(lua, L, state, upvalues, units);
       }
     }
     lua->settop(L, base + 6);
   }
-  if (!made || !raised_by_runs(lua, L, search, run, &steps->search_limit) ||
-      !raised_by_runs(lua, L, attempts, run, &steps->attempt_limit)) {
+  if (!made || !raised_by_runs(lua, L, search, *run, &steps->search_limit) ||
+      !raised_by_runs(lua, L, attempts, *run, &steps->attempt_limit)) {
     lua->settop(L, base);
     return 0;
   }
@@ -639,6 +641,27 @@ INLINE int steps_limits(const luagate_lane_api *lua, lua_State *L, luagate_lane_
   steps->subject_at = 1, steps->pattern_at = 2, steps->record_at = record;
   steps->find_at = base + 5, steps->search_at = base + 6;
   return 1;
+}
+
+/* The longest rest of the subject, from the end of a match, that gsub's steps hand to C's gsub whole,
+ * as the matcher's rest_upto gives it from the pattern's record under QUICK_STEPS (at `record`): -1
+ * where the record has no scan limits (the pattern's matches could tell the rest from the whole
+ * subject); else `limit`, the longest subject whose whole gsub with the replacement at 3 is cheap,
+ * raised, for a replacement the scan's lengths stand for, to the scan's length for the subject's
+ * runs (`run`; 0: not found). 0 when the memo has no length for those runs yet (the route's). */
+INLINE int rest_limit(const luagate_lane_api *lua, lua_State *L, int record, lua_Integer run, lua_Number limit,
+                      lua_Integer *rest) {
+  lua_Number shortest, longest = limit;
+  int known = 1;
+  *rest = -1;
+  if (lua->rawgeti(L, record, STEPS_SCAN_LIMITS) == LUA_TTABLE) {
+    if (number_at(lua, L, record, STEPS_SHORT_REPLACEMENT, &shortest) && (lua_Number)lua->rawlen(L, 3) <= shortest) {
+      known = raised_by_runs(lua, L, lua->gettop(L), run, &longest);
+    }
+    *rest = (lua_Integer)longest;
+  }
+  lua->settop(L, -2);
+  return known;
 }
 
 /* Strings a stepped gsub keeps on the stack, joined as they come so that each is shorter than the one
@@ -815,6 +838,8 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
    * search starts and where the last match ended */
   steps_of steps;
   lua_Integer next_from, last_end;
+  /* gsub's: the longest rest handed to C's gsub whole (see rest_limit; -1: none) */
+  lua_Integer rest_whole = -1;
 
   if (op == ENTRY_STEPS) {
     steps.subject = (const unsigned char *)lua->tolstring(L, upvalues - UP_SUBJECT, &steps.length);
@@ -1123,8 +1148,12 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
          * gsub's pieces, a match's results (start, end and at most 32 captures) and its parts */
         if (!caret && (op == ENTRY_GMATCH || string_replacement)) {
           if (lua->checkstack(L, 8 + (op == ENTRY_GMATCH ? STEPS_UPVALUES : GSUB_PIECES + 34 + GSUB_PIECES)) &&
-              steps_limits(lua, L, state, upvalues, rest, run, &steps)) {
+              steps_limits(lua, L, state, upvalues, rest, &run, &steps)) {
             if (op == ENTRY_GSUB) {
+              if (!rest_limit(lua, L, steps.record_at, run, limit, &rest_whole)) {
+                lua->settop(L, n);
+                goto route;
+              }
               next_from = 1, last_end = 0;
               goto steps;
             }
@@ -1187,14 +1216,32 @@ steps: {
     /* gmatch's iterator: the next match, its captures or the whole match, both positions moved to
      * its end. gsub (s, p, repl at 1 to 3, the values of steps_limits above): every match, each
      * replaced by repl's parts after the text before it, in pieces joined as they come, each
-     * replacement charged its length (as the matcher's stepped_gsub); returns the result and the
-     * number of matches. */
+     * replacement charged its length, until the rest from the end of a match is C's gsub, charged as
+     * a whole call (as the matcher's stepped_gsub); returns the result and the number of matches. */
     const int gsub = op == ENTRY_GSUB, pieces = lua->gettop(L);
     const lua_Integer length = (lua_Integer)steps.length;
     lua_Integer keep = 1, count = 0;
     int held = 0;
     for (;;) {
       const int at = pieces + held;
+      const lua_Integer rest = length - next_from + 1;
+      if (gsub && rest <= rest_whole) {
+        settle(lua, L, state, upvalues, unless_few(state, (double)(rest + steps.pattern_length)));
+        lua->pushvalue(L, upvalues - UP_FUNCTION);
+        lua->pushlstring(L, (const char *)steps.subject + next_from - 1, (size_t)rest);
+        lua->pushvalue(L, 2);
+        lua->pushvalue(L, 3);
+        lua->callk(L, 3, 2, 0, 0);
+        const lua_Integer replaced = lua->tointegerx(L, -1, 0);
+        lua->settop(L, -2);
+        if (replaced > 0) {
+          count += replaced;
+          held++;
+          joined(lua, L, pieces, &held);
+          keep = length + 1;
+        }
+        break;
+      }
       const int found = next_match(lua, L, state, upvalues, &steps, next_from, last_end, at);
       const lua_Integer end = found ? lua->tointegerx(L, at + 2, 0) : length + 1;
       if (!gsub) {

@@ -79,7 +79,11 @@
  *   once-only work of each match; gmatch returns C's own iterator when the same bound for the
  *   whole subject is cheap, and otherwise applies the rule per iterator step; so does an
  *   unanchored gsub whose replacement raises no error of its own, per match (its replacements
- *   charged their length).
+ *   charged their length). Such a gsub hands the rest of its subject, from the end of a match, to
+ *   C's `gsub` as one call, charged as a whole call, once the whole bound is cheap for that rest,
+ *   where C finds the same matches there: every match of the pattern consumes a char (C would take
+ *   an empty match where the last one ended), and it has no frontier or position capture (which
+ *   tell the rest's start from the subject's).
  * - Patterns that could raise an error (malformed items, capture errors, 199 or more recursive
  *   items, captures left unfinished, a bad `%` in a gsub replacement string) always run in Lua,
  *   so that errors carry the same text and position prefix as C's.
@@ -389,6 +393,8 @@ local function compile(p, start)
   local mayerr = false
   local caps, lvl, nrec = {}, 0, 0
   local hasref = false
+  -- a frontier reads the char before a match, a position capture counts from the subject's start
+  local sees_start = false
   while true do
     k = k + 1
     pending = pending + 2
@@ -406,6 +412,7 @@ local function compile(p, start)
       if byte(p, i + 1) == 41 then
         kind[k] = K_POSOPEN
         caps[lvl] = CAP_POSITION
+        sees_start = true
         i = i + 2
       else
         kind[k] = K_OPEN
@@ -451,6 +458,7 @@ local function compile(p, start)
           break
         end
         kind[k] = K_FRONTIER
+        sees_start = true
         cls[k] = settable(p, i, ep - 1)
         i = ep
       elseif c2 and c2 >= 48 and c2 <= 57 then -- %0-%9
@@ -733,6 +741,10 @@ local function compile(p, start)
     -- pattern for FIRST (one class, no quantifier: linear); the end is tried unless a match
     -- always consumes a char
     cp.atend = not consumes
+    -- C's gsub of the rest of a subject from the end of a match finds the matches the steps would:
+    -- none is empty (C would take an empty one at the rest's start, where the last match ended) and
+    -- none can tell the rest from the whole subject
+    cp.splits = consumes and not sees_start
     -- a failed attempt whose first item is a non-backtracking run fails from every start inside
     -- that run as well (same end, same continuation; captures only matter to back-references)
     local f = 1
@@ -1426,9 +1438,11 @@ end
 -- steps are searches (see stepper), each with its record { the longest subjects cheap per key of the
 -- subject's runs for a search and for an attempt (cheap_upto's memos, for any subject under 0), the
 -- anchored pattern, the set of chars a match can start with (any, where the pattern has no first
--- set), the locator or false, the pattern of the run a failed attempt skips or false (see nextpos)
--- }. At 11, C's find, which the fast lane's gmatch and gsub call with those; at 12, step_search,
--- their search in Lua.
+-- set), the locator or false, the pattern of the run a failed attempt skips or false (see nextpos),
+-- the longest subjects whose whole scan is cheap per key of runs (cheap_upto's memo) where a gsub
+-- may hand the rest of its subject to C (see rest_upto) or false, and the longest replacement string
+-- those lengths stand for }. At 11, C's find, which the fast lane's gmatch and gsub call with those;
+-- at 12, step_search, their search in Lua.
 local quick, nquick = deps.quick or {}, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 quick[1], quick[2], quick[3], quick[4], quick[5], quick[6], quick[9], quick[10], quick[11] =
   {}, {}, {}, {}, LIMIT, {}, {}, {}, c_find
@@ -1671,12 +1685,12 @@ local function learn_steps(p, cp)
   cheap_upto(cp)
   cheap_upto(acp)
   learn(10, p, { memo_of(cp, "upto"), memo_of(acp, "upto"), cp.apat, cp.firstset or ANY, cp.locator or false,
-    cp.skiprun or false })
+    cp.skiprun or false, cp.splits and memo_of(cp, "scan_upto"), 2 * cp.ncap + 1 })
 end
 
 -- The longest rests of s whose search (mx) and whose attempt anchored where a match can start
 -- (amx) are cheap in C, for cp and its anchored acp: for any subject, or for the runs of s (run: as
--- found already; nil: found here, where a limit needs them).
+-- found already; nil: found here, where a limit needs them), and the runs as known then.
 local function step_limits(cp, acp, s, run)
   if FORCE_LUA then return -1, -1 end
   local ls = #s
@@ -1687,7 +1701,7 @@ local function step_limits(cp, acp, s, run)
     if by_runs > mx then mx = by_runs end
     if attempt_by_runs > amx then amx = attempt_by_runs end
   end
-  return mx, amx
+  return mx, amx, run
 end
 
 -- The search for the next match of the steps of gmatch and gsub over s (p unanchored, compiled as
@@ -1835,7 +1849,8 @@ local function gmatch(...)
   end
   -- Else each step is the stepper's search from where the last match ended (the fast lane's gmatch
   -- makes the same iterator in C); the compile of the pattern is charged first.
-  local next_match = stepper(s, p, p2, cp, step_limits(cp, acp, s, run))
+  local mx, amx = step_limits(cp, acp, s, run)
+  local next_match = stepper(s, p, p2, cp, mx, amx)
   flush()
   -- a step's match (none: no more)
   local function deliver(st, en, ...)
@@ -1905,6 +1920,35 @@ local function repl_ok(r, ncap)
   return true
 end
 
+-- The longest subject whose gsub with the replacement string repl (one repl_ok accepts) is cheap in
+-- C, for any subject; memoised per compiled pattern for its first 16 replacements ([1] counts them).
+local function string_upto(cp, repl)
+  local memo = memo_of(cp, "repl_upto")
+  local n = memo[repl]
+  if n == nil then
+    n = longest_cheap(gsub_bound, cp, repl, "string")
+    local count = memo[1] or 0
+    if count < 16 then memo[repl], memo[1] = n, count + 1 end
+  end
+  return n
+end
+
+-- The longest rest of a subject, from the end of a match, that stepped_gsub hands to C's gsub whole
+-- (-1: none, where the pattern's matches could tell; see cp.splits): cheap for any subject with a
+-- replacement of type tr, or, for a replacement the scan's lengths stand for (see cheap_for), for
+-- the subject's runs (run: as found; nil or false: not found). The fast lane's gsub reads the same
+-- from the pattern's record of steps.
+local function rest_upto(cp, repl, tr, run)
+  if not cp.splits then return -1 end
+  local n
+  if tr == "string" then n = string_upto(cp, repl) else n = cheap_upto(cp, nil, true) end
+  if run and (tr ~= "string" or #repl <= 2 * cp.ncap + 1) then
+    local by_runs = cheap_upto(cp, run, true)
+    if by_runs > n then n = by_runs end
+  end
+  return n
+end
+
 -- gsub with a string subject and pattern and no max: per pattern (quick[3]), then per replacement
 -- string (at most 16), or under true for any function or table, the longest subject handed to C
 -- (-1: none), learnt by gsub once the pattern is known error-free, so that a repeated call skips
@@ -1921,7 +1965,7 @@ local function learn_gsub(p, cp, repl)
   if repl == nil then
     known[key] = cheap_upto(cp, nil, true)
   else
-    known[key] = repl_ok(repl, cp.ncap) and longest_cheap(gsub_bound, cp, repl, "string") or -1
+    known[key] = repl_ok(repl, cp.ncap) and string_upto(cp, repl) or -1
   end
   known[1] = known[1] + 1
 end
@@ -1964,9 +2008,13 @@ end
 
 -- gsub of at most maxr matches by the stepper, with a replacement of type tr whose string (if any)
 -- repl_ok accepts; the subject's runs as found already (nil: not yet). Each match's replacement is
--- charged its length, as in the matcher's own gsub.
+-- charged its length, as in the matcher's own gsub; the rest from the end of a match is C's gsub
+-- once rest_upto allows it.
 local function stepped_gsub(src, p, cp, repl, tr, maxr, run)
-  local next_match = stepper(src, p, p, cp, step_limits(cp, anchored(cp, p), src, run))
+  local mx, amx
+  mx, amx, run = step_limits(cp, anchored(cp, p), src, run)
+  local next_match = stepper(src, p, p, cp, mx, amx)
+  local whole = rest_upto(cp, repl, tr, run)
   local ls, ncap = #src, cp.ncap
   local segs, nsegs = nil, 0
   if tr == "string" then segs, nsegs = parse_repl(repl) end
@@ -2012,6 +2060,25 @@ local function stepped_gsub(src, p, cp, repl, tr, maxr, run)
     return en + 1
   end
   while n < maxr and pos <= ls + 1 do
+    if ls - pos + 1 <= whole then
+      -- the rest is C's gsub, charged as a whole call (the steps before it first)
+      flush()
+      if stats then stats.c = stats.c + 1 end
+      local bound = ls - pos + 1 + #p
+      if bound >= FEW then charge(bound) end
+      local rest, m = c_gsub(sub(src, pos), p, repl, maxr - n)
+      if m > 0 then
+        if keep < pos then
+          np = np + 1
+          parts[np] = sub(src, keep, pos - 1)
+        end
+        np = np + 1
+        parts[np] = rest
+        keep, changed = ls + 1, true
+      end
+      n = n + m
+      break
+    end
     local after = replace(next_match(pos, lastmatch))
     if not after then break end
     pos, lastmatch = after, after

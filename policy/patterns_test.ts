@@ -904,6 +904,45 @@ Deno.test({
 });
 
 Deno.test({
+  name: "patterns: a stepped gsub hands the rest from the end of a match to C's gsub once it is cheap whole",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    // 1,080 bytes and 120 matches: too long for C's whole gsub, so the matches are steps, until the
+    // rest is short enough (the last 25 matches here); with a maximum, the rest gets what is left of
+    // it. A frontier or a position capture would see where the rest starts: steps to the end.
+    const rows = lua.execute(`
+      local text = ("key12=val12&k2=v2&"):rep(60)
+      local out = {}
+      local function swap(a, b) return b .. "=" .. a end
+      local cases = {
+        { "(%w+)=(%w+)", "%2=%1" }, { "(%w+)=(%w+)", swap }, { "(%w+)=(%w+)", { key12 = "K" } },
+        { "(%w+)=(%w+)", "%2=%1", 100 }, { "%f[%w](%w+)=(%w+)", "%2=%1" }, { "()(%w+)=(%w+)", "%3=%2" },
+      }
+      for _, case in ipairs(cases) do
+        local p, r, max = case[1], case[2], case[3]
+        local want = table.concat({ string.gsub(text, p, r, max) }, " ")
+        api.gsub(text, p, r, max)
+        reset(); stats.c, stats.lua = 0, 0
+        local got = table.concat({ api.gsub(text, p, r, max) }, " ")
+        local n = select(2, string.gsub(text, p, r, max))
+        out[#out + 1] = table.concat({ p, type(r), tostring(max), tostring(got == want), n, stats.c, stats.lua,
+          used_units() }, " ")
+      end
+      return out
+    `) as LuaTable;
+    assert.deepEqual([...rows.values()], [
+      "(%w+)=(%w+) string nil true 120 96 0 3743",
+      "(%w+)=(%w+) function nil true 120 96 0 3739",
+      "(%w+)=(%w+) table nil true 120 96 0 3024",
+      "(%w+)=(%w+) string 100 true 100 96 0 3743",
+      "%f[%w](%w+)=(%w+) string nil true 120 121 0 4941",
+      "()(%w+)=(%w+) string nil true 120 121 0 4457",
+    ]);
+  },
+});
+
+Deno.test({
   name: "patterns: searching along a subject in a loop is charged its length once, not per search",
   ignore: !SUPPORTED,
   fn() {
