@@ -1,11 +1,12 @@
 // Policies beyond ABAC, side by side: string patterns, string functions, a loop, table functions, a
 // large input, string normalization, math functions, recursive calls, lookups in shared data, objects
 // with metatables, errors caught with pcall, a coroutine generator, gsub with a replacement function,
-// gsub with captures over 400 bytes, a csv line split and trimmed by gmatch and string building, each
-// a Lua function `function(input, data) ... end` returning a boolean, and an
-// admission rule returning its verdict as a table `{ allow = ..., reasons = { ... } }` that each
-// engine reads into JS. Shared data is the policy engine's `data` for luagate, and a global `data`
-// set once for the others.
+// gsub with captures over 400 bytes, a csv line split and trimmed by gmatch, string building and
+// calls of a host function, each a Lua function `function(input, data) ... end` returning a boolean,
+// and an admission rule returning its verdict as a table `{ allow = ..., reasons = { ... } }` that
+// each engine reads into JS. Shared data is the policy engine's `data` for luagate, and a global
+// `data` set once for the others. A host function is a capability for luagate, a global JS function
+// for wasmoon and a C function of JS for fengari.
 //
 //   deno run -A bench/peers/workloads.ts [--rounds N] [--min-round-ms N]
 //
@@ -27,12 +28,15 @@ interface Workload {
   verdict?: true;
   /** Data every call of the workload shares (`data` in the body; nil when absent). */
   data?: Record<string, unknown>;
+  /** A host function the body calls by this name, with one string, returning a string or nil. */
+  host?: { name: string; fn: (key: string) => string | null };
 }
 
 const UA =
   "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
 const range = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
 const ROLES = ["viewer", "editor", "admin", "auditor", "billing", "support"];
+const OWNERS = new Map(range(500, (i) => [`doc${i}`, `user${i % 40}`]));
 const ACTIONS = ["read", "write", "delete", "pay", "ticket"];
 
 const WORKLOADS: Workload[] = [
@@ -227,6 +231,20 @@ const WORKLOADS: Workload[] = [
     inputs: range(100, (i) => ({ n: i })),
   },
   {
+    name: "calls of a host function (10 lookups)",
+    body: `
+  local owned = 0
+  for _, id in ipairs(input.documents) do
+    if owner_of(id) == input.user then owned = owned + 1 end
+  end
+  return owned >= 2`,
+    host: { name: "owner_of", fn: (id) => OWNERS.get(id) ?? null },
+    inputs: range(100, (i) => ({
+      user: `user${i % 40}`,
+      documents: range(10, (k) => `doc${(i + 40 * k * (k % 3)) % 520}`),
+    })),
+  },
+  {
     name: "a verdict with reasons (table result)",
     body: `
   local reasons = {}
@@ -263,9 +281,11 @@ function luagateRow(): Row {
   return {
     name: "luagate Policy (all limits on)",
     make(w) {
-      let engine = engines.get(w.data);
+      const key = w.host ?? w.data;
+      let engine = engines.get(key);
       if (engine === undefined) {
-        engines.set(w.data, engine = new PolicyEngine({ data: w.data }));
+        const capabilities = w.host && { [w.host.name]: w.host.fn };
+        engines.set(key, engine = new PolicyEngine({ data: w.data, capabilities }));
       }
       const policy: Policy = engine.compile(
         `return function(input, data)${w.body}\nend`,
@@ -295,6 +315,7 @@ function wasmoonRow(
       const lua = await new wasmoon.LuaFactory().createEngine(options);
       const global = `f${count++}`;
       if (w.data) lua.global.set("data", w.data);
+      if (w.host) lua.global.set(w.host.name, w.host.fn);
       lua.doStringSync(`${global} = function(input)${w.body}\nend`);
       const f = lua.global.get(global) as (input: unknown) => unknown;
       if (!w.verdict) return (input) => answer(f(input));
@@ -348,6 +369,16 @@ function fengariRow(F: FengariModule): Row {
         throw new Error("fengari: " + to_jsstring(api.lua_tostring(L, -1)));
       }
       const ref = aux.luaL_ref(L, api.LUA_REGISTRYINDEX);
+      const host = w.host;
+      if (host) {
+        api.lua_pushcfunction(L, (L: unknown) => {
+          const result = host.fn(to_jsstring(api.lua_tostring(L, 1)));
+          if (result === null) api.lua_pushnil(L);
+          else api.lua_pushstring(L, to_luastring(result));
+          return 1;
+        });
+        api.lua_setglobal(L, key(host.name));
+      }
       if (w.data) {
         push(L, w.data);
         api.lua_setglobal(L, key("data"));
@@ -401,6 +432,7 @@ async function main(): Promise<void> {
       input: unknown,
       data: unknown,
     ) => unknown;
+    if (w.host) reference.globals().set(w.host.name, w.host.fn);
     const data = w.data && reference.tableFrom(w.data, { recursive: true });
     const expected = w.inputs.map((input) => {
       const result = check(

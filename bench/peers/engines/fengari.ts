@@ -22,6 +22,8 @@ export interface FengariModule {
     lua_createtable(L: LuaState, narr: number, nrec: number): void;
     lua_pushstring(L: LuaState, s: string | LuaString): void;
     lua_pushboolean(L: LuaState, b: boolean): void;
+    lua_pushnil(L: LuaState): void;
+    lua_pushcfunction(L: LuaState, f: (L: LuaState) => number): void;
     lua_pushinteger(L: LuaState, n: number): void;
     lua_pushnumber(L: LuaState, n: number): void;
     lua_setfield(L: LuaState, idx: number, k: LuaString | string): void;
