@@ -1980,15 +1980,21 @@ local function replacement_value(v, level)
   return v
 end
 
--- Adds to the np parts of gsub's result the text of src from keep to before at, and then a match's
--- replacement v, charged its length; returns how many parts there are.
-local function add_replacement(parts, np, src, keep, at, v)
+-- Adds to the np parts of gsub's result the text of src from keep to before at, and then v; returns
+-- how many parts there are.
+local function add_after_text(parts, np, src, keep, at, v)
   if keep < at then
     np = np + 1
     parts[np] = sub(src, keep, at - 1)
   end
   np = np + 1
   parts[np] = v
+  return np
+end
+
+-- The same for a match's replacement v, charged its length.
+local function add_replacement(parts, np, src, keep, at, v)
+  np = add_after_text(parts, np, src, keep, at, v)
   pending = pending + #v
   if pending >= CHUNK then flush() end
   return np
@@ -2068,12 +2074,7 @@ local function stepped_gsub(src, p, cp, repl, tr, maxr, run)
       if bound >= FEW then charge(bound) end
       local rest, m = c_gsub(sub(src, pos), p, repl, maxr - n)
       if m > 0 then
-        if keep < pos then
-          np = np + 1
-          parts[np] = sub(src, keep, pos - 1)
-        end
-        np = np + 1
-        parts[np] = rest
+        np = add_after_text(parts, np, src, keep, pos, rest)
         keep, changed = ls + 1, true
       end
       n = n + m
