@@ -6,7 +6,7 @@
 // and an admission rule returning its verdict as a table `{ allow = ..., reasons = { ... } }` that
 // each engine reads into JS. Shared data is the policy engine's `data` for luagate, and a global
 // `data` set once for the others. A host function is a capability for luagate, a global JS function
-// for wasmoon and a C function of JS for fengari.
+// for wasmoon and a C function written in JS for fengari.
 //
 //   deno run -A bench/peers/workloads.ts [--rounds N] [--min-round-ms N]
 //
