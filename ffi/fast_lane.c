@@ -201,7 +201,8 @@ enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
  * for an attempt; the anchored pattern; the set of chars a match can start with; the locator or
  * false; the pattern of the run a failed attempt skips or false; the longest subjects whose whole
  * scan is cheap per key of runs, where a gsub may hand the rest of its subject to C, or false; the
- * longest replacement string those stand for }); at QUICK_C_FIND, C's find; at
+ * longest replacement string those stand for; the longest subjects cheap per replacement string,
+ * with how many it knows at 1 }); at QUICK_C_FIND, C's find; at
  * QUICK_STEP_SEARCH, the matcher's search in Lua for those steps. */
 enum {
   QUICK_FIND = 1, QUICK_MATCH = 2, QUICK_GSUB = 3, QUICK_GMATCH = 4, QUICK_PLAIN_WORK = 5, QUICK_ATTEMPTS = 6,
@@ -209,8 +210,11 @@ enum {
 };
 enum {
   STEPS_SEARCH_LIMITS = 1, STEPS_ATTEMPT_LIMITS = 2, STEPS_ANCHORED = 3, STEPS_FIRST = 4, STEPS_LOCATOR = 5,
-  STEPS_SKIP_RUN = 6, STEPS_SCAN_LIMITS = 7, STEPS_SHORT_REPLACEMENT = 8
+  STEPS_SKIP_RUN = 6, STEPS_SCAN_LIMITS = 7, STEPS_SHORT_REPLACEMENT = 8, STEPS_REPLACEMENT_LIMITS = 9
 };
+/* How many replacement strings a record's STEPS_REPLACEMENT_LIMITS knows at most (the matcher's
+ * string_upto): past that, one it lacks stays unknown, and its gsub steps to the end. */
+#define KNOWN_REPLACEMENTS 16
 enum { RUNS_SEARCH_LIMITS = 1, RUNS_SCAN_LIMITS = 2, RUNS_SHORT_REPLACEMENT = 4, RUNS_FIRST_SET = 5 };
 enum {
   ATTEMPT_LIMIT = 1, ATTEMPT_PATTERN = 2, ATTEMPT_FIRST = 3, ATTEMPT_COMPILED = 4, ATTEMPT_LOCATOR = 5,
@@ -243,7 +247,7 @@ enum {
  * CODE_PAGES in sync with FAST_LANE_PAGES in ffi/fast_lane.ts). The code finds its start from an
  * address it reads at its own start, within its first page. */
 #define PAGE_SIZE_MIN 4096
-#define CODE_PAGES 4
+#define CODE_PAGES 5
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -646,21 +650,29 @@ INLINE int steps_limits(const luagate_lane_api *lua, lua_State *L, luagate_lane_
 /* The longest rest of the subject, from the end of a match, that gsub's steps hand to C's gsub whole,
  * as the matcher's rest_upto gives it from the pattern's record under QUICK_STEPS (at `record`): -1
  * where the record has no scan limits (the pattern's matches could tell the rest from the whole
- * subject); else `limit`, the longest subject whose whole gsub with the replacement at 3 is cheap,
- * raised, for a replacement the scan's lengths stand for, to the scan's length for the subject's
- * runs (`run`; 0: not found). 0 when the memo has no length for those runs yet (the route's). */
-INLINE int rest_limit(const luagate_lane_api *lua, lua_State *L, int record, lua_Integer run, lua_Number limit,
-                      lua_Integer *rest) {
-  lua_Number shortest, longest = limit;
+ * subject) or its memo of replacements is full without the one at 3; else the longest subject whose
+ * whole gsub with that replacement is cheap, raised, for a replacement the scan's lengths stand for,
+ * to the scan's length for the subject's runs (`run`; 0: not found). 0 when a memo has no length for
+ * the replacement or for those runs yet (the route's, which learns it). */
+INLINE int rest_limit(const luagate_lane_api *lua, lua_State *L, int record, lua_Integer run, lua_Integer *rest) {
+  const int base = lua->gettop(L), scan = base + 1, replacements = base + 2;
+  lua_Number shortest, longest;
   int known = 1;
   *rest = -1;
-  if (lua->rawgeti(L, record, STEPS_SCAN_LIMITS) == LUA_TTABLE) {
-    if (number_at(lua, L, record, STEPS_SHORT_REPLACEMENT, &shortest) && (lua_Number)lua->rawlen(L, 3) <= shortest) {
-      known = raised_by_runs(lua, L, lua->gettop(L), run, &longest);
+  if (lua->rawgeti(L, record, STEPS_SCAN_LIMITS) == LUA_TTABLE &&
+      lua->rawgeti(L, record, STEPS_REPLACEMENT_LIMITS) == LUA_TTABLE) {
+    lua->pushvalue(L, 3);
+    if (lua->rawget(L, replacements) == LUA_TNUMBER) {
+      longest = lua->tonumberx(L, -1, 0);
+      if (number_at(lua, L, record, STEPS_SHORT_REPLACEMENT, &shortest) && (lua_Number)lua->rawlen(L, 3) <= shortest) {
+        known = raised_by_runs(lua, L, scan, run, &longest);
+      }
+      *rest = (lua_Integer)longest;
+    } else {
+      known = lua->rawgeti(L, replacements, 1) == LUA_TNUMBER && lua->tointegerx(L, -1, 0) >= KNOWN_REPLACEMENTS;
     }
-    *rest = (lua_Integer)longest;
   }
-  lua->settop(L, -2);
+  lua->settop(L, base);
   return known;
 }
 
@@ -1150,7 +1162,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
           if (lua->checkstack(L, 8 + (op == ENTRY_GMATCH ? STEPS_UPVALUES : GSUB_PIECES + 34 + GSUB_PIECES)) &&
               steps_limits(lua, L, state, upvalues, rest, &run, &steps)) {
             if (op == ENTRY_GSUB) {
-              if (!rest_limit(lua, L, steps.record_at, run, limit, &rest_whole)) {
+              if (!rest_limit(lua, L, steps.record_at, run, &rest_whole)) {
                 lua->settop(L, n);
                 goto route;
               }

@@ -1440,8 +1440,9 @@ end
 -- anchored pattern, the set of chars a match can start with (any, where the pattern has no first
 -- set), the locator or false, the pattern of the run a failed attempt skips or false (see nextpos),
 -- the longest subjects whose whole scan is cheap per key of runs (cheap_upto's memo) where a gsub
--- may hand the rest of its subject to C (see rest_upto) or false, and the longest replacement string
--- those lengths stand for }. At 11, C's find, which the fast lane's gmatch and gsub call with those;
+-- may hand the rest of its subject to C (see rest_upto) or false, the longest replacement string
+-- those lengths stand for, and the longest subjects cheap per replacement string (string_upto's
+-- memo) }. At 11, C's find, which the fast lane's gmatch and gsub call with those;
 -- at 12, step_search, their search in Lua.
 local quick, nquick = deps.quick or {}, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 quick[1], quick[2], quick[3], quick[4], quick[5], quick[6], quick[9], quick[10], quick[11] =
@@ -1685,7 +1686,7 @@ local function learn_steps(p, cp)
   cheap_upto(cp)
   cheap_upto(acp)
   learn(10, p, { memo_of(cp, "upto"), memo_of(acp, "upto"), cp.apat, cp.firstset or ANY, cp.locator or false,
-    cp.skiprun or false, cp.splits and memo_of(cp, "scan_upto"), 2 * cp.ncap + 1 })
+    cp.skiprun or false, cp.splits and memo_of(cp, "scan_upto"), 2 * cp.ncap + 1, memo_of(cp, "repl_upto") })
 end
 
 -- The longest rests of s whose search (mx) and whose attempt anchored where a match can start
@@ -1921,14 +1922,16 @@ local function repl_ok(r, ncap)
 end
 
 -- The longest subject whose gsub with the replacement string repl (one repl_ok accepts) is cheap in
--- C, for any subject; memoised per compiled pattern for its first 16 replacements ([1] counts them).
+-- C, for any subject; memoised per compiled pattern for its first 16 replacements ([1] counts them),
+-- nil for another once those are known (its search costs more than a stepped gsub saves).
 local function string_upto(cp, repl)
   local memo = memo_of(cp, "repl_upto")
   local n = memo[repl]
   if n == nil then
-    n = longest_cheap(gsub_bound, cp, repl, "string")
     local count = memo[1] or 0
-    if count < 16 then memo[repl], memo[1] = n, count + 1 end
+    if count >= 16 then return nil end
+    n = longest_cheap(gsub_bound, cp, repl, "string")
+    memo[repl], memo[1] = n, count + 1
   end
   return n
 end
@@ -1939,9 +1942,10 @@ end
 -- the subject's runs (run: as found; nil or false: not found). The fast lane's gsub reads the same
 -- from the pattern's record of steps.
 local function rest_upto(cp, repl, tr, run)
-  if not cp.splits then return -1 end
+  if FORCE_LUA or not cp.splits then return -1 end
   local n
   if tr == "string" then n = string_upto(cp, repl) else n = cheap_upto(cp, nil, true) end
+  if n == nil then return -1 end
   if run and (tr ~= "string" or #repl <= 2 * cp.ncap + 1) then
     local by_runs = cheap_upto(cp, run, true)
     if by_runs > n then n = by_runs end
@@ -1965,7 +1969,8 @@ local function learn_gsub(p, cp, repl)
   if repl == nil then
     known[key] = cheap_upto(cp, nil, true)
   else
-    known[key] = repl_ok(repl, cp.ncap) and string_upto(cp, repl) or -1
+    known[key] = repl_ok(repl, cp.ncap) and (string_upto(cp, repl) or longest_cheap(gsub_bound, cp, repl, "string"))
+      or -1
   end
   known[1] = known[1] + 1
 end

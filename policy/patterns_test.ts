@@ -254,7 +254,8 @@ function reset(b) used, budget = 0, b or math.huge end
 function used_units() return used end
 stats = { c = 0, lua = 0 }
 api = load(src, "=luagate.patterns", "t")({ charge = charge, c = C, stats = stats })
-forced = load(src, "=luagate.patterns", "t")({ charge = charge, c = C, force_lua = true })
+forced_stats = { c = 0, lua = 0 }
+forced = load(src, "=luagate.patterns", "t")({ charge = charge, c = C, stats = forced_stats, force_lua = true })
 few16 = load(src, "=luagate.patterns", "t")({ charge = charge, c = C, stats = stats, few = 16 })
 `;
 
@@ -910,7 +911,8 @@ Deno.test({
     using lua = setup();
     // 1,080 bytes and 120 matches: too long for C's whole gsub, so the matches are steps, until the
     // rest is short enough (the last 25 matches here); with a maximum, the rest gets what is left of
-    // it. A frontier or a position capture would see where the rest starts: steps to the end.
+    // it. A frontier or a position capture would see where the rest starts: steps to the end. With
+    // force_lua, nothing is handed to C.
     const rows = lua.execute(`
       local text = ("key12=val12&k2=v2&"):rep(60)
       local out = {}
@@ -929,6 +931,9 @@ Deno.test({
         out[#out + 1] = table.concat({ p, type(r), tostring(max), tostring(got == want), n, stats.c, stats.lua,
           used_units() }, " ")
       end
+      local got = forced.gsub(text, "(%w+)=(%w+)", "%2=%1")
+      out[#out + 1] = table.concat({ "forced", tostring(got == string.gsub(text, "(%w+)=(%w+)", "%2=%1")),
+        forced_stats.c, forced_stats.lua }, " ")
       return out
     `) as LuaTable;
     assert.deepEqual([...rows.values()], [
@@ -938,6 +943,7 @@ Deno.test({
       "(%w+)=(%w+) string 100 true 100 96 0 3743",
       "%f[%w](%w+)=(%w+) string nil true 120 121 0 4941",
       "()(%w+)=(%w+) string nil true 120 121 0 4457",
+      "forced true 0 121",
     ]);
   },
 });
