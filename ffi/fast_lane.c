@@ -213,7 +213,8 @@ enum {
   STEPS_SKIP_RUN = 6, STEPS_SCAN_LIMITS = 7, STEPS_SHORT_REPLACEMENT = 8, STEPS_REPLACEMENT_LIMITS = 9
 };
 /* How many replacement strings a record's STEPS_REPLACEMENT_LIMITS knows at most (the matcher's
- * string_upto): past that, one it lacks stays unknown, and its gsub steps to the end. */
+ * string_upto, KNOWN_REPLACEMENTS in policy/patterns.ts): past that, one it lacks stays unknown, and
+ * its gsub steps to the end. */
 #define KNOWN_REPLACEMENTS 16
 enum { RUNS_SEARCH_LIMITS = 1, RUNS_SCAN_LIMITS = 2, RUNS_SHORT_REPLACEMENT = 4, RUNS_FIRST_SET = 5 };
 enum {

@@ -168,6 +168,7 @@ local MAXCAPTURES = 32 -- LUA_MAXCAPTURES
 local CHUNK = 256 -- steps accumulated before calling deps.charge
 local CACHE_MAX = 128 -- compiled patterns kept (per anchoring)
 local CACHE_PLEN = 256 -- longer patterns are not cached
+local KNOWN_REPLACEMENTS = 16 -- replacement strings whose longest cheap subject a pattern keeps
 local PREFIX = 8 -- the longest literal prefix a locator searches for
 -- a key of the subject's runs (see longest_runs): classes per key, and bits per class
 local RUN_SLOTS, RUN_BITS, RUN_MASK = 12, 5, 31
@@ -191,6 +192,13 @@ local function flush()
     pending = 0
     charge(p)
   end
+end
+
+-- a call handed to C whole is charged its bound first: the subject from the start position plus the
+-- pattern (under FEW units, nothing)
+local function charge_whole(bound)
+  if stats then stats.c = stats.c + 1 end
+  if bound >= FEW then charge(bound) end
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -940,12 +948,17 @@ local function longest_run(s, _, runpat)
 end
 local run_of = deps.run_entry and deps.run_entry(longest_run) or longest_run
 
+-- The longest replacement string a whole scan's bound stands for: one of at most 2 * ncap + 1 chars
+-- costs a match no more than a function's captures.
+local function scan_replacement(cp)
+  return 2 * cp.ncap + 1
+end
+
 -- Whether C's work for the rest n of a subject whose runs of cp's classes are at most as long as the
 -- key run says (nil: any) is cheap: for a search, or for gsub with a replacement of type tr (a gmatch scan:
--- "function"). A replacement string of at most 2 * ncap + 1 chars costs a match no more than a
--- function's captures: the scan's memoised length stands for its bound.
+-- "function"); the scan's memoised length stands for a replacement string it covers.
 local function cheap_for(cp, n, run, repl, tr)
-  if tr == "string" and #repl > 2 * cp.ncap + 1 then return gsub_bound(cp, n, repl, tr, run) <= LIMIT end
+  if tr == "string" and #repl > scan_replacement(cp) then return gsub_bound(cp, n, repl, tr, run) <= LIMIT end
   return n <= cheap_upto(cp, run, tr ~= nil)
 end
 
@@ -1470,7 +1483,7 @@ end
 local function learn_runs(p, cp)
   local classes = cp.run_classes
   if classes == nil or cp.mayerr or FORCE_LUA or quick[9][p] ~= nil or #p > CACHE_PLEN then return end
-  local r = { memo_of(cp, "upto"), memo_of(cp, "scan_upto"), cp, 2 * cp.ncap + 1 }
+  local r = { memo_of(cp, "upto"), memo_of(cp, "scan_upto"), cp, scan_replacement(cp) }
   for i = 1, #classes do r[i + 4] = bitmap(classes[i]) end
   learn(9, p, r)
 end
@@ -1650,9 +1663,7 @@ local function match(...)
       local rest = ls - pos + 1
       if pos > 0 and rest >= 0 and not FORCE_LUA then
         if rest <= mx or cheap_runs(p, s, rest) then
-          if stats then stats.c = stats.c + 1 end
-          local bound = rest + #p
-          if bound >= FEW then charge(bound) end
+          charge_whole(rest + #p)
           return c_match(s, p, pos)
         end
         local a = quick[6][p]
@@ -1686,7 +1697,7 @@ local function learn_steps(p, cp)
   cheap_upto(cp)
   cheap_upto(acp)
   learn(10, p, { memo_of(cp, "upto"), memo_of(acp, "upto"), cp.apat, cp.firstset or ANY, cp.locator or false,
-    cp.skiprun or false, cp.splits and memo_of(cp, "scan_upto"), 2 * cp.ncap + 1, memo_of(cp, "repl_upto") })
+    cp.skiprun or false, cp.splits and memo_of(cp, "scan_upto"), scan_replacement(cp), memo_of(cp, "repl_upto") })
 end
 
 -- The longest rests of s whose search (mx) and whose attempt anchored where a match can start
@@ -1760,9 +1771,7 @@ end
 
 -- C's own iterator over the whole of s, charged once
 local function whole_scan(s, p)
-  if stats then stats.c = stats.c + 1 end
-  local bound = #s + #p
-  if bound >= FEW then charge(bound) end
+  charge_whole(#s + #p)
   return c_gmatch(s, p)
 end
 
@@ -1922,14 +1931,15 @@ local function repl_ok(r, ncap)
 end
 
 -- The longest subject whose gsub with the replacement string repl (one repl_ok accepts) is cheap in
--- C, for any subject; memoised per compiled pattern for its first 16 replacements ([1] counts them),
--- nil for another once those are known (its search costs more than a stepped gsub saves).
+-- C, for any subject; memoised per compiled pattern for its first KNOWN_REPLACEMENTS replacements
+-- ([1] counts them), nil for another once those are known (its search costs more than a stepped gsub
+-- saves).
 local function string_upto(cp, repl)
   local memo = memo_of(cp, "repl_upto")
   local n = memo[repl]
   if n == nil then
     local count = memo[1] or 0
-    if count >= 16 then return nil end
+    if count >= KNOWN_REPLACEMENTS then return nil end
     n = longest_cheap(gsub_bound, cp, repl, "string")
     memo[repl], memo[1] = n, count + 1
   end
@@ -1946,7 +1956,7 @@ local function rest_upto(cp, repl, tr, run)
   local n
   if tr == "string" then n = string_upto(cp, repl) else n = cheap_upto(cp, nil, true) end
   if n == nil then return -1 end
-  if run and (tr ~= "string" or #repl <= 2 * cp.ncap + 1) then
+  if run and (tr ~= "string" or #repl <= scan_replacement(cp)) then
     local by_runs = cheap_upto(cp, run, true)
     if by_runs > n then n = by_runs end
   end
@@ -1954,7 +1964,7 @@ local function rest_upto(cp, repl, tr, run)
 end
 
 -- gsub with a string subject and pattern and no max: per pattern (quick[3]), then per replacement
--- string (at most 16), or under true for any function or table, the longest subject handed to C
+-- string (at most KNOWN_REPLACEMENTS), or under true for any function or table, the longest subject handed to C
 -- (-1: none), learnt by gsub once the pattern is known error-free, so that a repeated call skips
 -- the checks. [1] counts a pattern's replacements.
 local function learn_gsub(p, cp, repl)
@@ -1965,7 +1975,7 @@ local function learn_gsub(p, cp, repl)
     learn(3, p, known)
   end
   local key = repl or true
-  if known[key] ~= nil or known[1] >= 16 then return end
+  if known[key] ~= nil or known[1] >= KNOWN_REPLACEMENTS then return end
   if repl == nil then
     known[key] = cheap_upto(cp, nil, true)
   else
@@ -2074,9 +2084,7 @@ local function stepped_gsub(src, p, cp, repl, tr, maxr, run)
     if ls - pos + 1 <= whole then
       -- the rest is C's gsub, charged as a whole call (the steps before it first)
       flush()
-      if stats then stats.c = stats.c + 1 end
-      local bound = ls - pos + 1 + #p
-      if bound >= FEW then charge(bound) end
+      charge_whole(ls - pos + 1 + #p)
       local rest, m = c_gsub(sub(src, pos), p, repl, maxr - n)
       if m > 0 then
         np = add_after_text(parts, np, src, keep, pos, rest)
@@ -2103,9 +2111,7 @@ local function gsub(...)
     local mx = tr == "string" and known[repl] or (tr == "function" or tr == "table") and known[true]
     -- (a replacement string the matcher found invalid is known as -1: its runs are not looked at)
     if mx and (#src <= mx or (tr ~= "string" or mx >= 0) and cheap_runs(p, src, #src, repl, tr)) then
-      if stats then stats.c = stats.c + 1 end
-      local bound = #src + #p
-      if bound >= FEW then charge(bound) end
+      charge_whole(#src + #p)
       if tr == "string" then return c_gsub_string(src, p, repl) end
       return c_gsub(src, p, repl)
     end
