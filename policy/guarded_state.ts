@@ -653,14 +653,23 @@ export class GuardedState {
     }
     if (this.#tripped !== undefined) return { ok: false, values: [] };
     if (this.#collector && this.#depth === 1) return { ok, values: this.#collector(L, start, n) };
+    // a decision's two results (verdict, reasons) in one literal, without growing an array
+    if (n === 2) {
+      return {
+        ok,
+        values: [this.#result(L, start, first, described), this.#result(L, start + 1, first, described)],
+      };
+    }
     // a literal, not new Array(n): V8 learns at the literal that its arrays hold any value, where
     // each new Array(n) began as an array of small integers and changed kind at the first boolean
     const values: unknown[] = [];
-    for (let i = 0; i < n; i++) {
-      const at = start + i - first;
-      values.push(described?.isScalar(at) ? described.scalar(at) : this.readData(L, start + i));
-    }
+    for (let i = 0; i < n; i++) values.push(this.#result(L, start + i, first, described));
     return { ok, values };
+  }
+
+  // The result at stack index `at` of a run whose results begin at `first`.
+  #result(L: LuaState, at: number, first: number, described: CallFrame | undefined): unknown {
+    return described?.isScalar(at - first) ? described.scalar(at - first) : this.readData(L, at);
   }
 
   #conclude(outcome: RunOutcome, nested: boolean): unknown[] {

@@ -17,7 +17,15 @@ import { type Decision, DecisionIds } from "./decision.ts";
 import { DecisionLog, type DecisionLogOptions } from "./decision_log.ts";
 import { NotAPolicyError } from "./engine.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
-import type { DecisionRow, WireError, WorkerInit } from "./pool_worker.ts";
+import {
+  ALLOWED,
+  type DecisionExtras,
+  RESULT_SLOTS,
+  type ResultsMessage,
+  VALUE_TRUE,
+  type WireError,
+  type WorkerInit,
+} from "./pool_worker.ts";
 
 /** A policy given to the pool as source: the Lua chunk, optionally with its own permissions. */
 export type PoolPolicySource = string | { source: string; permissions?: Iterable<string> };
@@ -156,7 +164,8 @@ export function reviveError(wire: WireError): Error {
 
 /**
  * Whether `value` survives `JSON.stringify` / `JSON.parse` unchanged as the engine sees it: plain
- * objects and arrays of strings, booleans, finite numbers (not -0), null and undefined. Messages
+ * objects and arrays of strings, booleans, finite numbers (not -0), null and undefined. Symbol keys
+ * do not count: JSON drops them, and the engine's copy never reads them either. Messages
  * between the pool and its workers travel as JSON when they can (several times cheaper than
  * structured cloning), else structured-cloned.
  */
@@ -180,7 +189,6 @@ export function jsonSafe(value: unknown, depth = 0, exact = false): boolean {
       }
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) return false;
-      if (Object.getOwnPropertySymbols(value).length > 0) return false;
       for (const key in value) {
         if (!jsonSafe((value as Record<string, unknown>)[key], depth + 1, exact)) return false;
       }
@@ -349,13 +357,11 @@ export class PolicyPool implements AsyncDisposable {
       worker.onmessage = (event: MessageEvent) => {
         const message = event.data as {
           type: string;
-          items?: DecisionRow[];
-          json?: string;
           policies?: string[];
           error?: WireError;
         };
         if (message.type === "results") {
-          this.#onResults(slot, message.json !== undefined ? JSON.parse(message.json) : message.items!);
+          this.#onResults(slot, message as ResultsMessage);
         } else if (message.type === "ready") {
           slot.ready = true;
           this.#policies = message.policies!;
@@ -503,25 +509,39 @@ export class PolicyPool implements AsyncDisposable {
     }, wait + 1);
   }
 
-  #onResults(slot: Slot, rows: DecisionRow[]): void {
+  #onResults(slot: Slot, results: ResultsMessage): void {
     if (slot.dead) return;
     slot.progressAt = performance.now();
-    for (const row of rows) {
-      const request = slot.inFlight.get(row[0]);
+    const numbers = results.numbers;
+    const ids = results.ids.split(" ");
+    const extras: DecisionExtras[] = results.json !== undefined
+      ? JSON.parse(results.json)
+      : results.extras ?? [];
+    for (let i = 0; i < ids.length; i++) {
+      const at = i * RESULT_SLOTS;
+      const request = slot.inFlight.get(numbers[at]);
       if (!request) continue;
-      slot.inFlight.delete(row[0]);
+      slot.inFlight.delete(numbers[at]);
       this.#inFlight--;
+      const flags = numbers[at + 1];
+      const extra = numbers[at + 7] < 0 ? undefined : extras[numbers[at + 7]];
       const decision: Decision = {
-        allow: row[1],
-        reasons: row[2],
-        errors: row[3],
-        value: row[4] === null ? undefined : row[4],
-        usage: { instructions: row[5], memory: row[6], cpuMs: row[7], output: row[8], timeMs: row[9] },
-        id: row[10] === "" ? this.#ids.next() : row[10],
-        policy: row[11],
-        calls: row[12],
+        allow: (flags & ALLOWED) !== 0,
+        reasons: extra ? extra[0] : [],
+        errors: extra ? extra[1] : [],
+        value: extra ? (extra[2] === null ? undefined : extra[2]) : (flags & VALUE_TRUE) !== 0,
+        usage: {
+          instructions: numbers[at + 2],
+          memory: numbers[at + 3],
+          cpuMs: numbers[at + 4],
+          output: numbers[at + 5],
+          timeMs: numbers[at + 6],
+        },
+        id: ids[i] === "" ? this.#ids.next() : ids[i],
+        policy: request.name,
+        calls: extra ? extra[3] : [],
       };
-      if (row[13] !== 0) decision.error = reviveError(row[13]);
+      if (extra && extra[4] !== 0) decision.error = reviveError(extra[4]);
       this.#log?.record(decision, request.input);
       request.resolve(decision);
     }

@@ -5,16 +5,17 @@
  * Not meant to be imported directly: `PolicyPool` starts it with
  * `new Worker(new URL("./pool_worker.ts", import.meta.url), { type: "module" })`.
  *
- * Protocol (all messages are structured-cloned):
+ * Protocol (messages are structured-cloned; a results message transfers its numbers):
  * - pool → worker `{ type: "init", options: WorkerInit }`, answered by `{ type: "ready", policies }`
  *   or `{ type: "failed", error }`;
- * - pool → worker `{ type: "batch", items: [seq, policyName, input][] }`, answered by one or more
- *   `{ type: "results", json }` (or `items`: `DecisionRow[]`) in the order received (a long batch is
- *   answered in parts, so the pool's watchdog sees progress request by request).
+ * - pool → worker `{ type: "batch", json }` (or `items`: `[seq, policyName, input][]`), answered by
+ *   one or more results messages (see {@linkcode ResultsMessage}) in the order received (a long
+ *   batch is answered in parts, so the pool's watchdog sees progress request by request).
  *
  * @module
  */
 
+import { LuaError } from "../lua/errors.ts";
 import type { Decision } from "./decision.ts";
 import { PolicyEngine } from "./engine.ts";
 import type { Capability } from "./guarded_state.ts";
@@ -49,26 +50,37 @@ export interface WireError {
 }
 
 /**
- * A decision as sent back to the pool, flattened (rows parse faster than objects):
- * `[seq, allow, reasons, errors, value (undefined as null), instructions, memory, cpuMs, output,
- * timeMs, id, policy, calls, error or 0]`.
+ * Slots per decision in {@linkcode ResultsMessage.numbers}: its seq, its flags (`ALLOWED`,
+ * `VALUE_TRUE`), its usage (instructions, memory, cpuMs, output, timeMs) and the index of its
+ * extras (-1: none).
  */
-export type DecisionRow = [
-  number,
-  boolean,
-  string[],
-  string[],
-  unknown,
-  number,
-  number,
-  number,
-  number,
-  number,
-  string,
-  string,
-  Decision["calls"],
-  WireError | 0,
-];
+export const RESULT_SLOTS = 8;
+/** The decision allows. */
+export const ALLOWED = 1;
+/** A decision without extras returned `true` as its value (else `false`). */
+export const VALUE_TRUE = 2;
+
+/**
+ * What a decision has beyond its verdict and usage: `[reasons, errors, value (undefined as null),
+ * calls, error or 0]`. Sent only for a decision that has any, or a value that is not a boolean.
+ */
+export type DecisionExtras = [string[], string[], unknown, Decision["calls"], WireError | 0];
+
+/**
+ * Decisions as sent back to the pool. Most decisions are a verdict and five counters, which travel
+ * as numbers (read without parsing); the rest as extras, in JSON when their values allow it.
+ */
+export interface ResultsMessage {
+  type: "results";
+  /** {@linkcode RESULT_SLOTS} numbers per decision. */
+  numbers: Float64Array;
+  /** The decisions' ids joined by spaces ("" for one the pool names). */
+  ids: string;
+  /** The extras, as JSON... */
+  json?: string;
+  /** ...or structured-cloned. */
+  extras?: DecisionExtras[];
+}
 
 /** Replies are sent at the end of each batch, and within it every this many milliseconds. */
 const FLUSH_MS = 10;
@@ -82,26 +94,6 @@ export function wireError(error: unknown): WireError {
   if (typeof extra.capability === "string") wire.capability = extra.capability;
   if (typeof extra.permission === "string") wire.permission = extra.permission;
   return wire;
-}
-
-function toRow(seq: number, d: Decision): DecisionRow {
-  const u = d.usage;
-  return [
-    seq,
-    d.allow,
-    d.reasons,
-    d.errors,
-    d.value === undefined ? null : d.value,
-    u.instructions,
-    u.memory,
-    u.cpuMs,
-    u.output,
-    u.timeMs,
-    d.id,
-    d.policy,
-    d.calls,
-    d.error ? wireError(d.error) : 0,
-  ];
 }
 
 async function loadCapabilities(url: string | undefined): Promise<Record<string, Capability> | undefined> {
@@ -140,46 +132,81 @@ async function build(init: WorkerInit): Promise<PolicyEngine> {
 // The worker global scope, typed loosely so that this module type-checks with the window lib too.
 const scope = globalThis as unknown as {
   onmessage: ((event: MessageEvent) => void) | null;
-  postMessage(message: unknown): void;
+  postMessage(message: unknown, transfer?: Transferable[]): void;
 };
 
 let engine: PolicyEngine | undefined;
 
-function notFound(seq: number, name: string): DecisionRow {
+function notFound(name: string): Decision {
   const message = `no policy named '${name}' in this pool`;
-  return [seq, false, [], [`LuaError: ${message}`], null, 0, 0, 0, 0, 0, "", name, [], {
-    name: "LuaError",
-    message,
-  }];
+  return {
+    allow: false,
+    reasons: [],
+    errors: [`LuaError: ${message}`],
+    value: undefined,
+    usage: { instructions: 0, memory: 0, cpuMs: 0, output: 0, timeMs: 0 },
+    id: "",
+    policy: name,
+    calls: [],
+    error: new LuaError(message),
+  };
 }
 
-/** Sends results as JSON when every decision's value allows it (cheaper), else structured-cloned. */
-function send(out: DecisionRow[]): void {
+function hasExtras(d: Decision): boolean {
+  return d.reasons.length > 0 || d.errors.length > 0 || d.calls.length > 0 || d.error !== undefined ||
+    typeof d.value !== "boolean";
+}
+
+/** Sends decisions as a {@linkcode ResultsMessage}. */
+function send(seqs: number[], decisions: Decision[]): void {
+  const numbers = new Float64Array(decisions.length * RESULT_SLOTS);
+  const ids: string[] = [];
+  const extras: DecisionExtras[] = [];
   let json = true;
-  for (const row of out) {
-    if (!jsonSafe(row[4], 0, true)) {
-      json = false;
-      break;
-    }
+  for (let i = 0; i < decisions.length; i++) {
+    const d = decisions[i];
+    const u = d.usage;
+    const at = i * RESULT_SLOTS;
+    const plain = !hasExtras(d);
+    numbers[at] = seqs[i];
+    numbers[at + 1] = (d.allow ? ALLOWED : 0) | (plain && d.value === true ? VALUE_TRUE : 0);
+    numbers[at + 2] = u.instructions;
+    numbers[at + 3] = u.memory;
+    numbers[at + 4] = u.cpuMs;
+    numbers[at + 5] = u.output;
+    numbers[at + 6] = u.timeMs;
+    numbers[at + 7] = plain ? -1 : extras.length;
+    ids.push(d.id);
+    if (plain) continue;
+    const value = d.value === undefined ? null : d.value;
+    if (json && !jsonSafe(value, 0, true)) json = false;
+    extras.push([d.reasons, d.errors, value, d.calls, d.error ? wireError(d.error) : 0]);
   }
-  if (json) scope.postMessage({ type: "results", json: JSON.stringify(out) });
-  else scope.postMessage({ type: "results", items: out });
+  const message: ResultsMessage = { type: "results", numbers, ids: ids.join(" ") };
+  if (extras.length > 0) {
+    if (json) message.json = JSON.stringify(extras);
+    else message.extras = extras;
+  }
+  scope.postMessage(message, [numbers.buffer]);
 }
 
 function runBatch(items: [number, string, unknown][]): void {
-  let out: DecisionRow[] = [];
+  let seqs: number[] = [];
+  let decisions: Decision[] = [];
   let lastPost = performance.now();
   for (const [seq, name, input] of items) {
     const policy = engine!.policy(name);
-    out.push(policy ? toRow(seq, policy.evaluate(input)) : notFound(seq, name));
+    seqs.push(seq);
+    decisions.push(policy ? policy.evaluate(input) : notFound(name));
     const now = performance.now();
     if (now - lastPost >= FLUSH_MS) {
-      send(out);
-      out = [];
+      send(seqs, decisions);
+      seqs = [];
+      decisions = [];
       lastPost = now;
     }
   }
-  if (out.length > 0) send(out);
+  if (decisions.length > 0) send(seqs, decisions);
 }
 
 scope.onmessage = (event: MessageEvent) => {

@@ -68,7 +68,11 @@ Deno.test("pool: the same decisions as a single engine over 200 ABAC requests", 
   for (const [i, input] of requests.entries()) {
     const expected = abac.evaluate(input);
     assert.deepEqual(comparable(fromPool[i]), comparable(expected), `request ${i}`);
-    assert.equal(fromWorkload[i].allow, workload.evaluate(input).allow);
+    // a bare boolean travels as numbers only, and comes back the same
+    const bare = workload.evaluate(input);
+    assert.deepEqual(comparable(fromWorkload[i]), comparable(bare), `workload request ${i}`);
+    assert.equal(fromWorkload[i].value, bare.value);
+    assert.equal(fromWorkload[i].usage.output, 0);
     assert.equal(fromWorkload[i].allow, decideJS(input));
     if (expected.allow) allowed++;
     // worker-made decisions carry the worker's id and usage
@@ -89,6 +93,48 @@ Deno.test("pool: inputs that are not JSON (Maps, big numbers) reach the workers 
   const input = { m: new Map([["k", "v"]]), n: 2 ** 60, x: NaN };
   assert.equal(policy.evaluate(input).allow, true);
   assert.equal((await pool.evaluate("p", input)).allow, true);
+});
+
+Deno.test("pool: symbol keys of an input count for nothing, as in a single engine", async () => {
+  const source = `return function(input)
+    local n = 0
+    for _ in pairs(input) do n = n + 1 end
+    for _ in pairs(input.inner) do n = n + 1 end
+    return n == 3, tostring(n)
+  end`;
+  using engine = new PolicyEngine();
+  const policy = engine.compile(source, { name: "p" });
+  await using pool = await PolicyPool.create({ workers: 1, policies: { p: source } });
+  const input = { a: 1, inner: { b: 2, [Symbol("hidden")]: 3 }, [Symbol("also")]: 4 };
+  const expected = policy.evaluate(input);
+  assert.deepEqual(expected.reasons, ["3"]);
+  assert.deepEqual((await pool.evaluate("p", input)).reasons, expected.reasons);
+});
+
+Deno.test("pool: decisions whose values are not JSON (NaN, nothing) come back intact", async () => {
+  const source = `return function(input)
+    if input.kind == "table" then return { allow = true, ratio = 0/0, reasons = { "nan" } } end
+    if input.kind == "none" then return end
+    return input.kind == "yes"
+  end`;
+  using engine = new PolicyEngine();
+  const policy = engine.compile(source, { name: "p" });
+  await using pool = await PolicyPool.create({ workers: 1, policies: { p: source } });
+  const inputs = ["table", "none", "yes", "no"].map((kind) => ({ kind }));
+  const fromPool = await Promise.all(inputs.map((input) => pool.evaluate("p", input)));
+  for (const [i, input] of inputs.entries()) {
+    const expected = policy.evaluate(input);
+    // a worker's table arrives as a plain object (the engine's has no prototype)
+    for (const key of ["allow", "reasons", "errors", "value", "policy", "calls"] as const) {
+      assert.deepEqual(fromPool[i][key], structuredClone(expected[key]), `${input.kind}: ${key}`);
+    }
+    assert.equal(fromPool[i].error?.name, expected.error?.name);
+  }
+  assert.ok(Number.isNaN((fromPool[0].value as { ratio: number }).ratio));
+  assert.equal(fromPool[1].value, undefined);
+  assert.equal(fromPool[1].allow, false);
+  assert.equal(fromPool[2].value, true);
+  assert.equal(fromPool[3].value, false);
 });
 
 Deno.test("pool: the input is read when evaluate is called", async () => {
