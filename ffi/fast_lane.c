@@ -130,7 +130,7 @@ enum {
    * pcall() calls the entry's function, which raises Lua's error for the missing argument. */
   ENTRY_PCALL = 13,
   /* of a table without a metatable, charged as the route charges it */
-  ENTRY_SORT = 14,   /* sort(t [, comp]), charged n * (floor(log2(n)) + 1) for n > 1 items */
+  ENTRY_SORT = 14,   /* sort(t [, comp]) of fewer than SORT_IN_C_ITEMS, charged n * (floor(log2(n)) + 1) for n > 1 */
   ENTRY_UNPACK = 15, /* unpack(t [, i [, j]]) of fewer items than a step, charged them unless few, done here */
   ENTRY_REMOVE = 16, /* remove(t [, pos]) of a table without a metatable, an integer pos in its bounds, done here */
   /* the pattern functions, for a subject the matcher's quick table (`kept`) proves cheap; in the
@@ -181,6 +181,9 @@ enum {
 enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
 /* string.format converts at most this many arguments with %s without the wrapper's checks */
 #define PLAIN_ARGUMENTS 4
+/* A sort of this many items goes to the route, which has Lua make C's own comparisons (keep in sync
+ * with SORT_IN_C_ITEMS in ffi/fast_lane.ts) */
+#define SORT_IN_C_ITEMS 16384
 /* charge_bytes in policy/kernel.ts: one unit per 16 bytes, for strings of at least 16 bytes */
 #define BYTES_PER_UNIT_SHIFT 4
 
@@ -1003,6 +1006,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   if (op == ENTRY_SORT) {
     if (n <= 2 && bare_table(lua, L, 1)) {
       const lua_Integer count = (lua_Integer)lua->rawlen(L, 1);
+      if (count >= SORT_IN_C_ITEMS) goto route;
       if (count > 1) units = (double)(count * (64 - __builtin_clzll((unsigned long long)count)));
       goto call;
     }

@@ -6,6 +6,7 @@ import {
   LaneTally,
   MAX_NESTED_CALLS,
   openFastLane,
+  SORT_IN_C_ITEMS,
 } from "./fast_lane.ts";
 import { assertBuiltFromSource, crossToolsMissing, withHarness } from "../tests/fixtures/native_helpers.ts";
 import { openLuaLibrary } from "./library.ts";
@@ -605,6 +606,20 @@ Deno.test(
     assert.equal(tally.take(), 3 * 2 + 8 * 4 + 7);
   },
 );
+
+Deno.test("fast lane: a sort of SORT_IN_C_ITEMS items goes to the route, one of fewer is made in C", {
+  ignore,
+}, () => {
+  assert.equal(
+    run(`${QUICK}
+      local sort = lane.sort(table.sort, charge, route("sort"))
+      local function items(n) local t = {} for i = 1, n do t[i] = n - i end return t end
+      local fewer, many = items(${SORT_IN_C_ITEMS - 1}), items(${SORT_IN_C_ITEMS})
+      local made = select("#", sort(fewer))
+      return table.concat({ made, fewer[1], fewer[#fewer], show(sort(many)), many[1], #charged > 0 and "charged" or "" }, " ")`),
+    `0 0 ${SORT_IN_C_ITEMS - 2} route:sort/1 ${SORT_IN_C_ITEMS - 1} charged`,
+  );
+});
 
 Deno.test(
   "fast lane: the rep entry charges the repetitions and the result's bytes first, up to a step's bytes",

@@ -182,6 +182,27 @@ attackSuite("C loops", [
     expect: CPU,
   },
   {
+    name: "table.sort of 900,000 numbers, only the CPU deadline left",
+    code: "local t = {} for i = 1, 900000 do t[i] = (i * 7919) % 900007 + 0.5 end " +
+      "while true do table.sort(t) end",
+    limits: { ...CPU_ONLY, memory: 64 << 20 },
+    expect: CPU,
+  },
+  {
+    name: "table.sort of 100,000 strings, only the CPU deadline left",
+    code: "local t = {} for i = 1, 100000 do t[i] = 'k' .. (i * 7919) % 100003 end " +
+      "while true do table.sort(t) end",
+    limits: { ...CPU_ONLY, memory: 64 << 20 },
+    expect: CPU,
+  },
+  {
+    name: "table.sort of 900,000 integers with a C comparator, only the CPU deadline left",
+    code: "local t = {} for i = 1, 900000 do t[i] = (i * 7919) % 900007 end " +
+      "while true do table.sort(t, math.ult) end",
+    limits: { ...CPU_ONLY, memory: 64 << 20 },
+    expect: CPU,
+  },
+  {
     name: "table.sort of 20,000 numbers with a C comparator is charged",
     code: "local t = {} for i = 1, 20000 do t[i] = (i * 7919) % 20011 end " +
       "while true do table.sort(t, math.ult) end",

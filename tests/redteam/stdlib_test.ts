@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { LuaError, LuaMemoryError, LuaRuntime, Sandbox } from "../../mod.ts";
 import { runDenoScript } from "../fixtures/deno_child.ts";
-import { MAX_NESTED_CALLS } from "../../ffi/fast_lane.ts";
+import { MAX_NESTED_CALLS, SORT_IN_C_ITEMS } from "../../ffi/fast_lane.ts";
 import { attackSuite, HAS_LANE, IS54, luaError, LuaLimitError, refused, TIGHT, value } from "./_harness.ts";
 
 const INSTRUCTIONS = { error: LuaLimitError, limit: "instructions" } as const;
@@ -42,6 +42,12 @@ attackSuite("string.format", [
       "local s = '\\0' for i = 1, 20 do s = s .. s end while true do local _ = string.format('%q', s) end",
     limits: { ...ROOMY, instructions: 1e12, cpuMs: 200, memory: 16 << 20 },
     expect: { error: LuaLimitError, limit: "cpu" },
+  },
+  {
+    name: "%q of a long string is charged for its escapes, piece by piece",
+    code: "return #string.format('%q', string.rep('\\0', 100000))",
+    limits: { ...ROOMY, instructions: 1_000_000 },
+    expect: INSTRUCTIONS,
   },
   {
     name: "%q of tables, functions and NaN",
@@ -696,9 +702,63 @@ function assertAsLuaOnEitherRoute(sb: Sandbox, lua: LuaRuntime, calls: readonly 
       for i = 1, t.n do t[i] = type(t[i]) .. " " .. tostring(t[i]) end
       return table.concat(t, ", ", 1, t.n)`;
     const expected = lua.execute(shown);
-    for (let i = 0; i < 2; i++) assert.equal(sb.execute(shown), expected, call);
+    for (let i = 0; i < 2; i++) assert.deepEqual(sb.execute(shown), expected, call);
   }
 }
+
+Deno.test("stdlib: %q of strings longer than a piece quotes them as Lua's own, wherever a piece ends", () => {
+  using sb = new Sandbox({ limits: { instructions: 50_000_000 } });
+  using lua = new LuaRuntime();
+  // chars whose quotes differ, drawn by a fixed sequence; a control char before a digit is
+  // quoted with three digits, so the ends of the pieces (every 4096 bytes) are tried around them
+  const mixed = `(function(n, seed)
+      local alphabet, t = { "\\0", "1", "9", "a", "\\"", "\\\\", "\\n", "\\r", "\\127", "\\200", "\\31" }, {}
+      for i = 1, n do seed = (seed * 1103515245 + 12345) % 2147483648 t[i] = alphabet[seed % #alphabet + 1] end
+      return table.concat(t)
+    end)`;
+  const calls = [
+    `string.format("%q", ${mixed}(20000, 1))`,
+    `string.format("%q", ${mixed}(4097, 2))`,
+    `string.format("<%s|%q|%d|%q>", "x", ${mixed}(9000, 3), 5, ${mixed}(5000, 4))`,
+    `string.format("%q", ("\\0"):rep(4095) .. "1" .. ("\\0"):rep(10))`,
+    `string.format("%q", ("\\0"):rep(4096) .. "7" .. ("\\1"):rep(4096) .. "23")`,
+    `string.format("%q", ("a"):rep(4095) .. "\\0" .. "1" .. ("9"):rep(5000))`,
+    `string.format("%q", ("\\0"):rep(1 << 16))`,
+    `string.format("%q %q %q", 7, 0.5, math.mininteger)`,
+    `pcall(string.format, "%5q", ("\\0"):rep(5000))`,
+    `pcall(string.format, "%q", {})`,
+  ];
+  assertAsLuaOnEitherRoute(sb, lua, calls);
+});
+
+Deno.test("stdlib: table.sort of SORT_IN_C_ITEMS items or more, compared by Lua, answers as Lua's own", () => {
+  using sb = new Sandbox({ limits: { instructions: 50_000_000, memory: 32 << 20, cpuMs: 5000 } });
+  using lua = new LuaRuntime();
+  const n = SORT_IN_C_ITEMS + 1000;
+  // a sort's table of n items, each the expression of i; shown as a sample and whether it is in order
+  const sorted = (item: string, comp = "nil", within = "") =>
+    `(function() local t = {} for i = 1, ${n} do t[i] = ${item} end ${within}
+      local ok, e = pcall(table.sort, t, ${comp})
+      local ordered = true
+      if ok then for i = 2, ${n} do ordered = ordered and not (t[i] < t[i - 1]) end end
+      return ok, e, ordered, tostring(t[1]), tostring(t[${n >> 1}]), tostring(t[${n}]) end)()`;
+  const calls = [
+    sorted("(i * 7919) % 5003 - 2500.5"),
+    sorted("i % 3 == 0 and 0/0 or i"),
+    sorted("'k' .. (i * 7919) % 5003"),
+    sorted("(i * 7919) % 5003 - 2500", "math.ult"),
+    sorted("i == 4000 and 0.5 or i", "math.ult"),
+    sorted("i == 4000 and {} or i"),
+    sorted("i == 4000 and 'x' or i"),
+    sorted("i % 7", "math.max"),
+    sorted("i % 7", "rawequal"),
+    sorted("(i * 7919) % 5003", "function(a, b) return a > b end"),
+    sorted("(i * 7919) % 5003", "nil", "setmetatable(t, { __len = function() return " + n + " end })"),
+    sorted("(i * 7919) % 5003", "nil", "setmetatable(t, { __index = function() return 0 end })"),
+    `select(2, pcall(function() local t = {} for i = 1, ${n} do t[i] = i + 0.5 end table.sort(t, math.ult) end))`,
+  ];
+  assertAsLuaOnEitherRoute(sb, lua, calls);
+});
 
 Deno.test("stdlib: string.format, the copying functions, byte, rep and table.concat answer as Lua's own, whichever route a call takes", () => {
   using sb = new Sandbox();
