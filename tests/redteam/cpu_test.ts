@@ -202,6 +202,24 @@ attackSuite("C loops", [
     limits: { ...CPU_ONLY, memory: 64 << 20 },
     expect: CPU,
   },
+  // C walks the chain for every item its table has not (C alone: 7.5 s for one insert in 100,000 holes)
+  ...[
+    ["table.unpack", "local _ = select('#', table.unpack(top, 1, 50000))"],
+    ["table.concat", "local _ = table.concat(top, ',', 1, 30000)"],
+    ["table.move from", "table.move(top, 1, 30000, 1, {})"],
+    ["table.move into", "table.move({}, 1, 30000, 1, top)"],
+    ["table.insert", "table.insert(holes, 1, 'y')"],
+    ["table.remove", "table.remove(holes, 1)"],
+  ].map(([fname, call]) => ({
+    name: `${fname} over an __index and __newindex chain of 1,990 tables, only the CPU deadline left`,
+    code: "local top, holes = {}, load('return {' .. string.rep('nil,', 30000) .. '1}')() " +
+      "local t, h = top, holes for i = 1, 1990 do local nxt, hnxt = {}, {} " +
+      "setmetatable(t, { __index = nxt, __newindex = nxt }) setmetatable(h, { __index = hnxt, __newindex = hnxt }) " +
+      "t, h = nxt, hnxt end for i = 1, 30000 do t[i] = 'x' end " +
+      `while true do ${call} end`,
+    limits: CPU_ONLY,
+    expect: CPU,
+  })),
   {
     name: "table.sort of 20,000 numbers with a C comparator is charged",
     code: "local t = {} for i = 1, 20000 do t[i] = (i * 7919) % 20011 end " +

@@ -760,6 +760,57 @@ Deno.test("stdlib: table.sort of SORT_IN_C_ITEMS items or more, compared by Lua,
   assertAsLuaOnEitherRoute(sb, lua, calls);
 });
 
+Deno.test("stdlib: table functions over __index and __newindex chains answer as Lua's own", () => {
+  using sb = new Sandbox();
+  using lua = new LuaRuntime();
+  // a table owning `own` items, over a chain of 5 tables whose last holds "v1".."v10"
+  const chain = (own = "{}") =>
+    `(function() local top = ${own} local t = top for i = 1, 5 do local nxt = {} ` +
+    `setmetatable(t, { __index = nxt, __newindex = nxt }) t = nxt end for i = 1, 10 do t[i] = "v" .. i end return top end)()`;
+  const shown = (call: string, n: number) =>
+    `(function() local ok, r = pcall(function() local t = ${call} return t end) if not ok then return r end
+      local parts = {} for i = 1, ${n} do parts[i] = tostring(r[i]) end return table.concat(parts, ",") end)()`;
+  const calls = [
+    `table.unpack(${chain()}, 1, 12)`,
+    `table.unpack(${chain()}, 9.0, "10")`,
+    `table.unpack(${chain("{ 'own' }")})`,
+    `pcall(table.unpack, ${chain()}, 1.5, 3)`,
+    `table.concat(${chain()}, ",", 1, 10)`,
+    `pcall(table.concat, ${chain()}, ",", 1, 12)`,
+    `pcall(table.concat, ${chain()}, {}, 1, 3)`,
+    `pcall(table.concat, ${chain()}, ",", "x")`,
+    shown(`(function() local t = ${chain()} table.move(t, 1, 10, 3) return t end)()`, 13),
+    shown(`(function() local t = ${chain()} table.move(t, 3, 10, 1) return t end)()`, 11),
+    shown(`table.move(${chain()}, 1, 10, 1, {})`, 11),
+    shown(`table.move({ 1, 2, 3 }, 1, 3, 2, ${chain()})`, 11),
+    shown(`(function() local t = ${chain()} table.move(t, 1, 10, 2, t) return t end)()`, 11),
+    `pcall(table.move, ${chain()}, math.maxinteger - 1, math.maxinteger, math.maxinteger)`,
+    `pcall(table.move, ${chain()}, "a", 2, 3)`,
+    `pcall(table.move, ${chain()}, 1, 2, 3, 4)`,
+    shown(
+      `(function() local t = ${
+        chain("{ 'a', 'b' }")
+      } table.insert(t, 1, "x") table.insert(t, "y") return t end)()`,
+      6,
+    ),
+    shown(
+      `(function() local t = ${
+        chain("{ 'a', 'b', 'c' }")
+      } table.remove(t, 1) table.remove(t) return t end)()`,
+      4,
+    ),
+    `pcall(table.insert, ${chain("{ 'a' }")}, 5, "x")`,
+    shown(`(function() local t = ${chain("{ 3, 1, 2 }")} table.sort(t) return t end)()`, 5),
+    shown(
+      `(function() local t = ${
+        chain("{ 'c', 'a', 'b' }")
+      } table.sort(t, function(a, b) return a > b end) return t end)()`,
+      4,
+    ),
+  ];
+  assertAsLuaOnEitherRoute(sb, lua, calls);
+});
+
 Deno.test("stdlib: string.format, the copying functions, byte, rep and table.concat answer as Lua's own, whichever route a call takes", () => {
   using sb = new Sandbox();
   using lua = new LuaRuntime();
