@@ -352,8 +352,8 @@ local function build_string()
   -- C quotes a control char with snprintf, some 25 instructions' time, and the rest as ~1: %q of a
   -- long string would be a long call the clock never sees. It is quoted in pieces, each charged
   -- as what it took, its escapes by what the quotes added. A char's quote depends on the next
-  -- char only when that one is a digit (NUL then "1" is quoted "\\0001"): a piece never ends before a digit
-  -- that follows a non-digit.
+  -- char only when that one is a digit (a NUL before "1" takes three digits): a piece never ends
+  -- before a digit that follows a non-digit.
   local QUOTE_PIECE, ESCAPE_UNITS = 4096, 24
   -- 5.4 refuses %q with modifiers; where C ignores them, %q of a string is quoted here whatever
   -- its modifiers
