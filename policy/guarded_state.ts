@@ -34,7 +34,14 @@ import {
 } from "../lua/plain_data.ts";
 import { deepFreeze, hostObjectBehavior } from "./host_objects.ts";
 import type { LaneTally } from "../ffi/fast_lane.ts";
-import { KERNEL_ENTRIES, KERNEL_LUA, type KernelEntry, LAZY_LIBRARIES, UNCHARGED_UNITS } from "./kernel.ts";
+import {
+  COMPILE_TOO_LONG,
+  KERNEL_ENTRIES,
+  KERNEL_LUA,
+  type KernelEntry,
+  LAZY_LIBRARIES,
+  UNCHARGED_UNITS,
+} from "./kernel.ts";
 import { LIBRARIES_LUA } from "./kernel_libraries.ts";
 import { type Limits, resolveLimits } from "./limits.ts";
 import { PATTERNS_LUA } from "./patterns.ts";
@@ -485,6 +492,9 @@ export class GuardedState {
           const message = count >= 2 && s.lua_type(L, first + 1) === LuaType.STRING
             ? core.readText(L, first + 1)
             : "cannot compile";
+          if (message === COMPILE_TOO_LONG) {
+            throw new LuaLimitError("cpu", `${name}: ${COMPILE_TOO_LONG} (${this.limits.cpuMs} ms)`);
+          }
           throw new LuaSyntaxError(scrubMessage(message));
         }
         s.lua_pushvalue(L, first);

@@ -19,6 +19,9 @@
 
 import { LaneEntry, MAX_NESTED_CALLS } from "../ffi/fast_lane.ts";
 
+/** What the kernel's `prepare` answers for a compile that outlasted the CPU limit. */
+export const COMPILE_TOO_LONG = "cpu time limit exceeded while compiling";
+
 // Every run and every decision starts with these lines, so that nothing one leaves (counts, the
 // nesting of C calls, the random seed, the ids tostring gave out) reaches the next. Whatever
 // changes any of those marks the run state dirty before it does, so a run that changed none (most
@@ -74,7 +77,7 @@ local string, table, debug = string, table, debug
 local d_sethook, d_getmetatable, d_setmetatable = debug.sethook, debug.getmetatable, debug.setmetatable
 local d_setupvalue, d_getupvalue, d_upvaluejoin = debug.setupvalue, debug.getupvalue, debug.upvaluejoin
 local d_getinfo = debug.getinfo
-local s_byte, s_find, t_concat, t_pack = string.byte, string.find, table.concat, table.pack
+local s_byte, s_find, s_sub, t_concat, t_pack = string.byte, string.find, string.sub, table.concat, table.pack
 -- the globals of the trusted chunks loaded later (vetted libraries, pattern matcher), taken here
 -- before the real globals are emptied
 local TRUSTED_GLOBALS = {
@@ -100,6 +103,7 @@ return (function()
   local host_patterns, host_libraries = host_function("\\0patterns"), host_function("\\0libraries")
 
   local MEMERR = "not enough memory"
+  local COMPILE_TOO_LONG = "${COMPILE_TOO_LONG}"
   -- 5.3's auxiliary buffers (string.rep, table.concat, string.format, ...) report a refused
   -- allocation in their own words; it is the same limit and must be as sticky
   local IS_MEMERR = { [MEMERR] = true, ["not enough memory for buffer allocation"] = true }
@@ -130,6 +134,16 @@ return (function()
     raise_tripped()
   end
 
+  -- the first reading of a run starts its CPU clock; a later one past the deadline trips
+  local function read_clock()
+    local now = host_clock()
+    if cpu_start == nil then
+      cpu_start = now
+    elseif now - cpu_start > cpu_limit then
+      trip("cpu")
+    end
+  end
+
   local function hook()
     if not active then return end
     dirty = true
@@ -141,12 +155,7 @@ return (function()
     -- heap is large enough for single instructions to be slow), so at most 8 steps go unmeasured
     if fires >= 8 or collectgarbage("count") > 512 then
       fires = 0
-      local now = host_clock()
-      if cpu_start == nil then
-        cpu_start = now
-      elseif now - cpu_start > cpu_limit then
-        return trip("cpu")
-      end
+      read_clock()
     end
   end
 
@@ -165,12 +174,7 @@ return (function()
       charged = charged + units
       if charged >= CLOCK_UNITS then
         charged = 0
-        local now = host_clock()
-        if cpu_start == nil then
-          cpu_start = now
-        elseif now - cpu_start > cpu_limit then
-          trip("cpu")
-        end
+        read_clock()
       end
     end
   end
@@ -569,6 +573,28 @@ return (function()
       return setmetatable(t, mt)
     end, "__gc")
 
+    -- Lua's parser runs in C and is quadratic in some shapes (a chain of 20,000 "or" took 0.9 s to
+    -- compile, 100 KB): a chunk longer than a piece is handed to it a piece at a time, the CPU clock
+    -- read before each. Past cpu_limit from \`started\` (the run's clock, else the compile's start)
+    -- the parser is handed the end of the chunk, what it made is thrown away, and the answer is
+    -- COMPILE_TOO_LONG.
+    local LOAD_PIECE = 2048
+    local function compile(code, name, env, started)
+      if #code <= LOAD_PIECE then return load(code, name, "t", env) end
+      started = started or host_clock()
+      local at, stopped = 1, false
+      local f, err = load(function()
+        if host_clock() - started > cpu_limit then
+          stopped = true
+          return nil
+        end
+        at = at + LOAD_PIECE
+        return s_sub(code, at - LOAD_PIECE, at - 1)
+      end, name or code, "t", env)
+      if stopped then return nil, COMPILE_TOO_LONG end
+      return f, err
+    end
+
     local function sb_load(chunk, name, mode, ...)
       if type(chunk) ~= "string" then error("load: only string chunks are allowed in the sandbox", 2) end
       local name_type = type(name)
@@ -579,7 +605,8 @@ return (function()
       charge(#chunk)
       local env = current_env
       if select("#", ...) > 0 then env = ... end
-      local f, err = load(chunk, name, "t", env)
+      local f, err = compile(chunk, name, env, cpu_start)
+      if err == COMPILE_TOO_LONG then trip("cpu") end
       if f == nil and memory_tripped(err) then raise_tripped() end
       return f, err
     end
@@ -683,7 +710,7 @@ return (function()
     local function prepare(code, name)
       if s_byte(code, 1) == 27 then return nil, "attempt to load a binary chunk (only text is allowed)" end
       current_env = new_env()
-      return load(code, name, "t", current_env)
+      return compile(code, name, current_env)
     end
 
     -- A chunk compiled for an earlier run gets globals of its own again: a fresh _ENV upvalue, not

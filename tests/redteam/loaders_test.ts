@@ -4,6 +4,7 @@
  * `require`'s file search, `dofile` or `loadfile` may be reachable.
  */
 import assert from "node:assert/strict";
+import { PolicyEngine } from "../../mod.ts";
 import {
   assertError,
   assertUsable,
@@ -143,6 +144,28 @@ attackSuite("loaders", [
     expect: value([false, false, "cannot change a protected metatable"]),
   },
   {
+    // Lua's parser links every "or" of a chain to a list it walks again for the next: quadratic in C
+    name: "load of a chain of 40,000 'or' stops at the CPU deadline, where the parser is",
+    code: "return load('local a return ' .. string.rep('a or ', 40000) .. 'a')",
+    limits: { ...TIGHT, instructions: 1e12 },
+    expect: { error: LuaLimitError, limit: "cpu" },
+  },
+  {
+    name: "load of long chunks in pieces: the same functions, names and errors as in one",
+    code: "local body = string.rep('x = x + 1 ', 1000) " +
+      "local f = load('local x = 0 ' .. body .. ' return x') " +
+      "local g = load('return ' .. string.rep('1 + ', 2000) .. '1', '=long') " +
+      "local _, e1 = load(body .. ' return +', '=broken') " +
+      "local _, e2 = load('x = 1 ' .. body .. '\\n\\n y = = 2') " +
+      "return f(), g(), e1, e2",
+    expect: value([
+      1000,
+      2001,
+      "broken:1: unexpected symbol near '+'",
+      `[string "x = 1 x = x + 1 x = x + 1 x = x + 1 x = x + 1..."]:3: unexpected symbol near '='`,
+    ]),
+  },
+  {
     name: "load of a huge chunk is charged",
     code: "return load(string.rep('local a = 1 ', 30000))",
     limits: { ...TIGHT, instructions: 100_000 },
@@ -218,6 +241,34 @@ Deno.test("redteam bytecode: eval of a binary expression is a LuaSyntaxError, sa
   assertError(measure(() => sb.eval("\x1bLua")), { error: LuaSyntaxError });
   assertError(measure(() => sb.execute("\x1b")), { error: LuaSyntaxError, message: /binary chunk/ });
   assertError(measure(() => sb.execute("return = 1")), { error: LuaSyntaxError });
+  assertUsable(sb);
+});
+
+Deno.test("redteam loaders: a policy or a run's source whose compile outlasts the CPU limit is a LuaLimitError", () => {
+  using sb = new Sandbox({ limits: TIGHT });
+  const chain = "local a return " + "a or ".repeat(40000) + "a";
+  for (const compile of [() => sb.execute(chain), () => sb.eval("a or ".repeat(40000) + "a")]) {
+    const outcome = measure(compile);
+    assertError(outcome, {
+      error: LuaLimitError,
+      limit: "cpu",
+      message: /cpu time limit exceeded while compiling/,
+    });
+    assert.ok(
+      outcome.cpuMs <= 2 * TIGHT.cpuMs + 50,
+      `the compile took ${outcome.cpuMs.toFixed(0)} ms of CPU`,
+    );
+  }
+  using engine = new PolicyEngine({ limits: TIGHT });
+  assertError(measure(() => engine.compile(`function decide() ${chain} end`, { name: "chain.lua" })), {
+    error: LuaLimitError,
+    limit: "cpu",
+    message: /^chain\.lua: cpu time limit exceeded while compiling/,
+  });
+  assert.equal(
+    engine.compile("return function() return true end", { name: "ok.lua" }).evaluate({}).allow,
+    true,
+  );
   assertUsable(sb);
 });
 
