@@ -220,6 +220,19 @@ attackSuite("C loops", [
     limits: CPU_ONLY,
     expect: CPU,
   })),
+  // C's os.date formats the whole format in one call, some 0.2 µs a conversion; the pieces it is
+  // given instead must end between conversions, never inside one ("%", "%E" or "%O" and a char)
+  ...[
+    "'x' .. string.rep('%p', 3000000)",
+    "'xy' .. string.rep('%Ey', 2000000)",
+    "'x' .. string.rep('%Oy%%', 1500000)",
+  ]
+    .map((format) => ({
+      name: `os.date of ${format}, only the CPU deadline left`,
+      code: `local f = ${format} while true do local _ = os.date(f, 0) end`,
+      limits: { ...CPU_ONLY, memory: 64 << 20 },
+      expect: CPU,
+    })),
   {
     name: "table.sort of 20,000 numbers with a C comparator is charged",
     code: "local t = {} for i = 1, 20000 do t[i] = (i * 7919) % 20011 end " +
@@ -450,6 +463,27 @@ Deno.test({
       name: "colliding integer keys",
       code: "local t = {} for k = 1, 50000 do t[k * ((1 << 16) - 1)] = k end return 1",
       limits: { ...TIGHT, instructions: 1e12, cpuMs: 100 },
+      expect: CPU,
+    });
+  },
+});
+
+// KNOWN FINDING (Lua's collector): a weak-keyed table whose values chain through its own keys makes
+// the atomic phase go over the table again for every link it marks, O(n^2) in one collector step
+// where the hook cannot fire: 60,000 links ran 305 ms at the default limits for a 100 ms deadline,
+// 3.6 s at a 64 MiB cap. __mode is read at every collection, so a later `mt.__mode = "k"` counts:
+// setmetatable cannot refuse it. Only a smaller cap or a watchdog (PolicyPool) bounds it.
+Deno.test({
+  name: "redteam C loops: a chain of ephemerons in a weak-keyed table [KNOWN FINDING: Lua's collector, " +
+    "quadratic atomic phase]",
+  ignore: true,
+  fn() {
+    runAttack({
+      name: "chained ephemerons",
+      code: "local t = setmetatable({}, { __mode = 'k' }) local keys = {} " +
+        "for i = 1, 60000 do keys[i] = {} end for i = 1, 59999 do t[keys[i]] = keys[i + 1] end " +
+        "local root = keys[1] keys = nil while true do local _ = {} end",
+      limits: { instructions: 1e12, cpuMs: 100, memory: 8 << 20 },
       expect: CPU,
     });
   },

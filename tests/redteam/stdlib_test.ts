@@ -760,6 +760,27 @@ Deno.test("stdlib: table.sort of SORT_IN_C_ITEMS items or more, compared by Lua,
   assertAsLuaOnEitherRoute(sb, lua, calls);
 });
 
+Deno.test("stdlib: os.date of formats longer than a piece answers as Lua's own, wherever a piece ends", () => {
+  using sb = new Sandbox({ limits: { instructions: 10_000_000 } });
+  using lua = new LuaRuntime();
+  const t = 1_700_000_000;
+  // the pieces end every 4096 bytes: conversions, %E and %O, and runs of % are placed across those ends
+  const calls = [
+    `os.date(string.rep("%Y-%m-%d %H:%M:%S %% %a %b %j ", 400), ${t})`,
+    `os.date("!" .. string.rep("%c|%x|%X|%p ", 600), ${t})`,
+    `os.date(string.rep("x", 4095) .. "%Ec" .. string.rep("y", 4094) .. "%Oy%d" .. string.rep("z", 5000), ${t})`,
+    `os.date(string.rep("x", 4094) .. "%Ey" .. string.rep("y", 4095) .. "%%" .. string.rep("%", 4097) .. "d", ${t})`,
+    `os.date(string.rep("%", 4095) .. "%d" .. string.rep("%", 4096) .. "H", ${t})`,
+    `os.date(string.rep("x", 4094) .. "*t", ${t})`,
+    `os.date("!" .. string.rep("x", 4095) .. "*t", ${t})`,
+    `pcall(os.date, string.rep("x", 5000) .. "%Q" .. string.rep("y", 5000), ${t})`,
+    `pcall(os.date, string.rep("x", 5000) .. "%", ${t})`,
+    `pcall(os.date, string.rep("x", 5000), "soon")`,
+  ];
+  assertAsLuaOnEitherRoute(sb, lua, calls);
+  assert.equal(sb.execute(`return #os.date(string.rep("%Y", 3000))`), 12000);
+});
+
 Deno.test("stdlib: table functions over __index and __newindex chains answer as Lua's own", () => {
   using sb = new Sandbox();
   using lua = new LuaRuntime();
