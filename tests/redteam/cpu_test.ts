@@ -470,8 +470,8 @@ Deno.test({
 
 // KNOWN FINDING (Lua's collector): a weak-keyed table whose values chain through its own keys makes
 // the atomic phase go over the table again for every link it marks, O(n^2) in one collector step
-// where the hook cannot fire: 60,000 links ran 305 ms at the default limits for a 100 ms deadline,
-// 3.6 s at a 64 MiB cap. __mode is read at every collection, so a later `mt.__mode = "k"` counts:
+// where the hook cannot fire: 60,000 links ran 305 ms at the default limits for a 100 ms deadline in
+// a state's first run, 5.5 s once the collector is generational (every minor collection pays it). __mode is read at every collection, so a later `mt.__mode = "k"` counts:
 // setmetatable cannot refuse it. Only a smaller cap or a watchdog (PolicyPool) bounds it.
 Deno.test({
   name: "redteam C loops: a chain of ephemerons in a weak-keyed table [KNOWN FINDING: Lua's collector, " +
