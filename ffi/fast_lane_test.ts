@@ -11,6 +11,7 @@ import {
 import { assertBuiltFromSource, crossToolsMissing, withHarness } from "../tests/fixtures/native_helpers.ts";
 import { openLuaLibrary } from "./library.ts";
 import { createLuaApi, type LuaState, LuaStatus } from "./lua_api.ts";
+import { threadCpuMs } from "./clock.ts";
 import { cString } from "./strings.ts";
 
 const library = openLuaLibrary();
@@ -744,7 +745,7 @@ Deno.test("fast lane: an operation that is no entry makes none", { ignore }, () 
   assert.equal(
     run(
       `${QUICK}
-      return show(make(1, string.match, charge, route("match")), make(26, string.match, charge, route("match")),
+      return show(make(1, string.match, charge, route("match")), make(27, string.match, charge, route("match")),
         make("find", string.find, charge, route("find")), make(nil, string.find, charge, route("find")))`,
     ),
     "false,false,false,false",
@@ -781,6 +782,21 @@ Deno.test(
     );
   },
 );
+
+Deno.test("fast lane: the clock entry reads the thread's CPU clock, as threadCpuMs does", { ignore }, () => {
+  const before = threadCpuMs();
+  const [first, second] = run(`${QUICK}local clock = lane.clock(nil, charge, route("clock"))
+      local first = clock()
+      local n = 0
+      for i = 1, 2e6 do n = n + i end
+      return string.format("%.6f %.6f", first, clock())`).split(" ").map(Number);
+  const after = threadCpuMs();
+  // the entry reads whole microseconds
+  assert.ok(
+    before - 0.001 <= first && first < second && second <= after,
+    `${before} ${first} ${second} ${after}`,
+  );
+});
 
 Deno.test("fast lane: the frame entry answers as debug.getinfo's lf, without a table", { ignore }, () => {
   assert.equal(

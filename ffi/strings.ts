@@ -74,13 +74,13 @@ export function writeUtf8(text: string, target: Uint8Array, at: number): number 
   return read === n - i ? i + written : -1;
 }
 
-const cStrings = new Map<string, Uint8Array>();
+const cStrings = new Map<string, Uint8Array<ArrayBuffer>>();
 
 /**
  * `text` as a NUL-terminated UTF-8 buffer for a `const char *` parameter. Short strings are kept
  * (chunk names, library names, helper names recur on every state).
  */
-export function cString(text: string): Uint8Array {
+export function cString(text: string): Uint8Array<ArrayBuffer> {
   const known = cStrings.get(text);
   if (known !== undefined) return known;
   const bytes = encoder.encode(text);

@@ -105,8 +105,10 @@ return (function()
   local MEMERR = "not enough memory"
   local COMPILE_TOO_LONG = "${COMPILE_TOO_LONG}"
   -- 5.3's auxiliary buffers (string.rep, table.concat, string.format, ...) report a refused
-  -- allocation in their own words; it is the same limit and must be as sticky
-  local IS_MEMERR = { [MEMERR] = true, ["not enough memory for buffer allocation"] = true }
+  -- allocation in their own words, with luaL_error, so after the caller's position
+  -- ("input:3: not enough memory for buffer allocation"); it is the same limit and must be as sticky
+  local BUFFER_MEMERR = ": not enough memory for buffer allocation"
+  local IS_MEMERR = { [MEMERR] = true, [s_sub(BUFFER_MEMERR, 3)] = true }
   local MESSAGES = {
     instructions = "instruction limit exceeded",
     cpu = "cpu time limit exceeded",
@@ -116,8 +118,10 @@ return (function()
 
   -- run state; dirty: some of it differs from what a run starts with (see BEGIN_RUN)
   local active, dirty, tripped, count, fires = false, false, nil, 0, 0
-  -- the CPU clock costs a system call: it starts at the run's first hook and is read every 8th
-  local cpu_start = nil
+  -- the CPU clock costs a system call: it starts at the run's CLOCK_STEPS-th hook and is read at
+  -- every CLOCK_STEPS-th; the fast lane reads it in C, the host's (a call into JS) costs several
+  -- times more
+  local cpu_start, CLOCK_STEPS = nil, lane and 2 or 8
   local current_env
 
   local function raise_tripped()
@@ -151,16 +155,19 @@ return (function()
     count = count + STEP
     if count > budget then return trip("instructions") end
     fires = fires + 1
-    -- a short run never reads the clock; a long one starts it at its 8th hook (or early when the
-    -- heap is large enough for single instructions to be slow), so at most 8 steps go unmeasured
-    if fires >= 8 or collectgarbage("count") > 512 then
+    -- a short run never reads the clock; a long one starts it at its CLOCK_STEPS-th hook (or early
+    -- when the heap is large enough for single instructions to be slow), so at most CLOCK_STEPS
+    -- steps go unmeasured: single instructions can be slow on a small heap too (a read through an
+    -- __index chain of 2,000 tables takes some 25 µs)
+    if fires >= CLOCK_STEPS or collectgarbage("count") > 512 then
       fires = 0
       read_clock()
     end
   end
 
-  -- charged C work is invisible to the hook: the clock is also read after every 8 steps' worth of it
-  local charged, CLOCK_UNITS = 0, 8 * STEP
+  -- charged C work is invisible to the hook: the clock is also read after every CLOCK_STEPS steps'
+  -- worth of it
+  local charged, CLOCK_UNITS = 0, CLOCK_STEPS * STEP
   -- compares before adding: count + units could wrap around for integer units near math.maxinteger
   -- units is positive: a charge of less (a negative span, NaN) would take the count down
   local function charge(units)
@@ -194,6 +201,8 @@ return (function()
     if lane then return (assert(lane(op, f, charge, route, kept))) end
     return route
   end
+  -- the same clock read in C, without a call into the host
+  host_clock = lane_entry(${LaneEntry.clock}, nil, host_clock)
   -- work worth fewer units than this is not charged (UNCHARGED_UNITS)
   local FEW = ${UNCHARGED_UNITS}
   -- one unit per result
@@ -205,7 +214,11 @@ return (function()
 
   -- a refused allocation that Lua reported as an error e trips the memory limit (true: it did)
   local function memory_tripped(e)
-    if not (active and IS_MEMERR[e]) then return false end
+    if not active or type(e) ~= "string" then return false end
+    if not IS_MEMERR[e] then
+      local at = s_find(e, BUFFER_MEMERR, 1, true)
+      if at == nil or at + #BUFFER_MEMERR - 1 ~= #e then return false end
+    end
     dirty = true
     tripped = tripped or "memory"
     return true
@@ -214,7 +227,7 @@ return (function()
   -- catch points: once a limit tripped, nothing may swallow it
   local function caught(ok, ...)
     if not ok and active then
-      if IS_MEMERR[(...)] then memory_tripped((...)) end
+      memory_tripped((...))
       if tripped then raise_tripped() end
     end
     return ok, ...

@@ -220,6 +220,16 @@ attackSuite("C loops", [
     limits: CPU_ONLY,
     expect: CPU,
   })),
+  {
+    // each step of ipairs (two instructions) reads through 1,990 tables, some 25 µs: with the clock
+    // read every 8th step this ran over 2x the deadline plus 50 ms
+    name: "ipairs over an __index chain of 1,990 tables, only the CPU deadline left",
+    code: "local top = {} local t = top for i = 1, 1990 do local nxt = {} " +
+      "setmetatable(t, { __index = nxt }) t = nxt end for i = 1, 3000 do t[i] = 'x' end " +
+      "while true do for _, v in ipairs(top) do end end",
+    limits: CPU_ONLY,
+    expect: CPU,
+  },
   // C's os.date formats the whole format in one call, some 0.2 µs a conversion; the pieces it is
   // given instead must end between conversions, never inside one ("%", "%E" or "%O" and a char)
   ...[
