@@ -215,10 +215,7 @@ return (function()
   -- a refused allocation that Lua reported as an error e trips the memory limit (true: it did)
   local function memory_tripped(e)
     if not active or type(e) ~= "string" then return false end
-    if not IS_MEMERR[e] then
-      local at = s_find(e, BUFFER_MEMERR, 1, true)
-      if at == nil or at + #BUFFER_MEMERR - 1 ~= #e then return false end
-    end
+    if not IS_MEMERR[e] and s_sub(e, -#BUFFER_MEMERR) ~= BUFFER_MEMERR then return false end
     dirty = true
     tripped = tripped or "memory"
     return true

@@ -358,13 +358,14 @@ local function build_string()
   -- 5.4 refuses %q with modifiers; where C ignores them, %q of a string is quoted here whatever
   -- its modifiers
   local QUOTE_TAKES_MODIFIERS = xpcall(s_format, tostring, "%1q", "")
+  local function quoted_piece(piece)
+    local q = s_format("%q", piece)
+    charge(#piece + ESCAPE_UNITS * (#q - #piece - 2))
+    return q
+  end
   local function quoted(s)
     local len = #s
-    if len <= QUOTE_PIECE then
-      local q = s_format("%q", s)
-      charge(len + ESCAPE_UNITS * (#q - len - 2))
-      return q
-    end
+    if len <= QUOTE_PIECE then return quoted_piece(s) end
     local parts, first = { '"' }, 1
     while first <= len do
       local last = first + QUOTE_PIECE - 1
@@ -373,9 +374,7 @@ local function build_string()
       elseif s_find(s, "^%D%d", last) then
         last = last + 1
       end
-      local q = s_format("%q", s_sub(s, first, last))
-      charge(last - first + 1 + ESCAPE_UNITS * (#q - (last - first + 1) - 2))
-      parts[#parts + 1] = s_sub(q, 2, -2)
+      parts[#parts + 1] = s_sub(quoted_piece(s_sub(s, first, last)), 2, -2)
       first = last + 1
     end
     parts[#parts + 1] = '"'
@@ -751,21 +750,21 @@ local function build_utf8()
   return U
 end
 
--- The end of a piece of a date format at about last, never inside a conversion ("%" and a char, or
--- "%E" or "%O" and a char): after a "%" that an odd run ends in, or an E or O that follows one
-local function date_piece_end(fmt, last)
+-- whether the run of "%" that ends at \`at\` is odd: the last one starts a conversion
+local function opens_conversion(fmt, at)
   local run = 0
-  while s_byte(fmt, last - run) == 37 do run = run + 1 end
-  if run % 2 == 1 then
+  while s_byte(fmt, at - run) == 37 do run = run + 1 end
+  return run % 2 == 1
+end
+-- The end of a piece of a date format at about last, never inside a conversion ("%" and a char, or
+-- "%E" or "%O" and a char)
+local function date_piece_end(fmt, last)
+  if opens_conversion(fmt, last) then
     local modifier = s_byte(fmt, last + 1)
     return (modifier == 69 or modifier == 79) and last + 2 or last + 1
   end
   local char = s_byte(fmt, last)
-  if char == 69 or char == 79 then
-    run = 0
-    while s_byte(fmt, last - 1 - run) == 37 do run = run + 1 end
-    if run % 2 == 1 then return last + 1 end
-  end
+  if (char == 69 or char == 79) and opens_conversion(fmt, last - 1) then return last + 1 end
   return last
 end
 
