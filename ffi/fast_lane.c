@@ -186,7 +186,12 @@ enum {
 };
 
 /* The kinds of format strings the wrapper keeps (policy/kernel_libraries.ts, `format_kinds`). */
-enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3 };
+enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3, QUOTES = 5 };
+/* %q of a string longer than this is quoted in pieces by the route; each byte of a quote is charged
+ * one unit, and each byte the quote adds ESCAPE_UNITS more (keep in sync with QUOTE_PIECE and
+ * ESCAPE_UNITS in ffi/fast_lane.ts) */
+#define QUOTE_PIECE 4096
+#define ESCAPE_UNITS 24
 /* string.format converts at most this many arguments with %s without the wrapper's checks */
 #define PLAIN_ARGUMENTS 4
 /* A sort of this many items goes to the route, which has Lua make C's own comparisons (keep in sync
@@ -834,6 +839,56 @@ INLINE int all_plain(const luagate_lane_api *lua, lua_State *L, int from, int n)
   return 1;
 }
 
+/* The units of C's %q of s, as the route charges them: the bytes, and ESCAPE_UNITS for each byte the
+ * quote adds (a backslash before '"', '\\' and a newline; the digits of another control char,
+ * three when a digit follows it). */
+INLINE long long quote_units(const unsigned char *s, size_t length) {
+  long long added = 0;
+  for (size_t i = 0; i < length; i++) {
+    const unsigned c = s[i];
+    if (c == '"' || c == '\\' || c == '\n') {
+      added += 1;
+    } else if (c < 32 || c == 127) {
+      const int digit_follows = i + 1 < length && s[i + 1] >= '0' && s[i + 1] <= '9';
+      added += digit_follows || c >= 100 ? 3 : c >= 10 ? 2 : 1;
+    }
+  }
+  return (long long)length + ESCAPE_UNITS * added;
+}
+
+/* For a format of kind QUOTES with the arguments from 2 to n: the units of its %q conversions, or -1
+ * when one is not for the lane (a value other than a number or a string of at most QUOTE_PIECE
+ * bytes, or no value). A conversion is read as the route reads it: flags, width, precision, and
+ * one char. */
+INLINE long long quotes_units(const luagate_lane_api *lua, lua_State *L, int n) {
+  size_t length;
+  const unsigned char *f = (const unsigned char *)lua->tolstring(L, 1, &length);
+  long long units = 0;
+  int arg = 1;
+  for (size_t i = 0; i < length; i++) {
+    if (f[i] != '%') continue;
+    if (++i < length && f[i] == '%') continue;
+    while (i < length && (f[i] == '-' || f[i] == '+' || f[i] == ' ' || f[i] == '#' || f[i] == '0')) i++;
+    while (i < length && f[i] >= '0' && f[i] <= '9') i++;
+    if (i < length && f[i] == '.') i++;
+    while (i < length && f[i] >= '0' && f[i] <= '9') i++;
+    if (i >= length) break;
+    arg++;
+    if (f[i] != 'q') continue;
+    if (arg > n) return -1;
+    const int type = lua->type(L, arg);
+    if (type == LUA_TSTRING) {
+      size_t quoted_length;
+      const unsigned char *s = (const unsigned char *)lua->tolstring(L, arg, &quoted_length);
+      if (quoted_length > QUOTE_PIECE) return -1;
+      units += quote_units(s, quoted_length);
+    } else if (type != LUA_TNUMBER) {
+      return -1;
+    }
+  }
+  return units;
+}
+
 /* Called as a lua_CFunction, with L only; resumed_status is read only when called as the pcall
  * entry's continuation (a lua_KFunction: L, the call's status, its context). */
 int luagate_fast_lane(lua_State *L, int resumed_status) {
@@ -1068,6 +1123,14 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
         units = unless_few(state, (double)lua->rawlen(L, 1));
         results = 1, built = 1;
         goto call;
+      }
+      if (kind == QUOTES && n - 1 <= PLAIN_ARGUMENTS && all_plain(lua, L, 2, n)) {
+        const long long quotes = quotes_units(lua, L, n);
+        if (quotes >= 0) {
+          units = unless_few(state, (double)lua->rawlen(L, 1)) + (double)quotes;
+          results = 1, built = 1;
+          goto call;
+        }
       }
     }
     goto route;

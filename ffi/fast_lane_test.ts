@@ -6,6 +6,7 @@ import {
   LaneTally,
   MAX_NESTED_CALLS,
   openFastLane,
+  QUOTE_PIECE,
   SORT_IN_C_ITEMS,
 } from "./fast_lane.ts";
 import { assertBuiltFromSource, crossToolsMissing, withHarness } from "../tests/fixtures/native_helpers.ts";
@@ -479,6 +480,45 @@ Deno.test(
       // 60 units after each call: the second reaches the step and charges all 120 at once
       "1,1,1,120",
     );
+    assert.equal(tally.take(), 0);
+  },
+);
+
+Deno.test(
+  "fast lane: the format entry makes a %q of a number or a short string, charging each quote's bytes and escapes",
+  { ignore },
+  () => {
+    const tally = new LaneTally(STEP, FEW);
+    const run5 = (calls: string) =>
+      run(
+        `${QUICK}
+      -- 5: %q conversions, without %p
+      local kinds = { ["%q:%d"] = 5, ["%q"] = 5, ["%%q %s %q"] = 5, ["%5q"] = 5 }
+      local f = lane.format(string.format, charge, route("format"), kinds)
+      local shown = show(${calls})
+      local units = tally_units or 0
+      for _, charged_units in ipairs(charged) do units = units + charged_units end
+      return shown .. "|" .. units`,
+        tally,
+      );
+    // "k" quotes as 3 bytes (1 unit: 1 byte, no escape); a '"', a backslash and a newline add one
+    // byte each, a control char its digits (three before a digit): 4 + 24 * (1 + 1 + 1 + 2 + 3)
+    assert.equal(
+      run5(`f("%q:%d", "k", 7), f("%q", 0.5), f("%%q %s %q", "s", "a\\"\\\\\\n\\r\\0" .. "1")`),
+      `"k":7,0x1p-1,%q s "a\\"\\\\\\\n\\13\\0001"|${1 + 7 + 24 * 8}`,
+    );
+    // and the third result's 20 bytes, which leave 1 unit in the tally
+    assert.equal(tally.take(), 1);
+    assert.equal(
+      run5(
+        `f("%q", ("x"):rep(${QUOTE_PIECE})), f("%q", ("x"):rep(${
+          QUOTE_PIECE + 1
+        })), f("%q", true), f("%q", {}),
+        f("%q:%d", nil, 1), f("%q:%d")`,
+      ).replace(/x+/g, "x"),
+      `"x",route:format/2,route:format/2,route:format/2,route:format/3,route:format/1|${QUOTE_PIECE + 256}`,
+    );
+    // the quote of QUOTE_PIECE bytes and its result (4098 bytes, 256 units), each past the step
     assert.equal(tally.take(), 0);
   },
 );

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { LaneEntry, SORT_IN_C_ITEMS } from "../ffi/fast_lane.ts";
+import { ESCAPE_UNITS, LaneEntry, QUOTE_PIECE, SORT_IN_C_ITEMS } from "../ffi/fast_lane.ts";
 
 /**
  * The builders chunk; called with the kernel's internals (see `vetted_builders` in `KERNEL_LUA`),
@@ -329,14 +329,14 @@ local function build_string()
   -- FORMAT_KEPT_LEN bytes; each search is linear: one class, then a letter). Without %p, C
   -- shows strings, numbers, booleans and nil as sb_tostring does, and only %s shows anything
   -- else (other conversions take numbers, or refuse the value): no conversion at all, no %s,
-  -- %s to check the arguments of, or %p or %q to rewrite. A "%%s", "%%p" or "%%q" counts as one:
-  -- more care than needed, never less.
-  local NO_CONVERSION, NO_STRING_CONVERSION, STRING_CONVERSIONS, REWRITE = 1, 2, 3, 4
+  -- %s to check the arguments of, %p to rewrite, or %q (without %p) to rewrite unless the fast lane
+  -- takes the call. A "%%s", "%%p" or "%%q" counts as one: more care than needed, never less.
+  local NO_CONVERSION, NO_STRING_CONVERSION, STRING_CONVERSIONS, REWRITE, QUOTES = 1, 2, 3, 4, 5
   local FORMATS_KEPT, FORMAT_KEPT_LEN = 128, 64
   local format_kinds, kept_formats = {}, 0
   local function format_kind(fmt)
     local kind = not s_find(fmt, "%", 1, true) and NO_CONVERSION
-      or (s_find(fmt, "%%[-+ #0-9.]*p") or s_find(fmt, "%%[-+ #0-9.]*q")) and REWRITE
+      or s_find(fmt, "%%[-+ #0-9.]*p") and REWRITE or s_find(fmt, "%%[-+ #0-9.]*q") and QUOTES
       or s_find(fmt, "%%[-+ #0-9.]*s") and STRING_CONVERSIONS or NO_STRING_CONVERSION
     if #fmt <= FORMAT_KEPT_LEN then
       -- emptied in place: the fast lane's entry holds this table
@@ -354,7 +354,7 @@ local function build_string()
   -- as what it took, its escapes by what the quotes added. A char's quote depends on the next
   -- char only when that one is a digit (a NUL before "1" takes three digits): a piece never ends
   -- before a digit that follows a non-digit.
-  local QUOTE_PIECE, ESCAPE_UNITS = 4096, 24
+  local QUOTE_PIECE, ESCAPE_UNITS = ${QUOTE_PIECE}, ${ESCAPE_UNITS}
   -- 5.4 refuses %q with modifiers; where C ignores them, %q of a string is quoted here whatever
   -- its modifiers
   local QUOTE_TAKES_MODIFIERS = xpcall(s_format, tostring, "%1q", "")
@@ -381,6 +381,79 @@ local function build_string()
     return t_concat(parts)
   end
 
+  -- A format to rewrite, read once (kept like the kinds above): the letter of each conversion that
+  -- takes an argument ("s", "p", "q", or false for the others), and the format with each %p and
+  -- each %q C would not refuse made %s, so that a call gives C those arguments as text.
+  local rewrites, kept_rewrites = {}, 0
+  -- 5.3 has no %p
+  local SHOWS_POINTERS = xpcall(s_format, tostring, "%p", 1)
+  local function rewrite_of(fmt)
+    local plan = rewrites[fmt]
+    if plan then return plan end
+    local letters, parts, pos = {}, {}, 1
+    while true do
+      local at = s_find(fmt, "%", pos, true)
+      if not at then break end
+      local _, stop, conv = s_find(fmt, "^[-+ #0]*%d*%.?%d*(.)", at + 1)
+      if not stop then break end
+      if conv == "p" and SHOWS_POINTERS or conv == "q" and (stop == at + 1 or QUOTE_TAKES_MODIFIERS) then
+        letters[#letters + 1] = conv
+        parts[#parts + 1] = s_sub(fmt, pos, at - 1)
+        parts[#parts + 1] = "%s"
+      else
+        if conv ~= "%" then letters[#letters + 1] = conv == "s" and conv end
+        parts[#parts + 1] = s_sub(fmt, pos, stop)
+      end
+      pos = stop + 1
+    end
+    parts[#parts + 1] = s_sub(fmt, pos)
+    plan = { letters = letters, rewritten = t_concat(parts) }
+    if #fmt <= FORMAT_KEPT_LEN then
+      if kept_rewrites >= FORMATS_KEPT then
+        rewrites, kept_rewrites = {}, 0
+      end
+      rewrites[fmt], kept_rewrites = plan, kept_rewrites + 1
+    end
+    return plan
+  end
+
+  -- what %q quotes besides strings (5.3 refuses nil and booleans)
+  local QUOTABLE = {
+    number = true,
+    boolean = (xpcall(s_format, tostring, "%q", true)),
+    ["nil"] = (xpcall(s_format, tostring, "%q", nil)),
+  }
+  -- arguments of %s as sb_tostring shows them, of %p and %q as the text C would write; a %q of a
+  -- value C cannot quote gives C the format as written, to raise its error about that argument
+  local function rewritten(fmt, ...)
+    local plan = rewrite_of(fmt)
+    local letters, args = plan.letters, t_pack(...)
+    local c_fmt = plan.rewritten
+    for argi = 1, #letters < args.n and #letters or args.n do
+      local letter, v = letters[argi], args[argi]
+      if letter == "s" then
+        args[argi] = sb_tostring(v, 3 + UP)
+      elseif letter == "q" then
+        local t = type(v)
+        if t == "string" then
+          args[argi] = quoted(v)
+        elseif QUOTABLE[t] then
+          args[argi] = s_format("%q", v)
+        else
+          c_fmt = fmt
+        end
+      elseif letter == "p" then
+        local t = type(v)
+        if t == "table" or t == "function" or t == "thread" or t == "userdata" or t == "string" then
+          args[argi] = s_format("0x%08x", ident(v))
+        else
+          args[argi] = "(null)"
+        end
+      end
+    end
+    return charge_bytes(s_format(c_fmt, t_unpack(args, 1, args.n)))
+  end
+
   -- the fast lane's entry formats the kinds kept above whose arguments need no checks
   local function format(fmt, ...)
     local kind = format_kinds[fmt]
@@ -400,46 +473,7 @@ local function build_string()
         return charge_bytes(s_format(fmt, ...))
       end
     end
-    local args = t_pack(...)
-    local pieces, pos, argi, changed = {}, 1, 0, false
-    while true do
-      local at = s_find(fmt, "%", pos, true)
-      if not at then break end
-      local _, stop, conv = s_find(fmt, "^[-+ #0]*%d*%.?%d*(.)", at + 1)
-      if not stop then break end
-      local replaced = false
-      if conv ~= "%" then
-        argi = argi + 1
-        if argi <= args.n then
-          if conv == "s" then
-            args[argi] = sb_tostring(args[argi], 3 + UP)
-          elseif conv == "p" then
-            local v = args[argi]
-            local t = type(v)
-            pieces[#pieces + 1] = s_sub(fmt, pos, at - 1)
-            pieces[#pieces + 1] = "%s"
-            replaced, changed = true, true
-            if t == "table" or t == "function" or t == "thread" or t == "userdata" or t == "string" then
-              args[argi] = s_format("0x%08x", ident(v))
-            else
-              args[argi] = "(null)"
-            end
-          elseif conv == "q" and type(args[argi]) == "string" and (stop == at + 1 or QUOTE_TAKES_MODIFIERS) then
-            pieces[#pieces + 1] = s_sub(fmt, pos, at - 1)
-            pieces[#pieces + 1] = "%s"
-            replaced, changed = true, true
-            args[argi] = quoted(args[argi])
-          end
-        end
-      end
-      if not replaced then pieces[#pieces + 1] = s_sub(fmt, pos, stop) end
-      pos = stop + 1
-    end
-    if changed then
-      pieces[#pieces + 1] = s_sub(fmt, pos)
-      fmt = t_concat(pieces)
-    end
-    return charge_bytes(s_format(fmt, t_unpack(args, 1, args.n)))
+    return rewritten(fmt, ...)
   end
   -- C raises the error of a format that is not a string, with the arguments as given
   S.format = entry(${LaneEntry.format}, s_format, function(...)
@@ -746,7 +780,10 @@ local function build_utf8()
     return u_char(...)
   end, FEW - 1)
   U.len, U.offset = copying(u_len), copying(u_offset)
-  U.codepoint = function(...) return charge_results(u_codepoint(...)) end
+  -- its results are charged unless few, as string.byte's
+  U.codepoint = entry(${LaneEntry.few}, u_codepoint, function(...)
+    return charge_results(u_codepoint(...))
+  end, 4)
   return U
 end
 
