@@ -334,6 +334,8 @@ local function build_string()
   local NO_CONVERSION, NO_STRING_CONVERSION, STRING_CONVERSIONS, REWRITE, QUOTES = 1, 2, 3, 4, 5
   local FORMATS_KEPT, FORMAT_KEPT_LEN = 128, 64
   local format_kinds, kept_formats = {}, 0
+  -- the rewrites read of the formats whose kinds are kept (see rewrite_of), emptied with them
+  local rewrites = {}
   local function format_kind(fmt)
     local kind = not s_find(fmt, "%", 1, true) and NO_CONVERSION
       or s_find(fmt, "%%[-+ #0-9.]*p") and REWRITE or s_find(fmt, "%%[-+ #0-9.]*q") and QUOTES
@@ -342,7 +344,7 @@ local function build_string()
       -- emptied in place: the fast lane's entry holds this table
       if kept_formats >= FORMATS_KEPT then
         for kept in next, format_kinds do format_kinds[kept] = nil end
-        kept_formats = 0
+        kept_formats, rewrites = 0, {}
       end
       format_kinds[fmt], kept_formats = kind, kept_formats + 1
     end
@@ -381,10 +383,9 @@ local function build_string()
     return t_concat(parts)
   end
 
-  -- A format to rewrite, read once (kept like the kinds above): the letter of each conversion that
+  -- A format to rewrite, read once while its kind is kept: the letter of each conversion that
   -- takes an argument ("s", "p", "q", or false for the others), and the format with each %p and
   -- each %q C would not refuse made %s, so that a call gives C those arguments as text.
-  local rewrites, kept_rewrites = {}, 0
   -- 5.3 has no %p
   local SHOWS_POINTERS = xpcall(s_format, tostring, "%p", 1)
   local function rewrite_of(fmt)
@@ -408,12 +409,7 @@ local function build_string()
     end
     parts[#parts + 1] = s_sub(fmt, pos)
     plan = { letters = letters, rewritten = t_concat(parts) }
-    if #fmt <= FORMAT_KEPT_LEN then
-      if kept_rewrites >= FORMATS_KEPT then
-        rewrites, kept_rewrites = {}, 0
-      end
-      rewrites[fmt], kept_rewrites = plan, kept_rewrites + 1
-    end
+    if format_kinds[fmt] then rewrites[fmt] = plan end
     return plan
   end
 
