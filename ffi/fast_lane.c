@@ -101,6 +101,7 @@ typedef struct {
   double few;               /* 16: work worth fewer units is not charged (as in the wrappers) */
   long long nested;         /* 24: the calls of ENTRY_NESTED in progress (each ends in its own pcall) */
   long long max_nested;     /* 32: how many may be in progress at once */
+  double run_started;       /* 40: the monotonic wall clock in milliseconds when the run began */
 } luagate_lane_state;
 
 /* The operations, the closure's second upvalue; keep in sync with ffi/fast_lane.ts. */
@@ -162,8 +163,10 @@ enum {
    * large frame of its own (gsub, concat); at most the state's max_nested such calls at once, and
    * the route (which raises C stack overflow) for one more */
   ENTRY_NESTED = 25,
-  /* clock(): the CPU time of the calling thread in milliseconds, as the host's threadCpuMs reads it
-   * (the kernel's clock, a system call instead of a call into the host) */
+  /* clock([first]): the CPU time of the calling thread in milliseconds, as the host's threadCpuMs
+   * reads it (the kernel's clock, a system call instead of a call into the host); with an argument
+   * (the run's first reading), also that time less the wall time since the run began: the steps
+   * before it count at their wall time, an upper bound of their CPU time */
   ENTRY_CLOCK = 26,
   /* not made by LANE_ENTRY but by ENTRY_GMATCH: the iterator of gmatch(s, p) whose steps are
    * searches from where the last match ended, as the matcher's gmatch makes them (C's search, or C's
@@ -171,8 +174,9 @@ enum {
   ENTRY_STEPS = 27
 };
 
-/* CLOCK_THREAD_CPUTIME_ID on Linux, the only system the lane is built for */
+/* CLOCK_THREAD_CPUTIME_ID and CLOCK_MONOTONIC on Linux, the only system the lane is built for */
 #define THREAD_CPU_CLOCK 3
+#define MONOTONIC_CLOCK 1
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure, the one closure the host makes, are the
  * tally and LANE_ENTRY). An iterator of ENTRY_STEPS has C's find as its function, step_search as its
@@ -329,6 +333,17 @@ INLINE int has_specials(const luagate_lane_api *lua, lua_State *L, int idx) {
     }
   }
   return 0;
+}
+
+/* The clock `id` of libc's clock_gettime in milliseconds, to the microsecond (as the host's clocks
+ * read them). Divided as a double made at run time: a double constant would be data. */
+INLINE lua_Number clock_ms(const luagate_lane_api *lua, int id) {
+  long long timespec[2] = {0, 0};
+  lua->clock_gettime(id, timespec);
+  long long thousand = 1000;
+  __asm__("" : "+r"(thousand));
+  const long long micros = timespec[0] * 1000000 + timespec[1] / 1000;
+  return (lua_Number)micros / (lua_Number)thousand;
 }
 
 /* `units`, or none when they are few (as the wrappers leave them uncharged). */
@@ -1289,14 +1304,11 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
 
   /* read once every two hooks at most: last, after the entries of the common calls */
   if (op == ENTRY_CLOCK) {
-    long long timespec[2] = {0, 0};
-    lua->clock_gettime(THREAD_CPU_CLOCK, timespec);
-    /* microseconds, then divided as a double made at run time: a double constant would be data */
-    long long thousand = 1000;
-    __asm__("" : "+r"(thousand));
-    const long long micros = timespec[0] * 1000000 + timespec[1] / 1000;
-    lua->pushnumber(L, (lua_Number)micros / (lua_Number)thousand);
-    return 1;
+    const lua_Number now = clock_ms(lua, THREAD_CPU_CLOCK);
+    lua->pushnumber(L, now);
+    if (n == 0) return 1;
+    lua->pushnumber(L, now - (clock_ms(lua, MONOTONIC_CLOCK) - state->run_started));
+    return 2;
   }
 
   /* LANE_ENTRY: (op, f, charge, route [, kept]) -> the closure of the tally and those; false without

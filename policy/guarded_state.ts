@@ -12,7 +12,7 @@ import { openLuaLibrary } from "../ffi/library.ts";
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
 import type { AttributeFilter, AttributeHandlers } from "../lua/bridge.ts";
-import { type Collect, type InputData, LuaCore } from "../lua/core.ts";
+import { type Collect, type InputData, LuaCore, MultipleValues } from "../lua/core.ts";
 import {
   LuaError,
   type LuaLimit,
@@ -374,7 +374,7 @@ export class GuardedState {
   #hostCall(name: string, args: unknown[]): unknown {
     switch (name) {
       case "\u0000clock":
-        return threadCpuMs();
+        return args.length > 0 ? this.#firstReading() : threadCpuMs();
       case "\u0000trip":
         this.#trip(args[0] as string);
         return true;
@@ -423,6 +423,13 @@ export class GuardedState {
     if (this.#tripped !== undefined) return;
     if (reason === "permission") return;
     if (reason === "instructions" || reason === "cpu" || reason === "output") this.#tripped = reason;
+  }
+
+  // The kernel's first CPU reading of a run: the time, and the time less the run's wall time so far
+  // (as the fast lane's clock entry answers it).
+  #firstReading(): MultipleValues {
+    const now = threadCpuMs();
+    return new MultipleValues([now, now - (monotonicMs() - this.#startWall)]);
   }
 
   #write(text: string): boolean {
@@ -613,8 +620,7 @@ export class GuardedState {
     this.#deniedBefore = this.core.alloc.denied();
     this.#startWall = monotonicMs();
     this.#runCpu = -1;
-    // a run that ended without its count (an error in the host) left its tally
-    this.#lane?.take();
+    this.#lane?.beginRun(this.#startWall);
   }
 
   #endRun(): void {

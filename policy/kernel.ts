@@ -138,14 +138,17 @@ return (function()
     raise_tripped()
   end
 
-  -- the first reading of a run starts its CPU clock; a later one past the deadline trips
+  -- the first reading of a run starts its CPU clock, back-dated by the wall time since the run
+  -- began (the steps before it, an upper bound of their CPU time: one step can be slow); a later
+  -- one past the deadline trips
   local function read_clock()
-    local now = host_clock()
+    local now
     if cpu_start == nil then
-      cpu_start = now
-    elseif now - cpu_start > cpu_limit then
-      trip("cpu")
+      now, cpu_start = host_clock(true)
+    else
+      now = host_clock()
     end
+    if now - cpu_start > cpu_limit then trip("cpu") end
   end
 
   local function hook()

@@ -78,6 +78,16 @@ Deno.test("kernel: the CPU clock a long run started is not the next run's", () =
   assert.ok(quick.usage.cpuMs < slow.usage.cpuMs, JSON.stringify([quick.usage, slow.usage]));
 });
 
+Deno.test("kernel: the steps before a run's first clock reading count against its CPU deadline", () => {
+  using sb = new Sandbox({ limits: { instructions: 1e9, cpuMs: 5, memory: 64 << 20 } });
+  // some 800 instructions of 4 MiB concatenations (tens of ms) before the first hook reads the
+  // clock, then a quick loop: the deadline must count the first step, not start after it
+  const slowFirstStep = "local s = 'a' for i = 1, 22 do s = s .. s end " +
+    "for i = 1, 150 do local _ = s .. 'x' end for i = 1, 2000 do end return #s";
+  assert.throws(() => sb.execute(slowFirstStep), (e) => e instanceof LuaLimitError && e.limit === "cpu");
+  assert.equal(sb.execute("return 1"), 1);
+});
+
 Deno.test("kernel: identities restart after a run that handed some out", () => {
   using sb = new Sandbox();
   assert.deepEqual(sb.execute("return tostring({}), tostring({})"), ["table: 1", "table: 2"]);
