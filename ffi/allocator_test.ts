@@ -9,6 +9,7 @@ import {
   pooledBytes,
 } from "./allocator.ts";
 import { assertBuiltFromSource, crossToolsMissing, withHarness } from "../tests/fixtures/native_helpers.ts";
+import { monotonicMs, RunClock } from "./clock.ts";
 
 /** Just what these tests need from liblua5.4, independent of the rest of luagate. */
 const LUA_SYMBOLS = {
@@ -143,6 +144,49 @@ for (const { name, native, ignore } of kinds) {
       alloc.clearDenied();
       assert.equal(alloc.denied(), 0);
     } finally {
+      alloc.close();
+    }
+  });
+
+  Deno.test(`${name} allocator: past its run clock's deadline, large growing allocations are refused`, {
+    ignore,
+  }, () => {
+    const alloc = createAllocator({ native });
+    const f = new Deno.UnsafeFnPointer(alloc.pointer, LUA_ALLOC_DEFINITION);
+    const clock = new RunClock(5);
+    alloc.setRunClock(clock);
+    const LARGE = 65536n;
+    const blocks: [Deno.PointerValue, bigint][] = [];
+    const grant = (ptr: Deno.PointerValue, old: bigint, size: bigint) => {
+      const p = f.call(alloc.state, ptr, old, size);
+      assert.ok(p !== null, `${old} -> ${size} bytes granted`);
+      return p;
+    };
+    try {
+      // between runs nothing is late, and a run within its time is not
+      blocks.push([grant(null, 0n, LARGE), LARGE]);
+      clock.begin(monotonicMs());
+      blocks.push([grant(null, 0n, LARGE), LARGE]);
+      // a run that began 50 ms of wall time ago: its start is back-dated, and 5 ms are long past
+      clock.end();
+      clock.begin(monotonicMs() - 50);
+      assert.equal(f.call(alloc.state, null, 0n, LARGE), null, "a large block past the deadline");
+      const small = grant(null, 0n, LARGE - 1n);
+      assert.equal(f.call(alloc.state, small, LARGE - 1n, 2n * LARGE), null, "growing by a large step");
+      const grown = grant(small, LARGE - 1n, 2n * LARGE - 2n);
+      blocks.push([grant(grown, 2n * LARGE - 2n, 1n), 1n], [grant(null, 0n, 4096n), 4096n]);
+      assert.equal(alloc.late(), 2);
+      assert.equal(alloc.denied(), 0, "not the memory limit");
+      // the host pushing values is never refused
+      alloc.setAllowOverdraft(true);
+      blocks.push([grant(null, 0n, LARGE), LARGE]);
+      alloc.setAllowOverdraft(false);
+      clock.end();
+      blocks.push([grant(null, 0n, LARGE), LARGE]);
+      alloc.clearLate();
+      assert.equal(alloc.late(), 0);
+    } finally {
+      for (const [p, size] of blocks) f.call(alloc.state, p, size, 0n);
       alloc.close();
     }
   });

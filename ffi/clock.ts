@@ -70,3 +70,78 @@ export function monotonicMs(): number {
   monotonicClock ??= libcClock(CLOCK_MONOTONIC) ?? (() => performance.now());
   return monotonicClock();
 }
+
+// Fields of luagate_run_clock (doubles); keep in sync with ffi/allocator.c and ffi/fast_lane.c.
+const RUN_STARTED = 0;
+const CPU_LIMIT = 1;
+const CPU_START = 2;
+const RUN_CLOCK_BYTES = 24;
+
+/**
+ * The CPU clock of a state's runs, in memory the native allocator and the fast lane read: when the
+ * run began (wall time), the CPU milliseconds it may use, and the CPU time it began at, estimated at
+ * its first reading as that reading less the wall time since the run began (an upper bound of the
+ * CPU time before it). Between runs nothing is past its deadline.
+ *
+ * @example
+ * ```ts
+ * import { monotonicMs, RunClock } from "./clock.ts";
+ * const clock = new RunClock(100);
+ * clock.begin(monotonicMs());
+ * console.log(clock.pastDeadline()); // false
+ * clock.end();
+ * ```
+ */
+export class RunClock {
+  /** The address of the `luagate_run_clock`. */
+  readonly pointer: Deno.PointerObject;
+  readonly #fields: Float64Array;
+
+  /** @param cpuLimitMs The CPU milliseconds a run may use. */
+  constructor(cpuLimitMs: number) {
+    // an ArrayBuffer's backing store never moves: C may keep its address
+    const buffer = new ArrayBuffer(RUN_CLOCK_BYTES);
+    const pointer = Deno.UnsafePointer.of(buffer);
+    if (pointer === null) throw new Error("luagate: no address for a run clock");
+    this.pointer = pointer;
+    this.#fields = new Float64Array(buffer);
+    this.#fields[CPU_LIMIT] = cpuLimitMs;
+    this.end();
+  }
+
+  /** Begins a run at `wallMs` (a {@linkcode monotonicMs} reading); its CPU start is not read yet. */
+  begin(wallMs: number): void {
+    this.#fields[RUN_STARTED] = wallMs;
+    this.#fields[CPU_START] = -1;
+  }
+
+  /** Ends the run: until the next one begins, nothing is past its deadline. */
+  end(): void {
+    this.#fields[RUN_STARTED] = Infinity;
+  }
+
+  /**
+   * The CPU time the run began at ({@linkcode threadCpuMs}), estimated now if no reading did yet.
+   *
+   * @param now The current {@linkcode threadCpuMs}.
+   */
+  cpuStart(now: number): number {
+    const fields = this.#fields;
+    if (fields[CPU_START] < 0) fields[CPU_START] = now - (monotonicMs() - fields[RUN_STARTED]);
+    return fields[CPU_START];
+  }
+
+  /**
+   * Whether the run in progress used more than its CPU milliseconds; reads the CPU clock (a system
+   * call) only once its wall time is past them, and to start the run's CPU clock.
+   */
+  pastDeadline(): boolean {
+    const fields = this.#fields;
+    const elapsed = monotonicMs() - fields[RUN_STARTED];
+    if (!(elapsed >= 0)) return false;
+    if (fields[CPU_START] >= 0 && elapsed <= fields[CPU_LIMIT]) return false;
+    const now = threadCpuMs();
+    if (fields[CPU_START] < 0) fields[CPU_START] = now - elapsed;
+    return now - fields[CPU_START] > fields[CPU_LIMIT];
+  }
+}

@@ -95,13 +95,20 @@ typedef struct {
 } luagate_lane_api;
 
 /* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
+/* The CPU clock of a state's runs, as ffi/allocator.c describes it (ffi/clock.ts, RunClock). */
+typedef struct {
+  double run_started; /* 0: the monotonic wall clock in ms when the run began */
+  double cpu_limit;   /* 8: the CPU ms a run may use */
+  double cpu_start;   /* 16: the thread's CPU clock in ms when the run began, estimated at its first reading; < 0: none yet */
+} luagate_run_clock;
+
 typedef struct {
   double tally;             /* 0: units of work done in C and not yet charged */
   double flush_at;          /* 8: the tally is handed over once it reaches this (the hook's step) */
   double few;               /* 16: work worth fewer units is not charged (as in the wrappers) */
   long long nested;         /* 24: the calls of ENTRY_NESTED in progress (each ends in its own pcall) */
   long long max_nested;     /* 32: how many may be in progress at once */
-  double run_started;       /* 40: the monotonic wall clock in milliseconds when the run began */
+  luagate_run_clock *clock; /* 40: the state's run clock */
 } luagate_lane_state;
 
 /* The operations, the closure's second upvalue; keep in sync with ffi/fast_lane.ts. */
@@ -165,8 +172,9 @@ enum {
   ENTRY_NESTED = 25,
   /* clock([first]): the CPU time of the calling thread in milliseconds, as the host's threadCpuMs
    * reads it (the kernel's clock, a system call instead of a call into the host); with an argument
-   * (the run's first reading), also that time less the wall time since the run began: the steps
-   * before it count at their wall time, an upper bound of their CPU time */
+   * (the run's first reading), also the CPU time the run began at, as the run clock has it or else
+   * estimates it now: this time less the wall time since the run began (the steps before count at
+   * their wall time, an upper bound of their CPU time) */
   ENTRY_CLOCK = 26,
   /* not made by LANE_ENTRY but by ENTRY_GMATCH: the iterator of gmatch(s, p) whose steps are
    * searches from where the last match ended, as the matcher's gmatch makes them (C's search, or C's
@@ -1307,7 +1315,9 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     const lua_Number now = clock_ms(lua, THREAD_CPU_CLOCK);
     lua->pushnumber(L, now);
     if (n == 0) return 1;
-    lua->pushnumber(L, now - (clock_ms(lua, MONOTONIC_CLOCK) - state->run_started));
+    luagate_run_clock *clock = state->clock;
+    if (clock->cpu_start < 0) clock->cpu_start = now - (clock_ms(lua, MONOTONIC_CLOCK) - clock->run_started);
+    lua->pushnumber(L, clock->cpu_start);
     return 2;
   }
 

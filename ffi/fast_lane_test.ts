@@ -12,7 +12,7 @@ import {
 import { assertBuiltFromSource, crossToolsMissing, withHarness } from "../tests/fixtures/native_helpers.ts";
 import { openLuaLibrary } from "./library.ts";
 import { createLuaApi, type LuaState, LuaStatus } from "./lua_api.ts";
-import { threadCpuMs } from "./clock.ts";
+import { monotonicMs, RunClock, threadCpuMs } from "./clock.ts";
 import { cString } from "./strings.ts";
 
 const library = openLuaLibrary();
@@ -23,9 +23,11 @@ const ignore = lane === undefined;
 const STEP = 100;
 const FEW = 16;
 
+const newTally = (clock = new RunClock(1000)) => new LaneTally(STEP, FEW, clock);
+
 // Runs `code` with the lane (the closure that makes entries, with `tally`) and the operations of
 // LaneEntry by name as its arguments; returns what it returns, as one string.
-function run(code: string, tally: LaneTally | null = new LaneTally(STEP, FEW)): string {
+function run(code: string, tally: LaneTally | null = newTally()): string {
   const L = s.luaL_newstate() as LuaState;
   try {
     s.luaL_openlibs(L);
@@ -77,7 +79,7 @@ Deno.test(
   "fast lane: the append entry adds at the end of a table without a metatable; the route takes the rest",
   { ignore },
   () => {
-    const tally = new LaneTally(STEP, FEW);
+    const tally = newTally();
     assert.equal(
       run(
         `${QUICK}
@@ -105,7 +107,7 @@ Deno.test(
 Deno.test("fast lane: the match and gmatch entries call C for what the quick table proves cheap", {
   ignore,
 }, () => {
-  const tally = new LaneTally(STEP, FEW);
+  const tally = newTally();
   assert.equal(
     run(
       `${QUICK}
@@ -153,7 +155,7 @@ Deno.test("fast lane: the match and gmatch entries call C for what the quick tab
 Deno.test("fast lane: find and match begin a search too costly for C with its attempt at the start", {
   ignore,
 }, () => {
-  const tally = new LaneTally(STEP, FEW);
+  const tally = newTally();
   assert.equal(
     run(
       `${QUICK}
@@ -197,7 +199,7 @@ Deno.test("fast lane: find and match begin a search too costly for C with its at
 Deno.test("fast lane: the gsub entry calls C for a string replacement the quick table proves cheap", {
   ignore,
 }, () => {
-  const tally = new LaneTally(STEP, FEW);
+  const tally = newTally();
   assert.equal(
     run(
       `${QUICK}
@@ -227,7 +229,7 @@ Deno.test(
   "fast lane: the find entry calls C for what the quick table proves cheap and tallies the part searched",
   { ignore },
   () => {
-    const tally = new LaneTally(STEP, FEW);
+    const tally = newTally();
     assert.equal(
       run(
         `${QUICK}
@@ -255,7 +257,7 @@ Deno.test(
   "fast lane: a plain find is quick up to the matcher's limit over the pattern's length",
   { ignore },
   () => {
-    const tally = new LaneTally(STEP, FEW);
+    const tally = newTally();
     assert.equal(
       run(
         `${QUICK}
@@ -286,7 +288,7 @@ Deno.test(
 );
 
 Deno.test("fast lane: the tally is charged once it reaches a step, before the call", { ignore }, () => {
-  const tally = new LaneTally(STEP, FEW);
+  const tally = newTally();
   assert.equal(
     run(
       `${QUICK}
@@ -307,7 +309,7 @@ Deno.test(
   "fast lane: find and match take C's whole search of a subject whose runs make it cheap, by the record kept under 9",
   { ignore },
   () => {
-    const tally = new LaneTally(STEP, FEW);
+    const tally = newTally();
     assert.equal(
       run(
         `${QUICK}
@@ -388,7 +390,7 @@ Deno.test(
   "fast lane: the nested entry calls in protected mode under its handler, raises the error again, and nests at most MAX_NESTED_CALLS deep",
   { ignore },
   () => {
-    const tally = new LaneTally(STEP, FEW);
+    const tally = newTally();
     assert.equal(
       run(
         `${QUICK}
@@ -430,7 +432,7 @@ Deno.test(
   "fast lane: the format entry formats the kinds kept as needing no checks, charging the format and the result",
   { ignore },
   () => {
-    const tally = new LaneTally(STEP, FEW);
+    const tally = newTally();
     assert.equal(
       run(
         `${QUICK}
@@ -488,7 +490,7 @@ Deno.test(
   "fast lane: the format entry makes a %q of a number or a short string, charging each quote's bytes and escapes",
   { ignore },
   () => {
-    const tally = new LaneTally(STEP, FEW);
+    const tally = newTally();
     const run5 = (calls: string) =>
       run(
         `${QUICK}
@@ -527,7 +529,7 @@ Deno.test(
   "fast lane: the bytes entry charges the string it hands to the function and returns its result",
   { ignore },
   () => {
-    const tally = new LaneTally(STEP, FEW);
+    const tally = newTally();
     assert.equal(
       run(
         `${QUICK}
@@ -568,7 +570,7 @@ Deno.test(
   "fast lane: the few entry calls the function with at most the arguments it keeps, and charges its results unless few",
   { ignore },
   () => {
-    const tally = new LaneTally(STEP, FEW);
+    const tally = newTally();
     assert.equal(
       run(
         `${QUICK}
@@ -617,7 +619,7 @@ Deno.test(
   "fast lane: sort, unpack and remove of a table without a metatable are charged as their routes charge them",
   { ignore },
   () => {
-    const tally = new LaneTally(STEP, FEW);
+    const tally = newTally();
     assert.equal(
       run(
         `${QUICK}
@@ -666,7 +668,7 @@ Deno.test(
   "fast lane: the rep entry charges the repetitions and the result's bytes first, up to a step's bytes",
   { ignore },
   () => {
-    const tally = new LaneTally(STEP, FEW);
+    const tally = newTally();
     assert.equal(
       run(
         `${QUICK}
@@ -697,7 +699,7 @@ Deno.test(
   "fast lane: the concat entry joins a table without a metatable between integer positions",
   { ignore },
   () => {
-    const tally = new LaneTally(STEP, FEW);
+    const tally = newTally();
     assert.equal(
       run(
         `${QUICK}
@@ -754,7 +756,7 @@ Deno.test("fast lane: an error in the function an entry calls is the function's 
 });
 
 Deno.test("fast lane: the charge an entry calls may raise, and the call is not made", { ignore }, () => {
-  const tally = new LaneTally(STEP, FEW);
+  const tally = newTally();
   assert.equal(
     run(
       `${QUICK}
@@ -838,6 +840,27 @@ Deno.test("fast lane: the clock entry reads the thread's CPU clock, as threadCpu
   );
 });
 
+Deno.test(
+  "fast lane: a first reading of the clock entry also answers the run's CPU start",
+  { ignore },
+  () => {
+    const clock = new RunClock(1000);
+    const started = monotonicMs() - 40;
+    clock.begin(started);
+    const before = threadCpuMs();
+    const code = `${QUICK}local clock = lane.clock(nil, charge, route("clock"))
+      return string.format("%.6f %.6f", clock(true))`;
+    // a run that began 40 ms ago and was not read yet: its CPU start is back-dated by its wall time
+    const [now, start] = run(code, newTally(clock)).split(" ").map(Number);
+    const after = monotonicMs();
+    assert.ok(before - 0.001 <= now && now <= threadCpuMs(), `${before} ${now}`);
+    assert.ok(start <= now - 40 && start >= now - (after - started) - 0.001, `${now} ${start}`);
+    // read once: a later first reading of the same run answers the same start
+    const [, again] = run(code, newTally(clock)).split(" ").map(Number);
+    assert.equal(again, start);
+  },
+);
+
 Deno.test("fast lane: the frame entry answers as debug.getinfo's lf, without a table", { ignore }, () => {
   assert.equal(
     run(`${QUICK}local frame = lane.frame(nil, charge, route("frame"))
@@ -861,7 +884,7 @@ Deno.test("fast lane: the frame entry answers as debug.getinfo's lf, without a t
 Deno.test("fast lane: the run entry finds the longest run of a set's chars, charging the subject as bytes", {
   ignore,
 }, () => {
-  const tally = new LaneTally(STEP, FEW);
+  const tally = newTally();
   assert.equal(
     run(
       `${QUICK}local run = lane.run(nil, charge, route("run"))

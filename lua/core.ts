@@ -13,6 +13,7 @@
 
 import { type AllocatorHandle, createAllocator } from "../ffi/allocator.ts";
 import { CallFrame, CallStop, openCallRunner } from "../ffi/call_runner.ts";
+import type { RunClock } from "../ffi/clock.ts";
 import { type DataBuilder, openDataBuilder } from "../ffi/data_builder.ts";
 import { LANE_ENTRY, LaneTally, openFastLane } from "../ffi/fast_lane.ts";
 import { openLuaLibrary } from "../ffi/library.ts";
@@ -404,17 +405,18 @@ export class LuaCore {
 
   /**
    * Pushes the fast lane (`ffi/fast_lane.ts`) as the closure that makes its entries, with a new
-   * tally, and returns that tally; pushes nil and returns `undefined` where there is no lane.
+   * tally on `clock` (the state's run clock, which its clock entry reads), and returns that tally;
+   * pushes nil and returns `undefined` where there is no lane.
    * Uses 2 slots.
    */
-  pushFastLane(L: LuaState, step: number, few: number): LaneTally | undefined {
+  pushFastLane(L: LuaState, step: number, few: number, clock: RunClock): LaneTally | undefined {
     const s = this.api.sym;
     const entry = openFastLane(this.api.library, this.#registry);
     if (entry === undefined) {
       s.lua_pushnil(L);
       return undefined;
     }
-    const tally = new LaneTally(step, few);
+    const tally = new LaneTally(step, few, clock);
     s.lua_pushlightuserdata(L, tally.pointer);
     this.api.pushInteger(L, LANE_ENTRY);
     s.lua_pushcclosure(L, entry, 2);

@@ -7,7 +7,7 @@
  */
 
 import type { CallFrame } from "../ffi/call_runner.ts";
-import { monotonicMs, threadCpuMs } from "../ffi/clock.ts";
+import { monotonicMs, RunClock, threadCpuMs } from "../ffi/clock.ts";
 import { openLuaLibrary } from "../ffi/library.ts";
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
@@ -185,6 +185,8 @@ export class GuardedState {
   #usage: Usage = { instructions: 0, memory: 0, cpuMs: 0, output: 0 };
   /** What the fast lane did and did not charge yet (`undefined`: no fast lane). */
   #lane: LaneTally | undefined;
+  // when runs began and the CPU time they may use, which the allocator and the fast lane read
+  readonly #runClock: RunClock;
   #collector: ((L: LuaState, first: number, count: number) => unknown[]) | undefined;
   #wallMs = 0;
   readonly #collectRun: Collect = (_core, L, first, count, described) =>
@@ -197,6 +199,7 @@ export class GuardedState {
 
   constructor(options: GuardedOptions = {}) {
     this.limits = resolveLimits(options.limits);
+    this.#runClock = new RunClock(this.limits.cpuMs);
     this.#defaultGrants = new Set(options.permissions ?? []);
     this.#grants = this.#defaultGrants;
     this.resultLimits = { ...DEFAULT_PLAIN_LIMITS, ...options.result };
@@ -244,6 +247,7 @@ export class GuardedState {
       // the kernel and the globals are the sandbox's, not the runs': limits and usage count from here
       core.resetBaseline(false);
       core.setMaxMemory(this.limits.memory);
+      core.alloc.setRunClock(this.#runClock);
     } catch (error) {
       core.close();
       throw error;
@@ -265,7 +269,7 @@ export class GuardedState {
     core.pushString(L, DENIED);
     s.lua_pushinteger(L, BigInt(this.limits.instructions));
     s.lua_pushnumber(L, this.limits.cpuMs);
-    this.#lane = core.pushFastLane(L, this.limits.step, UNCHARGED_UNITS);
+    this.#lane = core.pushFastLane(L, this.limits.step, UNCHARGED_UNITS, this.#runClock);
     for (const library of LAZY_LIBRARIES) {
       if (!core.pushLibraryOpener(L, library)) s.lua_pushnil(L);
     }
@@ -425,11 +429,11 @@ export class GuardedState {
     if (reason === "instructions" || reason === "cpu" || reason === "output") this.#tripped = reason;
   }
 
-  // The kernel's first CPU reading of a run: the time, and the time less the run's wall time so far
-  // (as the fast lane's clock entry answers it).
+  // The kernel's first CPU reading of a run: the time, and the CPU time the run began at (as the
+  // fast lane's clock entry answers it).
   #firstReading(): MultipleValues {
     const now = threadCpuMs();
-    return new MultipleValues([now, now - (monotonicMs() - this.#startWall)]);
+    return new MultipleValues([now, this.#runClock.cpuStart(now)]);
   }
 
   #write(text: string): boolean {
@@ -620,11 +624,15 @@ export class GuardedState {
     this.#deniedBefore = this.core.alloc.denied();
     this.#startWall = monotonicMs();
     this.#runCpu = -1;
-    this.#lane?.beginRun(this.#startWall);
+    this.#runClock.begin(this.#startWall);
+    if (this.core.alloc.late() > 0) this.core.alloc.clearLate();
+    // a run that ended without its count (an error in the host) left its tally
+    this.#lane?.take();
   }
 
   #endRun(): void {
     const alloc = this.core.alloc;
+    this.#runClock.end();
     this.#wallMs = monotonicMs() - this.#startWall;
     // in place: callers copy it (usage) or read it at once (usageView)
     const usage = this.#usage;
@@ -701,6 +709,8 @@ export class GuardedState {
     // the kernel's own record (trusted state, not a message) still classifies the failure.
     const recorded = this.#kernelTrip();
     if (recorded !== undefined) throw this.#limitError(recorded);
+    // an allocation refused past the deadline ended the run with Lua's memory error
+    if (alloc.late() > 0) throw this.#limitError("cpu");
     const memoryHit = overdrawn || alloc.overdraft() || alloc.denied() > this.#deniedBefore;
     if (memoryHit) {
       if (!nested) {

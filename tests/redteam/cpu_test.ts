@@ -181,6 +181,20 @@ attackSuite("C loops", [
     limits: CPU_ONLY,
     expect: CPU,
   },
+  // one concatenation copies 16 MiB: 1,000 instructions took 1.5 s before large allocations obeyed the deadline
+  {
+    name: "concatenating a 16 MiB string in a loop under a 64 MiB cap",
+    code: "local s = 'a' for i = 1, 24 do s = s .. s end while true do local _ = s .. 'x' end",
+    limits: { ...CPU_ONLY, memory: 64 << 20 },
+    expect: CPU,
+  },
+  {
+    name: "concatenations of 16 MiB caught by pcall, under a 64 MiB cap",
+    code: "local s = 'a' for i = 1, 24 do s = s .. s end " +
+      "while true do pcall(function() local _ = s .. 'x' end) end",
+    limits: { ...CPU_ONLY, memory: 64 << 20 },
+    expect: CPU,
+  },
   {
     name: "table.sort of 900,000 numbers, only the CPU deadline left",
     code: "local t = {} for i = 1, 900000 do t[i] = (i * 7919) % 900007 + 0.5 end " +
