@@ -2310,8 +2310,9 @@ export const LaneEntry = {
    */
   nested: 25,
   /**
-   * `clock()`: the CPU time of the calling thread in milliseconds, the clock of `threadCpuMs`
-   * (`ffi/clock.ts`), read in C: a system call, without a call into the host.
+   * `clock([first])`: the CPU time of the calling thread in milliseconds, the clock of `threadCpuMs`
+   * (`ffi/clock.ts`), read in C: a system call, without a call into the host. With an argument (a
+   * run's first reading), also the CPU time the run began at, from its tally's `RunClock`.
    */
   clock: 26,
 } as const;
