@@ -141,7 +141,6 @@ export class RunClock {
     if (!(elapsed >= 0)) return false;
     if (fields[CPU_START] >= 0 && elapsed <= fields[CPU_LIMIT]) return false;
     const now = threadCpuMs();
-    if (fields[CPU_START] < 0) fields[CPU_START] = now - elapsed;
-    return now - fields[CPU_START] > fields[CPU_LIMIT];
+    return now - this.cpuStart(now) > fields[CPU_LIMIT];
   }
 }

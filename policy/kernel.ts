@@ -118,7 +118,7 @@ return (function()
 
   -- run state; dirty: some of it differs from what a run starts with (see BEGIN_RUN)
   local active, dirty, tripped, count, fires = false, false, nil, 0, 0
-  -- the CPU clock costs a system call: it starts at the run's CLOCK_STEPS-th hook and is read at
+  -- the CPU clock costs a system call: it is first read at the run's CLOCK_STEPS-th hook and then at
   -- every CLOCK_STEPS-th; the fast lane reads it in C, the host's (a call into JS) costs several
   -- times more
   local cpu_start, CLOCK_STEPS = nil, lane and 2 or 8
@@ -158,10 +158,10 @@ return (function()
     count = count + STEP
     if count > budget then return trip("instructions") end
     fires = fires + 1
-    -- a short run never reads the clock; a long one starts it at its CLOCK_STEPS-th hook (or early
-    -- when the heap is large enough for single instructions to be slow), so at most CLOCK_STEPS
-    -- steps go unmeasured: single instructions can be slow on a small heap too (a read through an
-    -- __index chain of 2,000 tables takes some 25 µs)
+    -- a short run never reads the clock; a long one reads it at every CLOCK_STEPS-th hook (at every
+    -- one when the heap is large enough for single instructions to be slow), so a run past its
+    -- deadline goes on for at most CLOCK_STEPS steps: single instructions can be slow on a small
+    -- heap too (a read through an __index chain of 2,000 tables takes some 25 µs)
     if fires >= CLOCK_STEPS or collectgarbage("count") > 512 then
       fires = 0
       read_clock()

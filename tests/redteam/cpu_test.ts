@@ -10,6 +10,8 @@ const INSTRUCTIONS = { error: LuaLimitError, limit: "instructions" } as const;
 const CPU = { error: LuaLimitError, limit: "cpu" } as const;
 /** A 1 MiB string built in 20 instructions (string.rep is charged by its count). */
 const MEG = "local s = 'a' for i = 1, 20 do s = s .. s end ";
+/** A 16 MiB string. */
+const SIXTEEN_MEGS = "local s = 'a' for i = 1, 24 do s = s .. s end ";
 /** A 512 KiB string. */
 const HALF = "local s = 'a' for i = 1, 19 do s = s .. s end ";
 /** A __len that answers 0 the first time and a huge length afterwards. */
@@ -18,6 +20,8 @@ const LIAR = (huge: string) =>
   `if calls == 1 then return 0 end return ${huge} end, __index = rawlen, __newindex = rawlen}) `;
 /** Limits where only the CPU deadline can stop the run. */
 const CPU_ONLY = { ...TIGHT, instructions: 1e12 };
+/** The same under a 64 MiB cap. */
+const CPU_ONLY_64_MIB = { ...CPU_ONLY, memory: 64 << 20 };
 
 attackSuite("C loops", [
   {
@@ -184,36 +188,35 @@ attackSuite("C loops", [
   // one concatenation copies 16 MiB: 1,000 instructions took 1.5 s before large allocations obeyed the deadline
   {
     name: "concatenating a 16 MiB string in a loop under a 64 MiB cap",
-    code: "local s = 'a' for i = 1, 24 do s = s .. s end while true do local _ = s .. 'x' end",
-    limits: { ...CPU_ONLY, memory: 64 << 20 },
+    code: SIXTEEN_MEGS + "while true do local _ = s .. 'x' end",
+    limits: CPU_ONLY_64_MIB,
     expect: CPU,
   },
   {
     name: "concatenations of 16 MiB caught by pcall, under a 64 MiB cap",
-    code: "local s = 'a' for i = 1, 24 do s = s .. s end " +
-      "while true do pcall(function() local _ = s .. 'x' end) end",
-    limits: { ...CPU_ONLY, memory: 64 << 20 },
+    code: SIXTEEN_MEGS + "while true do pcall(function() local _ = s .. 'x' end) end",
+    limits: CPU_ONLY_64_MIB,
     expect: CPU,
   },
   {
     name: "table.sort of 900,000 numbers, only the CPU deadline left",
     code: "local t = {} for i = 1, 900000 do t[i] = (i * 7919) % 900007 + 0.5 end " +
       "while true do table.sort(t) end",
-    limits: { ...CPU_ONLY, memory: 64 << 20 },
+    limits: CPU_ONLY_64_MIB,
     expect: CPU,
   },
   {
     name: "table.sort of 100,000 strings, only the CPU deadline left",
     code: "local t = {} for i = 1, 100000 do t[i] = 'k' .. (i * 7919) % 100003 end " +
       "while true do table.sort(t) end",
-    limits: { ...CPU_ONLY, memory: 64 << 20 },
+    limits: CPU_ONLY_64_MIB,
     expect: CPU,
   },
   {
     name: "table.sort of 900,000 integers with a C comparator, only the CPU deadline left",
     code: "local t = {} for i = 1, 900000 do t[i] = (i * 7919) % 900007 end " +
       "while true do table.sort(t, math.ult) end",
-    limits: { ...CPU_ONLY, memory: 64 << 20 },
+    limits: CPU_ONLY_64_MIB,
     expect: CPU,
   },
   // C walks the chain for every item its table has not (C alone: 7.5 s for one insert in 100,000 holes)
@@ -254,7 +257,7 @@ attackSuite("C loops", [
     .map((format) => ({
       name: `os.date of ${format}, only the CPU deadline left`,
       code: `local f = ${format} while true do local _ = os.date(f, 0) end`,
-      limits: { ...CPU_ONLY, memory: 64 << 20 },
+      limits: CPU_ONLY_64_MIB,
       expect: CPU,
     })),
   {
