@@ -178,13 +178,8 @@ const PROGRAM_INTS = 16 * 1024;
 const STRING_BYTES = 32 * 1024;
 const NUMBER_SLOTS = 2 * 1024;
 
-/**
- * The native data builder of a process: a `lua_CFunction` and the buffers it reads its program
- * from. The buffers are C memory (they never move), written by the host before each call.
- */
-export interface DataBuilder {
-  /** `int luagate_build_data(lua_State *L)`: push it with `lua_pushcclosure`, call it with `lua_pcall`. */
-  readonly entry: Deno.PointerObject;
+/** The buffers a data program is written to: a builder's, or JS memory of the same sizes. */
+export interface ProgramBuffers {
   /** The header ({@linkcode PROGRAM_HEADER} ints) followed by the operations. */
   readonly program: Int32Array;
   /** The bytes of the strings the operations push. */
@@ -196,8 +191,38 @@ export interface DataBuilder {
    * encoder's to set): the call runner (`ffi/call_runner.c`) clears it as soon as its build is done.
    */
   readonly busy: Int32Array;
-  /** The address of {@linkcode DataBuilder.busy}. */
+}
+
+/**
+ * The native data builder of a process: a `lua_CFunction` and the buffers it reads its program
+ * from. The buffers are C memory (they never move), written by the host before each call.
+ */
+export interface DataBuilder extends ProgramBuffers {
+  /** `int luagate_build_data(lua_State *L)`: push it with `lua_pushcclosure`, call it with `lua_pcall`. */
+  readonly entry: Deno.PointerObject;
+  /** The address of {@linkcode ProgramBuffers.busy}. */
   readonly busyAddress: bigint;
+}
+
+/**
+ * Buffers in JS memory with a builder's capacities: a program encoded there fits any builder's.
+ *
+ * @example Usage
+ * ```ts
+ * import { detachedBuffers } from "./data_builder.ts";
+ *
+ * console.log(detachedBuffers().program.length); // 16384
+ * ```
+ *
+ * @returns fresh buffers, not busy.
+ */
+export function detachedBuffers(): ProgramBuffers {
+  return {
+    program: new Int32Array(PROGRAM_INTS),
+    bytes: new Uint8Array(STRING_BYTES),
+    numbers: new Float64Array(NUMBER_SLOTS),
+    busy: new Int32Array(1),
+  };
 }
 
 /** The embedded machine code of `luagate_build_data`, per architecture. */

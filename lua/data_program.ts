@@ -10,7 +10,14 @@
  * @module
  */
 
-import { type DataBuilder, DataOp, MAX_PROGRAM_SLOTS, PROGRAM_HEADER } from "../ffi/data_builder.ts";
+import {
+  type DataBuilder,
+  DataOp,
+  detachedBuffers,
+  MAX_PROGRAM_SLOTS,
+  PROGRAM_HEADER,
+  type ProgramBuffers,
+} from "../ffi/data_builder.ts";
 import { type LuaState, LuaStatus, LuaType } from "../ffi/lua_api.ts";
 import { writeUtf8 } from "../ffi/strings.ts";
 import type { LuaCore } from "./core.ts";
@@ -52,15 +59,26 @@ const RECENT_POSITIONS = 256;
 const INTEGER_BOUND = 2 ** 63;
 
 const hasOwn = Object.prototype.hasOwnProperty;
+// A chunk (DataEncoder.chunk): 4 ints (program ints, string bytes, numbers, 0), the numbers, the
+// program, the strings' bytes, zeros to a multiple of 8 bytes.
+const CHUNK_HEADER_BYTES = 16;
+const wholeWords = (bytes: number) => (bytes + 7) & ~7;
 
 function hasEnumerableKeys(object: object): boolean {
   for (const _key in object) return true;
   return false;
 }
 
-/** Encodes values for one data builder and runs it; one per builder, shared by every state. */
+/**
+ * Encodes values for one data builder and runs it; one per builder, shared by every state. A
+ * detached encoder ({@linkcode DataEncoder.detached}) has no builder: it writes chunks
+ * ({@linkcode EncodedData}) that a builder in another thread loads as they are.
+ */
 export class DataEncoder {
-  readonly #builder: DataBuilder;
+  readonly #entry: Deno.PointerObject | undefined;
+  // a detached encoder's programs travel without the cache's bytes: it copies a cached string's
+  // bytes into the value's own (cheaper than writing them again)
+  readonly #detached: boolean;
   readonly #program: Int32Array;
   readonly #bytes: Uint8Array;
   readonly #numbers: Float64Array;
@@ -91,14 +109,60 @@ export class DataEncoder {
   // instead of rewriting the program in use
   readonly #busy: Int32Array;
 
-  /** @param builder The native builder whose buffers this encoder writes. */
-  constructor(builder: DataBuilder) {
-    this.#builder = builder;
+  /** @param builder The native builder whose buffers this encoder writes, or buffers of its own (detached). */
+  constructor(builder: DataBuilder | ProgramBuffers) {
+    this.#entry = "entry" in builder ? builder.entry : undefined;
+    this.#detached = this.#entry === undefined;
     this.#program = builder.program;
     this.#bytes = builder.bytes;
     this.#numbers = builder.numbers;
     this.#busy = builder.busy;
     this.#programEnd = builder.program.length - 9 - 2 * MAX_PROGRAM_SLOTS;
+  }
+
+  /**
+   * An encoder without a builder, for {@linkcode DataEncoder.chunk}: its buffers have a builder's
+   * capacities, so whatever it encodes fits any builder.
+   */
+  static detached(): DataEncoder {
+    return new DataEncoder(detachedBuffers());
+  }
+
+  /**
+   * Encodes `value` (an object or array) as a chunk that {@linkcode EncodedData} reads in any
+   * thread, appended to `blocks`: returns where it starts in `blocks.current`, or -1 when a builder
+   * would not take the value (the caller then sends it another way). Only for a detached encoder.
+   */
+  chunk(value: object, limits: Limits, blocks: ChunkBlocks): number {
+    if (!this.#detached || this.#busy[0] !== 0) return -1;
+    this.#busy[0] = 1;
+    try {
+      if (this.#cacheEnd > CACHE_REFILL_AT) this.#startOver();
+      this.#useKnown = false;
+      if (!this.#encode(value, limits, undefined)) return -1;
+      const ints = this.#program[0] + PROGRAM_HEADER;
+      const strings = this.#bytesEnd - CACHE_BYTES;
+      const numbers = this.#numberCount;
+      const programAt = CHUNK_HEADER_BYTES + numbers * 8;
+      const bytesAt = programAt + ints * 4;
+      const block = blocks.reserve(wholeWords(bytesAt + strings));
+      const start = block.end;
+      block.end = start + wholeWords(bytesAt + strings);
+      const i32 = block.ints, f64 = block.floats, u8 = block.bytes;
+      const program = this.#program, bytes = this.#bytes, floats = this.#numbers;
+      let at = start >> 2;
+      i32[at] = ints;
+      i32[at + 1] = strings;
+      i32[at + 2] = numbers;
+      i32[at + 3] = 0;
+      at = (start + CHUNK_HEADER_BYTES) >> 3;
+      for (let i = 0; i < numbers; i++) f64[at + i] = floats[i];
+      i32.set(program.subarray(0, ints), (start + programAt) >> 2);
+      u8.set(bytes.subarray(CACHE_BYTES, this.#bytesEnd), start + bytesAt);
+      return start;
+    } finally {
+      this.#busy[0] = 0;
+    }
   }
 
   /**
@@ -116,7 +180,7 @@ export class DataEncoder {
     let status;
     try {
       core.ensureStack(L, 2);
-      s.lua_pushcclosure(L, this.#builder.entry, 0);
+      s.lua_pushcclosure(L, this.#entry!, 0);
       if (known > 0) core.pushRegistry(L, known);
       else s.lua_pushnil(L);
       status = api.pcall(L, 1, 1, 0);
@@ -133,6 +197,9 @@ export class DataEncoder {
    * program, for a build that ends with {@linkcode DataEncoder.done}, and returns the registry
    * reference of the state's known strings, the builder's argument (0: none, pass nil). Returns -1
    * when the value is not for the builder or the buffers are in use; then there is nothing to end.
+   * An {@linkcode EncodedData} is loaded as it is.
+   *
+   * @throws {LuaError} for an {@linkcode EncodedData} while the buffers are in use.
    */
   encode(
     core: LuaCore,
@@ -142,6 +209,7 @@ export class DataEncoder {
     hook: Claims | undefined,
     fewest: number,
   ): number {
+    if (value instanceof EncodedData) return this.#load(value);
     if (this.#busy[0] !== 0) return -1;
     this.#busy[0] = 1;
     let encoded = false;
@@ -158,6 +226,27 @@ export class DataEncoder {
       // a throw (a getter, a stack that cannot grow) leaves nothing to end: the buffers are free
       if (!encoded) this.#busy[0] = 0;
     }
+  }
+
+  // A chunk has no known strings: its strings are in its own bytes, which go where an encoded
+  // value's own strings go.
+  #load(data: EncodedData): number {
+    if (this.#busy[0] !== 0 || this.#detached) {
+      throw new LuaError("luagate: internal error: encoded data arrived while the data builder was busy");
+    }
+    const { buffer, offset, ints, strings, numbers } = data;
+    if (
+      ints > this.#program.length || strings > this.#bytes.length - CACHE_BYTES ||
+      numbers > this.#numbers.length
+    ) {
+      throw new LuaError("luagate: internal error: encoded data larger than the data builder's buffers");
+    }
+    const programAt = offset + CHUNK_HEADER_BYTES + numbers * 8;
+    this.#numbers.set(new Float64Array(buffer, offset + CHUNK_HEADER_BYTES, numbers));
+    this.#program.set(new Int32Array(buffer, programAt, ints));
+    this.#bytes.set(new Uint8Array(buffer, programAt + ints * 4, strings), CACHE_BYTES);
+    this.#busy[0] = 1;
+    return 0;
   }
 
   /** Ends the build {@linkcode DataEncoder.encode} began: the buffers are free again. */
@@ -281,6 +370,16 @@ export class DataEncoder {
     return at + 2;
   }
 
+  // Where the bytes of a cached string now are in the value's own, or -1 when they do not fit.
+  #copied(from: number, length: number): number {
+    const bytes = this.#bytes;
+    const to = this.#bytesEnd;
+    if (to + length > bytes.length) return -1;
+    for (let i = 0; i < length; i++) bytes[to + i] = bytes[from + i];
+    this.#bytesEnd = to + length;
+    return to;
+  }
+
   // The cache starts over when full: slots are handed out again, so every state's known strings
   // are stale.
   #startOver(): void {
@@ -338,6 +437,10 @@ export class DataEncoder {
     if (entry >= 0) {
       offset = (entry >>> 8) & (CACHE_BYTES - 1);
       length = entry & 0xff;
+      if (this.#detached) {
+        offset = this.#copied(offset, length);
+        if (offset < 0) return -1;
+      }
     } else {
       offset = this.#bytesEnd;
       length = writeUtf8(text, this.#bytes, offset);
@@ -384,6 +487,212 @@ export class DataEncoder {
     this.#cache.set(text, slotted);
     return slotted;
   }
+}
+
+/** A buffer that chunks are appended to, with the views they are written through. */
+export interface ChunkBlock {
+  readonly bytes: Uint8Array;
+  readonly ints: Int32Array;
+  readonly floats: Float64Array;
+  /** Where the next chunk goes (a multiple of 8). */
+  end: number;
+}
+
+// Chunks share blocks of this size; a larger chunk gets a block of its own.
+const CHUNK_BLOCK_BYTES = 64 * 1024;
+
+function chunkBlock(size: number): ChunkBlock {
+  const buffer = new ArrayBuffer(size);
+  return {
+    bytes: new Uint8Array(buffer),
+    ints: new Int32Array(buffer),
+    floats: new Float64Array(buffer),
+    end: 0,
+  };
+}
+
+/**
+ * Where {@linkcode DataEncoder.chunk} appends its chunks: blocks of 64 KiB, a new one when the
+ * current one is full. A block is never written again once it is full, so a chunk stays where it
+ * was written while anything refers to its block.
+ *
+ * @example Usage
+ * ```ts
+ * import { ChunkBlocks, DataEncoder, decodeChunk, EncodedData } from "./data_program.ts";
+ *
+ * const blocks = new ChunkBlocks();
+ * const start = DataEncoder.detached().chunk({ user: "ann" }, { maxDepth: 64, maxEntries: 100 }, blocks);
+ * const block = blocks.current;
+ * console.log(decodeChunk(new EncodedData(block.bytes.slice(start, block.end).buffer, 0))); // [Object: null prototype] { user: "ann" }
+ * ```
+ */
+export class ChunkBlocks {
+  #current: ChunkBlock = chunkBlock(CHUNK_BLOCK_BYTES);
+
+  /** The block chunks are appended to now. */
+  get current(): ChunkBlock {
+    return this.#current;
+  }
+
+  /** The block the next chunk of `size` bytes goes to: the current one while it has room. */
+  reserve(size: number): ChunkBlock {
+    if (this.#current.end + size > this.#current.bytes.length) {
+      this.#current = chunkBlock(Math.max(size, CHUNK_BLOCK_BYTES));
+    }
+    return this.#current;
+  }
+}
+
+/**
+ * A value encoded by {@linkcode DataEncoder.chunk}, read where it lies in a buffer (a batch of
+ * chunks sent from another thread). Given as a decision's input, the data builder loads it as it
+ * is; {@linkcode decodeChunk} turns it back into the JS value where there is no builder.
+ *
+ * @example Usage
+ * ```ts
+ * import { ChunkBlocks, DataEncoder, decodeChunk, EncodedData } from "./data_program.ts";
+ *
+ * const blocks = new ChunkBlocks();
+ * DataEncoder.detached().chunk({ user: "ann" }, { maxDepth: 64, maxEntries: 100 }, blocks);
+ * const data = new EncodedData(blocks.current.bytes.buffer as ArrayBuffer, 0);
+ * console.log(data.end === blocks.current.end, decodeChunk(data)); // true [Object: null prototype] { user: "ann" }
+ * ```
+ */
+export class EncodedData {
+  /** The buffer holding the chunk. */
+  readonly buffer: ArrayBuffer;
+  /** Where the chunk starts in it (a multiple of 8). */
+  readonly offset: number;
+  /** The ints of its program, header included. */
+  readonly ints: number;
+  /** The bytes of its strings. */
+  readonly strings: number;
+  /** Its float operands. */
+  readonly numbers: number;
+
+  /**
+   * @param buffer The buffer holding the chunk.
+   * @param offset Where the chunk starts.
+   * @throws {RangeError} when no whole chunk starts there.
+   */
+  constructor(buffer: ArrayBuffer, offset: number) {
+    if (offset % 8 !== 0 || offset < 0 || offset + CHUNK_HEADER_BYTES > buffer.byteLength) {
+      throw new RangeError(`no encoded data at offset ${offset}`);
+    }
+    const header = new Int32Array(buffer, offset, 3);
+    [this.ints, this.strings, this.numbers] = header;
+    this.buffer = buffer;
+    this.offset = offset;
+    if (this.ints < PROGRAM_HEADER || this.strings < 0 || this.numbers < 0 || this.end > buffer.byteLength) {
+      throw new RangeError(`no encoded data at offset ${offset}`);
+    }
+  }
+
+  /** Where the next chunk starts. */
+  get end(): number {
+    return this.offset + wholeWords(CHUNK_HEADER_BYTES + this.numbers * 8 + this.ints * 4 + this.strings);
+  }
+}
+
+/**
+ * The chunks laid end to end in `buffer`.
+ *
+ * @example Usage
+ * ```ts
+ * import { ChunkBlocks, DataEncoder, splitChunks } from "./data_program.ts";
+ *
+ * const encoder = DataEncoder.detached();
+ * const blocks = new ChunkBlocks();
+ * const limits = { maxDepth: 64, maxEntries: 100 };
+ * encoder.chunk([1], limits, blocks);
+ * encoder.chunk({ x: true }, limits, blocks);
+ * console.log(splitChunks(blocks.current.bytes.slice(0, blocks.current.end).buffer).length); // 2
+ * ```
+ *
+ * @param buffer Chunks, each starting where the one before ends.
+ * @returns one {@linkcode EncodedData} per chunk.
+ * @throws {RangeError} when the buffer does not hold whole chunks.
+ */
+export function splitChunks(buffer: ArrayBuffer): EncodedData[] {
+  const chunks: EncodedData[] = [];
+  for (let at = 0; at < buffer.byteLength;) {
+    const chunk = new EncodedData(buffer, at);
+    chunks.push(chunk);
+    at = chunk.end;
+  }
+  return chunks;
+}
+
+const utf8 = new TextDecoder();
+
+/**
+ * The JS value a chunk was encoded from, as far as Lua can tell: objects and arrays (an empty one
+ * comes back as `{}`), strings, numbers and booleans; a null or undefined item is a hole, as it is
+ * in the table. Records have no prototype, so that a key `__proto__` stays a key.
+ *
+ * @example Usage
+ * ```ts
+ * import { ChunkBlocks, DataEncoder, decodeChunk, EncodedData } from "./data_program.ts";
+ *
+ * const blocks = new ChunkBlocks();
+ * DataEncoder.detached().chunk({ n: [1, 2.5] }, { maxDepth: 64, maxEntries: 100 }, blocks);
+ * console.log(decodeChunk(new EncodedData(blocks.current.bytes.buffer as ArrayBuffer, 0))); // [Object: null prototype] { n: [ 1, 2.5 ] }
+ * ```
+ *
+ * @param data The chunk.
+ * @returns the value.
+ * @throws {LuaError} for a malformed program.
+ */
+export function decodeChunk(data: EncodedData): unknown {
+  const { buffer, offset, ints, strings, numbers } = data;
+  const floats = new Float64Array(buffer, offset + CHUNK_HEADER_BYTES, numbers);
+  const programAt = offset + CHUNK_HEADER_BYTES + numbers * 8;
+  const program = new Int32Array(buffer, programAt, ints);
+  const bytes = new Uint8Array(buffer, programAt + ints * 4, strings);
+  const stack: unknown[] = [];
+  const malformed = () => new LuaError("luagate: internal error: malformed encoded data");
+  let at = PROGRAM_HEADER;
+  while (at < ints) {
+    const op = program[at++];
+    switch (op) {
+      case DataOp.TABLE:
+        stack.push(program[at] > 0 ? new Array(program[at]) : Object.create(null));
+        at += 2;
+        break;
+      case DataOp.STRING: {
+        const start = program[at] - CACHE_BYTES;
+        stack.push(utf8.decode(bytes.subarray(start, start + program[at + 1])));
+        at += 2;
+        break;
+      }
+      case DataOp.INTEGER:
+        stack.push(program[at + 1] * TWO_32 + (program[at] >>> 0));
+        at += 2;
+        break;
+      case DataOp.NUMBER:
+        stack.push(floats[program[at++]]);
+        break;
+      case DataOp.TRUE:
+      case DataOp.FALSE:
+        stack.push(op === DataOp.TRUE);
+        break;
+      case DataOp.SET_FIELD: {
+        const value = stack.pop();
+        const key = stack.pop() as string;
+        (stack[stack.length - 1] as Record<string, unknown>)[key] = value;
+        break;
+      }
+      case DataOp.SET_INDEX: {
+        const value = stack.pop();
+        (stack[stack.length - 1] as unknown[])[program[at++] - 1] = value;
+        break;
+      }
+      default:
+        throw malformed();
+    }
+  }
+  if (stack.length !== 1) throw malformed();
+  return stack[0];
 }
 
 /**

@@ -3,6 +3,8 @@ import { makeRequests } from "../bench/abac_workload.ts";
 import { LuaStatus } from "../ffi/lua_api.ts";
 import { fillStack, SHOW_LUA } from "../tests/fixtures/native_helpers.ts";
 import { LuaCore } from "./core.ts";
+import { ChunkBlocks, DataEncoder, decodeChunk, EncodedData, splitChunks } from "./data_program.ts";
+import { LuaError } from "./errors.ts";
 import { LuaTable } from "./handles.ts";
 import {
   DEFAULT_PLAIN_LIMITS,
@@ -375,3 +377,135 @@ Deno.test("data program: a stack that cannot take the known strings fails the pu
     fresh.close();
   }
 });
+
+// ---------------------------------------------------------------- chunks (a pool's inputs)
+
+const detached = DataEncoder.detached();
+
+/** `value` as a chunk of its own (a copy of its bytes), or undefined when it was refused. */
+function chunkOf(value: object, blocks = new ChunkBlocks()): EncodedData | undefined {
+  const start = detached.chunk(value, limits, blocks);
+  if (start < 0) return undefined;
+  const block = blocks.current;
+  return new EncodedData(block.bytes.slice(start, block.end).buffer, 0);
+}
+
+const CHUNKED_VALUES: object[] = [
+  ...makeRequests(50),
+  {
+    accents: "héllo wörld ✓",
+    astral: "😀 and 𝄞",
+    lone: "\ud800x\udfff",
+    nul: "a\0b",
+    "": "",
+    long: "x".repeat(5000),
+  },
+  {
+    negativeZero: -0,
+    max: 2 ** 63,
+    min: -(2 ** 63),
+    beyondSafe: 2 ** 53 + 2,
+    half: 1.5,
+    nan: NaN,
+    inf: -Infinity,
+  },
+  // deno-lint-ignore no-sparse-arrays
+  { sparse: [1, undefined, null, 4, , 6], nested: [[1, 2], [3, [4, [5]]]], empties: { o: {}, a: [] } },
+  JSON.parse('{"__proto__": {"x": 1}, "flags": [true, false]}'),
+  [],
+  {},
+  Object.assign(Object.create(null), { a: 1 }),
+];
+
+Deno.test("data program: a detached encoder's chunks build as field by field", { ignore }, () => {
+  for (const value of CHUNKED_VALUES) {
+    const chunk = chunkOf(value);
+    assert.ok(chunk, "the detached encoder took it");
+    assert.equal(
+      render(() => assert.equal(encoder!.push(core, L, chunk, limits, undefined), true)),
+      fieldByField(value),
+    );
+  }
+});
+
+Deno.test("data program: decodeChunk gives back the value as Lua sees it", () => {
+  for (const value of CHUNKED_VALUES) {
+    assert.equal(fieldByField(decodeChunk(chunkOf(value)!)), fieldByField(value));
+  }
+  const decoded = decodeChunk(chunkOf(JSON.parse('{"__proto__": 1}'))!) as Record<string, unknown>;
+  assert.equal(Object.getPrototypeOf(decoded), null);
+  assert.deepEqual(Object.keys(decoded), ["__proto__"]);
+});
+
+Deno.test("data program: a detached encoder refuses what the builder does not take, writing nothing", () => {
+  let deep: object = {};
+  for (let i = 0; i < 70; i++) deep = { deep };
+  const blocks = new ChunkBlocks();
+  for (
+    const value of [
+      new Map([["a", 1]]),
+      { when: new Date(0) },
+      { bytes: new Uint8Array(2) },
+      { f: () => 1 },
+      { big: 1n },
+      { text: "x".repeat(20_000) },
+      deep,
+    ]
+  ) {
+    assert.equal(detached.chunk(value, limits, blocks), -1);
+    assert.equal(blocks.current.end, 0);
+  }
+  // and it still encodes afterwards
+  assert.equal(detached.chunk({ ok: true }, limits, blocks), 0);
+});
+
+Deno.test("data program: chunks fill shared blocks, a larger one gets a block of its own", () => {
+  const blocks = new ChunkBlocks();
+  const first = blocks.current;
+  const request = makeRequests(1)[0];
+  const starts: number[] = [];
+  while (blocks.current === first) starts.push(detached.chunk(request, limits, blocks));
+  const fitted = starts.length - 1;
+  assert.ok(fitted > 50, `${fitted} requests in a 64 KiB block`);
+  assert.deepEqual(starts.slice(0, 3), [0, starts[1], 2 * starts[1]]);
+  assert.equal(starts[fitted], 0, "the request that did not fit starts a new block");
+  const full = first.bytes.slice(0, first.end).buffer;
+  const chunks = splitChunks(full);
+  assert.equal(chunks.length, fitted);
+  assert.deepEqual(chunks.map((c) => c.offset), starts.slice(0, fitted));
+  for (const chunk of chunks) assert.equal(fieldByField(decodeChunk(chunk)), fieldByField(request));
+
+  // 15,500 ints of program and 2,000 floats: more than a block
+  const large = { items: Array.from({ length: 3500 }, (_, i) => i < 2000 ? i + 0.5 : i) };
+  const before = blocks.current;
+  assert.equal(detached.chunk(large, limits, blocks), 0);
+  assert.notEqual(blocks.current, before);
+  assert.ok(blocks.current.bytes.length > 64 * 1024);
+  assert.equal(blocks.current.end, blocks.current.bytes.length);
+});
+
+Deno.test("data program: a buffer without a whole chunk is a RangeError", () => {
+  const whole = chunkOf({ a: "b" })!;
+  assert.throws(() => new EncodedData(whole.buffer, 4), RangeError);
+  assert.throws(() => new EncodedData(whole.buffer.slice(0, 8), 0), RangeError);
+  assert.throws(() => splitChunks(whole.buffer.slice(0, whole.end - 8)), RangeError);
+  assert.throws(
+    () => new EncodedData(new Int32Array([1, 0, 0, 0]).buffer, 0),
+    RangeError,
+    "fewer ints than a header",
+  );
+});
+
+Deno.test(
+  "data program: encoded data while the builder is busy is an error, never a wrong table",
+  { ignore },
+  () => {
+    assert.ok(encoder!.encode(core, L, { a: 1, b: 2 }, limits, undefined, 0) >= 0);
+    try {
+      assert.throws(() => encoder!.encode(core, L, chunkOf({ c: 3 })!, limits, undefined, 0), LuaError);
+    } finally {
+      encoder!.done();
+    }
+    assert.equal(viaBuilder({ c: 3, d: 4 }), fieldByField({ c: 3, d: 4 }));
+  },
+);

@@ -13,6 +13,7 @@ import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
 import type { AttributeFilter, AttributeHandlers } from "../lua/bridge.ts";
 import { type Collect, type InputData, LuaCore, MultipleValues } from "../lua/core.ts";
+import { decodeChunk, EncodedData } from "../lua/data_program.ts";
 import {
   LuaError,
   type LuaLimit,
@@ -567,6 +568,8 @@ export class GuardedState {
         "a policy cannot be evaluated while another evaluation of its engine runs (from a capability)",
       );
     }
+    // an input a pool encoded for the data builder, where this state's library has none
+    if (input instanceof EncodedData && this.core.dataEncoder === undefined) input = decodeChunk(input);
     this.#enterRun(options);
     let outcome: RunOutcome;
     try {

@@ -4,13 +4,17 @@
  *
  * Each worker builds its own `PolicyEngine` from the same options. Requests wait in a bounded queue
  * and are sent to the workers in batches without waiting for replies (a small in-flight window per
- * worker), so the workers never idle while there is work. A watchdog per worker fails closed any
+ * worker), so the workers never idle while there is work. Inputs travel encoded for the worker's data
+ * builder (`DataEncoder.chunk`: no JSON to parse or object to walk there) when the builder takes them,
+ * else as JSON or structured-cloned. A watchdog per worker fails closed any
  * request that runs past `timeoutMs` (e.g. stuck in a host function that never returns, which the Lua
  * limits cannot interrupt), terminates that worker and starts a replacement.
  *
  * @module
  */
 
+import { type ChunkBlock, ChunkBlocks, DataEncoder } from "../lua/data_program.ts";
+import { DEFAULT_PLAIN_LIMITS } from "../lua/plain_data.ts";
 import { LuaError, LuaLimitError, LuaMemoryError, LuaStateError, LuaSyntaxError } from "../lua/errors.ts";
 import { PermissionDeniedError } from "../lua/errors.ts";
 import { type Decision, DecisionIds } from "./decision.ts";
@@ -19,6 +23,8 @@ import { NotAPolicyError } from "./engine.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import {
   ALLOWED,
+  type BatchItem,
+  type BatchMessage,
   type DecisionExtras,
   RESULT_SLOTS,
   type ResultsMessage,
@@ -121,9 +127,14 @@ interface Request {
   seq: number;
   name: string;
   input: unknown;
-  /** `[seq, name, input]` as JSON, made when `evaluate` was called; absent for inputs JSON cannot carry. */
+  /** The block holding the input encoded for the worker's data builder (`DataEncoder.chunk`), when it was. */
+  block: ChunkBlock | undefined;
+  /** Where that chunk starts and ends in its block. */
+  chunkStart: number;
+  chunkEnd: number;
+  /** Else `[seq, name, input]` as JSON; absent for inputs JSON cannot carry. */
   wire: string | undefined;
-  /** A structured clone of the input (made when `evaluate` was called) when `wire` is absent. */
+  /** Else a structured clone of the input. */
   clone: unknown;
   resolve: (decision: Decision) => void;
   reject: (error: unknown) => void;
@@ -160,6 +171,45 @@ export function reviveError(wire: WireError): Error {
   const error = new LuaError(wire.message);
   error.name = wire.name;
   return error;
+}
+
+// The inputs of every pool of this thread are encoded by one encoder into shared blocks.
+let chunkEncoder: DataEncoder | undefined;
+const chunkBlocks = new ChunkBlocks();
+
+// A worker's message for `requests`, with what it transfers: encoded inputs laid end to end in
+// one buffer; else all of them in JSON, or each in JSON or cloned.
+function batchMessage(requests: Request[], encoded: boolean): [BatchMessage, Transferable[]] {
+  if (encoded) {
+    const chunks = gatherChunks(requests);
+    const heads: [number, string][] = requests.map((r) => [r.seq, r.name]);
+    return [{ type: "batch", chunks, heads }, [chunks]];
+  }
+  if (requests.every((r) => r.wire !== undefined)) {
+    return [{ type: "batch", json: `[${requests.map((r) => r.wire).join(",")}]` }, []];
+  }
+  const items = requests.map((r): BatchItem =>
+    r.wire !== undefined ? JSON.parse(r.wire) : [r.seq, r.name, r.clone]
+  );
+  return [{ type: "batch", items }, []];
+}
+
+// The chunks of `requests` in one buffer: one copy when they lie end to end in one block, as
+// requests made one after the other do.
+function gatherChunks(requests: Request[]): ArrayBuffer {
+  let size = 0;
+  for (const request of requests) size += request.chunkEnd - request.chunkStart;
+  const first = requests[0], last = requests[requests.length - 1];
+  if (first.block === last.block && last.chunkEnd - first.chunkStart === size) {
+    return first.block!.bytes.slice(first.chunkStart, last.chunkEnd).buffer;
+  }
+  const chunks = new Uint8Array(size);
+  let at = 0;
+  for (const request of requests) {
+    chunks.set(request.block!.bytes.subarray(request.chunkStart, request.chunkEnd), at);
+    at += request.chunkEnd - request.chunkStart;
+  }
+  return chunks.buffer;
 }
 
 /**
@@ -393,9 +443,11 @@ export class PolicyPool implements AsyncDisposable {
    * engine gives (fail-closed: errors and limits deny), or a fail-closed decision with
    * `PoolTimeoutError` when the worker did not answer within `timeoutMs`. Rejects only with
    * `PoolOverloadedError` (queue full), `PoolClosedError`, a start-up error of the pool, or a
-   * `DataCloneError` for an input that is not structured-cloneable. The input is read when
-   * `evaluate` is called (as JSON when it is plain JSON data, else structured-cloned), so changing
-   * it afterwards does not change the decision.
+   * `DataCloneError` for an input that is not structured-cloneable (or the error of a getter that
+   * threw while it was read). The input is read when `evaluate` is called, so changing it afterwards
+   * does not change the decision: plain data is encoded for the worker's data builder as a single
+   * engine would copy it, what the builder does not take goes as JSON when JSON carries it
+   * unchanged, anything else structured-cloned.
    */
   evaluate(name: string, input: unknown): Promise<Decision> {
     if (this.#failure) return Promise.reject(this.#failure);
@@ -406,18 +458,40 @@ export class PolicyPool implements AsyncDisposable {
     }
     // The input is captured now, as a single engine would read it now: later changes do not count.
     const seq = ++this.#seq;
+    let block: ChunkBlock | undefined;
+    let chunkStart = -1;
     let wire: string | undefined;
     let clone: unknown;
-    if (jsonSafe(input)) wire = `[${seq},${JSON.stringify(name)},${JSON.stringify(input) ?? "null"}]`;
-    else {
-      try {
-        clone = structuredClone(input);
-      } catch (error) {
-        return Promise.reject(error);
+    try {
+      if (typeof input === "object" && input !== null) {
+        chunkStart = (chunkEncoder ??= DataEncoder.detached()).chunk(
+          input,
+          DEFAULT_PLAIN_LIMITS,
+          chunkBlocks,
+        );
       }
+      if (chunkStart >= 0) block = chunkBlocks.current;
+      else {
+        if (jsonSafe(input)) wire = `[${seq},${JSON.stringify(name)},${JSON.stringify(input) ?? "null"}]`;
+        else clone = structuredClone(input);
+      }
+    } catch (error) {
+      return Promise.reject(error);
     }
     return new Promise<Decision>((resolve, reject) => {
-      this.#queue.push({ seq, name, input, wire, clone, resolve, reject, started: performance.now() });
+      this.#queue.push({
+        seq,
+        name,
+        input,
+        block,
+        chunkStart,
+        chunkEnd: block === undefined ? -1 : block.end,
+        wire,
+        clone,
+        resolve,
+        reject,
+        started: performance.now(),
+      });
       this.#schedule();
     });
   }
@@ -480,11 +554,13 @@ export class PolicyPool implements AsyncDisposable {
 
   #send(slot: Slot, batch: Request[]): void {
     try {
-      if (batch.every((r) => r.wire !== undefined)) {
-        slot.worker.postMessage({ type: "batch", json: `[${batch.map((r) => r.wire).join(",")}]` });
-      } else {
-        const items = batch.map((r) => r.wire !== undefined ? JSON.parse(r.wire) : [r.seq, r.name, r.clone]);
-        slot.worker.postMessage({ type: "batch", items });
+      // one message per run of encoded inputs, and one per run of the others
+      for (let start = 0; start < batch.length;) {
+        const encoded = batch[start].block !== undefined;
+        let end = start + 1;
+        while (end < batch.length && (batch[end].block !== undefined) === encoded) end++;
+        slot.worker.postMessage(...batchMessage(batch.slice(start, end), encoded));
+        start = end;
       }
     } catch (error) {
       // Cannot happen for inputs that were cloned already; reject rather than lose the requests.

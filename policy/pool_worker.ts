@@ -8,13 +8,14 @@
  * Protocol (messages are structured-cloned; a results message transfers its numbers):
  * - pool → worker `{ type: "init", options: WorkerInit }`, answered by `{ type: "ready", policies }`
  *   or `{ type: "failed", error }`;
- * - pool → worker `{ type: "batch", json }` (or `items`: `[seq, policyName, input][]`), answered by
- *   one or more results messages (see {@linkcode ResultsMessage}) in the order received (a long
- *   batch is answered in parts, so the pool's watchdog sees progress request by request).
+ * - pool → worker a {@linkcode BatchMessage}, answered by one or more results messages (see
+ *   {@linkcode ResultsMessage}) in the order received (a long batch is answered in parts, so the
+ *   pool's watchdog sees progress request by request).
  *
  * @module
  */
 
+import { splitChunks } from "../lua/data_program.ts";
 import { LuaError } from "../lua/errors.ts";
 import type { Decision } from "./decision.ts";
 import { PolicyEngine } from "./engine.ts";
@@ -38,6 +39,22 @@ export interface WorkerInit {
   capabilitiesModule?: string;
   /** The Lua library. */
   library?: string;
+}
+
+/** One request of a batch: `[seq, policyName, input]`. */
+export type BatchItem = [number, string, unknown];
+
+/**
+ * Requests for a worker, in one of three forms: inputs encoded for the data builder
+ * (`DataEncoder.chunk`, laid end to end in `chunks`, with `[seq, policyName]` for each in `heads`),
+ * or {@linkcode BatchItem}s as JSON (`json`) or structured-cloned (`items`).
+ */
+export interface BatchMessage {
+  type: "batch";
+  chunks?: ArrayBuffer;
+  heads?: [number, string][];
+  json?: string;
+  items?: BatchItem[];
 }
 
 /** An error as plain data, revived on the pool's side as the same class. */
@@ -190,7 +207,7 @@ function send(seqs: number[], decisions: Decision[]): void {
   scope.postMessage(message, [numbers.buffer]);
 }
 
-function runBatch(items: [number, string, unknown][]): void {
+function runBatch(items: BatchItem[]): void {
   let seqs: number[] = [];
   let decisions: Decision[] = [];
   let lastPost = performance.now();
@@ -210,14 +227,12 @@ function runBatch(items: [number, string, unknown][]): void {
 }
 
 scope.onmessage = (event: MessageEvent) => {
-  const message = event.data as {
-    type: string;
-    options?: WorkerInit;
-    items?: [number, string, unknown][];
-    json?: string;
-  };
+  const message = event.data as { type: string; options?: WorkerInit } & Omit<BatchMessage, "type">;
   if (message.type === "batch") {
-    runBatch(message.json !== undefined ? JSON.parse(message.json) : message.items!);
+    if (message.chunks !== undefined) {
+      const heads = message.heads!;
+      runBatch(splitChunks(message.chunks).map((chunk, i): BatchItem => [heads[i][0], heads[i][1], chunk]));
+    } else runBatch(message.json !== undefined ? JSON.parse(message.json) : message.items!);
   } else if (message.type === "init") {
     build(message.options!).then(
       (built) => {

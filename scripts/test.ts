@@ -5,11 +5,12 @@
  *
  * 1. `lua5.4`: the whole tree (deno.json's test excludes apply) with `LUAGATE_LUA_LIB=liblua5.4.so.0`;
  * 2. `lua5.3`: the whole tree again with `LUAGATE_LUA_LIB=liblua5.3.so.0`;
- * 3. `lua5.4 protected+js-alloc`: `tests/runtime_*_test.ts`, `tests/engine_*_test.ts` and the `ffi/`
- *    and `lua/` tests with
+ * 3. `lua5.4 protected+js-alloc`: `tests/runtime_*_test.ts`, `tests/engine_*_test.ts`,
+ *    `tests/pool_test.ts` and the `ffi/` and `lua/` tests with
  *    `LUAGATE_FORCE_PROTECTED=1 LUAGATE_JS_ALLOCATOR=1 LUAGATE_JS_DATA=1`, so that the protected call
- *    path, the JS allocator and data pushed field by field are covered as well as the fast path, the
- *    native allocator and the native data builder (skipped with a note while no such test file exists).
+ *    path, the JS allocator and data pushed field by field (a pool worker decoding its encoded inputs)
+ *    are covered as well as the fast path, the native allocator and the native data builder (skipped
+ *    with a note while no such test file exists).
  *
  * Each pass streams Deno's usual progress to the terminal and writes a JUnit report; the counts come
  * from the reports (steps are not counted, tests left out by `--filter` are not counted as skipped).
@@ -91,7 +92,7 @@ function protectedPassPaths(): string[] {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
   };
-  list("tests", (name) => /^(?:runtime|engine)_.*_test\.ts$/.test(name));
+  list("tests", (name) => /^(?:(?:runtime|engine)_.*|pool)_test\.ts$/.test(name));
   list("ffi", (name) => TEST_FILE.test(name));
   list("lua", (name) => TEST_FILE.test(name));
   return found.sort();

@@ -95,6 +95,69 @@ Deno.test("pool: inputs that are not JSON (Maps, big numbers) reach the workers 
   assert.equal((await pool.evaluate("p", input)).allow, true);
 });
 
+// Renders its input as Lua sees it: types, integer or float, keys in order.
+const SHOW_INPUT = `return function(input)
+  local function show(v)
+    if type(v) ~= "table" then return type(v) .. ":" .. tostring(v) .. ":" .. (math.type(v) or "") end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    local out = {}
+    for _, k in ipairs(keys) do out[#out + 1] = type(k) .. ":" .. tostring(k) .. "=" .. show(v[k]) end
+    return "{" .. table.concat(out, ",") .. "}"
+  end
+  return true, show(input)
+end`;
+
+Deno.test("pool: inputs reach the workers as a single engine copies them", async () => {
+  using engine = new PolicyEngine();
+  const policy = engine.compile(SHOW_INPUT, { name: "show" });
+  await using pool = await PolicyPool.create({ workers: 1, policies: { show: SHOW_INPUT } });
+  const inputs: unknown[] = [
+    ...makeRequests(20),
+    { nan: NaN, negativeZero: -0, max: 2 ** 63, min: -(2 ** 63), big: 2 ** 60, half: 0.5, inf: Infinity },
+    { text: "héllo ✓ 😀", lone: "\ud800", nul: "a\0b", long: "y".repeat(3000), "": "" },
+    // deno-lint-ignore no-sparse-arrays
+    { holes: [1, null, 3, undefined, , 6], nested: [[[]]], empty: {} },
+    JSON.parse('{"__proto__": {"x": 1}}'),
+    Object.assign(Object.create(null), { bare: true }),
+    new Map([["m", 1]]),
+    { when: new Date(0) },
+    [],
+    "text",
+    42,
+    null,
+    undefined,
+  ];
+  const fromPool = await Promise.all(inputs.map((input) => pool.evaluate("show", input)));
+  for (const [i, input] of inputs.entries()) {
+    const expected = policy.evaluate(input);
+    assert.deepEqual(expected.errors, []);
+    assert.deepEqual(fromPool[i].reasons, expected.reasons, `input ${i}`);
+  }
+});
+
+Deno.test("pool: an input whose getter throws rejects that request only", async () => {
+  await using pool = await PolicyPool.create({ workers: 1, policies: { show: SHOW_INPUT } });
+  const failing = {
+    get broken(): string {
+      throw new RangeError("no such field");
+    },
+  };
+  const results = await Promise.allSettled([
+    pool.evaluate("show", { a: 1 }),
+    pool.evaluate("show", failing),
+    pool.evaluate("show", { b: 2 }),
+  ]);
+  assert.equal(results[0].status, "fulfilled");
+  assert.equal(results[1].status, "rejected");
+  assert.ok((results[1] as PromiseRejectedResult).reason instanceof RangeError);
+  assert.equal(results[2].status, "fulfilled");
+  assert.deepEqual((results[2] as PromiseFulfilledResult<Decision>).value.reasons, [
+    "{string:b=number:2:integer}",
+  ]);
+});
+
 Deno.test("pool: symbol keys of an input count for nothing, as in a single engine", async () => {
   const source = `return function(input)
     local n = 0
