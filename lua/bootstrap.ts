@@ -14,7 +14,7 @@
 export const BOOTSTRAP_LUA = `
 local with_js, c_call, c_index, c_newindex, c_len, c_tostring, c_iter, c_next, c_askind, c_gc = ...
 local error, type, setmetatable, tostring, next, select = error, type, setmetatable, tostring, next, select
-local collectgarbage, traceback, string_dump = collectgarbage, debug.traceback, string.dump
+local collectgarbage, traceback = collectgarbage, debug.traceback
 
 local function finish(ok, ...)
   if ok then return ... end
@@ -89,8 +89,7 @@ return
   function() collectgarbage("collect") end,
   -- a state may open its libraries one by one, coroutine left out
   coroutine and coroutine.status,
-  function(co, message) return traceback(co, message) end,
-  function(f) return string_dump(f, true) end
+  function(co, message) return traceback(co, message) end
 `;
 
 /** The host's C functions the bootstrap takes, in the order it takes them (after `with_js`). */
@@ -120,7 +119,6 @@ export const BOOTSTRAP_HELPERS = [
   "collect",
   "costatus",
   "cotraceback",
-  "dump",
 ] as const;
 
 /** The name of one of the bootstrap's helpers. */

@@ -180,6 +180,8 @@ export interface InputData {
 }
 
 const cores: (LuaCore | undefined)[] = [undefined];
+// the chunk that dumps the function it is given, stripped
+const DUMP_LUA = "return string.dump((...), true)";
 const trustedBytecode = new Map<string, Uint8Array>();
 // One per isolate: a push encodes and hands the bytes to Lua before anything else can encode.
 const encoder = new StringEncoder();
@@ -427,10 +429,8 @@ export class LuaCore {
     const { api, L } = this;
     const s = api.sym;
     const cbs = processCallbacks();
-    const cached = trustedBytecode.get(BOOTSTRAP_LUA);
     this.#ensureStack(L, BOOTSTRAP_STACK);
     this.loadTrusted(L, BOOTSTRAP_LUA, "=luagate");
-    if (!cached) s.lua_pushvalue(L, -1);
     s.lua_pushboolean(L, withJsTable ? 1 : 0);
     for (const name of BOOTSTRAP_CALLBACKS) this.#pushCFunction(L, cbs[name].pointer);
     const callStatus = api.pcall(L, 1 + BOOTSTRAP_CALLBACKS.length, BOOTSTRAP_HELPERS.length, 0);
@@ -441,7 +441,6 @@ export class LuaCore {
       refs[BOOTSTRAP_HELPERS[i]] = s.luaL_ref(L, this.#registry);
     }
     this.#refs = refs;
-    if (!cached) this.#cacheBytecode(L, BOOTSTRAP_LUA);
     if (!withJsTable) return;
     this.pushRef(L, "js");
     this.pushProxy(L, NONE, "default");
@@ -451,13 +450,12 @@ export class LuaCore {
 
   /**
    * Compiles one of luagate's own chunks and pushes it: its cached, stripped bytecode (several
-   * times faster to load than the source), compiled and cached by the first state of a process
-   * that can dump it. Every state then runs luagate's code without lines: a frame with a line is
-   * never luagate's (the sandbox's error handler tells them apart so).
+   * times faster to load than the source), compiled once per process in a state of its own. Every
+   * state then runs luagate's code without lines: a frame with a line is never luagate's (the
+   * sandbox's error handler tells them apart so).
    */
   loadTrusted(L: LuaState, source: string, chunkName: string): void {
-    this.#compileTrusted(L, source, chunkName);
-    const cached = trustedBytecode.get(source);
+    const cached = this.#compileTrusted(source, chunkName);
     if (cached) {
       this.#ensureStack(L, 2);
       const status = this.api.loadBuffer(L, cached, cached.length, cString(chunkName), cString("b"));
@@ -469,39 +467,38 @@ export class LuaCore {
 
   /** The cached bytecode of one of luagate's own chunks (compiled and cached on first request). */
   trustedBytecodeOf(source: string, chunkName: string): Uint8Array {
-    const cached = trustedBytecode.get(source);
-    if (cached) return cached;
-    const L = this.currentL;
-    const top = this.api.sym.lua_gettop(L);
-    try {
-      this.#compileTrusted(L, source, chunkName);
-    } finally {
-      this.api.sym.lua_settop(L, top);
-    }
-    const bytes = trustedBytecode.get(source);
+    const bytes = this.#compileTrusted(source, chunkName);
     if (bytes === undefined) throw new LuaStateError(`cannot compile ${chunkName}`);
     return bytes;
   }
 
-  // Compiles `source` and caches its stripped bytecode, once per process (not before the bootstrap
-  // gave the helper that dumps it).
-  #compileTrusted(L: LuaState, source: string, chunkName: string): void {
-    if (trustedBytecode.has(source) || !this.#refs) return;
-    this.load(L, source, chunkName, "t");
-    this.#cacheBytecode(L, source);
-  }
-
-  /** Dumps the function on top of `L` (popped) into the bytecode cache under `source`. */
-  #cacheBytecode(L: LuaState, source: string): void {
+  // The stripped bytecode of `source`, compiled on first request in a scratch state rather than in
+  // a state that lives on: compiling interns every name of the source, and a state's string table,
+  // once grown, stays twice the size its strings need (the first sandbox of a process kept 3.6 KB
+  // more than the others). Undefined when it does not compile there; the caller then loads the
+  // source, and reports its error.
+  #compileTrusted(source: string, chunkName: string): Uint8Array | undefined {
+    const cached = trustedBytecode.get(source);
+    if (cached) return cached;
+    const s = this.api.sym;
+    const scratch = s.luaL_newstate() as LuaState | null;
+    if (scratch === null) return undefined;
     try {
-      this.#ensureStack(L, 2);
-      this.pushRef(L, "dump");
-      this.api.insert(L, -2);
-      this.#callRaw(L, 1, 1);
-      if (this.api.sym.lua_type(L, -1) === LuaType.STRING) trustedBytecode.set(source, this.readBytes(L, -1));
-      this.api.pop(L, 1);
-    } catch {
-      // no cache: every state compiles from source
+      s.luaL_openlibs(scratch);
+      for (const [code, name] of [[DUMP_LUA, "=dump"], [source, chunkName]]) {
+        const bytes = new TextEncoder().encode(code);
+        if (this.api.loadBuffer(scratch, bytes, bytes.length, cString(name), cString("t")) !== LuaStatus.OK) {
+          return;
+        }
+      }
+      if (this.api.pcall(scratch, 1, 1, 0) !== LuaStatus.OK || s.lua_type(scratch, -1) !== LuaType.STRING) {
+        return;
+      }
+      const bytecode = this.readBytes(scratch, -1);
+      trustedBytecode.set(source, bytecode);
+      return bytecode;
+    } finally {
+      s.lua_close(scratch);
     }
   }
 
