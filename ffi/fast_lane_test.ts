@@ -861,6 +861,33 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "fast lane: within the CPU limit, a later reading is the wall time since the run began, with no system call",
+  { ignore },
+  () => {
+    const code = `${QUICK}local clock = lane.clock(nil, charge, route("clock"))
+      local now, start = clock(true)
+      local n = 0
+      for i = 1, 2e5 do n = n + i end
+      return string.format("%.6f %.6f", start, clock())`;
+    // a run that began 40 ms ago with 1 s to use: the reading stands at the start plus the wall time
+    const roomy = new RunClock(1000);
+    const began = monotonicMs() - 40;
+    roomy.begin(began);
+    const [start, later] = run(code, newTally(roomy)).split(" ").map(Number);
+    const wall = monotonicMs() - began;
+    const cpu = threadCpuMs();
+    assert.ok(later >= start + 40 && later <= start + wall + 0.001, `${start} ${later} ${wall}`);
+    assert.ok(later >= cpu - 1, `an upper bound of the CPU clock: ${later} against ${cpu}`);
+    // past the limit in wall time, the CPU clock itself is read
+    const tight = new RunClock(10);
+    tight.begin(monotonicMs() - 40);
+    const before = threadCpuMs();
+    const [, read] = run(code, newTally(tight)).split(" ").map(Number);
+    assert.ok(before - 0.001 <= read && read <= threadCpuMs(), `${before} ${read}`);
+  },
+);
+
 Deno.test("fast lane: the frame entry answers as debug.getinfo's lf, without a table", { ignore }, () => {
   assert.equal(
     run(`${QUICK}local frame = lane.frame(nil, charge, route("frame"))
