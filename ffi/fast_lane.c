@@ -92,6 +92,8 @@ typedef struct {
   void (*concat)(lua_State *L, int n);                          /* 256 */
   void (*pushnumber)(lua_State *L, lua_Number n);               /* 264 */
   int (*clock_gettime)(int clockid, long long *tp);             /* 272: libc's, tp a struct timespec */
+  int (*iscfunction)(lua_State *L, int idx);                    /* 280 */
+  const char *(*getupvalue)(lua_State *L, int funcindex, int n); /* 288 */
 } luagate_lane_api;
 
 /* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
@@ -843,6 +845,73 @@ INLINE int raised_as_lua(const luagate_lane_api *lua, lua_State *L, int upvalues
   return passes;
 }
 
+/* The 64-bit little-endian word of the 8 bytes at p (compared with constants: no data). */
+INLINE unsigned long long word_at(const char *p, int bytes) {
+  unsigned long long w = 0;
+  for (int i = bytes - 1; i >= 0; i--) w = (w << 8) | (unsigned char)p[i];
+  return w;
+}
+
+/* Whether e is luaL_argerror's message for a function it could not name, "bad argument #<n> to '?'
+ * (<problem>)"; *marker: where " to '?' (" starts. */
+INLINE int unnamed_argument_error(const char *e, size_t length, size_t *marker) {
+  /* "bad argu" "ment #" */
+  if (length < 25 || word_at(e, 8) != 0x7567726120646162ULL || word_at(e + 8, 6) != 0x2320746e656dULL) return 0;
+  size_t at = 14;
+  while (at < length && e[at] >= '0' && e[at] <= '9') at++;
+  /* " to '?' " "(" ... ")" */
+  if (at == 14 || length - at < 11 || word_at(e + at, 8) != 0x20273f27206f7420ULL || e[at + 8] != '(' ||
+      e[length - 1] != ')') {
+    return 0;
+  }
+  *marker = at;
+  return 1;
+}
+
+/* Whether the C function on top is an entry of this lane (its first upvalue is the tally) other than the
+ * sandbox's pcall, which catches errors. */
+INLINE int passing_entry(const luagate_lane_api *lua, lua_State *L, const luagate_lane_state *state) {
+  const int f = lua->gettop(L);
+  const int entry = lua->getupvalue(L, f, 1) != 0 && lua->type(L, -1) == LUA_TLIGHTUSERDATA &&
+                    lua->touserdata(L, -1) == state && lua->getupvalue(L, f, 2) != 0 &&
+                    lua->tointegerx(L, -1, 0) != ENTRY_PCALL;
+  lua->settop(L, f);
+  return entry;
+}
+
+/* The argument error at 1, raised by the C function on top (level 1), where the frames above it up to a
+ * C function that is no entry of the lane, or the sandbox's pcall, are entries and luagate's own Lua
+ * (no line): that function called it from C, and Lua names such a function from its table of loaded
+ * libraries, where the vetted ones are not (see located in kernel_libraries.ts). Writes e with the
+ * name the Lua route found for the function before (kept[1], the names it found: false for none) and
+ * returns 1; returns 0, the stack as it came, for the route to decide. */
+INLINE int named_from_c(const luagate_lane_api *lua, lua_State *L, const luagate_lane_state *state, int upvalues) {
+  size_t length, marker;
+  const char *e = lua->tolstring(L, 1, &length);
+  const int raiser = lua->gettop(L);
+  if (!unnamed_argument_error(e, length, &marker) || !lua->checkstack(L, 12)) return 0;
+  int line, found = 0;
+  for (int level = 2; level < 10 && push_frame(lua, L, level, &line) && line <= 0; level++) {
+    if (!lua->iscfunction(L, -1) || passing_entry(lua, L, state)) continue;
+    /* the function one level down: the one pushed before */
+    if (lua->rawgeti(L, upvalues - UP_KEPT, 1) == LUA_TTABLE) {
+      lua->pushvalue(L, -3);
+      const int named = lua->rawget(L, -2);
+      if (named == LUA_TSTRING) {
+        lua->pushlstring(L, e, marker + 5);
+        lua->rotate(L, -2, 1);
+        lua->pushlstring(L, e + marker + 6, length - marker - 6);
+        lua->concat(L, 3);
+        lua->copy(L, -1, 1);
+      }
+      found = named == LUA_TSTRING || named == LUA_TBOOLEAN;
+    }
+    break;
+  }
+  lua->settop(L, raiser);
+  return found;
+}
+
 /* Whether the table at `idx` (its metatable, when `of_metatable`) has a field `kept`; a table
  * without a metatable has none. */
 INLINE int has_kept_field(const luagate_lane_api *lua, lua_State *L, int upvalues, int idx, int of_metatable) {
@@ -1045,7 +1114,8 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     int line;
     /* level 0 is this handler, 1 the function that raised e */
     if (!push_frame(lua, L, 1, &line)) return 1;
-    const int passes = line > 0 || raised_as_lua(lua, L, upvalues);
+    const int passes = line > 0 || raised_as_lua(lua, L, upvalues) ||
+                       (lua->iscfunction(L, -1) && named_from_c(lua, L, state, upvalues));
     lua->settop(L, 1);
     if (passes) return 1;
     goto route;

@@ -237,6 +237,8 @@ export const LUA_SYMBOLS = {
   address_lua_tolstring: { name: "lua_tolstring", type: "pointer", optional: true },
   address_lua_copy: { name: "lua_copy", type: "pointer", optional: true },
   address_lua_concat: { name: "lua_concat", type: "pointer", optional: true },
+  address_lua_iscfunction: { name: "lua_iscfunction", type: "pointer", optional: true },
+  address_lua_getupvalue: { name: "lua_getupvalue", type: "pointer", optional: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened Lua library: every symbol of {@linkcode LUA_SYMBOLS}, optional ones possibly `null`. */

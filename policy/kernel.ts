@@ -305,6 +305,9 @@ return (function()
   -- RAISERS says are Lua's as raised: true, or a prefix they do not start with; assert's own
   -- argument error, like any C function's, names the function as the sandbox has none named).
   local RAISERS = { [error] = true, [assert] = "bad argument #", [xpcall] = true }
+  -- [1]: the names the vetted libraries found for functions called from C (see global_name there),
+  -- which the fast lane's entry writes into an argument error without looking further
+  RAISERS[1] = setmetatable({}, { __mode = "k" })
   -- the current line and the function of the frame at level (1: the caller), as getinfo's "lf"
   -- has them; the fast lane's entry answers without making getinfo's table
   local frame = lane_entry(${LaneEntry.frame}, nil, function(level)

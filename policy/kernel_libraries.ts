@@ -86,7 +86,7 @@ local TALLY = lane and select(2, d_getupvalue(lane, 1))
 -- Each function's name is found once: a sandbox function keeps none (false), and a vetted one is
 -- in a library built before the sandbox could hold it.
 local base, views = k.base, k.views
-local global_names = setmetatable({}, { __mode = "k" })
+local global_names = RAISERS[1]
 -- luagate's Lua that calls a sandbox's function in C's stead (a sort's comparator), named as that one
 local stands_for = setmetatable({}, { __mode = "k" })
 local function searched_name(f)
