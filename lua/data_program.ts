@@ -145,9 +145,10 @@ export class DataEncoder {
       const numbers = this.#numberCount;
       const programAt = CHUNK_HEADER_BYTES + numbers * 8;
       const bytesAt = programAt + ints * 4;
-      const block = blocks.reserve(wholeWords(bytesAt + strings));
+      const size = wholeWords(bytesAt + strings);
+      const block = blocks.reserve(size);
       const start = block.end;
-      block.end = start + wholeWords(bytesAt + strings);
+      block.end = start + size;
       const i32 = block.ints, f64 = block.floats, u8 = block.bytes;
       const program = this.#program, bytes = this.#bytes, floats = this.#numbers;
       let at = start >> 2;
@@ -173,6 +174,9 @@ export class DataEncoder {
    * @throws {LuaMemoryError} when the allocator failed outright.
    */
   push(core: LuaCore, L: LuaState, value: object, limits: Limits, hook: Claims | undefined): boolean {
+    // a detached encoder has no builder to push with
+    const entry = this.#entry;
+    if (entry === undefined) return false;
     const known = this.encode(core, L, value, limits, hook, FEWEST_ENTRIES);
     if (known < 0) return false;
     const api = core.api;
@@ -180,7 +184,7 @@ export class DataEncoder {
     let status;
     try {
       core.ensureStack(L, 2);
-      s.lua_pushcclosure(L, this.#entry!, 0);
+      s.lua_pushcclosure(L, entry, 0);
       if (known > 0) core.pushRegistry(L, known);
       else s.lua_pushnil(L);
       status = api.pcall(L, 1, 1, 0);
