@@ -32,7 +32,7 @@ const BEGIN_RUN = `
     if dirty then
       count, tripped, fires, cpu_start = 0, nil, 0, nil
       charged, seeded_run, nest = 0, false, 0
-      if last_id > 0 then ids, last_id = setmetatable({}, ids_mt), 0 end
+      if last_id > 0 then ids, last_id = setmetatable({}, WEAK_KEYS), 0 end
       -- a full step to the first hook, wherever the last run left Lua's countdown
       d_sethook(hook, "", STEP)
       dirty = false
@@ -115,6 +115,9 @@ return (function()
     output = "output limit exceeded",
     memory = MEMERR,
   }
+
+  -- the one metatable of the kernel's tables with weak keys
+  local WEAK_KEYS = { __mode = "k" }
 
   -- run state; dirty: some of it differs from what a run starts with (see BEGIN_RUN)
   local active, dirty, tripped, count, fires = false, false, nil, 0, 0
@@ -307,7 +310,7 @@ return (function()
   local RAISERS = { [error] = true, [assert] = "bad argument #", [xpcall] = true }
   -- [1]: the names the vetted libraries found for functions called from C (see global_name there),
   -- which the fast lane's entry writes into an argument error without looking further
-  RAISERS[1] = setmetatable({}, { __mode = "k" })
+  RAISERS[1] = setmetatable({}, WEAK_KEYS)
   -- the current line and the function of the frame at level (1: the caller), as getinfo's "lf"
   -- has them; the fast lane's entry answers without making getinfo's table
   local frame = lane_entry(${LaneEntry.frame}, nil, function(level)
@@ -398,8 +401,7 @@ return (function()
   end
 
   -- the ids that stand for addresses in tostring and %p, renewed by every run
-  local ids_mt = { __mode = "k" }
-  local ids = setmetatable({}, ids_mt)
+  local ids = setmetatable({}, WEAK_KEYS)
   local last_id = 0
 
   -- the environment untrusted code sees, built on the limit machinery above
@@ -449,7 +451,7 @@ return (function()
     -- read-only views of shared tables, each an empty table whose metatable reads through to the
     -- table it shows: frozen maps each view to that table (a library's view to the function that
     -- builds its table and returns it); sb_rawset refuses them
-    local frozen = setmetatable({}, { __mode = "k" })
+    local frozen = setmetatable({}, WEAK_KEYS)
     local function deny() error("attempt to modify a read-only table", 2) end
     local function view_of(t)
       local shown = frozen[t]
@@ -524,7 +526,7 @@ return (function()
       return freeze(t)
     end
 
-    local decision_envs = setmetatable({}, { __mode = "k" })
+    local decision_envs = setmetatable({}, WEAK_KEYS)
     -- Lua's load raises its argument errors at its caller, which would be the function below,
     -- inside the kernel: they are raised here, at the sandbox code's call. rawset and setmetatable
     -- of the common case are the fast lane's entries, done in C, where a table whose metatable has a
