@@ -94,6 +94,7 @@ typedef struct {
   int (*clock_gettime)(int clockid, long long *tp);             /* 272: libc's, tp a struct timespec */
   int (*iscfunction)(lua_State *L, int idx);                    /* 280 */
   const char *(*getupvalue)(lua_State *L, int funcindex, int n); /* 288 */
+  long long short_src_at;                                       /* 296: offsetof(lua_Debug, short_src) */
 } luagate_lane_api;
 
 /* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
@@ -879,19 +880,69 @@ INLINE int passing_entry(const luagate_lane_api *lua, lua_State *L, const luagat
   return entry;
 }
 
-/* The argument error at 1, raised by the C function on top (level 1), where the frames above it up to a
- * C function that is no entry of the lane, or the sandbox's pcall, are entries and luagate's own Lua
- * (no line): that function called it from C, and Lua names such a function from its table of loaded
- * libraries, where the vetted ones are not (see located in kernel_libraries.ts). Writes e with the
- * name the Lua route found for the function before (kept[1], the names it found: false for none) and
- * returns 1; returns 0, the stack as it came, for the route to decide. */
-INLINE int named_from_c(const luagate_lane_api *lua, lua_State *L, const luagate_lane_state *state, int upvalues) {
+/* Writes at 1 the argument error e with the position of the sandbox code at `level` (its line: `line`)
+ * in front, and the name that code called the function by (the frame below), as Lua writes an error of
+ * a C function that code calls; returns 0 for the route to decide where Lua calls it a method (the
+ * argument's number then shifts). */
+INLINE int positioned(const luagate_lane_api *lua, lua_State *L, int level, int line, const char *e, size_t length,
+                      size_t marker) {
+  long long called[DEBUG_WORDS], code[DEBUG_WORDS];
+  const char name_only[2] = {'n', 0}, source_only[2] = {'S', 0};
+  if (!lua->getstack(L, level - 1, called) || !lua->getstack(L, level, code)) return 0;
+  lua->getinfo(L, name_only, called);
+  const char *name = *(const char *const *)((const char *)called + 8);
+  const char *namewhat = *(const char *const *)((const char *)called + 16);
+  if (namewhat != 0 && namewhat[0] == 'm' && namewhat[1] == 'e' && namewhat[2] == 't' && namewhat[3] == 'h' &&
+      namewhat[4] == 'o' && namewhat[5] == 'd' && namewhat[6] == 0) {
+    return 0;
+  }
+  lua->getinfo(L, source_only, code);
+  const char *source = (const char *)code + lua->short_src_at;
+  size_t source_length = 0;
+  while (source_length < 60 && source[source_length] != 0) source_length++;
+  const char colon[2] = {':', ' '};
+  lua->pushlstring(L, source, source_length);
+  lua->pushlstring(L, colon, 1);
+  lua->pushinteger(L, line);
+  lua->pushlstring(L, colon, 2);
+  if (name == 0) {
+    lua->pushvalue(L, 1);
+    lua->concat(L, 5);
+  } else {
+    size_t name_length = 0;
+    /* the barrier keeps gcc from making the loop a call to strlen */
+    while (name[name_length] != 0) {
+      name_length++;
+      __asm__("" : "+r"(name_length));
+    }
+    lua->pushlstring(L, e, marker + 5);
+    lua->pushlstring(L, name, name_length);
+    lua->pushlstring(L, e + marker + 6, length - marker - 6);
+    lua->concat(L, 7);
+  }
+  lua->copy(L, -1, 1);
+  return 1;
+}
+
+/* The argument error at 1, raised by the C function on top (level 1) and written as Lua writes it, where
+ * the frames above it are entries and luagate's own Lua (no line) up to
+ *   - a C function that is no entry of the lane, or the sandbox's pcall: that function called it from C,
+ *     and Lua names such a function from its table of loaded libraries, where the vetted ones are not
+ *     (see located in kernel_libraries.ts). e gets the name the Lua route found for the function before
+ *     (kept[1], the names it found: false for none);
+ *   - sandbox code, past one such frame at least: e gets that code's position and the name it called by.
+ * Returns 1 with e written; 0, the stack as it came, for the route to decide. */
+INLINE int written_in_c(const luagate_lane_api *lua, lua_State *L, const luagate_lane_state *state, int upvalues) {
   size_t length, marker;
   const char *e = lua->tolstring(L, 1, &length);
   const int raiser = lua->gettop(L);
-  if (!unnamed_argument_error(e, length, &marker) || !lua->checkstack(L, 12)) return 0;
+  if (!unnamed_argument_error(e, length, &marker) || !lua->checkstack(L, 16)) return 0;
   int line, found = 0;
-  for (int level = 2; level < 10 && push_frame(lua, L, level, &line) && line <= 0; level++) {
+  for (int level = 2; level < 10 && push_frame(lua, L, level, &line); level++) {
+    if (line > 0) {
+      if (level > 2) found = positioned(lua, L, level, line, e, length, marker);
+      break;
+    }
     if (!lua->iscfunction(L, -1) || passing_entry(lua, L, state)) continue;
     /* the function one level down: the one pushed before */
     if (lua->rawgeti(L, upvalues - UP_KEPT, 1) == LUA_TTABLE) {
@@ -1115,7 +1166,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     /* level 0 is this handler, 1 the function that raised e */
     if (!push_frame(lua, L, 1, &line)) return 1;
     const int passes = line > 0 || raised_as_lua(lua, L, upvalues) ||
-                       (lua->iscfunction(L, -1) && named_from_c(lua, L, state, upvalues));
+                       (lua->iscfunction(L, -1) && written_in_c(lua, L, state, upvalues));
     lua->settop(L, 1);
     if (passes) return 1;
     goto route;
