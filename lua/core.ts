@@ -256,6 +256,11 @@ export class LuaCore {
    * belong to; written by the encoder alone (a field: a lookup by state cost every input 10 ns).
    */
   knownStrings: { ref: number; generation: number } | undefined;
+  /**
+   * The same for the chunks a pool encodes in another thread (`DataEncoder.chunk`): its encoder's
+   * slots, in the generation the chunks carry.
+   */
+  chunkStrings: { ref: number; generation: number } | undefined;
   /** The thread JS code is currently acting on: the main state, or the coroutine that called back. */
   currentL: LuaState;
   behavior!: ProxyBehavior;

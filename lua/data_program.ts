@@ -59,8 +59,9 @@ const RECENT_POSITIONS = 256;
 const INTEGER_BOUND = 2 ** 63;
 
 const hasOwn = Object.prototype.hasOwnProperty;
-// A chunk (DataEncoder.chunk): 4 ints (program ints, string bytes, numbers, 0), the numbers, the
-// program, the strings' bytes, zeros to a multiple of 8 bytes.
+// A chunk (DataEncoder.chunk): 4 ints (program ints, string bytes, numbers, the generation of the
+// slots its known strings have), the numbers, the program, the strings' bytes, zeros to a multiple
+// of 8 bytes.
 const CHUNK_HEADER_BYTES = 16;
 const wholeWords = (bytes: number) => (bytes + 7) & ~7;
 
@@ -138,7 +139,7 @@ export class DataEncoder {
     this.#busy[0] = 1;
     try {
       if (this.#cacheEnd > CACHE_REFILL_AT) this.#startOver();
-      this.#useKnown = false;
+      this.#useKnown = true;
       if (!this.#encode(value, limits, undefined)) return -1;
       const ints = this.#program[0] + PROGRAM_HEADER;
       const strings = this.#bytesEnd - CACHE_BYTES;
@@ -155,7 +156,7 @@ export class DataEncoder {
       i32[at] = ints;
       i32[at + 1] = strings;
       i32[at + 2] = numbers;
-      i32[at + 3] = 0;
+      i32[at + 3] = this.#generation;
       at = (start + CHUNK_HEADER_BYTES) >> 3;
       for (let i = 0; i < numbers; i++) f64[at + i] = floats[i];
       i32.set(program.subarray(0, ints), (start + programAt) >> 2);
@@ -213,7 +214,7 @@ export class DataEncoder {
     hook: Claims | undefined,
     fewest: number,
   ): number {
-    if (value instanceof EncodedData) return this.#load(value);
+    if (value instanceof EncodedData) return this.#load(core, L, value);
     if (this.#busy[0] !== 0) return -1;
     this.#busy[0] = 1;
     let encoded = false;
@@ -222,7 +223,7 @@ export class DataEncoder {
       const useKnown = this.#roomForKnown(core);
       this.#useKnown = useKnown;
       if (!this.#encode(value, limits, hook) || this.#entries < fewest) return -1;
-      const known = useKnown ? this.#knownRef(core, L) : 0;
+      const known = useKnown ? this.#stringsRef(core, L, "knownStrings", this.#generation) : 0;
       encoded = true;
       return known;
     } finally {
@@ -232,9 +233,17 @@ export class DataEncoder {
     }
   }
 
-  // A chunk has no known strings: its strings are in its own bytes, which go where an encoded
-  // value's own strings go.
-  #load(data: EncodedData): number {
+  /**
+   * Whether this encoder loads a chunk into the state of `core` now: it has a builder, and the
+   * state has room for the chunk's known strings (a state that has not is given the decoded value).
+   */
+  loadsChunks(core: LuaCore): boolean {
+    return !this.#detached && this.#roomForKnown(core);
+  }
+
+  // A chunk's strings are in its own bytes, which go where an encoded value's own strings go; its
+  // known strings have the slots of the encoder that made it, in the state's table for them.
+  #load(core: LuaCore, L: LuaState, data: EncodedData): number {
     if (this.#busy[0] !== 0 || this.#detached) {
       throw new LuaError("luagate: internal error: encoded data arrived while the data builder was busy");
     }
@@ -249,8 +258,9 @@ export class DataEncoder {
     this.#numbers.set(new Float64Array(buffer, offset + CHUNK_HEADER_BYTES, numbers));
     this.#program.set(new Int32Array(buffer, programAt, ints));
     this.#bytes.set(new Uint8Array(buffer, programAt + ints * 4, strings), CACHE_BYTES);
+    const known = this.#stringsRef(core, L, "chunkStrings", data.generation);
     this.#busy[0] = 1;
-    return 0;
+    return known;
   }
 
   /** Ends the build {@linkcode DataEncoder.encode} began: the buffers are free again. */
@@ -394,27 +404,34 @@ export class DataEncoder {
     this.#generation++;
   }
 
-  // Whether the state has room for its known strings; a table it had is released when it has not.
+  // Whether the state has room for its known strings; the tables it had are released when it has not.
   #roomForKnown(core: LuaCore): boolean {
     if (core.alloc.limit() - core.alloc.used() >= KNOWN_HEADROOM) return true;
-    const known = core.knownStrings;
-    if (known !== undefined) {
-      core.unref(known.ref);
-      core.knownStrings = undefined;
+    for (const which of ["knownStrings", "chunkStrings"] as const) {
+      const known = core[which];
+      if (known !== undefined) {
+        core.unref(known.ref);
+        core[which] = undefined;
+      }
     }
     return false;
   }
 
-  // The reference of the state's table of known strings, made (again, for a new generation) when
-  // needed: only a value the builder takes makes one. Uses 1 slot while it makes one.
-  #knownRef(core: LuaCore, L: LuaState): number {
-    let known = core.knownStrings;
-    if (known === undefined || known.generation !== this.#generation) {
+  // The reference of the state's table of known strings (or of the chunks'), made (again, for a new
+  // generation) when needed: only a value the builder takes makes one. Uses 1 slot while it makes one.
+  #stringsRef(
+    core: LuaCore,
+    L: LuaState,
+    which: "knownStrings" | "chunkStrings",
+    generation: number,
+  ): number {
+    let known = core[which];
+    if (known === undefined || known.generation !== generation) {
       if (known !== undefined) core.unref(known.ref);
       core.ensureStack(L, 1);
       core.api.sym.lua_createtable(L, KNOWN_SLOTS, 0);
-      known = { ref: core.ref(L), generation: this.#generation };
-      core.knownStrings = known;
+      known = { ref: core.ref(L), generation };
+      core[which] = known;
     }
     return known.ref;
   }
@@ -573,6 +590,8 @@ export class EncodedData {
   readonly strings: number;
   /** Its float operands. */
   readonly numbers: number;
+  /** The generation of the slots of its known strings in the encoder that made it. */
+  readonly generation: number;
 
   /**
    * @param buffer The buffer holding the chunk.
@@ -583,8 +602,8 @@ export class EncodedData {
     if (offset % 8 !== 0 || offset < 0 || offset + CHUNK_HEADER_BYTES > buffer.byteLength) {
       throw new RangeError(`no encoded data at offset ${offset}`);
     }
-    const header = new Int32Array(buffer, offset, 3);
-    [this.ints, this.strings, this.numbers] = header;
+    const header = new Int32Array(buffer, offset, 4);
+    [this.ints, this.strings, this.numbers, this.generation] = header;
     this.buffer = buffer;
     this.offset = offset;
     if (this.ints < PROGRAM_HEADER || this.strings < 0 || this.numbers < 0 || this.end > buffer.byteLength) {
@@ -663,7 +682,10 @@ export function decodeChunk(data: EncodedData): unknown {
         stack.push(program[at] > 0 ? new Array(program[at]) : Object.create(null));
         at += 2;
         break;
-      case DataOp.STRING: {
+      case DataOp.STRING:
+      case DataOp.KNOWN_STRING: {
+        // a known string's slot goes before its bytes
+        if (op === DataOp.KNOWN_STRING) at++;
         const start = program[at] - CACHE_BYTES;
         stack.push(utf8.decode(bytes.subarray(start, start + program[at + 1])));
         at += 2;

@@ -568,8 +568,9 @@ export class GuardedState {
         "a policy cannot be evaluated while another evaluation of its engine runs (from a capability)",
       );
     }
-    // an input a pool encoded for the data builder, where this state's library has none
-    if (input instanceof EncodedData && this.core.dataEncoder === undefined) input = decodeChunk(input);
+    // an input a pool encoded for the data builder, where this state's library has none, or the
+    // state no room for the chunk's known strings
+    if (input instanceof EncodedData && !this.core.dataEncoder?.loadsChunks(this.core)) input = decodeChunk(input);
     this.#enterRun(options);
     let outcome: RunOutcome;
     try {

@@ -137,6 +137,20 @@ Deno.test("pool: inputs reach the workers as a single engine copies them", async
   }
 });
 
+Deno.test("pool: a worker whose state has little room left decodes its inputs, with the same decisions", async () => {
+  // under 1 MiB to spare, a state keeps no known strings: the encoded input is decoded and copied
+  const limits = { memory: 512 * 1024 };
+  using engine = new PolicyEngine({ limits });
+  const policy = engine.compile(SHOW_INPUT, { name: "show" });
+  await using pool = await PolicyPool.create({ workers: 1, limits, policies: { show: SHOW_INPUT } });
+  const inputs = makeRequests(30);
+  const fromPool = await Promise.all(inputs.map((input) => pool.evaluate("show", input)));
+  for (const [i, input] of inputs.entries()) {
+    assert.deepEqual(fromPool[i].errors, []);
+    assert.deepEqual(fromPool[i].reasons, policy.evaluate(input).reasons, `input ${i}`);
+  }
+});
+
 Deno.test("pool: an input whose getter throws rejects that request only", async () => {
   await using pool = await PolicyPool.create({ workers: 1, policies: { show: SHOW_INPUT } });
   const failing = {
