@@ -570,7 +570,9 @@ export class GuardedState {
     }
     // an input a pool encoded for the data builder, where this state's library has none, or the
     // state no room for the chunk's known strings
-    if (input instanceof EncodedData && !this.core.dataEncoder?.loadsChunks(this.core)) input = decodeChunk(input);
+    if (input instanceof EncodedData && !this.core.dataEncoder?.loadsChunks(this.core)) {
+      input = decodeChunk(input);
+    }
     this.#enterRun(options);
     let outcome: RunOutcome;
     try {
