@@ -846,7 +846,7 @@ INLINE int raised_as_lua(const luagate_lane_api *lua, lua_State *L, int upvalues
   return passes;
 }
 
-/* The 64-bit little-endian word of the 8 bytes at p (compared with constants: no data). */
+/* The little-endian word of the `bytes` (at most 8) bytes at p, compared with constants: no data. */
 INLINE unsigned long long word_at(const char *p, int bytes) {
   unsigned long long w = 0;
   for (int i = bytes - 1; i >= 0; i--) w = (w << 8) | (unsigned char)p[i];
