@@ -180,8 +180,8 @@ export interface InputData {
 }
 
 const cores: (LuaCore | undefined)[] = [undefined];
-// the chunk that dumps the function it is given, stripped
-const DUMP_LUA = "return string.dump((...), true)";
+// the chunk that dumps the function it is given, stripped, with the string library it is given
+const DUMP_LUA = "local string, f = ... return string.dump(f, true)";
 const trustedBytecode = new Map<string, Uint8Array>();
 // One per isolate: a push encodes and hands the bytes to Lua before anything else can encode.
 const encoder = new StringEncoder();
@@ -480,23 +480,25 @@ export class LuaCore {
   // The stripped bytecode of `source`, compiled on first request in a scratch state rather than in
   // a state that lives on: compiling interns every name of the source, and a state's string table,
   // once grown, stays twice the size its strings need (the first sandbox of a process kept 3.6 KB
-  // more than the others). Undefined when it does not compile there; the caller then loads the
-  // source, and reports its error.
+  // more than the others). Every call that allocates there is protected: loading, the string
+  // library opened by lua_pcall, the dump. Undefined when it does not compile there; the caller then
+  // loads the source, and reports its error.
   #compileTrusted(source: string, chunkName: string): Uint8Array | undefined {
     const cached = trustedBytecode.get(source);
     if (cached) return cached;
     const s = this.api.sym;
-    const scratch = s.luaL_newstate() as LuaState | null;
+    const openString = s.luaopen_string;
+    const scratch = openString === null ? null : s.luaL_newstate() as LuaState | null;
     if (scratch === null) return undefined;
+    const load = (code: string, name: string) => {
+      const bytes = new TextEncoder().encode(code);
+      return this.api.loadBuffer(scratch, bytes, bytes.length, cString(name), cString("t")) === LuaStatus.OK;
+    };
     try {
-      s.luaL_openlibs(scratch);
-      for (const [code, name] of [[DUMP_LUA, "=dump"], [source, chunkName]]) {
-        const bytes = new TextEncoder().encode(code);
-        if (this.api.loadBuffer(scratch, bytes, bytes.length, cString(name), cString("t")) !== LuaStatus.OK) {
-          return;
-        }
-      }
-      if (this.api.pcall(scratch, 1, 1, 0) !== LuaStatus.OK || s.lua_type(scratch, -1) !== LuaType.STRING) {
+      if (!load(DUMP_LUA, "=dump")) return;
+      s.lua_pushcclosure(scratch, openString as Deno.PointerObject, 0);
+      if (this.api.pcall(scratch, 0, 1, 0) !== LuaStatus.OK || !load(source, chunkName)) return;
+      if (this.api.pcall(scratch, 2, 1, 0) !== LuaStatus.OK || s.lua_type(scratch, -1) !== LuaType.STRING) {
         return;
       }
       const bytecode = this.readBytes(scratch, -1);

@@ -76,10 +76,9 @@ function hasEnumerableKeys(object: object): boolean {
  * ({@linkcode EncodedData}) that a builder in another thread loads as they are.
  */
 export class DataEncoder {
+  // undefined for a detached encoder, whose programs travel without the cache's bytes: it copies a
+  // cached string's bytes into the value's own (cheaper than writing them again)
   readonly #entry: Deno.PointerObject | undefined;
-  // a detached encoder's programs travel without the cache's bytes: it copies a cached string's
-  // bytes into the value's own (cheaper than writing them again)
-  readonly #detached: boolean;
   readonly #program: Int32Array;
   readonly #bytes: Uint8Array;
   readonly #numbers: Float64Array;
@@ -113,7 +112,6 @@ export class DataEncoder {
   /** @param builder The native builder whose buffers this encoder writes, or buffers of its own (detached). */
   constructor(builder: DataBuilder | ProgramBuffers) {
     this.#entry = "entry" in builder ? builder.entry : undefined;
-    this.#detached = this.#entry === undefined;
     this.#program = builder.program;
     this.#bytes = builder.bytes;
     this.#numbers = builder.numbers;
@@ -135,7 +133,7 @@ export class DataEncoder {
    * would not take the value (the caller then sends it another way). Only for a detached encoder.
    */
   chunk(value: object, limits: Limits, blocks: ChunkBlocks): number {
-    if (!this.#detached || this.#busy[0] !== 0) return -1;
+    if (this.#entry !== undefined || this.#busy[0] !== 0) return -1;
     this.#busy[0] = 1;
     try {
       if (this.#cacheEnd > CACHE_REFILL_AT) this.#startOver();
@@ -238,13 +236,13 @@ export class DataEncoder {
    * state has room for the chunk's known strings (a state that has not is given the decoded value).
    */
   loadsChunks(core: LuaCore): boolean {
-    return !this.#detached && this.#roomForKnown(core);
+    return this.#entry !== undefined && this.#roomForKnown(core);
   }
 
   // A chunk's strings are in its own bytes, which go where an encoded value's own strings go; its
   // known strings have the slots of the encoder that made it, in the state's table for them.
   #load(core: LuaCore, L: LuaState, data: EncodedData): number {
-    if (this.#busy[0] !== 0 || this.#detached) {
+    if (this.#busy[0] !== 0 || this.#entry === undefined) {
       throw new LuaError("luagate: internal error: encoded data arrived while the data builder was busy");
     }
     const { buffer, offset, ints, strings, numbers } = data;
@@ -458,7 +456,7 @@ export class DataEncoder {
     if (entry >= 0) {
       offset = (entry >>> 8) & (CACHE_BYTES - 1);
       length = entry & 0xff;
-      if (this.#detached) {
+      if (this.#entry === undefined) {
         offset = this.#copied(offset, length);
         if (offset < 0) return -1;
       }
