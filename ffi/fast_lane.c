@@ -29,10 +29,19 @@
  * lua_pcallk and is that call's continuation. Any other call goes to the route, with every
  * argument; the route's errors count the entry as one more level between them and the caller.
  *
- * Four operations serve luagate's own Lua, not a library function: the catch points' message
+ * Six operations serve luagate's own Lua, not a library function: the catch points' message
  * handler (ENTRY_LOCATE) and frame (ENTRY_FRAME), the pattern matcher's scan for the longest run of a
- * class (ENTRY_RUN), and the kernel's guard on the nesting of C functions that call back into Lua
- * (ENTRY_NESTED).
+ * class (ENTRY_RUN), the kernel's guard on the nesting of C functions that call back into Lua
+ * (ENTRY_NESTED), its CPU clock (ENTRY_CLOCK), and the arming of its count hook (ENTRY_ARM).
+ *
+ * The count hook is C (count_hook, after the entry) so that it can fire often: one instruction can
+ * be slow (comparing two 16 MiB strings takes milliseconds), and a run past its CPU deadline goes on
+ * until the hook next looks at the clock. Every HOOK_EVERY instructions it adds them up, and hands
+ * them to the kernel's hook (a Lua function, which counts them against the budget and raises a
+ * tripped limit) once they reach a step. On a large heap, where single instructions can be slow, it
+ * also reads the wall clock at every firing, and calls the kernel's hook as soon as the run may be
+ * past its deadline. It finds its state in the extra space of the thread (lua_getextraspace), which
+ * every new thread copies from the main thread.
 
  * This file is NOT compiled at run time. scripts/build_native.sh compiles it once into
  * position-independent machine code with no relocations, embedded in ffi/fast_lane.ts, which maps
@@ -40,7 +49,8 @@
  * ffi/data_builder.c does).
  *
  * Rules for this file, so that the output stays self-contained:
- *   - exactly one function (it must start at offset 0 of .text); helpers are always inlined;
+ *   - one exported function (it must start at offset 0 of .text) and the count hook, a static
+ *     function after it whose address the entry takes PC-relative; helpers are always inlined;
  *   - no calls to anything but the function pointers in the description;
  *   - no globals, no string literals, no constants in .rodata (no floating-point literals);
  *   - no #include (we compile freestanding).
@@ -95,9 +105,13 @@ typedef struct {
   int (*iscfunction)(lua_State *L, int idx);                    /* 280 */
   const char *(*getupvalue)(lua_State *L, int funcindex, int n); /* 288 */
   long long short_src_at;                                       /* 296: offsetof(lua_Debug, short_src) */
+  void (*sethook)(lua_State *L, void (*f)(lua_State *L, void *ar), int mask, int count); /* 304 */
+  int (*rawgetp)(lua_State *L, int idx, const void *p);         /* 312 */
+  void (*rawsetp)(lua_State *L, int idx, const void *p);        /* 320 */
+  int (*gc)(lua_State *L, int what, ...);                       /* 328: 5.3's takes one int more, not variadic */
+  lua_State *(*tothread)(lua_State *L, int idx);                /* 336 */
 } luagate_lane_api;
 
-/* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
 /* The CPU clock of a state's runs, as ffi/allocator.c describes it (ffi/clock.ts, RunClock). */
 typedef struct {
   double run_started; /* 0: the monotonic wall clock in ms when the run began */
@@ -105,6 +119,7 @@ typedef struct {
   double cpu_start;   /* 16: the thread's CPU clock in ms when the run began, estimated at its first reading; < 0: none yet */
 } luagate_run_clock;
 
+/* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
 typedef struct {
   double tally;             /* 0: units of work done in C and not yet charged */
   double flush_at;          /* 8: the tally is handed over once it reaches this (the hook's step) */
@@ -112,6 +127,14 @@ typedef struct {
   long long nested;         /* 24: the calls of ENTRY_NESTED in progress (each ends in its own pcall) */
   long long max_nested;     /* 32: how many may be in progress at once */
   luagate_run_clock *clock; /* 40: the state's run clock */
+  /* the count hook's (ENTRY_ARM), which has no upvalues: the description it cannot find from its
+   * own address (set by ENTRY_ARM), the instructions it counted and did not hand to the kernel's
+   * hook yet (the host takes them with the tally), and, for the run that began at recheck_run, the
+   * time since it began before which its CPU time cannot have passed the limit */
+  const luagate_lane_api *api; /* 48 */
+  double counted;           /* 56 */
+  double recheck_run;       /* 64 */
+  double recheck_after;     /* 72 */
 } luagate_lane_state;
 
 /* The operations, the closure's second upvalue; keep in sync with ffi/fast_lane.ts. */
@@ -182,7 +205,13 @@ enum {
   /* not made by LANE_ENTRY but by ENTRY_GMATCH: the iterator of gmatch(s, p) whose steps are
    * searches from where the last match ended, as the matcher's gmatch makes them (C's search, or C's
    * attempt anchored where a match can start, as cheap, else the matcher's step_search) */
-  ENTRY_STEPS = 27
+  ENTRY_STEPS = 27,
+  /* arm([co]): installs the count hook below on the coroutine co, or with no argument on the running
+   * thread for a new run (its count started over), with the kernel's hook (the entry's f) as the
+   * function it hands the instructions it counted to, whenever they reach a step, as
+   * hook(instructions), and on a large heap as soon as the run is past its CPU deadline, as
+   * hook(instructions, true). The route (which arms Lua's hook) takes any other argument. */
+  ENTRY_ARM = 28
 };
 
 /* CLOCK_THREAD_CPUTIME_ID and CLOCK_MONOTONIC on Linux, the only system the lane is built for */
@@ -271,6 +300,16 @@ enum {
 /* frame() takes levels of an int: deeper ones are no frame (Lua's stack is far shallower) */
 #define MAX_FRAME_LEVEL 0x7fffffff
 
+/* lua_sethook's mask of count events, lua_gc's LUA_GCCOUNT, the registry's LUA_RIDX_MAINTHREAD */
+#define LUA_MASKCOUNT 8
+#define LUA_GCCOUNT 3
+#define LUA_RIDX_MAINTHREAD 1
+/* The count hook fires every this many instructions (or every step, when a step is shorter). */
+#define HOOK_EVERY 64
+/* On a heap of more KiB, the count hook reads the wall clock at every firing (as the kernel's hook
+ * reads its clock at every call: keep in sync with policy/kernel.ts) */
+#define LARGE_HEAP_KB 512
+
 /* A key of the subject's runs (policy/patterns.ts, longest_runs): classes per key, bits per class. */
 #define RUN_SLOTS 12
 #define RUN_BITS 5
@@ -279,7 +318,7 @@ enum {
  * CODE_PAGES in sync with FAST_LANE_PAGES in ffi/fast_lane.ts). The code finds its start from an
  * address it reads at its own start, within its first page. */
 #define PAGE_SIZE_MIN 4096
-#define CODE_PAGES 5
+#define CODE_PAGES 6
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -355,6 +394,37 @@ INLINE lua_Number clock_ms(const luagate_lane_api *lua, int id) {
   __asm__("" : "+r"(thousand));
   const long long micros = timespec[0] * 1000000 + timespec[1] / 1000;
   return (lua_Number)micros / (lua_Number)thousand;
+}
+
+/* The state a thread's count hook counts for: a pointer in the thread's extra space, just before it
+ * (lua_getextraspace; LUA_EXTRASPACE is the size of a pointer in Lua's default configuration). */
+INLINE luagate_lane_state **extra_space(lua_State *L) {
+  return (luagate_lane_state **)((char *)L - sizeof(void *));
+}
+
+/* How many instructions apart the count hook fires: HOOK_EVERY, or the step when it is shorter. */
+INLINE int hook_every(const luagate_lane_state *state) {
+  const int step = (int)state->flush_at;
+  return step < HOOK_EVERY ? step : HOOK_EVERY;
+}
+
+/* Whether the state's run may be past its CPU deadline, as the kernel's clock would find it: its
+ * CPU time never runs ahead of the wall time since it began, so the CPU clock (a system call) is
+ * read only once that is past the limit, and after a reading within it only once the wall time has
+ * run for what was left. A first reading back-dates the run's CPU start as ENTRY_CLOCK does. Between
+ * runs the start is infinite. */
+INLINE int past_deadline(const luagate_lane_api *lua, luagate_lane_state *state) {
+  luagate_run_clock *clock = state->clock;
+  const lua_Number since = clock_ms(lua, MONOTONIC_CLOCK) - clock->run_started;
+  if (!(since > clock->cpu_limit)) return 0;
+  if (state->recheck_run == clock->run_started && since < state->recheck_after) return 0;
+  const lua_Number now = clock_ms(lua, THREAD_CPU_CLOCK);
+  if (clock->cpu_start < 0) clock->cpu_start = now - since;
+  const lua_Number left = clock->cpu_limit - (now - clock->cpu_start);
+  if (left < 0) return 1;
+  state->recheck_run = clock->run_started;
+  state->recheck_after = since + left;
+  return 0;
 }
 
 /* `units`, or none when they are few (as the wrappers leave them uncharged). */
@@ -1452,10 +1522,30 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     return 2;
   }
 
+  if (op == ENTRY_ARM) {
+    lua_State *thread = n == 0 ? L : n == 1 ? lua->tothread(L, 1) : 0;
+    if (thread == 0) goto route;
+    state->api = lua;
+    if (n == 0) state->counted = 0;
+    lua->pushvalue(L, upvalues - UP_FUNCTION);
+    lua->rawsetp(L, (int)lua->registry, state);
+    lua->rawgeti(L, (int)lua->registry, LUA_RIDX_MAINTHREAD);
+    *extra_space(lua->tothread(L, -1)) = state;
+    *extra_space(thread) = state;
+    void (*hook)(lua_State *, void *);
+#if defined(__x86_64__)
+    __asm__("lea count_hook(%%rip), %0" : "=r"(hook));
+#else
+    __asm__("adr %0, count_hook" : "=r"(hook));
+#endif
+    lua->sethook(thread, hook, LUA_MASKCOUNT, hook_every(state));
+    return 0;
+  }
+
   /* LANE_ENTRY: (op, f, charge, route [, kept]) -> the closure of the tally and those; false without
    * a tally or for an op that is no entry */
   const lua_Integer entry = lua->tointegerx(L, 1, 0);
-  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_CLOCK) {
+  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_ARM || entry == ENTRY_STEPS) {
     lua->pushboolean(L, 0);
     return 1;
   }
@@ -1540,4 +1630,22 @@ call:
 
 route:
   return call_upvalue(lua, L, upvalues, UP_ROUTE, n, -1);
+}
+
+/* The count hook of the threads ENTRY_ARM armed (see the top of this file): it adds up the
+ * instructions, and hands them to the kernel's hook (in the registry under the state's address)
+ * once they reach a step, or at once on a large heap when the run may be past its deadline. An error
+ * the kernel's hook raises unwinds through this function as through Lua's own hook function. */
+__attribute__((used, noinline)) static void count_hook(lua_State *L, void *ar) {
+  (void)ar;
+  luagate_lane_state *state = *extra_space(L);
+  const luagate_lane_api *lua = state->api;
+  state->counted += hook_every(state);
+  const int before_step = state->counted < state->flush_at;
+  if (before_step && !(lua->gc(L, LUA_GCCOUNT, 0) > LARGE_HEAP_KB && past_deadline(lua, state))) return;
+  lua->rawgetp(L, (int)lua->registry, state);
+  lua->pushinteger(L, (lua_Integer)state->counted);
+  lua->pushboolean(L, before_step);
+  state->counted = 0;
+  lua->callk(L, 2, 0, 0, 0);
 }

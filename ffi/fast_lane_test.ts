@@ -973,6 +973,15 @@ const TO_SANDBOX_CODE = [
   "  getinfo n -> line -1, type6",
 ];
 
+// the arm entry's calls: the kernel's hook kept in the registry under the state's address, the main
+// thread's extra space set; then the hook installed on the running thread, every 64 instructions
+const ARMING = [
+  "  rawsetp -1001000 state: function",
+  "  rawgeti -1001000 1 -> thread#1",
+  "  tothread -1 -> main",
+];
+const ARMED = [...ARMING, "  sethook running 8 64"];
+
 Deno.test(
   "fast lane: the x86_64 and aarch64 code make the same calls and answer alike",
   { ignore: crossToolsMissing() },
@@ -984,8 +993,9 @@ Deno.test(
         transcripts.push(await harness(arch, [`${dir}/${arch}.code`]));
       }
       assert.equal(transcripts[1], transcripts[0]);
+      const [entries, countHook] = transcripts[0].split(/\n(?=arm: the running thread)/);
       // each scenario's calls (to the library's function, the charge or the route), answer and tally
-      const answers = transcripts[0].split("\n").filter((line) =>
+      const answers = entries.split("\n").filter((line) =>
         /^\S|callk|returned|tally| {2}(rawset|setmetatable|rawseti|getstack|getinfo|pcallk|stack:|next|pushnil|checkstack|nested calls)( |$)/
           .test(
             line,
@@ -1421,6 +1431,69 @@ Deno.test(
         "no tally",
         "  returned 1: false",
         "  tally 0",
+      ]);
+      // the arm entry and the count hook it installs: what they set and call, and what is counted
+      const hookCalls = countHook.split("\n").filter((line) =>
+        line !== "" &&
+        !/^ {2}(touserdata|tointegerx -1001002|gettop|pushvalue|rotate|returned|tally)/.test(line)
+      );
+      assert.deepEqual(hookCalls, [
+        "arm: the running thread, for a new run (its count started over)",
+        ...ARMED,
+        "  counted 0",
+        "  extra space: running state, main state, coroutine none",
+        "arm, a coroutine: its count kept",
+        "  tothread 1 -> coroutine",
+        ...ARMING,
+        "  sethook coroutine 8 64",
+        "  counted 100",
+        "  extra space: running none, main state, coroutine state",
+        "arm, a step shorter than the hook's interval: every step",
+        ...ARMING,
+        "  sethook running 8 10",
+        "arm, not a thread: the route",
+        "  tothread 1 -> NULL",
+        "  callk 1 -1 0 NULL: route",
+        "count hook, on a small heap: the kernel's hook called at a step, with what was counted",
+        ...ARMED,
+        "  the hook fires",
+        "  gc 3 -> 100",
+        "  counted 64",
+        "  the hook fires",
+        "  rawgetp -1001000 state -> function",
+        "  pushinteger 128",
+        "  pushboolean 0",
+        "  callk 2 0 0 NULL: function",
+        "  counted 0",
+        "count hook, a large heap within the deadline: the wall clock read",
+        ...ARMED,
+        "  the hook fires",
+        "  gc 3 -> 600",
+        "  clock_gettime 1",
+        "  counted 64",
+        "count hook, a large heap past the deadline: the kernel's hook called before a step",
+        ...ARMED,
+        "  the hook fires",
+        "  gc 3 -> 600",
+        "  clock_gettime 1",
+        "  clock_gettime 3",
+        "  rawgetp -1001000 state -> function",
+        "  pushinteger 64",
+        "  pushboolean 1",
+        "  callk 2 0 0 NULL: function",
+        "  counted 0",
+        "  CPU start 0",
+        "count hook, the wall time past the limit, the CPU time within: the CPU clock read again once it could be",
+        ...ARMED,
+        "  the hook fires",
+        "  gc 3 -> 600",
+        "  clock_gettime 1",
+        "  clock_gettime 3",
+        "  counted 64",
+        "  the hook fires",
+        "  gc 3 -> 600",
+        "  clock_gettime 1",
+        "  counted 128",
       ]);
     });
   },

@@ -239,6 +239,12 @@ export const LUA_SYMBOLS = {
   address_lua_concat: { name: "lua_concat", type: "pointer", optional: true },
   address_lua_iscfunction: { name: "lua_iscfunction", type: "pointer", optional: true },
   address_lua_getupvalue: { name: "lua_getupvalue", type: "pointer", optional: true },
+  // void lua_sethook(lua_State *L, lua_Hook f, int mask, int count)
+  address_lua_sethook: { name: "lua_sethook", type: "pointer", optional: true },
+  address_lua_rawgetp: { name: "lua_rawgetp", type: "pointer", optional: true },
+  address_lua_rawsetp: { name: "lua_rawsetp", type: "pointer", optional: true },
+  address_lua_gc: { name: "lua_gc", type: "pointer", optional: true },
+  address_lua_tothread: { name: "lua_tothread", type: "pointer", optional: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened Lua library: every symbol of {@linkcode LUA_SYMBOLS}, optional ones possibly `null`. */

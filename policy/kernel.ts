@@ -7,8 +7,10 @@
  * libraries the kernel does not need (coroutine, math, os, utf8) from their C openers. Nothing it
  * holds is reachable from sandboxed code.
  *
- * Limits: one budget per run. A count hook (a Lua function, so it may raise) is installed on the
- * main thread and on every coroutine the sandbox creates; C functions whose work depends on their
+ * Limits: one budget per run. A count hook is installed on the main thread and on every coroutine
+ * the sandbox creates: the fast lane's (`ffi/fast_lane.c`), which counts in C and calls the kernel's
+ * hook (a Lua function, so it may raise) at every step, or where there is no lane a Lua function
+ * that calls it, installed with `debug.sethook`. C functions whose work depends on their
  * arguments are charged against the same budget before they run (pattern functions run through a
  * stepped matcher when they could be expensive). Once a limit trips it stays tripped for the run:
  * the hook raises at every firing and every catch point re-raises. The host learns of each trip
@@ -33,8 +35,8 @@ const BEGIN_RUN = `
       count, tripped, fires, cpu_start = 0, nil, 0, nil
       charged, seeded_run, nest = 0, false, 0
       if last_id > 0 then ids, last_id = setmetatable({}, WEAK_KEYS), 0 end
-      -- a full step to the first hook, wherever the last run left Lua's countdown
-      d_sethook(hook, "", STEP)
+      -- a full step to the first hook, wherever the last run left the countdown
+      arm()
       dirty = false
     end
     active = true`;
@@ -154,18 +156,22 @@ return (function()
     if now - cpu_start > cpu_limit then trip("cpu") end
   end
 
-  local function hook()
+  -- instructions: how many ran since the last call; late: the lane's count hook found the run
+  -- may be past its deadline before a step (on a heap over 512 KiB: ffi/fast_lane.c, LARGE_HEAP_KB)
+  local function hook(instructions, late)
     if not active then return end
     dirty = true
     if tripped then raise_tripped() end
-    count = count + STEP
+    count = count + instructions
     if count > budget then return trip("instructions") end
     fires = fires + 1
     -- a short run never reads the clock; a long one reads it at every CLOCK_STEPS-th hook (at every
     -- one when the heap is large enough for single instructions to be slow), so a run past its
     -- deadline goes on for at most CLOCK_STEPS steps: single instructions can be slow on a small
-    -- heap too (a read through an __index chain of 2,000 tables takes some 25 µs)
-    if fires >= CLOCK_STEPS or collectgarbage("count") > 512 then
+    -- heap too (a read through an __index chain of 2,000 tables takes some 25 µs). The lane's
+    -- count hook looks at the wall clock every 64 instructions on such a heap, so that a run of
+    -- slow instructions stops within a few milliseconds of its deadline.
+    if late or fires >= CLOCK_STEPS or collectgarbage("count") > 512 then
       fires = 0
       read_clock()
     end
@@ -209,6 +215,11 @@ return (function()
   end
   -- the same clock read in C, without a call into the host
   host_clock = lane_entry(${LaneEntry.clock}, nil, host_clock)
+  -- arm([co]): the count hook installed on the coroutine co, or on the running thread for a new run
+  local function step_hook() return hook(STEP) end
+  local arm = lane_entry(${LaneEntry.arm}, hook, function(co)
+    if co == nil then d_sethook(step_hook, "", STEP) else d_sethook(co, step_hook, "", STEP) end
+  end)
   -- work worth fewer units than this is not charged (UNCHARGED_UNITS)
   local FEW = ${UNCHARGED_UNITS}
   -- one unit per result
@@ -486,7 +497,7 @@ return (function()
           caught = caught, raise_tripped = raise_tripped,
           tripped = function() return tripped end,
           build_trusted = build_trusted, first_random_of_run = first_random_of_run,
-          hook = hook, STEP = STEP, d_sethook = d_sethook, d_getmetatable = d_getmetatable,
+          arm = arm, d_getmetatable = d_getmetatable,
           tostring = sb_tostring, ident = ident, host_clock = host_clock, host_patterns = host_patterns,
           string_meta = string_meta, openers = OPENERS, FEW = FEW, lane_entry = lane_entry,
           ENTRY_UP = ENTRY_UP, bad_argument = bad_argument, argument_message = argument_message,
@@ -804,7 +815,7 @@ ${BEGIN_RUN}
     return ok, count, cpu_start, verdict, reasons
   end
 
-  d_sethook(hook, "", STEP)
+  arm()
 
   -- the real globals are emptied: nothing below this line needs them. So is the table of loaded
   -- libraries, where Lua looks up the name of a C function that raises an error when its caller

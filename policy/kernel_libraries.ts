@@ -189,11 +189,11 @@ end
 local function build_coroutine()
   local coroutine = library("coroutine")
   local co_create, co_resume, co_close, co_status = coroutine.create, coroutine.resume, coroutine.close, coroutine.status
-  local d_sethook, hook, STEP = k.d_sethook, k.hook, k.STEP
+  local arm = k.arm
   -- each passes its arguments on as it got them: a missing one is "no value" to Lua's function
   local function new_thread(...)
     local co = co_create(...)
-    d_sethook(co, hook, "", STEP)
+    arm(co)
     return co
   end
 

@@ -6,6 +6,9 @@
  */
 
 import assert from "node:assert/strict";
+import { openFastLane } from "../ffi/fast_lane.ts";
+import { openLuaLibrary } from "../ffi/library.ts";
+import { createLuaApi } from "../ffi/lua_api.ts";
 import { type LuaCoroutine, type LuaFunction, LuaRuntime, LuaTable } from "../mod.ts";
 
 const probe = new LuaRuntime();
@@ -20,6 +23,14 @@ export const HAS_INTEGERS: boolean = VERSION === "5.3" || VERSION === "5.4";
 /** Whether the memory cap works (false where Lua refuses a custom allocator, e.g. LuaJIT on x64). */
 export const CAPPED: boolean = probe.memoryUsed(true) > 0;
 probe.close();
+
+const library = openLuaLibrary();
+/**
+ * Whether the sandbox's vetted functions are entries of the fast lane (`ffi/fast_lane.c`): C
+ * functions, as Lua's own are, where a Lua wrapper cannot be (a C-call boundary for yields, the C
+ * stack's limit, the caller's frame kept in tail position).
+ */
+export const HAS_LANE: boolean = openFastLane(library, createLuaApi(library).registryIndex) !== undefined;
 
 /** The environment variable `name`, or undefined. */
 export function env(name: string): string | undefined {

@@ -20,9 +20,6 @@ import {
   type SandboxOptions,
 } from "../../mod.ts";
 import { threadCpuMs } from "../../ffi/clock.ts";
-import { openFastLane } from "../../ffi/fast_lane.ts";
-import { openLuaLibrary } from "../../ffi/library.ts";
-import { createLuaApi } from "../../ffi/lua_api.ts";
 import { PATTERNS_LUA } from "../../policy/patterns.ts";
 
 export {
@@ -45,13 +42,8 @@ probe.close();
 /** Whether the Lua under test is 5.4 (`<close>`, `coroutine.close`, `%p`, non-wrapping for loops). */
 export const IS54: boolean = VERSION === "5.4";
 
-const library = openLuaLibrary();
-/**
- * Whether the sandbox's vetted functions are entries of the fast lane (`ffi/fast_lane.c`): C
- * functions, as Lua's own are, where a Lua wrapper cannot be (a C-call boundary for yields, the C
- * stack's limit, the caller's frame kept in tail position).
- */
-export const HAS_LANE: boolean = openFastLane(library, createLuaApi(library).registryIndex) !== undefined;
+import { HAS_LANE } from "../helpers.ts";
+export { HAS_LANE };
 
 /**
  * Whether the stepped pattern matcher (policy/patterns.ts) has landed. While it is a placeholder
