@@ -11,8 +11,10 @@
  *   - exactly one function (it must start at offset 0 of .text); helpers are always inlined;
  *   - no calls to anything but the function pointers in the state struct;
  *   - no globals, no string literals, no constants in .rodata;
- *   - no #include (we compile freestanding).
+ *   - no #include but luagate's own headers written to the same rules (we compile freestanding).
  */
+
+#include "run_clock.h"
 
 typedef __SIZE_TYPE__ size_t;
 
@@ -35,22 +37,11 @@ typedef struct {
   void *heads[CLASSES];                /* 16: free list of class c (blocks of (c + 1) * 16 bytes) */
 } luagate_alloc_pool;
 
-/*
- * The CPU clock of a state's runs (ffi/clock.ts, RunClock; the fast lane reads the same): a growing
- * allocation of at least LARGE_BYTES in a run past its CPU deadline is refused. The hook checks the
- * deadline only between instructions, and one instruction (a concatenation) can copy as much as the
- * cap allows; its allocation is the one place inside it that luagate's code runs.
- */
-typedef struct {
-  double run_started;                  /* 0: the monotonic wall clock in ms when the run began; +inf between runs */
-  double cpu_limit;                    /* 8: the CPU ms a run may use */
-  double cpu_start;                    /* 16: the thread's CPU clock in ms when the run began, estimated at its first reading; < 0: none yet */
-} luagate_run_clock;
-
+/* A growing allocation of at least LARGE_BYTES in a run past its CPU deadline (run_clock.h) is
+ * refused. The hook checks the deadline only between instructions, and one instruction (a
+ * concatenation) can copy as much as the cap allows; its allocation is the one place inside it that
+ * luagate's code runs. */
 #define LARGE_BYTES 65536
-/* CLOCK_MONOTONIC and CLOCK_THREAD_CPUTIME_ID on Linux, the only system the code is built for */
-#define MONOTONIC_CLOCK 1
-#define THREAD_CPU_CLOCK 3
 
 typedef struct {
   size_t used;                         /* 0: bytes currently held by the Lua state */
@@ -63,7 +54,7 @@ typedef struct {
   size_t peak;                         /* 56: highest `used` seen (the host resets it per run) */
   luagate_alloc_pool *pool;            /* 64: the isolate's pool of small free blocks */
   luagate_run_clock *clock;            /* 72: the state's run clock; NULL: no deadline */
-  int (*clock_gettime)(int, long long *); /* 80: libc's, the timespec as two 64-bit words */
+  luagate_clock_gettime clock_gettime; /* 80: libc's */
   size_t late;                         /* 88: allocations refused past the run's CPU deadline */
 } luagate_alloc_state;
 
@@ -93,30 +84,6 @@ static inline __attribute__((always_inline)) void release(luagate_alloc_state *s
   s->free_fn(ptr);
 }
 
-/* The clock `id` in milliseconds, to the microsecond (as the host's clocks read it). Divided as a
- * double made at run time: a double constant would be data. */
-static inline __attribute__((always_inline)) double clock_ms(const luagate_alloc_state *s, int id) {
-  long long timespec[2] = {0, 0};
-  s->clock_gettime(id, timespec);
-  long long thousand = 1000;
-  __asm__("" : "+r"(thousand));
-  const long long micros = timespec[0] * 1000000 + timespec[1] / 1000;
-  return (double)micros / (double)thousand;
-}
-
-/* Whether the run in progress used more than its CPU time, as RunClock.pastDeadline in
- * ffi/clock.ts answers it: the CPU clock (a system call) is read only to start the run's, and once
- * the run's wall time is past its limit (CPU time never exceeds wall time). */
-static inline __attribute__((always_inline)) int past_deadline(const luagate_alloc_state *s) {
-  luagate_run_clock *clock = s->clock;
-  const double elapsed = clock_ms(s, MONOTONIC_CLOCK) - clock->run_started;
-  if (!(elapsed >= 0)) return 0;
-  if (clock->cpu_start >= 0 && elapsed <= clock->cpu_limit) return 0;
-  const double now = clock_ms(s, THREAD_CPU_CLOCK);
-  if (clock->cpu_start < 0) clock->cpu_start = now - elapsed;
-  return now - clock->cpu_start > clock->cpu_limit;
-}
-
 void *luagate_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   luagate_alloc_state *s = (luagate_alloc_state *)ud;
   /* With ptr == NULL, Lua 5.4 passes a type tag in osize, not a size. */
@@ -136,7 +103,7 @@ void *luagate_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     }
     s->overdraft = 1;
   }
-  if (nsize >= old + LARGE_BYTES && s->clock && !s->allow_overdraft && past_deadline(s)) {
+  if (nsize >= old + LARGE_BYTES && s->clock && !s->allow_overdraft && past_deadline(s->clock, s->clock_gettime)) {
     s->late++;
     return (void *)0;
   }

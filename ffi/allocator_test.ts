@@ -9,7 +9,7 @@ import {
   pooledBytes,
 } from "./allocator.ts";
 import { assertBuiltFromSource, crossToolsMissing, withHarness } from "../tests/fixtures/native_helpers.ts";
-import { monotonicMs, RunClock } from "./clock.ts";
+import { monotonicMs, RunClock, threadCpuMs } from "./clock.ts";
 
 /** Just what these tests need from liblua5.4, independent of the rest of luagate. */
 const LUA_SYMBOLS = {
@@ -167,6 +167,12 @@ for (const { name, native, ignore } of kinds) {
       blocks.push([grant(null, 0n, LARGE), LARGE]);
       clock.begin(monotonicMs());
       blocks.push([grant(null, 0n, LARGE), LARGE]);
+      // a run that began 50 ms of wall time ago and used 2 ms of CPU (its thread waited) is not late
+      clock.end();
+      clock.begin(monotonicMs() - 50);
+      clock.cpuStart(threadCpuMs() + 48);
+      blocks.push([grant(null, 0n, LARGE), LARGE], [grant(null, 0n, LARGE), LARGE]);
+      assert.equal(alloc.late(), 0);
       // a run that began 50 ms of wall time ago: its start is back-dated, and 5 ms are long past
       clock.end();
       clock.begin(monotonicMs() - 50);

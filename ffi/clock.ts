@@ -71,17 +71,19 @@ export function monotonicMs(): number {
   return monotonicClock();
 }
 
-// Fields of luagate_run_clock (doubles); keep in sync with ffi/allocator.c and ffi/fast_lane.c.
+// Fields of luagate_run_clock (doubles); keep in sync with ffi/run_clock.h.
 const RUN_STARTED = 0;
 const CPU_LIMIT = 1;
 const CPU_START = 2;
-const RUN_CLOCK_BYTES = 24;
+const WITHIN_UNTIL = 3;
+const RUN_CLOCK_BYTES = 32;
 
 /**
- * The CPU clock of a state's runs, in memory the native allocator and the fast lane read: when the
- * run began (wall time), the CPU milliseconds it may use, and the CPU time it began at, estimated at
- * its first reading as that reading less the wall time since the run began (an upper bound of the
- * CPU time before it). Between runs nothing is past its deadline.
+ * The CPU clock of a state's runs, in memory the native allocator and the fast lane read
+ * (`ffi/run_clock.h`): when the run began (wall time), the CPU milliseconds it may use, the CPU time
+ * it began at, estimated at its first reading as that reading less the wall time since the run
+ * began (an upper bound of the CPU time before it), and the wall time since the run began up to which
+ * its CPU time is known to be within the limit. Between runs nothing is past its deadline.
  *
  * @example
  * ```ts
@@ -111,8 +113,10 @@ export class RunClock {
 
   /** Begins a run at `wallMs` (a {@linkcode monotonicMs} reading); its CPU start is not read yet. */
   begin(wallMs: number): void {
-    this.#fields[RUN_STARTED] = wallMs;
-    this.#fields[CPU_START] = -1;
+    const fields = this.#fields;
+    fields[RUN_STARTED] = wallMs;
+    fields[CPU_START] = -1;
+    fields[WITHIN_UNTIL] = fields[CPU_LIMIT];
   }
 
   /** Ends the run: until the next one begins, nothing is past its deadline. */
@@ -132,15 +136,20 @@ export class RunClock {
   }
 
   /**
-   * Whether the run in progress used more than its CPU milliseconds; reads the CPU clock (a system
-   * call) only once its wall time is past them, and to start the run's CPU clock.
+   * Whether the run in progress used more than its CPU milliseconds, as `past_deadline` in
+   * `ffi/run_clock.h` answers it: the CPU clock (a system call) is read only once the run's wall
+   * time is past them, and after a reading within them only once the wall time has run for what
+   * was left.
    */
   pastDeadline(): boolean {
     const fields = this.#fields;
-    const elapsed = monotonicMs() - fields[RUN_STARTED];
-    if (!(elapsed >= 0)) return false;
-    if (fields[CPU_START] >= 0 && elapsed <= fields[CPU_LIMIT]) return false;
+    const since = monotonicMs() - fields[RUN_STARTED];
+    if (!(since > fields[WITHIN_UNTIL])) return false;
     const now = threadCpuMs();
-    return now - this.cpuStart(now) > fields[CPU_LIMIT];
+    if (fields[CPU_START] < 0) fields[CPU_START] = now - since;
+    const left = fields[CPU_LIMIT] - (now - fields[CPU_START]);
+    if (left < 0) return true;
+    fields[WITHIN_UNTIL] = since + left;
+    return false;
   }
 }

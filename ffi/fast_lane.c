@@ -53,8 +53,10 @@
  *     function after it whose address the entry takes PC-relative; helpers are always inlined;
  *   - no calls to anything but the function pointers in the description;
  *   - no globals, no string literals, no constants in .rodata (no floating-point literals);
- *   - no #include (we compile freestanding).
+ *   - no #include but luagate's own headers written to the same rules (we compile freestanding).
  */
+
+#include "run_clock.h"
 
 /* vectorised code loads its constants from .rodata, which this code may not have */
 #pragma GCC optimize("no-tree-vectorize", "no-tree-slp-vectorize")
@@ -101,7 +103,7 @@ typedef struct {
   void (*copy)(lua_State *L, int fromidx, int toidx);           /* 248 */
   void (*concat)(lua_State *L, int n);                          /* 256 */
   void (*pushnumber)(lua_State *L, lua_Number n);               /* 264 */
-  int (*clock_gettime)(int clockid, long long *tp);             /* 272: libc's, tp a struct timespec */
+  luagate_clock_gettime clock_gettime;                          /* 272: libc's */
   int (*iscfunction)(lua_State *L, int idx);                    /* 280 */
   const char *(*getupvalue)(lua_State *L, int funcindex, int n); /* 288 */
   long long short_src_at;                                       /* 296: offsetof(lua_Debug, short_src) */
@@ -112,13 +114,6 @@ typedef struct {
   lua_State *(*tothread)(lua_State *L, int idx);                /* 336 */
 } luagate_lane_api;
 
-/* The CPU clock of a state's runs, as ffi/allocator.c describes it (ffi/clock.ts, RunClock). */
-typedef struct {
-  double run_started; /* 0: the monotonic wall clock in ms when the run began */
-  double cpu_limit;   /* 8: the CPU ms a run may use */
-  double cpu_start;   /* 16: the thread's CPU clock in ms when the run began, estimated at its first reading; < 0: none yet */
-} luagate_run_clock;
-
 /* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
 typedef struct {
   double tally;             /* 0: units of work done in C and not yet charged */
@@ -126,15 +121,12 @@ typedef struct {
   double few;               /* 16: work worth fewer units is not charged (as in the wrappers) */
   long long nested;         /* 24: the calls of ENTRY_NESTED in progress (each ends in its own pcall) */
   long long max_nested;     /* 32: how many may be in progress at once */
-  luagate_run_clock *clock; /* 40: the state's run clock */
+  luagate_run_clock *clock; /* 40: the state's run clock (run_clock.h) */
   /* the count hook's (ENTRY_ARM), which has no upvalues: the description it cannot find from its
-   * own address (set by ENTRY_ARM), the instructions it counted and did not hand to the kernel's
-   * hook yet (the host takes them with the tally), and, for the run that began at recheck_run, the
-   * time since it began before which its CPU time cannot have passed the limit */
+   * own address (set by ENTRY_ARM), and the instructions it counted and did not hand to the kernel's
+   * hook yet (the host takes them with the tally) */
   const luagate_lane_api *api; /* 48 */
   double counted;           /* 56 */
-  double recheck_run;       /* 64 */
-  double recheck_after;     /* 72 */
 } luagate_lane_state;
 
 /* The operations, the closure's second upvalue; keep in sync with ffi/fast_lane.ts. */
@@ -213,10 +205,6 @@ enum {
    * hook(instructions, true). The route (which arms Lua's hook) takes any other argument. */
   ENTRY_ARM = 28
 };
-
-/* CLOCK_THREAD_CPUTIME_ID and CLOCK_MONOTONIC on Linux, the only system the lane is built for */
-#define THREAD_CPU_CLOCK 3
-#define MONOTONIC_CLOCK 1
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure, the one closure the host makes, are the
  * tally and LANE_ENTRY). An iterator of ENTRY_STEPS has C's find as its function, step_search as its
@@ -385,17 +373,6 @@ INLINE int has_specials(const luagate_lane_api *lua, lua_State *L, int idx) {
   return 0;
 }
 
-/* The clock `id` of libc's clock_gettime in milliseconds, to the microsecond (as the host's clocks
- * read them). Divided as a double made at run time: a double constant would be data. */
-INLINE lua_Number clock_ms(const luagate_lane_api *lua, int id) {
-  long long timespec[2] = {0, 0};
-  lua->clock_gettime(id, timespec);
-  long long thousand = 1000;
-  __asm__("" : "+r"(thousand));
-  const long long micros = timespec[0] * 1000000 + timespec[1] / 1000;
-  return (lua_Number)micros / (lua_Number)thousand;
-}
-
 /* The state a thread's count hook counts for: a pointer in the thread's extra space, just before it
  * (lua_getextraspace; LUA_EXTRASPACE is the size of a pointer in Lua's default configuration). */
 INLINE luagate_lane_state **extra_space(lua_State *L) {
@@ -406,25 +383,6 @@ INLINE luagate_lane_state **extra_space(lua_State *L) {
 INLINE int hook_every(const luagate_lane_state *state) {
   const int step = (int)state->flush_at;
   return step < HOOK_EVERY ? step : HOOK_EVERY;
-}
-
-/* Whether the state's run may be past its CPU deadline, as the kernel's clock would find it: its
- * CPU time never runs ahead of the wall time since it began, so the CPU clock (a system call) is
- * read only once that is past the limit, and after a reading within it only once the wall time has
- * run for what was left. A first reading back-dates the run's CPU start as ENTRY_CLOCK does. Between
- * runs the start is infinite. */
-INLINE int past_deadline(const luagate_lane_api *lua, luagate_lane_state *state) {
-  luagate_run_clock *clock = state->clock;
-  const lua_Number since = clock_ms(lua, MONOTONIC_CLOCK) - clock->run_started;
-  if (!(since > clock->cpu_limit)) return 0;
-  if (state->recheck_run == clock->run_started && since < state->recheck_after) return 0;
-  const lua_Number now = clock_ms(lua, THREAD_CPU_CLOCK);
-  if (clock->cpu_start < 0) clock->cpu_start = now - since;
-  const lua_Number left = clock->cpu_limit - (now - clock->cpu_start);
-  if (left < 0) return 1;
-  state->recheck_run = clock->run_started;
-  state->recheck_after = since + left;
-  return 0;
 }
 
 /* `units`, or none when they are few (as the wrappers leave them uncharged). */
@@ -1508,16 +1466,16 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
      * reading counted in: while that is within the limit, it stands for the reading, without the
      * CPU clock's system call (the wall clock is the vDSO's). Between runs the start is infinite. */
     if (n == 0 && clock->cpu_start >= 0) {
-      const lua_Number since = clock_ms(lua, MONOTONIC_CLOCK) - clock->run_started;
+      const lua_Number since = clock_ms(lua->clock_gettime, MONOTONIC_CLOCK) - clock->run_started;
       if (since >= 0 && since <= clock->cpu_limit) {
         lua->pushnumber(L, clock->cpu_start + since);
         return 1;
       }
     }
-    const lua_Number now = clock_ms(lua, THREAD_CPU_CLOCK);
+    const lua_Number now = clock_ms(lua->clock_gettime, THREAD_CPU_CLOCK);
     lua->pushnumber(L, now);
     if (n == 0) return 1;
-    if (clock->cpu_start < 0) clock->cpu_start = now - (clock_ms(lua, MONOTONIC_CLOCK) - clock->run_started);
+    if (clock->cpu_start < 0) clock->cpu_start = now - (clock_ms(lua->clock_gettime, MONOTONIC_CLOCK) - clock->run_started);
     lua->pushnumber(L, clock->cpu_start);
     return 2;
   }
@@ -1642,10 +1600,12 @@ __attribute__((used, noinline)) static void count_hook(lua_State *L, void *ar) {
   const luagate_lane_api *lua = state->api;
   state->counted += hook_every(state);
   const int before_step = state->counted < state->flush_at;
-  if (before_step && !(lua->gc(L, LUA_GCCOUNT, 0) > LARGE_HEAP_KB && past_deadline(lua, state))) return;
+  const int late = before_step && lua->gc(L, LUA_GCCOUNT, 0) > LARGE_HEAP_KB &&
+                   past_deadline(state->clock, lua->clock_gettime);
+  if (before_step && !late) return;
   lua->rawgetp(L, (int)lua->registry, state);
   lua->pushinteger(L, (lua_Integer)state->counted);
-  lua->pushboolean(L, before_step);
+  lua->pushboolean(L, late);
   state->counted = 0;
   lua->callk(L, 2, 0, 0, 0);
 }

@@ -60,7 +60,11 @@ export type Capability = ((...args: never[]) => unknown) | CapabilitySpec;
 
 /** What one run used. */
 export interface Usage {
-  /** VM instructions, counted in steps of the hook interval, plus charged C work. */
+  /**
+   * VM instructions plus charged C work. With the fast lane (PUC Lua 5.3 and 5.4 on Linux x86_64 and
+   * aarch64) the instructions are counted 64 at a time (or a step at a time, when a step is shorter);
+   * without it, a step at a time.
+   */
   instructions: number;
   /**
    * Highest Lua memory in bytes during the run above what was in use when it started (the input's
