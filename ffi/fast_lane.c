@@ -198,11 +198,12 @@ enum {
    * searches from where the last match ended, as the matcher's gmatch makes them (C's search, or C's
    * attempt anchored where a match can start, as cheap, else the matcher's step_search) */
   ENTRY_STEPS = 27,
-  /* arm([co]): installs the count hook below on the coroutine co, or with no argument on the running
-   * thread for a new run (its count started over), with the kernel's hook (the entry's f) as the
-   * function it hands the instructions it counted to, whenever they reach a step, as
-   * hook(instructions), and on a large heap as soon as the run is past its CPU deadline, as
-   * hook(instructions, true). The route (which arms Lua's hook) takes any other argument. */
+  /* arm([co]): installs the count hook below on the coroutine co (counting at once the instructions
+   * of one firing), or with no argument on the running thread for a new run (its count started
+   * over), with the kernel's hook (the entry's f) as the function it hands the instructions it
+   * counted to, whenever they reach a step, as hook(instructions), and on a large heap as soon as the
+   * run is past its CPU deadline, as hook(instructions, true). The route (which arms Lua's hook)
+   * takes any other argument. */
   ENTRY_ARM = 28
 };
 
@@ -1484,7 +1485,9 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     lua_State *thread = n == 0 ? L : n == 1 ? lua->tothread(L, 1) : 0;
     if (thread == 0) goto route;
     state->api = lua;
-    if (n == 0) state->counted = 0;
+    /* a coroutine's countdown starts at a whole firing: what it runs before its first firing is
+     * counted now, so that coroutines shorter than that cannot run unseen */
+    state->counted = n == 0 ? 0 : state->counted + hook_every(state);
     lua->pushvalue(L, upvalues - UP_FUNCTION);
     lua->rawsetp(L, (int)lua->registry, state);
     lua->rawgeti(L, (int)lua->registry, LUA_RIDX_MAINTHREAD);
