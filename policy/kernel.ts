@@ -13,7 +13,7 @@
  * that calls it, installed with `debug.sethook`. C functions whose work depends on their
  * arguments are charged against the same budget before they run (pattern functions run through a
  * stepped matcher when they could be expensive). Once a limit trips it stays tripped for the run:
- * the hook raises at every firing and every catch point re-raises. The host learns of each trip
+ * the kernel's hook raises at every call and every catch point re-raises. The host learns of each trip
  * through the host function `\0trip`, and decides from its own flags, never from a message.
  *
  * @module
