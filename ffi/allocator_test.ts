@@ -167,12 +167,16 @@ for (const { name, native, ignore } of kinds) {
       blocks.push([grant(null, 0n, LARGE), LARGE]);
       clock.begin(monotonicMs());
       blocks.push([grant(null, 0n, LARGE), LARGE]);
-      // a run that began 50 ms of wall time ago and used 2 ms of CPU (its thread waited) is not late
+      // a run that began 2 s of wall time ago and used some 10 ms of its 1 s of CPU (its thread
+      // waited) is not late
       clock.end();
-      clock.begin(monotonicMs() - 50);
-      clock.cpuStart(threadCpuMs() + 48);
+      const waited = new RunClock(1000);
+      alloc.setRunClock(waited);
+      waited.begin(monotonicMs() - 2000);
+      waited.cpuStart(threadCpuMs() + 1990);
       blocks.push([grant(null, 0n, LARGE), LARGE], [grant(null, 0n, LARGE), LARGE]);
       assert.equal(alloc.late(), 0);
+      alloc.setRunClock(clock);
       // a run that began 50 ms of wall time ago: its start is back-dated, and 5 ms are long past
       clock.end();
       clock.begin(monotonicMs() - 50);

@@ -130,8 +130,13 @@ export class RunClock {
    * @param now The current {@linkcode threadCpuMs}.
    */
   cpuStart(now: number): number {
+    return this.#cpuStart(now, monotonicMs() - this.#fields[RUN_STARTED]);
+  }
+
+  // back-dated by the wall time `since` the run began, an upper bound of the CPU time before it
+  #cpuStart(now: number, since: number): number {
     const fields = this.#fields;
-    if (fields[CPU_START] < 0) fields[CPU_START] = now - (monotonicMs() - fields[RUN_STARTED]);
+    if (fields[CPU_START] < 0) fields[CPU_START] = now - since;
     return fields[CPU_START];
   }
 
@@ -146,8 +151,7 @@ export class RunClock {
     const since = monotonicMs() - fields[RUN_STARTED];
     if (!(since > fields[WITHIN_UNTIL])) return false;
     const now = threadCpuMs();
-    if (fields[CPU_START] < 0) fields[CPU_START] = now - since;
-    const left = fields[CPU_LIMIT] - (now - fields[CPU_START]);
+    const left = fields[CPU_LIMIT] - (now - this.#cpuStart(now, since));
     if (left < 0) return true;
     fields[WITHIN_UNTIL] = since + left;
     return false;

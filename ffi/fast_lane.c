@@ -1476,8 +1476,8 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     const lua_Number now = clock_ms(lua->clock_gettime, THREAD_CPU_CLOCK);
     lua->pushnumber(L, now);
     if (n == 0) return 1;
-    if (clock->cpu_start < 0) clock->cpu_start = now - (clock_ms(lua->clock_gettime, MONOTONIC_CLOCK) - clock->run_started);
-    lua->pushnumber(L, clock->cpu_start);
+    const lua_Number since = clock_ms(lua->clock_gettime, MONOTONIC_CLOCK) - clock->run_started;
+    lua->pushnumber(L, run_cpu_start(clock, now, since));
     return 2;
   }
 
@@ -1490,8 +1490,12 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     state->counted = n == 0 ? 0 : state->counted + hook_every(state);
     lua->pushvalue(L, upvalues - UP_FUNCTION);
     lua->rawsetp(L, (int)lua->registry, state);
-    lua->rawgeti(L, (int)lua->registry, LUA_RIDX_MAINTHREAD);
-    *extra_space(lua->tothread(L, -1)) = state;
+    /* the main thread's extra space, which every new thread copies, is written by the kernel's first
+     * arming, before the sandbox makes a coroutine */
+    if (n == 0) {
+      lua->rawgeti(L, (int)lua->registry, LUA_RIDX_MAINTHREAD);
+      *extra_space(lua->tothread(L, -1)) = state;
+    }
     *extra_space(thread) = state;
     void (*hook)(lua_State *, void *);
 #if defined(__x86_64__)

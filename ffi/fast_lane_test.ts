@@ -973,8 +973,9 @@ const TO_SANDBOX_CODE = [
   "  getinfo n -> line -1, type6",
 ];
 
-// the arm entry's calls: the kernel's hook kept in the registry under the state's address, the main
-// thread's extra space set; then the hook installed on the running thread, every 64 instructions
+// the arm entry's calls for a new run: the kernel's hook kept in the registry under the state's
+// address, the main thread's extra space set; then the hook installed on the running thread, every 64
+// instructions
 const ARMING = [
   "  rawsetp -1001000 state: function",
   "  rawgeti -1001000 1 -> thread#1",
@@ -1444,10 +1445,10 @@ Deno.test(
         "  extra space: running state, main state, coroutine none",
         "arm, a coroutine: one firing's instructions counted at once",
         "  tothread 1 -> coroutine",
-        ...ARMING,
+        "  rawsetp -1001000 state: function",
         "  sethook coroutine 8 64",
         "  counted 164",
-        "  extra space: running none, main state, coroutine state",
+        "  extra space: running none, main none, coroutine state",
         "arm, a step shorter than the hook's interval: every step",
         ...ARMING,
         "  sethook running 8 10",

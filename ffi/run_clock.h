@@ -31,19 +31,26 @@ static inline __attribute__((always_inline)) double clock_ms(luagate_clock_getti
   return (double)micros / (double)thousand;
 }
 
+/* The CPU time the run began at, estimated now (at CPU time `now`, `since` wall ms into the run) if
+ * no reading did yet: back-dated by the wall time since it began, an upper bound of the CPU time
+ * before it (RunClock.cpuStart). */
+static inline __attribute__((always_inline)) double run_cpu_start(luagate_run_clock *clock, double now,
+                                                                  double since) {
+  if (clock->cpu_start < 0) clock->cpu_start = now - since;
+  return clock->cpu_start;
+}
+
 /* Whether the run in progress used more than its CPU time, as RunClock.pastDeadline answers it.
  * Its CPU time never runs ahead of the wall time since it began, so the CPU clock (a system call) is
  * read only once that wall time is past `within_until` (the limit, when the run begins), and after a
- * reading within the limit only once the wall time has run for what was left. A first reading
- * back-dates the run's CPU start by the wall time since it began (an upper bound of the CPU time
- * before it). Between runs the start is infinite: nothing is late. */
+ * reading within the limit only once the wall time has run for what was left. Between runs the start
+ * is infinite: nothing is late. */
 static inline __attribute__((always_inline)) int past_deadline(luagate_run_clock *clock,
                                                                luagate_clock_gettime clock_gettime) {
   const double since = clock_ms(clock_gettime, MONOTONIC_CLOCK) - clock->run_started;
   if (!(since > clock->within_until)) return 0;
   const double now = clock_ms(clock_gettime, THREAD_CPU_CLOCK);
-  if (clock->cpu_start < 0) clock->cpu_start = now - since;
-  const double left = clock->cpu_limit - (now - clock->cpu_start);
+  const double left = clock->cpu_limit - (now - run_cpu_start(clock, now, since));
   if (left < 0) return 1;
   clock->within_until = since + left;
   return 0;
