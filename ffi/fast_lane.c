@@ -38,9 +38,9 @@
  * be slow (comparing two 16 MiB strings takes milliseconds), and a run past its CPU deadline goes on
  * until the hook next looks at the clock. Every HOOK_EVERY instructions it adds them up, and hands
  * them to the kernel's hook (a Lua function, which counts them against the budget and raises a
- * tripped limit) once they reach a step. On a large heap, where single instructions can be slow, it
- * also reads the wall clock at every firing, and calls the kernel's hook as soon as the run may be
- * past its deadline. It finds its state in the extra space of the thread (lua_getextraspace), which
+ * tripped limit) once they reach a step. It also reads the wall clock at every CLOCK_FIRINGS-th
+ * firing, at every one on a large heap, where single instructions are slowest, and calls the kernel's
+ * hook as soon as the run may be past its deadline. It finds its state in the extra space of the thread (lua_getextraspace), which
  * every new thread copies from the main thread.
 
  * This file is NOT compiled at run time. scripts/build_native.sh compiles it once into
@@ -298,6 +298,10 @@ enum {
 /* On a heap of more KiB, the count hook reads the wall clock at every firing (as the kernel's hook
  * reads its clock at every call: keep in sync with policy/kernel.ts) */
 #define LARGE_HEAP_KB 512
+/* On any heap, it reads the wall clock at every this many firings: an instruction can be slow on a
+ * small heap too (a read through an __index chain of 2,000 tables takes some 25 µs), and a step of
+ * such instructions would take the run that much past its deadline. */
+#define CLOCK_FIRINGS 4
 
 /* A key of the subject's runs (policy/patterns.ts, longest_runs): classes per key, bits per class. */
 #define RUN_SLOTS 12
@@ -1599,15 +1603,17 @@ route:
 
 /* The count hook of the threads ENTRY_ARM armed (see the top of this file): it adds up the
  * instructions, and hands them to the kernel's hook (in the registry under the state's address)
- * once they reach a step, or at once on a large heap when the run may be past its deadline. An error
+ * once they reach a step, or at once when the run may be past its deadline. An error
  * the kernel's hook raises unwinds through this function as through Lua's own hook function. */
 __attribute__((used, noinline)) static void count_hook(lua_State *L, void *ar) {
   (void)ar;
   luagate_lane_state *state = *extra_space(L);
   const luagate_lane_api *lua = state->api;
-  state->counted += hook_every(state);
+  const int every = hook_every(state);
+  state->counted += every;
   const int before_step = state->counted < state->flush_at;
-  const int late = before_step && lua->gc(L, LUA_GCCOUNT, 0) > LARGE_HEAP_KB &&
+  const int clock_firing = (long long)state->counted % (CLOCK_FIRINGS * every) == 0;
+  const int late = before_step && (clock_firing || lua->gc(L, LUA_GCCOUNT, 0) > LARGE_HEAP_KB) &&
                    past_deadline(state->clock, lua->clock_gettime);
   if (before_step && !late) return;
   lua->rawgetp(L, (int)lua->registry, state);
