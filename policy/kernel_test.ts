@@ -52,7 +52,9 @@ Deno.test("kernel: charged work does not carry over to the next run", () => {
 });
 
 Deno.test("kernel: a short run after a counted one starts a full step from its first hook", () => {
-  using sb = new Sandbox();
+  // 2,000 runs: a generous CPU limit, so that a stall of the loaded machine in a run's first steps
+  // (counted at their wall time) cannot stop one
+  using sb = new Sandbox({ limits: { cpuMs: 60_000 } });
   // loops that leave Lua's countdown to the next hook anywhere in a step (1,000 instructions here)
   for (let n = 1000; n < 2000; n++) {
     sb.execute(`for i = 1, ${n} do end`);
