@@ -39,9 +39,9 @@
  * until the hook next looks at the clock. Every HOOK_EVERY instructions it adds them up, and hands
  * them to the kernel's hook (a Lua function, which counts them against the budget and raises a
  * tripped limit) once they reach a step. It also reads the wall clock at every CLOCK_FIRINGS-th
- * firing, at every one on a large heap, where single instructions are slowest, and calls the kernel's
- * hook as soon as the run may be past its deadline. It finds its state in the extra space of the thread (lua_getextraspace), which
- * every new thread copies from the main thread.
+ * firing of a step (at every one on a large heap, where single instructions are slowest), and calls
+ * the kernel's hook as soon as the run may be past its deadline. It finds its state in the extra
+ * space of the thread (lua_getextraspace), which every new thread copies from the main thread.
 
  * This file is NOT compiled at run time. scripts/build_native.sh compiles it once into
  * position-independent machine code with no relocations, embedded in ffi/fast_lane.ts, which maps
@@ -298,7 +298,8 @@ enum {
 /* On a heap of more KiB, the count hook reads the wall clock at every firing (as the kernel's hook
  * reads its clock at every call: keep in sync with policy/kernel.ts) */
 #define LARGE_HEAP_KB 512
-/* On any heap, it reads the wall clock at every this many firings: an instruction can be slow on a
+/* On any heap, it reads the wall clock at every this many firings of a step (counted from the step's
+ * start, so readings are at most twice that apart across steps): an instruction can be slow on a
  * small heap too (a read through an __index chain of 2,000 tables takes some 25 µs), and a step of
  * such instructions would take the run that much past its deadline. */
 #define CLOCK_FIRINGS 4
@@ -1603,8 +1604,8 @@ route:
 
 /* The count hook of the threads ENTRY_ARM armed (see the top of this file): it adds up the
  * instructions, and hands them to the kernel's hook (in the registry under the state's address)
- * once they reach a step, or at once when the run may be past its deadline. An error
- * the kernel's hook raises unwinds through this function as through Lua's own hook function. */
+ * once they reach a step, or at once when the run may be past its deadline. An error the kernel's
+ * hook raises unwinds through this function as through Lua's own hook function. */
 __attribute__((used, noinline)) static void count_hook(lua_State *L, void *ar) {
   (void)ar;
   luagate_lane_state *state = *extra_space(L);

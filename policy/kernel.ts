@@ -169,8 +169,8 @@ return (function()
     -- one when the heap is large enough for single instructions to be slow), so a run past its
     -- deadline goes on for at most CLOCK_STEPS steps: single instructions can be slow on a small
     -- heap too (a read through an __index chain of 2,000 tables takes some 25 µs). The lane's
-    -- count hook looks at the wall clock every 256 instructions on any heap (every 64 on a large
-    -- one), so that a run of slow instructions stops within some 7 ms of its deadline.
+    -- count hook looks at the wall clock at least every 512 instructions on any heap (every 64 on a
+    -- large one), so that a run of slow instructions stops within some 13 ms of its deadline.
     if late or fires >= CLOCK_STEPS or collectgarbage("count") > 512 then
       fires = 0
       read_clock()
