@@ -333,15 +333,17 @@ Deno.test({
         outcome.cpuMs <= CPU_BOUND,
         `program ${i} took ${outcome.cpuMs.toFixed(1)} ms of CPU (deadline ${LIMITS.cpuMs} ms):\n${code}`,
       );
-      if (outcome.wallMs > CPU_BOUND) {
-        // wall time also counts waiting for a core on this shared machine: run it again before
-        // calling it slow (the programs are deterministic)
-        const again = measure(() => sb.execute(code));
-        assert.ok(
-          Math.min(outcome.wallMs, again.wallMs) <= CPU_BOUND,
-          `program ${i} took ${outcome.wallMs.toFixed(0)} ms, then ${again.wallMs.toFixed(0)} ms:\n${code}`,
-        );
+      // wall time also counts waiting for a core on this shared machine (a loaded CI run once saw
+      // 164 ms, then 233, for a program of 50-64 ms alone): run it again, up to three times, before
+      // calling it slow (the programs are deterministic)
+      const walls = [outcome.wallMs];
+      while (walls.at(-1)! > CPU_BOUND && walls.length < 4) {
+        walls.push(measure(() => sb.execute(code)).wallMs);
       }
+      assert.ok(
+        walls.at(-1)! <= CPU_BOUND,
+        `program ${i} took ${walls.map((ms) => ms.toFixed(0)).join(", then ")} ms:\n${code}`,
+      );
       assert.equal(sb.eval("1 + 1"), 2, `the sandbox is unusable after program ${i}:\n${code}`);
     }
     assertHostIntact(snap);
