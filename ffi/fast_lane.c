@@ -201,9 +201,9 @@ enum {
   /* arm([co]): installs the count hook below on the coroutine co (counting at once the instructions
    * of one firing), or with no argument on the running thread for a new run (its count started
    * over), with the kernel's hook (the entry's f) as the function it hands the instructions it
-   * counted to, whenever they reach a step, as hook(instructions), and on a large heap as soon as the
-   * run is past its CPU deadline, as hook(instructions, true). The route (which arms Lua's hook)
-   * takes any other argument. */
+   * counted to, whenever they reach a step, as hook(instructions), and as soon as a reading of the
+   * wall clock (CLOCK_FIRINGS, LARGE_HEAP_KB) finds the run may be past its CPU deadline, as
+   * hook(instructions, true). The route (which arms Lua's hook) takes any other argument. */
   ENTRY_ARM = 28
 };
 

@@ -16,9 +16,10 @@
 # --x86_64-only to accept that.
 #
 # The allocator, the data builder and the fast lane are raw code: one global function at offset 0 of
-# .text (the fast lane has a static one after it, its count hook), no relocations, no data. The call runner is a whole shared library (Deno calls a function it got
-# from Deno.dlopen much faster than a bare pointer), with no dependencies and no symbol but its
-# entry. The script checks all of that and fails otherwise.
+# .text (the fast lane has a static one after it, its count hook), no relocations, no data. The call
+# runner is a whole shared library (Deno calls a function it got from Deno.dlopen much faster than a
+# bare pointer), with no dependencies and no symbol but its entry. The script checks all of that and
+# fails otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
