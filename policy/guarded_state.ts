@@ -44,6 +44,7 @@ import {
   UNCHARGED_UNITS,
 } from "./kernel.ts";
 import { LIBRARIES_LUA } from "./kernel_libraries.ts";
+import { ROUTES_LUA } from "./kernel_routes.ts";
 import { type Limits, resolveLimits } from "./limits.ts";
 import { PATTERNS_LUA } from "./patterns.ts";
 
@@ -396,6 +397,8 @@ export class GuardedState {
         return this.core.trustedBytecodeOf(PATTERNS_LUA, "=luagate.patterns");
       case "\u0000libraries":
         return this.core.trustedBytecodeOf(LIBRARIES_LUA, "=luagate.libraries");
+      case "\u0000routes":
+        return this.core.trustedBytecodeOf(ROUTES_LUA, "=luagate.routes");
     }
     const spec = this.#capabilities.get(name);
     if (!spec) throw new LuaError(`no capability '${name}'`);

@@ -4,8 +4,10 @@
  * vetted environment and the limit machinery, locks the string metatable, empties the real
  * globals, and returns its API to the host. Each vetted library is built on its first use by the
  * builders of `LIBRARIES_LUA` (kernel_libraries.ts), a chunk of its own loaded then, which opens the
- * libraries the kernel does not need (coroutine, math, os, utf8) from their C openers. Nothing it
- * holds is reachable from sandboxed code.
+ * libraries the kernel does not need (coroutine, math, os, utf8) from their C openers. Its rarely
+ * taken paths (argument errors, most routes of the fast lane's entries, the piecewise compiler) are
+ * `ROUTES_LUA` (kernel_routes.ts), loaded on their first use the same way. Nothing it holds is
+ * reachable from sandboxed code.
  *
  * Limits: one budget per run. A count hook is installed on the main thread and on every coroutine
  * the sandbox creates: the fast lane's (`ffi/fast_lane.c`), which counts in C and calls the kernel's
@@ -103,6 +105,7 @@ return (function()
   local host_clock, host_trip = host_function("\\0clock"), host_function("\\0trip")
   local host_write, host_module = host_function("\\0write"), host_function("\\0module")
   local host_patterns, host_libraries = host_function("\\0patterns"), host_function("\\0libraries")
+  local host_routes = host_function("\\0routes")
 
   local MEMERR = "not enough memory"
   local COMPILE_TOO_LONG = "${COMPILE_TOO_LONG}"
@@ -265,38 +268,31 @@ return (function()
     return built
   end
 
-  -- Lua's message for a bad argument i of the function the sandbox code called as \`called\`
-  -- (debug.getinfo's "n" of it; fname where the call gives no name), as luaL_argerror writes it:
-  -- a method call does not count its self
-  local function argument_message(i, fname, problem, called)
-    local name = called and called.name or fname
-    if called and called.namewhat == "method" then
-      i = i - 1
-      if i == 0 then return "calling '" .. name .. "' on bad self (" .. problem .. ")" end
+  -- The kernel's rarely taken paths (Lua's argument errors, most routes of the fast lane's
+  -- entries, the piecewise compiler) are a chunk of their own (kernel_routes.ts), loaded from the
+  -- host's cached bytecode the first time one is taken, as trusted work. A stub stands for each: it
+  -- tail-calls the function, so the levels that function's errors name count the same frames.
+  local vetted_builders, internals, nested, routes_built
+  local function routes()
+    if routes_built == nil then
+      routes_built = build_trusted(function()
+        return assert(load(host_routes(), "=luagate.routes", "b", TRUSTED_GLOBALS))(internals())
+      end)
     end
-    return "bad argument #" .. i .. " to '" .. name .. "' (" .. problem .. ")"
+    return routes_built
   end
-  -- the type Lua's argument errors name: __name of the metatable, where it is a string
-  local function type_name(v)
-    local mt = d_getmetatable(v)
-    local name = mt and rawget(mt, "__name")
-    if type(name) == "string" then return name end
-    return type(v)
+  local function route(name)
+    return function(...) return routes()[name](...) end
   end
-  -- the problem of a value v of the wrong type (absent: no value at all)
-  local function expected_type(expected, v, absent)
-    return expected .. " expected, got " .. (absent and "no value" or type_name(v))
-  end
-  -- Lua's error for argument i of fname, raised at level (of the caller of bad_argument), which
-  -- is the sandbox code's call of the function below it; a function called from C (pcall) is
-  -- named as Lua would name it from its loaded libraries
-  local vetted_builders, nested
-  local function bad_argument(i, fname, problem, level)
-    local called = d_getinfo(level, "nf")
-    if called and called.name == nil then
-      called.name = build_trusted(vetted_builders).global_name(called.func) or fname
-    end
-    error(argument_message(i, fname, problem, called), level + 1)
+  -- bad_argument(i, fname, problem, level): Lua's error for argument i of fname, raised at level (of
+  -- the caller of bad_argument), which is the sandbox code's call of the function below it
+  local bad_argument, expected_type, argument_message = route("bad_argument"), route("expected_type"),
+    route("argument_message")
+  -- the entry op of the fast lane with the route the routes chunk names; where there is no lane,
+  -- that route itself, loaded at once: sandbox code calls it, and its errors name it as called
+  local function lane_route(op, f, name, kept)
+    if lane then return lane_entry(op, f, route(name), kept) end
+    return routes()[name]
   end
 
   -- Lua's C functions put the line of the code that called them in front of their errors, and an
@@ -383,9 +379,7 @@ return (function()
     return caught(xpcall(..., locate, select(2, ...)))
   end
   if lane then
-    sb_pcall = lane_entry(${LaneEntry.pcall}, function()
-      bad_argument(1, "pcall", "value expected", 2 + ENTRY_UP)
-    end, caught, locate)
+    sb_pcall = lane_entry(${LaneEntry.pcall}, route("pcall"), caught, locate)
     RAISERS[sb_pcall] = true
   end
   -- Lua calls a message handler before unwinding: after an error raised by the hook, hooks are
@@ -486,24 +480,34 @@ return (function()
       frozen[proxy] = t
       return proxy
     end
+    local decision_envs, base = setmetatable({}, WEAK_KEYS), nil
+    -- chunks longer than this are compiled a piece at a time (see compile)
+    local LOAD_PIECE = 2048
+    -- what the trusted chunks loaded later (the vetted libraries' builders, the routes) reach of the
+    -- kernel: only what is passed here
+    function internals()
+      return {
+        charge = charge, charge_bytes = charge_bytes, charge_results = charge_results, nested = nested,
+        caught = caught, raise_tripped = raise_tripped,
+        tripped = function() return tripped end,
+        build_trusted = build_trusted, first_random_of_run = first_random_of_run,
+        arm = arm, d_getmetatable = d_getmetatable,
+        tostring = sb_tostring, ident = ident, host_clock = host_clock, host_patterns = host_patterns,
+        string_meta = string_meta, openers = OPENERS, FEW = FEW, lane_entry = lane_entry,
+        ENTRY_UP = ENTRY_UP, bad_argument = bad_argument, argument_message = argument_message,
+        lane = lane, d_getinfo = d_getinfo, d_getupvalue = d_getupvalue, base = base, views = frozen,
+        raisers = RAISERS, frame = frame, libraries = vetted_builders, decision_envs = decision_envs,
+        view_of = view_of, rawlen = rawlen, cpu_limit = cpu_limit, LOAD_PIECE = LOAD_PIECE,
+        COMPILE_TOO_LONG = COMPILE_TOO_LONG,
+      }
+    end
     -- The builders of the vetted libraries are a chunk of their own, loaded from the host's cached
-    -- bytecode when the first of them is used; they reach the kernel only through what it passes here.
-    local builders, base
+    -- bytecode when the first of them is used.
+    local builders
     function vetted_builders()
       if builders == nil then
         local factory = assert(load(host_libraries(), "=luagate.libraries", "b", TRUSTED_GLOBALS))
-        builders = factory({
-          charge = charge, charge_bytes = charge_bytes, charge_results = charge_results, nested = nested,
-          caught = caught, raise_tripped = raise_tripped,
-          tripped = function() return tripped end,
-          build_trusted = build_trusted, first_random_of_run = first_random_of_run,
-          arm = arm, d_getmetatable = d_getmetatable,
-          tostring = sb_tostring, ident = ident, host_clock = host_clock, host_patterns = host_patterns,
-          string_meta = string_meta, openers = OPENERS, FEW = FEW, lane_entry = lane_entry,
-          ENTRY_UP = ENTRY_UP, bad_argument = bad_argument, argument_message = argument_message,
-          lane = lane, d_getinfo = d_getinfo, d_getupvalue = d_getupvalue, base = base, views = frozen,
-          raisers = RAISERS, frame = frame,
-        })
+        builders = factory(internals())
       end
       return builders
     end
@@ -537,91 +541,23 @@ return (function()
       return freeze(t)
     end
 
-    local decision_envs = setmetatable({}, WEAK_KEYS)
     -- Lua's load raises its argument errors at its caller, which would be the function below,
     -- inside the kernel: they are raised here, at the sandbox code's call. rawset and setmetatable
     -- of the common case are the fast lane's entries, done in C, where a table whose metatable has a
-    -- __metatable (a view, a decision's globals) and a metatable with a __gc take the route
-    local sb_rawset = lane_entry(${LaneEntry.rawset}, nil, function(...)
-      local t, k, v = ...
-      if frozen[t] then error("attempt to modify a read-only table", 2 + ENTRY_UP) end
-      local n = select("#", ...)
-      if type(t) ~= "table" then bad_argument(1, "rawset", expected_type("table", t, n == 0), 2 + ENTRY_UP) end
-      if n < 3 then bad_argument(n + 1, "rawset", "value expected", 2 + ENTRY_UP) end
-      local meta = decision_envs[t]
-      if meta then meta.env = nil end
-      return rawset(t, k, v)
-    end, "__metatable")
+    -- __metatable (a view, a decision's globals) and a metatable with a __gc take the route. next,
+    -- rawget and rawlen of a view are those of the table it shows, through their routes; a table
+    -- that is not a view goes to Lua's own at once, through the fast lane's entries.
+    local sb_rawset = lane_route(${LaneEntry.rawset}, nil, "rawset", "__metatable")
+    local sb_next = lane_route(${LaneEntry.next}, nil, "next", frozen)
+    local sb_rawget = lane_route(${LaneEntry.rawget}, nil, "rawget", frozen)
+    local sb_rawlen = lane_route(${LaneEntry.rawlen}, nil, "rawlen", frozen)
+    local sb_setmetatable = lane_route(${LaneEntry.setmetatable}, nil, "setmetatable", "__gc")
 
-    -- next, rawget and rawlen of a view are those of the table it shows. Anything else goes to
-    -- Lua's own, after a check that raises their error about the first argument from here, where it
-    -- can name the function (the tail call would make it '?'). A table that is not a view goes to
-    -- Lua's own at once, through the fast lane's entries.
-    -- Lua 5.3's rawlen does not say what it got
-    local RAWLEN_SAYS_EXPECTED_ONLY = TRUSTED_GLOBALS._VERSION == "Lua 5.3"
-    local function shown(name, expected, n, t)
-      local viewed = view_of(t)
-      if viewed ~= nil then return viewed end
-      local kind = type(t)
-      if kind == "table" or (kind == "string" and expected ~= "table") then return t end
-      local problem = expected_type(expected, t, n == 0)
-      if name == "rawlen" and RAWLEN_SAYS_EXPECTED_ONLY then problem = expected .. " expected" end
-      bad_argument(1, name, problem, 3 + ENTRY_UP)
-    end
-    local sb_next = lane_entry(${LaneEntry.next}, nil, function(...)
-      return next(shown("next", "table", select("#", ...), ...), select(2, ...))
-    end, frozen)
-    local sb_rawget = lane_entry(${LaneEntry.rawget}, nil, function(...)
-      local n = select("#", ...)
-      local t = shown("rawget", "table", n, ...)
-      if n < 2 then bad_argument(2, "rawget", "value expected", 2 + ENTRY_UP) end
-      return rawget(t, (select(2, ...)))
-    end, frozen)
-    local sb_rawlen = lane_entry(${LaneEntry.rawlen}, nil, function(...)
-      return rawlen(shown("rawlen", "table or string", select("#", ...), ...))
-    end, frozen)
-
-    local SETMETATABLE_SAYS_GOT = TRUSTED_GLOBALS._VERSION ~= "Lua 5.3"
-    local sb_setmetatable = lane_entry(${LaneEntry.setmetatable}, nil, function(...)
-      local t, mt = ...
-      local n = select("#", ...)
-      if type(t) ~= "table" then bad_argument(1, "setmetatable", expected_type("table", t, n == 0), 2 + ENTRY_UP) end
-      local kind = type(mt)
-      if n < 2 or (kind ~= "nil" and kind ~= "table") then
-        local problem = "nil or table expected"
-        if SETMETATABLE_SAYS_GOT then problem = expected_type("nil or table", mt, n < 2) end
-        bad_argument(2, "setmetatable", problem, 2 + ENTRY_UP)
-      end
-      if kind == "table" and rawget(mt, "__gc") ~= nil then
-        error("metatables with __gc are not allowed in the sandbox", 2 + ENTRY_UP)
-      end
-      local current = d_getmetatable(t)
-      if current ~= nil and rawget(current, "__metatable") ~= nil then
-        error("cannot change a protected metatable", 2 + ENTRY_UP)
-      end
-      return setmetatable(t, mt)
-    end, "__gc")
-
-    -- Lua's parser runs in C and is quadratic in some shapes (a chain of 20,000 "or" took 0.9 s to
-    -- compile, 100 KB): a chunk longer than a piece is handed to it a piece at a time, the CPU clock
-    -- read before each. Past cpu_limit from \`started\` (the run's clock, else the compile's start)
-    -- the parser is handed the end of the chunk, what it made is thrown away, and the answer is
-    -- COMPILE_TOO_LONG.
-    local LOAD_PIECE = 2048
+    -- Lua's parser runs in C and is quadratic in some shapes: a chunk longer than a piece is
+    -- compiled by the routes' compile_in_pieces, which reads the CPU clock before each piece.
     local function compile(code, name, env, started)
       if #code <= LOAD_PIECE then return load(code, name, "t", env) end
-      started = started or host_clock()
-      local at, stopped = 1, false
-      local f, err = load(function()
-        if host_clock() - started > cpu_limit then
-          stopped = true
-          return nil
-        end
-        at = at + LOAD_PIECE
-        return s_sub(code, at - LOAD_PIECE, at - 1)
-      end, name or code, "t", env)
-      if stopped then return nil, COMPILE_TOO_LONG end
-      return f, err
+      return routes().compile_in_pieces(code, name, env, started)
     end
 
     local function sb_load(chunk, name, mode, ...)
@@ -668,10 +604,7 @@ return (function()
     local sb_tonumber = lane_entry(${LaneEntry.bytes}, tonumber, charged_tonumber)
 
     -- a value no metamethod shows is Lua's to convert (the fast lane's entry calls tostring at once)
-    local sb_tostring_entry = lane_entry(${LaneEntry.plain}, tostring, function(...)
-      if select("#", ...) == 0 then bad_argument(1, "tostring", "value expected", 2 + ENTRY_UP) end
-      return sb_tostring((...), 2 + ENTRY_UP)
-    end)
+    local sb_tostring_entry = lane_route(${LaneEntry.plain}, tostring, "tostring")
 
     base = {
       assert = assert, error = error, ipairs = ipairs, next = sb_next, pairs = pairs,

@@ -3,7 +3,7 @@
 // way the run changed it. The kernel skips the resets after a run that changed nothing, so each
 // test makes a run change one thing and checks the next starts from nothing.
 import assert from "node:assert/strict";
-import { LuaLimitError, PermissionDeniedError, PolicyEngine, Sandbox } from "../mod.ts";
+import { LuaError, LuaLimitError, PermissionDeniedError, PolicyEngine, Sandbox } from "../mod.ts";
 import { HAS_LANE } from "../tests/helpers.ts";
 
 // 200 instructions between two hooks; a loop of n iterations runs about 2n instructions
@@ -153,4 +153,45 @@ Deno.test("kernel: work the fast lane tallied counts in its run, and not in the 
   assert.ok(HAS_LANE ? counted >= 400 && counted <= 1_000 : counted === 0, `${counted}`);
   sb.execute("return 1");
   assert.ok(sb.usage.instructions === 0 || sb.usage.instructions === every, `${sb.usage.instructions}`);
+});
+
+Deno.test("kernel: its routes load on their first use, once, and answer as the kernel's own did", () => {
+  using sb = new Sandbox();
+  // one chunk, kept after its first run: only the routes can grow the sandbox's memory
+  const code = "local bad = ... if bad then rawset(1) end return rawget({ 1 }, 1), rawlen('ab'), next({ 3 })";
+  // (its second run leaves the rebinding's upvalue: from then on, runs of it leave nothing)
+  assert.deepEqual(sb.execute(code, false), [1, 2, 1, 3]);
+  assert.deepEqual(sb.execute(code, false), [1, 2, 1, 3]);
+  const idle = sb.idleMemory;
+  assert.deepEqual(sb.execute(code, false), [1, 2, 1, 3]);
+  // where there is a lane, a sandbox that took no route has not loaded them
+  if (HAS_LANE) assert.equal(sb.idleMemory, idle);
+  const message = "sandbox:1: bad argument #1 to 'rawset' (table expected, got number)";
+  assert.throws(() => sb.execute(code, true), (e: Error) => e instanceof LuaError && e.message === message);
+  const loaded = sb.idleMemory;
+  if (HAS_LANE) assert.ok(loaded > idle + 1024, `idle at ${idle} bytes, then ${loaded}`);
+  assert.throws(() => sb.execute(code, true), (e: Error) => e.message === message);
+  // the same error again finds them loaded (it may leave a few bytes of its own)
+  assert.ok(
+    sb.idleMemory < loaded + 512,
+    `${loaded} bytes after the first error, ${sb.idleMemory} after the second`,
+  );
+  const errors = [
+    ["local r = rawget; r(1)", "sandbox:1: bad argument #1 to 'r' (table expected, got number)"],
+    // Lua 5.3 does not say what it got
+    [
+      "setmetatable({}, 1)",
+      `sandbox:1: bad argument #2 to 'setmetatable' (nil or table expected${
+        sb.execute("return _VERSION") === "Lua 5.3" ? "" : ", got number"
+      })`,
+    ],
+    ["pcall()", "sandbox:1: bad argument #1 to 'pcall' (value expected)"],
+    ["tostring()", "sandbox:1: bad argument #1 to 'tostring' (value expected)"],
+    ["rawset(string, 1, 2)", "sandbox:1: attempt to modify a read-only table"],
+    ["rawget()", "sandbox:1: bad argument #1 to 'rawget' (table expected, got no value)"],
+  ];
+  for (const [code, message] of errors) {
+    assert.throws(() => sb.execute(code), (e: Error) => e.message === message, code);
+  }
+  assert.deepEqual(sb.execute("return rawlen(string) >= 0, rawget(string, 'rep') ~= nil"), [true, true]);
 });
