@@ -288,12 +288,6 @@ return (function()
   -- the caller of bad_argument), which is the sandbox code's call of the function below it
   local bad_argument, expected_type, argument_message = route("bad_argument"), route("expected_type"),
     route("argument_message")
-  -- the entry op of the fast lane with the route the routes chunk names; where there is no lane,
-  -- that route itself, loaded at once: sandbox code calls it, and its errors name it as called
-  local function lane_route(op, f, name, kept)
-    if lane then return lane_entry(op, f, route(name), kept) end
-    return routes()[name]
-  end
 
   -- Lua's C functions put the line of the code that called them in front of their errors, and an
   -- argument error names the function as that code called it (luaL_where, luaL_argerror). Called
@@ -547,11 +541,11 @@ return (function()
     -- __metatable (a view, a decision's globals) and a metatable with a __gc take the route. next,
     -- rawget and rawlen of a view are those of the table it shows, through their routes; a table
     -- that is not a view goes to Lua's own at once, through the fast lane's entries.
-    local sb_rawset = lane_route(${LaneEntry.rawset}, nil, "rawset", "__metatable")
-    local sb_next = lane_route(${LaneEntry.next}, nil, "next", frozen)
-    local sb_rawget = lane_route(${LaneEntry.rawget}, nil, "rawget", frozen)
-    local sb_rawlen = lane_route(${LaneEntry.rawlen}, nil, "rawlen", frozen)
-    local sb_setmetatable = lane_route(${LaneEntry.setmetatable}, nil, "setmetatable", "__gc")
+    local sb_rawset = lane_entry(${LaneEntry.rawset}, nil, route("rawset"), "__metatable")
+    local sb_next = lane_entry(${LaneEntry.next}, nil, route("next"), frozen)
+    local sb_rawget = lane_entry(${LaneEntry.rawget}, nil, route("rawget"), frozen)
+    local sb_rawlen = lane_entry(${LaneEntry.rawlen}, nil, route("rawlen"), frozen)
+    local sb_setmetatable = lane_entry(${LaneEntry.setmetatable}, nil, route("setmetatable"), "__gc")
 
     -- Lua's parser runs in C and is quadratic in some shapes: a chunk longer than a piece is
     -- compiled by the routes' compile_in_pieces, which reads the CPU clock before each piece.
@@ -604,7 +598,7 @@ return (function()
     local sb_tonumber = lane_entry(${LaneEntry.bytes}, tonumber, charged_tonumber)
 
     -- a value no metamethod shows is Lua's to convert (the fast lane's entry calls tostring at once)
-    local sb_tostring_entry = lane_route(${LaneEntry.plain}, tostring, "tostring")
+    local sb_tostring_entry = lane_entry(${LaneEntry.plain}, tostring, route("tostring"))
 
     base = {
       assert = assert, error = error, ipairs = ipairs, next = sb_next, pairs = pairs,

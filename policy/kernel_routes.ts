@@ -6,10 +6,12 @@
  *
  * Trusted Lua kept out of the kernel chunk: every sandbox state loads the kernel, and most never
  * raise an argument error nor give the lane a call it declines. The kernel loads this chunk from
- * the host's cached bytecode the first time one of these paths is taken (at once where there is
- * no fast lane: the routes are then the vetted functions themselves). Each of its functions stands
- * behind a stub of the kernel that tail-calls it, so the levels its errors name count the frames
- * they counted when it was the kernel's own.
+ * the host's cached bytecode the first time one of these paths is taken. Each of its functions
+ * stands behind a stub of the kernel that tail-calls it, so the levels its errors name count the
+ * frames they counted when it was the kernel's own. Where there is no fast lane, the stubs of the
+ * routes are the vetted functions themselves; a function called by a tail call has no name of its
+ * own in Lua's debug information, so an argument error then names the function by its global name
+ * even where the sandbox code called it through a local of another name.
  *
  * @module
  */

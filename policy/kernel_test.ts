@@ -164,7 +164,8 @@ Deno.test("kernel: its routes load on their first use, once, and answer as the k
   assert.deepEqual(sb.execute(code, false), [1, 2, 1, 3]);
   const idle = sb.idleMemory;
   assert.deepEqual(sb.execute(code, false), [1, 2, 1, 3]);
-  // where there is a lane, a sandbox that took no route has not loaded them
+  // where there is a lane, a sandbox that took no route has not loaded them (without one, rawget,
+  // rawlen and next are routes)
   if (HAS_LANE) assert.equal(sb.idleMemory, idle);
   const message = "sandbox:1: bad argument #1 to 'rawset' (table expected, got number)";
   assert.throws(() => sb.execute(code, true), (e: Error) => e instanceof LuaError && e.message === message);
@@ -177,7 +178,11 @@ Deno.test("kernel: its routes load on their first use, once, and answer as the k
     `${loaded} bytes after the first error, ${sb.idleMemory} after the second`,
   );
   const errors = [
-    ["local r = rawget; r(1)", "sandbox:1: bad argument #1 to 'r' (table expected, got number)"],
+    // without a lane the route is called by a tail call, which has no name: the global one stands in
+    [
+      "local r = rawget; r(1)",
+      `sandbox:1: bad argument #1 to '${HAS_LANE ? "r" : "rawget"}' (table expected, got number)`,
+    ],
     // Lua 5.3 does not say what it got
     [
       "setmetatable({}, 1)",
