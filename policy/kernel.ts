@@ -452,11 +452,6 @@ return (function()
     -- builds its table and returns it); sb_rawset refuses them
     local frozen = setmetatable({}, WEAK_KEYS)
     local function deny() error("attempt to modify a read-only table", 2) end
-    local function view_of(t)
-      local shown = frozen[t]
-      if type(shown) == "function" then shown = shown() end
-      return shown
-    end
     local function freeze(t)
       -- a view stays one view (a module may return another module's table): next and rawget see
       -- through one level only
@@ -474,7 +469,8 @@ return (function()
       frozen[proxy] = t
       return proxy
     end
-    local decision_envs, base = setmetatable({}, WEAK_KEYS), nil
+    local decision_envs = setmetatable({}, WEAK_KEYS)
+    local base
     -- chunks longer than this are compiled a piece at a time (see compile)
     local LOAD_PIECE = 2048
     -- what the trusted chunks loaded later (the vetted libraries' builders, the routes) reach of the
@@ -491,7 +487,7 @@ return (function()
         ENTRY_UP = ENTRY_UP, bad_argument = bad_argument, argument_message = argument_message,
         lane = lane, d_getinfo = d_getinfo, d_getupvalue = d_getupvalue, base = base, views = frozen,
         raisers = RAISERS, frame = frame, libraries = vetted_builders, decision_envs = decision_envs,
-        view_of = view_of, rawlen = rawlen, cpu_limit = cpu_limit, LOAD_PIECE = LOAD_PIECE,
+        rawlen = rawlen, cpu_limit = cpu_limit, LOAD_PIECE = LOAD_PIECE,
         COMPILE_TOO_LONG = COMPILE_TOO_LONG,
       }
     end
@@ -535,9 +531,7 @@ return (function()
       return freeze(t)
     end
 
-    -- Lua's load raises its argument errors at its caller, which would be the function below,
-    -- inside the kernel: they are raised here, at the sandbox code's call. rawset and setmetatable
-    -- of the common case are the fast lane's entries, done in C, where a table whose metatable has a
+    -- rawset and setmetatable of the common case are the fast lane's entries, done in C, where a table whose metatable has a
     -- __metatable (a view, a decision's globals) and a metatable with a __gc take the route. next,
     -- rawget and rawlen of a view are those of the table it shows, through their routes; a table
     -- that is not a view goes to Lua's own at once, through the fast lane's entries.
@@ -554,6 +548,8 @@ return (function()
       return routes().compile_in_pieces(code, name, env, started)
     end
 
+    -- Lua's load raises its argument errors at its caller, which would be the function below,
+    -- inside the kernel: they are raised here, at the sandbox code's call
     local function sb_load(chunk, name, mode, ...)
       if type(chunk) ~= "string" then error("load: only string chunks are allowed in the sandbox", 2) end
       local name_type = type(name)

@@ -23,7 +23,7 @@
  */
 export const ROUTES_LUA = `
 local k = ...
-local UP, views, decision_envs, view_of = k.ENTRY_UP, k.views, k.decision_envs, k.view_of
+local UP, views, decision_envs = k.ENTRY_UP, k.views, k.decision_envs
 local d_getmetatable, d_getinfo, sb_tostring = k.d_getmetatable, k.d_getinfo, k.tostring
 local rawlen, s_sub = k.rawlen, string.sub
 
@@ -66,7 +66,9 @@ end
 -- Lua 5.3's rawlen does not say what it got
 local RAWLEN_SAYS_EXPECTED_ONLY = _VERSION == "Lua 5.3"
 local function shown(name, expected, n, t)
-  local viewed = view_of(t)
+  -- a library's view maps to the function that builds its table and returns it
+  local viewed = views[t]
+  if type(viewed) == "function" then return viewed() end
   if viewed ~= nil then return viewed end
   local kind = type(t)
   if kind == "table" or (kind == "string" and expected ~= "table") then return t end
