@@ -14,6 +14,8 @@ import {
 } from "../tests/fixtures/native_helpers.ts";
 import { openLuaLibrary } from "./library.ts";
 import { createLuaApi, type LuaState, LuaStatus, LuaType } from "./lua_api.ts";
+import { runsEmbeddedCode } from "./native_code.ts";
+import { switchedOn } from "./switches.ts";
 
 const library = openLuaLibrary();
 const api = createLuaApi(library);
@@ -251,8 +253,7 @@ Deno.test("data builder: nesting up to the slot limit", { ignore }, () => {
 
 Deno.test("data builder: none for LuaJIT and Lua before 5.3", () => {
   const expected = !library.isLuaJIT && (library.version === "5.3" || library.version === "5.4") &&
-    Deno.build.os === "linux" && (Deno.build.arch === "x86_64" || Deno.build.arch === "aarch64") &&
-    Deno.env.get("LUAGATE_JS_DATA") !== "1";
+    runsEmbeddedCode() && !switchedOn("LUAGATE_JS_DATA");
   assert.equal(builder !== undefined, expected);
   if (builder) assert.equal(builder.program.length > PROGRAM_HEADER, true);
 });

@@ -9,6 +9,7 @@
 
 import { type Libc, mapPrivateAnonymous, PROT_EXEC, PROT_READ, PROT_WRITE } from "./libc.ts";
 import type { LuaLibrary } from "./library.ts";
+import { switchedOn } from "./switches.ts";
 
 /** The embedded code of one function, per supported architecture (Linux only). */
 export interface EmbeddedCode {
@@ -19,7 +20,25 @@ export interface EmbeddedCode {
 }
 
 /**
- * The code for the running platform, if there is one.
+ * Whether embedded code runs here: on Linux x86_64 and aarch64, unless `LUAGATE_NO_NATIVE_CODE=1`
+ * (which makes Linux take the path of platforms without it).
+ *
+ * @example Usage
+ * ```ts
+ * import { runsEmbeddedCode } from "./native_code.ts";
+ *
+ * console.log(runsEmbeddedCode()); // true on Linux x86_64 and aarch64
+ * ```
+ *
+ * @returns whether {@linkcode platformCode} can answer.
+ */
+export function runsEmbeddedCode(): boolean {
+  return Deno.build.os === "linux" && (Deno.build.arch === "x86_64" || Deno.build.arch === "aarch64") &&
+    !switchedOn("LUAGATE_NO_NATIVE_CODE");
+}
+
+/**
+ * The code for the running platform, if embedded code runs here ({@linkcode runsEmbeddedCode}).
  *
  * @example Usage
  * ```ts
@@ -33,10 +52,8 @@ export interface EmbeddedCode {
  * @returns the variant for this OS and architecture, or `undefined`.
  */
 export function platformCode(code: EmbeddedCode): Uint8Array | undefined {
-  if (Deno.build.os !== "linux") return undefined;
-  if (Deno.build.arch === "x86_64") return code.x86_64;
-  if (Deno.build.arch === "aarch64") return code.aarch64;
-  return undefined;
+  if (!runsEmbeddedCode()) return undefined;
+  return Deno.build.arch === "x86_64" ? code.x86_64 : code.aarch64;
 }
 
 /**

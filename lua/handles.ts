@@ -10,16 +10,11 @@ import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaStatus, LuaType } from "../ffi/lua_api.ts";
 import { type HandleInfo, handleInfoOf, type LuaCore, registerHandle, releaseHandle } from "./core.ts";
 import { LuaError, LuaMemoryError, LuaStateError } from "./errors.ts";
+import { switchedOn } from "../ffi/switches.ts";
 
 /** When true, table access always takes the protected path (tests use it to cover both paths). */
 export const tableAccess: { forceProtected: boolean } = {
-  forceProtected: (() => {
-    try {
-      return Deno.env.get("LUAGATE_FORCE_PROTECTED") === "1";
-    } catch {
-      return false;
-    }
-  })(),
+  forceProtected: switchedOn("LUAGATE_FORCE_PROTECTED"),
 };
 
 function infoOf(handle: object): HandleInfo {

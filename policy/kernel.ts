@@ -206,15 +206,17 @@ return (function()
     return s
   end
   -- A vetted function that is an entry of the fast lane (ffi/fast_lane.c), where there is one: a C
-  -- closure that makes the common call to Lua's own C function f and hands any other to route, the
-  -- Lua that is the function where there is no lane. ENTRY_UP: how many levels every entry puts in
-  -- front of its route (an error the route raises at level 2 must then say 2 + ENTRY_UP). op is one
-  -- of LaneEntry (ffi/fast_lane.ts), written into this chunk; the host gives the lane a tally
-  -- whenever it gives the lane, so it makes every one of them.
-  local ENTRY_UP = lane and 1 or 0
+  -- closure that makes the common call to Lua's own C function f and hands any other to route. op
+  -- is one of LaneEntry (ffi/fast_lane.ts), written into this chunk; the host gives the lane a
+  -- tally whenever it gives the lane, so it makes every one of them. Where there is no lane, the
+  -- entry is a Lua function that hands every call to route, in the frame the lane's entry would
+  -- have: the name the sandbox code called a function by is that frame's (a C function's argument
+  -- error shows it), which a tail call would drop. ENTRY_UP: the levels an entry puts in front of
+  -- its route (an error the route raises at level 2 must say 2 + ENTRY_UP).
+  local ENTRY_UP = 1
   local function lane_entry(op, f, route, kept)
     if lane then return (assert(lane(op, f, charge, route, kept))) end
-    return route
+    return function(...) return select(1, route(...)) end
   end
   -- the same clock read in C, without a call into the host
   host_clock = lane_entry(${LaneEntry.clock}, nil, host_clock)

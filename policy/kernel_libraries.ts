@@ -266,9 +266,8 @@ local FEW = k.FEW
 local quick = { [8] = nested }
 local patterns
 -- The matcher, loaded on the first call of a pattern function that is not the lane's common case
--- (a quick table is empty until the matcher learns). Its public functions are the routes, or the
--- functions themselves where there is no lane (UP 0).
-local function install_patterns(S)
+-- (a quick table is empty until the matcher learns). Its public functions are the entries' routes.
+local function install_patterns()
   if patterns == nil then
     patterns = k.build_trusted(function()
       library("math")
@@ -278,7 +277,6 @@ local function install_patterns(S)
         run_entry = function(route) return entry(${LaneEntry.run}, nil, route) end,
       })
     end)
-    if UP == 0 then S.find, S.match, S.gmatch, S.gsub = patterns.find, patterns.match, patterns.gmatch, patterns.gsub end
   end
   return patterns
 end
@@ -493,13 +491,13 @@ local function build_string()
   end
   -- each route is a tail call, so that the matcher's errors count the levels an entry puts in front
   S.find = entry(${LaneEntry.find}, C_PATTERNS.find,
-    function(...) return install_patterns(S).find(...) end, quick)
+    function(...) return install_patterns().find(...) end, quick)
   S.match = entry(${LaneEntry.match}, C_PATTERNS.match,
-    function(...) return install_patterns(S).match(...) end, quick)
+    function(...) return install_patterns().match(...) end, quick)
   S.gmatch = entry(${LaneEntry.gmatch}, C_PATTERNS.gmatch,
-    function(...) return install_patterns(S).gmatch(...) end, quick)
+    function(...) return install_patterns().gmatch(...) end, quick)
   S.gsub = entry(${LaneEntry.gsub}, s_gsub,
-    function(...) return install_patterns(S).gsub(...) end, quick)
+    function(...) return install_patterns().gsub(...) end, quick)
   k.string_meta.__index = S
   return S
 end

@@ -157,7 +157,8 @@ local V53 = _VERSION == "Lua 5.3"
 local LIMIT = tonumber(deps.limit) or 100000
 local stats = deps.stats -- optional counters: stats.c (calls given to C), stats.lua
 local FEW = tonumber(deps.few) or 0 -- a charge of fewer units is skipped
-local UP = deps.up or 0 -- levels an entry of the fast lane puts between a public function and its caller
+-- levels an entry (the fast lane's, or its Lua stand-in) puts between a public function and its caller
+local UP = deps.up or 0
 local bad_argument = deps.bad_argument or function(i, fname, problem, level)
   error(format("bad argument #%d to '%s' (%s)", i, fname, problem), level + 1)
 end

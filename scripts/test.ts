@@ -5,12 +5,10 @@
  *
  * 1. `lua5.4`: the whole tree (deno.json's test excludes apply) with `LUAGATE_LUA_LIB=liblua5.4.so.0`;
  * 2. `lua5.3`: the whole tree again with `LUAGATE_LUA_LIB=liblua5.3.so.0`;
- * 3. `lua5.4 protected+js-alloc`: `tests/runtime_*_test.ts`, `tests/engine_*_test.ts`,
- *    `tests/pool_test.ts` and the `ffi/` and `lua/` tests with
- *    `LUAGATE_FORCE_PROTECTED=1 LUAGATE_JS_ALLOCATOR=1 LUAGATE_JS_DATA=1`, so that the protected call
- *    path, the JS allocator and data pushed field by field (a pool worker decoding its encoded inputs)
- *    are covered as well as the fast path, the native allocator and the native data builder (skipped
- *    with a note while no such test file exists).
+ * 3. `lua5.4-portable`: the whole tree again with `LUAGATE_NO_NATIVE_CODE=1 LUAGATE_FORCE_PROTECTED=1`:
+ *    the path of platforms without luagate's embedded machine code (macOS, Windows, Linux on other
+ *    architectures: no fast lane, call runner, native allocator or data builder) and the protected
+ *    path of table access, as well as the native code and the fast path in the passes before.
  *
  * Each pass streams Deno's usual progress to the terminal and writes a JUnit report; the counts come
  * from the reports (steps are not counted, tests left out by `--filter` are not counted as skipped).
@@ -20,14 +18,13 @@
  *   ./run test                       # all passes
  *   ./run test --quick               # the Lua 5.4 pass only
  *   ./run test --filter proxy        # deno test --filter proxy, in every pass
- *   ./run test tests/handles_test.ts # these paths instead of the whole tree (protected pass too)
+ *   ./run test tests/handles_test.ts # these paths instead of the whole tree, in every pass
  *   ./run test --junit-dir out/      # also keep the JUnit reports as out/<pass>.junit.xml
  *
  * @module
  */
 
 const PERMISSIONS = ["--allow-ffi", "--allow-env", "--allow-read", "--allow-write", "--allow-run"];
-const TEST_FILE = /^(?:.*[_.])?test\.(?:ts|tsx|mts|js|mjs|jsx)$/;
 
 interface Pass {
   name: string;
@@ -78,24 +75,6 @@ function parseArgs(args: string[]) {
     } else options.paths.push(arg);
   }
   return options;
-}
-
-/** Test files of the protected pass, as paths relative to the repository root. */
-function protectedPassPaths(): string[] {
-  const found: string[] = [];
-  const list = (dir: string, keep: (name: string) => boolean) => {
-    try {
-      for (const entry of Deno.readDirSync(dir)) {
-        if (entry.isFile && keep(entry.name)) found.push(`${dir}/${entry.name}`);
-      }
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
-  };
-  list("tests", (name) => /^(?:(?:runtime|engine)_.*|pool)_test\.ts$/.test(name));
-  list("ffi", (name) => TEST_FILE.test(name));
-  list("lua", (name) => TEST_FILE.test(name));
-  return found.sort();
 }
 
 function libraryError(library: string): string | undefined {
@@ -338,15 +317,12 @@ async function main(): Promise<number> {
       env: { LUAGATE_LUA_LIB: "liblua5.3.so.0" },
       paths: options.paths,
     });
-    const paths = options.paths.length ? options.paths : protectedPassPaths();
-    const env = {
-      LUAGATE_LUA_LIB: lua54.library,
-      LUAGATE_FORCE_PROTECTED: "1",
-      LUAGATE_JS_ALLOCATOR: "1",
-      LUAGATE_JS_DATA: "1",
-    };
-    if (paths.length) passes.push({ name: "lua5.4-protected-jsalloc", ...lua54, env, paths });
-    else console.log("\n(no tests/runtime_*_test.ts nor ffi/ tests: protected + JS allocator pass skipped)");
+    passes.push({
+      name: "lua5.4-portable",
+      ...lua54,
+      env: { LUAGATE_LUA_LIB: lua54.library, LUAGATE_NO_NATIVE_CODE: "1", LUAGATE_FORCE_PROTECTED: "1" },
+      paths: options.paths,
+    });
   }
 
   const total: Counts = { passed: 0, failed: 0, skipped: 0, steps: 0, failures: [] };
