@@ -10,7 +10,7 @@ const switches = new Map<string, boolean>();
 
 /**
  * Whether the environment variable `name` is `"1"`, read once per process; `false` without
- * `--allow-env`.
+ * `--allow-env` (a switch never asks for the permission).
  *
  * @example Usage
  * ```ts
@@ -26,7 +26,8 @@ export function switchedOn(name: string): boolean {
   let on = switches.get(name);
   if (on === undefined) {
     try {
-      on = Deno.env.get(name) === "1";
+      on = Deno.permissions.querySync({ name: "env", variable: name }).state === "granted" &&
+        Deno.env.get(name) === "1";
     } catch {
       on = false;
     }
