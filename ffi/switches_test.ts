@@ -2,17 +2,19 @@ import assert from "node:assert/strict";
 import { switchedOn } from "./switches.ts";
 
 Deno.test('switches: on only for "1", read once per process', () => {
-  Deno.env.set("LUAGATE_SWITCH_TEST_ON", "1");
-  Deno.env.set("LUAGATE_SWITCH_TEST_YES", "yes");
-  Deno.env.delete("LUAGATE_SWITCH_TEST_UNSET");
-  assert.equal(switchedOn("LUAGATE_SWITCH_TEST_ON"), true);
-  assert.equal(switchedOn("LUAGATE_SWITCH_TEST_YES"), false);
-  assert.equal(switchedOn("LUAGATE_SWITCH_TEST_UNSET"), false);
-  // a later change is not seen: the paths taken stay the same for the whole process
-  Deno.env.set("LUAGATE_SWITCH_TEST_ON", "0");
-  Deno.env.set("LUAGATE_SWITCH_TEST_UNSET", "1");
-  assert.equal(switchedOn("LUAGATE_SWITCH_TEST_ON"), true);
-  assert.equal(switchedOn("LUAGATE_SWITCH_TEST_UNSET"), false);
+  const names = ["LUAGATE_SWITCH_TEST_ON", "LUAGATE_SWITCH_TEST_YES", "LUAGATE_SWITCH_TEST_UNSET"];
+  try {
+    Deno.env.set(names[0], "1");
+    Deno.env.set(names[1], "yes");
+    Deno.env.delete(names[2]);
+    assert.deepEqual(names.map(switchedOn), [true, false, false]);
+    // a later change is not seen: the paths taken stay the same for the whole process
+    Deno.env.set(names[0], "0");
+    Deno.env.set(names[2], "1");
+    assert.deepEqual(names.map(switchedOn), [true, false, false]);
+  } finally {
+    for (const name of names) Deno.env.delete(name);
+  }
 });
 
 Deno.test("switches: off without the env permission", async () => {
