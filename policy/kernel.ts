@@ -533,10 +533,11 @@ return (function()
       return freeze(t)
     end
 
-    -- rawset and setmetatable of the common case are the fast lane's entries, done in C, where a table whose metatable has a
-    -- __metatable (a view, a decision's globals) and a metatable with a __gc take the route. next,
-    -- rawget and rawlen of a view are those of the table it shows, through their routes; a table
-    -- that is not a view goes to Lua's own at once, through the fast lane's entries.
+    -- rawset and setmetatable of the common case are the fast lane's entries, done in C, where a
+    -- table whose metatable has a __metatable (a view, a decision's globals) and a metatable with a
+    -- __gc take the route. next, rawget and rawlen of a view are those of the table it shows,
+    -- through their routes; a table that is not a view goes to Lua's own at once, through the fast
+    -- lane's entries.
     local sb_rawset = lane_entry(${LaneEntry.rawset}, nil, route("rawset"), "__metatable")
     local sb_next = lane_entry(${LaneEntry.next}, nil, route("next"), frozen)
     local sb_rawget = lane_entry(${LaneEntry.rawget}, nil, route("rawget"), frozen)

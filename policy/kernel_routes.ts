@@ -8,10 +8,9 @@
  * raise an argument error nor give the lane a call it declines. The kernel loads this chunk from
  * the host's cached bytecode the first time one of these paths is taken. Each of its functions
  * stands behind a stub of the kernel that tail-calls it, so the levels its errors name count the
- * frames they counted when it was the kernel's own. Where there is no fast lane, the stubs of the
- * routes are the vetted functions themselves; a function called by a tail call has no name of its
- * own in Lua's debug information, so an argument error then names the function by its global name
- * even where the sandbox code called it through a local of another name.
+ * frames they counted when it was the kernel's own. Where there is no fast lane, a Lua entry of
+ * the kernel calls the stub in the lane's stead and keeps the frame that holds the name the sandbox
+ * code called the function by.
  *
  * @module
  */

@@ -20,9 +20,11 @@ import {
   type SandboxOptions,
 } from "../../mod.ts";
 import { threadCpuMs } from "../../ffi/clock.ts";
+import { HAS_LANE } from "../helpers.ts";
 import { PATTERNS_LUA } from "../../policy/patterns.ts";
 
 export {
+  HAS_LANE,
   LuaError,
   LuaLimitError,
   LuaMemoryError,
@@ -41,9 +43,6 @@ export const VERSION: string = String(probe.eval("_VERSION")).replace("Lua ", ""
 probe.close();
 /** Whether the Lua under test is 5.4 (`<close>`, `coroutine.close`, `%p`, non-wrapping for loops). */
 export const IS54: boolean = VERSION === "5.4";
-
-import { HAS_LANE } from "../helpers.ts";
-export { HAS_LANE };
 
 /**
  * Whether the stepped pattern matcher (policy/patterns.ts) has landed. While it is a placeholder
