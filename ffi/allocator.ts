@@ -13,7 +13,7 @@
  * - **JS** (everywhere else, or on request): a `Deno.UnsafeCallback` with the same semantics, roughly
  *   100 ns slower per allocation.
  *
- * The state lives in a small `ArrayBuffer` owned by the handle, so the host reads the counters with
+ * The state lives in a block of pinned JS memory (`ffi/pinned.ts`) owned by the handle, so the host reads the counters with
  * plain typed-array loads (no FFI call, no BigInt). A JS allocator can only serve a Lua state driven
  * from the JS thread (no `nonblocking` FFI calls into such a state).
  *
@@ -35,6 +35,7 @@
 import type { RunClock } from "./clock.ts";
 import { type Libc, openLibc } from "./libc.ts";
 import { type EmbeddedCode, mapExecutable, platformCode } from "./native_code.ts";
+import { pinnedBlock } from "./pinned.ts";
 import { cString } from "./strings.ts";
 import { switchedOn } from "./switches.ts";
 
@@ -427,7 +428,6 @@ class Allocator implements AllocatorHandle {
   readonly state: Deno.PointerObject;
   readonly native: boolean;
   readonly overdraftWords: { readonly allow: bigint; readonly granted: bigint };
-  readonly #buffer: ArrayBuffer;
   readonly #words: Uint32Array;
   readonly #wide: BigUint64Array;
   #callback: Deno.UnsafeCallback<LuaAllocDefinition> | undefined;
@@ -435,16 +435,13 @@ class Allocator implements AllocatorHandle {
 
   constructor(useNative: boolean) {
     const libc = openLibc();
-    // A bare ArrayBuffer always has an off-heap backing store, which V8 never moves, so its address
-    // can be handed to C for the life of the buffer (kept alive by this object, itself kept alive by
-    // `live` until close()). Not `new BigUint64Array(8)`: V8 may store small typed arrays on its heap.
-    this.#buffer = new ArrayBuffer(STATE_BYTES);
-    this.#words = new Uint32Array(this.#buffer);
-    this.#wide = new BigUint64Array(this.#buffer);
-    const state = Deno.UnsafePointer.of(this.#buffer);
-    if (state === null) throw new Error("luagate: no address for the allocator state");
-    this.state = state;
-    const address = Deno.UnsafePointer.value(state);
+    // memory V8 never moves, kept alive by the views below (this object is kept alive by `live`
+    // until close()). Not `new BigUint64Array(12)`: V8 may store small typed arrays on its heap.
+    const block = pinnedBlock(STATE_BYTES);
+    this.#words = new Uint32Array(block.buffer, block.byteOffset, STATE_BYTES / 4);
+    this.#wide = new BigUint64Array(block.buffer, block.byteOffset, STATE_BYTES / 8);
+    this.state = block.pointer;
+    const address = Deno.UnsafePointer.value(block.pointer);
     this.overdraftWords = {
       allow: address + BigInt(8 * ALLOW_OVERDRAFT),
       granted: address + BigInt(8 * OVERDRAFT),

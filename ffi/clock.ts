@@ -9,6 +9,7 @@
  */
 
 import { cMemory, openLibc } from "./libc.ts";
+import { pinnedBlock } from "./pinned.ts";
 
 const CLOCK_MONOTONIC = Deno.build.os === "darwin" ? 6 : 1;
 const CLOCK_THREAD_CPUTIME_ID = Deno.build.os === "darwin" ? 16 : 3;
@@ -101,12 +102,10 @@ export class RunClock {
 
   /** @param cpuLimitMs The CPU milliseconds a run may use. */
   constructor(cpuLimitMs: number) {
-    // an ArrayBuffer's backing store never moves: C may keep its address
-    const buffer = new ArrayBuffer(RUN_CLOCK_BYTES);
-    const pointer = Deno.UnsafePointer.of(buffer);
-    if (pointer === null) throw new Error("luagate: no address for a run clock");
-    this.pointer = pointer;
-    this.#fields = new Float64Array(buffer);
+    // memory V8 never moves, kept alive by the view: C may keep its address
+    const block = pinnedBlock(RUN_CLOCK_BYTES);
+    this.pointer = block.pointer;
+    this.#fields = new Float64Array(block.buffer, block.byteOffset, RUN_CLOCK_BYTES / 8);
     this.#fields[CPU_LIMIT] = cpuLimitMs;
     this.end();
   }

@@ -22,6 +22,7 @@
 import type { RunClock } from "./clock.ts";
 import type { LuaLibrary } from "./library.ts";
 import { cWords, openLibc } from "./libc.ts";
+import { pinnedBlock } from "./pinned.ts";
 import { cString } from "./strings.ts";
 import {
   type EmbeddedCode,
@@ -2814,8 +2815,8 @@ function makeLane(library: LuaLibrary, registryIndex: number): Deno.PointerObjec
 }
 
 /**
- * One state's tally of the work its fast lane did and did not charge yet: JS memory (an
- * `ArrayBuffer`'s backing store never moves) that the state's closures point to.
+ * One state's tally of the work its fast lane did and did not charge yet: JS memory that never
+ * moves (`ffi/pinned.ts`), which the state's closures point to.
  */
 export class LaneTally {
   /** The address the closures get as their first upvalue. */
@@ -2830,14 +2831,12 @@ export class LaneTally {
    */
   constructor(step: number, few: number, clock: RunClock) {
     this.#clock = clock;
-    const buffer = new ArrayBuffer(STATE_BYTES);
-    const pointer = Deno.UnsafePointer.of(buffer);
-    if (pointer === null) throw new Error("luagate: no address for a lane tally");
-    this.pointer = pointer;
-    this.#words = new Float64Array(buffer);
+    const block = pinnedBlock(STATE_BYTES);
+    this.pointer = block.pointer;
+    this.#words = new Float64Array(block.buffer, block.byteOffset, STATE_BYTES / 8);
     this.#words[1] = step;
     this.#words[2] = few;
-    const words = new BigInt64Array(buffer, 24, 3);
+    const words = new BigInt64Array(block.buffer, block.byteOffset + 24, 3);
     words[1] = BigInt(MAX_NESTED_CALLS);
     words[2] = Deno.UnsafePointer.value(clock.pointer);
   }

