@@ -1,18 +1,20 @@
 /**
- * The Lua half of the bridge, run once in every new state with whether to build the `js` table and
- * the host's C functions (in the order of {@linkcode BOOTSTRAP_CALLBACKS}) as its arguments. It
- * builds the proxy metatable and the trampolines that turn a C function's `false, err` into a Lua
- * error (C functions written in JS must never raise themselves), the traceback handler, and the
- * `js` table when asked. It returns its helpers in the order of {@linkcode BOOTSTRAP_HELPERS}; the
- * host pins each one in the registry and nothing else can reach them. Arguments and results go by
- * position: a table of them cost a host call per name, dozens for every new state.
+ * The Lua half of the bridge, run once in every new state with the host's C functions (in the order
+ * of {@linkcode BOOTSTRAP_CALLBACKS}) as its arguments. It builds the proxy metatable and the
+ * trampolines that turn a C function's `false, err` into a Lua error (C functions written in JS must
+ * never raise themselves) and the traceback handler. It returns its helpers in the order of
+ * {@linkcode BOOTSTRAP_HELPERS}; the host pins each one in the registry and nothing else can reach
+ * them. Arguments and results go by position: a table of them cost a host call per name, dozens for
+ * every new state. Lua's `js` table is a chunk of its own, {@linkcode JS_TABLE_LUA}, which only a
+ * state that exposes it loads: a sandbox never does, and loading the prototypes of its functions
+ * cost every sandbox about 10,000 instructions.
  *
  * @module
  */
 
 /** The bootstrap chunk. Works on Lua 5.1 to 5.4 and LuaJIT. */
 export const BOOTSTRAP_LUA = `
-local with_js, c_call, c_index, c_newindex, c_len, c_tostring, c_iter, c_next, c_askind, c_gc = ...
+local c_call, c_index, c_newindex, c_len, c_tostring, c_iter, c_next, c_gc = ...
 local error, type, setmetatable, tostring, next, select = error, type, setmetatable, tostring, next, select
 local collectgarbage, traceback = collectgarbage, debug.traceback
 
@@ -59,20 +61,6 @@ local mt = {
   __name = "js.object",
 }
 
--- only a state that exposes it builds the js table (a sandbox never does)
-local js
-if with_js then
-  js = {}
-  function js.iter(obj) return iterate(obj, "iter") end
-  function js.iterex(obj) return iterate(obj, "iterex") end
-  function js.enumerate(obj) return iterate(obj, "enumerate") end
-  function js.as_attrgetter(obj) return finish(c_askind(ids[obj], "attr")) end
-  function js.as_itemgetter(obj) return finish(c_askind(ids[obj], "item")) end
-  function js.as_function(obj)
-    return function(...) return obj(...) end
-  end
-end
-
 return
   function(e)
     if type(e) == "string" then return traceback(e, 2) end
@@ -85,14 +73,14 @@ return
   function(t, k) return t[k] end,
   function(t, k, v) t[k] = v end,
   function(v) return tostring(v) end,
-  js,
+  iterate,
   function() collectgarbage("collect") end,
   -- a state may open its libraries one by one, coroutine left out
   coroutine and coroutine.status,
   function(co, message) return traceback(co, message) end
 `;
 
-/** The host's C functions the bootstrap takes, in the order it takes them (after `with_js`). */
+/** The host's C functions the bootstrap takes, in the order it takes them. */
 export const BOOTSTRAP_CALLBACKS = [
   "call",
   "index",
@@ -101,7 +89,6 @@ export const BOOTSTRAP_CALLBACKS = [
   "tostring",
   "iter",
   "next",
-  "askind",
   "gc",
 ] as const;
 
@@ -115,7 +102,7 @@ export const BOOTSTRAP_HELPERS = [
   "get",
   "set",
   "tostring",
-  "js",
+  "iterate",
   "collect",
   "costatus",
   "cotraceback",
@@ -123,3 +110,29 @@ export const BOOTSTRAP_HELPERS = [
 
 /** The name of one of the bootstrap's helpers. */
 export type BootstrapHelper = typeof BOOTSTRAP_HELPERS[number];
+
+/**
+ * Lua's `js` table, called with the bootstrap's `iterate`, the host's `askind` C function and the
+ * bootstrap's table of proxy ids; returns the table. Works on Lua 5.1 to 5.4 and LuaJIT.
+ */
+export const JS_TABLE_LUA = `
+local iterate, c_askind, ids = ...
+local error = error
+
+local function as_kind(obj, kind)
+  local ok, v = c_askind(ids[obj], kind)
+  if ok then return v end
+  error(v, 0)
+end
+
+local js = {}
+function js.iter(obj) return iterate(obj, "iter") end
+function js.iterex(obj) return iterate(obj, "iterex") end
+function js.enumerate(obj) return iterate(obj, "enumerate") end
+function js.as_attrgetter(obj) return as_kind(obj, "attr") end
+function js.as_itemgetter(obj) return as_kind(obj, "item") end
+function js.as_function(obj)
+  return function(...) return obj(...) end
+end
+return js
+`;

@@ -28,7 +28,13 @@ import {
   MULTRET,
 } from "../ffi/lua_api.ts";
 import { copyCBytes, cString, decodeCBytes, StringEncoder } from "../ffi/strings.ts";
-import { BOOTSTRAP_CALLBACKS, BOOTSTRAP_HELPERS, BOOTSTRAP_LUA, type BootstrapHelper } from "./bootstrap.ts";
+import {
+  BOOTSTRAP_CALLBACKS,
+  BOOTSTRAP_HELPERS,
+  BOOTSTRAP_LUA,
+  type BootstrapHelper,
+  JS_TABLE_LUA,
+} from "./bootstrap.ts";
 import { buildError, type DataEncoder, dataEncoder } from "./data_program.ts";
 import { LuaError, LuaMemoryError, LuaStateError, LuaSyntaxError } from "./errors.ts";
 
@@ -199,9 +205,14 @@ const trustedBytecode = new Map<string, Uint8Array>();
 // One per isolate: a push encodes and hands the bytes to Lua before anything else can encode.
 const encoder = new StringEncoder();
 const freeCoreIds: number[] = [];
-// the bootstrap's stack: the chunk, its cached copy, with_js and the callbacks (each closure's upvalue
-// pushed first), or the copy and the helpers it returns
-const BOOTSTRAP_STACK = Math.max(3 + BOOTSTRAP_CALLBACKS.length + 1, 1 + BOOTSTRAP_HELPERS.length);
+// the bootstrap's stack: the chunk, its cached copy and the callbacks (each closure's upvalue pushed
+// first), or the copy and the helpers it returns
+const BOOTSTRAP_STACK = Math.max(2 + BOOTSTRAP_CALLBACKS.length + 1, 1 + BOOTSTRAP_HELPERS.length);
+// Lua's LUA_REFNIL: the reference of nil, which lua_rawgeti of the registry reads as nil
+const REF_NIL = -1;
+
+/** A value of the bootstrap pinned in the registry: one of its helpers, or Lua's `js` table. */
+type CoreRef = BootstrapHelper | "js";
 
 const C_FUNCTION = {
   parameters: ["pointer"],
@@ -307,7 +318,7 @@ export class LuaCore {
   #collecting = false;
   #usedAfterCollection = 0;
   #deniedSeen = 0;
-  #refs?: Record<BootstrapHelper, number>;
+  #refs?: Record<CoreRef, number>;
   #capped: boolean;
 
   constructor(options: CoreOptions = {}) {
@@ -449,17 +460,23 @@ export class LuaCore {
     const cbs = processCallbacks();
     this.#ensureStack(L, BOOTSTRAP_STACK);
     this.loadTrusted(L, BOOTSTRAP_LUA, "=luagate");
-    s.lua_pushboolean(L, withJsTable ? 1 : 0);
     for (const name of BOOTSTRAP_CALLBACKS) this.#pushCFunction(L, cbs[name].pointer);
-    const callStatus = api.pcall(L, 1 + BOOTSTRAP_CALLBACKS.length, BOOTSTRAP_HELPERS.length, 0);
+    const callStatus = api.pcall(L, BOOTSTRAP_CALLBACKS.length, BOOTSTRAP_HELPERS.length, 0);
     if (callStatus !== LuaStatus.OK) throw this.#errorAt(L, callStatus, -1);
     // each helper is pinned in the registry by reference, the last first: luaL_ref pops the top
-    const refs = {} as Record<BootstrapHelper, number>;
+    const refs = { js: REF_NIL } as Record<CoreRef, number>;
     for (let i = BOOTSTRAP_HELPERS.length - 1; i >= 0; i--) {
       refs[BOOTSTRAP_HELPERS[i]] = s.luaL_ref(L, this.#registry);
     }
     this.#refs = refs;
     if (!withJsTable) return;
+    this.loadTrusted(L, JS_TABLE_LUA, "=luagate.js");
+    this.pushRef(L, "iterate");
+    this.#pushCFunction(L, cbs.askind.pointer);
+    this.pushRef(L, "proxy_ids");
+    const jsStatus = api.pcall(L, 3, 1, 0);
+    if (jsStatus !== LuaStatus.OK) throw this.#errorAt(L, jsStatus, -1);
+    refs.js = s.luaL_ref(L, this.#registry);
     this.pushRef(L, "js");
     this.pushProxy(L, NONE, "default");
     s.lua_setfield(L, -2, cString("none"));
@@ -726,7 +743,7 @@ export class LuaCore {
   }
 
   /** Pushes the bootstrap helper `name`. Uses 1 slot. */
-  pushRef(L: LuaState, name: BootstrapHelper): void {
+  pushRef(L: LuaState, name: CoreRef): void {
     this.api.rawGetI(L, this.#registry, this.#refs![name]);
   }
 
