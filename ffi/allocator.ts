@@ -13,9 +13,9 @@
  * - **JS** (everywhere else, or on request): a `Deno.UnsafeCallback` with the same semantics, roughly
  *   100 ns slower per allocation.
  *
- * The state lives in a block of pinned JS memory (`ffi/pinned.ts`) owned by the handle, so the host reads the counters with
- * plain typed-array loads (no FFI call, no BigInt). A JS allocator can only serve a Lua state driven
- * from the JS thread (no `nonblocking` FFI calls into such a state).
+ * The state lives in a block of pinned JS memory (`ffi/pinned.ts`) owned by the handle, so the host
+ * reads the counters with plain typed-array loads (no FFI call, no BigInt). A JS allocator can only
+ * serve a Lua state driven from the JS thread (no `nonblocking` FFI calls into such a state).
  *
  * @example Usage
  * ```ts
