@@ -167,6 +167,12 @@ interface ProxyEntry {
 const MAX_NESTING = 120;
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+// lua_tolstring's size_t, read as two 32-bit halves (a BigUint64Array read makes a bigint). One for
+// every state of the thread: lua_tolstring writes it last, after any collection (whose finalizers
+// may call into JS) inside the call, and each caller reads it at once. A typed array of its own cost
+// every new state some 6,000 cycles.
+const LENGTH_WORDS = new Uint32Array(2);
+const LENGTH_BYTES = new Uint8Array(LENGTH_WORDS.buffer);
 const HOST_COLLECTION_FLOOR = 128 << 10;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -297,9 +303,6 @@ export class LuaCore {
 
   readonly #id: number;
   readonly #registry: number;
-  // lua_tolstring's size_t, read as two 32-bit halves: a BigUint64Array read makes a bigint
-  readonly #lenWords = new Uint32Array(2);
-  readonly #lenBytes = new Uint8Array(this.#lenWords.buffer);
   readonly #objects = new Map<number, ProxyEntry>();
   readonly #ids: Record<ProxyKind, Map<unknown, number>> = {
     default: new Map(),
@@ -897,28 +900,29 @@ export class LuaCore {
 
   /** Reads the string at `idx` (which must be a string) as bytes. */
   readBytes(L: LuaState, idx: number): Uint8Array {
-    const p = this.api.sym.lua_tolstring(L, idx, this.#lenBytes);
+    const p = this.api.sym.lua_tolstring(L, idx, LENGTH_BYTES);
     return copyCBytes(p, this.#length());
   }
 
   /** Reads the string at `idx`: a JS string if valid UTF-8 (and encoding is set), else bytes. */
   readString(L: LuaState, idx: number): string | Uint8Array {
     if (this.encoding === null) return this.readBytes(L, idx);
-    const p = this.api.sym.lua_tolstring(L, idx, this.#lenBytes);
+    const p = this.api.sym.lua_tolstring(L, idx, LENGTH_BYTES);
     const n = this.#length();
     return decodeCBytes(p, n, false) ?? copyCBytes(p, n);
   }
 
   /** Reads the string at `idx` for messages: always a string, invalid bytes replaced. */
   readText(L: LuaState, idx: number): string {
-    const p = this.api.sym.lua_tolstring(L, idx, this.#lenBytes);
+    const p = this.api.sym.lua_tolstring(L, idx, LENGTH_BYTES);
     return decodeCBytes(p, this.#length(), true)!;
   }
 
   // the length lua_tolstring wrote (the platform's byte order)
   #length(): number {
-    const words = this.#lenWords;
-    return LITTLE_ENDIAN ? words[0] + words[1] * 2 ** 32 : words[1] + words[0] * 2 ** 32;
+    return LITTLE_ENDIAN
+      ? LENGTH_WORDS[0] + LENGTH_WORDS[1] * 2 ** 32
+      : LENGTH_WORDS[1] + LENGTH_WORDS[0] * 2 ** 32;
   }
 
   /** Reads the number at `idx`: a number, or a bigint for integers beyond 2^53. */
