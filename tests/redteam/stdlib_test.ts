@@ -376,6 +376,20 @@ Deno.test("stdlib: each vetted library, built on first use, looks the same which
   }
 });
 
+Deno.test("stdlib: the library views, built or not, each show their own library through # and pairs", () => {
+  using sb = new Sandbox();
+  // math is built by its first read; the others are read through pairs and # only
+  const probe = `
+    local function has(t, k) for key in pairs(t) do if key == k then return true end end return false end
+    local floor = math.floor
+    return has(math, "floor"), has(math, "format"), has(string, "format"), has(string, "floor"),
+      has(os, "time"), has(os, "concat"), has(table, "concat"), has(table, "time"),
+      has(coroutine, "wrap"), #math, #os, math.floor == floor`;
+  const expected = [true, false, true, false, true, false, true, false, true, 0, 0, true];
+  assert.deepEqual(sb.execute(probe), expected);
+  assert.deepEqual(sb.execute(probe), expected);
+});
+
 Deno.test("stdlib: a library first used at the memory cap fails that run only", () => {
   const limit = 256 << 10;
   for (const margin of [100, 1000, 4000]) {
