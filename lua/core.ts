@@ -745,7 +745,7 @@ export class LuaCore {
     this.#ensureStack(L, n);
   }
 
-  /** Pushes the bootstrap helper `name`. Uses 1 slot. */
+  /** Pushes the bootstrap helper `name`, or Lua's `js` table (nil where the state has none). Uses 1 slot. */
   pushRef(L: LuaState, name: CoreRef): void {
     this.api.rawGetI(L, this.#registry, this.#refs![name]);
   }
