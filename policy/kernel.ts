@@ -173,7 +173,8 @@ return (function()
     -- deadline goes on for at most CLOCK_STEPS steps: single instructions can be slow on a small
     -- heap too (a read through an __index chain of 2,000 tables takes some 25 µs). The lane's
     -- count hook looks at the wall clock at least every 512 instructions on any heap (every 64 on a
-    -- large one), so that a run of slow instructions stops within some 13 ms of its deadline.
+    -- large one), so that a run of slow instructions stops within some 13 ms of its deadline;
+    -- without a lane, a step's CPU time on the process's clock does the same (step_hook).
     if late or fires >= CLOCK_STEPS or collectgarbage("count") > 512 then
       fires = 0
       read_clock()
@@ -220,8 +221,23 @@ return (function()
   end
   -- the same clock read in C, without a call into the host
   host_clock = lane_entry(${LaneEntry.clock}, nil, host_clock)
+  -- The count hook where there is no lane. A step of slow instructions would go on for CLOCK_STEPS
+  -- steps past the deadline before the host's clock is read. The process's CPU clock (C's clock()
+  -- through a private os.clock, no call into the host; wall time on Windows) runs at least as fast
+  -- as the thread's: a step that took more than 5 ms of it reaches the hook late, which reads the
+  -- host's clock at once. Made only where there is no lane (the lane counts in C).
+  local step_hook = not lane and (function()
+    local process_clock = OPENERS.os and OPENERS.os().clock
+    if not process_clock then return function() return hook(STEP) end end
+    local step_clock = 0
+    return function()
+      local now = process_clock()
+      local late = now - step_clock > 0.005
+      step_clock = now
+      return hook(STEP, late)
+    end
+  end)()
   -- arm([co]): the count hook installed on the coroutine co, or on the running thread for a new run
-  local function step_hook() return hook(STEP) end
   local arm = lane_entry(${LaneEntry.arm}, hook, function(co)
     if co == nil then d_sethook(step_hook, "", STEP) else d_sethook(co, step_hook, "", STEP) end
   end)
