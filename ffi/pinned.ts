@@ -45,17 +45,11 @@ let slab: ArrayBuffer | undefined;
 let slabAddress = 0n;
 let slabUsed = SLAB_BYTES;
 
-function ownBuffer(bytes: number): { buffer: ArrayBuffer; address: bigint } {
+function ownBuffer(bytes: number): { buffer: ArrayBuffer; pointer: Deno.PointerObject } {
   const buffer = new ArrayBuffer(bytes);
   const pointer = Deno.UnsafePointer.of(buffer);
   if (pointer === null) throw new Error("luagate: no address for pinned memory");
-  return { buffer, address: Deno.UnsafePointer.value(pointer) };
-}
-
-function pointerAt(address: bigint): Deno.PointerObject {
-  const pointer = Deno.UnsafePointer.create(address);
-  if (pointer === null) throw new Error("luagate: no address for pinned memory");
-  return pointer;
+  return { buffer, pointer };
 }
 
 /**
@@ -77,17 +71,16 @@ export function pinnedBlock(bytes: number): PinnedBlock {
     throw new RangeError(`a pinned block needs a positive size, not ${bytes}`);
   }
   const size = Math.ceil(bytes / BLOCK_ALIGNMENT) * BLOCK_ALIGNMENT;
-  if (size > SLAB_BYTES / 4) {
-    const own = ownBuffer(size);
-    return { buffer: own.buffer, byteOffset: 0, pointer: pointerAt(own.address) };
-  }
+  if (size > SLAB_BYTES / 4) return { ...ownBuffer(size), byteOffset: 0 };
   if (slab === undefined || slabUsed + size > SLAB_BYTES) {
     const fresh = ownBuffer(SLAB_BYTES);
     slab = fresh.buffer;
-    slabAddress = fresh.address;
+    slabAddress = Deno.UnsafePointer.value(fresh.pointer);
     slabUsed = 0;
   }
   const byteOffset = slabUsed;
   slabUsed += size;
-  return { buffer: slab, byteOffset, pointer: pointerAt(slabAddress + BigInt(byteOffset)) };
+  const pointer = Deno.UnsafePointer.create(slabAddress + BigInt(byteOffset));
+  if (pointer === null) throw new Error("luagate: no address for pinned memory");
+  return { buffer: slab, byteOffset, pointer };
 }

@@ -479,11 +479,9 @@ export class LuaCore {
     this.pushRef(L, "proxy_ids");
     const jsStatus = api.pcall(L, 3, 1, 0);
     if (jsStatus !== LuaStatus.OK) throw this.#errorAt(L, jsStatus, -1);
-    refs.js = s.luaL_ref(L, this.#registry);
-    this.pushRef(L, "js");
     this.pushProxy(L, NONE, "default");
     s.lua_setfield(L, -2, cString("none"));
-    api.pop(L, 1);
+    refs.js = s.luaL_ref(L, this.#registry);
   }
 
   /**

@@ -227,9 +227,7 @@ return (function()
   -- as the thread's: a step that took more than 5 ms of it reaches the hook late, which reads the
   -- host's clock at once. Made only where there is no lane (the lane counts in C).
   local step_hook = not lane and (function()
-    local process_clock = OPENERS.os and OPENERS.os().clock
-    if not process_clock then return function() return hook(STEP) end end
-    local step_clock = 0
+    local process_clock, step_clock = OPENERS.os().clock, 0
     return function()
       local now = process_clock()
       local late = now - step_clock > 0.005
