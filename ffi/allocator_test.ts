@@ -10,6 +10,7 @@ import {
 } from "./allocator.ts";
 import { assertBuiltFromSource, crossToolsMissing, withHarness } from "../tests/fixtures/native_helpers.ts";
 import { monotonicMs, RunClock, threadCpuMs } from "./clock.ts";
+import { embeddedBytes } from "./native_code.ts";
 
 /** Just what these tests need from liblua5.4, independent of the rest of luagate. */
 const LUA_SYMBOLS = {
@@ -440,7 +441,7 @@ Deno.test(
     await withHarness("allocator_harness", async (harness, dir) => {
       const transcripts = [];
       for (const arch of ["x86_64", "aarch64"] as const) {
-        await Deno.writeFile(`${dir}/${arch}.code`, ALLOCATOR_CODE[arch]);
+        await Deno.writeFile(`${dir}/${arch}.code`, embeddedBytes(ALLOCATOR_CODE, arch));
         transcripts.push(await harness(arch, [`${dir}/${arch}.code`]));
       }
       assert.equal(transcripts[1], transcripts[0]);

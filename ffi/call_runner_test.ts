@@ -9,7 +9,7 @@ import {
 import { openDataBuilder } from "./data_builder.ts";
 import { openLuaLibrary } from "./library.ts";
 import { type LuaState, LuaStatus, LuaType } from "./lua_api.ts";
-import { runsEmbeddedCode } from "./native_code.ts";
+import { embeddedBytes, runsEmbeddedCode } from "./native_code.ts";
 import {
   assertBuiltFromSource,
   crossToolsMissing,
@@ -283,8 +283,8 @@ Deno.test(
   { ignore: crossToolsMissing() },
   async () => {
     await withHarness("call_runner_harness", async (harness, dir) => {
-      await Deno.writeFile(`${dir}/x86_64.so`, CALL_RUNNER_LIBRARY.x86_64);
-      await Deno.writeFile(`${dir}/aarch64.so`, CALL_RUNNER_LIBRARY.aarch64);
+      await Deno.writeFile(`${dir}/x86_64.so`, embeddedBytes(CALL_RUNNER_LIBRARY, "x86_64"));
+      await Deno.writeFile(`${dir}/aarch64.so`, embeddedBytes(CALL_RUNNER_LIBRARY, "aarch64"));
       const run = (arch: "x86_64" | "aarch64", scenario: string) =>
         harness(arch, [`${dir}/${arch}.so`, scenario]);
       const prologue = [

@@ -14,7 +14,7 @@ import {
 } from "../tests/fixtures/native_helpers.ts";
 import { openLuaLibrary } from "./library.ts";
 import { createLuaApi, type LuaState, LuaStatus, LuaType } from "./lua_api.ts";
-import { runsEmbeddedCode } from "./native_code.ts";
+import { embeddedBytes, runsEmbeddedCode } from "./native_code.ts";
 import { switchedOn } from "./switches.ts";
 
 const library = openLuaLibrary();
@@ -266,8 +266,8 @@ Deno.test(
   { ignore: crossToolsMissing() },
   async () => {
     await withHarness("data_builder_harness", async (harness, dir) => {
-      await Deno.writeFile(`${dir}/x86_64.code`, DATA_BUILDER_CODE.x86_64);
-      await Deno.writeFile(`${dir}/aarch64.code`, DATA_BUILDER_CODE.aarch64);
+      await Deno.writeFile(`${dir}/x86_64.code`, embeddedBytes(DATA_BUILDER_CODE, "x86_64"));
+      await Deno.writeFile(`${dir}/aarch64.code`, embeddedBytes(DATA_BUILDER_CODE, "aarch64"));
       await Deno.writeFile(`${dir}/bytes`, bytes("namehéllo\0key\0"));
       await Deno.writeFile(`${dir}/numbers`, new Uint8Array(new Float64Array([1.5, -0.25]).buffer));
       const run = async (arch: "x86_64" | "aarch64", ops: number[], slots = 8) => {

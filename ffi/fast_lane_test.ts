@@ -14,7 +14,7 @@ import { openLuaLibrary } from "./library.ts";
 import { createLuaApi, type LuaState, LuaStatus } from "./lua_api.ts";
 import { monotonicMs, RunClock, threadCpuMs } from "./clock.ts";
 import { cString } from "./strings.ts";
-import { runsEmbeddedCode } from "./native_code.ts";
+import { embeddedBytes, runsEmbeddedCode } from "./native_code.ts";
 
 const library = openLuaLibrary();
 const api = createLuaApi(library);
@@ -991,7 +991,7 @@ Deno.test(
     await withHarness("fast_lane_harness", async (harness, dir) => {
       const transcripts: string[] = [];
       for (const arch of ["x86_64", "aarch64"] as const) {
-        await Deno.writeFile(`${dir}/${arch}.code`, FAST_LANE_CODE[arch]);
+        await Deno.writeFile(`${dir}/${arch}.code`, embeddedBytes(FAST_LANE_CODE, arch));
         transcripts.push(await harness(arch, [`${dir}/${arch}.code`]));
       }
       assert.equal(transcripts[1], transcripts[0]);

@@ -1,8 +1,11 @@
 /**
- * Machine code compiled ahead of time (by `scripts/build_native.sh`) and embedded as bytes, picked
- * for the running platform: bare functions mapped into an executable page once per process (the
- * capped allocator, `ffi/allocator.c`, and the data builder, `ffi/data_builder.c`), and a shared
- * library opened from memory (the call runner, `ffi/call_runner.c`).
+ * Machine code compiled ahead of time (by `scripts/build_native.sh`) and embedded as base64 text,
+ * decoded for the running platform only: bare functions mapped into an executable page once per
+ * process (the capped allocator, `ffi/allocator.c`, the data builder, `ffi/data_builder.c`, and the
+ * fast lane, `ffi/fast_lane.c`), and a shared library opened from memory (the call runner,
+ * `ffi/call_runner.c`). Text, because V8 parses a string literal at the speed of a copy: the same
+ * bytes as array literals of numbers took 30 ms of every import of luagate, most of it the fast
+ * lane's two architectures.
  *
  * @module
  */
@@ -11,12 +14,12 @@ import { type Libc, mapPrivateAnonymous, PROT_EXEC, PROT_READ, PROT_WRITE } from
 import type { LuaLibrary } from "./library.ts";
 import { switchedOn } from "./switches.ts";
 
-/** The embedded code of one function, per supported architecture (Linux only). */
+/** The embedded code of one function, per supported architecture (Linux only), in base64. */
 export interface EmbeddedCode {
-  /** Code for Linux x86_64. */
-  readonly x86_64: Uint8Array;
-  /** Code for Linux aarch64. */
-  readonly aarch64: Uint8Array;
+  /** Code for Linux x86_64 (base64; line breaks are skipped). */
+  readonly x86_64: string;
+  /** Code for Linux aarch64 (base64; line breaks are skipped). */
+  readonly aarch64: string;
 }
 
 /**
@@ -38,13 +41,34 @@ export function runsEmbeddedCode(): boolean {
 }
 
 /**
- * The code for the running platform, if embedded code runs here ({@linkcode runsEmbeddedCode}).
+ * The bytes of `code` for `arch`, decoded on every call.
+ *
+ * @example Usage
+ * ```ts
+ * import { embeddedBytes } from "./native_code.ts";
+ *
+ * console.log(embeddedBytes({ x86_64: "ww==", aarch64: "AAAAAA==" }, "x86_64")); // Uint8Array(1) [ 195 ]
+ * ```
+ *
+ * @param code The embedded variants.
+ * @param arch Which of them.
+ * @returns a fresh array of the bytes.
+ */
+export function embeddedBytes(code: EmbeddedCode, arch: keyof EmbeddedCode): Uint8Array {
+  return Uint8Array.fromBase64(code[arch]);
+}
+
+const decodedCode = new WeakMap<EmbeddedCode, Uint8Array>();
+
+/**
+ * The code for the running platform, if embedded code runs here ({@linkcode runsEmbeddedCode}):
+ * decoded on the first request, the same bytes after it (callers copy them, never write them).
  *
  * @example Usage
  * ```ts
  * import { platformCode } from "./native_code.ts";
  *
- * const code = platformCode({ x86_64: new Uint8Array([0xc3]), aarch64: new Uint8Array(4) });
+ * const code = platformCode({ x86_64: "ww==", aarch64: "AAAAAA==" });
  * console.log(code?.length); // 1 on Linux x86_64, 4 on Linux aarch64, undefined elsewhere
  * ```
  *
@@ -53,7 +77,12 @@ export function runsEmbeddedCode(): boolean {
  */
 export function platformCode(code: EmbeddedCode): Uint8Array | undefined {
   if (!runsEmbeddedCode()) return undefined;
-  return Deno.build.arch === "x86_64" ? code.x86_64 : code.aarch64;
+  let bytes = decodedCode.get(code);
+  if (bytes === undefined) {
+    bytes = embeddedBytes(code, Deno.build.arch === "x86_64" ? "x86_64" : "aarch64");
+    decodedCode.set(code, bytes);
+  }
+  return bytes;
 }
 
 /**

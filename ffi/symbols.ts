@@ -36,12 +36,8 @@ export const LUA_SYMBOLS = {
   lua_toboolean: { parameters: ["pointer", "i32"], result: "i32" },
   // const char *lua_tolstring(lua_State *L, int idx, size_t *len)
   lua_tolstring: { parameters: ["pointer", "i32", "buffer"], result: "pointer" },
-  // void *lua_touserdata(lua_State *L, int idx)
-  lua_touserdata: { parameters: ["pointer", "i32"], result: "pointer" },
   // lua_State *lua_tothread(lua_State *L, int idx)
   lua_tothread: { parameters: ["pointer", "i32"], result: "pointer" },
-  // const void *lua_topointer(lua_State *L, int idx)
-  lua_topointer: { parameters: ["pointer", "i32"], result: "pointer" },
   // int lua_rawequal(lua_State *L, int idx1, int idx2)
   lua_rawequal: { parameters: ["pointer", "i32", "i32"], result: "i32" },
   // void lua_pushnil(lua_State *L)
@@ -64,8 +60,6 @@ export const LUA_SYMBOLS = {
   lua_rawget: { parameters: ["pointer", "i32"], result: "i32" },
   // void lua_rawset(lua_State *L, int idx)
   lua_rawset: { parameters: ["pointer", "i32"], result: "void" },
-  // int lua_getfield(lua_State *L, int idx, const char *k)  (void in 5.1 and 5.2: the result is then ignored)
-  lua_getfield: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
   // void lua_setfield(lua_State *L, int idx, const char *k)  (int result in 5.4 is ignored)
   lua_setfield: { parameters: ["pointer", "i32", "buffer"], result: "void" },
   // void lua_createtable(lua_State *L, int narr, int nrec)
@@ -80,12 +74,6 @@ export const LUA_SYMBOLS = {
   lua_status: { parameters: ["pointer"], result: "i32" },
   // int lua_gc(lua_State *L, int what, ...)  (5.4 is variadic; integer arguments pass alike on x86-64 and arm64)
   lua_gc: { parameters: ["pointer", "i32", "i32"], result: "i32" },
-  // lua_Alloc lua_getallocf(lua_State *L, void **ud)
-  lua_getallocf: { parameters: ["pointer", "buffer"], result: "pointer" },
-  // const char *lua_getupvalue(lua_State *L, int funcindex, int n)
-  lua_getupvalue: { parameters: ["pointer", "i32", "i32"], result: "pointer" },
-  // const char *lua_setupvalue(lua_State *L, int funcindex, int n)
-  lua_setupvalue: { parameters: ["pointer", "i32", "i32"], result: "pointer" },
   // int luaL_ref(lua_State *L, int t)
   luaL_ref: { parameters: ["pointer", "i32"], result: "i32" },
   // void luaL_unref(lua_State *L, int t, int ref)
@@ -114,10 +102,6 @@ export const LUA_SYMBOLS = {
     result: "i32",
     optional: true,
   },
-  // int lua_rawgetp(lua_State *L, int idx, const void *p)
-  lua_rawgetp: { parameters: ["pointer", "i32", "pointer"], result: "i32", optional: true },
-  // void lua_rawsetp(lua_State *L, int idx, const void *p)
-  lua_rawsetp: { parameters: ["pointer", "i32", "pointer"], result: "void", optional: true },
 
   // void luaL_requiref(lua_State *L, const char *modname, lua_CFunction openf, int glb)
   luaL_requiref: { parameters: ["pointer", "buffer", "pointer", "i32"], result: "void", optional: true },
