@@ -5,8 +5,8 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import type { Decision } from "./decision.ts";
+import { sha256Hex } from "./sha256.ts";
 
 /** One line of the decision log. */
 export interface DecisionLogEntry {
@@ -154,7 +154,7 @@ export class DecisionLog {
       usage: decision.usage,
     };
     if (this.#mode === "hash") {
-      entry.input_sha256 = createHash("sha256").update(canonicalJson(input)).digest("hex");
+      entry.input_sha256 = sha256Hex(canonicalJson(input));
     } else {
       entry.input = masked(input, this.#paths);
     }
