@@ -34,7 +34,7 @@
 
 import type { RunClock } from "./clock.ts";
 import { type Libc, openLibc } from "./libc.ts";
-import { type EmbeddedCode, mapExecutable, platformCode } from "./native_code.ts";
+import { type EmbeddedCode, mapExecutable, platformCode, runsEmbeddedCode } from "./native_code.ts";
 import { pinnedBlock } from "./pinned.ts";
 import { cString } from "./strings.ts";
 import { switchedOn } from "./switches.ts";
@@ -219,7 +219,7 @@ export const ALLOCATOR_CODE: EmbeddedCode = { x86_64: CODE_X86_64, aarch64: CODE
  * @returns `true` when `createAllocator({ native: true })` can work here.
  */
 export function nativeAllocatorSupported(): boolean {
-  return platformCode(ALLOCATOR_CODE) !== undefined;
+  return runsEmbeddedCode();
 }
 
 /** The executable copy of the code, the libc pointers it calls and the free lists: one per isolate. */

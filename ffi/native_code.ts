@@ -58,11 +58,9 @@ export function embeddedBytes(code: EmbeddedCode, arch: keyof EmbeddedCode): Uin
   return Uint8Array.fromBase64(code[arch]);
 }
 
-const decodedCode = new WeakMap<EmbeddedCode, Uint8Array>();
-
 /**
- * The code for the running platform, if embedded code runs here ({@linkcode runsEmbeddedCode}):
- * decoded on the first request, the same bytes after it (callers copy them, never write them).
+ * The code for the running platform, if embedded code runs here ({@linkcode runsEmbeddedCode}),
+ * decoded on every call: each caller asks once per process (per Lua library), and copies it.
  *
  * @example Usage
  * ```ts
@@ -77,12 +75,7 @@ const decodedCode = new WeakMap<EmbeddedCode, Uint8Array>();
  */
 export function platformCode(code: EmbeddedCode): Uint8Array | undefined {
   if (!runsEmbeddedCode()) return undefined;
-  let bytes = decodedCode.get(code);
-  if (bytes === undefined) {
-    bytes = embeddedBytes(code, Deno.build.arch === "x86_64" ? "x86_64" : "aarch64");
-    decodedCode.set(code, bytes);
-  }
-  return bytes;
+  return embeddedBytes(code, Deno.build.arch === "x86_64" ? "x86_64" : "aarch64");
 }
 
 /**
