@@ -15,6 +15,7 @@
  * - `abac`: `Policy.evaluate` of the shared ABAC workload, every limit on (the peers' first row);
  * - `trivial`: a policy that returns `true`, given the same requests (the input's copy and the run);
  * - `empty`: the same policy given `{}` (what a decision costs around its input and its policy);
+ * - `caught`: a policy whose ten `pcall`s each catch an error, given `{}` (the catch points' cost);
  * - `sandbox`: `new Sandbox()` and `close()`;
  * - `pool-encode`: encoding one ABAC request for a pool's worker (`DataEncoder.chunk`).
  *
@@ -41,11 +42,14 @@ function decisions(source: string, inputs: unknown[]): Scenario {
 
 const REQUESTS = makeRequests(1000);
 const TRIVIAL = "return function() return true end";
+const CAUGHT =
+  "return function() local n = 0 for i = 1, 10 do if not pcall(error, 'denied') then n = n + 1 end end return n == 10 end";
 
 const SCENARIOS: Record<string, Scenario> = {
   abac: decisions(`${POLICY_LUA}\nreturn function(input) return decide(input) end`, REQUESTS),
   trivial: decisions(TRIVIAL, REQUESTS),
   empty: decisions(TRIVIAL, [{}]),
+  caught: decisions(CAUGHT, [{}]),
   sandbox: (n) => {
     for (let i = 0; i < n; i++) new Sandbox().close();
   },
@@ -65,6 +69,7 @@ const DEFAULT_N: Record<string, number> = {
   abac: 100_000,
   trivial: 100_000,
   empty: 200_000,
+  caught: 50_000,
   // at 2,000 and 6,000 the count moved by ±3% from run to run (where V8's collections fell); ±1% here
   sandbox: 10_000,
   "pool-encode": 200_000,

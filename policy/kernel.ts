@@ -114,6 +114,8 @@ return (function()
   -- ("input:3: not enough memory for buffer allocation"); it is the same limit and must be as sticky
   local BUFFER_MEMERR = ": not enough memory for buffer allocation"
   local IS_MEMERR = { [MEMERR] = true, [s_sub(BUFFER_MEMERR, 3)] = true }
+  -- 5.4 reports every refused allocation as MEMERR itself, its buffers too
+  local BUFFER_ERRORS = TRUSTED_GLOBALS._VERSION == "Lua 5.3"
   local MESSAGES = {
     instructions = "instruction limit exceeded",
     cpu = "cpu time limit exceeded",
@@ -250,17 +252,21 @@ return (function()
 
   -- a refused allocation that Lua reported as an error e trips the memory limit (true: it did)
   local function memory_tripped(e)
-    if not active or type(e) ~= "string" then return false end
-    if not IS_MEMERR[e] and s_sub(e, -#BUFFER_MEMERR) ~= BUFFER_MEMERR then return false end
+    if not active then return false end
+    if not IS_MEMERR[e] and (not BUFFER_ERRORS or type(e) ~= "string" or s_sub(e, -#BUFFER_MEMERR) ~= BUFFER_MEMERR) then
+      return false
+    end
     dirty = true
     tripped = tripped or "memory"
     return true
   end
 
-  -- catch points: once a limit tripped, nothing may swallow it
+  -- catch points: once a limit tripped, nothing may swallow it. Every caught error passes here, and
+  -- under the count hook each call costs as much as a dozen instructions: memory_tripped is called
+  -- only for an error it may find to be a refused allocation.
   local function caught(ok, ...)
     if not ok and active then
-      memory_tripped((...))
+      if BUFFER_ERRORS or IS_MEMERR[...] then memory_tripped((...)) end
       if tripped then raise_tripped() end
     end
     return ok, ...
