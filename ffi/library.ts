@@ -8,7 +8,14 @@
  * @module
  */
 
-import { LUA_SYMBOLS, type LuaSymbols } from "./symbols.ts";
+import {
+  LUA_BRIDGE_SYMBOLS,
+  LUA_LEGACY_SYMBOLS,
+  LUA_SYMBOLS,
+  type LuaBridgeSymbols,
+  type LuaLegacySymbols,
+  type LuaSymbols,
+} from "./symbols.ts";
 
 /** Which Lua the library implements. */
 export type LuaVersion = "5.1" | "5.2" | "5.3" | "5.4";
@@ -25,6 +32,10 @@ export interface LuaLibrary {
   readonly isLuaJIT: boolean;
   /** The raw symbols. */
   readonly symbols: LuaSymbols;
+  /** The functions only the trusted bridge calls (coroutines, a table's length), bound on first use. */
+  bridgeSymbols(): LuaBridgeSymbols;
+  /** `lua_rawgeti`/`lua_rawseti` under their 5.1 and 5.2 signatures, bound on first use. */
+  legacySymbols(): LuaLegacySymbols;
 }
 
 /** Raised when no Lua library can be found or opened; the message lists every attempt. */
@@ -84,11 +95,11 @@ const opened = new Map<string, LuaLibrary>();
 let probed: LuaLibrary | undefined;
 
 function detect(path: string, symbols: LuaSymbols): LuaLibrary {
-  const isLuaJIT = symbols.luaJIT_setmode !== null;
+  const isLuaJIT = symbols.address_luaJIT_setmode !== null;
   let version: LuaVersion;
   if (symbols.lua_newuserdatauv !== null) version = "5.4";
   else if (symbols.lua_isinteger !== null) version = "5.3";
-  else if (symbols.lua_callk !== null && !isLuaJIT) version = "5.2";
+  else if (symbols.address_lua_callk !== null && !isLuaJIT) version = "5.2";
   else version = "5.1";
   let implementation = isLuaJIT ? "LuaJIT 2.1" : `Lua ${version}`;
   if (!isLuaJIT && symbols.lua_ident !== null) {
@@ -96,7 +107,17 @@ function detect(path: string, symbols: LuaSymbols): LuaLibrary {
     const release = /Lua (\d+\.\d+(?:\.\d+)?)/.exec(ident);
     if (release) implementation = `Lua ${release[1]}`;
   }
-  return { path, version, implementation, isLuaJIT, symbols };
+  let bridge: LuaBridgeSymbols | undefined;
+  let legacy: LuaLegacySymbols | undefined;
+  return {
+    path,
+    version,
+    implementation,
+    isLuaJIT,
+    symbols,
+    bridgeSymbols: () => bridge ??= Deno.dlopen(path, LUA_BRIDGE_SYMBOLS).symbols,
+    legacySymbols: () => legacy ??= Deno.dlopen(path, LUA_LEGACY_SYMBOLS).symbols,
+  };
 }
 
 function tryOpen(path: string): LuaLibrary {

@@ -7,7 +7,7 @@
  */
 
 import type { LuaLibrary, LuaVersion } from "./library.ts";
-import type { LuaSymbols } from "./symbols.ts";
+import type { LuaBridgeSymbols, LuaSymbols } from "./symbols.ts";
 
 /** Lua type tags (`LUA_T*`). */
 export const LuaType = {
@@ -48,6 +48,8 @@ export interface LuaApi {
   readonly library: LuaLibrary;
   /** The raw symbols (version-specific ones may be null). */
   readonly sym: LuaSymbols;
+  /** The functions only the trusted bridge calls, bound on first use (version-specific ones may be null). */
+  bridge(): LuaBridgeSymbols;
   /** The language version. */
   readonly version: LuaVersion;
   /** `LUA_REGISTRYINDEX`. */
@@ -179,16 +181,20 @@ export function createLuaApi(library: LuaLibrary): LuaApi {
     ? pushnumber
     : (L, n) => pushinteger(L, int64(n));
 
-  const rawlen = s.lua_rawlen ?? s.lua_objlen;
-  const rawLen: LuaApi["rawLen"] = (L, idx) => Number(required(rawlen, "lua_rawlen", v)(L, idx));
+  const bridge = library.bridgeSymbols;
+  const rawLen: LuaApi["rawLen"] = (L, idx) => {
+    const b = bridge();
+    return Number(required(b.lua_rawlen ?? b.lua_objlen, "lua_rawlen", v)(L, idx));
+  };
 
   // The same C names exist before 5.3 with `void` results and `int` indexes (5.1, 5.2, LuaJIT): only
   // 5.3+ may use the lua_Integer signature, whose `int` result would be garbage there.
   const integerIndexes = v === "5.3" || v === "5.4";
   const rawgeti = integerIndexes ? s.lua_rawgeti : null;
   const rawseti = integerIndexes ? s.lua_rawseti : null;
-  const rawgeti51 = s.lua_rawgeti51;
-  const rawseti51 = s.lua_rawseti51;
+  const legacy = integerIndexes ? null : library.legacySymbols();
+  const rawgeti51 = legacy?.lua_rawgeti51 ?? null;
+  const rawseti51 = legacy?.lua_rawseti51 ?? null;
   const lua_type = s.lua_type;
   const rawGetI: LuaApi["rawGetI"] = rawgeti !== null
     ? (L, idx, n) => rawgeti(L, idx, int64(n))
@@ -206,33 +212,28 @@ export function createLuaApi(library: LuaLibrary): LuaApi {
     ? (L, size) => newuserdatauv(L, int64(size), 1)
     : (L, size) => required(newuserdata, "lua_newuserdata", v)(L, int64(size));
 
-  const resume54 = s.lua_resume54;
-  const resume53 = s.lua_resume53;
-  const resume51 = s.lua_resume51;
   const gettop = s.lua_gettop;
   let resume: LuaApi["resume"];
   let resumeResults: LuaApi["resumeResults"];
   if (v === "5.4") {
-    const r = required(resume54, "lua_resume", v);
-    resume = (L, from, nargs) => r(L, from, nargs, nresultsBytes);
+    resume = (L, from, nargs) =>
+      required(bridge().lua_resume54, "lua_resume", v)(L, from, nargs, nresultsBytes);
     resumeResults = () => nresults[0];
   } else if (v === "5.3" || v === "5.2") {
-    const r = required(resume53, "lua_resume", v);
-    resume = (L, from, nargs) => r(L, from, nargs);
+    resume = (L, from, nargs) => required(bridge().lua_resume53, "lua_resume", v)(L, from, nargs);
     resumeResults = (L) => gettop(L);
   } else {
-    const r = required(resume51, "lua_resume", v);
-    resume = (L, _from, nargs) => r(L, nargs);
+    resume = (L, _from, nargs) => required(bridge().lua_resume51, "lua_resume", v)(L, nargs);
     resumeResults = (L) => gettop(L);
   }
 
-  const closethread = s.lua_closethread;
-  const resetthread = s.lua_resetthread;
-  const closeThread: LuaApi["closeThread"] = closethread !== null
-    ? (L, from) => (closethread(L, from), true)
-    : resetthread !== null
-    ? (L) => (resetthread(L), true)
-    : () => false;
+  const closeThread: LuaApi["closeThread"] = (L, from) => {
+    const { lua_closethread, lua_resetthread } = bridge();
+    if (lua_closethread !== null) lua_closethread(L, from);
+    else if (lua_resetthread !== null) lua_resetthread(L);
+    else return false;
+    return true;
+  };
 
   const pushvalue = s.lua_pushvalue;
   const pushGlobalTable: LuaApi["pushGlobalTable"] = modern
@@ -249,6 +250,7 @@ export function createLuaApi(library: LuaLibrary): LuaApi {
   return {
     library,
     sym: s,
+    bridge,
     version: v,
     registryIndex,
     errErr: v === "5.4" || v === "5.1" ? 5 : 6,

@@ -1,5 +1,6 @@
 /**
- * The Lua C API as Deno sees it: one symbol table, each entry commented with its C signature.
+ * The Lua C API as Deno sees it: symbol tables, each entry commented with its C signature. The
+ * first, {@linkcode LUA_SYMBOLS}, is bound when the library opens; the others on first use.
  *
  * Symbols whose signature differs between Lua versions appear once per signature under distinct
  * keys (the `name` field holds the real C name) and are marked optional; `ffi/lua_api.ts` picks the
@@ -18,8 +19,6 @@ export const LUA_SYMBOLS = {
   lua_close: { parameters: ["pointer"], result: "void" },
   // void luaL_openlibs(lua_State *L)
   luaL_openlibs: { parameters: ["pointer"], result: "void" },
-  // lua_State *lua_newthread(lua_State *L)
-  lua_newthread: { parameters: ["pointer"], result: "pointer" },
   // int lua_gettop(lua_State *L)
   lua_gettop: { parameters: ["pointer"], result: "i32" },
   // void lua_settop(lua_State *L, int idx)
@@ -28,16 +27,12 @@ export const LUA_SYMBOLS = {
   lua_pushvalue: { parameters: ["pointer", "i32"], result: "void" },
   // int lua_checkstack(lua_State *L, int n)
   lua_checkstack: { parameters: ["pointer", "i32"], result: "i32" },
-  // void lua_xmove(lua_State *from, lua_State *to, int n)
-  lua_xmove: { parameters: ["pointer", "pointer", "i32"], result: "void" },
   // int lua_type(lua_State *L, int idx)
   lua_type: { parameters: ["pointer", "i32"], result: "i32" },
   // int lua_toboolean(lua_State *L, int idx)
   lua_toboolean: { parameters: ["pointer", "i32"], result: "i32" },
   // const char *lua_tolstring(lua_State *L, int idx, size_t *len)
   lua_tolstring: { parameters: ["pointer", "i32", "buffer"], result: "pointer" },
-  // lua_State *lua_tothread(lua_State *L, int idx)
-  lua_tothread: { parameters: ["pointer", "i32"], result: "pointer" },
   // int lua_rawequal(lua_State *L, int idx1, int idx2)
   lua_rawequal: { parameters: ["pointer", "i32", "i32"], result: "i32" },
   // void lua_pushnil(lua_State *L)
@@ -54,8 +49,6 @@ export const LUA_SYMBOLS = {
   lua_pushlightuserdata: { parameters: ["pointer", "pointer"], result: "void" },
   // void lua_pushcclosure(lua_State *L, lua_CFunction fn, int n)
   lua_pushcclosure: { parameters: ["pointer", "function", "i32"], result: "void" },
-  // int lua_pushthread(lua_State *L)
-  lua_pushthread: { parameters: ["pointer"], result: "i32" },
   // int lua_rawget(lua_State *L, int idx)  (void in 5.1 and 5.2: the result is then ignored)
   lua_rawget: { parameters: ["pointer", "i32"], result: "i32" },
   // void lua_rawset(lua_State *L, int idx)
@@ -70,8 +63,6 @@ export const LUA_SYMBOLS = {
   lua_setmetatable: { parameters: ["pointer", "i32"], result: "i32" },
   // int lua_next(lua_State *L, int idx)
   lua_next: { parameters: ["pointer", "i32"], result: "i32" },
-  // int lua_status(lua_State *L)
-  lua_status: { parameters: ["pointer"], result: "i32" },
   // int lua_gc(lua_State *L, int what, ...)  (5.4 is variadic; integer arguments pass alike on x86-64 and arm64)
   lua_gc: { parameters: ["pointer", "i32", "i32"], result: "i32" },
   // int luaL_ref(lua_State *L, int t)
@@ -86,8 +77,6 @@ export const LUA_SYMBOLS = {
   lua_tonumberx: { parameters: ["pointer", "i32", "pointer"], result: "f64", optional: true },
   // lua_Integer lua_tointegerx(lua_State *L, int idx, int *isnum)
   lua_tointegerx: { parameters: ["pointer", "i32", "pointer"], result: "i64", optional: true },
-  // size_t lua_rawlen(lua_State *L, int idx)  (lua_Unsigned in 5.4)
-  lua_rawlen: { parameters: ["pointer", "i32"], result: "u64", optional: true },
   // void lua_pushinteger(lua_State *L, lua_Integer n)  (ptrdiff_t in 5.1: the same register)
   lua_pushinteger: { parameters: ["pointer", "i64"], result: "void" },
   // int lua_pcallk(lua_State *L, int nargs, int nresults, int msgh, lua_KContext ctx, lua_KFunction k)
@@ -126,28 +115,10 @@ export const LUA_SYMBOLS = {
   lua_rawseti: { parameters: ["pointer", "i32", "i64"], result: "void", optional: true },
   // void *lua_newuserdata(lua_State *L, size_t size)  (5.1 to 5.3)
   lua_newuserdata: { parameters: ["pointer", "usize"], result: "pointer", optional: true },
-  // int lua_resume(lua_State *L, lua_State *from, int nargs)  (5.2, 5.3)
-  lua_resume53: {
-    name: "lua_resume",
-    parameters: ["pointer", "pointer", "i32"],
-    result: "i32",
-    optional: true,
-  },
 
   // ---- 5.4 ----
   // void *lua_newuserdatauv(lua_State *L, size_t size, int nuvalue)
   lua_newuserdatauv: { parameters: ["pointer", "usize", "i32"], result: "pointer", optional: true },
-  // int lua_resume(lua_State *L, lua_State *from, int nargs, int *nresults)
-  lua_resume54: {
-    name: "lua_resume",
-    parameters: ["pointer", "pointer", "i32", "buffer"],
-    result: "i32",
-    optional: true,
-  },
-  // int lua_resetthread(lua_State *L)  (5.4.0 to 5.4.5; lua_closethread replaces it in 5.4.6)
-  lua_resetthread: { parameters: ["pointer"], result: "i32", optional: true },
-  // int lua_closethread(lua_State *L, lua_State *from)  (5.4.6 and later)
-  lua_closethread: { parameters: ["pointer", "pointer"], result: "i32", optional: true },
 
   // ---- 5.1 and LuaJIT ----
   // void lua_insert(lua_State *L, int idx)
@@ -158,36 +129,17 @@ export const LUA_SYMBOLS = {
   lua_replace: { parameters: ["pointer", "i32"], result: "void", optional: true },
   // lua_Number lua_tonumber(lua_State *L, int idx)
   lua_tonumber: { parameters: ["pointer", "i32"], result: "f64", optional: true },
-  // size_t lua_objlen(lua_State *L, int idx)
-  lua_objlen: { parameters: ["pointer", "i32"], result: "u64", optional: true },
   // int lua_pcall(lua_State *L, int nargs, int nresults, int errfunc)
   lua_pcall: { parameters: ["pointer", "i32", "i32", "i32"], result: "i32", optional: true },
   // int luaL_loadbuffer(lua_State *L, const char *buff, size_t sz, const char *name)
   luaL_loadbuffer: { parameters: ["pointer", "buffer", "usize", "buffer"], result: "i32", optional: true },
-  // void lua_rawgeti(lua_State *L, int idx, int n)
-  lua_rawgeti51: {
-    name: "lua_rawgeti",
-    parameters: ["pointer", "i32", "i32"],
-    result: "void",
-    optional: true,
-  },
-  // void lua_rawseti(lua_State *L, int idx, int n)
-  lua_rawseti51: {
-    name: "lua_rawseti",
-    parameters: ["pointer", "i32", "i32"],
-    result: "void",
-    optional: true,
-  },
-  // int lua_resume(lua_State *L, int narg)
-  lua_resume51: { name: "lua_resume", parameters: ["pointer", "i32"], result: "i32", optional: true },
   // int luaJIT_setmode(lua_State *L, int idx, int mode)  (LuaJIT only: its presence identifies LuaJIT)
-  luaJIT_setmode: { parameters: ["pointer", "i32", "i32"], result: "i32", optional: true },
-  // void lua_callk(...)  (5.2 and later: only its presence is used, to tell 5.2 from 5.1)
-  lua_callk: { parameters: [], result: "void", optional: true },
+  address_luaJIT_setmode: { name: "luaJIT_setmode", type: "pointer", optional: true },
   // extern const char lua_ident[]  (every PUC Lua: "$LuaVersion: Lua 5.4.4 ...")
   lua_ident: { type: "pointer", optional: true },
   // The addresses of the functions ffi/data_builder.c, ffi/call_runner.c and ffi/fast_lane.c call (a static of type
-  // "pointer" is the symbol's address). Their 5.3/5.4 signatures are the ones spelled out above.
+  // "pointer" is the symbol's address). Their 5.3/5.4 signatures are the ones spelled out above. lua_callk's
+  // presence also tells 5.2 from 5.1.
   address_lua_checkstack: { name: "lua_checkstack", type: "pointer", optional: true },
   address_lua_createtable: { name: "lua_createtable", type: "pointer", optional: true },
   address_lua_pushlstring: { name: "lua_pushlstring", type: "pointer", optional: true },
@@ -233,3 +185,74 @@ export const LUA_SYMBOLS = {
 
 /** The opened Lua library: every symbol of {@linkcode LUA_SYMBOLS}, optional ones possibly `null`. */
 export type LuaSymbols = Deno.DynamicLibrary<typeof LUA_SYMBOLS>["symbols"];
+
+/**
+ * The functions only the trusted bridge calls: its coroutine handles and the length of a table
+ * handle. Bound on first use (`LuaLibrary.bridgeSymbols` in `library.ts`): `Deno.dlopen`
+ * compiles a trampoline for every function it binds, about 0.28 ms apiece, and a process that runs
+ * only sandboxes never calls these.
+ */
+export const LUA_BRIDGE_SYMBOLS = {
+  // lua_State *lua_newthread(lua_State *L)
+  lua_newthread: { parameters: ["pointer"], result: "pointer" },
+  // void lua_xmove(lua_State *from, lua_State *to, int n)
+  lua_xmove: { parameters: ["pointer", "pointer", "i32"], result: "void" },
+  // lua_State *lua_tothread(lua_State *L, int idx)
+  lua_tothread: { parameters: ["pointer", "i32"], result: "pointer" },
+  // int lua_pushthread(lua_State *L)
+  lua_pushthread: { parameters: ["pointer"], result: "i32" },
+  // int lua_status(lua_State *L)
+  lua_status: { parameters: ["pointer"], result: "i32" },
+  // size_t lua_rawlen(lua_State *L, int idx)  (5.2 and later; lua_Unsigned in 5.4)
+  lua_rawlen: { parameters: ["pointer", "i32"], result: "u64", optional: true },
+  // size_t lua_objlen(lua_State *L, int idx)  (5.1 and LuaJIT)
+  lua_objlen: { parameters: ["pointer", "i32"], result: "u64", optional: true },
+  // int lua_resume(lua_State *L, int narg)  (5.1 and LuaJIT)
+  lua_resume51: { name: "lua_resume", parameters: ["pointer", "i32"], result: "i32", optional: true },
+  // int lua_resume(lua_State *L, lua_State *from, int nargs)  (5.2, 5.3)
+  lua_resume53: {
+    name: "lua_resume",
+    parameters: ["pointer", "pointer", "i32"],
+    result: "i32",
+    optional: true,
+  },
+  // int lua_resume(lua_State *L, lua_State *from, int nargs, int *nresults)
+  lua_resume54: {
+    name: "lua_resume",
+    parameters: ["pointer", "pointer", "i32", "buffer"],
+    result: "i32",
+    optional: true,
+  },
+  // int lua_resetthread(lua_State *L)  (5.4.0 to 5.4.5; lua_closethread replaces it in 5.4.6)
+  lua_resetthread: { parameters: ["pointer"], result: "i32", optional: true },
+  // int lua_closethread(lua_State *L, lua_State *from)  (5.4.6 and later)
+  lua_closethread: { parameters: ["pointer", "pointer"], result: "i32", optional: true },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The functions of {@linkcode LUA_BRIDGE_SYMBOLS}, optional ones possibly `null`. */
+export type LuaBridgeSymbols = Deno.DynamicLibrary<typeof LUA_BRIDGE_SYMBOLS>["symbols"];
+
+/**
+ * `lua_rawgeti` and `lua_rawseti` under their signatures before 5.3 (an `int` index, no result):
+ * the C names of the 5.3 ones in {@linkcode LUA_SYMBOLS}, so bound only for a library that has
+ * them with these signatures (5.1, LuaJIT, 5.2).
+ */
+export const LUA_LEGACY_SYMBOLS = {
+  // void lua_rawgeti(lua_State *L, int idx, int n)
+  lua_rawgeti51: {
+    name: "lua_rawgeti",
+    parameters: ["pointer", "i32", "i32"],
+    result: "void",
+    optional: true,
+  },
+  // void lua_rawseti(lua_State *L, int idx, int n)
+  lua_rawseti51: {
+    name: "lua_rawseti",
+    parameters: ["pointer", "i32", "i32"],
+    result: "void",
+    optional: true,
+  },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The functions of {@linkcode LUA_LEGACY_SYMBOLS}. */
+export type LuaLegacySymbols = Deno.DynamicLibrary<typeof LUA_LEGACY_SYMBOLS>["symbols"];

@@ -1245,8 +1245,9 @@ export class LuaCore {
       this.#ensureStack(L, 4);
       this.pushRef(L, "cotraceback");
       this.#ensureStack(co, 1);
-      s.lua_pushthread(co);
-      s.lua_xmove(co, L, 1);
+      const bridge = this.api.bridge();
+      bridge.lua_pushthread(co);
+      bridge.lua_xmove(co, L, 1);
       this.pushString(L, message);
       this.#callRaw(L, 2, 1);
       return s.lua_type(L, -1) === LuaType.STRING ? this.readText(L, -1) : message;

@@ -236,7 +236,7 @@ export class LuaFunction extends Function {
     const top = s.lua_gettop(L);
     core.ensureStack(L, 2);
     try {
-      const co = s.lua_newthread(L) as LuaState;
+      const co = core.api.bridge().lua_newthread(L) as LuaState;
       core.ensureStack(co, 1);
       core.pushRegistry(co, ref);
       return makeCoroutine(core, L, -1, args);
@@ -358,7 +358,7 @@ function resumeCoroutine(handle: LuaCoroutine, value: unknown): IteratorResult<u
   if (state.dead) throw new LuaError("cannot resume dead coroutine");
   const co = state.thread;
   const s = core.api.sym;
-  const fresh = s.lua_status(co) === LuaStatus.OK;
+  const fresh = core.api.bridge().lua_status(co) === LuaStatus.OK;
   const args = fresh && state.pending ? [...state.pending] : [];
   if (value !== undefined) args.push(value);
   state.pending = undefined;
@@ -391,7 +391,8 @@ function restartCoroutine(handle: LuaCoroutine, args: unknown[]): LuaCoroutine {
   const state = coroutineStates.get(handle)!;
   const co = state.thread;
   const s = core.api.sym;
-  const unstarted = !state.dead && s.lua_status(co) === LuaStatus.OK && co !== core.currentL &&
+  const unstarted = !state.dead && core.api.bridge().lua_status(co) === LuaStatus.OK &&
+    co !== core.currentL &&
     s.lua_gettop(co) >= 1 && s.lua_type(co, 1) === LuaType.FUNCTION && handle.status === "suspended";
   if (!unstarted) {
     throw new LuaError("cannot call a coroutine that has already started: use send() or next()");
@@ -401,9 +402,9 @@ function restartCoroutine(handle: LuaCoroutine, args: unknown[]): LuaCoroutine {
   core.ensureStack(L, 2);
   core.ensureStack(co, 1);
   try {
-    const fresh = s.lua_newthread(L) as LuaState;
+    const fresh = core.api.bridge().lua_newthread(L) as LuaState;
     s.lua_pushvalue(co, 1);
-    s.lua_xmove(co, fresh, 1);
+    core.api.bridge().lua_xmove(co, fresh, 1);
     return makeCoroutine(core, L, -1, args);
   } finally {
     s.lua_settop(L, top);
@@ -412,7 +413,7 @@ function restartCoroutine(handle: LuaCoroutine, args: unknown[]): LuaCoroutine {
 
 /** Wraps the coroutine at `idx` of `L`. */
 export function makeCoroutine(core: LuaCore, L: LuaState, idx: number, pending?: unknown[]): LuaCoroutine {
-  const thread = core.api.sym.lua_tothread(L, idx) as LuaState;
+  const thread = core.api.bridge().lua_tothread(L, idx) as LuaState;
   const handle = function (this: unknown, ...args: unknown[]): LuaCoroutine {
     return restartCoroutine(handle, args);
   } as unknown as LuaCoroutine;
