@@ -391,8 +391,8 @@ function restartCoroutine(handle: LuaCoroutine, args: unknown[]): LuaCoroutine {
   const state = coroutineStates.get(handle)!;
   const co = state.thread;
   const s = core.api.sym;
-  const unstarted = !state.dead && core.api.bridge().lua_status(co) === LuaStatus.OK &&
-    co !== core.currentL &&
+  const bridge = core.api.bridge();
+  const unstarted = !state.dead && bridge.lua_status(co) === LuaStatus.OK && co !== core.currentL &&
     s.lua_gettop(co) >= 1 && s.lua_type(co, 1) === LuaType.FUNCTION && handle.status === "suspended";
   if (!unstarted) {
     throw new LuaError("cannot call a coroutine that has already started: use send() or next()");
@@ -402,9 +402,9 @@ function restartCoroutine(handle: LuaCoroutine, args: unknown[]): LuaCoroutine {
   core.ensureStack(L, 2);
   core.ensureStack(co, 1);
   try {
-    const fresh = core.api.bridge().lua_newthread(L) as LuaState;
+    const fresh = bridge.lua_newthread(L) as LuaState;
     s.lua_pushvalue(co, 1);
-    core.api.bridge().lua_xmove(co, fresh, 1);
+    bridge.lua_xmove(co, fresh, 1);
     return makeCoroutine(core, L, -1, args);
   } finally {
     s.lua_settop(L, top);

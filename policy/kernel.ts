@@ -109,13 +109,13 @@ return (function()
 
   local MEMERR = "not enough memory"
   local COMPILE_TOO_LONG = "${COMPILE_TOO_LONG}"
-  -- 5.3's auxiliary buffers (string.rep, table.concat, string.format, ...) report a refused
-  -- allocation in their own words, with luaL_error, so after the caller's position
-  -- ("input:3: not enough memory for buffer allocation"); it is the same limit and must be as sticky
-  local BUFFER_MEMERR = ": not enough memory for buffer allocation"
-  local IS_MEMERR = { [MEMERR] = true, [s_sub(BUFFER_MEMERR, 3)] = true }
-  -- 5.4 reports every refused allocation as MEMERR itself, its buffers too
-  local BUFFER_ERRORS = TRUSTED_GLOBALS._VERSION == "Lua 5.3"
+  -- 5.4 reports every refused allocation as MEMERR, its auxiliary buffers too. 5.3's buffers
+  -- (string.rep, table.concat, string.format, ...) report one in their own words, with luaL_error, so
+  -- after the caller's position ("input:3: not enough memory for buffer allocation"); it is the same
+  -- limit and must be as sticky. BUFFER_MEMERR: those words (false on 5.4)
+  local BUFFER_MEMERR = TRUSTED_GLOBALS._VERSION == "Lua 5.3" and ": not enough memory for buffer allocation"
+  local IS_MEMERR = { [MEMERR] = true }
+  if BUFFER_MEMERR then IS_MEMERR[s_sub(BUFFER_MEMERR, 3)] = true end
   local MESSAGES = {
     instructions = "instruction limit exceeded",
     cpu = "cpu time limit exceeded",
@@ -253,7 +253,7 @@ return (function()
   -- a refused allocation that Lua reported as an error e trips the memory limit (true: it did)
   local function memory_tripped(e)
     if not active then return false end
-    if not IS_MEMERR[e] and (not BUFFER_ERRORS or type(e) ~= "string" or s_sub(e, -#BUFFER_MEMERR) ~= BUFFER_MEMERR) then
+    if not IS_MEMERR[e] and not (BUFFER_MEMERR and type(e) == "string" and s_sub(e, -#BUFFER_MEMERR) == BUFFER_MEMERR) then
       return false
     end
     dirty = true
@@ -266,7 +266,7 @@ return (function()
   -- only for an error it may find to be a refused allocation.
   local function caught(ok, ...)
     if not ok and active then
-      if BUFFER_ERRORS or IS_MEMERR[...] then memory_tripped((...)) end
+      if BUFFER_MEMERR or IS_MEMERR[...] then memory_tripped((...)) end
       if tripped then raise_tripped() end
     end
     return ok, ...
