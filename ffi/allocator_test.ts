@@ -173,14 +173,15 @@ for (const { name, native, ignore } of kinds) {
       clock.end();
       const waited = new RunClock(1000);
       alloc.setRunClock(waited);
-      waited.begin(monotonicMs() - 2000);
+      waited.begin(monotonicMs() - 2000, -Infinity);
       waited.cpuStart(threadCpuMs() + 1990);
       blocks.push([grant(null, 0n, LARGE), LARGE], [grant(null, 0n, LARGE), LARGE]);
       assert.equal(alloc.late(), 0);
       alloc.setRunClock(clock);
-      // a run that began 50 ms of wall time ago: its start is back-dated, and 5 ms are long past
+      // a run that began 50 ms of wall time ago, with no CPU reading from before it: its start is
+      // back-dated, and 5 ms are long past
       clock.end();
-      clock.begin(monotonicMs() - 50);
+      clock.begin(monotonicMs() - 50, -Infinity);
       assert.equal(f.call(alloc.state, null, 0n, LARGE), null, "a large block past the deadline");
       const small = grant(null, 0n, LARGE - 1n);
       assert.equal(f.call(alloc.state, small, LARGE - 1n, 2n * LARGE), null, "growing by a large step");

@@ -77,14 +77,30 @@ const RUN_STARTED = 0;
 const CPU_LIMIT = 1;
 const CPU_START = 2;
 const WITHIN_UNTIL = 3;
-const RUN_CLOCK_BYTES = 32;
+const CPU_FLOOR = 4;
+const RUN_CLOCK_BYTES = 40;
+
+// The thread's CPU clock as last read for a floor, and the wall time of that reading. A run's floor
+// is at most this old, so the CPU time it bounds counts at most this much of the host's own work
+// before the run; a loop of short runs reads the clock (a system call) once in this many ms.
+const FLOOR_MAX_AGE_MS = 1;
+let floorWall = -Infinity;
+let floorCpu = 0;
+
+function cpuFloor(wallMs: number): number {
+  if (!(wallMs - floorWall <= FLOOR_MAX_AGE_MS)) {
+    floorCpu = threadCpuMs();
+    floorWall = wallMs;
+  }
+  return floorCpu;
+}
 
 /**
  * The CPU clock of a state's runs, in memory the native allocator and the fast lane read
  * (`ffi/run_clock.h`): when the run began (wall time), the CPU milliseconds it may use, the CPU time
- * it began at, estimated at its first reading as that reading less the wall time since the run
- * began (an upper bound of the CPU time before it), and the wall time since the run began up to which
- * its CPU time is known to be within the limit. Between runs nothing is past its deadline.
+ * it began at, estimated at its first reading, the wall time since the run began up to which its CPU
+ * time is known to be within the limit, and the floor of that estimate: a reading of the CPU clock
+ * from before the run began, at most a millisecond old. Between runs nothing is past its deadline.
  *
  * @example
  * ```ts
@@ -110,12 +126,19 @@ export class RunClock {
     this.end();
   }
 
-  /** Begins a run at `wallMs` (a {@linkcode monotonicMs} reading); its CPU start is not read yet. */
-  begin(wallMs: number): void {
+  /**
+   * Begins a run at `wallMs` (a {@linkcode monotonicMs} reading); its CPU start is not read yet.
+   *
+   * @param cpuFloorMs A {@linkcode threadCpuMs} reading from before the run began; by default the
+   * thread's clock as read at most a millisecond earlier (read now if older). `-Infinity`: none,
+   * the start is back-dated by wall time alone.
+   */
+  begin(wallMs: number, cpuFloorMs: number = cpuFloor(wallMs)): void {
     const fields = this.#fields;
     fields[RUN_STARTED] = wallMs;
     fields[CPU_START] = -1;
     fields[WITHIN_UNTIL] = fields[CPU_LIMIT];
+    fields[CPU_FLOOR] = cpuFloorMs;
   }
 
   /** Ends the run: until the next one begins, nothing is past its deadline. */
@@ -132,10 +155,12 @@ export class RunClock {
     return this.#cpuStart(now, monotonicMs() - this.#fields[RUN_STARTED]);
   }
 
-  // back-dated by the wall time `since` the run began, an upper bound of the CPU time before it
+  // the later of two bounds that the CPU time used since cannot be less than the run's: the reading
+  // back-dated by the wall time `since` the run began (which counts time the thread was descheduled
+  // as used) and the floor (run_cpu_start in ffi/run_clock.h)
   #cpuStart(now: number, since: number): number {
     const fields = this.#fields;
-    if (fields[CPU_START] < 0) fields[CPU_START] = now - since;
+    if (fields[CPU_START] < 0) fields[CPU_START] = Math.max(now - since, fields[CPU_FLOOR]);
     return fields[CPU_START];
   }
 

@@ -847,7 +847,7 @@ Deno.test(
   () => {
     const clock = new RunClock(1000);
     const started = monotonicMs() - 40;
-    clock.begin(started);
+    clock.begin(started, -Infinity);
     const before = threadCpuMs();
     const code = `${QUICK}local clock = lane.clock(nil, charge, route("clock"))
       return string.format("%.6f %.6f", clock(true))`;
@@ -863,6 +863,23 @@ Deno.test(
 );
 
 Deno.test(
+  "fast lane: a first reading after the thread waited starts the run's CPU clock at its floor, not its wall time",
+  { ignore },
+  () => {
+    const clock = new RunClock(20);
+    const floor = threadCpuMs();
+    clock.begin(monotonicMs(), floor);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60);
+    const code = `${QUICK}local clock = lane.clock(nil, charge, route("clock"))
+      return string.format("%.6f %.6f", clock(true))`;
+    const [now, start] = run(code, newTally(clock)).split(" ").map(Number);
+    // 60 ms of wall time, a few of CPU at most: back-dated by the wait, the start would be 60 ms ago
+    assert.ok(Math.abs(start - floor) < 0.001, `${floor} ${start}`);
+    assert.ok(now - start < 20, `${now} ${start}`);
+  },
+);
+
+Deno.test(
   "fast lane: within the CPU limit, a later reading is the wall time since the run began, with no system call",
   { ignore },
   () => {
@@ -874,7 +891,7 @@ Deno.test(
     // a run that began 40 ms ago with 1 s to use: the reading stands at the start plus the wall time
     const roomy = new RunClock(1000);
     const began = monotonicMs() - 40;
-    roomy.begin(began);
+    roomy.begin(began, -Infinity);
     const [start, later] = run(code, newTally(roomy)).split(" ").map(Number);
     const wall = monotonicMs() - began;
     const cpu = threadCpuMs();
@@ -1412,6 +1429,12 @@ Deno.test(
         "frame, not an integer: the route",
         "  callk 1 -1 0 NULL: route",
         FORTY_BYTES,
+        "  tally 0",
+        "clock, a first reading back-dated by the wall time: the CPU start",
+        "  returned 2: 5 0",
+        "  tally 0",
+        "clock, a first reading back-dated before the floor: the floor",
+        "  returned 2: 5 3",
         "  tally 0",
         "clock, a later reading within the limit: the CPU start plus the wall time since the run began",
         "  returned 1: 7",

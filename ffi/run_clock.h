@@ -15,6 +15,7 @@ typedef struct {
   double cpu_limit;    /* 8: the CPU ms a run may use */
   double cpu_start;    /* 16: the thread's CPU clock in ms when the run began, estimated at its first reading; < 0: none yet */
   double within_until; /* 24: the wall ms since the run began up to which its CPU time is known to be within the limit */
+  double cpu_floor;    /* 32: a reading of the thread's CPU clock taken before the run's code began */
 } luagate_run_clock;
 
 /* libc's clock_gettime, the timespec as two 64-bit words */
@@ -32,11 +33,17 @@ static inline __attribute__((always_inline)) double clock_ms(luagate_clock_getti
 }
 
 /* The CPU time the run began at, estimated now (at CPU time `now`, `since` wall ms into the run) if
- * no reading did yet: back-dated by the wall time since it began, an upper bound of the CPU time
- * before it (RunClock.cpuStart). */
+ * no reading did yet (RunClock.cpuStart): the later of two bounds that the CPU time used since cannot
+ * be less than the run's. One is the reading less the wall time since the run began, which counts the
+ * time the thread was descheduled as used: on its own, a stall of the machine longer than the limit
+ * before the first reading tripped a run that had used microseconds. The other is the floor, a CPU
+ * reading from before the run began, which does not move while the thread waits. */
 static inline __attribute__((always_inline)) double run_cpu_start(luagate_run_clock *clock, double now,
                                                                   double since) {
-  if (clock->cpu_start < 0) clock->cpu_start = now - since;
+  if (clock->cpu_start < 0) {
+    const double backdated = now - since;
+    clock->cpu_start = backdated > clock->cpu_floor ? backdated : clock->cpu_floor;
+  }
   return clock->cpu_start;
 }
 

@@ -219,6 +219,22 @@ Deno.test("fail-closed: the cpu limit", () => {
   assert.ok(d.error instanceof LuaLimitError && d.error.limit === "cpu");
 });
 
+// The CPU clock is first read a few thousand instructions into a run, and the time before is bounded
+// by a reading from before the run began: a thread that waited (on the host, or descheduled by a
+// busy machine) longer than the limit used to trip a run that had used microseconds of CPU.
+Deno.test("cpu limit: time a decision spends waiting is not CPU time", () => {
+  const wait = () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60) === "timed-out";
+  const d = decide(
+    `return function() local waited = wait() local x = 0 for i = 1, 20000 do x = x + i end return waited end`,
+    {},
+    { limits: { cpuMs: 30 }, capabilities: { wait } },
+  );
+  assert.deepEqual(d.errors, []);
+  assert.equal(d.allow, true);
+  assert.ok(d.usage.timeMs >= 60, `${d.usage.timeMs}`);
+  assert.ok(d.usage.cpuMs < 30, `${d.usage.cpuMs}`);
+});
+
 Deno.test("fail-closed: the output limit", () => {
   const d = decide(`return function() for i = 1, 100 do print("hello") end return true end`, {}, {
     limits: { output: 64 },
