@@ -151,8 +151,9 @@ enum {
    * (__gc) */
   ENTRY_SETMETATABLE = 12,
   /* pcall(f, ...): f called in protected mode under the message handler `kept`, as
-   * xpcall calls it; true and its results when it succeeded, and a failure (false and the error)
-   * goes to the route, the kernel's caught, which raises again a limit that tripped. The call has
+   * xpcall calls it; true and its results when it succeeded, and false and the error when it failed,
+   * unless the error has to go to the route, the kernel's pcall_failed, which raises again a limit
+   * that tripped (route_has_nothing_to_do makes its test). The call has
    * this function as its continuation, so that f may yield: resumed, it is called with the call's
    * status and finds the tally at the bottom of its stack, where no call of the sandbox's has it.
    * pcall() calls the entry's function, which raises Lua's error for the missing argument. */
@@ -284,6 +285,12 @@ enum {
 /* what the pcall entry keeps below f: the tally, the handler (at PCALL_HANDLER) and true */
 #define PCALL_BELOW 3
 #define PCALL_HANDLER 2
+/* The pcall entry's route is the kernel's pcall_failed (policy/kernel.ts), and these are its first
+ * upvalues: the lane makes its test without calling it (route_has_nothing_to_do) */
+#define FAILED_ACTIVE 1
+#define FAILED_TRIPPED 2
+#define FAILED_BUFFER_MEMERR 3
+#define FAILED_IS_MEMERR 4
 /* Room for a lua_Debug: 5.3's and 5.4's are smaller (the host gives the offset of its currentline). */
 #define DEBUG_WORDS 32
 /* frame() takes levels of an int: deeper ones are no frame (Lua's stack is far shallower) */
@@ -420,6 +427,29 @@ INLINE int call_upvalue(const luagate_lane_api *lua, lua_State *L, int upvalues,
   lua->rotate(L, 1, 1);
   lua->callk(L, n, results, 0, 0);
   return lua->gettop(L);
+}
+
+/* Pushes upvalue n of the function at `f` and answers whether it is of `type` (0 and nothing pushed
+ * when there is no such upvalue). */
+INLINE int upvalue_of_type(const luagate_lane_api *lua, lua_State *L, int f, int n, int type) {
+  return lua->getupvalue(L, f, n) != 0 && lua->type(L, -1) == type;
+}
+
+/* Whether the pcall entry's route, the function at `route` (the kernel's pcall_failed), would hand
+ * the error on top back as it is: outside a run, or when no limit tripped and the error cannot be a
+ * refused allocation. Its own test, on its upvalues; an upvalue of another type has it called. */
+INLINE int route_has_nothing_to_do(const luagate_lane_api *lua, lua_State *L, int route) {
+  const int top = lua->gettop(L);
+  int nothing = 0;
+  if (upvalue_of_type(lua, L, route, FAILED_ACTIVE, LUA_TBOOLEAN)) {
+    nothing = !lua->toboolean(L, -1) ||
+              (upvalue_of_type(lua, L, route, FAILED_TRIPPED, LUA_TNIL) &&
+               upvalue_of_type(lua, L, route, FAILED_BUFFER_MEMERR, LUA_TBOOLEAN) && !lua->toboolean(L, -1) &&
+               upvalue_of_type(lua, L, route, FAILED_IS_MEMERR, LUA_TTABLE) &&
+               (lua->pushvalue(L, top), lua->rawget(L, -2), !lua->toboolean(L, -1)));
+  }
+  lua->settop(L, top);
+  return nothing;
 }
 
 /* The longest run in the string s (of `length` bytes) of the chars of a 32-byte bitmap: char c at
@@ -1185,11 +1215,15 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
                            (void *)(here & ~(uintptr_t)(PAGE_SIZE_MIN - 1)));
     }
     if (status == LUA_OK || status == LUA_YIELD) return lua->gettop(L) - PCALL_BELOW + 1;
-    /* the error is on top: caught(false, error) */
+    /* the error is on top: false and the error, as the route answers them when it has nothing to do */
+    if (route_has_nothing_to_do(lua, L, upvalues - UP_ROUTE)) {
+      lua->pushboolean(L, 0);
+      lua->rotate(L, -2, 1);
+      return 2;
+    }
     lua->pushvalue(L, upvalues - UP_ROUTE);
-    lua->pushboolean(L, 0);
-    lua->pushvalue(L, -3);
-    lua->callk(L, 2, -1, 0, 0);
+    lua->pushvalue(L, -2);
+    lua->callk(L, 1, -1, 0, 0);
     return lua->gettop(L) - PCALL_BELOW - 1;
   }
 
@@ -1620,6 +1654,8 @@ __attribute__((used, noinline)) static void count_hook(lua_State *L, void *ar) {
   lua->rawgetp(L, (int)lua->registry, state);
   lua->pushinteger(L, (lua_Integer)state->counted);
   lua->pushboolean(L, late);
-  state->counted = 0;
+  /* counted until the kernel's hook has them: the call itself can fail (at Lua's C stack limit, in
+   * pcalls nested 200 deep), and a later firing hands them again */
   lua->callk(L, 2, 0, 0, 0);
+  state->counted = 0;
 }

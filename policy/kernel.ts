@@ -395,7 +395,15 @@ return (function()
     return caught(xpcall(..., locate, select(2, ...)))
   end
   if lane then
-    sb_pcall = lane_entry(${LaneEntry.pcall}, route("pcall"), caught, locate)
+    -- the entry's route after a failure: caught's work, where it has any. The lane makes the same
+    -- test in C, on the first four upvalues of this function in the order its first line names
+    -- them (CAUGHT_* in ffi/fast_lane.c), and calls it only when the test passes: a call of a Lua
+    -- function under the count hook costs some 700 instructions.
+    local function pcall_failed(e)
+      if active and (tripped or BUFFER_MEMERR or IS_MEMERR[e]) then return caught(false, e) end
+      return false, e
+    end
+    sb_pcall = lane_entry(${LaneEntry.pcall}, route("pcall"), pcall_failed, locate)
     RAISERS[sb_pcall] = true
   end
   -- Lua calls a message handler before unwinding: after an error raised by the hook, hooks are

@@ -1081,7 +1081,10 @@ Deno.test("stdlib: pcall nests as deep as Lua's own before C stack overflow", ()
   using lua = new LuaRuntime();
   const [depth, error] = sb.execute(code) as [number, string];
   const [luaDepth, luaError] = lua.execute(code) as [number, string];
-  assert.equal(error, luaError);
+  // the call the count hook makes can be the one that reaches the limit, in nest's frame: the
+  // message then has its position
+  assert.equal(luaError, "C stack overflow");
+  assert.match(error, /^(sandbox:2: )?C stack overflow$/);
   // the sandbox's run is one protected call more
   assert.equal(depth, luaDepth - 1);
 });
