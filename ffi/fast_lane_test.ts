@@ -1353,7 +1353,7 @@ Deno.test(
         "  callk 1 -1 0 NULL: route",
         '  returned 2: false "boom"',
         "  tally 0",
-        "pcall, a failure caught has nothing to do with: false and the error, no call",
+        "pcall, a failure the route has nothing to do with: false and the error, no call",
         "  pcallk 0 -1 2 0 lane: a closure",
         "  stack: type2 kept true a closure",
         '  returned 2: false "boom"',
