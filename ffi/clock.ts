@@ -81,14 +81,16 @@ const CPU_FLOOR = 4;
 const RUN_CLOCK_BYTES = 40;
 
 // The thread's CPU clock as last read for a floor, and the wall time of that reading. A run's floor
-// is at most this old, so the CPU time it bounds counts at most this much of the host's own work
-// before the run; a loop of short runs reads the clock (a system call) once in this many ms.
-const FLOOR_MAX_AGE_MS = 1;
+// is at most a tenth of its CPU limit old (wall time), so the CPU time it bounds counts at most that
+// much of the host's own work before the run. The reading is a system call (1.2-1.5 µs on the
+// benchmark machine): runs closer together than that share one, and a run that follows a pause
+// reads it afresh.
+const FLOOR_AGE_OF_LIMIT = 0.1;
 let floorWall = -Infinity;
 let floorCpu = 0;
 
-function cpuFloor(wallMs: number): number {
-  if (!(wallMs - floorWall <= FLOOR_MAX_AGE_MS)) {
+function cpuFloor(wallMs: number, maxAgeMs: number): number {
+  if (!(wallMs - floorWall <= maxAgeMs)) {
     floorCpu = threadCpuMs();
     floorWall = wallMs;
   }
@@ -100,7 +102,7 @@ function cpuFloor(wallMs: number): number {
  * (`ffi/run_clock.h`): when the run began (wall time), the CPU milliseconds it may use, the CPU time
  * it began at, estimated at its first reading, the wall time since the run began up to which its CPU
  * time is known to be within the limit, and the floor of that estimate: a reading of the CPU clock
- * from before the run began, at most a millisecond old. Between runs nothing is past its deadline.
+ * from before the run began, at most a tenth of the limit old. Between runs nothing is past its deadline.
  *
  * @example
  * ```ts
@@ -130,10 +132,13 @@ export class RunClock {
    * Begins a run at `wallMs` (a {@linkcode monotonicMs} reading); its CPU start is not read yet.
    *
    * @param cpuFloorMs A {@linkcode threadCpuMs} reading from before the run began; by default the
-   * thread's clock as read at most a millisecond earlier (read now if older). `-Infinity`: none,
-   * the start is back-dated by wall time alone.
+   * thread's clock as read at most a tenth of the CPU limit earlier (read now if older).
+   * `-Infinity`: none, the start is back-dated by wall time alone.
    */
-  begin(wallMs: number, cpuFloorMs: number = cpuFloor(wallMs)): void {
+  begin(
+    wallMs: number,
+    cpuFloorMs: number = cpuFloor(wallMs, this.#fields[CPU_LIMIT] * FLOOR_AGE_OF_LIMIT),
+  ): void {
     const fields = this.#fields;
     fields[RUN_STARTED] = wallMs;
     fields[CPU_START] = -1;
