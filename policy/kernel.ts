@@ -397,7 +397,7 @@ return (function()
   if lane then
     -- the entry's route after a failure: caught's work, where it has any. The lane makes the same
     -- test in C, on the first four upvalues of this function in the order its first line names
-    -- them (CAUGHT_* in ffi/fast_lane.c), and calls it only when the test passes: a call of a Lua
+    -- them (FAILED_* in ffi/fast_lane.c), and calls it only when the test passes: a call of a Lua
     -- function under the count hook costs some 700 instructions.
     local function pcall_failed(e)
       if active and (tripped or BUFFER_MEMERR or IS_MEMERR[e]) then return caught(false, e) end
