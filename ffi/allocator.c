@@ -56,6 +56,10 @@ typedef struct {
   luagate_run_clock *clock;            /* 72: the state's run clock; NULL: no deadline */
   luagate_clock_gettime clock_gettime; /* 80: libc's */
   size_t late;                         /* 88: allocations refused past the run's CPU deadline */
+  char *image_start;                   /* 96: blocks in [image_start, image_end) belong to a state image */
+  char *image_end;                     /* 104: (ffi/state_image.ts): never freed, never pooled */
+  char *bump_next;                     /* 112: nonzero while a state is built into an image: new blocks */
+  char *bump_end;                      /* 120: are carved from [bump_next, bump_end) */
 } luagate_alloc_state;
 
 /* The class of a small size: sizes 1..16 are class 0, 17..32 class 1, and so on. */
@@ -84,6 +88,30 @@ static inline __attribute__((always_inline)) void release(luagate_alloc_state *s
   s->free_fn(ptr);
 }
 
+/* A block of an image (a built state's memory, or a copy of it) is no libc block: it is never
+ * freed, and a resized one moves out of the image. */
+static inline __attribute__((always_inline)) int in_image(luagate_alloc_state *s, void *ptr) {
+  return (size_t)((char *)ptr - s->image_start) < (size_t)(s->image_end - s->image_start);
+}
+
+/* The next block of an image being built: 16-byte aligned, as libc's. */
+static inline __attribute__((always_inline)) void *carve(luagate_alloc_state *s, size_t size) {
+  const size_t bytes = (size + 15) & ~(size_t)15;
+  if (bytes > (size_t)(s->bump_end - s->bump_next)) return (void *)0;
+  void *p = s->bump_next;
+  s->bump_next += bytes;
+  return p;
+}
+
+/* Copies a block's bytes to its new place. A byte loop: the code may call nothing (memcpy included),
+ * and the barrier keeps the compiler from making the loop a call to it. */
+static inline __attribute__((always_inline)) void move_block(char *to, const char *from, size_t bytes) {
+  for (size_t i = 0; i < bytes; i++) {
+    __asm__("" : "+r"(i));
+    to[i] = from[i];
+  }
+}
+
 void *luagate_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   luagate_alloc_state *s = (luagate_alloc_state *)ud;
   /* With ptr == NULL, Lua 5.4 passes a type tag in osize, not a size. */
@@ -91,7 +119,7 @@ void *luagate_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   if (nsize == 0) {
     if (ptr) {
       s->used -= old;
-      release(s, ptr, old);
+      if (!in_image(s, ptr)) release(s, ptr, old);
     }
     return (void *)0;
   }
@@ -107,20 +135,25 @@ void *luagate_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     s->late++;
     return (void *)0;
   }
+  /* a block of the image Lua resizes, or any block while an image is built, moves (copied below) */
+  const int moves = ptr && (s->bump_next || in_image(s, ptr));
   void *p;
-  if (!ptr && nsize <= SMALL_MAX && s->pool->heads[size_class(nsize)]) {
+  if (s->bump_next) {
+    p = carve(s, nsize);
+  } else if ((!ptr || moves) && nsize <= SMALL_MAX && s->pool->heads[size_class(nsize)]) {
     luagate_alloc_pool *pool = s->pool;
     void **head = &pool->heads[size_class(nsize)];
     p = *head;
     *head = *(void **)p;
     pool->bytes -= block_bytes(nsize);
-  } else if (ptr && block_bytes(old) == block_bytes(nsize)) {
+  } else if (ptr && !moves && block_bytes(old) == block_bytes(nsize)) {
     p = ptr;
   } else {
-    p = s->realloc_fn(ptr, block_bytes(nsize));
-    /* Lua assumes a shrinking block never fails; the old block is big enough for the new class. */
-    if (!p && nsize < old) p = ptr;
+    p = s->realloc_fn(moves ? (void *)0 : ptr, block_bytes(nsize));
   }
+  /* Lua assumes a shrinking block never fails; the old block is big enough for the new class. */
+  if (!p && nsize < old) p = ptr;
+  if (moves && p && p != ptr) move_block((char *)p, (const char *)ptr, old < nsize ? old : nsize);
   if (!p) {
     s->denied++;
     return (void *)0;

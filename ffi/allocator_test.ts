@@ -447,7 +447,7 @@ Deno.test(
       }
       assert.equal(transcripts[1], transcripts[0]);
       const steps = transcripts[0].split("step ").slice(1);
-      assert.equal(steps.length, 39);
+      assert.equal(steps.length, 49);
       // a freed 40-byte block goes to the pool as 48 bytes, and a 33-byte request takes it back
       assert.match(steps[3], /-> #0 used 1200 .* pool 48\n$/);
       assert.match(steps[4], /^4: .*\n {2}-> #1 used 1233 .* pool 0\n$/);
@@ -459,6 +459,20 @@ Deno.test(
       // the pool stops at its limit: the fifth 256-byte block goes back to libc
       assert.match(steps[33], /free #13\n {2}-> #0 .* pool 1024\n$/);
       assert.match(steps[38], /used 0 peak 4220 denied 2 overdraft 1 pool 1024\n$/);
+      // an image being built: blocks carved in order, a resized one moved with its bytes, a freed
+      // one never reaching libc or the pool, a block past the image's end refused
+      assert.match(steps[39], /\n {2}-> image\+0 used 40 /);
+      assert.match(steps[40], /\n {2}-> image\+48 used 140 /);
+      assert.match(steps[41], /\n {2}moved 40 of 40 bytes\n {2}-> image\+160 used 160 /);
+      assert.match(steps[42], /^42: slot 15 100 -> 0\n {2}-> #0 used 60 .* pool 1024\n$/);
+      assert.match(steps[43], /\n {2}-> image\+224 used 84 /);
+      assert.match(steps[44], /\n {2}-> #0 used 84 peak 4220 denied 3 /);
+      // a copy: an image block resized moves out to libc with its bytes; a shrink libc refuses keeps
+      // it; freed, it goes nowhere, and a libc block still goes to libc
+      assert.match(steps[45], /realloc #0 500 -> #14\n {2}moved 60 of 60 bytes\n {2}-> #14 used 524 /);
+      assert.match(steps[46], /realloc #0 16 -> refused\n {2}-> image\+224 used 516 /);
+      assert.match(steps[47], /^47: slot 16 16 -> 0\n {2}-> #0 used 500 .* pool 1024\n$/);
+      assert.match(steps[48], /free #14\n {2}-> #0 used 0 peak 4220 denied 3 overdraft 1 pool 1024\n$/);
     });
   },
 );

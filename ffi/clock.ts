@@ -9,7 +9,7 @@
  */
 
 import { cMemory, openLibc } from "./libc.ts";
-import { pinnedBlock } from "./pinned.ts";
+import { type PinnedBlock, pinnedBlock } from "./pinned.ts";
 
 const CLOCK_MONOTONIC = Deno.build.os === "darwin" ? 6 : 1;
 const CLOCK_THREAD_CPUTIME_ID = Deno.build.os === "darwin" ? 16 : 3;
@@ -78,7 +78,8 @@ const CPU_LIMIT = 1;
 const CPU_START = 2;
 const WITHIN_UNTIL = 3;
 const CPU_FLOOR = 4;
-const RUN_CLOCK_BYTES = 40;
+/** sizeof(luagate_run_clock). */
+export const RUN_CLOCK_BYTES = 40;
 
 // The thread's CPU clock as last read for a floor, and the wall time of that reading. A run's floor
 // is at most a tenth of its CPU limit old (wall time), so the CPU time it bounds counts at most that
@@ -116,12 +117,14 @@ function cpuFloor(wallMs: number, maxAgeMs: number): number {
 export class RunClock {
   /** The address of the `luagate_run_clock`. */
   readonly pointer: Deno.PointerObject;
-  readonly #fields: Float64Array;
+  #fields: Float64Array;
 
-  /** @param cpuLimitMs The CPU milliseconds a run may use. */
-  constructor(cpuLimitMs: number) {
-    // memory V8 never moves, kept alive by the view: C may keep its address
-    const block = pinnedBlock(RUN_CLOCK_BYTES);
+  /**
+   * @param cpuLimitMs The CPU milliseconds a run may use.
+   * @param block Where the clock lives: memory that never moves (a new block of pinned memory by
+   * default; C may keep its address).
+   */
+  constructor(cpuLimitMs: number, block: PinnedBlock = pinnedBlock(RUN_CLOCK_BYTES)) {
     this.pointer = block.pointer;
     this.#fields = new Float64Array(block.buffer, block.byteOffset, RUN_CLOCK_BYTES / 8);
     this.#fields[CPU_LIMIT] = cpuLimitMs;
@@ -149,6 +152,11 @@ export class RunClock {
   /** Ends the run: until the next one begins, nothing is past its deadline. */
   end(): void {
     this.#fields[RUN_STARTED] = Infinity;
+  }
+
+  /** Moves the clock to memory of its own, once its block may be reused (its state is closed). */
+  detach(): void {
+    this.#fields = this.#fields.slice();
   }
 
   /**

@@ -22,7 +22,7 @@
 import type { RunClock } from "./clock.ts";
 import type { LuaLibrary } from "./library.ts";
 import { cWords, openLibc } from "./libc.ts";
-import { pinnedBlock } from "./pinned.ts";
+import { type PinnedBlock, pinnedBlock } from "./pinned.ts";
 import { cString } from "./strings.ts";
 import {
   type EmbeddedCode,
@@ -782,7 +782,7 @@ const FAST_LANE_PAGES = 6;
  * count hook's: the lane's description (which the lane writes) and the instructions it counted and
  * did not hand over (a double).
  */
-const STATE_BYTES = 64;
+export const LANE_STATE_BYTES = 64;
 /** Where the count hook's instructions not handed over are, in doubles from the start. */
 const COUNTED_AT = 7;
 
@@ -896,19 +896,24 @@ function makeLane(library: LuaLibrary, registryIndex: number): Deno.PointerObjec
 export class LaneTally {
   /** The address the closures get as their first upvalue. */
   readonly pointer: Deno.PointerObject;
-  readonly #words: Float64Array;
+  #words: Float64Array;
   readonly #clock: RunClock;
 
   /**
    * @param step The hook's step: the tally is handed over for charging once it reaches it.
    * @param few Work worth fewer units is not charged (as the Lua wrappers do).
    * @param clock The state's run clock, which the lane's clock entry reads (kept alive with it).
+   * @param block Where the tally lives: memory that never moves (new pinned memory by default).
    */
-  constructor(step: number, few: number, clock: RunClock) {
+  constructor(
+    step: number,
+    few: number,
+    clock: RunClock,
+    block: PinnedBlock = pinnedBlock(LANE_STATE_BYTES),
+  ) {
     this.#clock = clock;
-    const block = pinnedBlock(STATE_BYTES);
     this.pointer = block.pointer;
-    this.#words = new Float64Array(block.buffer, block.byteOffset, STATE_BYTES / 8);
+    this.#words = new Float64Array(block.buffer, block.byteOffset, LANE_STATE_BYTES / 8);
     this.#words[1] = step;
     this.#words[2] = few;
     const words = new BigInt64Array(block.buffer, block.byteOffset + 24, 3);
@@ -926,5 +931,10 @@ export class LaneTally {
     words[0] = 0;
     words[COUNTED_AT] = 0;
     return left;
+  }
+
+  /** Moves the tally to memory of its own, once its block may be reused (its state is closed). */
+  detach(): void {
+    this.#words = this.#words.slice();
   }
 }

@@ -10,6 +10,8 @@
 export const LIBC_SYMBOLS = {
   /** `void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset);` */
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+  /** `int munmap(void *addr, size_t length);` */
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
   /** `int mprotect(void *addr, size_t len, int prot);` */
   mprotect: { parameters: ["pointer", "usize", "i32"], result: "i32" },
   /** `void *dlsym(void *handle, const char *symbol);` (in libdl.so.2 before glibc 2.34) */

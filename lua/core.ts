@@ -17,6 +17,8 @@ import type { RunClock } from "../ffi/clock.ts";
 import { type DataBuilder, openDataBuilder } from "../ffi/data_builder.ts";
 import { LANE_ENTRY, LaneTally, openFastLane } from "../ffi/fast_lane.ts";
 import { openLuaLibrary } from "../ffi/library.ts";
+import type { PinnedBlock } from "../ffi/pinned.ts";
+import { type ImageRegion, regionBlock, releaseRegion, StateImage } from "../ffi/state_image.ts";
 import {
   createLuaApi,
   int64,
@@ -126,6 +128,24 @@ export interface CoreOptions {
   libraries?: readonly StandardLibrary[];
   /** Build Lua's `js` table and its `js.none` (default true; a state that never exposes them skips both). */
   jsTable?: boolean;
+  /**
+   * Build the state into this region, as the template of copies (`ffi/state_image.ts`), leaving its
+   * first `header` bytes to the host's blocks (the allocator's state first). Needs the native
+   * allocator; the core is taken as an image with {@linkcode LuaCore.takeImage}.
+   */
+  template?: { readonly region: ImageRegion; readonly header: number };
+  /** Make the core a copy of a template's state. */
+  copyOf?: CoreCopy;
+}
+
+/** A copy of a template's state (`CoreOptions.copyOf`). */
+export interface CoreCopy {
+  /** The template core. */
+  readonly template: LuaCore;
+  /** Its image (`LuaCore.takeImage`). */
+  readonly image: StateImage;
+  /** The region to copy the image into, which the copy owns from then on. */
+  readonly region: ImageRegion;
 }
 
 /** A standard library that can be opened alone. */
@@ -205,6 +225,9 @@ export interface InputData {
 }
 
 const cores: (LuaCore | undefined)[] = [undefined];
+// The cores of states in image regions, by id: the address of the region, an integer upvalue of
+// their C closures that copying a state relocates with its pointers (ffi/state_image.ts).
+const regionCores = new Map<number, LuaCore>();
 // the chunk that dumps the function it is given, stripped, with the string library it is given
 const DUMP_LUA = "local string, f = ... return string.dump(f, true)";
 const trustedBytecode = new Map<string, Uint8Array>();
@@ -257,7 +280,8 @@ function processCallbacks() {
 function enterFromLua(L: LuaState, op: Op): number {
   let core: LuaCore | undefined;
   try {
-    core = cores[coreIdOf(L)];
+    const id = coreIdOf(L);
+    core = id < cores.length ? cores[id] : regionCores.get(id);
   } catch {
     core = undefined;
   }
@@ -323,6 +347,8 @@ export class LuaCore {
   #deniedSeen = 0;
   #refs?: Record<CoreRef, number>;
   #capped: boolean;
+  // the image region the state lives in: a template's or a copy's
+  #region: ImageRegion | undefined;
 
   constructor(options: CoreOptions = {}) {
     const library = openLuaLibrary(options.library);
@@ -340,7 +366,38 @@ export class LuaCore {
     this.dataEncoder = builder && dataEncoder(builder);
     this.#registry = api.registryIndex;
     this.#gcStopWhileHost = api.version !== "5.4";
-    this.alloc = createAllocator({ native: options.jsAllocator ? false : undefined });
+    const copy = options.copyOf;
+    if (copy !== undefined) {
+      const template = copy.template;
+      const region = copy.region;
+      copy.image.copyInto(region);
+      this.alloc = createAllocator({ block: regionBlock(region, 0) });
+      this.alloc.setImage(region.address, region.address + BigInt(copy.image.bytes));
+      this.L = Deno.UnsafePointer.create(
+        copy.image.relocated(Deno.UnsafePointer.value(template.L), region),
+      ) as LuaState;
+      this.currentL = this.L;
+      this.#region = region;
+      this.#id = Number(region.address);
+      regionCores.set(this.#id, this);
+      this.#capped = true;
+      this.#refs = { ...template.#refs! };
+      this.#nextId = template.#nextId;
+      this.#baseline = template.#baseline;
+      this.#usedAfterCollection = template.#usedAfterCollection;
+      return;
+    }
+    const build = options.template;
+    if (build !== undefined) {
+      this.alloc = createAllocator({ block: regionBlock(build.region, 0) });
+      this.alloc.setLimit(Infinity);
+      this.alloc.buildImage(
+        build.region.address + BigInt(build.header),
+        build.region.address + BigInt(build.region.bytes),
+      );
+    } else {
+      this.alloc = createAllocator({ native: options.jsAllocator ? false : undefined });
+    }
     let L = api.sym.lua_newstate(this.alloc.pointer, this.alloc.state) as LuaState | null;
     this.#capped = L !== null;
     if (L === null && library.isLuaJIT) {
@@ -353,8 +410,14 @@ export class LuaCore {
     }
     this.L = L;
     this.currentL = L;
-    this.#id = freeCoreIds.pop() ?? cores.length;
-    cores[this.#id] = this;
+    if (build !== undefined) {
+      this.#region = build.region;
+      this.#id = Number(build.region.address);
+      regionCores.set(this.#id, this);
+    } else {
+      this.#id = freeCoreIds.pop() ?? cores.length;
+      cores[this.#id] = this;
+    }
     try {
       this.#toHost();
       this.withCollectorPaused(() => {
@@ -367,6 +430,19 @@ export class LuaCore {
       this.close();
       throw error;
     }
+  }
+
+  /**
+   * Takes the image of a template's state (`CoreOptions.template`) as it is, its garbage included, as
+   * a state built the same way holds it: the core must not run, or change its state, afterwards.
+   */
+  takeImage(): StateImage {
+    const region = this.#region;
+    if (region === undefined || this.#closed) {
+      throw new LuaStateError("only a template's state is taken as an image");
+    }
+    const end = this.alloc.endImageBuild();
+    return new StateImage(region, Number(end - region.address));
   }
 
   /** Whether the allocator cap is enforced (false only on LuaJIT builds that refuse custom allocators). */
@@ -439,18 +515,25 @@ export class LuaCore {
 
   /**
    * Pushes the fast lane (`ffi/fast_lane.ts`) as the closure that makes its entries, with a new
-   * tally on `clock` (the state's run clock, which its clock entry reads), and returns that tally;
+   * tally on `clock` (the state's run clock, which its clock entry reads), in `block` when given, and
+   * returns that tally;
    * pushes nil and returns `undefined` where there is no lane.
    * Uses 2 slots.
    */
-  pushFastLane(L: LuaState, step: number, few: number, clock: RunClock): LaneTally | undefined {
+  pushFastLane(
+    L: LuaState,
+    step: number,
+    few: number,
+    clock: RunClock,
+    block?: PinnedBlock,
+  ): LaneTally | undefined {
     const s = this.api.sym;
     const entry = openFastLane(this.api.library, this.#registry);
     if (entry === undefined) {
       s.lua_pushnil(L);
       return undefined;
     }
-    const tally = new LaneTally(step, few, clock);
+    const tally = new LaneTally(step, few, clock, block);
     s.lua_pushlightuserdata(L, tally.pointer);
     this.api.pushInteger(L, LANE_ENTRY);
     s.lua_pushcclosure(L, entry, 2);
@@ -1384,10 +1467,15 @@ export class LuaCore {
     try {
       this.api.sym.lua_close(this.L);
     } finally {
-      cores[this.#id] = undefined;
-      freeCoreIds.push(this.#id);
       this.#objects.clear();
       this.alloc.close();
+      if (this.#region === undefined) {
+        cores[this.#id] = undefined;
+        freeCoreIds.push(this.#id);
+      } else {
+        regionCores.delete(this.#id);
+        releaseRegion(this.#region);
+      }
     }
   }
 }

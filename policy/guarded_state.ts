@@ -7,8 +7,19 @@
  */
 
 import type { CallFrame } from "../ffi/call_runner.ts";
+import { ALLOC_STATE_BYTES, nativeAllocatorChosen } from "../ffi/allocator.ts";
 import { monotonicMs, RunClock, threadCpuMs } from "../ffi/clock.ts";
-import { openLuaLibrary } from "../ffi/library.ts";
+import { LANE_STATE_BYTES, LaneTally } from "../ffi/fast_lane.ts";
+import { type LuaLibrary, openLuaLibrary } from "../ffi/library.ts";
+import type { PinnedBlock } from "../ffi/pinned.ts";
+import {
+  type ImageRegion,
+  imageSafeInteger,
+  mapTemplateRegion,
+  regionBlock,
+  type StateImage,
+  takeCopyRegion,
+} from "../ffi/state_image.ts";
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
 import type { AttributeFilter, AttributeHandlers } from "../lua/bridge.ts";
@@ -34,7 +45,6 @@ import {
   type ValueHook,
 } from "../lua/plain_data.ts";
 import { deepFreeze, hostObjectBehavior } from "./host_objects.ts";
-import type { LaneTally } from "../ffi/fast_lane.ts";
 import {
   COMPILE_TOO_LONG,
   KERNEL_ENTRIES,
@@ -113,6 +123,61 @@ const KERNEL_LIBRARIES = ["base", "table", "string", "debug"] as const;
 const KERNEL_ARGUMENTS = 6 + LAZY_LIBRARIES.length;
 
 const MAX_NESTED_RUNS = 4;
+
+// A template's or a copy's region begins with the host's blocks: the allocator's state, the run
+// clock and the fast lane's tally, which the state points to and copies relocate with it.
+const CLOCK_AT = ALLOC_STATE_BYTES;
+const LANE_AT = CLOCK_AT + 48;
+const HEADER_BYTES = LANE_AT + LANE_STATE_BYTES;
+/** The most a template's state may take; the image is what it took. */
+const TEMPLATE_REGION_BYTES = 256 << 10;
+
+/** A sandbox's state built once, which new sandboxes of the same library and limits copy. */
+interface Template {
+  readonly core: LuaCore;
+  readonly image: StateImage;
+  readonly kernel: Readonly<Record<string, number>>;
+  readonly lane: boolean;
+}
+
+// by library and limits; null: none can be made (no fixed mappings here, or the build failed)
+const templates = new Map<string, Template | null>();
+/** The most library and limit sets an isolate keeps a template (or its absence) for. */
+const MAX_TEMPLATES = 8;
+
+/**
+ * The template of sandboxes of this library and these limits, built on first request; `undefined`
+ * where states are not copied: no native allocator or fixed mappings here, or a limit the template
+ * would hold that could read as one of its addresses.
+ */
+function templateFor(path: string | undefined, library: LuaLibrary, limits: Limits): Template | undefined {
+  const key = `${library.path}\0${limits.step}\0${limits.instructions}\0${limits.cpuMs}`;
+  let template = templates.get(key);
+  if (template === undefined) {
+    // a process with ever new limits builds each state past the first few templates
+    if (templates.size >= MAX_TEMPLATES) return undefined;
+    template = buildTemplate(path, limits);
+    templates.set(key, template);
+  }
+  return template ?? undefined;
+}
+
+function buildTemplate(path: string | undefined, limits: Limits): Template | null {
+  if (!nativeAllocatorChosen() || !imageSafeInteger(limits.instructions) || !imageSafeInteger(limits.step)) {
+    return null;
+  }
+  const region = mapTemplateRegion(TEMPLATE_REGION_BYTES);
+  if (region === undefined) return null;
+  let state: GuardedState | undefined;
+  try {
+    state = new GuardedState({ library: path, limits }, region);
+    const image = state.core.takeImage();
+    return { core: state.core, image, ...state.kernelReferences };
+  } catch {
+    state?.close();
+    return null;
+  }
+}
 /** What a denied capability call returns to the kernel; never visible to sandboxed code. */
 const DENIED = "\u0000luagate:permission-denied";
 const MAX_CAPABILITY_DEPTH = 8;
@@ -203,9 +268,13 @@ export class GuardedState {
   // how a decision's input is pushed: as pushData does
   readonly #input: InputData;
 
-  constructor(options: GuardedOptions = {}) {
+  /**
+   * @param options The sandbox's options.
+   * @param template Build the state into this region as a template of copies (`templateFor`), with
+   * none of `options`' globals: only the library and the limits count.
+   */
+  constructor(options: GuardedOptions = {}, template?: ImageRegion) {
     this.limits = resolveLimits(options.limits);
-    this.#runClock = new RunClock(this.limits.cpuMs);
     this.#defaultGrants = new Set(options.permissions ?? []);
     this.#grants = this.#defaultGrants;
     this.resultLimits = { ...DEFAULT_PLAIN_LIMITS, ...options.result };
@@ -216,7 +285,20 @@ export class GuardedState {
     if (library.version !== "5.4" && library.version !== "5.3") {
       throw new LuaStateError(`the sandbox needs Lua 5.3 or 5.4 (this library is ${library.implementation})`);
     }
-    const core = new LuaCore({ library: options.library, libraries: KERNEL_LIBRARIES, jsTable: false });
+    const source = template === undefined ? templateFor(options.library, library, this.limits) : undefined;
+    const region = template ?? (source && takeCopyRegion(source.image.bytes));
+    this.#runClock = new RunClock(this.limits.cpuMs, region && regionBlock(region, CLOCK_AT));
+    const core = source && region
+      ? new LuaCore({
+        library: options.library,
+        copyOf: { template: source.core, image: source.image, region },
+      })
+      : new LuaCore({
+        library: options.library,
+        libraries: KERNEL_LIBRARIES,
+        jsTable: false,
+        template: template && { region: template, header: HEADER_BYTES },
+      });
     this.core = core;
     try {
       core.behavior = hostObjectBehavior(options);
@@ -241,7 +323,19 @@ export class GuardedState {
         this.#lastHostError = error;
         return scrubMessage(messageOf(error));
       };
-      core.withCollectorPaused(() => this.#installKernel());
+      if (source && region) {
+        Object.assign(this.#kernel, source.kernel);
+        if (source.lane) {
+          this.#lane = new LaneTally(
+            this.limits.step,
+            UNCHARGED_UNITS,
+            this.#runClock,
+            regionBlock(region, LANE_AT),
+          );
+        }
+      } else {
+        core.withCollectorPaused(() => this.#installKernel(template && regionBlock(template, LANE_AT)));
+      }
       this.#installGlobals(options);
       this.#input = {
         limits: DEFAULT_PLAIN_LIMITS,
@@ -255,14 +349,19 @@ export class GuardedState {
       core.setMaxMemory(this.limits.memory);
       core.alloc.setRunClock(this.#runClock);
     } catch (error) {
-      core.close();
+      this.close();
       throw error;
     }
   }
 
+  /** The template's kernel references and whether it has a fast lane, for its copies. */
+  get kernelReferences(): { readonly kernel: Readonly<Record<string, number>>; readonly lane: boolean } {
+    return { kernel: { ...this.#kernel }, lane: this.#lane !== undefined };
+  }
+
   // ---------------------------------------------------------------- set-up
 
-  #installKernel(): void {
+  #installKernel(laneBlock?: PinnedBlock): void {
     const core = this.core;
     const L = core.L;
     const s = core.api.sym;
@@ -275,7 +374,7 @@ export class GuardedState {
     core.pushString(L, DENIED);
     s.lua_pushinteger(L, BigInt(this.limits.instructions));
     s.lua_pushnumber(L, this.limits.cpuMs);
-    this.#lane = core.pushFastLane(L, this.limits.step, UNCHARGED_UNITS, this.#runClock);
+    this.#lane = core.pushFastLane(L, this.limits.step, UNCHARGED_UNITS, this.#runClock, laneBlock);
     for (const library of LAZY_LIBRARIES) {
       if (!core.pushLibraryOpener(L, library)) s.lua_pushnil(L);
     }
@@ -778,5 +877,8 @@ export class GuardedState {
   /** Closes the state (idempotent). */
   close(): void {
     this.core.close();
+    // a copy's region goes to the next copy: the clock and the tally must not write into it
+    this.#runClock.detach();
+    this.#lane?.detach();
   }
 }
