@@ -19,7 +19,7 @@
  *   the only strings a template holds (the sandbox's globals are defined in each copy), and its low
  *   byte is DEL or no byte of UTF-8 at all;
  * - as a double it is subnormal, which luagate's code never computes; as an integer it is over 2^44,
- *   which the builder checks of the limits it bakes in (`imageSafeInteger`);
+ *   larger than any integer a template of luagate's holds (it is built with the default limits);
  * - the range's low half is at least 0x2900_0000: the counts, sizes and type bytes that share a word
  *   with a hash or a count in Lua's structures (string lengths at most 40, node sizes) stay below it.
  *
@@ -82,8 +82,6 @@ const COPY_SLOTS = 0x5000;
 // the offset of every region in its slot: at least 0x2900_0000 (see above), a page multiple, drawn
 // once per isolate
 const REGION_OFFSET = 0x4000_0000 + SLOT_ALIGNMENT * Math.floor(Math.random() * 0x2000);
-/** Integers at or over this are refused in a template (they could read as its addresses). */
-const LARGEST_SAFE_INTEGER = 2 ** 44;
 
 let nextCopySlot = FIRST_COPY_SLOT + Math.floor(Math.random() * COPY_SLOTS);
 const freeCopies: ImageRegion[] = [];
@@ -93,19 +91,6 @@ const KEPT_COPIES = 8;
 /** Whether regions can be mapped here at all (and `LUAGATE_NO_STATE_IMAGES=1` does not forbid it). */
 export function imageRegionsSupported(): boolean {
   return runsEmbeddedCode() && Deno.build.os === "linux" && !switchedOn("LUAGATE_NO_STATE_IMAGES");
-}
-
-/**
- * Whether an integer a template holds cannot be taken for one of its addresses.
- *
- * @example
- * ```ts
- * import { imageSafeInteger } from "./state_image.ts";
- * console.log(imageSafeInteger(1_000_000), imageSafeInteger(2 ** 50)); // true false
- * ```
- */
-export function imageSafeInteger(value: number): boolean {
-  return Math.abs(value) < LARGEST_SAFE_INTEGER;
 }
 
 function pageRound(bytes: number): number {

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import {
   imageRegionsSupported,
-  imageSafeInteger,
   mapTemplateRegion,
   releaseRegion,
   StateImage,
@@ -115,14 +114,6 @@ Deno.test("state images: a released copy region serves the next copy; a template
   // the slot is free again: the same address is mapped anew
   assert.equal(next.address, template.address);
   releaseRegion(next);
-});
-
-Deno.test("state images: integers a template may hold", () => {
-  assert.ok(imageSafeInteger(0));
-  assert.ok(imageSafeInteger(1_000_000_000_000));
-  assert.ok(imageSafeInteger(-(2 ** 44) + 1));
-  assert.ok(!imageSafeInteger(2 ** 44));
-  assert.ok(!imageSafeInteger(Number.MAX_SAFE_INTEGER));
 });
 
 Deno.test("LUAGATE_NO_STATE_IMAGES=1 turns state images off", { ignore: unsupported }, async () => {

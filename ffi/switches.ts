@@ -1,7 +1,8 @@
 /**
  * Switches read from the environment, which the test passes use to take the paths other platforms
  * take: `LUAGATE_NO_NATIVE_CODE=1` (no embedded machine code, as on macOS, Windows and Linux on other
- * architectures), `LUAGATE_JS_ALLOCATOR=1`, `LUAGATE_JS_DATA=1`, `LUAGATE_FORCE_PROTECTED=1`.
+ * architectures), `LUAGATE_JS_ALLOCATOR=1`, `LUAGATE_JS_DATA=1`, `LUAGATE_FORCE_PROTECTED=1`,
+ * `LUAGATE_NO_STATE_IMAGES=1` (every sandbox's state built, none copied).
  *
  * @module
  */

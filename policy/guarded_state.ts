@@ -14,7 +14,6 @@ import { type LuaLibrary, openLuaLibrary } from "../ffi/library.ts";
 import type { PinnedBlock } from "../ffi/pinned.ts";
 import {
   type ImageRegion,
-  imageSafeInteger,
   mapTemplateRegion,
   regionBlock,
   type StateImage,
@@ -132,52 +131,52 @@ const HEADER_BYTES = LANE_AT + LANE_STATE_BYTES;
 /** The most a template's state may take; the image is what it took. */
 const TEMPLATE_REGION_BYTES = 256 << 10;
 
-/** A sandbox's state built once, which new sandboxes of the same library and limits copy. */
+/** A sandbox's state built once, which new sandboxes of the same library copy. */
 interface Template {
   readonly core: LuaCore;
   readonly image: StateImage;
+  /** The limits it was built with; a copy with others gives the kernel its own. */
+  readonly limits: Limits;
   readonly kernel: Readonly<Record<string, number>>;
   readonly lane: boolean;
 }
 
-// by library and limits; null: none can be made (no fixed mappings here, or the build failed)
+// by library; null: none can be made (no fixed mappings here, or the build failed)
 const templates = new Map<string, Template | null>();
-/** The most library and limit sets an isolate keeps a template (or its absence) for. */
-const MAX_TEMPLATES = 8;
 
 /**
- * The template of sandboxes of this library and these limits, built on first request; `undefined`
- * where states are not copied: no native allocator or fixed mappings here, or a limit the template
- * would hold that could read as one of its addresses.
+ * The template of sandboxes of this library, built on first request with the default limits;
+ * `undefined` where states are not copied (no native allocator or fixed mappings here).
  */
-function templateFor(path: string | undefined, library: LuaLibrary, limits: Limits): Template | undefined {
-  const key = `${library.path}\0${limits.step}\0${limits.instructions}\0${limits.cpuMs}`;
-  let template = templates.get(key);
+function templateFor(path: string | undefined, library: LuaLibrary): Template | undefined {
+  let template = templates.get(library.path);
   if (template === undefined) {
-    // a process with ever new limits builds each state past the first few templates
-    if (templates.size >= MAX_TEMPLATES) return undefined;
-    template = buildTemplate(path, limits);
-    templates.set(key, template);
+    template = buildTemplate(path);
+    templates.set(library.path, template);
   }
   return template ?? undefined;
 }
 
-function buildTemplate(path: string | undefined, limits: Limits): Template | null {
-  if (!nativeAllocatorChosen() || !imageSafeInteger(limits.instructions) || !imageSafeInteger(limits.step)) {
-    return null;
-  }
+function buildTemplate(path: string | undefined): Template | null {
+  if (!nativeAllocatorChosen()) return null;
   const region = mapTemplateRegion(TEMPLATE_REGION_BYTES);
   if (region === undefined) return null;
   let state: GuardedState | undefined;
   try {
-    state = new GuardedState({ library: path, limits }, region);
+    state = new GuardedState({ library: path }, region);
     const image = state.core.takeImage();
-    return { core: state.core, image, ...state.kernelReferences };
+    return { core: state.core, image, limits: state.limits, ...state.kernelReferences };
   } catch {
     state?.close();
     return null;
   }
 }
+
+// whether the kernel of one set of limits is the kernel of the other
+function sameKernelLimits(a: Limits, b: Limits): boolean {
+  return a.step === b.step && a.instructions === b.instructions && a.cpuMs === b.cpuMs;
+}
+
 /** What a denied capability call returns to the kernel; never visible to sandboxed code. */
 const DENIED = "\u0000luagate:permission-denied";
 const MAX_CAPABILITY_DEPTH = 8;
@@ -271,7 +270,8 @@ export class GuardedState {
   /**
    * @param options The sandbox's options.
    * @param template Build the state into this region as a template of copies (`templateFor`), with
-   * none of `options`' globals: only the library and the limits count.
+   * none of `options`' globals: only the library and the limits count (a copy with other limits gives
+   * its kernel its own).
    */
   constructor(options: GuardedOptions = {}, template?: ImageRegion) {
     this.limits = resolveLimits(options.limits);
@@ -285,9 +285,8 @@ export class GuardedState {
     if (library.version !== "5.4" && library.version !== "5.3") {
       throw new LuaStateError(`the sandbox needs Lua 5.3 or 5.4 (this library is ${library.implementation})`);
     }
-    const source = template === undefined ? templateFor(options.library, library, this.limits) : undefined;
+    const source = template === undefined ? templateFor(options.library, library) : undefined;
     const region = template ?? (source && takeCopyRegion(source.image.bytes));
-    this.#runClock = new RunClock(this.limits.cpuMs, region && regionBlock(region, CLOCK_AT));
     const core = source && region
       ? new LuaCore({
         library: options.library,
@@ -300,6 +299,8 @@ export class GuardedState {
         template: template && { region: template, header: HEADER_BYTES },
       });
     this.core = core;
+    // made after the copy, which wrote the template's clock where this one goes
+    this.#runClock = new RunClock(this.limits.cpuMs, region && regionBlock(region, CLOCK_AT));
     try {
       core.behavior = hostObjectBehavior(options);
       core.reader = {
@@ -325,6 +326,9 @@ export class GuardedState {
       };
       if (source && region) {
         Object.assign(this.#kernel, source.kernel);
+        if (!sameKernelLimits(source.limits, this.limits)) {
+          this.#callKernel("limits", (L) => this.#pushLimits(L));
+        }
         if (source.lane) {
           this.#lane = new LaneTally(
             this.limits.step,
@@ -370,10 +374,8 @@ export class GuardedState {
     core.ensureStack(L, 1 + KERNEL_ARGUMENTS + 1 + 1);
     core.loadTrusted(L, KERNEL_LUA, "=luagate.kernel");
     core.pushHostCFunction(L);
-    core.pushValue(L, this.limits.step);
+    this.#pushLimits(L);
     core.pushString(L, DENIED);
-    s.lua_pushinteger(L, BigInt(this.limits.instructions));
-    s.lua_pushnumber(L, this.limits.cpuMs);
     this.#lane = core.pushFastLane(L, this.limits.step, UNCHARGED_UNITS, this.#runClock, laneBlock);
     for (const library of LAZY_LIBRARIES) {
       if (!core.pushLibraryOpener(L, library)) s.lua_pushnil(L);
@@ -387,6 +389,14 @@ export class GuardedState {
       return true;
     });
     if (started !== true) throw new LuaStateError("the sandbox kernel did not start");
+  }
+
+  // the kernel's step, instruction budget and CPU milliseconds, as it takes them
+  #pushLimits(L: LuaState): number {
+    this.core.pushValue(L, this.limits.step);
+    this.core.api.sym.lua_pushinteger(L, BigInt(this.limits.instructions));
+    this.core.api.sym.lua_pushnumber(L, this.limits.cpuMs);
+    return 3;
   }
 
   #installGlobals(options: GuardedOptions): void {

@@ -57,17 +57,17 @@ export const UNCHARGED_UNITS = 16;
 export const LAZY_LIBRARIES = ["coroutine", "utf8", "math", "os"] as const;
 
 /**
- * The kernel chunk; called with `(c_host, step, denied, budget, cpu_limit, lane, ...openers)`:
+ * The kernel chunk; called with `(c_host, step, budget, cpu_limit, denied, lane, ...openers)`:
  * the host's raw C function (`c_host(name, ...)` returns `true, results...` or `false, err`), the
- * hook interval, the value a denied capability call returns, the run's instruction budget and CPU
- * milliseconds, the fast lane's maker of entries (`ffi/fast_lane.ts`; nil where there is none), and
+ * hook interval, the run's instruction budget and CPU milliseconds, the value a denied capability
+ * call returns, the fast lane's maker of entries (`ffi/fast_lane.ts`; nil where there is none), and
  * the `luaopen_*` C functions of {@linkcode LAZY_LIBRARIES} in that order (nil for one the Lua
  * library has none of: utf8 before 5.3). It returns its entry points in the order of
  * {@linkcode KERNEL_ENTRIES}. Works on Lua 5.3 and 5.4.
  */
 export const KERNEL_LUA = `
 -- the limits are the state's, the same for every run
-local c_host, STEP, DENIED, budget, cpu_limit, lane, ${
+local c_host, STEP, budget, cpu_limit, DENIED, lane, ${
   LAZY_LIBRARIES.map((name) => `open_${name}`).join(", ")
 } = ...
 local OPENERS = { ${LAZY_LIBRARIES.map((name) => `${name} = open_${name}`).join(", ")} }
@@ -794,6 +794,13 @@ ${BEGIN_RUN}
     function()
       if TRUSTED_GLOBALS._VERSION == "Lua 5.4" then collectgarbage("generational") end
     end,
+    -- the limits of a state copied from a template that was built with others; the hook is armed
+    -- again at the new step, as a kernel built with these limits armed it
+    function(step, instructions, cpu)
+      STEP, budget, cpu_limit = step, instructions, cpu
+      CLOCK_UNITS = CLOCK_STEPS * STEP
+      arm()
+    end,
     views
 end)()
 `;
@@ -804,7 +811,9 @@ end)()
  * `run` and `run_nested` run one just compiled; `define(name, value)` adds a global,
  * `define_capability(name)` a capability served by the host under that name, `tostring` is the
  * address-free `tostring`, `tripped` the limit the current run tripped (if any), `generational`
- * switches the collector to its generational mode (Lua 5.4; nothing on 5.3). `views` is not a
+ * switches the collector to its generational mode (Lua 5.4; nothing on 5.3), `limits(step,
+ * instructions, cpu_ms)` replaces the limits the chunk was called with (a state copied from a
+ * template built with others, `ffi/state_image.ts`). `views` is not a
  * function but the table of read-only views, each mapped to the table it shows (a vetted library's
  * view to the function that builds its table and returns it).
  */
@@ -822,6 +831,7 @@ export const KERNEL_ENTRIES = [
   "policy_meta",
   "tripped",
   "generational",
+  "limits",
   "views",
 ] as const;
 

@@ -248,7 +248,9 @@ attackSuite("finalizers", [
 ]);
 
 Deno.test("redteam finalizers: a __gc added after setmetatable does not run in a later run either", () => {
-  using sb = new Sandbox({ limits: { ...TIGHT, instructions: 2_000_000 } });
+  // bounded by its instructions: at 200 ms of CPU, a slow spell of the machine stopped the portable
+  // path's runs (190-230 ms each here) before they ended
+  using sb = new Sandbox({ limits: { ...TIGHT, instructions: 2_000_000, cpuMs: 2000 } });
   sb.execute(
     "local mt = {} for i = 1, 500 do setmetatable({}, mt) end mt.__gc = function() while true do end end",
   );
