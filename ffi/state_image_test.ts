@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  type ImageRegion,
   imageRegionsSupported,
   mapTemplateRegion,
   releaseRegion,
@@ -9,12 +10,22 @@ import {
 
 const unsupported = !imageRegionsSupported();
 
+// a template's region and a copy's of `bytes`, released after `use`
+function withRegions(bytes: number, use: (template: ImageRegion, copy: ImageRegion) => void): void {
+  const template = mapTemplateRegion(bytes)!;
+  const copy = takeCopyRegion(bytes)!;
+  try {
+    use(template, copy);
+  } finally {
+    releaseRegion(template);
+    releaseRegion(copy);
+  }
+}
+
 Deno.test("state images: regions lie at one offset of their slots, templates in their own slots", {
   ignore: unsupported,
-}, () => {
-  const template = mapTemplateRegion(10_000)!;
-  const copy = takeCopyRegion(10_000)!;
-  try {
+}, () =>
+  withRegions(10_000, (template, copy) => {
     assert.equal(template.bytes, 12_288);
     assert.equal(template.address >> 32n, BigInt(template.slot));
     const low = template.slot & 0xff;
@@ -27,18 +38,12 @@ Deno.test("state images: regions lie at one offset of their slots, templates in 
     const offset = template.address & 0xffff_ffffn;
     assert.equal(copy.address & 0xffff_ffffn, offset);
     assert.ok(offset >= 0x2900_0000n && offset % 65536n === 0n);
-  } finally {
-    releaseRegion(template);
-    releaseRegion(copy);
-  }
-});
+  }));
 
 Deno.test("state images: the words that point into the image are relocated, and nothing else", {
   ignore: unsupported,
-}, () => {
-  const template = mapTemplateRegion(4096)!;
-  const copy = takeCopyRegion(4096)!;
-  try {
+}, () =>
+  withRegions(4096, (template, copy) => {
     const words = new BigUint64Array(template.buffer, 0, 16);
     const base = template.address;
     const high = BigInt(template.slot) << 32n;
@@ -67,35 +72,29 @@ Deno.test("state images: the words that point into the image are relocated, and 
     assert.equal(new Uint8Array(copy.buffer)[128], 0xaa);
     // the template is untouched
     assert.equal(words[0], base);
-  } finally {
-    releaseRegion(template);
-    releaseRegion(copy);
-  }
-});
+  }));
 
-Deno.test("state images: bad sizes and regions are refused", { ignore: unsupported }, () => {
-  const template = mapTemplateRegion(4096)!;
-  const copy = takeCopyRegion(4096)!;
-  try {
-    assert.throws(() => new StateImage(template, 0), RangeError);
-    assert.throws(() => new StateImage(template, 12), RangeError);
-    assert.throws(() => new StateImage(template, 8192), RangeError);
-    assert.throws(() => new StateImage(copy, 8), RangeError);
-    const image = new StateImage(template, 4096);
-    const small = new StateImage(template, 8);
-    small.copyInto(copy);
-    const large = mapTemplateRegion(copy.bytes + 8)!;
-    try {
-      assert.throws(() => new StateImage(large, copy.bytes + 8).copyInto(copy), RangeError);
-    } finally {
-      releaseRegion(large);
-    }
-    image.copyInto(copy);
-  } finally {
-    releaseRegion(template);
-    releaseRegion(copy);
-  }
-});
+Deno.test(
+  "state images: bad sizes and regions are refused",
+  { ignore: unsupported },
+  () =>
+    withRegions(4096, (template, copy) => {
+      assert.throws(() => new StateImage(template, 0), RangeError);
+      assert.throws(() => new StateImage(template, 12), RangeError);
+      assert.throws(() => new StateImage(template, 8192), RangeError);
+      assert.throws(() => new StateImage(copy, 8), RangeError);
+      const image = new StateImage(template, 4096);
+      const small = new StateImage(template, 8);
+      small.copyInto(copy);
+      const large = mapTemplateRegion(copy.bytes + 8)!;
+      try {
+        assert.throws(() => new StateImage(large, copy.bytes + 8).copyInto(copy), RangeError);
+      } finally {
+        releaseRegion(large);
+      }
+      image.copyInto(copy);
+    }),
+);
 
 Deno.test("state images: a released copy region serves the next copy; a template's is unmapped", {
   ignore: unsupported,
