@@ -1455,8 +1455,13 @@ export class LuaCore {
 
   // ---------------------------------------------------------------- close
 
-  /** Closes the state (idempotent). Finalizers run inside; callbacks stay valid throughout. */
-  close(): void {
+  /**
+   * Closes the state (idempotent). Finalizers run inside; callbacks stay valid throughout.
+   *
+   * @param beforeRelease Runs once the state is gone and before its image region (if any) is given
+   * back: the last moment the region's memory can be read (`ffi/state_image.ts`).
+   */
+  close(beforeRelease?: () => void): void {
     if (this.#closed) return;
     if (this.#nesting > 0) {
       // Lua frames are below us on the C stack: lua_close here would free them under their feet.
@@ -1469,6 +1474,7 @@ export class LuaCore {
     } finally {
       this.#objects.clear();
       this.alloc.close();
+      beforeRelease?.();
       if (this.#region === undefined) {
         cores[this.#id] = undefined;
         freeCoreIds.push(this.#id);

@@ -886,9 +886,10 @@ export class GuardedState {
 
   /** Closes the state (idempotent). */
   close(): void {
-    this.core.close();
-    // a copy's region goes to the next copy: the clock and the tally must not write into it
-    this.#runClock.detach();
-    this.#lane?.detach();
+    // a copy's region goes to the next copy, or is unmapped: the clock and the tally move out first
+    this.core.close(() => {
+      this.#runClock.detach();
+      this.#lane?.detach();
+    });
   }
 }

@@ -138,6 +138,28 @@ Deno.test({
 });
 
 Deno.test({
+  name: "state images: closing more copies than an isolate keeps regions for unmaps the rest safely",
+  ignore: !imagesHere,
+  fn() {
+    // more than the 8 regions kept: the later ones are unmapped as they are given back
+    const states = Array.from({ length: 20 }, () => new GuardedState({ globals: { n: 7 } }));
+    for (const state of states) state.close();
+    for (const state of states) assert.equal(state.usage.instructions, 0);
+    const again = Array.from({ length: 20 }, () => new GuardedState({ globals: { n: 8 } }));
+    try {
+      for (const state of again) {
+        const L = state.core.currentL;
+        const ref = state.prepare("return n * 2", "probe");
+        assert.deepEqual(state.invoke(L, (L) => (state.core.pushRegistry(L, ref), 1), () => 0), [16]);
+        state.core.unref(ref);
+      }
+    } finally {
+      for (const state of again) state.close();
+    }
+  },
+});
+
+Deno.test({
   name: "state images: sandboxes of other limits are copies of the same template, each under its own",
   ignore: !imagesHere,
   fn() {
