@@ -5,7 +5,8 @@
  * position-independent machine code with no relocations, and the resulting bytes are embedded in
  * ffi/allocator.ts, which copies them into an mmap'ed page, mprotects it to PROT_READ|PROT_EXEC and
  * hands its address to lua_newstate as the allocator. ffi/allocator.ts also contains a pure-JS
- * fallback (a Deno.UnsafeCallback) that counts exactly the same way (it has no pool); keep both in sync.
+ * fallback (a Deno.UnsafeCallback) that counts exactly the same way (it has no pool and never serves a
+ * state image); keep both in sync.
  *
  * Rules for this file, so that the output stays self-contained:
  *   - exactly one function (it must start at offset 0 of .text); helpers are always inlined;

@@ -8,7 +8,7 @@
 
 import type { CallFrame } from "../ffi/call_runner.ts";
 import { ALLOC_STATE_BYTES, nativeAllocatorChosen } from "../ffi/allocator.ts";
-import { monotonicMs, RunClock, threadCpuMs } from "../ffi/clock.ts";
+import { monotonicMs, RUN_CLOCK_BYTES, RunClock, threadCpuMs } from "../ffi/clock.ts";
 import { LANE_STATE_BYTES, LaneTally } from "../ffi/fast_lane.ts";
 import { type LuaLibrary, openLuaLibrary } from "../ffi/library.ts";
 import type { PinnedBlock } from "../ffi/pinned.ts";
@@ -126,7 +126,8 @@ const MAX_NESTED_RUNS = 4;
 // A template's or a copy's region begins with the host's blocks: the allocator's state, the run
 // clock and the fast lane's tally, which the state points to and copies relocate with it.
 const CLOCK_AT = ALLOC_STATE_BYTES;
-const LANE_AT = CLOCK_AT + 48;
+// blocks start on 16-byte boundaries, as pinned ones do
+const LANE_AT = CLOCK_AT + Math.ceil(RUN_CLOCK_BYTES / 16) * 16;
 const HEADER_BYTES = LANE_AT + LANE_STATE_BYTES;
 /** The most a template's state may take; the image is what it took. */
 const TEMPLATE_REGION_BYTES = 256 << 10;
