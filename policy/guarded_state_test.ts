@@ -49,6 +49,17 @@ Deno.test({
 // ---- state images: a sandbox's state is a copy of a template (ffi/state_image.ts)
 
 const imagesHere = imageRegionsSupported() && nativeAllocatorChosen();
+// runs `code` in `state` as a sandbox run and returns its results
+function runIn(state: GuardedState, code: string): unknown {
+  const L = state.core.currentL;
+  const ref = state.prepare(code, "probe");
+  try {
+    return state.invoke(L, (L) => (state.core.pushRegistry(L, ref), 1), () => 0);
+  } finally {
+    state.core.unref(ref);
+  }
+}
+
 const slotOf = (state: GuardedState) => Number(Deno.UnsafePointer.value(state.core.L) >> 32n);
 const isCopy = (state: GuardedState) => slotOf(state) >= 0x2000 && slotOf(state) < 0x7000;
 
@@ -101,35 +112,26 @@ Deno.test({
   fn() {
     const first = new GuardedState({ globals: { who: "first" } });
     const second = new GuardedState({ globals: { who: "second" } });
-    const answer = (state: GuardedState, code: string) => {
-      const L = state.core.currentL;
-      const ref = state.prepare(code, "probe");
-      try {
-        return state.invoke(L, (L) => (state.core.pushRegistry(L, ref), 1), () => 0);
-      } finally {
-        state.core.unref(ref);
-      }
-    };
     try {
       assert.ok(isCopy(first) && isCopy(second));
       assert.notEqual(slotOf(first), slotOf(second));
-      assert.deepEqual(answer(first, "return who"), ["first"]);
-      assert.deepEqual(answer(second, "return who"), ["second"]);
+      assert.deepEqual(runIn(first, "return who"), ["first"]);
+      assert.deepEqual(runIn(second, "return who"), ["second"]);
       // a run that fills one copy's memory leaves the other's alone
-      assert.throws(() => answer(first, "local t = {} for i = 1, 1e7 do t[i] = {} end"));
-      assert.deepEqual(answer(second, "local t = {} for i = 1, 1000 do t[i] = i end return #t"), [1000]);
+      assert.throws(() => runIn(first, "local t = {} for i = 1, 1e7 do t[i] = {} end"));
+      assert.deepEqual(runIn(second, "local t = {} for i = 1, 1000 do t[i] = i end return #t"), [1000]);
       const region = slotOf(first);
       first.close();
       // the next copy takes the closed one's region, and none of what was in it
       const third = new GuardedState();
       try {
         assert.equal(slotOf(third), region);
-        assert.deepEqual(answer(third, "return who, string.upper('x')"), [undefined, "X"]);
+        assert.deepEqual(runIn(third, "return who, string.upper('x')"), [undefined, "X"]);
         assert.equal(third.core.alloc.denied(), 0);
       } finally {
         third.close();
       }
-      assert.deepEqual(answer(second, "return who"), ["second"]);
+      assert.deepEqual(runIn(second, "return who"), ["second"]);
     } finally {
       first.close();
       second.close();
@@ -147,12 +149,7 @@ Deno.test({
     for (const state of states) assert.equal(state.usage.instructions, 0);
     const again = Array.from({ length: 20 }, () => new GuardedState({ globals: { n: 8 } }));
     try {
-      for (const state of again) {
-        const L = state.core.currentL;
-        const ref = state.prepare("return n * 2", "probe");
-        assert.deepEqual(state.invoke(L, (L) => (state.core.pushRegistry(L, ref), 1), () => 0), [16]);
-        state.core.unref(ref);
-      }
+      for (const state of again) assert.deepEqual(runIn(state, "return n * 2"), [16]);
     } finally {
       for (const state of again) state.close();
     }
@@ -168,15 +165,12 @@ Deno.test({
       new GuardedState({ limits: { instructions: 3000, step: 100 } }),
       new GuardedState({ limits: { instructions: 2 ** 50, cpuMs: 300 } }),
     ];
+    // the results, or the error the run ended in
     const run = (state: GuardedState, code: string) => {
-      const L = state.core.currentL;
-      const ref = state.prepare(code, "probe");
       try {
-        return state.invoke(L, (L) => (state.core.pushRegistry(L, ref), 1), () => 0);
+        return runIn(state, code);
       } catch (error) {
         return error;
-      } finally {
-        state.core.unref(ref);
       }
     };
     try {
@@ -200,6 +194,40 @@ Deno.test({
       assert.deepEqual(run(again, loop), [200010000]);
     } finally {
       for (const state of states) state.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "state images: 600 copies made and closed in a random order, up to 40 alive, each its own",
+  ignore: !imagesHere,
+  fn() {
+    // a fixed pseudo-random sequence: the same run every time
+    let seed = 12345;
+    const next = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const limitSets = [undefined, { instructions: 200_000, step: 7 }, { instructions: 300_000, cpuMs: 250 }];
+    const live: { state: GuardedState; k: number }[] = [];
+    try {
+      for (let i = 0; i < 600; i++) {
+        const k = next(1000);
+        live.push({
+          state: new GuardedState({ limits: limitSets[next(3)], globals: { k, t: { m: { x: k } } } }),
+          k,
+        });
+        const { state, k: expected } = live[next(live.length)];
+        const answer = runIn(
+          state,
+          "local w = setmetatable({}, { __mode = 'k' }) local f = function() end w[f] = k w[t] = k " +
+            "return k, t.m.x, w[f], w[t], string.format('%d', k)",
+        );
+        assert.deepEqual(answer, [expected, expected, expected, expected, String(expected)]);
+        if (live.length > 40 || next(3) === 0) live.splice(next(live.length), 1)[0].state.close();
+      }
+    } finally {
+      for (const { state } of live) state.close();
     }
   },
 });
