@@ -482,8 +482,7 @@ class Allocator implements AllocatorHandle {
   }
 
   buildImage(start: bigint, end: bigint): void {
-    this.#wide[IMAGE_START] = start;
-    this.#wide[IMAGE_END] = end;
+    this.setImage(start, end);
     this.#wide[BUMP_NEXT] = start;
     this.#wide[BUMP_END] = end;
   }

@@ -377,9 +377,7 @@ export class LuaCore {
         copy.image.relocated(Deno.UnsafePointer.value(template.L), region),
       ) as LuaState;
       this.currentL = this.L;
-      this.#region = region;
-      this.#id = Number(region.address);
-      regionCores.set(this.#id, this);
+      this.#id = this.#register(region);
       this.#capped = true;
       this.#refs = { ...template.#refs! };
       this.#nextId = template.#nextId;
@@ -410,14 +408,7 @@ export class LuaCore {
     }
     this.L = L;
     this.currentL = L;
-    if (build !== undefined) {
-      this.#region = build.region;
-      this.#id = Number(build.region.address);
-      regionCores.set(this.#id, this);
-    } else {
-      this.#id = freeCoreIds.pop() ?? cores.length;
-      cores[this.#id] = this;
-    }
+    this.#id = this.#register(build?.region);
     try {
       this.#toHost();
       this.withCollectorPaused(() => {
@@ -430,6 +421,20 @@ export class LuaCore {
       this.close();
       throw error;
     }
+  }
+
+  // This core's id, by which the host's C closures find it: for a state in an image region, the
+  // region's address (copying the state relocates it with the pointers), else a small index.
+  #register(region: ImageRegion | undefined): number {
+    this.#region = region;
+    if (region === undefined) {
+      const id = freeCoreIds.pop() ?? cores.length;
+      cores[id] = this;
+      return id;
+    }
+    const id = Number(region.address);
+    regionCores.set(id, this);
+    return id;
   }
 
   /**
