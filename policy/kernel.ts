@@ -50,6 +50,14 @@ const BEGIN_RUN = `
 export const UNCHARGED_UNITS = 16;
 
 /**
+ * The collector's step on the JS allocator, as a power of 2 bytes. There every block Lua frees is a
+ * call into JS (some 1.5 µs here), and the hook cannot stop the collector inside a step: one step of
+ * Lua's default size (2^13) may sweep 51,200 objects (75 ms), and a generational major collection
+ * frees every old dead object at once. A step of 2^10 sweeps at most 6,400.
+ */
+export const SMALL_STEP_LOG2 = 10;
+
+/**
  * The vetted libraries opened on first use, in the order the kernel chunk takes their openers: the
  * kernel's parameters and its table of openers are written from this one list, so that no opener
  * can be taken for another library's.
@@ -791,8 +799,15 @@ ${BEGIN_RUN}
     function(v) return sb_tostring(v, 0) end,
     policy_meta,
     function() return tripped end,
-    function()
-      if TRUSTED_GLOBALS._VERSION == "Lua 5.4" then collectgarbage("generational") end
+    -- the collector's mode on 5.4 (5.3's is incremental, in steps of some 2.4 KB): generational, or
+    -- incremental in steps of 2^SMALL_STEP_LOG2 bytes (collectgarbage keeps a parameter given as 0)
+    function(small_steps)
+      if TRUSTED_GLOBALS._VERSION ~= "Lua 5.4" then return end
+      if small_steps then
+        collectgarbage("incremental", 0, 0, ${SMALL_STEP_LOG2})
+      else
+        collectgarbage("generational")
+      end
     end,
     -- the limits of a state copied from a template that was built with others; the hook is armed
     -- again at the new step, as a kernel built with these limits armed it
@@ -810,8 +825,9 @@ end)()
  * `run_again_nested` run a chunk `prepare` compiled for an earlier run, with fresh globals, as
  * `run` and `run_nested` run one just compiled; `define(name, value)` adds a global,
  * `define_capability(name)` a capability served by the host under that name, `tostring` is the
- * address-free `tostring`, `tripped` the limit the current run tripped (if any), `generational`
- * switches the collector to its generational mode (Lua 5.4; nothing on 5.3), `limits(step,
+ * address-free `tostring`, `tripped` the limit the current run tripped (if any), `collector()`
+ * switches the collector to its generational mode and `collector(true)` to incremental steps of
+ * `SMALL_STEP_LOG2` (Lua 5.4; nothing on 5.3), `limits(step,
  * instructions, cpu_ms)` replaces the limits the chunk was called with (a state copied from a
  * template built with others, `ffi/state_image.ts`). `views` is not a
  * function but the table of read-only views, each mapped to the table it shows (a vetted library's
@@ -830,7 +846,7 @@ export const KERNEL_ENTRIES = [
   "tostring",
   "policy_meta",
   "tripped",
-  "generational",
+  "collector",
   "limits",
   "views",
 ] as const;
