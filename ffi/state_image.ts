@@ -76,6 +76,12 @@ const TEMPLATE_SLOTS = Array.from(
   (_, high) =>
     [0x7f, ...Array.from({ length: 11 }, (_, i) => 0xf5 + i)].map((low) => ((0x10 + high) << 8) | low),
 ).flat();
+
+/** Whether a slot (an address's high 32 bits) is one templates may take. */
+export function isTemplateSlot(slot: number): boolean {
+  return TEMPLATE_SLOTS.includes(slot);
+}
+
 // copies take slots from here on (up to 0x7000, under the 47-bit user address space's top)
 const FIRST_COPY_SLOT = 0x2000;
 const COPY_SLOTS = 0x5000;
@@ -155,10 +161,19 @@ export function takeCopyRegion(bytes: number): ImageRegion | undefined {
  * for the next copy (its pages already made) unless enough are kept; a template's is unmapped.
  */
 export function releaseRegion(region: ImageRegion): void {
-  if (!TEMPLATE_SLOTS.includes(region.slot) && freeCopies.length < KEPT_COPIES) {
+  if (!isTemplateSlot(region.slot) && freeCopies.length < KEPT_COPIES) {
     freeCopies.push(region);
     return;
   }
+  unmap(region);
+}
+
+/** Unmaps the regions closed copies left for the next ones (an isolate about to end). */
+export function unmapKeptRegions(): void {
+  for (const region of freeCopies.splice(0)) unmap(region);
+}
+
+function unmap(region: ImageRegion): void {
   openLibc().munmap(Deno.UnsafePointer.create(region.address), BigInt(region.bytes));
 }
 
@@ -184,7 +199,7 @@ export class StateImage {
   readonly #pointers: Uint32Array;
 
   constructor(template: ImageRegion, bytes: number) {
-    if (!TEMPLATE_SLOTS.includes(template.slot)) {
+    if (!isTemplateSlot(template.slot)) {
       throw new RangeError("an image is taken of a template region only");
     }
     if (!(bytes > 0 && bytes <= template.bytes && bytes % 8 === 0)) {

@@ -18,6 +18,7 @@ import {
   regionBlock,
   type StateImage,
   takeCopyRegion,
+  unmapKeptRegions,
 } from "../ffi/state_image.ts";
 import type { LuaState } from "../ffi/lua_api.ts";
 import { LuaType } from "../ffi/lua_api.ts";
@@ -156,6 +157,17 @@ function templateFor(path: string | undefined, library: LuaLibrary): Template | 
     templates.set(library.path, template);
   }
   return template ?? undefined;
+}
+
+/**
+ * Closes the templates and unmaps the regions kept for copies: what an isolate about to end (a pool
+ * worker) would otherwise leave mapped, since nothing unmaps them when it is terminated. Copies never
+ * read their template once made; a later sandbox builds a new one.
+ */
+export function releaseTemplates(): void {
+  for (const template of templates.values()) template?.core.close();
+  templates.clear();
+  unmapKeptRegions();
 }
 
 function buildTemplate(path: string | undefined): Template | null {

@@ -4,7 +4,7 @@ import { openLuaLibrary } from "../ffi/library.ts";
 import { imageRegionsSupported } from "../ffi/state_image.ts";
 import { BOOTSTRAP_LUA } from "../lua/bootstrap.ts";
 import { LuaLimitError } from "../lua/errors.ts";
-import { GuardedState } from "./guarded_state.ts";
+import { GuardedState, releaseTemplates } from "./guarded_state.ts";
 import { KERNEL_LUA } from "./kernel.ts";
 import { LIBRARIES_LUA } from "./kernel_libraries.ts";
 import { ROUTES_LUA } from "./kernel_routes.ts";
@@ -195,6 +195,25 @@ Deno.test({
       for (const state of again) assert.deepEqual(runIn(state, "return n * 2"), [16]);
     } finally {
       for (const state of again) state.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "state images: released templates are built again; a copy alive then keeps answering",
+  ignore: !imagesHere,
+  fn() {
+    const before = new GuardedState({ globals: { n: 3 } });
+    let after: GuardedState | undefined;
+    try {
+      releaseTemplates();
+      assert.deepEqual(runIn(before, "return n * 2"), [6]);
+      after = new GuardedState({ globals: { n: 4 } });
+      assert.deepEqual(runIn(after, "return n * 2"), [8]);
+      assert.deepEqual(runIn(before, "local t = {} for i = 1, 1000 do t[i] = {i} end return #t + n"), [1003]);
+    } finally {
+      before.close();
+      after?.close();
     }
   },
 });

@@ -150,7 +150,12 @@ interface Slot {
   progressAt: number;
   timer: ReturnType<typeof setTimeout> | undefined;
   dead: boolean;
+  /** Called when the worker, asked to close, has closed its engine and given back its memory. */
+  closed?: () => void;
 }
+
+/** How long `close` waits for a worker to give back its memory before terminating it anyway. */
+const CLOSE_GRACE_MS = 1000;
 
 const ERRORS: Record<string, (w: WireError) => Error> = {
   LuaError: (w) => new LuaError(w.message),
@@ -417,6 +422,8 @@ export class PolicyPool implements AsyncDisposable {
           this.#policies = message.policies!;
           resolve();
           this.#schedule();
+        } else if (message.type === "closed") {
+          slot.closed?.();
         } else if (message.type === "failed") {
           slot.dead = true;
           worker.terminate();
@@ -702,7 +709,7 @@ export class PolicyPool implements AsyncDisposable {
 
   /**
    * Stops taking requests, lets the queued and in-flight ones finish (each within `timeoutMs`), then
-   * terminates the workers. Idempotent.
+   * has each worker close its engine and give back its memory, and terminates the workers. Idempotent.
    */
   async close(): Promise<void> {
     if (this.#closed) {
@@ -718,14 +725,28 @@ export class PolicyPool implements AsyncDisposable {
       }
     }
     this.#terminated = true;
-    for (const slot of this.#slots) {
-      if (slot.timer !== undefined) clearTimeout(slot.timer);
-      slot.timer = undefined;
-      slot.dead = true;
-      slot.worker.terminate();
-    }
+    await Promise.all(this.#slots.map((slot) => this.#release(slot)));
     this.#log?.close();
     for (const resolve of this.#whenTerminated.splice(0)) resolve();
+  }
+
+  // Terminates a worker, a live one once it has closed its engine and unmapped its regions (or after
+  // CLOSE_GRACE_MS): a terminated isolate's Lua memory and mapped regions stay with the process.
+  async #release(slot: Slot): Promise<void> {
+    if (slot.timer !== undefined) clearTimeout(slot.timer);
+    slot.timer = undefined;
+    if (!slot.dead && slot.ready) {
+      await new Promise<void>((resolve) => {
+        const grace = setTimeout(resolve, CLOSE_GRACE_MS);
+        slot.closed = () => {
+          clearTimeout(grace);
+          resolve();
+        };
+        slot.worker.postMessage({ type: "close" });
+      });
+    }
+    slot.dead = true;
+    slot.worker.terminate();
   }
 
   /** Same as {@linkcode PolicyPool.close}. */

@@ -19,7 +19,7 @@ import { splitChunks } from "../lua/data_program.ts";
 import { LuaError } from "../lua/errors.ts";
 import type { Decision } from "./decision.ts";
 import { PolicyEngine } from "./engine.ts";
-import type { Capability } from "./guarded_state.ts";
+import { type Capability, releaseTemplates } from "./guarded_state.ts";
 import type { Limits } from "./limits.ts";
 import { jsonSafe } from "./pool.ts";
 
@@ -241,5 +241,11 @@ scope.onmessage = (event: MessageEvent) => {
       },
       (error) => scope.postMessage({ type: "failed", error: wireError(error) }),
     );
+  } else if (message.type === "close") {
+    // before the pool terminates this worker: Lua's memory and the mapped regions outlive an isolate
+    engine?.close();
+    engine = undefined;
+    releaseTemplates();
+    scope.postMessage({ type: "closed" });
   }
 };
