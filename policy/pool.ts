@@ -679,6 +679,8 @@ export class PolicyPool implements AsyncDisposable {
     if (slot.timer !== undefined) clearTimeout(slot.timer);
     slot.timer = undefined;
     slot.worker.terminate();
+    // a close waiting for this worker's answer: there will be none
+    slot.closed?.();
     const orphans = [...slot.inFlight.values()];
     slot.inFlight.clear();
     this.#inFlight -= orphans.length;

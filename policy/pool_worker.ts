@@ -243,9 +243,12 @@ scope.onmessage = (event: MessageEvent) => {
     );
   } else if (message.type === "close") {
     // before the pool terminates this worker: Lua's memory and the mapped regions outlive an isolate
-    engine?.close();
-    engine = undefined;
-    releaseTemplates();
-    scope.postMessage({ type: "closed" });
+    try {
+      engine?.close();
+      engine = undefined;
+      releaseTemplates();
+    } finally {
+      scope.postMessage({ type: "closed" });
+    }
   }
 };
