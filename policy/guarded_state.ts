@@ -352,7 +352,6 @@ export class GuardedState {
         }
       } else {
         core.withCollectorPaused(() => this.#installKernel(template && regionBlock(template, LANE_AT)));
-        if (!core.alloc.native) this.#callKernel("collector", (L) => (core.api.sym.lua_pushboolean(L, 1), 1));
       }
       this.#installGlobals(options);
       this.#input = {
@@ -746,9 +745,12 @@ export class GuardedState {
   #beginRun(): void {
     // Each run leaves a few young tables behind, which a generational collector reclaims cheaply
     // (a short decision takes 5-7% less time); but entering that mode is a full collection, so a
-    // state pays for it only once it is reused. On the JS allocator the collector keeps the small
-    // steps it was given at set-up (SMALL_STEP_LOG2 in policy/kernel.ts).
-    if (++this.#runs === 2 && this.core.alloc.native) this.#callKernel("collector", () => 0);
+    // state pays for it only once it is reused. On the JS allocator the collector takes small
+    // incremental steps from the first run on (SMALL_STEP_LOG2 in policy/kernel.ts).
+    const native = this.core.alloc.native;
+    if (++this.#runs === (native ? 2 : 1)) {
+      this.#callKernel("collector", (L) => (this.core.api.sym.lua_pushboolean(L, native ? 0 : 1), 1));
+    }
     this.#tripped = undefined;
     this.#denied = undefined;
     if (this.#output.length > 0) this.#output = [];
