@@ -320,8 +320,11 @@ export class LuaCore {
   behavior!: ProxyBehavior;
   reader!: ValueReader;
   pusher!: ValuePusher;
-  /** Serves calls to the C function pushed by {@linkcode LuaCore.pushHostCFunction}. */
-  hostCall?: (name: string, args: unknown[]) => unknown;
+  /**
+   * Serves calls to the C function pushed by {@linkcode LuaCore.pushHostCFunction}, whose first
+   * argument names the function: a number from 1, or a string.
+   */
+  hostCall?: (target: number | string, args: unknown[]) => unknown;
   /** When set, a JS error reaches Lua as this string instead of as a proxy of the error. */
   errorForLua?: (error: unknown) => string;
 
@@ -751,9 +754,11 @@ export class LuaCore {
   }
 
   opHost(L: LuaState, base: number, top: number): number {
-    const name = this.read(L, base) as string;
+    // a string that is not a numeral reads as 0 here
+    const id = this.api.toNumber(L, base);
+    const target = id > 0 ? id : this.read(L, base) as string;
     const args = this.#argsFrom(L, base + 1, top);
-    return this.#pushResults(L, this.hostCall!(name, args));
+    return this.#pushResults(L, this.hostCall!(target, args));
   }
 
   opIndex(L: LuaState, base: number): number {
@@ -1015,7 +1020,7 @@ export class LuaCore {
   readNumber(L: LuaState, idx: number): number | bigint {
     const { api } = this;
     const d = api.toNumber(L, idx);
-    if (!api.isInteger(L, idx) || Number.isSafeInteger(d)) return d;
+    if (Number.isSafeInteger(d) || !api.isInteger(L, idx)) return d;
     return api.toInteger(L, idx);
   }
 

@@ -247,7 +247,8 @@ export class GuardedState {
   readonly limits: Limits;
   readonly resultLimits: PlainDataLimits;
   readonly #hostObjects = new WeakSet<object>();
-  readonly #capabilities = new Map<string, CapabilitySpec>();
+  // capability number n (as the kernel calls it) is at n - 1
+  readonly #capabilities: { name: string; spec: CapabilitySpec }[] = [];
   readonly #kernel: Record<string, number> = {};
   readonly #defaultGrants: ReadonlySet<string>;
   #grants: ReadonlySet<string>;
@@ -428,10 +429,11 @@ export class GuardedState {
       if (spec.permission !== undefined && typeof spec.permission !== "string") {
         throw new TypeError(`capability '${name}': permission must be a string`);
       }
-      this.#capabilities.set(name, spec);
+      const id = this.#capabilities.push({ name, spec });
       this.#callKernel("define_capability", (L) => {
         core.pushString(L, name);
-        return 1;
+        core.pushValue(L, id);
+        return 2;
       });
     }
   }
@@ -503,8 +505,9 @@ export class GuardedState {
 
   // ---------------------------------------------------------------- host functions
 
-  #hostCall(name: string, args: unknown[]): unknown {
-    switch (name) {
+  #hostCall(target: number | string, args: unknown[]): unknown {
+    if (typeof target === "number") return this.#callCapability(target, args);
+    switch (target) {
       case "\u0000clock":
         return args.length > 0 ? this.#firstReading() : threadCpuMs();
       case "\u0000trip":
@@ -522,8 +525,11 @@ export class GuardedState {
       case "\u0000routes":
         return this.core.trustedBytecodeOf(ROUTES_LUA, "=luagate.routes");
     }
-    const spec = this.#capabilities.get(name);
-    if (!spec) throw new LuaError(`no capability '${name}'`);
+    throw new LuaError(`no host function '${target}'`);
+  }
+
+  #callCapability(id: number, args: unknown[]): unknown {
+    const { name, spec } = this.#capabilities[id - 1];
     if (spec.permission !== undefined && !this.#grants.has(spec.permission)) {
       this.#tripped ??= "permission";
       this.#denied ??= { capability: name, permission: spec.permission };

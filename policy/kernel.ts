@@ -66,7 +66,8 @@ export const LAZY_LIBRARIES = ["coroutine", "utf8", "math", "os"] as const;
 
 /**
  * The kernel chunk; called with `(c_host, step, budget, cpu_limit, denied, lane, ...openers)`:
- * the host's raw C function (`c_host(name, ...)` returns `true, results...` or `false, err`), the
+ * the host's raw C function (`c_host(target, ...)`, where `target` is a capability's number or the
+ * name of one of the host's own functions, returns `true, results...` or `false, err`), the
  * hook interval, the run's instruction budget and CPU milliseconds, the value a denied capability
  * call returns, the fast lane's maker of entries (`ffi/fast_lane.ts`; nil where there is none), and
  * the `luaopen_*` C functions of {@linkcode LAZY_LIBRARIES} in that order (nil for one the Lua
@@ -657,8 +658,9 @@ return (function()
       if (...) == DENIED then return trip("permission", name) end
       error((...), 0)
     end
-    local function capability(name)
-      return function(...) return capability_result(name, c_host(name, ...)) end
+    -- the host knows a capability by its number (a string would cost the host a read and a decode)
+    local function capability(name, id)
+      return function(...) return capability_result(name, c_host(id, ...)) end
     end
 
     -- require resolves within the bundle the host holds; results are shared read-only
@@ -794,7 +796,7 @@ ${BEGIN_RUN}
   -- in the order of KERNEL_ENTRIES
   return prepare, run, run_nested, run_again, run_again_nested, decide,
     function(name, value) base[name] = value end,
-    function(name) base[name] = capability(name) end,
+    function(name, id) base[name] = capability(name, id) end,
     freeze_deep,
     function(v) return sb_tostring(v, 0) end,
     policy_meta,
@@ -824,7 +826,7 @@ end)()
  * The kernel's entry points, in the order the chunk returns them: `run_again` and
  * `run_again_nested` run a chunk `prepare` compiled for an earlier run, with fresh globals, as
  * `run` and `run_nested` run one just compiled; `define(name, value)` adds a global,
- * `define_capability(name)` a capability served by the host under that name, `tostring` is the
+ * `define_capability(name, id)` a capability the host serves as number `id` (from 1), `tostring` is the
  * address-free `tostring`, `tripped` the limit the current run tripped (if any), `collector()`
  * switches the collector to its generational mode and `collector(true)` to incremental steps of
  * `SMALL_STEP_LOG2` (Lua 5.4; nothing on 5.3), `limits(step,

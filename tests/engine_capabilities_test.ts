@@ -207,3 +207,28 @@ Deno.test("capability: a policy evaluated from inside a capability fails closed,
   );
   assert.equal(engine.policy("inner")!.evaluate({}).allow, true);
 });
+
+Deno.test("capability: each is served by its own function, whatever its name, with its arguments as given", () => {
+  const engine = new PolicyEngine({
+    capabilities: {
+      // the names of the host's own functions, which the kernel reaches through the same C function
+      "\u0000clock": () => "a capability, not the clock",
+      "\u0000write": (...args: unknown[]) => args.length,
+      "12": (n: number) => n * 2,
+      first: (...args: unknown[]) => JSON.stringify(args),
+    },
+  });
+  using _ = engine;
+  const d = engine.compile(`return function()
+    local env = _ENV
+    return { allow = true, reasons = {
+      env["\\0clock"](),
+      tostring(env["\\0write"](1, nil, 3)),
+      tostring(env["12"](21)),
+      first(7, "12", 1.5, true),
+    } }
+  end`).evaluate({});
+  assert.deepEqual(d.errors, []);
+  assert.deepEqual(d.reasons, ["a capability, not the clock", "3", "42", '[7,"12",1.5,true]']);
+  assert.deepEqual(d.calls.map((call) => call.name), ["\u0000clock", "\u0000write", "12", "first"]);
+});
