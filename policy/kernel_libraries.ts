@@ -295,9 +295,19 @@ local function copying(f)
     return f(...)
   end))
 end
-
 -- the types C's %s converts without metamethods or addresses
 local PLAIN = { string = true, number = true, boolean = true, ["nil"] = true }
+-- the types a C function takes as a string
+local PLAIN_TEXT = { string = true, number = true }
+
+-- Whether string.rep refuses (s, count, sep) at once, count being at least 1: an argument of a wrong
+-- type, a count without an integer representation, or a result over lstrlib's MAXSIZE (INT_MAX)
+local INT_MAX = 0x7fffffff
+local function refused_by_rep(s, count, sep)
+  if not PLAIN_TEXT[type(s)] or (sep ~= nil and not PLAIN_TEXT[type(sep)]) then return true end
+  if count % 1 ~= 0 or count >= 0x1p63 then return true end
+  return #tostring(s) + (sep == nil and 0 or #tostring(sep)) > INT_MAX // count
+end
 
 -- string: the one table behind both \`string\` and the string metatable
 local function build_string()
@@ -306,11 +316,15 @@ local function build_string()
 
   -- the fast lane's entry makes a repetition of strings whose result is shorter than a step's bytes
   S.rep = entry(${LaneEntry.rep}, s_rep, function(...)
-    local _, n = ...
+    local s, n, sep = ...
     -- a number under FEW (NaN is not) is fewer repetitions than are charged
     if not (type(n) == "number" and n < FEW) then
       local count = count_of(n)
-      if count >= FEW then charge(count) end
+      if count >= FEW then
+        -- a call Lua refuses before any work fails here as it does there, uncharged
+        if refused_by_rep(s, count, sep) then return s_rep(...) end
+        charge(count)
+      end
     end
     -- charge_bytes's rule written out: the call to it took a quarter of a short rep (100 ns)
     local repeated = s_rep(...)

@@ -1593,3 +1593,41 @@ Deno.test("stdlib: library functions answer as Lua's own on random arguments, ev
   }
   assert.ok(compared > 1900, `${compared} calls compared`);
 });
+
+Deno.test("stdlib: string.rep fails as Lua does on what Lua refuses before any work, and charges the rest", () => {
+  using lua = new LuaRuntime();
+  using sb = new Sandbox({ limits: TIGHT });
+  const refused = [
+    `"x", 1e20`,
+    `"x", 1/0`,
+    `"x", "1e20"`,
+    `"x", math.maxinteger`,
+    `"x", 2^31`,
+    `"ab", 2^30, ""`,
+    `"", 2^31, "-"`,
+    `12, 2^31`,
+    `{}, 1e6`,
+    `"x", 1e6, {}`,
+  ];
+  for (const args of refused) {
+    const code = `local ok, e = pcall(string.rep, ${args}) return ok, e`;
+    const expected = lua.execute(code) as unknown[];
+    assert.equal(expected[0], false, args);
+    assert.deepEqual(sb.execute(code), expected, args);
+    // the library built on first use and the error placed: a few thousand, nothing near the count
+    assert.ok(sb.usage.instructions < 20_000, `${args}: ${sb.usage.instructions} instructions`);
+  }
+  // a result Lua would make (or, for empty strings, a loop it would run) is charged first
+  for (const args of [`"x", 2^31 - 1`, `"", 2^40`, `"", 2^40, ""`]) {
+    assert.throws(
+      () => sb.execute(`return pcall(string.rep, ${args})`),
+      (e) => e instanceof LuaLimitError,
+      args,
+    );
+  }
+  assert.deepEqual(sb.execute(`return string.rep("ab", 3, ","), string.rep(1, 3), string.rep("x", 0)`), [
+    "ab,ab,ab",
+    "111",
+    "",
+  ]);
+});
