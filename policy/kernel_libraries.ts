@@ -526,7 +526,7 @@ end
 -- from the math library, opened with the table library
 local m_tointeger, m_ult, m_floor, m_log, m_maxinteger
 -- more results than any Lua stack holds (LUAI_MAXSTACK is 1,000,000)
-local UNPACK_READ_MAX = 1000000
+local MAX_STACK = 1000000
 -- own_len and position raise their errors at the level of their caller's caller, a route behind a
 -- lane entry
 local function own_len(t)
@@ -566,6 +566,29 @@ end
 local function as_integer(v)
   return m_tointeger(tonumber(v))
 end
+-- What C refuses before any work: positions it cannot take as integers (as optional arguments, nil
+-- is none), for unpack a count no stack holds, for move a range or a destination past the integers.
+-- Such a call fails at once, uncharged, as in Lua, where charging its range first would trip the
+-- instruction limit instead.
+local function refused_positions(i, j)
+  return (i ~= nil and as_integer(i) == nil) or (j ~= nil and as_integer(j) == nil)
+end
+-- the types whose length Lua may take in the sandbox (a userdata's through its __len)
+local LENGTHY = { table = true, string = true, userdata = true }
+-- whether unpack's count is more than any stack holds, its positions taken
+local function too_many_to_unpack(i, j)
+  -- without j, t is not a table: Lua finds that out when it takes the length
+  if j == nil then return false end
+  local first, last = i == nil and 1 or as_integer(i), as_integer(j)
+  return first <= last and not m_ult(last - first, MAX_STACK - 1)
+end
+local function refused_by_move(f, e, t)
+  local first, last, to = as_integer(f), as_integer(e), as_integer(t)
+  if first == nil or last == nil or to == nil then return true end
+  if last < first then return false end
+  if not (first > 0 or last < m_maxinteger + first) then return true end
+  return not (to <= m_maxinteger - (last - first + 1) + 1)
+end
 -- t's items first..last read by Lua into a table without a metatable, at the same positions, up to
 -- the first one that is not a string or a number when only those are wanted (where C's concat
 -- stops), for C to finish the work on
@@ -595,6 +618,9 @@ local function build_table()
   -- the fast lane's entry joins a table without a metatable between integer positions
   T.concat = entry(${LaneEntry.concat}, t_concat, whole(t_concat, function(t, sep, i, j)
     if type(t) == "table" then
+      if (sep ~= nil and not PLAIN_TEXT[type(sep)]) or refused_positions(i, j) then
+        return t_concat(t, sep, i, j)
+      end
       if j == nil then j = #t end
       charge_range(tonumber(i) or 1, tonumber(j) or 0)
       if chained(t) then
@@ -671,6 +697,7 @@ local function build_table()
   -- C converts the positions itself and names what it got
   T.move = function(...)
     local a1, f, e, t, a2 = ...
+    if refused_by_move(f, e, t) then return t_move(...) end
     local first, last = tonumber(f), tonumber(e)
     if first and last then charge_range(first, last) end
     local given = a2 ~= nil
@@ -750,14 +777,17 @@ local function build_table()
       if j >= FEW then charge(j) end
       return t_unpack(t, 1, j)
     end
-    if j == nil and type(t) == "table" then j = #t end
+    if j == nil then
+      -- Lua takes t's length, and fails at once where t has none
+      if not LENGTHY[type(t)] then return t_unpack(t, i, j) end
+      j = #t
+    end
+    if refused_positions(i, j) then return t_unpack(t, i, j) end
+    -- (Lua's message is placed at its caller, which here is this route)
+    if too_many_to_unpack(i, j) then error("too many results to unpack", 2 + UP) end
     charge_range(tonumber(i) or 1, len_of(t, j))
     if chained(t) then
-      local first, last = as_integer(i == nil and 1 or i), as_integer(j)
-      -- a range C refuses before it reads ("too many results") is not read
-      if first and last and (last + 0.0) - first < UNPACK_READ_MAX then
-        return t_unpack(read_plainly(t, first, last, false), i, j)
-      end
+      return t_unpack(read_plainly(t, as_integer(i == nil and 1 or i), as_integer(j), false), i, j)
     end
     return t_unpack(t, i, j)
   end))
