@@ -606,8 +606,9 @@ return (function()
       if select("#", ...) > 0 then env = ... end
       local f, err = compile(chunk, name, env, cpu_start)
       if err == COMPILE_TOO_LONG then trip("cpu") end
-      if f == nil and memory_tripped(err) then raise_tripped() end
-      return f, err
+      if f ~= nil then return f end
+      if memory_tripped(err) then raise_tripped() end
+      return nil, err
     end
 
     local function sb_collectgarbage(option)

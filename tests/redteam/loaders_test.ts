@@ -4,7 +4,7 @@
  * `require`'s file search, `dofile` or `loadfile` may be reachable.
  */
 import assert from "node:assert/strict";
-import { PolicyEngine } from "../../mod.ts";
+import { LuaRuntime, PolicyEngine } from "../../mod.ts";
 import {
   assertError,
   assertUsable,
@@ -276,4 +276,21 @@ Deno.test("redteam loaders: a chunk loaded in one run cannot be called in the ne
   using sb = new Sandbox({ limits: TIGHT });
   assert.equal(sb.execute("f = load('return 1') keep = f return f()"), 1);
   assertError(measure(() => sb.execute("return keep()")), { error: LuaError, message: /global 'keep'/ });
+});
+
+Deno.test("redteam loaders: load returns what Lua's load returns, the function alone or nil and the message", () => {
+  using lua = new LuaRuntime();
+  using sb = new Sandbox({ limits: TIGHT });
+  for (
+    const call of [
+      `load("return 1")`,
+      `load("return 1", "=named")`,
+      `load("return x", "named", "t", {x = 1})`,
+      `load("return +")`,
+      `load("return +", "=named")`,
+    ]
+  ) {
+    const code = `local r = table.pack(${call}) return r.n, type(r[1]), r[2]`;
+    assert.deepEqual(sb.execute(code), lua.execute(code), call);
+  }
 });
