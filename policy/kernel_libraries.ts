@@ -575,10 +575,8 @@ local function refused_positions(i, j)
 end
 -- the types whose length Lua may take in the sandbox (a userdata's through its __len)
 local LENGTHY = { table = true, string = true, userdata = true }
--- whether unpack's count is more than any stack holds, its positions taken
+-- whether unpack's count is more than any stack holds, its positions taken (j given or found)
 local function too_many_to_unpack(i, j)
-  -- without j, t is not a table: Lua finds that out when it takes the length
-  if j == nil then return false end
   local first, last = i == nil and 1 or as_integer(i), as_integer(j)
   return first <= last and not m_ult(last - first, MAX_STACK - 1)
 end
