@@ -322,9 +322,9 @@ export class LuaCore {
   pusher!: ValuePusher;
   /**
    * Serves calls to the C function pushed by {@linkcode LuaCore.pushHostCFunction}, whose first
-   * argument names the function: a number from 1, or a string.
+   * argument is the number of the function called.
    */
-  hostCall?: (target: number | string, args: unknown[]) => unknown;
+  hostCall?: (target: number, args: unknown[]) => unknown;
   /** When set, a JS error reaches Lua as this string instead of as a proxy of the error. */
   errorForLua?: (error: unknown) => string;
 
@@ -754,9 +754,7 @@ export class LuaCore {
   }
 
   opHost(L: LuaState, base: number, top: number): number {
-    // a string that is not a numeral reads as 0 here
-    const id = this.api.toNumber(L, base);
-    const target = id > 0 ? id : this.read(L, base) as string;
+    const target = this.api.toNumber(L, base);
     const args = this.#argsFrom(L, base + 1, top);
     return this.#pushResults(L, this.hostCall!(target, args));
   }

@@ -47,6 +47,7 @@ import {
 import { deepFreeze, hostObjectBehavior } from "./host_objects.ts";
 import {
   COMPILE_TOO_LONG,
+  HostFunction,
   KERNEL_ENTRIES,
   KERNEL_LUA,
   type KernelEntry,
@@ -505,27 +506,27 @@ export class GuardedState {
 
   // ---------------------------------------------------------------- host functions
 
-  #hostCall(target: number | string, args: unknown[]): unknown {
-    if (typeof target === "number") return this.#callCapability(target, args);
+  #hostCall(target: number, args: unknown[]): unknown {
+    if (target > 0) return this.#callCapability(target, args);
     switch (target) {
-      case "\u0000clock":
+      case HostFunction.clock:
         return args.length > 0 ? this.#firstReading() : threadCpuMs();
-      case "\u0000trip":
+      case HostFunction.trip:
         this.#trip(args[0] as string);
         return true;
-      case "\u0000write":
+      case HostFunction.write:
         // a line that is not valid UTF-8 arrives as bytes: show it with replacement characters
         return this.#write(args[0] instanceof Uint8Array ? lossyDecoder.decode(args[0]) : String(args[0]));
-      case "\u0000module":
+      case HostFunction.module:
         return this.#modules.get(String(args[0]));
-      case "\u0000patterns":
+      case HostFunction.patterns:
         return this.core.trustedBytecodeOf(PATTERNS_LUA, "=luagate.patterns");
-      case "\u0000libraries":
+      case HostFunction.libraries:
         return this.core.trustedBytecodeOf(LIBRARIES_LUA, "=luagate.libraries");
-      case "\u0000routes":
+      case HostFunction.routes:
         return this.core.trustedBytecodeOf(ROUTES_LUA, "=luagate.routes");
     }
-    throw new LuaError(`no host function '${target}'`);
+    throw new LuaError(`no host function ${target}`);
   }
 
   #callCapability(id: number, args: unknown[]): unknown {

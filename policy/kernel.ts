@@ -58,6 +58,20 @@ export const UNCHARGED_UNITS = 16;
 export const SMALL_STEP_LOG2 = 10;
 
 /**
+ * The host's own functions, as the kernel calls them through `c_host`: by these numbers, under 1,
+ * where a capability is called by its number from 1.
+ */
+export const HostFunction = {
+  clock: 0,
+  trip: -1,
+  write: -2,
+  module: -3,
+  patterns: -4,
+  libraries: -5,
+  routes: -6,
+} as const;
+
+/**
  * The vetted libraries opened on first use, in the order the kernel chunk takes their openers: the
  * kernel's parameters and its table of openers are written from this one list, so that no opener
  * can be taken for another library's.
@@ -66,8 +80,8 @@ export const LAZY_LIBRARIES = ["coroutine", "utf8", "math", "os"] as const;
 
 /**
  * The kernel chunk; called with `(c_host, step, budget, cpu_limit, denied, lane, ...openers)`:
- * the host's raw C function (`c_host(target, ...)`, where `target` is a capability's number or the
- * name of one of the host's own functions, returns `true, results...` or `false, err`), the
+ * the host's raw C function (`c_host(number, ...)`, where `number` is a capability's or one of
+ * {@linkcode HostFunction}, returns `true, results...` or `false, err`), the
  * hook interval, the run's instruction budget and CPU milliseconds, the value a denied capability
  * call returns, the fast lane's maker of entries (`ffi/fast_lane.ts`; nil where there is none), and
  * the `luaopen_*` C functions of {@linkcode LAZY_LIBRARIES} in that order (nil for one the Lua
@@ -108,13 +122,13 @@ return (function()
     if ok then return ... end
     error((...), 0)
   end
-  local function host_function(name)
-    return function(...) return unwrap(c_host(name, ...)) end
+  local function host_function(number)
+    return function(...) return unwrap(c_host(number, ...)) end
   end
-  local host_clock, host_trip = host_function("\\0clock"), host_function("\\0trip")
-  local host_write, host_module = host_function("\\0write"), host_function("\\0module")
-  local host_patterns, host_libraries = host_function("\\0patterns"), host_function("\\0libraries")
-  local host_routes = host_function("\\0routes")
+  local host_clock, host_trip = host_function(${HostFunction.clock}), host_function(${HostFunction.trip})
+  local host_write, host_module = host_function(${HostFunction.write}), host_function(${HostFunction.module})
+  local host_patterns = host_function(${HostFunction.patterns})
+  local host_libraries, host_routes = host_function(${HostFunction.libraries}), host_function(${HostFunction.routes})
 
   local MEMERR = "not enough memory"
   local COMPILE_TOO_LONG = "${COMPILE_TOO_LONG}"
@@ -659,7 +673,7 @@ return (function()
       if (...) == DENIED then return trip("permission", name) end
       error((...), 0)
     end
-    -- the host knows a capability by its number (a string would cost the host a read and a decode)
+    -- the host knows a capability by its number (a name would cost the host a read and a decode)
     local function capability(name, id)
       return function(...) return capability_result(name, c_host(id, ...)) end
     end
