@@ -293,6 +293,11 @@ local function count_of(n)
   if n and n == n and n > 0 then return n end
   return 0
 end
+-- whether C's luaL_checkinteger takes v (math.tointeger's test, before the math library is open)
+local function has_integer(v)
+  local n = tonumber(v)
+  return n ~= nil and n % 1 == 0 and n >= -0x1p63 and n < 0x1p63
+end
 
 -- a C function whose work is linear in the string it is given first (the fast lane's entry charges
 -- and calls it at once)
@@ -312,7 +317,7 @@ local PLAIN_TEXT = { string = true, number = true }
 local INT_MAX = 0x7fffffff
 local function refused_by_rep(s, count, sep)
   if not PLAIN_TEXT[type(s)] or (sep ~= nil and not PLAIN_TEXT[type(sep)]) then return true end
-  if count % 1 ~= 0 or count >= 0x1p63 then return true end
+  if not has_integer(count) then return true end
   return #tostring(s) + (sep == nil and 0 or #tostring(sep)) > INT_MAX // count
 end
 
@@ -578,15 +583,10 @@ end
 -- Such a call fails at once, uncharged, as in Lua, where charging its range first would trip the
 -- instruction limit instead.
 local function refused_positions(i, j)
-  return (i ~= nil and as_integer(i) == nil) or (j ~= nil and as_integer(j) == nil)
+  return (i ~= nil and not has_integer(i)) or (j ~= nil and not has_integer(j))
 end
 -- the types whose length Lua may take in the sandbox (a userdata's through its __len)
 local LENGTHY = { table = true, string = true, userdata = true }
--- whether unpack's count is more than any stack holds, its positions taken (j given or found)
-local function too_many_to_unpack(i, j)
-  local first, last = i == nil and 1 or as_integer(i), as_integer(j)
-  return first <= last and not m_ult(last - first, MAX_STACK - 1)
-end
 local function refused_by_move(f, e, t)
   local first, last, to = as_integer(f), as_integer(e), as_integer(t)
   if first == nil or last == nil or to == nil then return true end
@@ -787,13 +787,14 @@ local function build_table()
       if not LENGTHY[type(t)] then return t_unpack(t, i, j) end
       j = #t
     end
-    if refused_positions(i, j) then return t_unpack(t, i, j) end
+    local first, last = i == nil and 1 or as_integer(i), as_integer(j)
+    if first == nil or last == nil then return t_unpack(t, i, j) end
     -- (Lua's message is placed at its caller, which here is this route)
-    if too_many_to_unpack(i, j) then error("too many results to unpack", 2 + UP) end
-    charge_range(tonumber(i) or 1, len_of(t, j))
-    if chained(t) then
-      return t_unpack(read_plainly(t, as_integer(i == nil and 1 or i), as_integer(j), false), i, j)
+    if first <= last and not m_ult(last - first, MAX_STACK - 1) then
+      error("too many results to unpack", 2 + UP)
     end
+    charge_range(first, last)
+    if chained(t) then return t_unpack(read_plainly(t, first, last, false), i, j) end
     return t_unpack(t, i, j)
   end))
   return T
