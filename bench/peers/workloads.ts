@@ -1,14 +1,18 @@
 // Policies beyond ABAC, side by side: string patterns, string functions, a loop, table functions, a
 // large input, string normalization, math functions, recursive calls, lookups in shared data, objects
 // with metatables, errors caught with pcall, a coroutine generator, gsub with a replacement function,
-// gsub with captures over 400 bytes, a csv line split and trimmed by gmatch, string building and
-// calls of a host function, each a Lua function `function(input, data) ... end` returning a boolean,
-// and an admission rule returning its verdict as a table `{ allow = ..., reasons = { ... } }` that
-// each engine reads into JS. Shared data is the policy engine's `data` for luagate, and a global
-// `data` set once for the others. A host function is a capability for luagate, a global JS function
-// for wasmoon and a C function written in JS for fengari.
+// gsub with captures over 400 bytes, a csv line split and trimmed by gmatch, string building; inputs
+// of other shapes (a rule of one comparison, a 2 KB text, keys unique to each request, fractional
+// numbers, nesting 10 deep, non-ASCII text, 300 integers); calls of a host function. Each is a Lua
+// function `function(input, data) ... end` returning a boolean, and the last an admission rule
+// returning its verdict as a table `{ allow = ..., reasons = { ... } }` that each engine reads into
+// JS. Shared data is the policy engine's `data` for luagate, and a global `data` set once for the
+// others. A host function is a capability for luagate, a global JS function for wasmoon and a C
+// function written in JS for fengari.
 //
-//   deno run -A bench/peers/workloads.ts [--rounds N] [--min-round-ms N]
+//   deno run -A bench/peers/workloads.ts [--rounds N] [--min-round-ms N] [--only text,text]
+//
+// --only runs the workloads whose names contain one of the texts (case-insensitive).
 //
 // luagate's policy engine (every limit on) runs each one against wasmoon (the input copied into Lua
 // tables, and proxied) and fengari (the input pushed field by field). Every engine's answers are
@@ -38,6 +42,16 @@ const range = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n
 const ROLES = ["viewer", "editor", "admin", "auditor", "billing", "support"];
 const OWNERS = new Map(range(500, (i) => [`doc${i}`, `user${i % 40}`]));
 const ACTIONS = ["read", "write", "delete", "pay", "ticket"];
+const WORDS = [
+  "alpha",
+  "beta",
+  "gamma",
+  "délta",
+  "épsilon",
+  "zeta",
+  "ēta",
+  "theta",
+];
 
 const WORKLOADS: Workload[] = [
   {
@@ -231,6 +245,84 @@ const WORKLOADS: Workload[] = [
     inputs: range(100, (i) => ({ n: i })),
   },
   {
+    name: "a rule of one comparison (the fixed cost of a call)",
+    body: `
+  return input.used < 100`,
+    inputs: range(100, (i) => ({ used: i * 2 })),
+  },
+  {
+    name: "a 2 KB text body (plain find)",
+    body: `
+  return #input.body < 4096 and not input.body:find("forbidden", 1, true)`,
+    inputs: range(100, (i) => ({
+      body: range(40, (k) => `${WORDS[(i + k) % WORDS.length]} lorem ipsum dolor sit amet ${k}`)
+        .join("\n") +
+        (i % 9 ? "" : " forbidden"),
+    })),
+  },
+  {
+    name: "keys unique to each request (20, 3 looked up)",
+    body: `
+  local n = 0
+  for _, key in ipairs(input.check) do n = n + (input.attrs[key] or 0) end
+  return n > 8`,
+    inputs: range(100, (i) => {
+      const keys = range(20, (k) => `attr_${i}_${k}`);
+      return {
+        attrs: Object.fromEntries(keys.map((key, k) => [key, (i + k) % 7])),
+        check: keys.slice(i % 17, i % 17 + 3),
+      };
+    }),
+  },
+  {
+    name: "fractional numbers (50 summed)",
+    body: `
+  local s = 0.0
+  for _, v in ipairs(input.values) do s = s + v end
+  return s > 25`,
+    inputs: range(
+      100,
+      (i) => ({ values: range(50, (k) => ((i * 31 + k * 17) % 100) / 97) }),
+    ),
+  },
+  {
+    name: "an input nested 10 deep",
+    body: `
+  local node, depth = input, 0
+  while node.child do node, depth = node.child, depth + 1 end
+  return depth == 10 and node.leaf == "yes"`,
+    inputs: range(100, (i) => {
+      let node: Record<string, unknown> = { leaf: i % 2 ? "yes" : "no" };
+      for (let k = 0; k < 10; k++) {
+        node = { child: node, level: k, tag: `t${k}` };
+      }
+      return node;
+    }),
+  },
+  {
+    name: "non-ASCII strings (utf8.len, lower)",
+    body: `
+  local name = input.name
+  return utf8.len(name) > 12 and name:lower() ~= name`,
+    inputs: range(
+      100,
+      (i) => ({
+        name: `Ünïcödé-${WORDS[i % WORDS.length]}-${i % 3 ? "Name" : "n"}${i}`,
+      }),
+    ),
+  },
+  {
+    name: "an array of 300 integers",
+    body: `
+  local c = 0
+  for i = 1, #input.ids do if input.ids[i] % 3 == 0 then c = c + 1 end end
+  return c > 100`,
+    inputs: range(
+      100,
+      (i) => ({ ids: range(300, (k) => (k * 13 + i * 7) % 1000) }),
+    ),
+  },
+  {
     name: "calls of a host function (10 lookups)",
     body: `
   local owned = 0
@@ -285,7 +377,10 @@ function luagateRow(): Row {
       let engine = engines.get(key);
       if (engine === undefined) {
         const capabilities = w.host && { [w.host.name]: w.host.fn };
-        engines.set(key, engine = new PolicyEngine({ data: w.data, capabilities }));
+        engines.set(
+          key,
+          engine = new PolicyEngine({ data: w.data, capabilities }),
+        );
       }
       const policy: Policy = engine.compile(
         `return function(input, data)${w.body}\nend`,
@@ -425,7 +520,15 @@ async function main(): Promise<void> {
     `| Workload | ${rows.map((r) => r.name).join(" | ")} |`,
     `| --- | ${rows.map(() => "---:").join(" | ")} |`,
   ];
-  for (const w of WORKLOADS) {
+  const only = Deno.args.includes("--only")
+    ? Deno.args[Deno.args.indexOf("--only") + 1].toLowerCase().split(",")
+      .filter(Boolean)
+    : undefined;
+  const chosen = WORKLOADS.filter((w) => only?.some((text) => w.name.toLowerCase().includes(text)) ?? true);
+  if (chosen.length === 0) {
+    throw new Error(`--only ${only}: no workload's name contains any of these`);
+  }
+  for (const w of chosen) {
     const check = reference.execute(
       `return function(input, data)${w.body}\nend`,
     ) as (
