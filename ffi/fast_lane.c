@@ -112,6 +112,9 @@ typedef struct {
   void (*rawsetp)(lua_State *L, int idx, const void *p);        /* 320 */
   int (*gc)(lua_State *L, int what, ...);                       /* 328: 5.3's takes one int more, not variadic */
   lua_State *(*tothread)(lua_State *L, int idx);                /* 336 */
+  const char *(*setupvalue)(lua_State *L, int funcindex, int n); /* 344 */
+  int (*rawequal)(lua_State *L, int idx1, int idx2);            /* 352 */
+  void (*createtable)(lua_State *L, int narr, int nrec);        /* 360 */
 } luagate_lane_api;
 
 /* One state's tally; the host resets it at the start of a run and counts what is left at the end. */
@@ -205,7 +208,15 @@ enum {
    * counted to, whenever they reach a step, as hook(instructions), and as soon as a reading of the
    * wall clock (CLOCK_FIRINGS, LARGE_HEAP_KB) finds the run may be past its CPU deadline, as
    * hook(instructions, true). The route (which arms Lua's hook) takes any other argument. */
-  ENTRY_ARM = 28
+  ENTRY_ARM = 28,
+  /* decide(meta, input): the policy engine's decision, as the kernel's decide (the route) makes it,
+   * when the run state is as a run starts it (not dirty): the policy's globals of the last decision
+   * reused (meta.env, whose _G is itself) or a new table of them made, then the decision function
+   * meta.fn(input, meta.data) in protected mode under the message handler, the run state set around it;
+   * returns ok, the instructions counted, the run's CPU start, the verdict and the reasons (on an
+   * error: false, count, start, the error, nil). The run state is the upvalues of f, and `kept` holds
+   * the handler and the keys (DECIDE_*). */
+  ENTRY_DECIDE = 29
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure, the one closure the host makes, are the
@@ -291,6 +302,22 @@ enum {
 #define FAILED_TRIPPED 2
 #define FAILED_BUFFER_MEMERR 3
 #define FAILED_IS_MEMERR 4
+/* The decide entry's f is the kernel's run_state (policy/kernel.ts), and these are its upvalues: the
+ * kernel's own run state, read and set here as its decide reads and sets it */
+#define DECIDE_DIRTY 1
+#define DECIDE_ACTIVE 2
+#define DECIDE_CURRENT_ENV 3
+#define DECIDE_COUNT 4
+#define DECIDE_CPU_START 5
+/* and its `kept` is the kernel's decide_kept: the message handler, the keys it reads, then the
+ * kernel's table of every policy's tables of globals */
+#define DECIDE_HANDLER 1
+#define DECIDE_ENV_KEY 2
+#define DECIDE_G_KEY 3
+#define DECIDE_FN_KEY 4
+#define DECIDE_DATA_KEY 5
+#define DECIDE_CHUNK_KEY 6
+#define DECIDE_ENVS 7
 /* Room for a lua_Debug: 5.3's and 5.4's are smaller (the host gives the offset of its currentline). */
 #define DEBUG_WORDS 32
 /* frame() takes levels of an int: deeper ones are no frame (Lua's stack is far shallower) */
@@ -1520,6 +1547,73 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     return 2;
   }
 
+  if (op == ENTRY_DECIDE) {
+    /* meta, input, then meta.env and its _G, and the run state's two flags */
+    const int run_state = upvalues - UP_FUNCTION, kept = upvalues - UP_KEPT;
+    if (n != 2 || lua->type(L, 1) != LUA_TTABLE || lua->type(L, kept) != LUA_TTABLE) goto route;
+    lua->rawgeti(L, kept, DECIDE_ENV_KEY);
+    int reused = lua->rawget(L, 1) == LUA_TTABLE;
+    if (reused) {
+      lua->rawgeti(L, kept, DECIDE_G_KEY);
+      lua->rawget(L, 3);
+      reused = lua->rawequal(L, 3, 4);
+    }
+    if (!upvalue_of_type(lua, L, run_state, DECIDE_DIRTY, LUA_TBOOLEAN) || lua->toboolean(L, -1) ||
+        !upvalue_of_type(lua, L, run_state, DECIDE_ACTIVE, LUA_TBOOLEAN)) {
+      lua->settop(L, 2);
+      goto route;
+    }
+    lua->settop(L, reused ? 3 : 2);
+    if (!reused) {
+      /* a new table of globals, as the route makes one, with decision_envs at 3 and meta.chunk at 4:
+       * meta.env is set last, once the chunk has the table as its globals (a refused allocation
+       * before leaves meta.env as it was) */
+      if (lua->rawgeti(L, kept, DECIDE_ENVS) != LUA_TTABLE ||
+          (lua->rawgeti(L, kept, DECIDE_CHUNK_KEY), lua->rawget(L, 1)) != LUA_TFUNCTION) {
+        lua->settop(L, 2);
+        goto route;
+      }
+      lua->createtable(L, 0, 1);
+      lua->pushvalue(L, 1);
+      lua->setmetatable(L, 5);
+      lua->rawgeti(L, kept, DECIDE_G_KEY);
+      lua->pushvalue(L, 5);
+      lua->rawset(L, 5);
+      lua->pushvalue(L, 5);
+      lua->pushvalue(L, 1);
+      lua->rawset(L, 3);
+      lua->pushvalue(L, 5);
+      lua->setupvalue(L, 4, 1);
+      lua->rawgeti(L, kept, DECIDE_ENV_KEY);
+      lua->pushvalue(L, 5);
+      lua->rawset(L, 1);
+      lua->copy(L, 5, 3);
+      lua->settop(L, 3);
+    }
+    /* env at 3, then the handler, meta.fn, input and meta.data */
+    lua->rawgeti(L, kept, DECIDE_HANDLER);
+    lua->rawgeti(L, kept, DECIDE_FN_KEY);
+    lua->rawget(L, 1);
+    lua->pushvalue(L, 2);
+    lua->rawgeti(L, kept, DECIDE_DATA_KEY);
+    lua->rawget(L, 1);
+    lua->pushvalue(L, 3);
+    lua->setupvalue(L, run_state, DECIDE_CURRENT_ENV);
+    lua->pushboolean(L, 1);
+    lua->setupvalue(L, run_state, DECIDE_ACTIVE);
+    const int status = lua->pcallk(L, 2, 2, 4, 0, 0);
+    lua->pushboolean(L, 0);
+    lua->setupvalue(L, run_state, DECIDE_ACTIVE);
+    /* the verdict and the reasons at 5 and 6, or the error and nil; then ok, count and the CPU start
+     * moved in front of them */
+    if (status != LUA_OK) lua->pushnil(L);
+    lua->pushboolean(L, status == LUA_OK);
+    lua->getupvalue(L, run_state, DECIDE_COUNT);
+    lua->getupvalue(L, run_state, DECIDE_CPU_START);
+    lua->rotate(L, 5, 3);
+    return 5;
+  }
+
   if (op == ENTRY_ARM) {
     lua_State *thread = n == 0 ? L : n == 1 ? lua->tothread(L, 1) : 0;
     if (thread == 0) goto route;
@@ -1549,7 +1643,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   /* LANE_ENTRY: (op, f, charge, route [, kept]) -> the closure of the tally and those; false without
    * a tally or for an op that is no entry */
   const lua_Integer entry = lua->tointegerx(L, 1, 0);
-  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_ARM || entry == ENTRY_STEPS) {
+  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_DECIDE || entry == ENTRY_STEPS) {
     lua->pushboolean(L, 0);
     return 1;
   }

@@ -926,6 +926,91 @@ Deno.test("fast lane: the frame entry answers as debug.getinfo's lf, without a t
   );
 });
 
+Deno.test("fast lane: the decide entry calls the decision function with the run state set around it", {
+  ignore,
+}, () => {
+  assert.equal(
+    run(`${QUICK}local dirty, active, current_env, count, cpu_start = false, false, nil, 7, 1.5
+      local function run_state() return dirty, active, current_env, count, cpu_start end
+      local env = {}
+      env._G = env
+      local during
+      local meta = { env = env, data = 10 }
+      function meta.fn(input, data)
+        during = show(active, current_env == env)
+        if input.fail then error(input.fail, 0) end
+        return input.x + data, "why"
+      end
+      local function handler(e) return "handled " .. tostring(e) end
+      local decide = lane.decide(run_state, charge, route("decide"), { handler, "env", "_G", "fn", "data" })
+      local out = { show(decide(meta, { x = 1 })), during, show(active, current_env == env) }
+      out[#out + 1] = show(decide(meta, { fail = "boom" })) .. " " .. show(active)
+      out[#out + 1] = show(decide(meta, { fail = {} })):match("^false,7,1.5,handled table: ") and "table" or "?"
+      return table.concat(out, " ")`),
+    "true,7,1.5,11,why true,true false,true false,7,1.5,handled boom,nil false table",
+  );
+});
+
+Deno.test("fast lane: the decide entry hands a decision to its route unless the run state is clean", {
+  ignore,
+}, () => {
+  assert.equal(
+    run(`${QUICK}local dirty, active, current_env, count, cpu_start = false, false, nil, 0, nil
+      local function run_state() return dirty, active, current_env, count, cpu_start end
+      local env = {}
+      env._G = env
+      local meta = { env = env, fn = function() return true end }
+      local decide = lane.decide(run_state, charge, route("decide"), { print, "env", "_G", "fn", "data", "chunk", {} })
+      local out = { show(decide(meta, {})) }
+      dirty = true
+      out[#out + 1] = show(decide(meta, {}))
+      dirty, active = false, "no flag"
+      out[#out + 1] = show(decide(meta, {}))
+      active = false
+      -- a table of globals to make, where meta has no chunk to give it to
+      meta.env = nil
+      out[#out + 1] = show(decide(meta, {}))
+      meta.env = env
+      out[#out + 1] = show(decide(meta)) .. " " .. show(decide(meta, {}, 3)) .. " " .. show(decide("meta", {}))
+      return table.concat(out, " ") .. " " .. show(active, meta.env == env)`),
+    "true,0,nil,true,nil route:decide/2 route:decide/2 route:decide/2 route:decide/1 route:decide/3 route:decide/2 false,true",
+  );
+});
+
+Deno.test("fast lane: the decide entry makes a policy new globals where the last ones are not its own", {
+  ignore,
+}, () => {
+  assert.equal(
+    run(`${QUICK}local dirty, active, current_env, count, cpu_start = false, false, nil, 0, nil
+      local function run_state() return dirty, active, current_env, count, cpu_start end
+      local envs = setmetatable({}, { __mode = "k" })
+      local compared = 0
+      local meta = {}
+      -- the policy's chunk, whose first upvalue is its globals, and its decision function
+      do
+        local _ENV = { seen = false }
+        meta.chunk = function() return _ENV end
+        meta.fn = function(input) seen = input return _ENV end
+      end
+      local decide = lane.decide(run_state, charge, route("decide"), { print, "env", "_G", "fn", "data", "chunk", envs })
+      local made = {}
+      local function check(label)
+        local ok, _, _, globals = decide(meta, label)
+        local env = meta.env
+        made[#made + 1] = label .. ":" .. show(ok, globals == env, env._G == env, rawget(env, "seen"),
+          getmetatable(env) == meta, envs[env] == meta, meta.chunk() == env, current_env == env)
+        return env
+      end
+      local first = check("none")
+      local again = check("reused")
+      first._G = setmetatable({}, { __eq = function() compared = compared + 1 return true end })
+      local third = check("replaced")
+      return table.concat(made, " ") .. " " .. show(first == again, third ~= first, compared)`),
+    "none:true,true,true,none,true,true,true,true reused:true,true,true,reused,true,true,true,true " +
+      "replaced:true,true,true,replaced,true,true,true,true true,true,0",
+  );
+});
+
 Deno.test("fast lane: the run entry finds the longest run of a set's chars, charging the subject as bytes", {
   ignore,
 }, () => {

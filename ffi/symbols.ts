@@ -181,6 +181,9 @@ export const LUA_SYMBOLS = {
   address_lua_rawsetp: { name: "lua_rawsetp", type: "pointer", optional: true },
   address_lua_gc: { name: "lua_gc", type: "pointer", optional: true },
   address_lua_tothread: { name: "lua_tothread", type: "pointer", optional: true },
+  // const char *lua_setupvalue(lua_State *L, int funcindex, int n)
+  address_lua_setupvalue: { name: "lua_setupvalue", type: "pointer", optional: true },
+  address_lua_rawequal: { name: "lua_rawequal", type: "pointer", optional: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened Lua library: every symbol of {@linkcode LUA_SYMBOLS}, optional ones possibly `null`. */

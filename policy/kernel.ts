@@ -786,9 +786,10 @@ ${BEGIN_RUN}
     if env == nil or decision_envs[env._G] ~= meta or env._G ~= env then
       env = setmetatable({}, meta)
       rawset(env, "_G", env)
-      meta.env = env
       decision_envs[env] = meta
       d_setupvalue(meta.chunk, 1, env)
+      -- last: a table the chunk does not have as its globals is never reused
+      meta.env = env
     end
     current_env = env
 ${BEGIN_RUN}
@@ -796,6 +797,16 @@ ${BEGIN_RUN}
     local ok, verdict, reasons = xpcall(meta.fn, locate, input, meta.data)
     active = false
     return ok, count, cpu_start, verdict, reasons
+  end
+  -- Where there is a lane, its entry makes a decision whose run state is clean in C and hands any
+  -- other to decide, whose Lua around the policy's function, under the count hook, cost a tenth of a
+  -- short decision. The entry reads and sets the run state through the upvalues of run_state, in the
+  -- order its line names them, and finds the message handler, the keys it reads and decision_envs
+  -- in decide_kept (DECIDE_* in ffi/fast_lane.c).
+  if lane then
+    local function run_state() return dirty, active, current_env, count, cpu_start end
+    local decide_kept = { locate, "env", "_G", "fn", "data", "chunk", decision_envs }
+    decide = lane_entry(${LaneEntry.decide}, run_state, decide, decide_kept)
   end
 
   arm()
