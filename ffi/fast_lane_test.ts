@@ -926,14 +926,19 @@ Deno.test("fast lane: the frame entry answers as debug.getinfo's lf, without a t
   );
 });
 
+// The decide entry's tests: QUICK, then a run state as the kernel's run_state holds it, and a
+// policy's globals that are their own _G
+const DECIDE = `${QUICK}local dirty, active, current_env, count, cpu_start = false, false, nil, 0, nil
+  local function run_state() return dirty, active, current_env, count, cpu_start end
+  local env = {}
+  env._G = env
+`;
+
 Deno.test("fast lane: the decide entry calls the decision function with the run state set around it", {
   ignore,
 }, () => {
   assert.equal(
-    run(`${QUICK}local dirty, active, current_env, count, cpu_start = false, false, nil, 7, 1.5
-      local function run_state() return dirty, active, current_env, count, cpu_start end
-      local env = {}
-      env._G = env
+    run(`${DECIDE}count, cpu_start = 7, 1.5
       local during
       local meta = { env = env, data = 10 }
       function meta.fn(input, data)
@@ -955,11 +960,7 @@ Deno.test("fast lane: the decide entry hands a decision to its route unless the 
   ignore,
 }, () => {
   assert.equal(
-    run(`${QUICK}local dirty, active, current_env, count, cpu_start = false, false, nil, 0, nil
-      local function run_state() return dirty, active, current_env, count, cpu_start end
-      local env = {}
-      env._G = env
-      local meta = { env = env, fn = function() return true end }
+    run(`${DECIDE}local meta = { env = env, fn = function() return true end }
       local decide = lane.decide(run_state, charge, route("decide"), { print, "env", "_G", "fn", "data", "chunk", {} })
       local out = { show(decide(meta, {})) }
       dirty = true
@@ -981,9 +982,7 @@ Deno.test("fast lane: the decide entry makes a policy new globals where the last
   ignore,
 }, () => {
   assert.equal(
-    run(`${QUICK}local dirty, active, current_env, count, cpu_start = false, false, nil, 0, nil
-      local function run_state() return dirty, active, current_env, count, cpu_start end
-      local envs = setmetatable({}, { __mode = "k" })
+    run(`${DECIDE}local envs = setmetatable({}, { __mode = "k" })
       local compared = 0
       local meta = {}
       -- the policy's chunk, whose first upvalue is its globals, and its decision function
