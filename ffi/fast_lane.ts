@@ -916,9 +916,9 @@ function makeLane(library: LuaLibrary, registryIndex: number): Deno.PointerObjec
   }
   // luagate_lane_api: the functions, LUA_REGISTRYINDEX, six more functions, where lua_Debug keeps the
   // line, nine more functions, libc's clock_gettime, two more functions, where lua_Debug keeps the
-  // source, the count hook's five functions, then the decide entry's three. Like those offsets, the count hook
-  // assumes Lua's default configuration: a pointer's room of extra space before every lua_State
-  // (LUA_EXTRASPACE).
+  // source, the count hook's five functions, then the decide entry's three. Like those offsets, the
+  // count hook assumes Lua's default configuration: a pointer's room of extra space before every
+  // lua_State (LUA_EXTRASPACE).
   const description = cWords(libc, [
     ...functions,
     BigInt(registryIndex),
