@@ -852,14 +852,14 @@ end)()
  * The kernel's entry points, in the order the chunk returns them: `run_again` and
  * `run_again_nested` run a chunk `prepare` compiled for an earlier run, with fresh globals, as
  * `run` and `run_nested` run one just compiled; `define(name, value)` adds a global,
- * `define_capability(name, id)` a capability the host serves as number `id` (from 1), `tostring` is the
- * address-free `tostring`, `tripped` the limit the current run tripped (if any), `collector()`
- * switches the collector to its generational mode and `collector(true)` to incremental steps of
- * `SMALL_STEP_LOG2` (Lua 5.4; nothing on 5.3), `limits(step,
- * instructions, cpu_ms)` replaces the limits the chunk was called with (a state copied from a
- * template built with others, `ffi/state_image.ts`). `views` is not a
- * function but the table of read-only views, each mapped to the table it shows (a vetted library's
- * view to the function that builds its table and returns it).
+ * `define_capability(name, id)` a capability the host serves as number `id` (from 1), `tostring`
+ * is the address-free `tostring`, `tripped` the limit the current run tripped (if any),
+ * `collector()` switches the collector to its generational mode and `collector(true)` to
+ * incremental steps of `SMALL_STEP_LOG2` (Lua 5.4; nothing on 5.3), `limits(step, instructions,
+ * cpu_ms)` replaces the limits the chunk was called with (a state copied from a template built with
+ * others, `ffi/state_image.ts`). `views` is not a function but the table of read-only views, each
+ * mapped to the table it shows (a vetted library's view to the function that builds its table and
+ * returns it).
  */
 export const KERNEL_ENTRIES = [
   "prepare",

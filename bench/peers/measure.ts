@@ -6,6 +6,18 @@ export function argValue(args: string[], flag: string, fallback: number): number
   return at >= 0 ? Number(args[at + 1]) : fallback;
 }
 
+/**
+ * The comma-separated texts after `flag` in `args`, lowercased, or `undefined` without the flag.
+ *
+ * @throws {Error} when the flag is the last argument.
+ */
+export function argTexts(args: string[], flag: string): string[] | undefined {
+  const at = args.indexOf(flag);
+  if (at < 0) return undefined;
+  if (at + 1 >= args.length) throw new Error(`${flag} needs a value: texts separated by commas`);
+  return args[at + 1].toLowerCase().split(",").map((text) => text.trim()).filter(Boolean);
+}
+
 /** The median (the mean of the middle two for an even count). */
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

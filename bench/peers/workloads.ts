@@ -22,7 +22,7 @@ import { LuaRuntime, type LuaTable, type Policy, PolicyEngine } from "../../mod.
 import type { FengariModule } from "./engines/fengari.ts";
 import { ensureNodeModules, requirePeer } from "./engines/npm.ts";
 import type { WasmoonModule } from "./engines/wasmoon.ts";
-import { argValue, interleavedMedians } from "./measure.ts";
+import { argTexts, argValue, interleavedMedians } from "./measure.ts";
 
 interface Workload {
   name: string;
@@ -520,10 +520,7 @@ async function main(): Promise<void> {
     `| Workload | ${rows.map((r) => r.name).join(" | ")} |`,
     `| --- | ${rows.map(() => "---:").join(" | ")} |`,
   ];
-  const only = Deno.args.includes("--only")
-    ? Deno.args[Deno.args.indexOf("--only") + 1].toLowerCase().split(",")
-      .filter(Boolean)
-    : undefined;
+  const only = argTexts(Deno.args, "--only");
   const chosen = WORKLOADS.filter((w) => only?.some((text) => w.name.toLowerCase().includes(text)) ?? true);
   if (chosen.length === 0) {
     throw new Error(`--only ${only}: no workload's name contains any of these`);
