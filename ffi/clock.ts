@@ -87,6 +87,12 @@ export const RUN_CLOCK_BYTES = 40;
 // benchmark machine): runs closer together than that share one, and a run that follows a pause
 // reads it afresh.
 const FLOOR_AGE_OF_LIMIT = 0.1;
+
+// A run's first reading of the CPU clock is put off until its wall time is this many ms (keep in
+// sync with FIRST_READING_MS in ffi/fast_lane.c): the reading is a system call, and until then the
+// wall time, which bounds the CPU time, is within the limit. A run that ends before is reported at
+// its wall time, as one too short to reach the clock.
+const FIRST_READING_MS = 1;
 let floorWall = -Infinity;
 let floorCpu = 0;
 
@@ -175,6 +181,16 @@ export class RunClock {
     const fields = this.#fields;
     if (fields[CPU_START] < 0) fields[CPU_START] = Math.max(now - since, fields[CPU_FLOOR]);
     return fields[CPU_START];
+  }
+
+  /**
+   * Whether the run in progress is too young for a first reading of the CPU clock: its wall time
+   * is below a millisecond and within the limit, so its CPU time cannot be past the deadline.
+   */
+  young(): boolean {
+    const fields = this.#fields;
+    const since = monotonicMs() - fields[RUN_STARTED];
+    return since >= 0 && since <= fields[CPU_LIMIT] && since < FIRST_READING_MS;
   }
 
   /**

@@ -45,3 +45,19 @@ Deno.test("RunClock: the start is the later of the back-dated reading and the fl
   assert.ok(start > floor - 100 && start <= now - 5, `${floor} ${start} ${now}`);
   clock.end();
 });
+
+Deno.test("RunClock: a run is too young for a first reading in its first millisecond, within its limit", () => {
+  const roomy = new RunClock(1000);
+  roomy.begin(monotonicMs() + 0.5);
+  // a clock that began half a millisecond from now has not begun: its wall time is negative
+  assert.equal(roomy.young(), false);
+  roomy.begin(monotonicMs());
+  assert.equal(roomy.young(), true);
+  roomy.begin(monotonicMs() - 5);
+  assert.equal(roomy.young(), false);
+  roomy.end();
+  assert.equal(roomy.young(), false, "between runs nothing is young");
+  const tight = new RunClock(0.25);
+  tight.begin(monotonicMs() - 0.5);
+  assert.equal(tight.young(), false, "past a limit shorter than a millisecond");
+});

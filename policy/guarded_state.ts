@@ -567,8 +567,9 @@ export class GuardedState {
   }
 
   // The kernel's first CPU reading of a run: the time, and the CPU time the run began at (as the
-  // fast lane's clock entry answers it).
-  #firstReading(): MultipleValues {
+  // fast lane's clock entry answers it); nothing in the run's first milliseconds.
+  #firstReading(): MultipleValues | undefined {
+    if (this.#runClock.young()) return undefined;
     const now = threadCpuMs();
     return new MultipleValues([now, this.#runClock.cpuStart(now)]);
   }

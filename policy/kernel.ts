@@ -173,11 +173,13 @@ return (function()
 
   -- the first reading of a run starts its CPU clock, back-dated by the wall time since the run
   -- began (the steps before it, an upper bound of their CPU time: one step can be slow); a later
-  -- one past the deadline trips
+  -- one past the deadline trips. A first reading in the run's first millisecond answers nothing
+  -- (FIRST_READING_MS in ffi/clock.ts): the run cannot be past its deadline yet.
   local function read_clock()
     local now
     if cpu_start == nil then
       now, cpu_start = host_clock(true)
+      if cpu_start == nil then return end
     else
       now = host_clock()
     end

@@ -81,6 +81,22 @@ Deno.test("kernel: the CPU clock a long run started is not the next run's", () =
   assert.ok(quick.usage.cpuMs < slow.usage.cpuMs, JSON.stringify([quick.usage, slow.usage]));
 });
 
+Deno.test("kernel: a run of many steps reads no CPU clock in its first millisecond", () => {
+  using engine = new PolicyEngine({ limits: { instructions: 1e6, cpuMs: 5_000 } });
+  // some 6,000 instructions (two a turn), past the steps at which the kernel's hook reads the clock
+  const policy = engine.compile(
+    "return function() local s = 0 for i = 1, 3000 do s = s + i end return s > 0 end",
+    { name: "steps" },
+  );
+  for (let i = 0; i < 20; i++) {
+    const { allow, usage } = policy.evaluate({});
+    assert.equal(allow, true);
+    assert.ok(usage.instructions >= 5_000, JSON.stringify(usage));
+    // a run the machine held up for a millisecond reads it: its CPU time is then its own
+    if (usage.timeMs < 1) assert.equal(usage.cpuMs, usage.timeMs, JSON.stringify(usage));
+  }
+});
+
 Deno.test("kernel: the steps before a run's first clock reading count against its CPU deadline", () => {
   using sb = new Sandbox({ limits: { instructions: 1e9, cpuMs: 5, memory: 64 << 20 } });
   // some 800 instructions of 4 MiB concatenations (tens of ms) before the first hook reads the
