@@ -2,7 +2,7 @@
  * PolicyPool throughput: the shared ABAC workload (bench/abac_workload.ts) through a pool of
  * 1 worker and of 2 workers (and a single engine on the calling thread for reference).
  *
- *   deno run -A bench/pool_bench.ts [--n 20000] [--rounds 7] [--workers 1,2] [--window 64] [--json]
+ *   deno run -A bench/pool_bench.ts [--n 20000] [--rounds 7] [--workers 1,2] [--window N] [--json]
  *
  * The pools are started together and their rounds interleaved (1, 2, 1, 2, ...) after a warm-up
  * of two rounds each, so that drift in the machine's load hits every configuration alike; the
@@ -34,7 +34,8 @@ function option(name: string, fallback: string): string {
 const n = Number(option("n", "20000"));
 const rounds = Number(option("rounds", "7"));
 const workerCounts = option("workers", "1,2").split(",").map(Number);
-const window = Number(option("window", "64"));
+// the pool's own default unless given
+const window = option("window", "") === "" ? undefined : Number(option("window", ""));
 const asJson = Deno.args.includes("--json");
 const cores = navigator.hardwareConcurrency || 1;
 
@@ -225,7 +226,7 @@ if (asJson) {
     (x === undefined ? "" : Math.round(x).toLocaleString("en-US")).padStart(9);
   console.log(
     `ABAC workload, ${n.toLocaleString("en-US")} requests per round, ${rounds} rounds (median [best]), ` +
-      `window ${window}, ${cores} core(s)`,
+      `window ${window ?? "default"}, ${cores} core(s)`,
   );
   console.log(
     `  ${"".padEnd(20)} ${"decisions/s".padStart(9)}  ${"[best]".padStart(11)}   CPU µs/decision ` +
