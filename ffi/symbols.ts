@@ -190,8 +190,8 @@ export const LUA_SYMBOLS = {
 export type LuaSymbols = Deno.DynamicLibrary<typeof LUA_SYMBOLS>["symbols"];
 
 /**
- * The functions only the trusted bridge calls: its coroutine handles and the length of a table
- * handle. Bound on first use (`LuaLibrary.bridgeSymbols` in `library.ts`): `Deno.dlopen`
+ * The functions only the trusted bridge calls: its coroutine handles, the length of a table
+ * handle and the globals of a chunk it runs again. Bound on first use (`LuaLibrary.bridgeSymbols` in `library.ts`): `Deno.dlopen`
  * compiles a trampoline for every function it binds, about 0.28 ms apiece, and a process that runs
  * only sandboxes never calls these.
  */
@@ -226,6 +226,8 @@ export const LUA_BRIDGE_SYMBOLS = {
     result: "i32",
     optional: true,
   },
+  // const char *lua_setupvalue(lua_State *L, int funcindex, int n)
+  lua_setupvalue: { parameters: ["pointer", "i32", "i32"], result: "pointer" },
   // int lua_resetthread(lua_State *L)  (5.4.0 to 5.4.5; lua_closethread replaces it in 5.4.6)
   lua_resetthread: { parameters: ["pointer"], result: "i32", optional: true },
   // int lua_closethread(lua_State *L, lua_State *from)  (5.4.6 and later)

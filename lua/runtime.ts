@@ -13,6 +13,7 @@ import {
   bridgeReader,
 } from "./bridge.ts";
 import { LuaCore, releaseHandle } from "./core.ts";
+import { CompiledChunks } from "./chunk_cache.ts";
 import { LuaMemoryError, LuaStateError } from "./errors.ts";
 import { type ObjectHook, pushPlainData } from "./plain_data.ts";
 import { collectResults, type LuaFunction, LuaTable, makeFunction, makeTable } from "./handles.ts";
@@ -82,6 +83,9 @@ end
 export class LuaRuntime implements Disposable {
   readonly #core: LuaCore;
   readonly #allowBinary: boolean;
+  // eval and execute of the same source skip the parser; not before 5.2, where a chunk's globals
+  // are its environment, which the chunk itself can change (setfenv) for every later run
+  readonly #chunks: CompiledChunks | undefined;
   #maxMemory = 0;
 
   /**
@@ -107,6 +111,11 @@ export class LuaRuntime implements Disposable {
     const core = new LuaCore({ library: options.library, encoding: options.encoding });
     this.#core = core;
     this.#allowBinary = options.allowBinaryChunks === true;
+    this.#chunks = core.api.version === "5.1" ? undefined : new CompiledChunks({
+      core,
+      compile: (code) => this.#compileKept(code),
+      memoryLimit: () => this.#maxMemory > 0 ? this.#maxMemory : Infinity,
+    });
     core.behavior = bridgeBehavior(core, options);
     core.reader = bridgeReader;
     core.pusher = bridgePusher;
@@ -157,17 +166,48 @@ export class LuaRuntime implements Disposable {
     this.#core.load(L, code, chunkName, this.#allowBinary ? "bt" : "t");
   }
 
+  // A chunk kept compiled (source text only: bytes may change), pinned in the registry.
+  #compileKept(code: string): number {
+    const core = this.#core;
+    const L = core.currentL;
+    const top = core.api.sym.lua_gettop(L);
+    try {
+      this.#compileOnStack(L, code, undefined);
+      return core.ref(L);
+    } finally {
+      core.api.sym.lua_settop(L, top);
+    }
+  }
+
   #run(code: string | Uint8Array, args: unknown[], name?: string): unknown {
     const core = this.#core;
     core.check();
     if (typeof code !== "string" && !(code instanceof Uint8Array)) {
       throw new TypeError("Lua code must be a string or a Uint8Array");
     }
+    const chunks = this.#chunks;
+    if (chunks === undefined || typeof code !== "string" || name !== undefined) {
+      return this.#call(args, (L) => this.#compileOnStack(L, code, name));
+    }
+    return chunks.use(code, code, (ref, again) =>
+      this.#call(args, (L) => {
+        core.pushRegistry(L, ref);
+        if (!again) return;
+        // as load gives it: the global table as its first upvalue (its _ENV), which the chunk
+        // itself may have replaced in an earlier run (debug.setupvalue)
+        core.api.pushGlobalTable(L);
+        if (core.api.bridge().lua_setupvalue(L, -2, 1) === null) core.api.pop(L, 1);
+      }));
+  }
+
+  // Calls the function `pushFunction` pushes with `args`; returns the results as `execute` does.
+  #call(args: unknown[], pushFunction: (L: LuaState) => void): unknown {
+    const core = this.#core;
     const L = core.currentL;
     const top = core.api.sym.lua_gettop(L);
     core.ensureStack(L, args.length + 4);
     try {
-      this.#compileOnStack(L, code, name);
+      pushFunction(L);
       for (const arg of args) core.pushValue(L, arg);
       return core.call(L, args.length, collectResults, true, top + 1);
     } finally {

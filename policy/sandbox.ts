@@ -6,7 +6,7 @@
  */
 
 import type { AttributeFilter, AttributeHandlers } from "../lua/bridge.ts";
-import { CompiledChunks } from "./chunk_cache.ts";
+import { CompiledChunks } from "../lua/chunk_cache.ts";
 import { type Capability, GuardedState, type Usage } from "./guarded_state.ts";
 import type { Limits } from "./limits.ts";
 
@@ -66,7 +66,7 @@ export class Sandbox implements Disposable {
     }
     this.#name = options.name ?? "sandbox";
     this.#state = new GuardedState(options);
-    this.#chunks = new CompiledChunks(this.#state);
+    this.#chunks = keptChunks(this.#state);
   }
 
   /**
@@ -154,4 +154,13 @@ export class Sandbox implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/** The compiled chunks kept for the runs of `state`, compiled by its `prepare` under its memory limit. */
+export function keptChunks(state: GuardedState): CompiledChunks {
+  return new CompiledChunks({
+    core: state.core,
+    compile: (code, name) => state.prepare(code, name),
+    memoryLimit: () => state.limits.memory,
+  });
 }

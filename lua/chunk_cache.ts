@@ -1,21 +1,32 @@
 /**
- * The compiled chunks a sandbox keeps: code run again (the same `eval` or `execute` source, the
- * usual case for rules and expressions evaluated per request) skips the parser, which is most of a
- * short run. Each run of a kept chunk still gets fresh globals (the kernel's `run_again`).
+ * The compiled chunks a sandbox or a runtime keeps: code run again (the same `eval` or `execute`
+ * source, the usual case for rules and expressions evaluated per request) skips the parser, which
+ * is most of a short run. Each run of a kept chunk is given its globals again (a sandbox's fresh
+ * ones, the kernel's `run_again`; a runtime's global table).
  *
- * The chunks are Lua memory the sandbox holds between runs, so they are few and small: at most
+ * The chunks are Lua memory the state holds between runs, so they are few and small: at most
  * {@linkcode KEPT_CHUNKS} of them, together at most {@linkcode KEPT_CHUNK_BYTES} and a 32nd of the
  * memory limit, the most recently run kept first.
  *
  * @module
  */
 
-import type { GuardedState } from "./guarded_state.ts";
+import type { LuaCore } from "./core.ts";
 
 /** The most compiled chunks a sandbox keeps. */
 export const KEPT_CHUNKS = 32;
 /** The most Lua memory, in bytes, its kept chunks may hold together. */
 export const KEPT_CHUNK_BYTES = 32 * 1024;
+
+/** How a state compiles the chunks it keeps. */
+export interface ChunkCompiler {
+  /** The core whose registry pins the chunks and whose allocator measures them. */
+  readonly core: LuaCore;
+  /** Compiles `code` as chunk `name`, pinned in the registry; returns the reference. */
+  compile(code: string, name: string): number;
+  /** The state's memory limit in bytes (`Infinity`: none). */
+  memoryLimit(): number;
+}
 
 interface Kept {
   ref: number;
@@ -29,19 +40,23 @@ interface Kept {
  *
  * @example Usage
  * ```ts ignore
- * const chunks = new CompiledChunks(state);
+ * const chunks = new CompiledChunks({
+ *   core: state.core,
+ *   compile: (code, name) => state.prepare(code, name),
+ *   memoryLimit: () => state.limits.memory,
+ * });
  * chunks.use("return 1", "sandbox", (ref, again) => state.invoke(L, push(ref), none, { again }));
  * ```
  */
 export class CompiledChunks {
-  readonly #state: GuardedState;
+  readonly #compiler: ChunkCompiler;
   // insertion order is recency: a chunk used again moves to the end, the first one goes first
   readonly #kept = new Map<string, Kept>();
   #bytes = 0;
 
-  /** @param state The state whose `prepare` compiles the chunks and whose memory holds them. */
-  constructor(state: GuardedState) {
-    this.#state = state;
+  /** @param compiler How the state compiles a chunk, and where it keeps it. */
+  constructor(compiler: ChunkCompiler) {
+    this.#compiler = compiler;
   }
 
   /** How many chunks are kept. */
@@ -56,8 +71,8 @@ export class CompiledChunks {
 
   /**
    * Calls `body` with a registry reference to `code` compiled as chunk `name`: a kept one (`again`
-   * true: it must get fresh globals, see `RunOptions.again`), or one compiled now, which has them
-   * already (then kept if it fits, released after `body` otherwise).
+   * true: it must be given its globals again), or one compiled now, which has them already (then
+   * kept if it fits, released after `body` otherwise).
    *
    * @throws {LuaSyntaxError} when the code does not compile; nothing is kept then.
    */
@@ -70,9 +85,9 @@ export class CompiledChunks {
       this.#kept.set(code, kept);
       return this.#run(kept, true, body);
     }
-    const core = this.#state.core;
+    const core = this.#compiler.core;
     const before = core.alloc.used();
-    const ref = this.#state.prepare(code, name);
+    const ref = this.#compiler.compile(code, name);
     // what compiling left allocated: the chunk, and the parser's garbage not yet collected (a
     // collection during the compile can hide part of it: the source's length is the least)
     const bytes = Math.max(code.length, core.alloc.used() - before);
@@ -95,14 +110,14 @@ export class CompiledChunks {
   }
 
   #keep(code: string, chunk: Kept): boolean {
-    const budget = Math.min(KEPT_CHUNK_BYTES, this.#state.limits.memory / 32);
+    const budget = Math.min(KEPT_CHUNK_BYTES, this.#compiler.memoryLimit() / 32);
     if (chunk.bytes > budget) return false;
     // a run in progress holds its chunk on the Lua stack: dropping the reference does not end it
     for (const [oldest, old] of this.#kept) {
       if (this.#kept.size < KEPT_CHUNKS && this.#bytes + chunk.bytes <= budget) break;
       this.#kept.delete(oldest);
       this.#bytes -= old.bytes;
-      this.#state.core.unref(old.ref);
+      this.#compiler.core.unref(old.ref);
     }
     this.#kept.set(code, chunk);
     this.#bytes += chunk.bytes;

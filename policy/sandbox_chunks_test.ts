@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { LuaSyntaxError } from "../lua/errors.ts";
-import { CompiledChunks, KEPT_CHUNK_BYTES, KEPT_CHUNKS } from "./chunk_cache.ts";
+import { type CompiledChunks, KEPT_CHUNK_BYTES, KEPT_CHUNKS } from "../lua/chunk_cache.ts";
 import { GuardedState } from "./guarded_state.ts";
-import { Sandbox } from "./sandbox.ts";
+import { keptChunks, Sandbox } from "./sandbox.ts";
 
 function withState(test: (state: GuardedState, chunks: CompiledChunks) => void, memory?: number): void {
   const state = new GuardedState(memory === undefined ? {} : { limits: { memory } });
   try {
-    test(state, new CompiledChunks(state));
+    test(state, keptChunks(state));
   } finally {
     state.close();
   }
