@@ -100,6 +100,16 @@ export class CompiledChunks {
     }
   }
 
+  /**
+   * Releases every kept chunk, for a memory limit that changed: they were kept under the old one.
+   * A run in progress holds its chunk on the Lua stack, so it runs on.
+   */
+  clear(): void {
+    for (const chunk of this.#kept.values()) this.#compiler.core.unref(chunk.ref);
+    this.#kept.clear();
+    this.#bytes = 0;
+  }
+
   #run<T>(chunk: Kept, again: boolean, body: (ref: number, again: boolean) => T): T {
     chunk.running++;
     try {

@@ -496,6 +496,7 @@ export class LuaRuntime implements Disposable {
       );
     }
     this.#maxMemory = bytes > 0 ? Math.floor(bytes) : 0;
+    this.#chunks?.clear();
     this.#core.setMaxMemory(this.#maxMemory);
   }
 

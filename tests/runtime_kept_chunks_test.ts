@@ -58,3 +58,19 @@ Deno.test({
     assert.ok(lua.memoryUsed() <= (256 << 10) / 32 + 2048, `${lua.memoryUsed()} bytes`);
   },
 });
+
+Deno.test({
+  name: "runtime: a new memory cap lets the kept chunks go",
+  ignore: !CAPPED,
+  fn() {
+    using lua = new LuaRuntime();
+    for (let i = 0; i < 32; i++) lua.execute(`local t = { ${i}, "${"x".repeat(200)}" } return t[1]`);
+    lua.gc();
+    const kept = lua.memoryUsed();
+    assert.ok(kept > 8_000, `${kept} bytes`);
+    lua.setMaxMemory(1 << 20);
+    lua.gc();
+    assert.ok(lua.memoryUsed() < kept - 8_000, `${lua.memoryUsed()} bytes, ${kept} before`);
+    assert.equal(lua.execute("return 1"), 1);
+  },
+});
