@@ -22,6 +22,13 @@ const ROUND = Int32Array.from(PRIMES, (p) => fractionBits(Math.cbrt(p)));
 const encoder = new TextEncoder();
 const schedule = new Int32Array(64);
 const state = new Int32Array(8);
+// the padded message of a text, reused up to KEPT_BYTES (most inputs a decision log hashes are a
+// few blocks); a longer one gets a buffer of its own, not kept
+const KEPT_BYTES = 64 * 1024;
+let kept = new Uint8Array(1024);
+let keptView = new DataView(kept.buffer);
+// "00" to "ff": a word's hex from its four bytes, without a number-to-string call per word
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
 
 const rotate = (x: number, n: number) => (x >>> n) | (x << (32 - n));
 
@@ -34,7 +41,8 @@ function compress(view: DataView, offset: number): void {
     const s1 = rotate(late, 17) ^ rotate(late, 19) ^ (late >>> 10);
     w[i] = (w[i - 16] + s0 + w[i - 7] + s1) | 0;
   }
-  let [a, b, c, d, e, f, g, h] = state;
+  let a = state[0], b = state[1], c = state[2], d = state[3];
+  let e = state[4], f = state[5], g = state[6], h = state[7];
   for (let i = 0; i < 64; i++) {
     const t1 = (h + (rotate(e, 6) ^ rotate(e, 11) ^ rotate(e, 25)) + ((e & f) ^ (~e & g)) + ROUND[i] + w[i]) |
       0;
@@ -48,8 +56,14 @@ function compress(view: DataView, offset: number): void {
     b = a;
     a = (t1 + t2) | 0;
   }
-  const sums = [a, b, c, d, e, f, g, h];
-  for (let i = 0; i < 8; i++) state[i] = (state[i] + sums[i]) | 0;
+  state[0] = (state[0] + a) | 0;
+  state[1] = (state[1] + b) | 0;
+  state[2] = (state[2] + c) | 0;
+  state[3] = (state[3] + d) | 0;
+  state[4] = (state[4] + e) | 0;
+  state[5] = (state[5] + f) | 0;
+  state[6] = (state[6] + g) | 0;
+  state[7] = (state[7] + h) | 0;
 }
 
 /**
@@ -66,18 +80,29 @@ function compress(view: DataView, offset: number): void {
  * @returns 64 hex digits.
  */
 export function sha256Hex(text: string): string {
-  const data = encoder.encode(text);
   // the message, a 1 bit, zeros, and its length in bits as 64 bits, big-endian: whole 64-byte blocks
-  const padded = new Uint8Array(Math.ceil((data.length + 9) / 64) * 64);
-  padded.set(data);
-  padded[data.length] = 0x80;
-  const view = new DataView(padded.buffer);
-  const bits = data.length * 8;
-  view.setUint32(padded.length - 8, Math.floor(bits / 2 ** 32));
-  view.setUint32(padded.length - 4, bits >>> 0);
+  // (UTF-8 takes at most 3 bytes a UTF-16 unit)
+  const most = Math.ceil((text.length * 3 + 9) / 64) * 64;
+  if (most > kept.length && most <= KEPT_BYTES) {
+    kept = new Uint8Array(most);
+    keptView = new DataView(kept.buffer);
+  }
+  const blocks = most <= kept.length ? kept : new Uint8Array(most);
+  const view = blocks === kept ? keptView : new DataView(blocks.buffer);
+  const length = encoder.encodeInto(text, blocks).written;
+  const size = Math.ceil((length + 9) / 64) * 64;
+  blocks.fill(0, length, size);
+  blocks[length] = 0x80;
+  const bits = length * 8;
+  view.setUint32(size - 8, Math.floor(bits / 2 ** 32));
+  view.setUint32(size - 4, bits >>> 0);
   state.set(INITIAL);
-  for (let offset = 0; offset < padded.length; offset += 64) compress(view, offset);
+  for (let offset = 0; offset < size; offset += 64) compress(view, offset);
   let hex = "";
-  for (const word of state) hex += (word >>> 0).toString(16).padStart(8, "0");
+  for (let i = 0; i < 8; i++) {
+    const word = state[i];
+    hex += HEX[(word >>> 24) & 0xff] + HEX[(word >>> 16) & 0xff] + HEX[(word >>> 8) & 0xff] +
+      HEX[word & 0xff];
+  }
   return hex;
 }

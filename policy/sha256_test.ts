@@ -31,3 +31,11 @@ Deno.test("sha256: text is hashed as UTF-8", () => {
     assert.equal(sha256Hex(text), reference(text), text);
   }
 });
+
+Deno.test("sha256: a shorter text after a longer one, and texts past the kept buffer, in any order", () => {
+  const lengths = [300, 5, 70_000, 64, 119, 0, 21_000, 55, 56, 130_000, 1];
+  for (const n of lengths) {
+    const text = Array.from({ length: n }, (_, i) => String.fromCharCode(33 + ((i * 13 + n) % 90))).join("");
+    assert.equal(sha256Hex(text), reference(text), `length ${n}`);
+  }
+});

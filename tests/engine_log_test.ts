@@ -75,6 +75,25 @@ Deno.test("log: failed decisions are logged with their errors", () => {
   assert.equal(entry.errors.length, 1);
 });
 
+Deno.test("log: an input the log cannot write (a cycle) still gets its decision, logged without it", () => {
+  for (const input of ["hash", "mask"] as const) {
+    const lines: string[] = [];
+    using engine = new PolicyEngine({ decisionLog: { sink: { write: (line) => lines.push(line) }, input } });
+    const policy = engine.compile(`return function() return true end`, { name: "any" });
+    const cyclic: Record<string, unknown> = { user: { role: "admin" } };
+    cyclic.self = cyclic;
+    const d = policy.evaluate(cyclic);
+    assert.equal(d.allow, false);
+    assert.match(d.errors[0], /cyclic/);
+    assert.equal(lines.length, 1);
+    const entry = JSON.parse(lines[0]) as DecisionLogEntry;
+    assert.equal(entry.id, d.id);
+    assert.match(entry.input_error!, /^RangeError: /);
+    assert.equal(entry.input_sha256, undefined);
+    assert.equal(entry.input, undefined);
+  }
+});
+
 Deno.test("log: a file sink appends JSON Lines, flushed on flush() and close()", async () => {
   const path = await Deno.makeTempFile({ prefix: "luagate-log-", suffix: ".jsonl" });
   try {
