@@ -69,7 +69,15 @@ return
   ids,
   setmetatable({}, { __mode = "v" }),
   mt,
-  next,
+  -- a table's entries, one a call: the last key is the stepper's upvalue
+  function(t)
+    local k
+    return function()
+      local v
+      k, v = next(t, k)
+      return k, v
+    end
+  end,
   function(t, k) return t[k] end,
   function(t, k, v) t[k] = v end,
   function(v) return tostring(v) end,
@@ -98,7 +106,7 @@ export const BOOTSTRAP_HELPERS = [
   "proxy_ids",
   "id_proxies",
   "mt",
-  "next",
+  "entries",
   "get",
   "set",
   "tostring",

@@ -39,6 +39,49 @@ export function collectResults(core: LuaCore, L: LuaState, first: number, count:
 }
 
 /** The error for an overdraft recorded while the host pushed values (dropped first). */
+// The first result, pinned in the registry: its reference.
+function pinFirst(core: LuaCore, L: LuaState, first: number): number {
+  core.api.sym.lua_pushvalue(L, first);
+  return core.ref(L);
+}
+
+// What a step of a table's stepper gives: its key and value as `read` shows them, or PAST_THE_END.
+const PAST_THE_END = Symbol("past the end");
+type ReadStep<T> = (core: LuaCore, L: LuaState, first: number, count: number) => T | typeof PAST_THE_END;
+const ended = (core: LuaCore, L: LuaState, first: number, count: number) =>
+  count === 0 || core.api.sym.lua_type(L, first) === LuaType.NIL;
+const readEntry: ReadStep<[unknown, unknown]> = (core, L, first, count) =>
+  ended(core, L, first, count) ? PAST_THE_END : [core.read(L, first), core.read(L, first + 1)];
+const readKey: ReadStep<unknown> = (core, L, first, count) =>
+  ended(core, L, first, count) ? PAST_THE_END : core.read(L, first);
+const readValue: ReadStep<unknown> = (core, L, first, count) =>
+  ended(core, L, first, count) ? PAST_THE_END : core.read(L, first + 1);
+
+// A table's entries in Lua's next order, one call of the bootstrap's stepper each (it keeps the last
+// key), each read by `read`.
+function* tableSteps<T>(info: HandleInfo, read: ReadStep<T>): IterableIterator<T> {
+  const { core } = info;
+  let stepper = -1;
+  try {
+    while (true) {
+      const { ref } = checked(info);
+      const L = core.currentL;
+      core.ensureStack(L, 4);
+      if (stepper < 0) {
+        core.pushRef(L, "entries");
+        core.pushRegistry(L, ref);
+        stepper = core.call(L, 1, pinFirst) as number;
+      }
+      core.pushRegistry(L, stepper);
+      const step = core.call(L, 0, read) as T | typeof PAST_THE_END;
+      if (step === PAST_THE_END) return;
+      yield step;
+    }
+  } finally {
+    if (stepper >= 0) core.unref(stepper);
+  }
+}
+
 function memoryFailure(core: LuaCore, L: LuaState, top: number): LuaMemoryError {
   core.dropPushed(L, top);
   return new LuaMemoryError("not enough memory: the value exceeds the memory limit");
@@ -152,43 +195,18 @@ export class LuaTable {
   }
 
   /** Every `[key, value]` pair, in Lua's `next` order. Safe against changes made during iteration. */
-  *entries(): IterableIterator<[unknown, unknown]> {
-    const info = infoOf(this);
-    const { core } = info;
-    let keyRef = -1;
-    try {
-      while (true) {
-        const { ref } = checked(info);
-        const L = core.currentL;
-        const s = core.api.sym;
-        core.ensureStack(L, 6);
-        core.pushRef(L, "next");
-        core.pushRegistry(L, ref);
-        if (keyRef >= 0) core.pushRegistry(L, keyRef);
-        else s.lua_pushnil(L);
-        const step = core.call(L, 2, (_core, L, first, count) => {
-          if (count === 0 || s.lua_type(L, first) === LuaType.NIL) return undefined;
-          s.lua_pushvalue(L, first);
-          if (keyRef >= 0) core.api.rawSetI(L, core.api.registryIndex, keyRef);
-          else keyRef = core.ref(L);
-          return [core.read(L, first), core.read(L, first + 1)] as [unknown, unknown];
-        }) as [unknown, unknown] | undefined;
-        if (step === undefined) return;
-        yield step;
-      }
-    } finally {
-      if (keyRef >= 0) core.unref(keyRef);
-    }
+  entries(): IterableIterator<[unknown, unknown]> {
+    return tableSteps(infoOf(this), readEntry);
   }
 
   /** Every key. */
-  *keys(): IterableIterator<unknown> {
-    for (const [k] of this.entries()) yield k;
+  keys(): IterableIterator<unknown> {
+    return tableSteps(infoOf(this), readKey);
   }
 
   /** Every value. */
-  *values(): IterableIterator<unknown> {
-    for (const [, v] of this.entries()) yield v;
+  values(): IterableIterator<unknown> {
+    return tableSteps(infoOf(this), readValue);
   }
 
   /** Same as {@linkcode LuaTable.entries}. */
