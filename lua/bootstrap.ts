@@ -69,15 +69,7 @@ return
   ids,
   setmetatable({}, { __mode = "v" }),
   mt,
-  -- a table's entries, one a call: the last key is the stepper's upvalue
-  function(t)
-    local k
-    return function()
-      local v
-      k, v = next(t, k)
-      return k, v
-    end
-  end,
+  next,
   function(t, k) return t[k] end,
   function(t, k, v) t[k] = v end,
   function(v) return tostring(v) end,
@@ -106,7 +98,7 @@ export const BOOTSTRAP_HELPERS = [
   "proxy_ids",
   "id_proxies",
   "mt",
-  "entries",
+  "next",
   "get",
   "set",
   "tostring",
@@ -118,6 +110,23 @@ export const BOOTSTRAP_HELPERS = [
 
 /** The name of one of the bootstrap's helpers. */
 export type BootstrapHelper = typeof BOOTSTRAP_HELPERS[number];
+
+/**
+ * The steppers a `LuaTable`'s entries are read with, called with the bootstrap's `next` (the global
+ * one may be replaced by then): for a table, a function giving its next key and value at each call,
+ * the last key its upvalue. Loaded by the first iteration of a state's table: a sandbox never makes one.
+ */
+export const ENTRIES_LUA = `
+local next = ...
+return function(t)
+  local k
+  return function()
+    local v
+    k, v = next(t, k)
+    return k, v
+  end
+end
+`;
 
 /**
  * Lua's `js` table, called with the bootstrap's `iterate`, the host's `askind` C function and the

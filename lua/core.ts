@@ -35,6 +35,7 @@ import {
   BOOTSTRAP_HELPERS,
   BOOTSTRAP_LUA,
   type BootstrapHelper,
+  ENTRIES_LUA,
   JS_TABLE_LUA,
 } from "./bootstrap.ts";
 import { buildError, type DataEncoder, dataEncoder } from "./data_program.ts";
@@ -349,6 +350,8 @@ export class LuaCore {
   #usedAfterCollection = 0;
   #deniedSeen = 0;
   #refs?: Record<CoreRef, number>;
+  // the registry reference of ENTRIES_LUA's stepper maker, made by the first table iteration
+  #entries = REF_NIL;
   #capped: boolean;
   // the image region the state lives in: a template's or a copy's
   #region: ImageRegion | undefined;
@@ -1454,6 +1457,26 @@ export class LuaCore {
       return false;
     }
     return true;
+  }
+
+  /**
+   * Pushes the maker of table steppers ({@linkcode ENTRIES_LUA}), loaded on first use. Uses 2 slots.
+   *
+   * @throws {LuaError} when it cannot be loaded (no memory left under the cap).
+   */
+  pushEntriesStepper(L: LuaState): void {
+    if (this.#entries === REF_NIL) {
+      this.loadTrusted(L, ENTRIES_LUA, "=luagate.entries");
+      this.pushRef(L, "next");
+      const status = this.api.pcall(L, 1, 1, 0);
+      if (status !== LuaStatus.OK) {
+        const error = this.#errorAt(L, status, -1);
+        this.api.pop(L, 1);
+        throw error;
+      }
+      this.#entries = this.ref(L);
+    }
+    this.pushRegistry(L, this.#entries);
   }
 
   /** Lua's `js` table (for `LuaRuntime` to expose or not); nil in a core created without it. */

@@ -57,8 +57,8 @@ const readKey: ReadStep<unknown> = (core, L, first, count) =>
 const readValue: ReadStep<unknown> = (core, L, first, count) =>
   ended(core, L, first, count) ? PAST_THE_END : core.read(L, first + 1);
 
-// A table's entries in Lua's next order, one call of the bootstrap's stepper each (it keeps the last
-// key), each read by `read`.
+// A table's entries in Lua's next order, one call of a stepper each (it keeps the last key), each
+// read by `read`.
 function* tableSteps<T>(info: HandleInfo, read: ReadStep<T>): IterableIterator<T> {
   const { core } = info;
   let stepper = -1;
@@ -68,7 +68,7 @@ function* tableSteps<T>(info: HandleInfo, read: ReadStep<T>): IterableIterator<T
       const L = core.currentL;
       core.ensureStack(L, 4);
       if (stepper < 0) {
-        core.pushRef(L, "entries");
+        core.pushEntriesStepper(L);
         core.pushRegistry(L, ref);
         stepper = core.call(L, 1, pinFirst) as number;
       }

@@ -275,3 +275,12 @@ Deno.test("a JS object used as a table key keeps its identity in Lua", () => {
 Deno.test("LuaTable cannot be constructed directly", () => {
   assert.throws(() => new (LuaTable as unknown as new () => unknown)(), TypeError);
 });
+
+Deno.test("iteration reads a table with Lua's own next, whatever the global next became", () => {
+  using lua = new LuaRuntime();
+  const t = lua.tableFrom({ a: 1 });
+  lua.execute("next = function() error('not this one') end");
+  assert.deepEqual([...t.entries()], [["a", 1]]);
+  lua.execute("next = nil");
+  assert.deepEqual([...t.keys()], ["a"]);
+});
