@@ -116,18 +116,28 @@ export function canonicalJsonOfAnything(value: unknown): string {
   }) ?? "null";
 }
 
+// The input as mask mode logs it: its canonical JSON's value (the sorted copy itself where the input
+// is plain data, not a parse of its text), each masked field that JSON writes replaced by "***".
 function masked(value: unknown, paths: readonly string[][]): unknown {
-  if (paths.length === 0) return JSON.parse(canonicalJson(value));
-  const copy = JSON.parse(canonicalJson(value));
+  const copy = sortedCopy(value, 0);
+  const tree = copy === NOT_PLAIN ? JSON.parse(canonicalJsonOfAnything(value)) : copy;
+  if (!writtenByJson(tree)) return null;
   for (const path of paths) {
-    let node = copy;
+    let node = tree;
     for (let i = 0; i < path.length - 1 && node !== null && typeof node === "object"; i++) {
       node = node[path[i]];
     }
     const last = path[path.length - 1];
-    if (node !== null && typeof node === "object" && last in node) node[last] = "***";
+    if (node === null || typeof node !== "object" || !(last in node)) continue;
+    // an item JSON writes as null is masked; a field it leaves out stays out
+    if (Array.isArray(node) || writtenByJson(node[last])) node[last] = "***";
   }
-  return copy;
+  return tree;
+}
+
+// Whether JSON writes a field holding `value` (it leaves out undefined, functions and symbols).
+function writtenByJson(value: unknown): boolean {
+  return value !== undefined && typeof value !== "function" && typeof value !== "symbol";
 }
 
 // The time of a decision, in ISO 8601: made once per millisecond (a Date and its string take some

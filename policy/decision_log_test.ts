@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { canonicalJson, canonicalJsonOfAnything } from "./decision_log.ts";
+import type { Decision } from "./decision.ts";
+import {
+  canonicalJson,
+  canonicalJsonOfAnything,
+  DecisionLog,
+  type DecisionLogEntry,
+} from "./decision_log.ts";
 
 class Point {
   constructor(readonly y: number, readonly x: number) {}
@@ -49,4 +55,58 @@ Deno.test("canonicalJson: deeper than a plain copy goes, and a cycle, is a Range
   const cycle: Record<string, unknown> = { a: 1 };
   cycle.self = cycle;
   assert.throws(() => canonicalJson(cycle), RangeError);
+});
+
+// mask mode as it was written first: a parse of the canonical JSON, then each masked field replaced
+function maskedByParsing(value: unknown, paths: string[][]): unknown {
+  const tree = JSON.parse(canonicalJsonOfAnything(value) ?? "null");
+  for (const path of paths) {
+    const parent = path.slice(0, -1).reduce<unknown>(
+      (node, key) =>
+        node !== null && typeof node === "object" ? (node as Record<string, unknown>)[key] : node,
+      tree,
+    );
+    const last = path[path.length - 1];
+    if (parent !== null && typeof parent === "object" && last in parent) {
+      (parent as Record<string, unknown>)[last] = "***";
+    }
+  }
+  return tree;
+}
+
+Deno.test("mask mode: the logged input is what masking a parse of its canonical JSON gives", () => {
+  const masks = [
+    "user.id",
+    "a",
+    "b.0",
+    "z.y",
+    "f",
+    "u",
+    "s",
+    "1",
+    "2",
+    "3",
+    "own.b",
+    "map.a.c",
+    "0",
+    "nested.0.big",
+  ];
+  const lines: string[] = [];
+  const log = new DecisionLog({ sink: { write: (line) => lines.push(line) }, input: "mask", mask: masks });
+  const decision = {
+    allow: true,
+    reasons: [],
+    errors: [],
+    value: true,
+    usage: { instructions: 0, memory: 0, cpuMs: 0, output: 0, timeMs: 0 },
+    id: "d",
+    policy: "p",
+    calls: [],
+  } satisfies Decision;
+  for (const value of VALUES) {
+    log.record(decision, value);
+    const entry = JSON.parse(lines[lines.length - 1]) as DecisionLogEntry;
+    const expected = maskedByParsing(value, masks.map((m) => m.split(".")));
+    assert.equal(JSON.stringify(entry.input), JSON.stringify(expected), canonicalJsonOfAnything(value));
+  }
 });
