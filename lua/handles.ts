@@ -38,7 +38,6 @@ export function collectResults(core: LuaCore, L: LuaState, first: number, count:
   return out;
 }
 
-/** The error for an overdraft recorded while the host pushed values (dropped first). */
 // The first result, pinned in the registry: its reference.
 function pinFirst(core: LuaCore, L: LuaState, first: number): number {
   core.api.sym.lua_pushvalue(L, first);
@@ -82,6 +81,7 @@ function* tableSteps<T>(info: HandleInfo, read: ReadStep<T>): IterableIterator<T
   }
 }
 
+/** The error for an overdraft recorded while the host pushed values (dropped first). */
 function memoryFailure(core: LuaCore, L: LuaState, top: number): LuaMemoryError {
   core.dropPushed(L, top);
   return new LuaMemoryError("not enough memory: the value exceeds the memory limit");
