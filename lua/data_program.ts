@@ -253,7 +253,7 @@ export class DataEncoder {
       throw new LuaError("luagate: internal error: encoded data larger than the data builder's buffers");
     }
     const programAt = offset + CHUNK_HEADER_BYTES + numbers * 8;
-    this.#numbers.set(new Float64Array(buffer, offset + CHUNK_HEADER_BYTES, numbers));
+    if (numbers > 0) this.#numbers.set(new Float64Array(buffer, offset + CHUNK_HEADER_BYTES, numbers));
     this.#program.set(new Int32Array(buffer, programAt, ints));
     this.#bytes.set(new Uint8Array(buffer, programAt + ints * 4, strings), CACHE_BYTES);
     const known = this.#stringsRef(core, L, "chunkStrings", data.generation);
