@@ -183,6 +183,7 @@ export const LUA_SYMBOLS = {
   address_lua_tothread: { name: "lua_tothread", type: "pointer", optional: true },
   // const char *lua_setupvalue(lua_State *L, int funcindex, int n)
   address_lua_setupvalue: { name: "lua_setupvalue", type: "pointer", optional: true },
+  // int lua_rawequal(lua_State *L, int idx1, int idx2)
   address_lua_rawequal: { name: "lua_rawequal", type: "pointer", optional: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
@@ -191,9 +192,9 @@ export type LuaSymbols = Deno.DynamicLibrary<typeof LUA_SYMBOLS>["symbols"];
 
 /**
  * The functions only the trusted bridge calls: its coroutine handles, the length of a table
- * handle and the globals of a chunk it runs again. Bound on first use (`LuaLibrary.bridgeSymbols` in `library.ts`): `Deno.dlopen`
- * compiles a trampoline for every function it binds, about 0.28 ms apiece, and a process that runs
- * only sandboxes never calls these.
+ * handle and the globals of a chunk it runs again. Bound on first use (`LuaLibrary.bridgeSymbols`
+ * in `library.ts`): `Deno.dlopen` compiles a trampoline for every function it binds, about 0.28 ms
+ * apiece, and a process that runs only sandboxes never calls these.
  */
 export const LUA_BRIDGE_SYMBOLS = {
   // lua_State *lua_newthread(lua_State *L)

@@ -112,9 +112,10 @@ export const BOOTSTRAP_HELPERS = [
 export type BootstrapHelper = typeof BOOTSTRAP_HELPERS[number];
 
 /**
- * The steppers a `LuaTable`'s entries are read with, called with the bootstrap's `next` (the global
- * one may be replaced by then): for a table, a function giving its next key and value at each call,
- * the last key its upvalue. Loaded by the first iteration of a state's table: a sandbox never makes one.
+ * The maker of the steppers a `LuaTable`'s entries are read with, called with the bootstrap's `next`
+ * (the global one may be replaced by then): for a table, a function giving its next key and value
+ * at each call, the last key its upvalue. Loaded by a state's first table iteration
+ * (`LuaCore.tableStepper`): a sandbox never loads it.
  */
 export const ENTRIES_LUA = `
 local next = ...

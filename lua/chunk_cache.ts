@@ -13,7 +13,7 @@
 
 import type { LuaCore } from "./core.ts";
 
-/** The most compiled chunks a sandbox keeps. */
+/** The most compiled chunks a state keeps. */
 export const KEPT_CHUNKS = 32;
 /** The most Lua memory, in bytes, its kept chunks may hold together. */
 export const KEPT_CHUNK_BYTES = 32 * 1024;
@@ -36,7 +36,7 @@ interface Kept {
 }
 
 /**
- * The chunks kept for one guarded state, by source.
+ * The chunks kept for one state (a sandbox's or a runtime's), by source.
  *
  * @example Usage
  * ```ts ignore

@@ -350,7 +350,7 @@ export class LuaCore {
   #usedAfterCollection = 0;
   #deniedSeen = 0;
   #refs?: Record<CoreRef, number>;
-  // the registry reference of ENTRIES_LUA's stepper maker, made by the first table iteration
+  // the registry reference of ENTRIES_LUA's maker of table steppers, loaded by the first iteration
   #entries = REF_NIL;
   #capped: boolean;
   // the image region the state lives in: a template's or a copy's
@@ -1460,23 +1460,21 @@ export class LuaCore {
   }
 
   /**
-   * Pushes the maker of table steppers ({@linkcode ENTRIES_LUA}), loaded on first use. Uses 2 slots.
+   * A stepper over the registry table `tableRef` ({@linkcode ENTRIES_LUA}: each call gives the next
+   * key and value), pinned in the registry: its reference. The first call loads their maker.
    *
-   * @throws {LuaError} when it cannot be loaded (no memory left under the cap).
+   * @throws {LuaError} when it cannot be made (no memory left under the cap).
    */
-  pushEntriesStepper(L: LuaState): void {
+  tableStepper(L: LuaState, tableRef: number): number {
+    this.#ensureStack(L, 3);
     if (this.#entries === REF_NIL) {
       this.loadTrusted(L, ENTRIES_LUA, "=luagate.entries");
       this.pushRef(L, "next");
-      const status = this.api.pcall(L, 1, 1, 0);
-      if (status !== LuaStatus.OK) {
-        const error = this.#errorAt(L, status, -1);
-        this.api.pop(L, 1);
-        throw error;
-      }
-      this.#entries = this.ref(L);
+      this.#entries = this.call(L, 1, pinFirstResult) as number;
     }
     this.pushRegistry(L, this.#entries);
+    this.pushRegistry(L, tableRef);
+    return this.call(L, 1, pinFirstResult) as number;
   }
 
   /** Lua's `js` table (for `LuaRuntime` to expose or not); nil in a core created without it. */
@@ -1569,6 +1567,12 @@ function release(info: HandleInfo): void {
 }
 
 const releaser = new FinalizationRegistry<HandleInfo>(release);
+
+// A call's first result, pinned in the registry: its reference.
+function pinFirstResult(core: LuaCore, L: LuaState, first: number): number {
+  core.api.sym.lua_pushvalue(L, first);
+  return core.ref(L);
+}
 
 // Handles made since the last microtask checkpoint, and their infos: they join the releaser there,
 // or once NEW_HANDLES wait, unless released before. A registration costs about 0.3-0.45 µs a

@@ -38,12 +38,6 @@ export function collectResults(core: LuaCore, L: LuaState, first: number, count:
   return out;
 }
 
-// The first result, pinned in the registry: its reference.
-function pinFirst(core: LuaCore, L: LuaState, first: number): number {
-  core.api.sym.lua_pushvalue(L, first);
-  return core.ref(L);
-}
-
 // What a step of a table's stepper gives: its key and value as `read` shows them, or PAST_THE_END.
 const PAST_THE_END = Symbol("past the end");
 type ReadStep<T> = (core: LuaCore, L: LuaState, first: number, count: number) => T | typeof PAST_THE_END;
@@ -65,12 +59,8 @@ function* tableSteps<T>(info: HandleInfo, read: ReadStep<T>): IterableIterator<T
     while (true) {
       const { ref } = checked(info);
       const L = core.currentL;
-      core.ensureStack(L, 4);
-      if (stepper < 0) {
-        core.pushEntriesStepper(L);
-        core.pushRegistry(L, ref);
-        stepper = core.call(L, 1, pinFirst) as number;
-      }
+      if (stepper < 0) stepper = core.tableStepper(L, ref);
+      core.ensureStack(L, 2);
       core.pushRegistry(L, stepper);
       const step = core.call(L, 0, read) as T | typeof PAST_THE_END;
       if (step === PAST_THE_END) return;
