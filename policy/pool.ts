@@ -13,6 +13,7 @@
  * @module
  */
 
+import { monotonicMs } from "../ffi/clock.ts";
 import { type ChunkBlock, ChunkBlocks, DataEncoder } from "../lua/data_program.ts";
 import { DEFAULT_PLAIN_LIMITS } from "../lua/plain_data.ts";
 import { LuaError, LuaLimitError, LuaMemoryError, LuaStateError, LuaSyntaxError } from "../lua/errors.ts";
@@ -194,8 +195,10 @@ const chunkBlocks = new ChunkBlocks();
 function batchMessage(requests: Request[], encoded: boolean): [BatchMessage, Transferable[]] {
   if (encoded) {
     const chunks = gatherChunks(requests);
-    const heads: [number, string][] = requests.map((r) => [r.seq, r.name]);
-    return [{ type: "batch", chunks, heads }, [chunks]];
+    const seqs = requests.map((r) => r.seq);
+    const name = requests[0].name;
+    const names = requests.every((r) => r.name === name) ? name : requests.map((r) => r.name);
+    return [{ type: "batch", chunks, seqs, names }, [chunks]];
   }
   if (requests.every((r) => r.wire !== undefined)) {
     return [{ type: "batch", json: `[${requests.map((r) => r.wire).join(",")}]` }, []];
@@ -504,7 +507,7 @@ export class PolicyPool implements AsyncDisposable {
         clone,
         resolve,
         reject,
-        started: performance.now(),
+        started: monotonicMs(),
       });
       this.#schedule();
     });
@@ -582,7 +585,7 @@ export class PolicyPool implements AsyncDisposable {
       this.#settle();
       return;
     }
-    if (slot.inFlight.size === 0) slot.progressAt = performance.now();
+    if (slot.inFlight.size === 0) slot.progressAt = monotonicMs();
     for (const request of batch) slot.inFlight.set(request.seq, request);
     this.#inFlight += batch.length;
     this.#arm(slot);
@@ -590,18 +593,18 @@ export class PolicyPool implements AsyncDisposable {
 
   #arm(slot: Slot): void {
     if (slot.timer !== undefined || slot.inFlight.size === 0) return;
-    const wait = Math.max(0, slot.progressAt + this.#timeoutMs - performance.now());
+    const wait = Math.max(0, slot.progressAt + this.#timeoutMs - monotonicMs());
     slot.timer = setTimeout(() => {
       slot.timer = undefined;
       if (slot.dead || slot.inFlight.size === 0) return;
-      if (performance.now() - slot.progressAt >= this.#timeoutMs) this.#timeout(slot);
+      if (monotonicMs() - slot.progressAt >= this.#timeoutMs) this.#timeout(slot);
       else this.#arm(slot);
     }, wait + 1);
   }
 
   #onResults(slot: Slot, results: ResultsMessage): void {
     if (slot.dead) return;
-    slot.progressAt = performance.now();
+    slot.progressAt = monotonicMs();
     const numbers = results.numbers;
     const ids = results.ids.split(" ");
     const extras: DecisionExtras[] = results.json !== undefined
@@ -654,7 +657,7 @@ export class PolicyPool implements AsyncDisposable {
         memory: 0,
         cpuMs: 0,
         output: 0,
-        timeMs: performance.now() - request.started,
+        timeMs: monotonicMs() - request.started,
       },
       id: this.#ids.next(),
       policy: request.name,

@@ -87,6 +87,22 @@ Deno.test("pool: the same decisions as a single engine over 200 ABAC requests", 
   assert.equal(new Set(fromPool.map((d) => d.id)).size, requests.length);
 });
 
+Deno.test("pool: requests for different policies in one batch each run their own", async () => {
+  const own = (name: string) => `return function(input) return false, "${name} " .. input.n end`;
+  await using pool = await PolicyPool.create({
+    workers: 1,
+    policies: { a: own("a"), b: own("b"), c: own("c") },
+  });
+  // alternating in one tick: every batch the worker gets names several policies
+  const names = Array.from({ length: 300 }, (_, n) => n % 7 === 0 ? "c" : n % 2 === 0 ? "a" : "b");
+  const decisions = await Promise.all(names.map((name, n) => pool.evaluate(name, { n })));
+  assert.deepEqual(decisions.map((d) => d.reasons), names.map((name, n) => [`${name} ${n}`]));
+  assert.deepEqual(decisions.map((d) => d.policy), names);
+  // and a batch of one policy names it once
+  const same = await Promise.all(Array.from({ length: 300 }, (_, n) => pool.evaluate("b", { n })));
+  assert.deepEqual(same.map((d) => d.reasons), Array.from({ length: 300 }, (_, n) => [`b ${n}`]));
+});
+
 Deno.test("pool: inputs that are not JSON (Maps, big numbers) reach the workers intact", async () => {
   const source =
     `return function(input) return input.m.k == "v" and input.n == 2^60 and input.x ~= input.x end`;
