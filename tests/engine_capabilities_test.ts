@@ -211,7 +211,8 @@ Deno.test("capability: a policy evaluated from inside a capability fails closed,
 Deno.test("capability: each is served by its own function, whatever its name, with its arguments as given", () => {
   const engine = new PolicyEngine({
     capabilities: {
-      // the names of the host's own functions, which the kernel reaches through the same C function
+      // the names the host's own functions had when the kernel called them by name through the same C
+      // function (now by numbers under 1): a capability of such a name is still its own
       "\u0000clock": () => "a capability, not the clock",
       "\u0000write": (...args: unknown[]) => args.length,
       "12": (n: number) => n * 2,
