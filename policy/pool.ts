@@ -64,7 +64,7 @@ export interface PolicyPoolOptions {
   /** Milliseconds a request may run in its worker before it fails closed and the worker is replaced (default max(1000, 10 × cpuMs)). */
   timeoutMs?: number;
   /**
-   * Requests sent to a worker ahead of its replies (default 256), in batches of up to half that. A
+   * Requests sent to a worker ahead of its replies (default 1024), in batches of up to half that. A
    * message between threads costs some 14 µs of CPU on each side, so larger batches spread it over
    * more decisions; a worker still replies every 10 ms within a batch.
    */
@@ -163,7 +163,7 @@ interface Slot {
 const CLOSE_GRACE_MS = 1000;
 
 /** Requests in flight per worker when the options do not say (see `PolicyPoolOptions.window`). */
-const DEFAULT_WINDOW = 256;
+const DEFAULT_WINDOW = 1024;
 
 const ERRORS: Record<string, (w: WireError) => Error> = {
   LuaError: (w) => new LuaError(w.message),

@@ -373,22 +373,22 @@ Deno.test("pool: a full queue rejects with PoolOverloadedError", async () => {
   assert.equal((await pool.evaluate("slow", {})).allow, true);
 });
 
-Deno.test("pool: by default a worker takes a burst of 256 requests ahead of its replies", async () => {
+Deno.test("pool: by default a worker takes a burst of 1024 requests ahead of its replies", async () => {
   await using pool = await PolicyPool.create({
     workers: 1,
     maxQueue: 4,
     policies: { quick: `return function(input) return input.n >= 0 end` },
   });
   const results = await Promise.allSettled(
-    Array.from({ length: 300 }, (_, n) => pool.evaluate("quick", { n })),
+    Array.from({ length: 1100 }, (_, n) => pool.evaluate("quick", { n })),
   );
   const allowed = results.filter((r) => r.status === "fulfilled" && r.value.allow);
   const overloaded = results.filter((r) =>
     r.status === "rejected" && r.reason instanceof PoolOverloadedError
   );
-  // the worker's window (256) plus the queue (4), every one decided
-  assert.equal(allowed.length, 260);
-  assert.equal(overloaded.length, 40);
+  // the worker's window (1024) plus the queue (4), every one decided
+  assert.equal(allowed.length, 1028);
+  assert.equal(overloaded.length, 72);
 });
 
 Deno.test("pool: a worker stuck in host code is terminated and replaced; its decision fails closed", async () => {
