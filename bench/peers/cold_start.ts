@@ -10,13 +10,10 @@
 // against decideJS. Processes of the rows alternate, after one untimed process per row that fills
 // Deno's caches, and the table shows the median of each phase in ms, timed inside the process from its
 // first line, and the whole process from spawn to exit (Deno's own start included).
-import type { Engine, EngineLoader } from "./engines/types.ts";
+import { type Engine, ENGINE_MODULES, type EngineLoader, POLICY_ROW, SkipEngine } from "./engines/types.ts";
 import { ensureNodeModules } from "./engines/npm.ts";
 import { argTexts, argValue, median } from "./measure.ts";
 import { decideJS, makeRequests, POLICY_LUA } from "../abac_workload.ts";
-
-const ADAPTERS = ["luagate.ts", "fengari.ts", "wasmoon.ts", "cedar.ts"];
-const POLICY_ROW = "luagate Policy (all limits on)";
 
 /** One process's phases, in ms from its first line. */
 interface Phases {
@@ -75,12 +72,18 @@ async function runChild(row: Row): Promise<{ phases: Phases; processMs: number }
   return { phases: JSON.parse(text) as Phases, processMs };
 }
 
-// The in-process rows of every adapter, loaded here once to learn their names.
+// The in-process rows of every adapter that loads here, loaded once to learn their names.
 async function rowsOf(only: string[] | undefined): Promise<Row[]> {
   const rows: Row[] = [];
-  for (const adapter of ADAPTERS) {
+  for (const adapter of ENGINE_MODULES) {
     const { load } = (await import(`./engines/${adapter}`)) as { load: EngineLoader };
-    const engines: Engine[] = await load();
+    let engines: Engine[];
+    try {
+      engines = await load();
+    } catch (error) {
+      if (error instanceof SkipEngine) continue;
+      throw error;
+    }
     for (const engine of engines) {
       if (!engine.decide || engine.skipped) continue;
       if (only && !only.some((text) => engine.name.toLowerCase().includes(text))) continue;

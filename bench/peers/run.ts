@@ -10,7 +10,7 @@
 // over the rounds. An engine with a wrong answer is FAILED (exit code 1).
 // The npm peers (wasmoon, fengari, cedar-wasm) are installed into bench/peers/node_modules on first run.
 import type { Engine, EngineLoader, TimingOptions, Workload } from "./engines/types.ts";
-import { SkipEngine } from "./engines/types.ts";
+import { ENGINE_MODULES, POLICY_ROW, SkipEngine } from "./engines/types.ts";
 import { ensureNodeModules } from "./engines/npm.ts";
 import { median } from "./measure.ts";
 import * as WorkloadModule from "../abac_workload.ts";
@@ -260,8 +260,6 @@ function fmtRate(us: number | undefined): string {
 
 // ---------------------------------------------------------------------------------------------------
 
-const ENGINE_MODULES = ["luagate.ts", "native_lua.ts", "fengari.ts", "wasmoon.ts", "cedar.ts"];
-const POLICY_ROW = "luagate Policy (all limits on)";
 const NATIVE_HOOK_ROW = "native lua5.4 (count hook every 1000)";
 
 async function main(): Promise<number> {

@@ -1,6 +1,6 @@
 // luagate's rows: the policy engine with every limit on, and the trusted bridge without limits.
 import { type LuaFunction, LuaRuntime, type Policy, PolicyEngine } from "../../../mod.ts";
-import type { Engine, Request, Workload } from "./types.ts";
+import { type Engine, POLICY_ROW, type Request, type Workload } from "./types.ts";
 
 const VERSION = `luagate ${
   JSON.parse(Deno.readTextFileSync(new URL("../../../deno.json", import.meta.url))).version
@@ -16,7 +16,7 @@ function policyRow(): Engine {
   let policy: Policy | undefined;
   let requests: Request[] = [];
   return {
-    name: "luagate Policy (all limits on)",
+    name: POLICY_ROW,
     version: VERSION,
     feed: "policy.evaluate(request): the JS object copied in as Lua tables, default limits, fail-closed",
     setup(w: Workload) {

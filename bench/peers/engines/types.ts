@@ -58,3 +58,9 @@ export class SkipEngine extends Error {
 
 /** Each adapter module exports `load()`, which returns its rows (or throws SkipEngine). */
 export type EngineLoader = () => Promise<Engine[]>;
+
+/** The adapter modules in engines/, in the order of their rows. */
+export const ENGINE_MODULES = ["luagate.ts", "native_lua.ts", "fengari.ts", "wasmoon.ts", "cedar.ts"];
+
+/** The row the others are compared with: luagate's policy engine. */
+export const POLICY_ROW = "luagate Policy (all limits on)";
