@@ -11,6 +11,35 @@
  */
 
 /**
+ * Steps of a bound the sandbox lets one pattern call hand to C for each millisecond of the run's
+ * CPU deadline (`deps.limit`; a deadline of 1 ms gives the matcher's default, 100,000). C takes
+ * at most about 1 ns a step, so a call the hook cannot interrupt lasts at most about a tenth of the
+ * deadline: 10 ms of the default 100. That takes a whitespace `gsub`, a trim or a `gmatch` of
+ * words over texts of 10-50 KB to C, where 100,000 steps left them to the matcher in Lua, 5-15
+ * times slower, or past the default instruction budget.
+ *
+ * @example
+ * ```ts
+ * import { PATTERN_STEPS_PER_CPU_MS } from "./patterns.ts";
+ * console.log(100 * PATTERN_STEPS_PER_CPU_MS); // 10000000: the bound under the default deadline
+ * ```
+ */
+export const PATTERN_STEPS_PER_CPU_MS = 100_000;
+
+/**
+ * The most steps of a bound the sandbox lets one pattern call hand to C, whatever its deadline:
+ * 17-22 ms of C at the most. The first call of a pattern searches for the longest subjects it may
+ * hand to C, in steps that grow with the logarithm of the limit and are charged to the run.
+ *
+ * @example
+ * ```ts
+ * import { PATTERN_STEPS_MAX, PATTERN_STEPS_PER_CPU_MS } from "./patterns.ts";
+ * console.log(Math.min(5_000 * PATTERN_STEPS_PER_CPU_MS, PATTERN_STEPS_MAX)); // 16777216
+ * ```
+ */
+export const PATTERN_STEPS_MAX = 2 ** 24;
+
+/**
  * A Lua chunk (Lua 5.3 and 5.4, text only) returning drop-in replacements for the four pattern
  * functions of the string library:
  *
@@ -37,8 +66,10 @@
  *   runs, `%b` and start-position prefilters), and optionally `gsub_string`, a `gsub` for string
  *   replacements only (`gsub` serves when absent).
  * - `deps.limit` (optional, default 100000): the largest work bound, in steps, handed to C. The
- *   steps are conservative: C takes 0.08-0.35 ns per step of the bound on the worst subjects of
- *   common shapes (2-core EPYC), so the default is at most about 35 µs of C work per call.
+ *   steps are conservative: on the worst subjects of 40 shapes (backtracking, `%b`, frontiers,
+ *   captures, gsub with each kind of replacement), C took at most 1.3 ns per step of the bound on a
+ *   2-core EPYC (a function's own Lua included), under 0.9 ns for the searches; the sandbox passes
+ *   {@linkcode PATTERN_STEPS_PER_CPU_MS} for each millisecond of its CPU deadline.
  * - `deps.few` (optional, default 0): a call handed to C whose charge (the subject from the start
  *   position plus the pattern) would be fewer units than this is not charged (the sandbox passes 16:
  *   the caller's own instructions, which its hook counts, cost more than such a search; C's work is
@@ -167,6 +198,9 @@ local FORCE_LUA = deps.force_lua
 local MAXCCALLS = 200 -- lstrlib.c's matchdepth
 local MAXCAPTURES = 32 -- LUA_MAXCAPTURES
 local CHUNK = 256 -- steps accumulated before calling deps.charge
+-- the steps a char of a replacement string stands for in a bound: C copies a replacement's text
+-- and captures a piece at a time, each piece costing it as much as some sixteen steps of matching
+local REPLACEMENT_STEPS = 16
 local CACHE_MAX = 128 -- compiled patterns kept (per anchoring)
 local CACHE_PLEN = 256 -- longer patterns are not cached
 local KNOWN_REPLACEMENTS = 16 -- replacement strings whose longest cheap subject a pattern keeps
@@ -875,8 +909,10 @@ local function gsub_bound(cp, ls, repl, tr, run)
   -- C tries each position once, and again after an empty match there, which only a pattern that may
   -- match empty has (cp.atend: its matches need not consume); each match runs the once-only part
   if not cp.anchored then b = (cp.atend and 2 or 1) * b + cp.main.once_c * nb end
-  if tr == "string" then return b + nb * (#repl + 1) end
-  return b + 2 * nb * (cp.ncap + 1)
+  -- and adds its replacement, REPLACEMENT_STEPS for each char of a string (a %1 is two) and twice
+  -- that for each capture a function or a table is given (scan_replacement relies on the ratio)
+  if tr == "string" then return b + REPLACEMENT_STEPS * nb * (#repl + 1) end
+  return b + 2 * REPLACEMENT_STEPS * nb * (cp.ncap + 1)
 end
 
 -- The longest subject length for which C's work is cheap (-1: none), memoised per compiled

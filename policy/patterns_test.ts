@@ -873,10 +873,10 @@ Deno.test({
   ignore: !SUPPORTED,
   fn() {
     using lua = setup();
-    // 2,000 bytes: C's whole scan for '%a+' is cheap (each start tried once); '%a*' matches empty
+    // 1,300 bytes: C's whole scan for '%a+' is cheap (each start tried once); '%a*' matches empty
     // between the words, where C tries the position again, and its bound doubles: steps
     const rows = lua.execute(`
-      local text = ("word "):rep(400)
+      local text = ("word "):rep(260)
       local out = {}
       for _, p in ipairs({ "%a+", "%a*" }) do
         local want = table.concat({ string.gsub(text, p, "x") }, " ")
@@ -893,13 +893,45 @@ Deno.test({
       end
       return out
     `) as LuaTable;
-    // '%a*': 400 words and the empty match at the end (one right after a word does not count),
+    // '%a*': 260 words and the empty match at the end (one right after a word does not count),
     // found step by step in C
     assert.deepEqual([...rows.values()], [
       "%a+ gsub true 1 0",
-      "%a+ gmatch 400/400 1 0",
-      "%a* gsub true 802 0",
-      "%a* gmatch 401/401 802 0",
+      "%a+ gmatch 260/260 1 0",
+      "%a* gsub true 522 0",
+      "%a* gmatch 261/261 522 0",
+    ]);
+  },
+});
+
+Deno.test({
+  name: "patterns: a gsub's bound counts its replacement, each char of a string as 16 steps",
+  ignore: !SUPPORTED,
+  fn() {
+    using lua = setup();
+    // 1,000 matches of '.', about 20 steps each: C's whole gsub is cheap with an empty replacement
+    // (16 more steps a match), one of two chars (48) and a function or a table (32 a capture), but
+    // not with "%0" ten times (20 chars, 336 steps a match: C copies a capture in some 20 ns), whose
+    // matches are steps until the rest is cheap whole
+    const rows = lua.execute(`
+      local text = ("a"):rep(1000)
+      local out = {}
+      for _, r in ipairs({ "", ("%0"):rep(10), "xy", function(c) return c end, { a = "b" } }) do
+        local want = table.concat({ string.gsub(text, ".", r) }, " ")
+        api.gsub(text, ".", r)
+        reset(); stats.c, stats.lua = 0, 0
+        local got = table.concat({ api.gsub(text, ".", r) }, " ")
+        out[#out + 1] = table.concat({ type(r), #tostring(r), tostring(got == want), stats.c, stats.lua }, " ")
+      end
+      return out
+    `) as LuaTable;
+    const rows2 = [...rows.values()].map((row) => String(row).replace(/^(function|table) \d+/, "$1"));
+    assert.deepEqual(rows2, [
+      "string 0 true 1 0",
+      "string 20 true 721 0",
+      "string 2 true 1 0",
+      "function true 1 0",
+      "table true 1 0",
     ]);
   },
 });
@@ -910,7 +942,7 @@ Deno.test({
   fn() {
     using lua = setup();
     // 1,080 bytes and 120 matches: too long for C's whole gsub, so the matches are steps, until the
-    // rest is short enough (the last 25 matches here); with a maximum, the rest gets what is left of
+    // rest is short enough (the last 20 matches here); with a maximum, the rest gets what is left of
     // it. A frontier or a position capture would see where the rest starts: steps to the end. With
     // force_lua, nothing is handed to C.
     const rows = lua.execute(`
@@ -937,10 +969,10 @@ Deno.test({
       return out
     `) as LuaTable;
     assert.deepEqual([...rows.values()], [
-      "(%w+)=(%w+) string nil true 120 96 0 3743",
-      "(%w+)=(%w+) function nil true 120 96 0 3739",
-      "(%w+)=(%w+) table nil true 120 96 0 3024",
-      "(%w+)=(%w+) string 100 true 100 96 0 3743",
+      "(%w+)=(%w+) string nil true 120 100 0 3819",
+      "(%w+)=(%w+) function nil true 120 100 0 3815",
+      "(%w+)=(%w+) table nil true 120 100 0 3070",
+      "(%w+)=(%w+) string 100 true 100 100 0 3819",
       "%f[%w](%w+)=(%w+) string nil true 120 121 0 4941",
       "()(%w+)=(%w+) string nil true 120 121 0 4457",
       "forced true 0 121",

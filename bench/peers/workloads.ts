@@ -1,9 +1,10 @@
-// Policies beyond ABAC, side by side: string patterns, string functions, a loop, table functions, a
-// large input, string normalization, math functions, recursive calls, lookups in shared data, objects
-// with metatables, errors caught with pcall, a coroutine generator, gsub with a replacement function,
-// gsub with captures over 400 bytes, a csv line split and trimmed by gmatch, string building; inputs
-// of other shapes (a rule of one comparison, a 2 KB text, keys unique to each request, fractional
-// numbers, nesting 10 deep, non-ASCII text, 300 integers); calls of a host function. Each is a Lua
+// Policies beyond ABAC, side by side: string patterns, string functions, a short loop and a long one,
+// table functions, a large input, string normalization, math functions, recursive calls, lookups in
+// shared data, objects with metatables, errors caught with pcall, a coroutine generator, gsub with a
+// replacement function, gsub with captures over 400 bytes, a csv line split and trimmed by gmatch,
+// string building; inputs of other shapes (a rule of one comparison, a 2 KB text, texts of 10 and 50 KB
+// squeezed, trimmed and split into words, keys unique to each request, fractional numbers, nesting 10
+// deep, non-ASCII text, 300 integers); calls of a host function. Each is a Lua
 // function `function(input, data) ... end` returning a boolean, and the last an admission rule
 // returning its verdict as a table `{ allow = ..., reasons = { ... } }` that each engine reads into
 // JS. Shared data is the policy engine's `data` for luagate, and a global `data` set once for the
@@ -39,6 +40,15 @@ interface Workload {
 const UA =
   "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
 const range = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
+/** `length` bytes of words, blanks of one to three chars between them, different for each `seed`. */
+const prose = (length: number, seed: number): string => {
+  const blanks = [" ", " ", "  ", "\n", " \t "];
+  let text = "";
+  for (let i = 0; text.length < length; i++) {
+    text += WORDS[(i * 7 + seed) % WORDS.length] + blanks[(i + seed) % blanks.length];
+  }
+  return text.slice(0, length);
+};
 const ROLES = ["viewer", "editor", "admin", "auditor", "billing", "support"];
 const OWNERS = new Map(range(500, (i) => [`doc${i}`, `user${i % 40}`]));
 const ACTIONS = ["read", "write", "delete", "pay", "ticket"];
@@ -83,6 +93,14 @@ const WORKLOADS: Workload[] = [
   for i = 1, 200 do s = s + (i % 7) * 3 end
   return s > input.limit`,
     inputs: range(100, (i) => ({ limit: i * 10 })),
+  },
+  {
+    name: "a loop of 20,000 iterations",
+    body: `
+  local s = 0
+  for i = 1, 20000 do s = s + (i % 7) * 3 end
+  return s > input.limit`,
+    inputs: range(4, (i) => ({ limit: i * 50_000 })),
   },
   {
     name: "table functions (insert, sort, concat)",
@@ -259,6 +277,34 @@ const WORKLOADS: Workload[] = [
         .join("\n") +
         (i % 9 ? "" : " forbidden"),
     })),
+  },
+  {
+    name: "a 10 KB text: blanks squeezed (gsub)",
+    body: `
+  local squeezed, n = input.text:gsub("%s+", " ")
+  return n > 100 and #squeezed < #input.text`,
+    inputs: range(4, (i) => ({ text: prose(10_000, i) })),
+  },
+  {
+    name: "a 10 KB text trimmed (match)",
+    body: `
+  return #input.text:match("^%s*(.-)%s*$") > 9000`,
+    inputs: range(4, (i) => ({ text: `  ${prose(10_000, i)}  ` })),
+  },
+  {
+    name: "the words of a 10 KB text counted (gmatch)",
+    body: `
+  local n = 0
+  for _ in input.text:gmatch("%a+") do n = n + 1 end
+  return n > 1000`,
+    inputs: range(4, (i) => ({ text: prose(10_000, i) })),
+  },
+  {
+    name: "a 50 KB text: blanks squeezed (gsub)",
+    body: `
+  local squeezed, n = input.text:gsub("%s+", " ")
+  return n > 100 and #squeezed < #input.text`,
+    inputs: range(2, (i) => ({ text: prose(50_000, i) })),
   },
   {
     name: "keys unique to each request (20, 3 looked up)",

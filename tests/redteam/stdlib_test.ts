@@ -466,9 +466,9 @@ function assertChargedOnTheLane(
 }
 
 Deno.test("stdlib: pattern calls the fast lane takes are still charged: a budget they exhaust trips", () => {
-  // 100 calls run about 1,500 instructions, which alone would not trip: the 20,000 units of C
-  // work they do (each scans 200 bytes) do. The first call proves the pattern cheap (in Lua, about
-  // 10,000 instructions).
+  // 150 calls run about 2,200 instructions, which alone would not trip: the 30,000 units of C
+  // work they do (each scans 200 bytes) do. The first call proves the pattern cheap (in Lua, 1,000
+  // to 20,000 instructions, gsub the most).
   const calls = {
     match: "local x = s:match('^(a+)')",
     find: "local x = s:find('b')",
@@ -476,7 +476,41 @@ Deno.test("stdlib: pattern calls the fast lane takes are still charged: a budget
     gmatch: "for w in s:gmatch('b') do end",
     gsub: "local x = s:gsub('b', 'c')",
   };
-  assertChargedOnTheLane(calls, "a".repeat(200), 100, 10);
+  assertChargedOnTheLane(calls, "a".repeat(200), 150, 10, 30_000);
+});
+
+Deno.test("stdlib: a pattern call hands C a bound of 100,000 steps for each millisecond of the CPU deadline", () => {
+  // '%s+' with ' ' bounds C's gsub at some 71 steps a byte: 30,000 bytes are about 2,130,000 steps.
+  // Under the default 100 ms (10,000,000 steps) C does the whole call, charged the subject and the
+  // pattern; under 20 ms (2,000,000) the first matches are the matcher's steps, until the rest is
+  // cheap. (A deadline of a few ms would not leave a cold process room for the first call, which
+  // proves the pattern cheap: 1-5 ms of CPU.)
+  const gsub = "local s = ... local r, n = s:gsub('%s+', ' ') return n, #r";
+  const run = (code: string, subject: string, cpuMs = 100): [unknown, number] => {
+    using sb = new Sandbox({ limits: { cpuMs } });
+    sb.execute(code, "a b");
+    return [sb.execute(code, subject), sb.usage.instructions];
+  };
+  const text = "word  ".repeat(5000);
+  assert.deepEqual(run(gsub, text), [[5000, 25_000], 30_003]);
+  const [stepped, used] = run(gsub, text, 20);
+  assert.deepEqual(stepped, [5000, 25_000]);
+  assert.ok(used > 30_003, `charged ${used}`);
+  // texts of 48-60 KB: a whitespace gsub, a trim and a count of words each C's whole, where the
+  // matcher's steps in Lua ran past the default budget of 1,000,000 instructions (the trim needs the
+  // longest run of blanks first: one scan in C on the fast lane, where there is none a Lua loop over
+  // the 9,000 runs, some 410,000 instructions)
+  assert.deepEqual(run(gsub, "word  ".repeat(10_000)), [[10_000, 50_000], 60_003]);
+  const words = "some words here ".repeat(3000);
+  const [trimmed, trimUnits] = run("local s = ... return #s:match('^%s*(.-)%s*$')", `  ${words}  `);
+  assert.equal(trimmed, words.length - 1);
+  assert.ok(trimUnits < 500_000, `trim charged ${trimUnits}`);
+  const [count, countUnits] = run(
+    "local s = ... local n = 0 for _ in s:gmatch('%a+') do n = n + 1 end return n",
+    words,
+  );
+  assert.equal(count, 9000);
+  assert.ok(countUnits < 2 * words.length, `gmatch charged ${countUnits}`);
 });
 
 Deno.test("stdlib: a search that begins with C's anchored attempt is charged: a budget such searches exhaust trips", () => {
