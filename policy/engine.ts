@@ -20,7 +20,11 @@ import type { Limits } from "./limits.ts";
 export interface PolicyEngineOptions {
   /** Per-evaluation limits (defaults: see `DEFAULT_LIMITS`). */
   limits?: Partial<Limits>;
-  /** The data document: deep-frozen once, converted once, shared read-only by every evaluation. */
+  /**
+   * The data document: deep-frozen once, converted once, shared read-only by every evaluation. It is
+   * the engine's own, as a sandbox's globals are: its Lua memory does not count against
+   * `limits.memory`, which every evaluation has whole beyond it.
+   */
   data?: unknown;
   /** Host functions policies may call: a function, or `{ fn, permission }`. */
   capabilities?: Record<string, Capability>;
@@ -146,8 +150,10 @@ export class PolicyEngine implements Disposable {
   #loadData(data: unknown): number {
     if (data === undefined) return -1;
     deepFreeze(data, new WeakSet<object>());
-    const core = this.#state.core;
-    return this.#kernelResult("freeze_deep", 1, (L) => this.#state.pushData(L, data), (L) => core.ref(L));
+    const state = this.#state;
+    return state.withHostValues(() =>
+      this.#kernelResult("freeze_deep", 1, (L) => state.pushData(L, data), (L) => state.core.ref(L))
+    );
   }
 
   /**

@@ -364,8 +364,7 @@ export class GuardedState {
           pushFieldByField(this.core, L, value, DEFAULT_PLAIN_LIMITS, this.#hostObjectHook),
       };
       // the kernel and the globals are the sandbox's, not the runs': limits and usage count from here
-      core.resetBaseline(false);
-      core.setMaxMemory(this.limits.memory);
+      this.#countFromHere();
       core.alloc.setRunClock(this.#runClock);
     } catch (error) {
       this.close();
@@ -472,6 +471,25 @@ export class GuardedState {
   }
 
   // ---------------------------------------------------------------- data both ways
+
+  /**
+   * Runs `give`, which hands the state values of the host's own (a policy engine's data document),
+   * without the memory cap: what they take joins the state's footprint, as a sandbox's globals do,
+   * and every run keeps its whole memory limit beyond it.
+   */
+  withHostValues<T>(give: () => T): T {
+    this.core.setMaxMemory(0);
+    try {
+      return give();
+    } finally {
+      this.#countFromHere();
+    }
+  }
+
+  #countFromHere(): void {
+    this.core.resetBaseline(false);
+    this.core.setMaxMemory(this.limits.memory);
+  }
 
   /** Pushes a JS value as sandbox data: frozen host objects as proxies, anything else copied. */
   pushData(L: LuaState, value: unknown): void {

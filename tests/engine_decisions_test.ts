@@ -308,6 +308,37 @@ Deno.test("data: shared by every policy and decision", () => {
   assert.equal(b.evaluate({ n: 3 }).allow, true);
 });
 
+Deno.test("data: the document is the engine's own: larger than the memory limit, and each decision keeps the limit whole", () => {
+  // 5,000 records take some 3 MiB of Lua memory, three times a 1 MiB limit: a decision still makes
+  // a string of 300 KiB (some 670 KiB at its peak, as without data) and not one of 1,100 KiB
+  const users = Object.fromEntries(
+    Array.from(
+      { length: 5000 },
+      (_, i) => [`u${i}`, { role: ["admin", "dev", "ops"][i % 3], groups: [`g${i % 17}`] }],
+    ),
+  );
+  using engine = new PolicyEngine({ data: { users }, limits: { memory: 1 << 20, instructions: 1e8 } });
+  const lookup = engine.compile(
+    `return function(input, data) return data.users[input.id].role == "admin" end`,
+    {
+      name: "lookup",
+    },
+  );
+  assert.equal(lookup.evaluate({ id: "u3000" }).allow, true);
+  assert.equal(lookup.evaluate({ id: "u3001" }).allow, false);
+  const grow = engine.compile(
+    `return function(input) return #string.rep("x", input.kib * 1024) > 0 end`,
+    { name: "grow" },
+  );
+  const within = grow.evaluate({ kib: 300 });
+  assert.deepEqual([within.allow, within.errors], [true, []]);
+  assert.ok(within.usage.memory >= 600 * 1024, `used ${within.usage.memory}`);
+  const beyond = grow.evaluate({ kib: 1100 });
+  assertDenied(beyond, /memory limit exceeded/);
+  assert.ok(beyond.error instanceof LuaMemoryError);
+  assert.equal(lookup.evaluate({ id: "u0" }).allow, true);
+});
+
 Deno.test("data: deep-frozen: a policy writing to data fails and the next decision sees the original", () => {
   const data = { roles: { ann: ["admin"] }, list: [1, 2, 3] };
   using engine = new PolicyEngine({ data });
