@@ -346,6 +346,7 @@ export class LuaCore {
   #inLua = false;
   #nesting = 0;
   #baseline = 0;
+  #maxMemory = 0;
   #collecting = false;
   #usedAfterCollection = 0;
   #deniedSeen = 0;
@@ -1415,8 +1416,29 @@ export class LuaCore {
     this.#baseline = this.alloc.used();
   }
 
+  /**
+   * Moves the start-up footprint by `bytes`, and the cap with it: what the host gave the state to
+   * keep after start-up (a policy engine's data, a compiled policy while its handle holds it), or
+   * gave back (negative).
+   */
+  growBaseline(bytes: number): void {
+    this.#baseline += bytes;
+    this.setMaxMemory(this.#maxMemory);
+  }
+
+  /**
+   * Counts the `bytes` a value keeps in use into the start-up footprint while `info`'s handle holds
+   * it, and takes them out again once the handle is released.
+   */
+  keepWith(info: HandleInfo, bytes: number): void {
+    if (bytes <= 0 || info.ref < 0) return;
+    info.kept = (info.kept ?? 0) + bytes;
+    this.growBaseline(bytes);
+  }
+
   /** Sets the cap to `bytes` beyond start-up (0 or less: none). */
   setMaxMemory(bytes: number): void {
+    this.#maxMemory = bytes;
     this.alloc.setLimit(bytes > 0 ? this.#baseline + bytes : Infinity);
   }
 
@@ -1522,6 +1544,8 @@ export interface HandleInfo {
   core: LuaCore;
   ref: number;
   type: "table" | "function" | "thread" | "userdata";
+  /** Bytes counted in the core's footprint while the handle holds the value (see `keepWith`). */
+  kept?: number;
 }
 
 // A base class whose constructor returns its argument: a subclass's private field is then
@@ -1564,6 +1588,7 @@ function release(info: HandleInfo): void {
   if (info.ref < 0) return;
   info.core.unref(info.ref);
   info.ref = -1;
+  if (info.kept !== undefined && !info.core.closed) info.core.growBaseline(-info.kept);
 }
 
 const releaser = new FinalizationRegistry<HandleInfo>(release);

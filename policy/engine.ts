@@ -188,8 +188,10 @@ export class PolicyEngine implements Disposable {
 
   /**
    * Compiles a policy: runs its chunk once (under the limits) and keeps the decision function it
-   * returns. Throws `LuaSyntaxError` naming the policy and line, or `LuaError` if the chunk fails
-   * or does not return a function.
+   * returns. What the policy keeps in Lua memory counts as the engine's own while the policy lives,
+   * not against `limits.memory`, which each decision has whole. Throws `LuaSyntaxError` naming the
+   * policy and line, `LuaMemoryError` when compiling it needs more than `limits.memory`, or
+   * `LuaError` if the chunk fails or does not return a function.
    */
   compile(source: string, options: PolicyOptions = {}): Policy {
     const name = options.name ?? "policy";
@@ -204,9 +206,13 @@ export class PolicyEngine implements Disposable {
     return policy;
   }
 
+  // What the policy keeps in use (its compiled chunk, what the chunk's run left under the limits)
+  // joins the engine's footprint while the policy lives: each decision has its whole memory limit
+  // beyond every policy the engine holds.
   #compileHandle(source: string, name: string, grants: ReadonlySet<string>): PolicyHandle {
     const state = this.#state;
     const core = state.core;
+    const before = core.alloc.used();
     const chunk = state.prepare(source, name);
     let fn = -1;
     try {
@@ -224,7 +230,9 @@ export class PolicyEngine implements Disposable {
         },
       });
       const handle = { runOptions: { grants } } as PolicyHandle;
-      handle.targetRef = this.#policyMeta(chunk, fn, handle).ref;
+      const info = this.#policyMeta(chunk, fn, handle);
+      handle.targetRef = info.ref;
+      core.keepWith(info, core.alloc.used() - before);
       return handle;
     } finally {
       core.unref(chunk);

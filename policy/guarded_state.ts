@@ -364,7 +364,8 @@ export class GuardedState {
           pushFieldByField(this.core, L, value, DEFAULT_PLAIN_LIMITS, this.#hostObjectHook),
       };
       // the kernel and the globals are the sandbox's, not the runs': limits and usage count from here
-      this.#countFromHere();
+      core.resetBaseline(false);
+      core.setMaxMemory(this.limits.memory);
       core.alloc.setRunClock(this.#runClock);
     } catch (error) {
       this.close();
@@ -473,22 +474,20 @@ export class GuardedState {
   // ---------------------------------------------------------------- data both ways
 
   /**
-   * Runs `give`, which hands the state values of the host's own (a policy engine's data document),
-   * without the memory cap: what they take joins the state's footprint, as a sandbox's globals do,
-   * and every run keeps its whole memory limit beyond it.
+   * Runs `give`, which hands the state values of the host's own for as long as it lives (a policy
+   * engine's data document), without the memory cap: what they take joins the state's footprint,
+   * as a sandbox's globals do, and every run keeps its whole memory limit beyond it.
    */
   withHostValues<T>(give: () => T): T {
-    this.core.setMaxMemory(0);
+    const core = this.core;
+    const before = core.alloc.used();
+    core.setMaxMemory(0);
     try {
       return give();
     } finally {
-      this.#countFromHere();
+      core.setMaxMemory(this.limits.memory);
+      core.growBaseline(Math.max(0, core.alloc.used() - before));
     }
-  }
-
-  #countFromHere(): void {
-    this.core.resetBaseline(false);
-    this.core.setMaxMemory(this.limits.memory);
   }
 
   /** Pushes a JS value as sandbox data: frozen host objects as proxies, anything else copied. */
@@ -661,6 +660,12 @@ export class GuardedState {
             : "cannot compile";
           if (message === COMPILE_TOO_LONG) {
             throw new LuaLimitError("cpu", `${name}: ${COMPILE_TOO_LONG} (${this.limits.cpuMs} ms)`);
+          }
+          // Lua's parser reports a refused allocation as its message, with no position
+          if (message === "not enough memory") {
+            throw new LuaMemoryError(
+              `${name}: memory limit exceeded while compiling (${this.limits.memory} bytes)`,
+            );
           }
           throw new LuaSyntaxError(scrubMessage(message));
         }

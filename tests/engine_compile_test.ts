@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { LuaError, LuaSyntaxError, NotAPolicyError, PolicyEngine } from "../mod.ts";
+import { LuaError, LuaMemoryError, LuaSyntaxError, NotAPolicyError, PolicyEngine } from "../mod.ts";
 import { runDenoScript } from "./fixtures/deno_child.ts";
 
 Deno.test("compile: a chunk returning a function is a policy, named as given", () => {
@@ -104,10 +104,44 @@ Deno.test("compile: a replaced policy still decides, and its Lua memory goes onc
   assert.equal(child.code, 0, child.stderr);
   const seen = JSON.parse(child.stdout);
   assert.equal(seen.allow, true);
+  assert.equal(seen.within, true);
+  assert.match(seen.beyond[0], /^LuaMemoryError: memory limit exceeded/);
   // 200 versions of about 170 KB each: held, they would have broken the 4 MiB cap at the 25th. The
   // count is read without a full collection, and the generational collector lets the heap grow to
   // twice what it kept at its last major collection before the next: about 1 MiB live reads 1 or 2
   assert.ok(seen.kilobytes < 3072, `Lua memory after 200 compiles: ${seen.kilobytes} KiB`);
+});
+
+Deno.test("compile: the policies an engine holds are its own memory, not its decisions", () => {
+  // 400 policies of about 6 KB each in Lua, under a limit of 1 MiB (they used to stop fitting at
+  // the 150th, the last with "not enough memory" as a syntax error); a decision still has that limit
+  using engine = new PolicyEngine({ limits: { memory: 1 << 20, instructions: 1e8 } });
+  const rules = Array.from(
+    { length: 10 },
+    (_, i) => `if input.kind == "k${i}" then return false, "rule ${i}" end`,
+  );
+  const source = `local M = {}\nfunction M.check(input)\n${rules.join("\n")}\nend\n` +
+    `return function(input) return M.check(input) ~= false end`;
+  for (let i = 0; i < 400; i++) engine.compile(source, { name: `p${i}` });
+  assert.equal(engine.policy("p0")!.evaluate({ kind: "k3" }).allow, false);
+  assert.equal(engine.policy("p399")!.evaluate({ kind: "x" }).allow, true);
+  const grow = engine.compile(`return function(input) return #string.rep("x", input.kib << 10) > 0 end`, {
+    name: "grow",
+  });
+  assert.equal(grow.evaluate({ kib: 300 }).allow, true);
+  assert.match(grow.evaluate({ kib: 1100 }).errors[0], /^LuaMemoryError: memory limit exceeded/);
+});
+
+Deno.test("compile: running out of memory while compiling is a LuaMemoryError naming the policy", () => {
+  using engine = new PolicyEngine({ limits: { memory: 600 << 10 } });
+  const source = `local t = {\n${Array.from({ length: 20_000 }, (_, i) => `"s${i}",`).join("\n")}\n}\n` +
+    `return function() return #t > 0 end`;
+  assert.throws(
+    () => engine.compile(source, { name: "big.lua" }),
+    (e) =>
+      e instanceof LuaMemoryError &&
+      e.message === "big.lua: memory limit exceeded while compiling (614400 bytes)",
+  );
 });
 
 Deno.test("compile: a policy of one engine cannot be evaluated by another", () => {
