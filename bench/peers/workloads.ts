@@ -63,6 +63,25 @@ const WORDS = [
   "theta",
 ];
 
+/** A sum over `iterations` compared with a limit, for `count` limits. */
+const loop = (iterations: number, count: number): Workload => ({
+  name: `a loop of ${iterations.toLocaleString("en-US")} iterations`,
+  body: `
+  local s = 0
+  for i = 1, ${iterations} do s = s + (i % 7) * 3 end
+  return s > input.limit`,
+  inputs: range(count, (i) => ({ limit: (i * iterations) / 20 })),
+});
+
+/** The blanks of `count` texts of `length` bytes squeezed to one space each. */
+const squeezed = (length: number, count: number): Workload => ({
+  name: `a ${length / 1000} KB text: blanks squeezed (gsub)`,
+  body: `
+  local squeezed, n = input.text:gsub("%s+", " ")
+  return n > 100 and #squeezed < #input.text`,
+  inputs: range(count, (i) => ({ text: prose(length, i) })),
+});
+
 const WORKLOADS: Workload[] = [
   {
     name: "string patterns (match, find, gmatch)",
@@ -86,22 +105,8 @@ const WORKLOADS: Workload[] = [
   return #key > 10 and key:sub(1, 1) ~= "x"`,
     inputs: range(100, (i) => ({ user: "Ann" + i, role: "Admin", n: i })),
   },
-  {
-    name: "a loop of 200 iterations",
-    body: `
-  local s = 0
-  for i = 1, 200 do s = s + (i % 7) * 3 end
-  return s > input.limit`,
-    inputs: range(100, (i) => ({ limit: i * 10 })),
-  },
-  {
-    name: "a loop of 20,000 iterations",
-    body: `
-  local s = 0
-  for i = 1, 20000 do s = s + (i % 7) * 3 end
-  return s > input.limit`,
-    inputs: range(4, (i) => ({ limit: i * 50_000 })),
-  },
+  loop(200, 100),
+  loop(20_000, 4),
   {
     name: "table functions (insert, sort, concat)",
     body: `
@@ -278,13 +283,7 @@ const WORKLOADS: Workload[] = [
         (i % 9 ? "" : " forbidden"),
     })),
   },
-  {
-    name: "a 10 KB text: blanks squeezed (gsub)",
-    body: `
-  local squeezed, n = input.text:gsub("%s+", " ")
-  return n > 100 and #squeezed < #input.text`,
-    inputs: range(4, (i) => ({ text: prose(10_000, i) })),
-  },
+  squeezed(10_000, 4),
   {
     name: "a 10 KB text trimmed (match)",
     body: `
@@ -299,13 +298,7 @@ const WORKLOADS: Workload[] = [
   return n > 1000`,
     inputs: range(4, (i) => ({ text: prose(10_000, i) })),
   },
-  {
-    name: "a 50 KB text: blanks squeezed (gsub)",
-    body: `
-  local squeezed, n = input.text:gsub("%s+", " ")
-  return n > 100 and #squeezed < #input.text`,
-    inputs: range(2, (i) => ({ text: prose(50_000, i) })),
-  },
+  squeezed(50_000, 2),
   {
     name: "keys unique to each request (20, 3 looked up)",
     body: `
