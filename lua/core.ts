@@ -1427,6 +1427,21 @@ export class LuaCore {
   }
 
   /**
+   * What work done since `before` (`alloc.used()` then) left in use, as the footprint is to count
+   * it: never more than the memory beyond the footprint (the cap bounds it so), and after a full
+   * collection where that is more than {@linkcode KEPT_WITHOUT_COLLECTING}, so that the work's
+   * garbage, or what a run's upvalues kept meanwhile, cannot inflate the footprint by much.
+   */
+  keptSince(before: number): number {
+    let kept = this.alloc.used() - Math.max(before, this.#baseline);
+    if (kept > KEPT_WITHOUT_COLLECTING) {
+      this.collectGarbage();
+      kept = this.alloc.used() - this.#baseline;
+    }
+    return Math.max(0, kept);
+  }
+
+  /**
    * Counts the `bytes` a value keeps in use into the start-up footprint while `info`'s handle holds
    * it, and takes them out again once the handle is released.
    */
@@ -1538,6 +1553,12 @@ export class LuaCore {
 }
 
 // ------------------------------------------------------------------ handles
+
+/**
+ * Bytes of growth {@linkcode LuaCore.keptSince} takes as they are, garbage and all: a full
+ * collection to measure more costs time in proportion to the whole heap.
+ */
+export const KEPT_WITHOUT_COLLECTING = 64 * 1024;
 
 /** What a luagate handle (table, function, coroutine, userdata) refers to. */
 export interface HandleInfo {

@@ -232,7 +232,7 @@ export class PolicyEngine implements Disposable {
       const handle = { runOptions: { grants } } as PolicyHandle;
       const info = this.#policyMeta(chunk, fn, handle);
       handle.targetRef = info.ref;
-      core.keepWith(info, core.alloc.used() - before);
+      core.keepWith(info, core.keptSince(before));
       return handle;
     } finally {
       core.unref(chunk);

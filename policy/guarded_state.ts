@@ -486,7 +486,7 @@ export class GuardedState {
       return give();
     } finally {
       core.setMaxMemory(this.limits.memory);
-      core.growBaseline(Math.max(0, core.alloc.used() - before));
+      core.growBaseline(core.keptSince(before));
     }
   }
 

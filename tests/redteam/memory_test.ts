@@ -21,6 +21,8 @@ import {
   value,
 } from "./_harness.ts";
 
+import { PolicyEngine } from "../../mod.ts";
+
 const MEMORY = { error: LuaMemoryError, limit: "memory" } as const;
 /** Enough instructions and time to reach the 4 MiB cap. */
 const ROOMY = { ...TIGHT, instructions: 20_000_000, cpuMs: 2000 };
@@ -164,6 +166,32 @@ Deno.test("redteam memory: arguments over the cap are a LuaMemoryError before th
     error: LuaMemoryError,
   });
   assertUsable(sb);
+});
+
+Deno.test("redteam memory: policies that make garbage while compiling do not widen a decision's memory limit", () => {
+  // What a compiled policy keeps joins the engine's footprint; counting its chunk's garbage as kept,
+  // twenty such policies let a decision allocate 2 MB under a limit of 1 MiB
+  using engine = new PolicyEngine({ limits: { memory: 1 << 20, instructions: 1e9, cpuMs: 5000 } });
+  const held = [];
+  for (let i = 0; i < 20; i++) {
+    held.push(engine.compile(
+      `local t = {} for i = 1, 25 do t[i] = string.rep("x", 20000) .. i end t = nil
+      return function() return true end`,
+      { name: `garbage${i}` },
+    ));
+  }
+  const grow = engine.compile(
+    `return function(input)
+      local t = {} for i = 1, input.n do t[i] = string.rep("y", 100000) .. i end return true
+    end`,
+    { name: "grow" },
+  );
+  assert.equal(grow.evaluate({ n: 5 }).allow, true);
+  for (const n of [10, 20]) {
+    const d = grow.evaluate({ n });
+    assert.ok(d.error instanceof LuaMemoryError, `${n} x 100 KB: ${d.allow} ${d.errors}`);
+  }
+  assert.equal(held[19].evaluate({}).allow, true);
 });
 
 Deno.test("redteam memory: after a memory error the idle sandbox is back to its footprint", () => {
