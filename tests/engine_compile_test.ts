@@ -113,8 +113,8 @@ Deno.test("compile: a replaced policy still decides, and its Lua memory goes onc
 });
 
 Deno.test("compile: the policies an engine holds are its own memory, not its decisions", () => {
-  // 400 policies of about 6 KB each in Lua, under a limit of 1 MiB (they used to stop fitting at
-  // the 150th, the last with "not enough memory" as a syntax error); a decision still has that limit
+  // 800 policies of about 2.7 KB each in Lua, under a limit of 1 MiB (they used to stop fitting at
+  // the 386th, the last with "not enough memory" as a syntax error); a decision still has that limit
   using engine = new PolicyEngine({ limits: { memory: 1 << 20, instructions: 1e8 } });
   const rules = Array.from(
     { length: 10 },
@@ -122,9 +122,9 @@ Deno.test("compile: the policies an engine holds are its own memory, not its dec
   );
   const source = `local M = {}\nfunction M.check(input)\n${rules.join("\n")}\nend\n` +
     `return function(input) return M.check(input) ~= false end`;
-  for (let i = 0; i < 400; i++) engine.compile(source, { name: `p${i}` });
+  for (let i = 0; i < 800; i++) engine.compile(source, { name: `p${i}` });
   assert.equal(engine.policy("p0")!.evaluate({ kind: "k3" }).allow, false);
-  assert.equal(engine.policy("p399")!.evaluate({ kind: "x" }).allow, true);
+  assert.equal(engine.policy("p799")!.evaluate({ kind: "x" }).allow, true);
   const grow = engine.compile(`return function(input) return #string.rep("x", input.kib << 10) > 0 end`, {
     name: "grow",
   });

@@ -309,7 +309,7 @@ Deno.test("data: shared by every policy and decision", () => {
 });
 
 Deno.test("data: the document is the engine's own: larger than the memory limit, and each decision keeps the limit whole", () => {
-  // 5,000 records take some 3 MiB of Lua memory, three times a 1 MiB limit: a decision still makes
+  // 5,000 records take some 5 MiB of Lua memory, five times a 1 MiB limit: a decision still makes
   // a string of 300 KiB (some 670 KiB at its peak, as without data) and not one of 1,100 KiB
   const users = Object.fromEntries(
     Array.from(
