@@ -1428,9 +1428,10 @@ export class LuaCore {
 
   /**
    * What work done since `before` (`alloc.used()` then) left in use, as the footprint is to count
-   * it: never more than the memory beyond the footprint (the cap bounds it so), and after a full
-   * collection where that is more than {@linkcode KEPT_WITHOUT_COLLECTING}, so that the work's
-   * garbage, or what a run's upvalues kept meanwhile, cannot inflate the footprint by much.
+   * it: from the footprint at least (what it counts already is not counted twice; under the cap, so
+   * at most the memory limit), and after a full collection where that is more than
+   * {@linkcode KEPT_WITHOUT_COLLECTING}, so that the work's garbage, or what a run's upvalues kept
+   * meanwhile, cannot inflate the footprint by much.
    */
   keptSince(before: number): number {
     let kept = this.alloc.used() - Math.max(before, this.#baseline);

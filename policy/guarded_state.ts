@@ -485,8 +485,8 @@ export class GuardedState {
     try {
       return give();
     } finally {
-      core.setMaxMemory(this.limits.memory);
       core.growBaseline(core.keptSince(before));
+      core.setMaxMemory(this.limits.memory);
     }
   }
 
@@ -648,6 +648,7 @@ export class GuardedState {
     const L = core.currentL;
     const s = core.api.sym;
     const top = s.lua_gettop(L);
+    const deniedBefore = core.alloc.denied();
     core.ensureStack(L, 4);
     try {
       this.pushKernel(L, "prepare");
@@ -661,8 +662,8 @@ export class GuardedState {
           if (message === COMPILE_TOO_LONG) {
             throw new LuaLimitError("cpu", `${name}: ${COMPILE_TOO_LONG} (${this.limits.cpuMs} ms)`);
           }
-          // Lua's parser reports a refused allocation as its message, with no position
-          if (message === "not enough memory") {
+          // the allocator's own count tells a refused allocation, not the parser's message
+          if (core.alloc.denied() > deniedBefore) {
             throw new LuaMemoryError(
               `${name}: memory limit exceeded while compiling (${this.limits.memory} bytes)`,
             );
