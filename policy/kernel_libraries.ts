@@ -273,11 +273,6 @@ local FEW = k.FEW
 -- under 8, nested, through which the gsub entry calls a replacement function or table
 local quick = { [8] = nested }
 local patterns
--- the largest bound of a call the matcher hands to C: a share of the CPU deadline (a whole number
--- of milliseconds), at most PATTERN_STEPS_MAX; an integer, since it bounds lengths
-local PATTERN_LIMIT = k.cpu_limit * ${PATTERN_STEPS_PER_CPU_MS}
-if PATTERN_LIMIT > ${PATTERN_STEPS_MAX} then PATTERN_LIMIT = ${PATTERN_STEPS_MAX} end
-PATTERN_LIMIT = PATTERN_LIMIT // 1 | 0
 -- The matcher, loaded on the first call of a pattern function that is not the lane's common case
 -- (a quick table is empty until the matcher learns). Its public functions are the entries' routes.
 local function install_patterns()
@@ -287,7 +282,8 @@ local function install_patterns()
       local factory = assert(load(k.host_patterns(), "=luagate.patterns", "b", TRUSTED_GLOBALS))
       return factory({
         charge = charge, c = C_PATTERNS, few = FEW, quick = quick, up = UP, bad_argument = bad_argument,
-        limit = PATTERN_LIMIT,
+        -- the largest bound of a call handed to C: a share of the CPU deadline (whole milliseconds)
+        limit = math.min(k.cpu_limit * ${PATTERN_STEPS_PER_CPU_MS}, ${PATTERN_STEPS_MAX}) // 1 | 0,
         run_entry = function(route) return entry(${LaneEntry.run}, nil, route) end,
       })
     end)
