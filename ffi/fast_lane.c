@@ -143,8 +143,9 @@ enum {
   ENTRY_PLAIN = 6,  /* f(v, ...) for a v no metamethod shows (nil, a boolean, a number, a string) */
   ENTRY_FEW = 7,    /* f(...) with at most `kept` (an integer) arguments, its results charged unless few */
   ENTRY_REP = 8,    /* rep(s, n [, sep]) of strings, an integer n, a result shorter than a step's bytes */
-  /* done here, as Lua's own C function does it, for a table t that `kept` (the sandbox's read-only
-   * views) does not hold: next(t [, k]) (ENTRY_NEXT; lua_next), rawget(t, k) (ENTRY_RAWGET) */
+  /* done here, as Lua's own C function does it, for a table t, or for the table a read-only view t
+   * shows (`kept` maps each view to it): next(t [, k]) (ENTRY_NEXT; lua_next), rawget(t, k)
+   * (ENTRY_RAWGET) */
   ENTRY_NEXT = 9,
   ENTRY_RAWGET = 10,
   /* done here, as Lua's own C function does it: rawset(t, k, v) of a table whose metatable, if it
@@ -177,7 +178,8 @@ enum {
    * true; assert: a prefix, "bad argument #", so that its own argument error does not pass); the
    * route writes any other as Lua would */
   ENTRY_LOCATE = 21,
-  /* rawlen(v), done here, of a string or of a table that `kept` (the read-only views) does not hold */
+  /* rawlen(v), done here, of a string, a table, or a read-only view of a table without a metatable
+   * (the length of the table the view shows; `kept` maps each view to it) */
   ENTRY_RAWLEN = 22,
   /* frame(level): the current line and the function of the running thread's frame at `level`,
    * counted as debug.getinfo counts them (1: the caller), without the table getinfo makes; nothing
@@ -216,7 +218,11 @@ enum {
    * returns ok, the instructions counted, the run's CPU start, the verdict and the reasons (on an
    * error: false, count, start, the error, nil). The run state is the upvalues of f, and `kept` holds
    * the handler and the keys (DECIDE_*). */
-  ENTRY_DECIDE = 29
+  ENTRY_DECIDE = 29,
+  /* byte(s [, i [, j]]) of a string and integer positions within it, fewer results than are
+   * charged, pushed here as lstrlib pushes them (5.3's and 5.4's agree on such positions); any other
+   * call as ENTRY_FEW makes it, `kept` its most arguments */
+  ENTRY_BYTE = 30
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure, the one closure the host makes, are the
@@ -237,8 +243,6 @@ enum { NO_CONVERSION = 1, NO_STRING_CONVERSION = 2, STRING_CONVERSIONS = 3, QUOT
  * ESCAPE_UNITS in ffi/fast_lane.ts) */
 #define QUOTE_PIECE 4096
 #define ESCAPE_UNITS 24
-/* string.format converts at most this many arguments with %s without the wrapper's checks */
-#define PLAIN_ARGUMENTS 4
 /* A sort of this many items goes to the route, which has Lua make C's own comparisons (keep in sync
  * with SORT_IN_C_ITEMS in ffi/fast_lane.ts) */
 #define SORT_IN_C_ITEMS 16384
@@ -926,11 +930,17 @@ INLINE int push_frame(const luagate_lane_api *lua, lua_State *L, int level, int 
 }
 
 /* Whether the table `kept` holds the value at `idx` as a key. */
-INLINE int in_kept(const luagate_lane_api *lua, lua_State *L, int upvalues, int idx) {
+/* Whether the table at `idx` is one to work on here: a table that `kept` (the sandbox's read-only
+ * views, each mapped to what it shows) does not hold, or a view of a table, which is then put in the
+ * view's place; with `bare`, only a view of a table without a metatable. Otherwise 0, the stack as it
+ * came (a library's view maps to the function that builds its table). A view never shows a view. */
+INLINE int seen_through(const luagate_lane_api *lua, lua_State *L, int upvalues, int idx, int bare) {
   lua->pushvalue(L, idx);
-  const int found = lua->rawget(L, upvalues - UP_KEPT) != LUA_TNIL;
+  const int type = lua->rawget(L, upvalues - UP_KEPT);
+  const int shown = type == LUA_TTABLE && (!bare || bare_table(lua, L, -1));
+  if (shown) lua->copy(L, -1, idx);
   lua->settop(L, -2);
-  return found;
+  return type == LUA_TNIL || shown;
 }
 
 /* Whether `kept` says the errors of the function on top are Lua's as raised, for the error at 1: true,
@@ -1085,6 +1095,19 @@ INLINE int all_plain(const luagate_lane_api *lua, lua_State *L, int from, int n)
   return 1;
 }
 
+/* Position `at` of a string of `length` bytes, given as nil (`otherwise`) or as an integer in
+ * [1, length] or [-length, -1] (counted from the end); 0 for any other. */
+INLINE lua_Integer string_position(const luagate_lane_api *lua, lua_State *L, int at, lua_Integer otherwise,
+                                   size_t length) {
+  const int type = lua->type(L, at);
+  if (type == LUA_TNIL) return otherwise;
+  if (type != LUA_TNUMBER || !lua->isinteger(L, at)) return 0;
+  const lua_Integer position = lua->tointegerx(L, at, 0), bound = (lua_Integer)length;
+  if (position >= 1 && position <= bound) return position;
+  if (position <= -1 && position >= -bound) return bound + position + 1;
+  return 0;
+}
+
 /* The units of C's %q of s, as the route charges them: the bytes, and ESCAPE_UNITS for each byte the
  * quote adds (a backslash before '"', '\\' and a newline; the digits of another control char,
  * three when a digit follows it). */
@@ -1190,7 +1213,20 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     goto route;
   }
 
-  if (op == ENTRY_FEW) {
+  if (op == ENTRY_BYTE && n >= 1 && n <= 3 && lua->type(L, 1) == LUA_TSTRING) {
+    size_t length;
+    const unsigned char *s = (const unsigned char *)lua->tolstring(L, 1, &length);
+    const lua_Integer first = n >= 2 ? string_position(lua, L, 2, 1, length) : 1;
+    const lua_Integer last = n >= 3 ? string_position(lua, L, 3, first, length) : first;
+    /* compared as integers: a double constant would be data, which this code may not have */
+    const lua_Integer bound = (lua_Integer)length, few = (lua_Integer)state->few;
+    if (first >= 1 && last >= first && last <= bound && last - first + 1 < few) {
+      for (lua_Integer i = first; i <= last; i++) lua->pushinteger(L, s[i - 1]);
+      return (int)(last - first + 1);
+    }
+  }
+
+  if (op == ENTRY_FEW || op == ENTRY_BYTE) {
     if (n > lua->tointegerx(L, upvalues - UP_KEPT, 0)) goto route;
     results = call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
     if (results >= state->few) settle(lua, L, state, upvalues, (double)results);
@@ -1198,7 +1234,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   }
 
   if (op == ENTRY_NEXT || op == ENTRY_RAWGET) {
-    if (n > op - ENTRY_NEXT && lua->type(L, 1) == LUA_TTABLE && !in_kept(lua, L, upvalues, 1)) {
+    if (n > op - ENTRY_NEXT && lua->type(L, 1) == LUA_TTABLE && seen_through(lua, L, upvalues, 1, 0)) {
       lua->settop(L, 2);
       if (op == ENTRY_RAWGET) {
         lua->rawget(L, 1);
@@ -1213,7 +1249,9 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
 
   if (op == ENTRY_RAWLEN) {
     const int kind = n >= 1 ? lua->type(L, 1) : LUA_TNIL;
-    if (kind == LUA_TSTRING || (kind == LUA_TTABLE && !in_kept(lua, L, upvalues, 1))) {
+    /* a view's length is its table's where no metamethod of that table could tell another (the
+     * view's __len is this entry, whose route takes #) */
+    if (kind == LUA_TSTRING || (kind == LUA_TTABLE && seen_through(lua, L, upvalues, 1, 1))) {
       lua->pushinteger(L, (lua_Integer)lua->rawlen(L, 1));
       return 1;
     }
@@ -1369,13 +1407,12 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
         lua->pushvalue(L, 1);
         return 1;
       }
-      if (kind == STRING_CONVERSIONS ? n - 1 <= PLAIN_ARGUMENTS && all_plain(lua, L, 2, n)
-                                     : kind == NO_STRING_CONVERSION) {
+      if (kind == STRING_CONVERSIONS ? all_plain(lua, L, 2, n) : kind == NO_STRING_CONVERSION) {
         units = unless_few(state, (double)lua->rawlen(L, 1));
         results = 1, built = 1;
         goto call;
       }
-      if (kind == QUOTES && n - 1 <= PLAIN_ARGUMENTS && all_plain(lua, L, 2, n)) {
+      if (kind == QUOTES && all_plain(lua, L, 2, n)) {
         const long long quotes = quotes_units(lua, L, n);
         if (quotes >= 0) {
           units = unless_few(state, (double)lua->rawlen(L, 1)) + (double)quotes;
@@ -1655,7 +1692,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   /* LANE_ENTRY: (op, f, charge, route [, kept]) -> the closure of the tally and those; false without
    * a tally or for an op that is no entry */
   const lua_Integer entry = lua->tointegerx(L, 1, 0);
-  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_DECIDE || entry == ENTRY_STEPS) {
+  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_BYTE || entry == ENTRY_STEPS) {
     lua->pushboolean(L, 0);
     return 1;
   }

@@ -440,7 +440,7 @@ Deno.test(
       -- 1: no conversion, 2: no %s, 3: %s conversions, 4: %p to rewrite
       local kinds = { ["plain text"] = 1, ["%d items"] = 2, ["%s:%s"] = 3, ["%p"] = 4 }
       local f = lane.format(string.format, charge, route("format"), kinds)
-      local long = ("%s"):rep(8)
+      local long = ("%s"):rep(7)
       kinds[long] = 3
       return show(
         f("plain text", {}),
@@ -448,14 +448,15 @@ Deno.test(
         f("%s:%s", "a", 1),
         f("%s:%s", nil, true),
         f("%s:%s", {}, 1),            -- a table: its __tostring or address is Lua's to show
-        f(long, 1, 2, 3, 4, 5),       -- more than 4 arguments to check
+        f(long, 1, 2, 3, 4, 5, 6, 7), -- any number of plain arguments
+        f(long, 1, 2, 3, 4, 5, 6, {}),
         f("%p", "x"),
         f("%x", 255),                 -- a kind not kept yet
         f(12, 1),
         f(), #charged)`,
         tally,
       ),
-      "plain text,3 items,a:1,nil:true,route:format/3,route:format/6,route:format/2,route:format/2," +
+      "plain text,3 items,a:1,nil:true,route:format/3,1234567,route:format/8,route:format/2,route:format/2," +
         "route:format/2,route:format/0,0",
     );
     assert.equal(tally.take(), 0, "formats shorter than 16 bytes and results shorter than 16 cost nothing");
@@ -591,27 +592,57 @@ Deno.test(
 );
 
 Deno.test(
-  "fast lane: next, rawget and rawlen are done in C for a table that is not a view",
+  "fast lane: the byte entry makes few results of a string's positions itself, and any other call as the few entry",
+  { ignore },
+  () => {
+    const tally = newTally();
+    // the function handed over is not string.byte: a result shows who made it
+    assert.equal(
+      run(
+        `${QUICK}
+      local function made(...) return "called", select("#", ...) end
+      local byte = lane.byte(made, charge, route("byte"), 3)
+      return table.concat({
+        show(byte("abc")), show(byte("abc", 2)), show(byte("abc", -1)), show(byte("abc", 1, -1)),
+        show(byte("abc", nil, 2)), show(byte("abc", 2, nil)), show(byte("héllo", 2, 3)),
+        show(byte("abc", 0)), show(byte("abc", 4)), show(byte("abc", -4)), show(byte("abc", 3, 2)),
+        show(byte("abc", 2.0)), show(byte("abc", "2")), show(byte(12)), show(byte("")),
+        show(byte(("x"):rep(40), 1, 16)), show(byte(("x"):rep(40), 1, 15) == 120), show(byte("abc", 1, 3, 4)),
+        show(#charged),
+      }, " ")`,
+        tally,
+      ),
+      "97 98 99 97,98,99 97,98 98 195,169 called,2 called,2 called,2 called,3 called,2 called,2 called,1 " +
+        "called,1 called,3 true route:byte/4 0",
+    );
+    assert.equal(tally.take(), 0, "what it makes itself is fewer results than are charged");
+  },
+);
+Deno.test(
+  "fast lane: next, rawget and rawlen are done in C for a table and for the table a view shows",
   { ignore },
   () => {
     assert.equal(
       run(`${QUICK}
-      local view = {}
-      local views = { [view] = { 1 } }
+      local view, library, counted = {}, {}, {}
+      local shown_counted = setmetatable({ 1, 2 }, { __len = function() return 9 end })
+      local views = { [view] = { 1 }, [library] = function() end, [counted] = shown_counted }
       local next_entry = lane.next(nil, charge, route("next"), views)
       local rawget_entry = lane.rawget(nil, charge, route("rawget"), views)
       local rawlen_entry = lane.rawlen(nil, charge, route("rawlen"), views)
       local shadowed = setmetatable({ 1, 2 }, { __index = function() return "meta" end, __len = function() return 9 end })
       return table.concat({
         show(next_entry({ 5 })), show(next_entry({})), show(next_entry({ 5 }, 1)), show(next_entry(view)),
+        show(next_entry(view, 1)), show(next_entry(library)), show(next_entry(counted, 2)),
         show(next_entry("text")), show(next_entry()), show(pcall(next_entry, {}, "absent")),
         show(rawget_entry({ a = 1 }, "a")), show(rawget_entry(shadowed, "x")), show(rawget_entry({ a = 1 })),
-        show(rawget_entry(view, 1)),
+        show(rawget_entry(view, 1)), show(rawget_entry(library, 1)),
         show(rawlen_entry("abc")), show(rawlen_entry(shadowed)), show(rawlen_entry(view)), show(rawlen_entry(5)),
+        show(rawlen_entry(library)), show(rawlen_entry(counted)),
         show(#charged),
       }, " ")`),
-      "1,5 nil nil route:next/1 route:next/1 route:next/0 false,invalid key to 'next' " +
-        "1 nil route:rawget/1 route:rawget/2 3 2 route:rawlen/1 route:rawlen/1 0",
+      "1,5 nil nil 1,1 nil route:next/1 nil route:next/1 route:next/0 false,invalid key to 'next' " +
+        "1 nil route:rawget/1 1 route:rawget/2 3 2 1 route:rawlen/1 route:rawlen/1 route:rawlen/1 0",
     );
   },
 );

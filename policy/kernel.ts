@@ -35,7 +35,8 @@ export const COMPILE_TOO_LONG = "cpu time limit exceeded while compiling";
 const BEGIN_RUN = `
     if dirty then
       count, tripped, fires, cpu_start = 0, nil, 0, nil
-      charged, seeded_run, nest = 0, false, 0
+      charged, nest = 0, 0
+      if random_reset then random_reset() random_reset = nil end
       if last_id > 0 then ids, last_id = setmetatable({}, WEAK_KEYS), 0 end
       -- a full step to the first hook, wherever the last run left the countdown
       arm()
@@ -445,12 +446,14 @@ return (function()
     end, select(3, ...)))
   end
 
-  -- math.random is seeded from the clock at its first call in each run
-  local seeded_run = false
-  local function first_random_of_run()
-    if seeded_run then return false end
+  -- math.random is seeded from the clock at its first call in each run; the library then hands out
+  -- Lua's own function for the rest of the run, and the next run begins with the reset the library
+  -- gave, which puts the seeding one back
+  local random_reset
+  local function first_random_of_run(reset)
+    if random_reset then return false end
     dirty = true
-    seeded_run = true
+    random_reset = reset
     return true
   end
 
@@ -507,17 +510,22 @@ return (function()
     -- builds its table and returns it); sb_rawset refuses them
     local frozen = setmetatable({}, WEAK_KEYS)
     local function deny() error("attempt to modify a read-only table", 2) end
-    -- metamethods every view shares, where a closure of each view's own cost it 90 bytes more: its
-    -- length finds the table it shows in frozen, and pairs the iterator its metatable keeps
-    local function view_len(view) return #frozen[view] end
-    local function view_pairs(view) return d_getmetatable(view).iterate, view, nil end
+    -- next, rawget and rawlen of a view are those of the table it shows: the fast lane's entries
+    -- find it in frozen, as their routes do; a table that is not a view goes to Lua's own at once
+    local sb_next = lane_entry(${LaneEntry.next}, nil, route("next"), frozen)
+    local sb_rawget = lane_entry(${LaneEntry.rawget}, nil, route("rawget"), frozen)
+    local sb_rawlen = lane_entry(${LaneEntry.rawlen}, nil, route("rawlen"), frozen)
+    -- metamethods every view shares, where closures of each view's own cost it 90 bytes or more: its
+    -- length is the length of the table it shows (the rawlen entry's where that table has no
+    -- metatable), and pairs steps through that table with next
+    local view_len = lane_entry(${LaneEntry.rawlen}, nil, function(view) return #frozen[view] end, frozen)
+    local function view_pairs(view) return sb_next, view, nil end
     local function freeze(t)
       -- a view stays one view (a module may return another module's table): next and rawget see
       -- through one level only
       if frozen[t] then return t end
       local proxy = setmetatable({}, {
         __index = t, __newindex = deny, __len = view_len, __pairs = view_pairs, __metatable = false,
-        iterate = function(_, k) return next(t, k) end,
       })
       frozen[proxy] = t
       return proxy
@@ -590,13 +598,8 @@ return (function()
 
     -- rawset and setmetatable of the common case are the fast lane's entries, done in C, where a
     -- table whose metatable has a __metatable (a view, a decision's globals) and a metatable with a
-    -- __gc take the route. next, rawget and rawlen of a view are those of the table it shows,
-    -- through their routes; a table that is not a view goes to Lua's own at once, through the fast
-    -- lane's entries.
+    -- __gc take the route.
     local sb_rawset = lane_entry(${LaneEntry.rawset}, nil, route("rawset"), "__metatable")
-    local sb_next = lane_entry(${LaneEntry.next}, nil, route("next"), frozen)
-    local sb_rawget = lane_entry(${LaneEntry.rawget}, nil, route("rawget"), frozen)
-    local sb_rawlen = lane_entry(${LaneEntry.rawlen}, nil, route("rawlen"), frozen)
     local sb_setmetatable = lane_entry(${LaneEntry.setmetatable}, nil, route("setmetatable"), "__gc")
 
     -- Lua's parser runs in C and is quadratic in some shapes: a chunk longer than a piece is

@@ -347,8 +347,9 @@ local function build_string()
     return repeated
   end)
   S.upper, S.lower, S.reverse = copying(string.upper), copying(string.lower), copying(string.reverse)
-  -- its results are charged unless few; the fast lane's entry charges them after calling it
-  S.byte = entry(${LaneEntry.few}, s_byte, function(...)
+  -- its results are charged unless few; the fast lane's entry makes a few itself, or charges them
+  -- after calling it
+  S.byte = entry(${LaneEntry.byte}, s_byte, function(...)
     return charge_results(s_byte(...))
   end, 3)
 
@@ -477,6 +478,12 @@ local function build_string()
     return charge_bytes(s_format(c_fmt, t_unpack(args, 1, args.n)))
   end
 
+  local function all_plain(...)
+    for i = 1, select("#", ...) do
+      if not PLAIN[type((select(i, ...)))] then return false end
+    end
+    return true
+  end
   -- the fast lane's entry formats the kinds kept above whose arguments need no checks
   local function format(fmt, ...)
     local kind = format_kinds[fmt]
@@ -489,13 +496,7 @@ local function build_string()
     if kind == NO_CONVERSION then return fmt end
     if #fmt >= FEW then charge(#fmt) end
     if kind == NO_STRING_CONVERSION then return charge_bytes(s_format(fmt, ...)) end
-    local n = select("#", ...)
-    if kind == STRING_CONVERSIONS and n <= 4 then
-      local a, b, c, d = ...
-      if PLAIN[type(a)] and (n < 2 or PLAIN[type(b)]) and (n < 3 or PLAIN[type(c)]) and (n < 4 or PLAIN[type(d)]) then
-        return charge_bytes(s_format(fmt, ...))
-      end
-    end
+    if kind == STRING_CONVERSIONS and all_plain(...) then return charge_bytes(s_format(fmt, ...)) end
     return rewritten(fmt, ...)
   end
   -- C raises the error of a format that is not a string, with the arguments as given
@@ -809,10 +810,20 @@ local function build_math()
   M.randomseed = nil
   local m_random, m_randomseed = math.random, math.randomseed
   local first_random_of_run = k.first_random_of_run
-  M.random = routed(m_random, function(...)
-    if first_random_of_run() then m_randomseed(math.floor(host_clock() * 1e6) % 2147483647) end
+  -- seeded at the first call of a run, which makes the rest of the run's calls Lua's own (a route
+  -- and a check cost a call four times Lua's)
+  local seeding
+  local function reset() M.random = seeding end
+  seeding = routed(m_random, function(...)
+    if first_random_of_run(reset) then
+      m_randomseed(math.floor(host_clock() * 1e6) % 2147483647)
+      M.random = m_random
+    end
     return m_random(...)
   end)
+  -- named as the function it hands out (a pcall of it names neither by a call)
+  stands_for[seeding] = m_random
+  M.random = seeding
   return M
 end
 

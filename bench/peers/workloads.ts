@@ -1,8 +1,8 @@
 // Policies beyond ABAC, side by side: string patterns, string functions, a short loop and a long one,
-// table functions, a large input, string normalization, math functions, recursive calls, lookups in
-// shared data, objects with metatables, errors caught with pcall, a coroutine generator, gsub with a
-// replacement function, gsub with captures over 400 bytes, a csv line split and trimmed by gmatch,
-// string building; inputs of other shapes (a rule of one comparison, a 2 KB text, texts of 10 and 50 KB
+// table functions, a large input, string normalization, math functions, math.random, recursive calls,
+// lookups in shared data, objects with metatables, errors caught with pcall, a coroutine generator, gsub
+// with a replacement function, gsub with captures over 400 bytes, a csv line split and trimmed by gmatch,
+// string building, string.format with five arguments, a checksum by string.byte; inputs of other shapes (a rule of one comparison, a 2 KB text, texts of 10 and 50 KB
 // squeezed, trimmed and split into words, keys unique to each request, fractional numbers, nesting 10
 // deep, non-ASCII text, 300 integers); calls of a host function. Each is a Lua
 // function `function(input, data) ... end` returning a boolean, and the last an admission rule
@@ -159,6 +159,14 @@ const WORKLOADS: Workload[] = [
     inputs: range(100, (i) => ({ n: i })),
   },
   {
+    name: "math.random in a loop (1,000 calls)",
+    body: `
+  local s = 0
+  for i = 1, 1000 do s = s + math.random(input.k) end
+  return s >= 1000`,
+    inputs: range(50, (i) => ({ k: 1 + i })),
+  },
+  {
     name: "recursive calls (fib 12)",
     body: `
   local function fib(n) if n < 2 then return n end return fib(n - 1) + fib(n - 2) end
@@ -266,6 +274,22 @@ const WORKLOADS: Workload[] = [
   for i = 1, 40 do parts[#parts + 1] = tostring(i * input.n) .. ":" .. i end
   return #table.concat(parts, ",") > 200`,
     inputs: range(100, (i) => ({ n: i })),
+  },
+  {
+    name: "string.format with five arguments (300 lines)",
+    body: `
+  local lines = {}
+  for i = 1, 300 do lines[i] = string.format("%s:%d:%s:%d:%s", input.a, i, input.b, i * 2, "z") end
+  return #lines[300] > 10`,
+    inputs: range(50, (i) => ({ a: `a${i}`, b: `b${i}` })),
+  },
+  {
+    name: "a checksum of 1 KB (string.byte)",
+    body: `
+  local s, h = input.body, 0
+  for i = 1, #s do h = (h * 31 + s:byte(i)) & 0xffffffff end
+  return h % 2 == 0`,
+    inputs: range(50, (i) => ({ body: `x${i}`.repeat(340).slice(0, 1024) })),
   },
   {
     name: "a rule of one comparison (the fixed cost of a call)",

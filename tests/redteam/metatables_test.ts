@@ -174,6 +174,37 @@ Deno.test("redteam shared state: math.randomseed is absent, math.random works in
   }
 });
 
+Deno.test("redteam shared state: every run and every copy of the template draws its own random sequence", () => {
+  // After its first call a run gets Lua's own math.random; the next run begins with the seeding one.
+  const draw = `local first = math.random
+    local t = {} for i = 1, 8 do t[i] = math.random(1 << 40) end
+    return table.concat(t, ","), first ~= math.random, math.random == math.random`;
+  const sequences = new Set<string>();
+  for (let copy = 0; copy < 4; copy++) {
+    using sb = new Sandbox({ limits: TIGHT });
+    for (let run = 0; run < 5; run++) {
+      const [sequence, handedOver, stable] = sb.execute(draw) as [string, boolean, boolean];
+      assert.deepEqual([handedOver, stable], [true, true]);
+      sequences.add(sequence);
+    }
+  }
+  assert.equal(sequences.size, 20);
+});
+
+Deno.test("redteam shared state: math.random's errors are Lua's own, at its first call of a run and after", () => {
+  using sb = new Sandbox({ limits: TIGHT });
+  const message = "bad argument #1 to 'math.random' (interval is empty)";
+  for (let run = 0; run < 2; run++) {
+    assert.deepEqual(sb.execute("return pcall(math.random, 2, 1)"), [false, message]);
+    assert.deepEqual(sb.execute("math.random() return pcall(math.random, 2, 1)"), [false, message]);
+    assert.throws(
+      () => sb.execute("math.random() return math.random(2, 1)"),
+      (e) =>
+        e instanceof LuaError && e.message === "sandbox:1: bad argument #1 to 'random' (interval is empty)",
+    );
+  }
+});
+
 Deno.test("redteam shared state: a coroutine or closure cannot survive into the next run", () => {
   using sb = new Sandbox({ limits: TIGHT });
   sb.execute(
