@@ -406,6 +406,25 @@ INLINE int plain_limit(const luagate_lane_api *lua, lua_State *L, int upvalues, 
   return found;
 }
 
+/* A plain find looks at this many places itself, the common case of a split of short fields, before
+ * it hands the rest to C's find, whose memchr is faster over long stretches without the first char. */
+#define PLAIN_WINDOW 64
+#define NOT_IN_WINDOW (-2)
+/* Where the `pattern` bytes first are in `s` (of `length` bytes) at one of its first PLAIN_WINDOW
+ * places, as lmemfind finds them: the offset; -1 when they are nowhere; NOT_IN_WINDOW when they are
+ * not at those places and the subject goes on. */
+INLINE lua_Integer plain_search(const unsigned char *s, lua_Integer length, const unsigned char *p,
+                                lua_Integer pattern) {
+  for (lua_Integer i = 0; i <= length - pattern; i++) {
+    if (i == PLAIN_WINDOW) return NOT_IN_WINDOW;
+    if (s[i] != p[0]) continue;
+    lua_Integer k = 1;
+    while (k < pattern && s[i + k] == p[k]) k++;
+    if (k == pattern) return i;
+  }
+  return -1;
+}
+
 /* The start position given at `idx` (absent or nil: 1); 0 when it is not an integer. */
 INLINE lua_Integer start_position(const luagate_lane_api *lua, lua_State *L, int idx, int n) {
   if (n < idx || lua->type(L, idx) == LUA_TNIL) return 1;
@@ -1567,6 +1586,27 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
       settle(lua, L, state, upvalues, units);
       lua->callk(L, n + 1, -1, 0, 0);
       return lua->gettop(L);
+    }
+    /* a pattern without specials is searched for as plain text, as C's find searches for it */
+    if (plain || !has_specials(lua, L, 2)) {
+      size_t bytes;
+      const unsigned char *s = (const unsigned char *)lua->tolstring(L, 1, &bytes) + from - 1;
+      const lua_Integer at = plain_search(s, rest, (const unsigned char *)lua->tolstring(L, 2, &bytes), pattern);
+      if (at != NOT_IN_WINDOW) {
+        const lua_Integer end = at >= 0 ? from + at + pattern - 1 : subject;
+        settle(lua, L, state, upvalues, unless_few(state, (double)(end - from + 1 + pattern)));
+        if (at < 0) {
+          lua->pushnil(L);
+          return 1;
+        }
+        lua->pushinteger(L, from + at);
+        lua->pushinteger(L, end);
+        return 2;
+      }
+      /* C's search, from the end of the window on */
+      lua->pushinteger(L, from + PLAIN_WINDOW);
+      lua->copy(L, -1, 3);
+      lua->settop(L, -2);
     }
     /* charged after the call: from the start to the end of the match, or of the subject */
     const int found = call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);

@@ -288,6 +288,36 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "fast lane: a find of plain text looks at its first 64 places itself, and hands C's find the rest",
+  { ignore },
+  () => {
+    const tally = newTally();
+    // the function handed over is not string.find: a result shows where the search went
+    assert.equal(
+      run(
+        `${QUICK}
+      local function c_find(s, p, init, plain) return "c", init end
+      local f = lane.find(c_find, charge, route("find"), quick)
+      quick[5] = 1000000
+      local long = ("x"):rep(100) .. ",y"
+      return table.concat({
+        show(f("a,b", ",", 1, true)), show(f("a,b", ",", 3, true)), show(f("a,b", ",", 4, true)),
+        show(f("abab", "ba", 1, true)), show(f("aab", "ab", 1, true)), show(f(long, ",y", 40, true)),
+        show(f(long, ",y", 38, true)), show(f(long, ",y", 37, true)), show(f(long, ",y", nil, true)),
+        show(f(("x"):rep(64), ",", 1, true)), show(f(("x"):rep(65), ",", 1, true)),
+        show(f("a.b", ".", 1, true)), show(table.concat(charged, "+")),
+      }, " ")`,
+        tally,
+      ),
+      // from its start to the end of the match (or of the subject), plus the pattern, where 16 or
+      // more, handed over at every step of 100: 65 + 67, 67 + 67, 65 + 66
+      "2,2 nil route:find/4 2,3 2,3 101,102 101,102 c,101 c,65 nil c,65 2,2 132+134+131",
+    );
+    assert.equal(tally.take(), 0);
+  },
+);
+
 Deno.test("fast lane: the tally is charged once it reaches a step, before the call", { ignore }, () => {
   const tally = newTally();
   assert.equal(
