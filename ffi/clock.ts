@@ -174,6 +174,12 @@ export class RunClock {
     return this.#cpuStart(now, monotonicMs() - this.#fields[RUN_STARTED]);
   }
 
+  /** The CPU time the run began at, as its first reading of the clock estimated it; none before. */
+  readCpuStart(): number | undefined {
+    const start = this.#fields[CPU_START];
+    return start >= 0 ? start : undefined;
+  }
+
   // the later of two bounds that the CPU time used since cannot be less than the run's: the reading
   // back-dated by the wall time `since` the run began (which counts time the thread was descheduled
   // as used) and the floor (run_cpu_start in ffi/run_clock.h)

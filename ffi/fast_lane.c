@@ -215,14 +215,19 @@ enum {
    * when the run state is as a run starts it (not dirty): the policy's globals of the last decision
    * reused (meta.env, whose _G is itself) or a new table of them made, then the decision function
    * meta.fn(input, meta.data) in protected mode under the message handler, the run state set around it;
-   * returns ok, the instructions counted, the run's CPU start, the verdict and the reasons (on an
-   * error: false, count, start, the error, nil). The run state is the upvalues of f, and `kept` holds
-   * the handler and the keys (DECIDE_*). */
+   * returns ok, the instructions counted, the verdict and the reasons (on an error: false, count,
+   * the error, nil). The run state is the upvalues of f, and `kept` holds the handler and the keys
+   * (DECIDE_*). */
   ENTRY_DECIDE = 29,
   /* byte(s [, i [, j]]) of a string and integer positions within it, fewer results than are
    * charged, pushed here as lstrlib pushes them (5.3's and 5.4's agree on such positions); any other
    * call as ENTRY_FEW makes it, `kept` its most arguments */
-  ENTRY_BYTE = 30
+  ENTRY_BYTE = 30,
+  /* past(): whether the run is past its CPU deadline, the clocks read as `clock` reads them (the
+   * first reading of a run waits for its first FIRST_READING_MS and starts its CPU clock; a later
+   * one within the limit of wall time is that wall time), as one call whichever it read: the
+   * kernel's test costs a run the same instructions at any speed */
+  ENTRY_PAST = 31
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure, the one closure the host makes, are the
@@ -312,7 +317,6 @@ enum {
 #define DECIDE_ACTIVE 2
 #define DECIDE_CURRENT_ENV 3
 #define DECIDE_COUNT 4
-#define DECIDE_CPU_START 5
 /* and its `kept` is the kernel's decide_kept: the message handler, the keys it reads, then the
  * kernel's table of every policy's tables of globals */
 #define DECIDE_HANDLER 1
@@ -1636,6 +1640,19 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     return 2;
   }
 
+  if (op == ENTRY_PAST) {
+    luagate_run_clock *clock = state->clock;
+    const lua_Number since = clock_ms(lua->clock_gettime, MONOTONIC_CLOCK) - clock->run_started;
+    const int within_limit = since >= 0 && since <= clock->cpu_limit;
+    lua_Number used = since;
+    if (clock->cpu_start < 0 ? !within_limit || since >= whole_ms(FIRST_READING_MS) : !within_limit) {
+      const lua_Number now = clock_ms(lua->clock_gettime, THREAD_CPU_CLOCK);
+      used = now - run_cpu_start(clock, now, since);
+    }
+    lua->pushboolean(L, used > clock->cpu_limit);
+    return 1;
+  }
+
   if (op == ENTRY_DECIDE) {
     /* meta, input, then meta.env and its _G, and the run state's two flags */
     const int run_state = upvalues - UP_FUNCTION, kept = upvalues - UP_KEPT;
@@ -1693,14 +1710,13 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     const int status = lua->pcallk(L, 2, 2, 4, 0, 0);
     lua->pushboolean(L, 0);
     lua->setupvalue(L, run_state, DECIDE_ACTIVE);
-    /* the verdict and the reasons at 5 and 6, or the error and nil; then ok, count and the CPU start
-     * moved in front of them */
+    /* the verdict and the reasons at 5 and 6, or the error and nil; then ok and the count moved in
+     * front of them */
     if (status != LUA_OK) lua->pushnil(L);
     lua->pushboolean(L, status == LUA_OK);
     lua->getupvalue(L, run_state, DECIDE_COUNT);
-    lua->getupvalue(L, run_state, DECIDE_CPU_START);
-    lua->rotate(L, 5, 3);
-    return 5;
+    lua->rotate(L, 5, 2);
+    return 4;
   }
 
   if (op == ENTRY_ARM) {
@@ -1732,7 +1748,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   /* LANE_ENTRY: (op, f, charge, route [, kept]) -> the closure of the tally and those; false without
    * a tally or for an op that is no entry */
   const lua_Integer entry = lua->tointegerx(L, 1, 0);
-  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_BYTE || entry == ENTRY_STEPS) {
+  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_PAST || entry == ENTRY_STEPS) {
     lua->pushboolean(L, 0);
     return 1;
   }
@@ -1839,6 +1855,17 @@ __attribute__((used, noinline)) static void count_hook(lua_State *L, void *ar) {
   lua->pushboolean(L, late);
   /* counted until the kernel's hook has them: the call itself can fail (at Lua's C stack limit, in
    * pcalls nested 200 deep), and a later firing hands them again */
-  lua->callk(L, 2, 0, 0, 0);
-  state->counted = 0;
+  lua->callk(L, 2, 1, 0, 0);
+  /* kept outside a run, for the host: the last of a run's instructions can reach a step after it ended */
+  if (!lua->toboolean(L, -1)) state->counted = 0;
+  lua->settop(L, -2);
+  /* Lua counts the kernel's hook's own instructions down too: the next firing is a whole one from
+   * here, so that a run's count is its own instructions */
+  void (*hook)(lua_State *, void *);
+#if defined(__x86_64__)
+  __asm__("lea count_hook(%%rip), %0" : "=r"(hook));
+#else
+  __asm__("adr %0, count_hook" : "=r"(hook));
+#endif
+  lua->sethook(L, hook, LUA_MASKCOUNT, every);
 }

@@ -967,6 +967,30 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "fast lane: the past entry answers whether the run is past its CPU deadline, starting the run clock's CPU time",
+  { ignore },
+  () => {
+    const code = `${QUICK}local past = lane.past(nil, charge, route("past"))
+      return tostring(past())`;
+    // a run just begun: no reading in its first millisecond, and nothing started
+    const young = new RunClock(1000);
+    young.begin(monotonicMs(), -Infinity);
+    assert.equal(run(code, newTally(young)), "false");
+    assert.equal(young.readCpuStart(), undefined);
+    // 40 ms in, with a second to use: the first reading starts the CPU clock, back-dated by its wall time
+    const roomy = new RunClock(1000);
+    roomy.begin(monotonicMs() - 40, -Infinity);
+    assert.equal(run(code, newTally(roomy)), "false");
+    const start = roomy.readCpuStart();
+    assert.ok(start !== undefined && start <= threadCpuMs() - 40, `${start}`);
+    // 40 ms in, with 10 to use and no floor: past it
+    const tight = new RunClock(10);
+    tight.begin(monotonicMs() - 40, -Infinity);
+    assert.equal(run(code, newTally(tight)), "true");
+  },
+);
+
 Deno.test("fast lane: the frame entry answers as debug.getinfo's lf, without a table", { ignore }, () => {
   assert.equal(
     run(`${QUICK}local frame = lane.frame(nil, charge, route("frame"))
@@ -989,8 +1013,8 @@ Deno.test("fast lane: the frame entry answers as debug.getinfo's lf, without a t
 
 // The decide entry's tests: QUICK, then a run state as the kernel's run_state holds it, and a
 // policy's globals that are their own _G
-const DECIDE = `${QUICK}local dirty, active, current_env, count, cpu_start = false, false, nil, 0, nil
-  local function run_state() return dirty, active, current_env, count, cpu_start end
+const DECIDE = `${QUICK}local dirty, active, current_env, count = false, false, nil, 0
+  local function run_state() return dirty, active, current_env, count end
   local env = {}
   env._G = env
 `;
@@ -999,7 +1023,7 @@ Deno.test("fast lane: the decide entry calls the decision function with the run 
   ignore,
 }, () => {
   assert.equal(
-    run(`${DECIDE}count, cpu_start = 7, 1.5
+    run(`${DECIDE}count = 7
       local during
       local meta = { env = env, data = 10 }
       function meta.fn(input, data)
@@ -1011,9 +1035,9 @@ Deno.test("fast lane: the decide entry calls the decision function with the run 
       local decide = lane.decide(run_state, charge, route("decide"), { handler, "env", "_G", "fn", "data" })
       local out = { show(decide(meta, { x = 1 })), during, show(active, current_env == env) }
       out[#out + 1] = show(decide(meta, { fail = "boom" })) .. " " .. show(active)
-      out[#out + 1] = show(decide(meta, { fail = {} })):match("^false,7,1.5,handled table: ") and "table" or "?"
+      out[#out + 1] = show(decide(meta, { fail = {} })):match("^false,7,handled table: ") and "table" or "?"
       return table.concat(out, " ")`),
-    "true,7,1.5,11,why true,true false,true false,7,1.5,handled boom,nil false table",
+    "true,7,11,why true,true false,true false,7,handled boom,nil false table",
   );
 });
 
@@ -1035,7 +1059,7 @@ Deno.test("fast lane: the decide entry hands a decision to its route unless the 
       meta.env = env
       out[#out + 1] = show(decide(meta)) .. " " .. show(decide(meta, {}, 3)) .. " " .. show(decide("meta", {}))
       return table.concat(out, " ") .. " " .. show(active, meta.env == env)`),
-    "true,0,nil,true,nil route:decide/2 route:decide/2 route:decide/2 route:decide/1 route:decide/3 route:decide/2 false,true",
+    "true,0,true,nil route:decide/2 route:decide/2 route:decide/2 route:decide/1 route:decide/3 route:decide/2 false,true",
   );
 });
 
@@ -1055,7 +1079,7 @@ Deno.test("fast lane: the decide entry makes a policy new globals where the last
       local decide = lane.decide(run_state, charge, route("decide"), { print, "env", "_G", "fn", "data", "chunk", envs })
       local made = {}
       local function check(label)
-        local ok, _, _, globals = decide(meta, label)
+        local ok, _, globals = decide(meta, label)
         local env = meta.env
         made[#made + 1] = label .. ":" .. show(ok, globals == env, env._G == env, rawget(env, "seen"),
           getmetatable(env) == meta, envs[env] == meta, meta.chunk() == env, current_env == env)

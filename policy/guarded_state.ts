@@ -826,15 +826,15 @@ export class GuardedState {
     const s = this.core.api.sym;
     const ok = described ? described.values[0] !== 0 : s.lua_toboolean(L, first) !== 0;
     if (counted) {
-      // the kernel's CPU clock at the run's first reading (nil: the run was too short to read it)
-      const cpuStart = described ? described.scalar(2) : this.core.read(L, first + 2);
-      if (typeof cpuStart === "number") this.#runCpu = threadCpuMs() - cpuStart;
+      // the CPU clock at the run's first reading (none: the run was too short to read it)
+      const cpuStart = this.#runClock.readCpuStart();
+      if (cpuStart !== undefined) this.#runCpu = threadCpuMs() - cpuStart;
       // plus the work the fast lane tallied and did not hand over yet
       const steps = described ? described.values[1] : this.core.api.toNumber(L, first + 1);
       this.#usage.instructions = steps + (this.#lane?.take() ?? 0);
     }
-    const start = first + 1 + 2 * counted;
-    const n = count - 1 - 2 * counted;
+    const start = first + 1 + counted;
+    const n = count - 1 - counted;
     if (!ok) {
       const type = s.lua_type(L, start);
       if (type === LuaType.STRING) return { ok, values: [], error: this.core.readText(L, start) };

@@ -150,8 +150,12 @@ return (function()
   -- the one metatable of the kernel's tables with weak keys
   local WEAK_KEYS = { __mode = "k" }
 
-  -- run state; dirty: some of it differs from what a run starts with (see BEGIN_RUN)
-  local active, dirty, tripped, count, fires = false, false, nil, 0, 0
+  -- run state; dirty: some of it differs from what a run starts with (see BEGIN_RUN). The first run
+  -- of a state arms the hook again: the count hook's countdown is wherever the state's making left
+  -- it, which differs between a state built and one copied from a template.
+  local active, dirty, tripped, count, fires = false, true, nil, 0, 0
+  -- trusted work (try_trusted) is in progress, outside the budget of the run it is part of
+  local trusted = false
   -- the CPU clock costs a system call: it is first read at the run's CLOCK_STEPS-th hook and then at
   -- every CLOCK_STEPS-th; the fast lane reads it in C, the host's (a call into JS) costs several
   -- times more
@@ -189,8 +193,11 @@ return (function()
 
   -- instructions: how many ran since the last call; late: the lane's count hook found the run
   -- may be past its deadline before a step (ffi/fast_lane.c, CLOCK_FIRINGS and LARGE_HEAP_KB)
+  -- returns whether the lane keeps the instructions: outside a run it does, for the host, which
+  -- counts those a run handed over after its end (in the kernel's last instructions) and drops any
+  -- other; trusted work inside a run drops them
   local function hook(instructions, late)
-    if not active then return end
+    if not active then return not trusted end
     dirty = true
     if tripped then raise_tripped() end
     count = count + instructions
@@ -207,6 +214,7 @@ return (function()
       fires = 0
       read_clock()
     end
+    return false
   end
 
   -- charged C work is invisible to the hook: the clock is also read after every CLOCK_STEPS steps'
@@ -247,22 +255,35 @@ return (function()
     if lane then return (assert(lane(op, f, charge, route, kept))) end
     return function(...) return select(1, route(...)) end
   end
-  -- the same clock read in C, without a call into the host
+  -- the same clock read in C, without a call into the host; and with it the whole test of
+  -- read_clock, one call and one branch whichever clock it read: the instructions a run counts do
+  -- not depend on how fast it ran (the CPU start is the run clock's, which the host reads)
   host_clock = lane_entry(${LaneEntry.clock}, nil, host_clock)
+  if lane then
+    local past = lane_entry(${LaneEntry.past})
+    read_clock = function()
+      if past() then trip("cpu") end
+    end
+  end
   -- The count hook where there is no lane. A step of slow instructions would go on for CLOCK_STEPS
   -- steps past the deadline before the host's clock is read. The process's CPU clock (C's clock()
   -- through a private os.clock, no call into the host; wall time on Windows) runs at least as fast
   -- as the thread's: a step that took more than 5 ms of it reaches the hook late, which reads the
   -- host's clock at once. Made only where there is no lane (the lane counts in C).
-  local step_hook = not lane and (function()
+  local step_hook
+  if not lane then
     local process_clock, step_clock = OPENERS.os().clock, 0
-    return function()
+    -- the hook's instructions after it set itself again: 5.3 runs the return after a tail call
+    local AFTER = TRUSTED_GLOBALS._VERSION == "Lua 5.3" and 1 or 0
+    step_hook = function()
       local now = process_clock()
       local late = now - step_clock > 0.005
       step_clock = now
-      return hook(STEP, late)
+      hook(STEP, late)
+      -- Lua counts this hook's own instructions down too: the next step is a whole one from here
+      return d_sethook(step_hook, "", STEP + AFTER)
     end
-  end)()
+  end
   -- arm([co]): the count hook installed on the coroutine co, or on the running thread for a new run
   local arm = lane_entry(${LaneEntry.arm}, hook, function(co)
     if co == nil then d_sethook(step_hook, "", STEP) else d_sethook(co, step_hook, "", STEP) end
@@ -304,10 +325,10 @@ return (function()
   -- still counts); a build that fails (out of memory) leaves nothing behind and is tried again.
   -- try_trusted returns false and the error where build_trusted raises it.
   local function try_trusted(build)
-    local was = active
-    active = false
+    local was, was_trusted = active, trusted
+    active, trusted = false, true
     local ok, built = pcall(build)
-    active = was
+    active, trusted = was, was_trusted
     return ok, built
   end
   local function build_trusted(build)
@@ -621,7 +642,7 @@ return (function()
       charge(#chunk)
       local env = current_env
       if select("#", ...) > 0 then env = ... end
-      local f, err = compile(chunk, name, env, cpu_start)
+      local f, err = compile(chunk, name, env, lane and select(2, host_clock(true)) or cpu_start)
       if err == COMPILE_TOO_LONG then trip("cpu") end
       if f ~= nil then return f end
       if memory_tripped(err) then raise_tripped() end
@@ -738,13 +759,13 @@ return (function()
     return sb_tostring, freeze_deep, frozen, decision_envs, prepare, base, capability, rebind, inherit_base
   end)()
 
-  -- cpu_start: the CPU clock when the run read it first (nil: never), for the host to subtract
   local function finish_run(ok, ...)
     active = false
-    return ok, count, cpu_start, ...
+    return ok, count, ...
   end
 
-  -- runs fn(...) under the budget; returns ok, instructions, cpu_start, results or error
+  -- runs fn(...) under the budget; returns ok, instructions, results or error (the CPU time it
+  -- started at is the run clock's, which the host reads)
   local function run(fn, ...)
 ${BEGIN_RUN}
     return finish_run(xpcall(fn, locate, ...))
@@ -799,7 +820,7 @@ ${BEGIN_RUN}
     -- the engine reads two results, a verdict and its reasons: fixed ones spare a vararg call
     local ok, verdict, reasons = xpcall(meta.fn, locate, input, meta.data)
     active = false
-    return ok, count, cpu_start, verdict, reasons
+    return ok, count, verdict, reasons
   end
   -- Where there is a lane, its entry makes a decision whose run state is clean in C and hands any
   -- other to decide, whose Lua around the policy's function, under the count hook, cost a tenth of a
@@ -807,7 +828,7 @@ ${BEGIN_RUN}
   -- order its line names them, and finds the message handler, the keys it reads and decision_envs
   -- in decide_kept (DECIDE_* in ffi/fast_lane.c).
   if lane then
-    local function run_state() return dirty, active, current_env, count, cpu_start end
+    local function run_state() return dirty, active, current_env, count end
     local decide_kept = { locate, "env", "_G", "fn", "data", "chunk", decision_envs }
     decide = lane_entry(${LaneEntry.decide}, run_state, decide, decide_kept)
   end

@@ -213,3 +213,28 @@ Deno.test("kernel: its routes load on their first use, once, and answer as the k
   }
   assert.deepEqual(sb.execute("return rawlen(string) >= 0, rawget(string, 'rep') ~= nil"), [true, true]);
 });
+
+const AROUND = 16;
+
+Deno.test("kernel: a run counts its own instructions, not the hook's, at any budget and any length", () => {
+  // a loop of n iterations is 2n instructions (the add and the loop's test), and the chunk and the
+  // kernel's run add a few (AROUND); they are counted a firing of the hook at a time: the fast lane's
+  // count hook fires every 64 instructions, or every step when a step is shorter, Lua's every step
+  // where there is no lane
+  for (const instructions of [5_000, 10_000, 1_000_000]) {
+    const step = Math.min(1000, Math.floor(instructions / 100));
+    const firing = HAS_LANE ? Math.min(64, step) : step;
+    for (const n of [600, 999, 1000, 1001, 1031, 1500, 2400]) {
+      // a new sandbox each time: its first run, then a second one, after a run that counted
+      using sb = new Sandbox({ limits: { instructions, cpuMs: 60_000 } });
+      for (let run = 0; run < 2; run++) {
+        sb.execute(`local s = 0 for i = 1, ${n} do s = s + i end return s`);
+        const counted = sb.usage.instructions;
+        assert.ok(
+          counted > 2 * n - firing && counted < 2 * n + AROUND + firing,
+          `a loop of ${n} under ${instructions} counted ${counted} in run ${run}`,
+        );
+      }
+    }
+  }
+});
