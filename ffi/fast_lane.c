@@ -1181,6 +1181,18 @@ INLINE long long quotes_units(const luagate_lane_api *lua, lua_State *L, int n) 
   return units;
 }
 
+/* Sets count_hook (after the entry) on `thread`, a whole firing from now: its address is found from
+ * the code's own, which has no relocations to find it by. */
+INLINE void set_count_hook(const luagate_lane_api *lua, lua_State *thread, const luagate_lane_state *state) {
+  void (*hook)(lua_State *, void *);
+#if defined(__x86_64__)
+  __asm__("lea count_hook(%%rip), %0" : "=r"(hook));
+#else
+  __asm__("adr %0, count_hook" : "=r"(hook));
+#endif
+  lua->sethook(thread, hook, LUA_MASKCOUNT, hook_every(state));
+}
+
 /* Called as a lua_CFunction, with L only; resumed_status is read only when called as the pcall
  * entry's continuation (a lua_KFunction: L, the call's status, its context). */
 int luagate_fast_lane(lua_State *L, int resumed_status) {
@@ -1735,13 +1747,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
       *extra_space(lua->tothread(L, -1)) = state;
     }
     *extra_space(thread) = state;
-    void (*hook)(lua_State *, void *);
-#if defined(__x86_64__)
-    __asm__("lea count_hook(%%rip), %0" : "=r"(hook));
-#else
-    __asm__("adr %0, count_hook" : "=r"(hook));
-#endif
-    lua->sethook(thread, hook, LUA_MASKCOUNT, hook_every(state));
+    set_count_hook(lua, thread, state);
     return 0;
   }
 
@@ -1861,11 +1867,5 @@ __attribute__((used, noinline)) static void count_hook(lua_State *L, void *ar) {
   lua->settop(L, -2);
   /* Lua counts the kernel's hook's own instructions down too: the next firing is a whole one from
    * here, so that a run's count is its own instructions */
-  void (*hook)(lua_State *, void *);
-#if defined(__x86_64__)
-  __asm__("lea count_hook(%%rip), %0" : "=r"(hook));
-#else
-  __asm__("adr %0, count_hook" : "=r"(hook));
-#endif
-  lua->sethook(L, hook, LUA_MASKCOUNT, every);
+  set_count_hook(lua, L, state);
 }
