@@ -2,7 +2,8 @@
 // table functions, a large input, string normalization, math functions, math.random, recursive calls,
 // lookups in shared data, objects with metatables, errors caught with pcall, a coroutine generator, gsub
 // with a replacement function, gsub with captures over 400 bytes, a csv line split and trimmed by gmatch,
-// string building, string.format with five arguments, a checksum by string.byte; inputs of other shapes (a rule of one comparison, a 2 KB text, texts of 10 and 50 KB
+// string building, string.format with five arguments, a checksum by string.byte, a split by plain find;
+// inputs of other shapes (a rule of one comparison, a 2 KB text, texts of 10 and 50 KB
 // squeezed, trimmed and split into words, keys unique to each request, fractional numbers, nesting 10
 // deep, non-ASCII text, 300 integers); calls of a host function. Each is a Lua
 // function `function(input, data) ... end` returning a boolean, and the last an admission rule
@@ -290,6 +291,18 @@ const WORKLOADS: Workload[] = [
   for i = 1, #s do h = (h * 31 + s:byte(i)) & 0xffffffff end
   return h % 2 == 0`,
     inputs: range(50, (i) => ({ body: `x${i}`.repeat(340).slice(0, 1024) })),
+  },
+  {
+    name: "a split of 2 KB by plain find",
+    body: `
+  local s, pos, n = input.csv, 1, 0
+  while true do
+    local i = s:find(",", pos, true)
+    if not i then break end
+    n, pos = n + 1, i + 1
+  end
+  return n > 100`,
+    inputs: range(20, (i) => ({ csv: range(300, (j) => `f${i}_${j}`).join(",") })),
   },
   {
     name: "a rule of one comparison (the fixed cost of a call)",
