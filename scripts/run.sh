@@ -41,6 +41,21 @@ ensure_lua() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 }
 
+# In CI, also the tools that check the native code's aarch64 build against the x86_64 one under qemu
+# (tests/fixtures/native_helpers.ts); those tests skip themselves where the tools are missing, so
+# this is best effort.
+ensure_cross_tools() {
+  [ "${CI:-}" = "true" ] || return 0
+  local missing=()
+  command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
+  command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
+  [ ${#missing[@]} -eq 0 ] && return
+  { command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; } || return 0
+  log "installing ${missing[*]} with apt-get (CI: the aarch64 checks)"
+  apt-get update -qq >&2 || true
+  env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2 || log "could not install ${missing[*]}"
+}
+
 task=${1:-help}
 shift || true
 case "$task" in
@@ -52,6 +67,7 @@ case "$task" in
   test)
     ensure_deno
     ensure_lua "liblua5.4.so.0=liblua5.4-0" "liblua5.3.so.0=liblua5.3-0" "liblua5.1.so.0=liblua5.1-0" "libluajit-5.1.so.2=libluajit-5.1-2"
+    ensure_cross_tools
     exec "$deno_bin" run --allow-all scripts/test.ts "$@"
     ;;
   deno)
