@@ -952,7 +952,6 @@ INLINE int push_frame(const luagate_lane_api *lua, lua_State *L, int level, int 
   return 1;
 }
 
-/* Whether the table `kept` holds the value at `idx` as a key. */
 /* Whether the table at `idx` is one to work on here: a table that `kept` (the sandbox's read-only
  * views, each mapped to what it shows) does not hold, or a view of a table, which is then put in the
  * view's place; with `bare`, only a view of a table without a metatable. Otherwise 0, the stack as it
@@ -1619,13 +1618,15 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
         lua->pushinteger(L, end);
         return 2;
       }
-      /* C's search, from the end of the window on */
+      /* C's search, from the end of the window on (its start given, where the call had none) */
       lua->pushinteger(L, from + PLAIN_WINDOW);
-      lua->copy(L, -1, 3);
-      lua->settop(L, -2);
+      if (n >= 3) {
+        lua->copy(L, -1, 3);
+        lua->settop(L, -2);
+      }
     }
     /* charged after the call: from the start to the end of the match, or of the subject */
-    const int found = call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
+    const int found = call_upvalue(lua, L, upvalues, UP_FUNCTION, lua->gettop(L), -1);
     const lua_Integer end = found >= 2 && lua->type(L, 1) != LUA_TNIL ? lua->tointegerx(L, 2, 0) : subject;
     settle(lua, L, state, upvalues, unless_few(state, (double)(end - from + 1 + pattern)));
     return found;
@@ -1856,6 +1857,13 @@ __attribute__((used, noinline)) static void count_hook(lua_State *L, void *ar) {
   const int late = before_step && (clock_firing || lua->gc(L, LUA_GCCOUNT, 0) > LARGE_HEAP_KB) &&
                    past_deadline(state->clock, lua->clock_gettime);
   if (before_step && !late) return;
+  /* Between runs (the host ended the run clock: its start is infinite, and infinity less itself is
+   * not 0) the kernel's hook is not called. What the kernel runs then (compiling the next chunk)
+   * counts for no run, and a limit that tripped in the run before is not raised again there: a run
+   * whose last instructions, after its protected call, met a firing ended by that error, before it
+   * could mark itself ended. */
+  const double started = state->clock->run_started;
+  if (started - started != 0) return;
   lua->rawgetp(L, (int)lua->registry, state);
   lua->pushinteger(L, (lua_Integer)state->counted);
   lua->pushboolean(L, late);
