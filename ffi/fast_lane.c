@@ -1633,37 +1633,37 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   }
 
   /* read once every two hooks at most: last, after the entries of the common calls */
-  if (op == ENTRY_CLOCK) {
+  if (op == ENTRY_CLOCK || op == ENTRY_PAST) {
     luagate_run_clock *clock = state->clock;
     const lua_Number since = clock_ms(lua->clock_gettime, MONOTONIC_CLOCK) - clock->run_started;
     const int within_limit = since >= 0 && since <= clock->cpu_limit;
-    /* The thread's CPU time never runs ahead of the wall time since the run began, which the first
-     * reading counted in: while that is within the limit, it stands for the reading, without the
-     * CPU clock's system call (the wall clock is the vDSO's). Between runs the start is infinite. */
-    if (n == 0 && clock->cpu_start >= 0 && within_limit) {
-      lua->pushnumber(L, clock->cpu_start + since);
+    /* past() reads the clocks as the kernel's test read clock(): a first reading until the run's CPU
+     * start is known */
+    const int first = op == ENTRY_PAST ? clock->cpu_start < 0 : n > 0;
+    lua_Number now;
+    if (!first && clock->cpu_start >= 0 && within_limit) {
+      /* The thread's CPU time never runs ahead of the wall time since the run began, which the
+       * first reading counted in: while that is within the limit, it stands for the reading,
+       * without the CPU clock's system call (the wall clock is the vDSO's). Between runs the start
+       * is infinite. */
+      now = clock->cpu_start + since;
+    } else if (first && within_limit && since < whole_ms(FIRST_READING_MS)) {
+      /* a first reading in the run's first milliseconds: nothing, no system call (FIRST_READING_MS) */
+      if (op == ENTRY_CLOCK) return 0;
+      lua->pushboolean(L, 0);
+      return 1;
+    } else {
+      now = clock_ms(lua->clock_gettime, THREAD_CPU_CLOCK);
+    }
+    const lua_Number start = first ? run_cpu_start(clock, now, since) : clock->cpu_start;
+    if (op == ENTRY_PAST) {
+      lua->pushboolean(L, now - start > clock->cpu_limit);
       return 1;
     }
-    /* a first reading in the run's first milliseconds: nothing, no system call (FIRST_READING_MS) */
-    if (n > 0 && within_limit && since < whole_ms(FIRST_READING_MS)) return 0;
-    const lua_Number now = clock_ms(lua->clock_gettime, THREAD_CPU_CLOCK);
     lua->pushnumber(L, now);
-    if (n == 0) return 1;
-    lua->pushnumber(L, run_cpu_start(clock, now, since));
+    if (!first) return 1;
+    lua->pushnumber(L, start);
     return 2;
-  }
-
-  if (op == ENTRY_PAST) {
-    luagate_run_clock *clock = state->clock;
-    const lua_Number since = clock_ms(lua->clock_gettime, MONOTONIC_CLOCK) - clock->run_started;
-    const int within_limit = since >= 0 && since <= clock->cpu_limit;
-    lua_Number used = since;
-    if (clock->cpu_start < 0 ? !within_limit || since >= whole_ms(FIRST_READING_MS) : !within_limit) {
-      const lua_Number now = clock_ms(lua->clock_gettime, THREAD_CPU_CLOCK);
-      used = now - run_cpu_start(clock, now, since);
-    }
-    lua->pushboolean(L, used > clock->cpu_limit);
-    return 1;
   }
 
   if (op == ENTRY_DECIDE) {

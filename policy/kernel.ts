@@ -642,7 +642,7 @@ return (function()
       charge(#chunk)
       local env = current_env
       if select("#", ...) > 0 then env = ... end
-      local f, err = compile(chunk, name, env, lane and select(2, host_clock(true)) or cpu_start)
+      local f, err = compile(chunk, name, env, select(2, host_clock(true)))
       if err == COMPILE_TOO_LONG then trip("cpu") end
       if f ~= nil then return f end
       if memory_tripped(err) then raise_tripped() end
