@@ -151,8 +151,9 @@ enum {
   /* done here, as Lua's own C function does it: rawset(t, k, v) of a table whose metatable, if it
    * has one, lacks the field `kept` (__metatable: the sandbox's views and globals have it) */
   ENTRY_RAWSET = 11,
-  /* setmetatable(t, mt) of a table without a metatable, mt nil or a table lacking the field `kept`
-   * (__gc) */
+  /* setmetatable(t, mt) of a table whose metatable, if it has one, lacks the field kept[2]
+   * (__metatable: Lua's protected metatables, the sandbox's views and globals among them), mt nil or
+   * a table lacking the field kept[1] (__gc) */
   ENTRY_SETMETATABLE = 12,
   /* pcall(f, ...): f called in protected mode under the message handler `kept`, as
    * xpcall calls it; true and its results when it succeeded, and false and the error when it failed,
@@ -227,7 +228,13 @@ enum {
    * first reading of a run waits for its first FIRST_READING_MS and starts its CPU clock; a later
    * one within the limit of wall time is that wall time), as one call whichever it read: the
    * kernel's test costs a run the same instructions at any speed */
-  ENTRY_PAST = 31
+  ENTRY_PAST = 31,
+  /* string.pack(fmt, ...) of a format string: its bytes charged first, one unit each, and the string
+   * it built charged after it (no route: f's own errors are the route's) */
+  ENTRY_STRING_PACK = 32,
+  /* string.unpack(fmt, s [, pos]): the format's bytes charged first, one unit each, and s as bytes,
+   * then its results unless few (no route) */
+  ENTRY_STRING_UNPACK = 33
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure, the one closure the host makes, are the
@@ -311,6 +318,9 @@ enum {
 #define FAILED_TRIPPED 2
 #define FAILED_BUFFER_MEMERR 3
 #define FAILED_IS_MEMERR 4
+/* The setmetatable entry's `kept`: the names of the fields it looks for */
+#define SETMETATABLE_COLLECTED 1
+#define SETMETATABLE_PROTECTED 2
 /* The decide entry's f is the kernel's run_state (policy/kernel.ts), and these are its upvalues: the
  * kernel's own run state, read and set here as its decide reads and sets it */
 #define DECIDE_DIRTY 1
@@ -1098,13 +1108,18 @@ INLINE int written_in_c(const luagate_lane_api *lua, lua_State *L, const luagate
   return found;
 }
 
-/* Whether the table at `idx` (its metatable, when `of_metatable`) has a field `kept`; a table
- * without a metatable has none. */
-INLINE int has_kept_field(const luagate_lane_api *lua, lua_State *L, int upvalues, int idx, int of_metatable) {
-  if (of_metatable && !lua->getmetatable(L, idx)) return 0;
+/* Whether the table at `idx` has the field named kept[which]; leaves the field on the stack. */
+INLINE int kept_field_of(const luagate_lane_api *lua, lua_State *L, int upvalues, int which, int idx) {
+  lua->rawgeti(L, upvalues - UP_KEPT, which);
+  return lua->rawget(L, idx < 0 ? idx - 1 : idx) != LUA_TNIL;
+}
+
+/* Whether the metatable of the table at `idx` has a field `kept`; a table without one has none. */
+INLINE int metatable_keeps(const luagate_lane_api *lua, lua_State *L, int upvalues, int idx) {
+  if (!lua->getmetatable(L, idx)) return 0;
   lua->pushvalue(L, upvalues - UP_KEPT);
-  const int found = lua->rawget(L, of_metatable ? -2 : idx) != LUA_TNIL;
-  lua->settop(L, of_metatable ? -3 : -2);
+  const int found = lua->rawget(L, -2) != LUA_TNIL;
+  lua->settop(L, -3);
   return found;
 }
 
@@ -1242,6 +1257,18 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     goto call;
   }
 
+  if (op == ENTRY_STRING_PACK || op == ENTRY_STRING_UNPACK) {
+    if (n >= 1 && lua->type(L, 1) == LUA_TSTRING) units = (double)lua->rawlen(L, 1);
+    if (op == ENTRY_STRING_PACK) {
+      results = 1, built = 1;
+      goto call;
+    }
+    settle(lua, L, state, upvalues, units + string_units(lua, L, 2));
+    results = call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
+    if (results >= state->few) settle(lua, L, state, upvalues, (double)results);
+    return results;
+  }
+
   if (op == ENTRY_PLAIN) {
     if (n >= 1 && all_plain(lua, L, 1, 1)) goto call;
     goto route;
@@ -1293,7 +1320,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   }
 
   if (op == ENTRY_RAWSET) {
-    if (n >= 3 && lua->type(L, 1) == LUA_TTABLE && !has_kept_field(lua, L, upvalues, 1, 1)) {
+    if (n >= 3 && lua->type(L, 1) == LUA_TTABLE && !metatable_keeps(lua, L, upvalues, 1)) {
       lua->settop(L, 3);
       lua->rawset(L, 1);
       return 1;
@@ -1301,16 +1328,17 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     goto route;
   }
 
-  if (op == ENTRY_SETMETATABLE) {
+  if (op == ENTRY_SETMETATABLE && n >= 2 && lua->type(L, 1) == LUA_TTABLE) {
     const int kind = lua->type(L, 2);
-    if (n >= 2 && (kind == LUA_TNIL || (kind == LUA_TTABLE && !has_kept_field(lua, L, upvalues, 2, 0))) &&
-        bare_table(lua, L, 1)) {
+    if ((kind == LUA_TNIL || (kind == LUA_TTABLE && !kept_field_of(lua, L, upvalues, SETMETATABLE_COLLECTED, 2))) &&
+        !(lua->getmetatable(L, 1) && kept_field_of(lua, L, upvalues, SETMETATABLE_PROTECTED, -1))) {
       lua->settop(L, 2);
       lua->setmetatable(L, 1);
       return 1;
     }
-    goto route;
+    lua->settop(L, n);
   }
+  if (op == ENTRY_SETMETATABLE) goto route;
 
   if (op == ENTRY_PCALL) {
     /* below f: the tally, the handler and true (a success's first result) */
@@ -1755,7 +1783,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   /* LANE_ENTRY: (op, f, charge, route [, kept]) -> the closure of the tally and those; false without
    * a tally or for an op that is no entry */
   const lua_Integer entry = lua->tointegerx(L, 1, 0);
-  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_PAST || entry == ENTRY_STEPS) {
+  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_STRING_UNPACK || entry == ENTRY_STEPS) {
     lua->pushboolean(L, 0);
     return 1;
   }

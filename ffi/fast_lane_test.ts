@@ -712,6 +712,59 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "fast lane: setmetatable replaces a metatable in C unless it is protected or the new one has a __gc",
+  { ignore },
+  () => {
+    assert.equal(
+      run(
+        `${QUICK}
+      local set = lane.setmetatable(nil, charge, route("setmetatable"), { "__gc", "__metatable" })
+      local Base, Leaf, o = {}, {}, {}
+      local locked = setmetatable({}, { __metatable = false })
+      return table.concat({
+        show(set(o, Base) == o, getmetatable(o) == Base),
+        show(set(o, Leaf) == o, getmetatable(o) == Leaf),
+        show(set(o, nil, 3) == o, getmetatable(o)),
+        show(set(locked, {})), show(set(locked, nil)), show(set({}, { __gc = print })),
+        show(set(o, { __gc = false })), show(set({})), show(set(1, {})), show(set({}, 1)),
+        show(#charged),
+      }, " ")`,
+      ),
+      "true,true true,true true,nil route:setmetatable/2 route:setmetatable/2 route:setmetatable/2 " +
+        "route:setmetatable/2 route:setmetatable/1 route:setmetatable/2 route:setmetatable/2 0",
+    );
+  },
+);
+
+Deno.test(
+  "fast lane: string.pack and string.unpack are charged their format's bytes, the bytes they read and made, and many results",
+  { ignore },
+  () => {
+    const tally = newTally();
+    assert.equal(
+      run(
+        `${QUICK}
+      local pack = lane.stringPack(string.pack, charge, route("pack"))
+      local unpack = lane.stringUnpack(string.unpack, charge, route("unpack"))
+      local record = pack("<i4i4d", 1, 2, 0.5)
+      local long = pack("c64", "x")
+      local wide = pack(string.rep("i1", 20), table.unpack({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20 }))
+      return table.concat({
+        #record, show(unpack("<i4i4d", record)), #long, show(select("#", unpack(string.rep("i1", 20), wide))),
+        show(pcall(pack, {})), show(pcall(unpack, "i4", "ab")), show(charged[1]),
+      }, " ")`,
+        tally,
+      ),
+      "16 1,2,0.5,17 64 21 false,bad argument #1 to 'string.pack' (string expected, got table) " +
+        "false,bad argument #2 to 'string.unpack' (data string too short) 103",
+    );
+    // packed: 6 (the format) + 16 / 16, 3 + 64 / 16, 40 + 20 / 16; unpacked: 6 + 16 / 16, 40 + 20 / 16 and 21
+    // results; 2 (a format): the tally handed over once it reached a step (100), and the rest
+    assert.equal(103 + tally.take(), 7 + 7 + 41 + 7 + 62 + 2);
+  },
+);
+
 Deno.test("fast lane: a sort of SORT_IN_C_ITEMS items goes to the route, one of fewer is made in C", {
   ignore,
 }, () => {
@@ -1513,19 +1566,27 @@ Deno.test(
         FORTY_BYTES,
         "  tally 0",
         "setmetatable, in C",
-        "  setmetatable 1 table#1",
-        "  returned 1: table#0",
+        "  setmetatable 1 table#2",
+        "  returned 1: table#1",
         "  tally 0",
         "setmetatable, nil, in C",
         "  setmetatable 1 nil",
-        "  returned 1: table#0",
+        "  returned 1: table#1",
         "  tally 0",
         "setmetatable, a metatable with __gc: the route",
         "  callk 2 -1 0 NULL: route",
         FORTY_BYTES,
         "  tally 0",
-        "setmetatable of a table with a metatable: the route",
+        "setmetatable of a table with a metatable, in C",
+        "  setmetatable 1 table#2",
+        "  returned 1: table#1",
+        "  tally 0",
+        "setmetatable of a table with a protected metatable: the route",
         "  callk 2 -1 0 NULL: route",
+        FORTY_BYTES,
+        "  tally 0",
+        "setmetatable, one argument: the route",
+        "  callk 1 -1 0 NULL: route",
         FORTY_BYTES,
         "  tally 0",
         "setmetatable, a number: the route",
@@ -1677,6 +1738,22 @@ Deno.test(
         "  callk 2 -1 0 NULL: function",
         FORTY_BYTES,
         "  tally 0",
+        "string.pack: the format charged its bytes, then the string built",
+        "  callk 4 1 0 NULL: function",
+        FORTY_BYTES,
+        "  tally 8",
+        "string.pack of a number format: the function's",
+        "  callk 2 1 0 NULL: function",
+        FORTY_BYTES,
+        "  tally 2",
+        "string.unpack: the format charged its bytes and the data as bytes",
+        "  callk 2 -1 0 NULL: function",
+        "  returned 3: 1 2 9",
+        "  tally 7",
+        "string.unpack of many results: charged them",
+        "  callk 3 -1 0 NULL: function",
+        "  returned 3: 1 2 9",
+        "  tally 10",
         "run: the longest run of the set's chars, the subject charged as bytes",
         "  returned 1: 26",
         "  tally 2",

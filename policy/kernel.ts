@@ -621,7 +621,7 @@ return (function()
     -- table whose metatable has a __metatable (a view, a decision's globals) and a metatable with a
     -- __gc take the route.
     local sb_rawset = lane_entry(${LaneEntry.rawset}, nil, route("rawset"), "__metatable")
-    local sb_setmetatable = lane_entry(${LaneEntry.setmetatable}, nil, route("setmetatable"), "__gc")
+    local sb_setmetatable = lane_entry(${LaneEntry.setmetatable}, nil, route("setmetatable"), { "__gc", "__metatable" })
 
     -- Lua's parser runs in C and is quadratic in some shapes: a chunk longer than a piece is
     -- compiled by the routes' compile_in_pieces, which reads the CPU clock before each piece.

@@ -506,18 +506,19 @@ local function build_string()
   end, format_kinds)
 
   if s_pack then
-    -- C sees each call as made (without a format: "no value")
-    S.pack = function(...)
+    -- C sees each call as made (without a format: "no value"); the fast lane's entries charge as
+    -- these routes do
+    S.pack = entry(${LaneEntry.stringPack}, s_pack, function(...)
       local fmt = ...
       charge(type(fmt) == "string" and #fmt or 0)
       return charge_bytes(s_pack(...))
-    end
-    S.unpack = function(...)
+    end)
+    S.unpack = entry(${LaneEntry.stringUnpack}, s_unpack, function(...)
       local fmt, data = ...
       charge(type(fmt) == "string" and #fmt or 0)
       charge_bytes(data)
       return charge_results(s_unpack(...))
-    end
+    end)
   end
   -- each route is a tail call, so that the matcher's errors count the levels an entry puts in front
   S.find = entry(${LaneEntry.find}, C_PATTERNS.find,

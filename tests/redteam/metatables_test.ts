@@ -109,6 +109,41 @@ attackSuite("raw access", [
     code: "return getmetatable(string), getmetatable(math), getmetatable(table)",
     expect: value([false, false, false]),
   },
+  {
+    name: "the metatables of the globals and of the libraries cannot be replaced or removed",
+    code: "local out = {} for _, t in ipairs({ _G, math, string }) do " +
+      "out[#out + 1] = select(2, pcall(setmetatable, t, {})) out[#out + 1] = select(2, pcall(setmetatable, t, nil)) " +
+      "end return table.concat(out, '|'), math.pi > 3, x == nil",
+    expect: value([Array(6).fill("cannot change a protected metatable").join("|"), true, true]),
+  },
+]);
+
+attackSuite("setmetatable", [
+  {
+    name: "a table's metatable is replaced, as a class chain does, and removed",
+    code: "local Base, Leaf = {}, {} local o = setmetatable({}, Base) " +
+      "return setmetatable(o, Leaf) == o, getmetatable(o) == Leaf, setmetatable(o, nil) == o, getmetatable(o)",
+    expect: value([true, true, true, undefined]),
+  },
+  {
+    name: "a metatable the code protected with __metatable is kept, as Lua keeps it",
+    code: "local o = setmetatable({}, { __metatable = 'locked' }) " +
+      "local a = select(2, pcall(setmetatable, o, {})) local b = select(2, pcall(setmetatable, o, nil)) " +
+      "local f = setmetatable({}, { __metatable = false }) " +
+      "return a, b, getmetatable(o), pcall(setmetatable, f, {})",
+    expect: value([
+      "cannot change a protected metatable",
+      "cannot change a protected metatable",
+      "locked",
+      false,
+      "cannot change a protected metatable",
+    ]),
+  },
+  {
+    name: "a metatable with __gc is refused for a table that has a metatable too",
+    code: "local o = setmetatable({}, {}) return pcall(setmetatable, o, { __gc = print })",
+    expect: value([false, "metatables with __gc are not allowed in the sandbox"]),
+  },
 ]);
 
 Deno.test("redteam shared state: globals planted by one run are gone in the next", () => {
