@@ -2,7 +2,8 @@
 // table functions, a large input, string normalization, math functions, math.random, recursive calls,
 // lookups in shared data, objects with metatables, errors caught with pcall, a coroutine generator, gsub
 // with a replacement function, gsub with captures over 400 bytes, a csv line split and trimmed by gmatch,
-// string building, string.format with five arguments, a checksum by string.byte, a split by plain find;
+// string building, string.format with five arguments, a checksum by string.byte, a split by plain find,
+// objects of a three-level class chain, binary records by string.pack and string.unpack;
 // inputs of other shapes (a rule of one comparison, a 2 KB text, texts of 10 and 50 KB
 // squeezed, trimmed and split into words, keys unique to each request, fractional numbers, nesting 10
 // deep, non-ASCII text, 300 integers); calls of a host function. Each is a Lua
@@ -20,7 +21,12 @@
 // tables, and proxied) and fengari (the input pushed field by field). Every engine's answers are
 // checked against luagate's trusted LuaRuntime (real Lua, no limits) before timing; then the rounds run
 // interleaved, engine after engine, and the table shows the median µs per call.
-import { LuaRuntime, type LuaTable, type Policy, PolicyEngine } from "../../mod.ts";
+import {
+  LuaRuntime,
+  type LuaTable,
+  type Policy,
+  PolicyEngine,
+} from "../../mod.ts";
 import type { FengariModule } from "./engines/fengari.ts";
 import { ensureNodeModules, requirePeer } from "./engines/npm.ts";
 import type { WasmoonModule } from "./engines/wasmoon.ts";
@@ -40,13 +46,15 @@ interface Workload {
 
 const UA =
   "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
-const range = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
+const range = <T>(n: number, f: (i: number) => T): T[] =>
+  Array.from({ length: n }, (_, i) => f(i));
 /** `length` bytes of words, blanks of one to three chars between them, different for each `seed`. */
 const prose = (length: number, seed: number): string => {
   const blanks = [" ", " ", "  ", "\n", " \t "];
   let text = "";
   for (let i = 0; text.length < length; i++) {
-    text += WORDS[(i * 7 + seed) % WORDS.length] + blanks[(i + seed) % blanks.length];
+    text += WORDS[(i * 7 + seed) % WORDS.length] +
+      blanks[(i + seed) % blanks.length];
   }
   return text.slice(0, length);
 };
@@ -302,7 +310,38 @@ const WORKLOADS: Workload[] = [
     n, pos = n + 1, i + 1
   end
   return n > 100`,
-    inputs: range(20, (i) => ({ csv: range(300, (j) => `f${i}_${j}`).join(",") })),
+    inputs: range(
+      20,
+      (i) => ({ csv: range(300, (j) => `f${i}_${j}`).join(",") }),
+    ),
+  },
+  {
+    name: "objects of a three-level class chain (setmetatable, methods)",
+    body: `
+  local Base = {}; Base.__index = Base
+  function Base.new(n) return setmetatable({ n = n }, Base) end
+  function Base:weight() return self.n end
+  local Mid = setmetatable({}, { __index = Base }); Mid.__index = Mid
+  function Mid.new(n) return setmetatable(Base.new(n), Mid) end
+  function Mid:bonus() return 2 end
+  local Leaf = setmetatable({}, { __index = Mid }); Leaf.__index = Leaf
+  function Leaf.new(n) return setmetatable(Mid.new(n), Leaf) end
+  function Leaf:score() return self:weight() * self:bonus() end
+  local s = 0
+  for i = 1, 20 do s = s + Leaf.new(i + input.k):score() end
+  return s > 600`,
+    inputs: range(100, (i) => ({ k: i % 20 })),
+  },
+  {
+    name: "binary records (string.pack, string.unpack)",
+    body: `
+  local s = 0
+  for i = 1, 50 do
+    local a, b, c = string.unpack("<i4i4d", string.pack("<i4i4d", i, input.k, i * 0.5))
+    s = s + a + b + c
+  end
+  return s > 2000`,
+    inputs: range(100, (i) => ({ k: i })),
   },
   {
     name: "a rule of one comparison (the fixed cost of a call)",
@@ -315,7 +354,8 @@ const WORKLOADS: Workload[] = [
     body: `
   return #input.body < 4096 and not input.body:find("forbidden", 1, true)`,
     inputs: range(100, (i) => ({
-      body: range(40, (k) => `${WORDS[(i + k) % WORDS.length]} lorem ipsum dolor sit amet ${k}`)
+      body: range(40, (k) =>
+        `${WORDS[(i + k) % WORDS.length]} lorem ipsum dolor sit amet ${k}`)
         .join("\n") +
         (i % 9 ? "" : " forbidden"),
     })),
@@ -433,7 +473,9 @@ const WORKLOADS: Workload[] = [
 
 // What a call answered, as one string: "true" / "false", or for a verdict "allow|reason,reason".
 const answer = (allow: unknown, reasons?: readonly unknown[]) =>
-  reasons === undefined ? String(allow === true) : `${allow === true}|${reasons.join(",")}`;
+  reasons === undefined
+    ? String(allow === true)
+    : `${allow === true}|${reasons.join(",")}`;
 
 type Call = (input: unknown) => string;
 
@@ -505,11 +547,14 @@ function wasmoonRow(
 function fengariRow(F: FengariModule): Row {
   const { lua: api, lauxlib: aux, lualib, to_luastring, to_jsstring } = F;
   const keys = new Map<string, Uint8Array>();
-  const key = (k: string) => keys.get(k) ?? keys.set(k, to_luastring(k)).get(k)!;
+  const key = (k: string) =>
+    keys.get(k) ?? keys.set(k, to_luastring(k)).get(k)!;
   function push(L: unknown, v: unknown): void {
     if (typeof v === "string") api.lua_pushstring(L, to_luastring(v));
     else if (typeof v === "number") {
-      Number.isInteger(v) ? api.lua_pushinteger(L, v) : api.lua_pushnumber(L, v);
+      Number.isInteger(v)
+        ? api.lua_pushinteger(L, v)
+        : api.lua_pushnumber(L, v);
     } else if (typeof v === "boolean") api.lua_pushboolean(L, v);
     else if (Array.isArray(v)) {
       api.lua_createtable(L, v.length, 0);
@@ -597,7 +642,9 @@ async function main(): Promise<void> {
     `| --- | ${rows.map(() => "---:").join(" | ")} |`,
   ];
   const only = argTexts(Deno.args, "--only");
-  const chosen = WORKLOADS.filter((w) => only?.some((text) => w.name.toLowerCase().includes(text)) ?? true);
+  const chosen = WORKLOADS.filter((w) =>
+    only?.some((text) => w.name.toLowerCase().includes(text)) ?? true
+  );
   if (chosen.length === 0) {
     throw new Error(`--only ${only}: no workload's name contains any of these`);
   }
@@ -641,7 +688,10 @@ async function main(): Promise<void> {
     const cells = us.map((
       t,
       k,
-    ) => (k === 0 ? `**${t.toFixed(1)}**` : `${t.toFixed(1)} (${(t / us[0]).toFixed(1)}×)`));
+    ) => (k === 0
+      ? `**${t.toFixed(1)}**`
+      : `${t.toFixed(1)} (${(t / us[0]).toFixed(1)}×)`)
+    );
     lines.push(`| ${w.name} | ${cells.join(" | ")} |`);
     console.error(`${w.name}: ${us.map((t) => t.toFixed(1)).join(" / ")} µs`);
   }
