@@ -21,12 +21,7 @@
 // tables, and proxied) and fengari (the input pushed field by field). Every engine's answers are
 // checked against luagate's trusted LuaRuntime (real Lua, no limits) before timing; then the rounds run
 // interleaved, engine after engine, and the table shows the median µs per call.
-import {
-  LuaRuntime,
-  type LuaTable,
-  type Policy,
-  PolicyEngine,
-} from "../../mod.ts";
+import { LuaRuntime, type LuaTable, type Policy, PolicyEngine } from "../../mod.ts";
 import type { FengariModule } from "./engines/fengari.ts";
 import { ensureNodeModules, requirePeer } from "./engines/npm.ts";
 import type { WasmoonModule } from "./engines/wasmoon.ts";
@@ -46,8 +41,7 @@ interface Workload {
 
 const UA =
   "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
-const range = <T>(n: number, f: (i: number) => T): T[] =>
-  Array.from({ length: n }, (_, i) => f(i));
+const range = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
 /** `length` bytes of words, blanks of one to three chars between them, different for each `seed`. */
 const prose = (length: number, seed: number): string => {
   const blanks = [" ", " ", "  ", "\n", " \t "];
@@ -354,8 +348,7 @@ const WORKLOADS: Workload[] = [
     body: `
   return #input.body < 4096 and not input.body:find("forbidden", 1, true)`,
     inputs: range(100, (i) => ({
-      body: range(40, (k) =>
-        `${WORDS[(i + k) % WORDS.length]} lorem ipsum dolor sit amet ${k}`)
+      body: range(40, (k) => `${WORDS[(i + k) % WORDS.length]} lorem ipsum dolor sit amet ${k}`)
         .join("\n") +
         (i % 9 ? "" : " forbidden"),
     })),
@@ -473,9 +466,7 @@ const WORKLOADS: Workload[] = [
 
 // What a call answered, as one string: "true" / "false", or for a verdict "allow|reason,reason".
 const answer = (allow: unknown, reasons?: readonly unknown[]) =>
-  reasons === undefined
-    ? String(allow === true)
-    : `${allow === true}|${reasons.join(",")}`;
+  reasons === undefined ? String(allow === true) : `${allow === true}|${reasons.join(",")}`;
 
 type Call = (input: unknown) => string;
 
@@ -547,14 +538,11 @@ function wasmoonRow(
 function fengariRow(F: FengariModule): Row {
   const { lua: api, lauxlib: aux, lualib, to_luastring, to_jsstring } = F;
   const keys = new Map<string, Uint8Array>();
-  const key = (k: string) =>
-    keys.get(k) ?? keys.set(k, to_luastring(k)).get(k)!;
+  const key = (k: string) => keys.get(k) ?? keys.set(k, to_luastring(k)).get(k)!;
   function push(L: unknown, v: unknown): void {
     if (typeof v === "string") api.lua_pushstring(L, to_luastring(v));
     else if (typeof v === "number") {
-      Number.isInteger(v)
-        ? api.lua_pushinteger(L, v)
-        : api.lua_pushnumber(L, v);
+      Number.isInteger(v) ? api.lua_pushinteger(L, v) : api.lua_pushnumber(L, v);
     } else if (typeof v === "boolean") api.lua_pushboolean(L, v);
     else if (Array.isArray(v)) {
       api.lua_createtable(L, v.length, 0);
@@ -642,9 +630,7 @@ async function main(): Promise<void> {
     `| --- | ${rows.map(() => "---:").join(" | ")} |`,
   ];
   const only = argTexts(Deno.args, "--only");
-  const chosen = WORKLOADS.filter((w) =>
-    only?.some((text) => w.name.toLowerCase().includes(text)) ?? true
-  );
+  const chosen = WORKLOADS.filter((w) => only?.some((text) => w.name.toLowerCase().includes(text)) ?? true);
   if (chosen.length === 0) {
     throw new Error(`--only ${only}: no workload's name contains any of these`);
   }
@@ -688,10 +674,7 @@ async function main(): Promise<void> {
     const cells = us.map((
       t,
       k,
-    ) => (k === 0
-      ? `**${t.toFixed(1)}**`
-      : `${t.toFixed(1)} (${(t / us[0]).toFixed(1)}×)`)
-    );
+    ) => (k === 0 ? `**${t.toFixed(1)}**` : `${t.toFixed(1)} (${(t / us[0]).toFixed(1)}×)`));
     lines.push(`| ${w.name} | ${cells.join(" | ")} |`);
     console.error(`${w.name}: ${us.map((t) => t.toFixed(1)).join(" / ")} µs`);
   }
