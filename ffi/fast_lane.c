@@ -1328,7 +1328,8 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     goto route;
   }
 
-  if (op == ENTRY_SETMETATABLE && n >= 2 && lua->type(L, 1) == LUA_TTABLE) {
+  if (op == ENTRY_SETMETATABLE && n >= 2 && lua->type(L, 1) == LUA_TTABLE &&
+      lua->type(L, upvalues - UP_KEPT) == LUA_TTABLE) {
     const int kind = lua->type(L, 2);
     if ((kind == LUA_TNIL || (kind == LUA_TTABLE && !kept_field_of(lua, L, upvalues, SETMETATABLE_COLLECTED, 2))) &&
         !(lua->getmetatable(L, 1) && kept_field_of(lua, L, upvalues, SETMETATABLE_PROTECTED, -1))) {
