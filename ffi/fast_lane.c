@@ -1114,6 +1114,20 @@ INLINE int kept_field_of(const luagate_lane_api *lua, lua_State *L, int upvalues
   return lua->rawget(L, idx < 0 ? idx - 1 : idx) != LUA_TNIL;
 }
 
+/* Whether setmetatable(t, mt), the entry's `n` arguments, is one to make here: t a table whose
+ * metatable, if it has one, lacks the field kept[SETMETATABLE_PROTECTED], mt nil or a table lacking
+ * kept[SETMETATABLE_COLLECTED]. Above the arguments, what it read is left where it answers yes, and
+ * nothing where it answers no. */
+INLINE int metatable_may_change(const luagate_lane_api *lua, lua_State *L, int upvalues, int n) {
+  if (n < 2 || lua->type(L, 1) != LUA_TTABLE || lua->type(L, upvalues - UP_KEPT) != LUA_TTABLE) return 0;
+  const int kind = lua->type(L, 2);
+  const int may =
+      (kind == LUA_TNIL || (kind == LUA_TTABLE && !kept_field_of(lua, L, upvalues, SETMETATABLE_COLLECTED, 2))) &&
+      !(lua->getmetatable(L, 1) && kept_field_of(lua, L, upvalues, SETMETATABLE_PROTECTED, -1));
+  if (!may) lua->settop(L, n);
+  return may;
+}
+
 /* Whether the metatable of the table at `idx` has a field `kept`; a table without one has none. */
 INLINE int metatable_keeps(const luagate_lane_api *lua, lua_State *L, int upvalues, int idx) {
   if (!lua->getmetatable(L, idx)) return 0;
@@ -1227,10 +1241,11 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   const int n = lua->gettop(L);
 
   /* the common call of the library's function: `units` charged first, `results` kept (-1: all), and
-   * when `built`, its one result, a string it built, charged as bytes after it */
+   * when `built`, its one result, a string it built, charged as bytes after it; with
+   * `counted_results`, its results charged unless few */
   double units = 0, items;
   lua_Integer first;
-  int results = -1, built = 0;
+  int results = -1, built = 0, counted_results = 0;
   /* the steps of a gmatch iterator (ENTRY_STEPS) or of a gsub: what they search with, where the next
    * search starts and where the last match ended */
   steps_of steps;
@@ -1263,10 +1278,9 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
       results = 1, built = 1;
       goto call;
     }
-    settle(lua, L, state, upvalues, units + string_units(lua, L, 2));
-    results = call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
-    if (results >= state->few) settle(lua, L, state, upvalues, (double)results);
-    return results;
+    units += string_units(lua, L, 2);
+    counted_results = 1;
+    goto call;
   }
 
   if (op == ENTRY_PLAIN) {
@@ -1289,9 +1303,8 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
 
   if (op == ENTRY_FEW || op == ENTRY_BYTE) {
     if (n > lua->tointegerx(L, upvalues - UP_KEPT, 0)) goto route;
-    results = call_upvalue(lua, L, upvalues, UP_FUNCTION, n, -1);
-    if (results >= state->few) settle(lua, L, state, upvalues, (double)results);
-    return results;
+    counted_results = 1;
+    goto call;
   }
 
   if (op == ENTRY_NEXT || op == ENTRY_RAWGET) {
@@ -1328,18 +1341,12 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     goto route;
   }
 
-  if (op == ENTRY_SETMETATABLE && n >= 2 && lua->type(L, 1) == LUA_TTABLE &&
-      lua->type(L, upvalues - UP_KEPT) == LUA_TTABLE) {
-    const int kind = lua->type(L, 2);
-    if ((kind == LUA_TNIL || (kind == LUA_TTABLE && !kept_field_of(lua, L, upvalues, SETMETATABLE_COLLECTED, 2))) &&
-        !(lua->getmetatable(L, 1) && kept_field_of(lua, L, upvalues, SETMETATABLE_PROTECTED, -1))) {
-      lua->settop(L, 2);
-      lua->setmetatable(L, 1);
-      return 1;
-    }
-    lua->settop(L, n);
+  if (op == ENTRY_SETMETATABLE) {
+    if (!metatable_may_change(lua, L, upvalues, n)) goto route;
+    lua->settop(L, 2);
+    lua->setmetatable(L, 1);
+    return 1;
   }
-  if (op == ENTRY_SETMETATABLE) goto route;
 
   if (op == ENTRY_PCALL) {
     /* below f: the tally, the handler and true (a success's first result) */
@@ -1865,6 +1872,7 @@ call:
   settle(lua, L, state, upvalues, units);
   results = call_upvalue(lua, L, upvalues, UP_FUNCTION, n, results);
   if (built) settle(lua, L, state, upvalues, string_units(lua, L, 1));
+  if (counted_results && results >= state->few) settle(lua, L, state, upvalues, (double)results);
   return results;
 
 route:

@@ -27,6 +27,13 @@ ensure_deno() {
 
 have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
 
+# apt-get update, then the packages given
+apt_install() {
+  log "installing $* with apt-get"
+  as_root apt-get update -qq >&2 || true
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
 # Debian package per shared library name.
 ensure_lua() {
   local missing=()
@@ -36,9 +43,7 @@ ensure_lua() {
   done
   [ ${#missing[@]} -eq 0 ] && return
   command -v apt-get >/dev/null || { log "missing ${missing[*]}: install the Lua shared library with your package manager"; exit 1; }
-  log "installing ${missing[*]} with apt-get"
-  as_root apt-get update -qq >&2 || true
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  apt_install "${missing[@]}"
 }
 
 # In CI, also the tools that check the native code's aarch64 build against the x86_64 one under qemu
@@ -51,9 +56,7 @@ ensure_cross_tools() {
   command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
   [ ${#missing[@]} -eq 0 ] && return
   { command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; } || return 0
-  log "installing ${missing[*]} with apt-get (CI: the aarch64 checks)"
-  apt-get update -qq >&2 || true
-  env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2 || log "could not install ${missing[*]}"
+  apt_install "${missing[@]}" || log "could not install ${missing[*]}"
 }
 
 task=${1:-help}
