@@ -3,9 +3,10 @@
  * encoded as a program for the native data builder (`ffi/data_builder.ts`), which builds the same
  * tables `lua/plain_data.ts` would build field by field, with one FFI crossing instead of dozens.
  *
- * Anything else (Maps, Dates, binary data, bigints, objects a hook claims, values too large for
- * the builder's buffers) makes the encoder give up, and the caller pushes field by field: the
- * result is the same either way, including the errors for values that cannot be data.
+ * Maps, dates, binary data and bigints are encoded as lua/plain_data.ts pushes them. Anything else
+ * (handles of Lua values, objects a hook claims, values too large for the builder's buffers, values
+ * that cannot be data) makes the encoder give up, and the caller pushes field by field: the result
+ * is the same either way, including the errors for values that cannot be data.
  *
  * @module
  */
@@ -22,7 +23,7 @@ import { type LuaState, LuaStatus, LuaType } from "../ffi/lua_api.ts";
 import { writeUtf8 } from "../ffi/strings.ts";
 import type { LuaCore } from "./core.ts";
 import { LuaError, LuaMemoryError } from "./errors.ts";
-import { copiedAsRecord } from "./plain_data.ts";
+import { copiedAsRecord, writeDateText } from "./plain_data.ts";
 
 /** Bounds on a copy (see `PlainDataLimits` in `lua/plain_data.ts`). */
 interface Limits {
@@ -57,6 +58,8 @@ const TWO_32 = 2 ** 32;
 // The keys of the last values, by their place in the value (a power of 2).
 const RECENT_POSITIONS = 256;
 const INTEGER_BOUND = 2 ** 63;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
 
 const hasOwn = Object.prototype.hasOwnProperty;
 // A chunk (DataEncoder.chunk): 4 ints (program ints, string bytes, numbers, the generation of the
@@ -64,11 +67,6 @@ const hasOwn = Object.prototype.hasOwnProperty;
 // of 8 bytes.
 const CHUNK_HEADER_BYTES = 16;
 const wholeWords = (bytes: number) => (bytes + 7) & ~7;
-
-function hasEnumerableKeys(object: object): boolean {
-  for (const _key in object) return true;
-  return false;
-}
 
 /**
  * Encodes values for one data builder and runs it; one per builder, shared by every state. A
@@ -79,6 +77,9 @@ export class DataEncoder {
   // undefined for a detached encoder, whose programs travel without the cache's bytes: it copies a
   // cached string's bytes into the value's own (cheaper than writing them again)
   readonly #entry: Deno.PointerObject | undefined;
+  // whether values are built as they are encoded, not decoded back to JS first (decodeChunk keeps
+  // only string keys, text and integers of at most 53 bits): a detached encoder's are not
+  readonly #exact: boolean;
   readonly #program: Int32Array;
   readonly #bytes: Uint8Array;
   readonly #numbers: Float64Array;
@@ -103,7 +104,6 @@ export class DataEncoder {
   #entries = 0;
   #limits: Limits = { maxDepth: 0, maxEntries: 0 };
   #hook: Claims | undefined;
-  #inheritedKeys = false;
   // nonzero from encoding to the end of the build (C memory: the call runner clears it once its
   // build is done): a getter or a finalizer calling back into JS pushes its data field by field
   // instead of rewriting the program in use
@@ -112,6 +112,7 @@ export class DataEncoder {
   /** @param builder The native builder whose buffers this encoder writes, or buffers of its own (detached). */
   constructor(builder: DataBuilder | ProgramBuffers) {
     this.#entry = "entry" in builder ? builder.entry : undefined;
+    this.#exact = this.#entry !== undefined;
     this.#program = builder.program;
     this.#bytes = builder.bytes;
     this.#numbers = builder.numbers;
@@ -274,7 +275,6 @@ export class DataEncoder {
     this.#maxTop = 0;
     this.#entries = 0;
     this.#position = 0;
-    this.#inheritedKeys = hasEnumerableKeys(Object.prototype);
     const end = this.#container(value, PROGRAM_HEADER, 0, 0);
     if (end < 0) return false;
     this.#program[0] = end - PROGRAM_HEADER;
@@ -291,8 +291,36 @@ export class DataEncoder {
     if (top > MAX_PROGRAM_SLOTS) return -1;
     if (top > this.#maxTop) this.#maxTop = top;
     if (Array.isArray(object)) return this.#array(object, at, depth, height + 1);
-    if (!copiedAsRecord(object)) return -1;
-    return this.#record(object as Record<string, unknown>, at, depth, height + 1);
+    if (copiedAsRecord(object)) return this.#record(object as Record<string, unknown>, at, depth, height + 1);
+    if (object instanceof Map) return this.#map(object, at, depth, height + 1);
+    // what lua/plain_data.ts pushes as a string, only as a field or an item: the builder makes a table
+    if (depth === 0) return -1;
+    if (object instanceof Date) return this.#date(object, at);
+    if (object instanceof Uint8Array && this.#exact) return this.#binary(object, at);
+    return -1;
+  }
+
+  // As lua/plain_data.ts pushes a Map: keys that are strings, numbers or booleans, NaN keys and
+  // undefined values left out. A chunk's keys are only strings (decodeChunk).
+  #map(map: Map<unknown, unknown>, at: number, depth: number, height: number): number {
+    if (!this.#exact || !this.#counted(map.size)) return -1;
+    const p = this.#program;
+    p[at] = DataOp.TABLE;
+    p[at + 1] = 0;
+    p[at + 2] = map.size;
+    at += 3;
+    for (const [key, value] of map) {
+      const type = typeof key;
+      if (type !== "string" && type !== "number" && type !== "boolean") return -1;
+      if (value === undefined || value === null || Number.isNaN(key)) continue;
+      if (at > this.#programEnd) return -1;
+      at = type === "string" ? this.#key(key as string, at) : this.#value(key, at, depth, height);
+      if (at < 0) return -1;
+      at = this.#value(value, at, depth, height + 1);
+      if (at < 0) return -1;
+      p[at++] = DataOp.SET_FIELD;
+    }
+    return at;
   }
 
   // n also sizes the table the builder makes: no larger than a program could fill
@@ -324,23 +352,18 @@ export class DataEncoder {
   }
 
   // One for-in pass, as in lua/plain_data.ts no key array per object; the table's size is filled
-  // in afterwards. Only own keys are copied: for-in gives them before any inherited one, so a last
-  // key of its own means there was none (a record of any class is taken, without reading its
-  // prototype). hasOwnProperty on each key is needed only when Object.prototype itself has
-  // enumerable keys, which every record would inherit.
+  // in afterwards. Only own keys are copied, as lua/plain_data.ts copies them: in a for-in loop, V8
+  // answers hasOwnProperty for the loop's own key from the object's hidden class, without a lookup.
   #record(fields: Record<string, unknown>, at: number, depth: number, height: number): number {
     const p = this.#program;
     const table = at;
     p[at] = DataOp.TABLE;
     p[at + 1] = 0;
     at += 3;
-    const ownOnly = this.#inheritedKeys;
     let n = 0;
-    let last: string | undefined;
     for (const key in fields) {
-      if (ownOnly && !hasOwn.call(fields, key)) continue;
+      if (!hasOwn.call(fields, key)) continue;
       n++;
-      last = key;
       const field = fields[key];
       if (field === undefined || field === null) continue;
       if (at > this.#programEnd) return -1;
@@ -350,7 +373,6 @@ export class DataEncoder {
       if (at < 0) return -1;
       p[at++] = DataOp.SET_FIELD;
     }
-    if (last !== undefined && !ownOnly && !hasOwn.call(fields, last)) return -1;
     p[table + 2] = n;
     return this.#counted(n) ? at : -1;
   }
@@ -363,7 +385,44 @@ export class DataEncoder {
       return at + 1;
     }
     if (typeof value === "object" && value !== null) return this.#container(value, at, depth + 1, height);
+    if (typeof value === "bigint" && this.#exact) return this.#bigint(value, at);
     return -1;
+  }
+
+  // In range, as lua/plain_data.ts pushes it; beyond, its RangeError is raised there.
+  #bigint(value: bigint, at: number): number {
+    if (value < INT64_MIN || value > INT64_MAX) return -1;
+    const p = this.#program;
+    p[at] = DataOp.INTEGER;
+    p[at + 1] = Number(BigInt.asIntN(32, value));
+    p[at + 2] = Number(value >> 32n);
+    return at + 3;
+  }
+
+  // A text of the value's own: dates seldom recur, and would fill the string cache.
+  #date(date: Date, at: number): number {
+    const offset = this.#bytesEnd;
+    const length = writeDateText(date, this.#bytes, offset);
+    if (length < 0) return -1;
+    this.#bytesEnd = offset + length;
+    return this.#plainString(offset, length, at);
+  }
+
+  // Bytes as they are, in the value's own part of the byte buffer.
+  #binary(bytes: Uint8Array, at: number): number {
+    const offset = this.#bytesEnd;
+    if (offset + bytes.length > this.#bytes.length) return -1;
+    this.#bytes.set(bytes, offset);
+    this.#bytesEnd = offset + bytes.length;
+    return this.#plainString(offset, bytes.length, at);
+  }
+
+  #plainString(offset: number, length: number, at: number): number {
+    const p = this.#program;
+    p[at] = DataOp.STRING;
+    p[at + 1] = offset;
+    p[at + 2] = length;
+    return at + 3;
   }
 
   #number(value: number, at: number): number {
@@ -466,16 +525,13 @@ export class DataEncoder {
       if (length < 0) return -1;
       this.#bytesEnd = offset + length;
     }
+    if (entry < SLOT_UNIT || !this.#useKnown) return this.#plainString(offset, length, at);
     const p = this.#program;
-    if (entry >= SLOT_UNIT && this.#useKnown) {
-      p[at++] = DataOp.KNOWN_STRING;
-      p[at++] = Math.floor(entry / SLOT_UNIT);
-    } else {
-      p[at++] = DataOp.STRING;
-    }
-    p[at] = offset;
-    p[at + 1] = length;
-    return at + 2;
+    p[at] = DataOp.KNOWN_STRING;
+    p[at + 1] = Math.floor(entry / SLOT_UNIT);
+    p[at + 2] = offset;
+    p[at + 3] = length;
+    return at + 4;
   }
 
   // The cache entry of a short string, entering it (or giving it a slot) as needed; -1 for a longer

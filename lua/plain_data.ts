@@ -12,6 +12,7 @@ import { LuaType } from "../ffi/lua_api.ts";
 import { handleInfoOf, type LuaCore } from "./core.ts";
 import { LuaError, LuaMemoryError } from "./errors.ts";
 import { LuaTable, LuaUserdata } from "./handles.ts";
+import { writeUtf8 } from "../ffi/strings.ts";
 
 /** Bounds on a copy. */
 export interface PlainDataLimits {
@@ -96,7 +97,10 @@ function pushInto(core: LuaCore, L: LuaState, value: unknown, depth: number, sta
   if (copiedAsRecord(object)) return pushRecord(core, L, object, depth, state);
   if (object instanceof Uint8Array || handleInfoOf(object) !== undefined) return core.pushValue(L, object);
   if (object instanceof Date) {
-    return core.pushString(L, Number.isNaN(object.getTime()) ? "Invalid Date" : object.toISOString());
+    return core.pushString(
+      L,
+      asciiDecoder.decode(dateBytes.subarray(0, writeDateText(object, dateBytes, 0))),
+    );
   }
   if (object instanceof Map) return pushMap(core, L, object, depth, state);
   if (ArrayBuffer.isView(object)) throw new TypeError("only Uint8Array binary data can be passed as data");
@@ -122,6 +126,85 @@ export function copiedAsRecord(object: object): boolean {
   return !(ArrayBuffer.isView(object) || object instanceof Date || object instanceof Map ||
     object instanceof LuaTable || object instanceof LuaUserdata);
 }
+
+const DAY_MS = 86_400_000;
+// 1000-01-01 and 10000-01-01 (UTC): years of four digits, which toISOString writes unpadded and unsigned
+const FOUR_DIGIT_YEARS_FROM = -30_610_224_000_000;
+const FOUR_DIGIT_YEARS_UNTIL = 253_402_300_800_000;
+const ISO_BYTES = 24;
+const [DASH, COLON, DOT, DIGIT_0, LETTER_T, LETTER_Z] = [45, 58, 46, 48, 84, 90];
+
+/**
+ * Writes the text a date is copied as into `target` from index `at`: what `toISOString` returns
+ * (`"Invalid Date"` for an invalid date), its digits written here for the years 1000 to 9999, which
+ * takes a tenth of the time. Returns the number of bytes written, or -1 when they do not fit.
+ *
+ * @example Usage
+ * ```ts
+ * import { writeDateText } from "./plain_data.ts";
+ * const target = new Uint8Array(32);
+ * const n = writeDateText(new Date(0), target, 0);
+ * console.log(new TextDecoder().decode(target.subarray(0, n))); // "1970-01-01T00:00:00.000Z"
+ * ```
+ *
+ * @param date The date.
+ * @param target Where to write its text (ASCII).
+ * @param at The index of the first byte.
+ * @returns the number of bytes written, or -1.
+ */
+export function writeDateText(date: Date, target: Uint8Array, at: number): number {
+  const time = date.getTime();
+  if (Number.isNaN(time)) return writeUtf8("Invalid Date", target, at);
+  if (time < FOUR_DIGIT_YEARS_FROM || time >= FOUR_DIGIT_YEARS_UNTIL) {
+    return writeUtf8(date.toISOString(), target, at);
+  }
+  if (at + ISO_BYTES > target.length) return -1;
+  // the civil date of a day count, in eras of 400 years from 0000-03-01
+  const days = Math.floor(time / DAY_MS);
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const dayOfEra = z - era * 146_097;
+  const yearOfEra = Math.floor(
+    (dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36_524) -
+      Math.floor(dayOfEra / 146_096)) / 365,
+  );
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
+  const fromMarch = Math.floor((5 * dayOfYear + 2) / 153);
+  const month = fromMarch < 10 ? fromMarch + 3 : fromMarch - 9;
+  let rest = time - days * DAY_MS;
+  const hours = Math.floor(rest / 3_600_000);
+  rest -= hours * 3_600_000;
+  const minutes = Math.floor(rest / 60_000);
+  rest -= minutes * 60_000;
+  const seconds = Math.floor(rest / 1000);
+  writeDigits(target, at, yearOfEra + era * 400 + (month <= 2 ? 1 : 0), 4);
+  target[at + 4] = DASH;
+  writeDigits(target, at + 5, month, 2);
+  target[at + 7] = DASH;
+  writeDigits(target, at + 8, dayOfYear - Math.floor((153 * fromMarch + 2) / 5) + 1, 2);
+  target[at + 10] = LETTER_T;
+  writeDigits(target, at + 11, hours, 2);
+  target[at + 13] = COLON;
+  writeDigits(target, at + 14, minutes, 2);
+  target[at + 16] = COLON;
+  writeDigits(target, at + 17, seconds, 2);
+  target[at + 19] = DOT;
+  writeDigits(target, at + 20, rest - seconds * 1000, 3);
+  target[at + 23] = LETTER_Z;
+  return ISO_BYTES;
+}
+
+// The `width` last decimal digits of `n`, zero-padded.
+function writeDigits(target: Uint8Array, at: number, n: number, width: number): void {
+  for (let i = at + width - 1; i >= at; i--) {
+    const tens = Math.floor(n / 10);
+    target[i] = DIGIT_0 + n - tens * 10;
+    n = tens;
+  }
+}
+
+const dateBytes = new Uint8Array(64);
+const asciiDecoder = new TextDecoder();
 
 function pushArray(core: LuaCore, L: LuaState, array: unknown[], depth: number, state: PushState): void {
   const n = array.length;
