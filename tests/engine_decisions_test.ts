@@ -295,6 +295,47 @@ Deno.test("evaluate never throws", () => {
   }
 });
 
+Deno.test("input: dates, Maps, binary data and bigints, as Lua sees them", () => {
+  using engine = new PolicyEngine();
+  const policy = engine.compile(
+    `return function(input)
+  local parts = {
+    input.when, input.never, tostring(input.roles.admin), input.roles[7], tostring(input.roles[true]),
+    #input.blob, input.blob:byte(1), input.blob:byte(-1), math.type(input.big), tostring(input.big),
+    tostring(input.roles.missing), input.list[2].at,
+  }
+  return false, parts
+end`,
+    { name: "shapes.lua" },
+  );
+  const input = {
+    user: "ann",
+    when: new Date(Date.UTC(2026, 10, 23, 4, 5, 6, 7)),
+    never: new Date(NaN),
+    roles: new Map<unknown, unknown>([["admin", true], [7, "seven"], [true, "yes"], ["missing", undefined]]),
+    blob: new Uint8Array([0, 200, 255]),
+    big: 2n ** 62n,
+    list: [{ at: new Date(0) }, { at: new Date(-62_198_755_200_000) }],
+  };
+  // the same answers every time: the first decisions and later ones go through the same builder
+  for (let i = 0; i < 3; i++) {
+    assert.deepEqual(policy.evaluate(input).reasons, [
+      "2026-11-23T04:05:06.007Z",
+      "Invalid Date",
+      "true",
+      "seven",
+      "yes",
+      "3",
+      "0",
+      "255",
+      "integer",
+      "4611686018427387904",
+      "nil",
+      "-000001-01-01T00:00:00.000Z",
+    ]);
+  }
+});
+
 // ------------------------------------------------------------------ data
 
 Deno.test("data: shared by every policy and decision", () => {
