@@ -141,12 +141,14 @@ Deno.test(
 
 Deno.test("data program: what it cannot take goes field by field, with the same result", { ignore }, () => {
   assertRefused({ a: 1 }); // too small to be worth a protected call
-  assertRefused({ text: "y".repeat(40_000), list: [1, 2, 3] });
-  assertRefused({ bytes: new Uint8Array(40_000), list: [1, 2, 3] });
+  assertRefused({ text: "y".repeat(300_000), list: [1, 2, 3] });
+  assertRefused({ bytes: new Uint8Array(300_000), list: [1, 2, 3] });
   // not a table: pushed as a string
   assertRefused(new Date(0));
   assertRefused(new Uint8Array([1, 2, 3]));
-  assertRefused({ floats: Array.from({ length: 3000 }, (_, i) => i + 0.5) });
+  assertRefused({ floats: Array.from({ length: 20_000 }, (_, i) => i + 0.5) });
+  // an integer item takes 5 ints of the program's 262,144
+  assertRefused({ items: Array.from({ length: 60_000 }, (_, i) => i) });
   // two slots per level (a table and a key): more than the builder's 256
   let deep: object = { leaf: true };
   for (let i = 0; i < 150; i++) deep = { next: deep, i };
@@ -487,7 +489,7 @@ Deno.test("data program: a detached encoder refuses what the builder does not ta
       { bytes: new Uint8Array(2) },
       { f: () => 1 },
       { big: 1n },
-      { text: "x".repeat(20_000) },
+      { text: "x".repeat(300_000) },
       deep,
     ]
   ) {
