@@ -237,7 +237,9 @@ export interface RunOptions {
   collect?: (L: LuaState, first: number, count: number) => unknown[];
   /**
    * The target is a chunk {@linkcode GuardedState.prepare} compiled for an earlier run: it gets
-   * fresh globals first, as a chunk just compiled has.
+   * fresh globals first, as a chunk just compiled has (those of its last run, when that run left
+   * them as they were made: nothing else of that run is left in Lua once its results are data;
+   * with `collect`, which may keep its functions, always new ones).
    */
   again?: boolean;
 }
@@ -696,7 +698,7 @@ export class GuardedState {
     try {
       core.ensureStack(L, 8);
       const entry = options.again
-        ? (nested ? "run_again_nested" : "run_again")
+        ? (nested ? "run_again_nested" : options.collect ? "run_again_fresh" : "run_again")
         : (nested ? "run_nested" : "run");
       this.pushKernel(L, entry);
       const n = pushTarget(L) + pushArgs(L);

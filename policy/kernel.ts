@@ -726,6 +726,8 @@ return (function()
     base.require = sb_require
 
     local env_mt = { __index = base, __metatable = false }
+    -- the globals rebind gave each chunk, which a later rebind may give again
+    local current_envs = setmetatable({}, WEAK_KEYS)
     function new_env()
       local env = setmetatable({}, env_mt)
       env._G = env
@@ -751,9 +753,25 @@ return (function()
 
     -- A chunk compiled for an earlier run gets globals of its own again: a fresh _ENV upvalue, not
     -- a new value in the old one, so that nothing an earlier run created sees this run's globals.
-    local function rebind(chunk)
-      local env = new_env()
+    -- Globals the runs before left as new_env made them (the one key _G, itself) are taken again
+    -- unless fresh: what sandbox code creates outlives its run only in its globals (the host
+    -- takes a run's results as data), so nothing it made can see them, and making the table and
+    -- the upvalue was a third of a short run's time. A host that keeps a function a run returned
+    -- asks for fresh ones.
+    -- The last run may have put a table with an __eq in _G, which must not run before the run is
+    -- counted: _G is compared raw.
+    local function rebind(chunk, fresh)
+      local env = current_envs[chunk]
+      if not fresh and env ~= nil then
+        local key, value = next(env)
+        if key == "_G" and next(env, key) == nil and rawequal(value, env) then
+          current_env = env
+          return
+        end
+      end
+      env = new_env()
       current_env = env
+      current_envs[chunk] = not fresh and env or nil
       d_upvaluejoin(chunk, 1, function() return env end, 1)
     end
     return sb_tostring, freeze_deep, frozen, decision_envs, prepare, base, capability, rebind, inherit_base
@@ -779,11 +797,16 @@ ${BEGIN_RUN}
   -- the same two for a chunk prepare compiled for an earlier run
   local function run_again(chunk, ...)
     rebind(chunk)
-    return run(chunk, ...)
+${BEGIN_RUN}
+    return finish_run(xpcall(chunk, locate, ...))
   end
   local function run_again_nested(chunk, ...)
     rebind(chunk)
     return run_nested(chunk, ...)
+  end
+  local function run_again_fresh(chunk, ...)
+    rebind(chunk, true)
+    return run(chunk, ...)
   end
 
   -- the policy engine's per-decision entry: the chunk's globals become a fresh table reading
@@ -844,7 +867,7 @@ ${BEGIN_RUN}
   for k in next, loaded do loaded[k] = nil end
 
   -- in the order of KERNEL_ENTRIES
-  return prepare, run, run_nested, run_again, run_again_nested, decide,
+  return prepare, run, run_nested, run_again, run_again_nested, run_again_fresh, decide,
     function(name, value) base[name] = value end,
     function(name, id) base[name] = capability(name, id) end,
     freeze_deep,
@@ -874,8 +897,9 @@ end)()
 
 /**
  * The kernel's entry points, in the order the chunk returns them: `run_again` and
- * `run_again_nested` run a chunk `prepare` compiled for an earlier run, with fresh globals, as
- * `run` and `run_nested` run one just compiled; `define(name, value)` adds a global,
+ * `run_again_nested` run a chunk `prepare` compiled for an earlier run, with fresh globals (the
+ * last run's again when it left them as they were made), as `run` and `run_nested` run one just
+ * compiled, and `run_again_fresh` as `run_again` with new globals whatever the last run left; `define(name, value)` adds a global,
  * `define_capability(name, id)` a capability the host serves as number `id` (from 1), `tostring`
  * is the address-free `tostring`, `tripped` the limit the current run tripped (if any),
  * `collector()` switches the collector to its generational mode and `collector(true)` to
@@ -891,6 +915,7 @@ export const KERNEL_ENTRIES = [
   "run_nested",
   "run_again",
   "run_again_nested",
+  "run_again_fresh",
   "decide",
   "define",
   "define_capability",

@@ -134,3 +134,68 @@ Deno.test("sandbox: a capability running the same code again gets globals of its
     sb.close();
   }
 });
+
+Deno.test("sandbox: a run of kept code sees nothing an earlier run of it changed in its globals", () => {
+  using sb = new Sandbox();
+  const code = `
+    local op, arg = ...
+    if op == "set" then x = arg
+    elseif op == "rawset" then rawset(_G, "x", arg)
+    elseif op == "set and clear" then x = arg x = nil
+    elseif op == "swap" then _G = { x = arg }
+    elseif op == "clear" then _G = nil
+    elseif op == "equal to all" then _G = setmetatable({}, { __eq = function() error("ran __eq") end })
+    elseif op == "fail" then x = arg error("failed")
+    end
+    return x, _G ~= nil and rawequal(_G._G, _G)`;
+  for (const op of ["set", "rawset", "set and clear", "swap", "clear", "equal to all", "fail", "read"]) {
+    // a run that leaves its globals as they were made, then one that changes them, then two more
+    for (const step of ["read", op, "read", "read"]) {
+      let result: unknown;
+      try {
+        result = sb.execute(code, step, "leaked");
+      } catch (error) {
+        assert.equal(step, "fail", `${op}: ${error}`);
+        continue;
+      }
+      // _G is a global like any other: x is still read from the run's own globals
+      const expected = step === "set" || step === "rawset"
+        ? ["leaked", true]
+        : [undefined, step !== "swap" && step !== "clear" && step !== "equal to all"];
+      assert.deepEqual(result, expected, `${op}, then ${step}`);
+    }
+  }
+});
+
+Deno.test("kept chunks: a function a run returned keeps that run's globals when later runs reuse theirs", () => {
+  withState((state, chunks) => {
+    const core = state.core;
+    const code = `local set, give = ... if set then seen = set end
+      if give then return function() return seen end end`;
+    // run with its functions kept by the host, as collect keeps them
+    const kept = () =>
+      chunks.use(code, "t", (ref) => {
+        let closure = -1;
+        const pushArgs = (
+          L: Deno.PointerValue,
+        ) => (core.api.sym.lua_pushnil(L), core.api.sym.lua_pushboolean(L, 1), 2);
+        state.invoke(core.currentL, (L) => (core.pushRegistry(L, ref), 1), pushArgs, {
+          again: true,
+          collect: (L, first) => {
+            core.api.sym.lua_pushvalue(L, first);
+            closure = core.ref(L);
+            return [];
+          },
+        });
+        return closure;
+      });
+    chunks.use(code, "t", (ref) => runAgain(state, ref));
+    const first = kept();
+    chunks.use(code, "t", (ref) => runAgain(state, ref));
+    chunks.use(code, "t", (ref) => runAgain(state, ref, "later"));
+    assert.deepEqual(state.invoke(core.currentL, (L) => (core.pushRegistry(L, first), 1), () => 0), [
+      undefined,
+    ]);
+    core.unref(first);
+  });
+});

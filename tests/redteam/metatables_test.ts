@@ -240,6 +240,29 @@ Deno.test("redteam shared state: math.random's errors are Lua's own, at its firs
   }
 });
 
+Deno.test("redteam shared state: the same code run again sees nothing its earlier runs planted", () => {
+  using sb = new Sandbox({ limits: TIGHT });
+  // the same source every time: a run that leaves its globals as they were made hands them on
+  const code = `local plant = ...
+    if plant then
+      x = 42 _G.y = 1 rawset(_G, 'z', 2) tostring = function() return 'pwned' end
+      co = coroutine.create(function() while true do coroutine.yield(1) end end) coroutine.resume(co)
+      if plant == 'swap' then
+        _G = setmetatable({}, { __eq = function() error('pwned') end, __index = function() return 'pwned' end })
+      end
+    end
+    return x, y, z, tostring(1), type(co), rawequal(_G, _ENV)`;
+  const clean = [undefined, undefined, undefined, "1", "nil", true];
+  for (const plant of ["all", "swap"]) {
+    assert.deepEqual(sb.execute(code), clean);
+    assert.deepEqual(sb.execute(code), clean);
+    sb.execute(code, plant);
+    assert.deepEqual(sb.execute(code), clean);
+    assert.deepEqual(sb.execute(code), clean);
+  }
+  assertUsable(sb);
+});
+
 Deno.test("redteam shared state: a coroutine or closure cannot survive into the next run", () => {
   using sb = new Sandbox({ limits: TIGHT });
   sb.execute(
