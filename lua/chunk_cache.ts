@@ -14,9 +14,9 @@
 import type { LuaCore } from "./core.ts";
 
 /** The most compiled chunks a state keeps. */
-export const KEPT_CHUNKS = 32;
+export const KEPT_CHUNKS = 128;
 /** The most Lua memory, in bytes, its kept chunks may hold together. */
-export const KEPT_CHUNK_BYTES = 32 * 1024;
+export const KEPT_CHUNK_BYTES = 64 * 1024;
 
 /** How a state compiles the chunks it keeps. */
 export interface ChunkCompiler {

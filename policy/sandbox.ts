@@ -136,7 +136,7 @@ export class Sandbox implements Disposable {
    * (reading it runs one). A run's garbage never counts; what the sandbox keeps does: a vetted
    * library or the pattern matcher built on its first use (with the matcher's bounded cache of
    * compiled patterns), modules loaded by `require`, the compiled code of recent runs (at most
-   * 32 KiB and a 32nd of the memory limit).
+   * 64 KiB and a 32nd of the memory limit).
    */
   get idleMemory(): number {
     const core = this.#state.core;
