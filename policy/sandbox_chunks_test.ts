@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { LuaSyntaxError } from "../lua/errors.ts";
 import { type CompiledChunks, KEPT_CHUNK_BYTES, KEPT_CHUNKS } from "../lua/chunk_cache.ts";
+import type { LuaState } from "../ffi/lua_api.ts";
 import { GuardedState } from "./guarded_state.ts";
 import { keptChunks, Sandbox } from "./sandbox.ts";
 
@@ -21,6 +22,34 @@ function runAgain(state: GuardedState, ref: number, ...args: string[]): unknown[
   }, { again: true });
 }
 
+/** Runs kept `code` again with what `pushArgs` pushes, keeping the function it returns, as `collect` may. */
+function runKeepingFunction(
+  state: GuardedState,
+  chunks: CompiledChunks,
+  code: string,
+  pushArgs: (L: LuaState) => number,
+): number {
+  const core = state.core;
+  return chunks.use(code, "t", (ref) => {
+    let closure = -1;
+    state.invoke(core.currentL, (L) => (core.pushRegistry(L, ref), 1), pushArgs, {
+      again: true,
+      collect: (L, first) => {
+        core.api.sym.lua_pushvalue(L, first);
+        closure = core.ref(L);
+        return [];
+      },
+    });
+    return closure;
+  });
+}
+
+/** Calls the registry function `ref` with no arguments. */
+function call(state: GuardedState, ref: number): unknown[] {
+  const core = state.core;
+  return state.invoke(core.currentL, (L) => (core.pushRegistry(L, ref), 1), () => 0);
+}
+
 Deno.test("kept chunks: the same source runs again without compiling, with fresh globals each run", () => {
   withState((state, chunks) => {
     const code = "counter = (counter or 0) + 1 return counter, ...";
@@ -38,27 +67,9 @@ Deno.test("kept chunks: a closure from an earlier run keeps that run's globals",
     const core = state.core;
     const code = "seen = ... return function() return seen end";
     const closures = ["first", "second"].map((arg) =>
-      chunks.use(code, "t", (ref) => {
-        let closure = -1;
-        state.invoke(
-          core.currentL,
-          (L) => (core.pushRegistry(L, ref), 1),
-          (L) => (core.pushString(L, arg), 1),
-          {
-            again: true,
-            collect: (L, first) => {
-              core.api.sym.lua_pushvalue(L, first);
-              closure = core.ref(L);
-              return [];
-            },
-          },
-        );
-        return closure;
-      })
+      runKeepingFunction(state, chunks, code, (L) => (core.pushString(L, arg), 1))
     );
-    const seen = closures.map((ref) =>
-      state.invoke(core.currentL, (L) => (core.pushRegistry(L, ref), 1), () => 0)
-    );
+    const seen = closures.map((ref) => call(state, ref));
     assert.deepEqual(seen, [["first"], ["second"]]);
     for (const ref of closures) core.unref(ref);
   });
@@ -172,30 +183,16 @@ Deno.test("kept chunks: a function a run returned keeps that run's globals when 
     const core = state.core;
     const code = `local set, give = ... if set then seen = set end
       if give then return function() return seen end end`;
-    // run with its functions kept by the host, as collect keeps them
-    const kept = () =>
-      chunks.use(code, "t", (ref) => {
-        let closure = -1;
-        const pushArgs = (
-          L: Deno.PointerValue,
-        ) => (core.api.sym.lua_pushnil(L), core.api.sym.lua_pushboolean(L, 1), 2);
-        state.invoke(core.currentL, (L) => (core.pushRegistry(L, ref), 1), pushArgs, {
-          again: true,
-          collect: (L, first) => {
-            core.api.sym.lua_pushvalue(L, first);
-            closure = core.ref(L);
-            return [];
-          },
-        });
-        return closure;
-      });
     chunks.use(code, "t", (ref) => runAgain(state, ref));
-    const first = kept();
+    const first = runKeepingFunction(
+      state,
+      chunks,
+      code,
+      (L) => (core.api.sym.lua_pushnil(L), core.api.sym.lua_pushboolean(L, 1), 2),
+    );
     chunks.use(code, "t", (ref) => runAgain(state, ref));
     chunks.use(code, "t", (ref) => runAgain(state, ref, "later"));
-    assert.deepEqual(state.invoke(core.currentL, (L) => (core.pushRegistry(L, first), 1), () => 0), [
-      undefined,
-    ]);
+    assert.deepEqual(call(state, first), [undefined]);
     core.unref(first);
   });
 });
