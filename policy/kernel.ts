@@ -794,7 +794,8 @@ ${BEGIN_RUN}
     return caught(xpcall(fn, locate, ...))
   end
 
-  -- the same two for a chunk prepare compiled for an earlier run
+  -- the same two for a chunk prepare compiled for an earlier run (run_again writes run out: the
+  -- call cost a twentieth of a short run)
   local function run_again(chunk, ...)
     rebind(chunk)
 ${BEGIN_RUN}
@@ -899,7 +900,8 @@ end)()
  * The kernel's entry points, in the order the chunk returns them: `run_again` and
  * `run_again_nested` run a chunk `prepare` compiled for an earlier run, with fresh globals (the
  * last run's again when it left them as they were made), as `run` and `run_nested` run one just
- * compiled, and `run_again_fresh` as `run_again` with new globals whatever the last run left; `define(name, value)` adds a global,
+ * compiled, and `run_again_fresh` as `run_again` with new globals whatever the last run left;
+ * `define(name, value)` adds a global,
  * `define_capability(name, id)` a capability the host serves as number `id` (from 1), `tostring`
  * is the address-free `tostring`, `tripped` the limit the current run tripped (if any),
  * `collector()` switches the collector to its generational mode and `collector(true)` to
