@@ -26,6 +26,13 @@ const FEW = 16;
 
 const newTally = (clock = new RunClock(1000)) => new LaneTally(STEP, FEW, clock);
 
+/** Asserts what `code` returns, run with a fresh tally, and the units the tally took. */
+function assertRun(code: string, expected: string, tallied: number, talliedMessage?: string): void {
+  const tally = newTally();
+  assert.equal(run(code, tally), expected);
+  assert.equal(tally.take(), tallied, talliedMessage);
+}
+
 // Runs `code` with the lane (the closure that makes entries, with `tally`) and the operations of
 // LaneEntry by name as its arguments; returns what it returns, as one string.
 function run(code: string, tally: LaneTally | null = newTally()): string {
@@ -80,10 +87,8 @@ Deno.test(
   "fast lane: the append entry adds at the end of a table without a metatable; the route takes the rest",
   { ignore },
   () => {
-    const tally = newTally();
-    assert.equal(
-      run(
-        `${QUICK}
+    assertRun(
+      `${QUICK}
       local append = lane.append(nil, charge, route("insert"))
       local t = { 1, 2 }
       local meta = setmetatable({}, { __newindex = function() error("called") end })
@@ -96,12 +101,10 @@ Deno.test(
         show(append(meta, 1)), #meta,
         show(append("text", 1)), #charged,
       }, " ")`,
-        tally,
-      ),
       " 3 3  9,1,2,3  9,1,2,3,8 route:insert/3 route:insert/3 route:insert/3 route:insert/4 route:insert/1 5 " +
         "route:insert/2 0 route:insert/2 0",
+      3,
     );
-    assert.equal(tally.take(), 3);
   },
 );
 
@@ -258,10 +261,9 @@ Deno.test(
   "fast lane: a plain find is quick up to the matcher's limit over the pattern's length",
   { ignore },
   () => {
-    const tally = newTally();
-    assert.equal(
-      run(
-        `${QUICK}
+    // the subject o+ was not found: 20 searched, plus 2; then 19 + 4
+    assertRun(
+      `${QUICK}
       local f = lane.find(string.find, charge, route("find"), quick)
       quick[5] = 100
       local subject = ("x"):rep(15) .. "ooooo"
@@ -279,12 +281,9 @@ Deno.test(
       quick[5] = nil
       local c = show(f(subject, "oooo", 1, true))
       return a .. " " .. b .. " " .. c`,
-        tally,
-      ),
       "2,2 2,2 route:find/4 route:find/4 route:find/4 nil 16,19 route:find/4 route:find/4",
+      22 + 23,
     );
-    // the subject o+ was not found: 20 searched, plus 2; then 19 + 4
-    assert.equal(tally.take(), 22 + 23);
   },
 );
 
@@ -292,11 +291,9 @@ Deno.test(
   "fast lane: a find of plain text looks at its first 64 places itself, and hands C's find the rest",
   { ignore },
   () => {
-    const tally = newTally();
     // the function handed over is not string.find: a result shows where the search went
-    assert.equal(
-      run(
-        `${QUICK}
+    assertRun(
+      `${QUICK}
       local function c_find(s, p, init, plain) return "c", init end
       local f = lane.find(c_find, charge, route("find"), quick)
       quick[5] = 1000000
@@ -308,13 +305,11 @@ Deno.test(
         show(f(("x"):rep(64), ",", 1, true)), show(f(("x"):rep(65), ",", 1, true)),
         show(f("a.b", ".", 1, true)), show(table.concat(charged, "+")),
       }, " ")`,
-        tally,
-      ),
       // from its start to the end of the match (or of the subject), plus the pattern, where 16 or
       // more, handed over at every step of 100: 65 + 67, 67 + 67, 65 + 66
       "2,2 nil route:find/4 2,3 2,3 101,102 101,102 c,101 c,65 nil c,65 2,2 132+134+131",
+      0,
     );
-    assert.equal(tally.take(), 0);
   },
 );
 
@@ -421,10 +416,8 @@ Deno.test(
   "fast lane: the nested entry calls in protected mode under its handler, raises the error again, and nests at most MAX_NESTED_CALLS deep",
   { ignore },
   () => {
-    const tally = newTally();
-    assert.equal(
-      run(
-        `${QUICK}
+    assertRun(
+      `${QUICK}
       local handled = 0
       local nested = lane.nested(error, charge, route("nested"), function(e)
         handled = handled + 1
@@ -450,12 +443,10 @@ Deno.test(
         dive(${MAX_NESTED_CALLS}), dive(${MAX_NESTED_CALLS + 1}), failed,
         g("a b", "%a", string.upper), g("a b", "%a", { a = "x" }), g(("a b"):rep(8), "%a", string.upper),
         g("a b", "%a", string.upper, 1), ok3, e3)`,
-        tally,
-      ),
       // (each call but the last gives its first result)
       "3,false,true,false,boom,2,bottom,route:nested/2,40,A B,x b,route:gsub/3,route:gsub/4,false,inner",
+      0,
     );
-    assert.equal(tally.take(), 0);
   },
 );
 
@@ -561,10 +552,8 @@ Deno.test(
   "fast lane: the bytes entry charges the string it hands to the function and returns its result",
   { ignore },
   () => {
-    const tally = newTally();
-    assert.equal(
-      run(
-        `${QUICK}
+    assertRun(
+      `${QUICK}
       local upper = lane.bytes(string.upper, charge, route("upper"))
       local reverse = lane.bytes(string.reverse, charge, route("reverse"))
       local lower = lane.bytes(string.lower, charge, route("lower"))
@@ -578,11 +567,9 @@ Deno.test(
       -- every result: utf8.len fails with the position of the bad byte
       out[7] = show(length("h\\xffllo"))
       return table.concat(out, " ")`,
-        tally,
-      ),
       `ABC ${"ba".repeat(20)} 12 255 1552,0 ${"Z".repeat(32)},1,101 nil,2`,
+      0,
     );
-    assert.equal(tally.take(), 0);
   },
 );
 
@@ -602,22 +589,18 @@ Deno.test(
   "fast lane: the few entry calls the function with at most the arguments it keeps, and charges its results unless few",
   { ignore },
   () => {
-    const tally = newTally();
-    assert.equal(
-      run(
-        `${QUICK}
+    // 15 results or fewer are few; the 40 are tallied
+    assertRun(
+      `${QUICK}
       local byte = lane.few(string.byte, charge, route("byte"), 3)
       return table.concat({
         show(byte("abc")), show(byte("abc", 2)), show(byte("abc", 9)), show(byte("abc", 1, 3)),
         show(byte("abc", 1, nil)), select("#", byte(("x"):rep(40), 1, 40)), show(byte("abc", 1, 3, 4)),
         show(#charged),
       }, " ")`,
-        tally,
-      ),
       "97 98  97,98,99 97 40 route:byte/4 0",
+      40,
     );
-    // 15 results or fewer are few; the 40 are tallied
-    assert.equal(tally.take(), 40);
   },
 );
 
@@ -625,11 +608,9 @@ Deno.test(
   "fast lane: the byte entry makes few results of a string's positions itself, and any other call as the few entry",
   { ignore },
   () => {
-    const tally = newTally();
     // the function handed over is not string.byte: a result shows who made it
-    assert.equal(
-      run(
-        `${QUICK}
+    assertRun(
+      `${QUICK}
       local function made(...) return "called", select("#", ...) end
       local byte = lane.byte(made, charge, route("byte"), 3)
       return table.concat({
@@ -640,14 +621,14 @@ Deno.test(
         show(byte(("x"):rep(40), 1, 16)), show(byte(("x"):rep(40), 1, 15) == 120), show(byte("abc", 1, 3, 4)),
         show(#charged),
       }, " ")`,
-        tally,
-      ),
       "97 98 99 97,98,99 97,98 98 195,169 called,2 called,2 called,2 called,3 called,2 called,2 called,1 " +
         "called,1 called,3 true route:byte/4 0",
+      0,
+      "what it makes itself is fewer results than are charged",
     );
-    assert.equal(tally.take(), 0, "what it makes itself is fewer results than are charged");
   },
 );
+
 Deno.test(
   "fast lane: next, rawget and rawlen are done in C for a table and for the table a view shows",
   { ignore },
@@ -681,10 +662,8 @@ Deno.test(
   "fast lane: sort, unpack and remove of a table without a metatable are charged as their routes charge them",
   { ignore },
   () => {
-    const tally = newTally();
-    assert.equal(
-      run(
-        `${QUICK}
+    assertRun(
+      `${QUICK}
       local sort = lane.sort(table.sort, charge, route("sort"))
       local unpack = lane.unpack(table.unpack, charge, route("unpack"))
       local remove = lane.remove(table.remove, charge, route("remove"))
@@ -703,12 +682,10 @@ Deno.test(
         show(remove(down, 9)), show(remove(down, 1.0)),
         show(#charged),
       }, " ")`,
-        tally,
-      ),
       "1,2,3 8,7,6,5,4,3,2,1 route:sort/1 route:sort/3 1,2,3 2,3 route:unpack/2 route:unpack/1 3 nil " +
         "route:remove/1 8 7,6,5,4,3,2,1 nil 1 nil route:remove/2 route:remove/2 route:remove/2 0",
+      3 * 2 + 8 * 4 + 7,
     );
-    assert.equal(tally.take(), 3 * 2 + 8 * 4 + 7);
   },
 );
 
@@ -783,10 +760,8 @@ Deno.test(
   "fast lane: the rep entry charges the repetitions and the result's bytes first, up to a step's bytes",
   { ignore },
   () => {
-    const tally = newTally();
-    assert.equal(
-      run(
-        `${QUICK}
+    assertRun(
+      `${QUICK}
       local rep = lane.rep(string.rep, charge, route("rep"))
       return table.concat({
         show(rep("ab", 3)),                        -- 3 repetitions, 6 bytes: nothing to charge
@@ -802,11 +777,9 @@ Deno.test(
         show(rep("ab", 2, "-", 1)),
         show(#charged),
       }, " ")`,
-        tally,
-      ),
       "ababab ababab 59   route:rep/2 route:rep/2 route:rep/2 route:rep/3 route:rep/2 route:rep/2 route:rep/4 0",
+      23,
     );
-    assert.equal(tally.take(), 23);
   },
 );
 
@@ -814,10 +787,8 @@ Deno.test(
   "fast lane: the concat entry joins a table without a metatable between integer positions",
   { ignore },
   () => {
-    const tally = newTally();
-    assert.equal(
-      run(
-        `${QUICK}
+    assertRun(
+      `${QUICK}
       local c = lane.concat(table.concat, charge, route("concat"))
       local t = { 1, 2, 3 }
       local twenty = {}
@@ -836,12 +807,10 @@ Deno.test(
         show(c({}, "", 1, 200)),              -- a step or more: the route charges it first
         show(#charged),
       }, " ")`,
-        tally,
-      ),
       `1,2,3 123 23  route:concat/3 123 route:concat/2 route:concat/2 route:concat/5 ${"x".repeat(20)} ` +
         "route:concat/4 0",
+      21,
     );
-    assert.equal(tally.take(), 21);
   },
 );
 

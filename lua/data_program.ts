@@ -75,11 +75,10 @@ const wholeWords = (bytes: number) => (bytes + 7) & ~7;
  */
 export class DataEncoder {
   // undefined for a detached encoder, whose programs travel without the cache's bytes: it copies a
-  // cached string's bytes into the value's own (cheaper than writing them again)
+  // cached string's bytes into the value's own (cheaper than writing them again). Its values may be
+  // decoded back to JS (decodeChunk), which keeps only string keys, text and integers of at most 53
+  // bits: it takes no Map, binary data or bigint.
   readonly #entry: Deno.PointerObject | undefined;
-  // whether values are built as they are encoded, not decoded back to JS first (decodeChunk keeps
-  // only string keys, text and integers of at most 53 bits): a detached encoder's are not
-  readonly #exact: boolean;
   readonly #program: Int32Array;
   readonly #bytes: Uint8Array;
   readonly #numbers: Float64Array;
@@ -112,7 +111,6 @@ export class DataEncoder {
   /** @param builder The native builder whose buffers this encoder writes, or buffers of its own (detached). */
   constructor(builder: DataBuilder | ProgramBuffers) {
     this.#entry = "entry" in builder ? builder.entry : undefined;
-    this.#exact = this.#entry !== undefined;
     this.#program = builder.program;
     this.#bytes = builder.bytes;
     this.#numbers = builder.numbers;
@@ -296,14 +294,14 @@ export class DataEncoder {
     // what lua/plain_data.ts pushes as a string, only as a field or an item: the builder makes a table
     if (depth === 0) return -1;
     if (object instanceof Date) return this.#date(object, at);
-    if (object instanceof Uint8Array && this.#exact) return this.#binary(object, at);
+    if (object instanceof Uint8Array && this.#entry !== undefined) return this.#binary(object, at);
     return -1;
   }
 
   // As lua/plain_data.ts pushes a Map: keys that are strings, numbers or booleans, NaN keys and
-  // undefined values left out. A chunk's keys are only strings (decodeChunk).
+  // undefined values left out.
   #map(map: Map<unknown, unknown>, at: number, depth: number, height: number): number {
-    if (!this.#exact || !this.#counted(map.size)) return -1;
+    if (this.#entry === undefined || !this.#counted(map.size)) return -1;
     const p = this.#program;
     p[at] = DataOp.TABLE;
     p[at + 1] = 0;
@@ -385,7 +383,7 @@ export class DataEncoder {
       return at + 1;
     }
     if (typeof value === "object" && value !== null) return this.#container(value, at, depth + 1, height);
-    if (typeof value === "bigint" && this.#exact) return this.#bigint(value, at);
+    if (typeof value === "bigint" && this.#entry !== undefined) return this.#bigint(value, at);
     return -1;
   }
 

@@ -97,10 +97,7 @@ function pushInto(core: LuaCore, L: LuaState, value: unknown, depth: number, sta
   if (copiedAsRecord(object)) return pushRecord(core, L, object, depth, state);
   if (object instanceof Uint8Array || handleInfoOf(object) !== undefined) return core.pushValue(L, object);
   if (object instanceof Date) {
-    return core.pushString(
-      L,
-      asciiDecoder.decode(dateBytes.subarray(0, writeDateText(object, dateBytes, 0))),
-    );
+    return core.pushValue(L, dateBytes.subarray(0, writeDateText(object, dateBytes, 0)));
   }
   if (object instanceof Map) return pushMap(core, L, object, depth, state);
   if (ArrayBuffer.isView(object)) throw new TypeError("only Uint8Array binary data can be passed as data");
@@ -203,8 +200,8 @@ function writeDigits(target: Uint8Array, at: number, n: number, width: number): 
   }
 }
 
+// a date's text, pushed as its bytes (the longest, of an extended year, is 27)
 const dateBytes = new Uint8Array(64);
-const asciiDecoder = new TextDecoder();
 
 function pushArray(core: LuaCore, L: LuaState, array: unknown[], depth: number, state: PushState): void {
   const n = array.length;
