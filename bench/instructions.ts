@@ -60,6 +60,8 @@ const SCENARIOS: Record<string, Scenario> = {
       if (encoder.chunk(REQUESTS[i % REQUESTS.length], DEFAULT_PLAIN_LIMITS, blocks) < 0) {
         throw new Error("refused");
       }
+      // as the pool releases a chunk once its worker answered
+      blocks.release(blocks.current);
     }
   },
 };

@@ -57,15 +57,24 @@ const SLOT_UNIT = 2 ** 22;
 const TWO_32 = 2 ** 32;
 // The keys of the last values, by their place in the value (a power of 2).
 const RECENT_POSITIONS = 256;
+// A field whose string values were new to the cache this many times running holds one-off strings
+// (ids, times, addresses): its new values are not entered, but for one in PROBE_EVERY (a power of
+// 2), which finds out whether they recur after all. Entering a one-off string costs more than
+// writing its bytes, and fills the cache, which then starts over (and every state's known strings
+// with it). Each is still looked up: V8 flattens a string built by concatenation when it hashes it,
+// and reading one that is not flat char by char costs more than the lookup.
+const NEW_RUN = 4;
+const PROBE_EVERY = 32;
 const INTEGER_BOUND = 2 ** 63;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
 const hasOwn = Object.prototype.hasOwnProperty;
-// A chunk (DataEncoder.chunk): 4 ints (program ints, string bytes, numbers, the generation of the
-// slots its known strings have), the numbers, the program, the strings' bytes, zeros to a multiple
-// of 8 bytes.
-const CHUNK_HEADER_BYTES = 16;
+// A chunk (DataEncoder.chunk): 6 ints (program ints, string bytes, numbers, the generation of the
+// slots its known strings have, the writer's tag, 0), the numbers, the program, the strings' bytes,
+// zeros to a multiple of 8 bytes.
+const CHUNK_HEADER_BYTES = 24;
+const TAG_INT = 4;
 const wholeWords = (bytes: number) => (bytes + 7) & ~7;
 
 /**
@@ -97,6 +106,9 @@ export class DataEncoder {
   #position = 0;
   readonly #recentTexts: (string | undefined)[] = new Array(RECENT_POSITIONS).fill(undefined);
   readonly #recentEntries: number[] = new Array(RECENT_POSITIONS).fill(0);
+  // by the place of a field: how many of its last string values were new to the cache, up to 255
+  readonly #newRuns = new Uint8Array(RECENT_POSITIONS);
+  #probes = 0;
   #numberCount = 0;
   #bytesEnd = 0;
   #maxTop = 0;
@@ -128,10 +140,14 @@ export class DataEncoder {
 
   /**
    * Encodes `value` (an object or array) as a chunk that {@linkcode EncodedData} reads in any
-   * thread, appended to `blocks`: returns where it starts in `blocks.current`, or -1 when a builder
-   * would not take the value (the caller then sends it another way). Only for a detached encoder.
+   * thread, appended to `blocks`: returns where it starts in `blocks.current`, live there until
+   * released ({@linkcode ChunkBlocks.release}), or -1 when a builder would not take the value (the
+   * caller then sends it another way). Only for a detached encoder.
+   *
+   * @param tag An int32 the chunk carries ({@linkcode EncodedData.tag}): its reader checks that the
+   *   chunk it reads is the one it was sent.
    */
-  chunk(value: object, limits: Limits, blocks: ChunkBlocks): number {
+  chunk(value: object, limits: Limits, blocks: ChunkBlocks, tag = 0): number {
     if (this.#entry !== undefined || this.#busy[0] !== 0) return -1;
     this.#busy[0] = 1;
     try {
@@ -154,6 +170,8 @@ export class DataEncoder {
       i32[at + 1] = strings;
       i32[at + 2] = numbers;
       i32[at + 3] = this.#generation;
+      i32[at + TAG_INT] = tag;
+      i32[at + 5] = 0;
       at = (start + CHUNK_HEADER_BYTES) >> 3;
       for (let i = 0; i < numbers; i++) f64[at + i] = floats[i];
       i32.set(program.subarray(0, ints), (start + programAt) >> 2);
@@ -255,6 +273,7 @@ export class DataEncoder {
     if (numbers > 0) this.#numbers.set(new Float64Array(buffer, offset + CHUNK_HEADER_BYTES, numbers));
     this.#program.set(new Int32Array(buffer, programAt, ints));
     this.#bytes.set(new Uint8Array(buffer, programAt + ints * 4, strings), CACHE_BYTES);
+    data.assertIntact();
     const known = this.#stringsRef(core, L, "chunkStrings", data.generation);
     this.#busy[0] = 1;
     return known;
@@ -365,9 +384,12 @@ export class DataEncoder {
       const field = fields[key];
       if (field === undefined || field === null) continue;
       if (at > this.#programEnd) return -1;
+      const place = this.#position & (RECENT_POSITIONS - 1);
       at = this.#key(key, at);
       if (at < 0) return -1;
-      at = this.#value(field, at, depth, height + 1);
+      at = typeof field === "string"
+        ? this.#write(this.#entryOf(field, place), field, at)
+        : this.#value(field, at, depth, height + 1);
       if (at < 0) return -1;
       p[at++] = DataOp.SET_FIELD;
     }
@@ -496,7 +518,7 @@ export class DataEncoder {
   #key(text: string, at: number): number {
     const position = this.#position++ & (RECENT_POSITIONS - 1);
     if (this.#recentTexts[position] === text) return this.#write(this.#recentEntries[position], text, at);
-    const entry = this.#entryOf(text);
+    const entry = this.#entryOf(text, -1);
     if (entry >= SLOT_UNIT) {
       this.#recentTexts[position] = text;
       this.#recentEntries[position] = entry;
@@ -505,7 +527,7 @@ export class DataEncoder {
   }
 
   #string(text: string, at: number): number {
-    return this.#write(this.#entryOf(text), text, at);
+    return this.#write(this.#entryOf(text, -1), text, at);
   }
 
   #write(entry: number, text: string, at: number): number {
@@ -533,11 +555,18 @@ export class DataEncoder {
   }
 
   // The cache entry of a short string, entering it (or giving it a slot) as needed; -1 for a longer
-  // one, or when the cache has no room for it.
-  #entryOf(text: string): number {
+  // one, when the cache has no room for it, or for a new value of a field at a `place` (-1: not a
+  // field's value) whose values are one-off strings (NEW_RUN).
+  #entryOf(text: string, place: number): number {
     if (text.length > CACHED_STRING_UNITS) return -1;
+    const newRun = place < 0 ? 0 : this.#newRuns[place];
     const cached = this.#cache.get(text);
-    if (cached === undefined) return this.#cached(text);
+    if (cached === undefined) {
+      if (newRun >= NEW_RUN && (++this.#probes & (PROBE_EVERY - 1)) !== 0) return -1;
+      if (place >= 0 && newRun < 255) this.#newRuns[place] = newRun + 1;
+      return this.#cached(text);
+    }
+    if (newRun > 0) this.#newRuns[place] = 0;
     return cached < SLOT_UNIT ? this.#seenAgain(text, cached) : cached;
   }
 
@@ -562,32 +591,45 @@ export class DataEncoder {
   }
 }
 
-/** A buffer that chunks are appended to, with the views they are written through. */
+/**
+ * Shared memory that chunks are appended to, with the views they are written through. Another
+ * thread reads the chunks where they lie; the block is written again only once each of them was
+ * released ({@linkcode ChunkBlocks.release}).
+ */
 export interface ChunkBlock {
+  readonly buffer: SharedArrayBuffer;
   readonly bytes: Uint8Array;
   readonly ints: Int32Array;
   readonly floats: Float64Array;
   /** Where the next chunk goes (a multiple of 8). */
   end: number;
+  /** Chunks written to it and not yet released. */
+  live: number;
 }
 
 // Chunks share blocks of this size; a larger chunk gets a block of its own.
 const CHUNK_BLOCK_BYTES = 64 * 1024;
+// Released blocks kept for reuse: 2 MiB, what a default pool's queue and windows fill. Beyond,
+// released blocks are held weakly: a burst of requests reuses them until a collection takes them.
+const SPARE_BLOCKS = 32;
 
 function chunkBlock(size: number): ChunkBlock {
-  const buffer = new ArrayBuffer(size);
+  const buffer = new SharedArrayBuffer(size);
   return {
+    buffer,
     bytes: new Uint8Array(buffer),
     ints: new Int32Array(buffer),
     floats: new Float64Array(buffer),
     end: 0,
+    live: 0,
   };
 }
 
 /**
- * Where {@linkcode DataEncoder.chunk} appends its chunks: blocks of 64 KiB, a new one when the
- * current one is full. A block is never written again once it is full, so a chunk stays where it
- * was written while anything refers to its block.
+ * Where {@linkcode DataEncoder.chunk} appends its chunks: shared blocks of 64 KiB, the next one when
+ * the current one is full. A chunk stays as it was written until it is released; a block whose
+ * chunks were all released is used again, so that a stream of chunks does not allocate (and
+ * zero, and page in) new memory for each block.
  *
  * @example Usage
  * ```ts
@@ -596,23 +638,57 @@ function chunkBlock(size: number): ChunkBlock {
  * const blocks = new ChunkBlocks();
  * const start = DataEncoder.detached().chunk({ user: "ann" }, { maxDepth: 64, maxEntries: 100 }, blocks);
  * const block = blocks.current;
- * console.log(decodeChunk(new EncodedData(block.bytes.slice(start, block.end).buffer, 0))); // [Object: null prototype] { user: "ann" }
+ * console.log(decodeChunk(new EncodedData(block.buffer, start))); // [Object: null prototype] { user: "ann" }
+ * blocks.release(block);
  * ```
  */
 export class ChunkBlocks {
   #current: ChunkBlock = chunkBlock(CHUNK_BLOCK_BYTES);
+  readonly #spare: ChunkBlock[] = [];
+  readonly #weakSpare: WeakRef<ChunkBlock>[] = [];
 
   /** The block chunks are appended to now. */
   get current(): ChunkBlock {
     return this.#current;
   }
 
-  /** The block the next chunk of `size` bytes goes to: the current one while it has room. */
+  /**
+   * The block the next chunk of `size` bytes goes to, counting that chunk as live in it: the
+   * current one while it has room.
+   */
   reserve(size: number): ChunkBlock {
-    if (this.#current.end + size > this.#current.bytes.length) {
-      this.#current = chunkBlock(Math.max(size, CHUNK_BLOCK_BYTES));
+    let block = this.#current;
+    if (block.end + size > block.bytes.length) {
+      if (size > CHUNK_BLOCK_BYTES) block = chunkBlock(size);
+      else if (block.live === 0) block.end = 0;
+      else block = this.#spare.pop() ?? this.#weaklySpare() ?? chunkBlock(CHUNK_BLOCK_BYTES);
+      this.#current = block;
     }
-    return this.#current;
+    block.live++;
+    return block;
+  }
+
+  /**
+   * Releases one chunk of `block`: once none is live, the block may be written again. Release each
+   * chunk once, after its reader is done with it.
+   *
+   * @throws {RangeError} when the block has no live chunk.
+   */
+  release(block: ChunkBlock): void {
+    if (block.live <= 0) throw new RangeError("released a chunk of a block that has none live");
+    if (--block.live > 0 || block === this.#current) return;
+    if (block.bytes.length !== CHUNK_BLOCK_BYTES) return;
+    block.end = 0;
+    if (this.#spare.length < SPARE_BLOCKS) this.#spare.push(block);
+    else this.#weakSpare.push(new WeakRef(block));
+  }
+
+  #weaklySpare(): ChunkBlock | undefined {
+    while (this.#weakSpare.length > 0) {
+      const block = this.#weakSpare.pop()!.deref();
+      if (block !== undefined) return block;
+    }
+    return undefined;
   }
 }
 
@@ -627,13 +703,13 @@ export class ChunkBlocks {
  *
  * const blocks = new ChunkBlocks();
  * DataEncoder.detached().chunk({ user: "ann" }, { maxDepth: 64, maxEntries: 100 }, blocks);
- * const data = new EncodedData(blocks.current.bytes.buffer as ArrayBuffer, 0);
+ * const data = new EncodedData(blocks.current.buffer, 0);
  * console.log(data.end === blocks.current.end, decodeChunk(data)); // true [Object: null prototype] { user: "ann" }
  * ```
  */
 export class EncodedData {
   /** The buffer holding the chunk. */
-  readonly buffer: ArrayBuffer;
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
   /** Where the chunk starts in it (a multiple of 8). */
   readonly offset: number;
   /** The ints of its program, header included. */
@@ -644,18 +720,22 @@ export class EncodedData {
   readonly numbers: number;
   /** The generation of the slots of its known strings in the encoder that made it. */
   readonly generation: number;
+  /** What its writer tagged it with (see {@linkcode DataEncoder.chunk}). */
+  readonly tag: number;
+  readonly #header: Int32Array;
 
   /**
    * @param buffer The buffer holding the chunk.
    * @param offset Where the chunk starts.
    * @throws {RangeError} when no whole chunk starts there.
    */
-  constructor(buffer: ArrayBuffer, offset: number) {
+  constructor(buffer: ArrayBuffer | SharedArrayBuffer, offset: number) {
     if (offset % 8 !== 0 || offset < 0 || offset + CHUNK_HEADER_BYTES > buffer.byteLength) {
       throw new RangeError(`no encoded data at offset ${offset}`);
     }
-    const header = new Int32Array(buffer, offset, 4);
-    [this.ints, this.strings, this.numbers, this.generation] = header;
+    const header = new Int32Array(buffer, offset, CHUNK_HEADER_BYTES >> 2);
+    [this.ints, this.strings, this.numbers, this.generation, this.tag] = header;
+    this.#header = header;
     this.buffer = buffer;
     this.offset = offset;
     if (this.ints < PROGRAM_HEADER || this.strings < 0 || this.numbers < 0 || this.end > buffer.byteLength) {
@@ -667,10 +747,23 @@ export class EncodedData {
   get end(): number {
     return this.offset + wholeWords(CHUNK_HEADER_BYTES + this.numbers * 8 + this.ints * 4 + this.strings);
   }
+
+  /**
+   * Checks, after the chunk was read, that its header still carries the tag it had when this was
+   * made: in shared memory a writer that took the block back too early would have written over it
+   * (another value's bytes, read as this one's).
+   *
+   * @throws {LuaError} when the tag changed.
+   */
+  assertIntact(): void {
+    if (this.#header[TAG_INT] !== this.tag) {
+      throw new LuaError("luagate: internal error: encoded data was written over while it was read");
+    }
+  }
 }
 
 /**
- * The chunks laid end to end in `buffer`.
+ * The chunks laid end to end in `buffer` from `start` to `end`, appended to `into`.
  *
  * @example Usage
  * ```ts
@@ -681,21 +774,30 @@ export class EncodedData {
  * const limits = { maxDepth: 64, maxEntries: 100 };
  * encoder.chunk([1], limits, blocks);
  * encoder.chunk({ x: true }, limits, blocks);
- * console.log(splitChunks(blocks.current.bytes.slice(0, blocks.current.end).buffer).length); // 2
+ * console.log(splitChunks(blocks.current.buffer, 0, blocks.current.end).length); // 2
  * ```
  *
  * @param buffer Chunks, each starting where the one before ends.
- * @returns one {@linkcode EncodedData} per chunk.
- * @throws {RangeError} when the buffer does not hold whole chunks.
+ * @param start Where the first starts (a multiple of 8).
+ * @param end Where the last ends.
+ * @param into Where they go (a new array by default).
+ * @returns `into`, with one {@linkcode EncodedData} per chunk.
+ * @throws {RangeError} when the span does not hold whole chunks.
  */
-export function splitChunks(buffer: ArrayBuffer): EncodedData[] {
-  const chunks: EncodedData[] = [];
-  for (let at = 0; at < buffer.byteLength;) {
+export function splitChunks(
+  buffer: ArrayBuffer | SharedArrayBuffer,
+  start: number,
+  end: number,
+  into: EncodedData[] = [],
+): EncodedData[] {
+  if (end > buffer.byteLength) throw new RangeError(`no chunks end at ${end}`);
+  for (let at = start; at < end;) {
     const chunk = new EncodedData(buffer, at);
-    chunks.push(chunk);
     at = chunk.end;
+    if (at > end) throw new RangeError(`no chunk ends at ${end}`);
+    into.push(chunk);
   }
-  return chunks;
+  return into;
 }
 
 const utf8 = new TextDecoder();
@@ -711,12 +813,12 @@ const utf8 = new TextDecoder();
  *
  * const blocks = new ChunkBlocks();
  * DataEncoder.detached().chunk({ n: [1, 2.5] }, { maxDepth: 64, maxEntries: 100 }, blocks);
- * console.log(decodeChunk(new EncodedData(blocks.current.bytes.buffer as ArrayBuffer, 0))); // [Object: null prototype] { n: [ 1, 2.5 ] }
+ * console.log(decodeChunk(new EncodedData(blocks.current.buffer, 0))); // [Object: null prototype] { n: [ 1, 2.5 ] }
  * ```
  *
  * @param data The chunk.
  * @returns the value.
- * @throws {LuaError} for a malformed program.
+ * @throws {LuaError} for a malformed program, or a chunk written over while it was read.
  */
 export function decodeChunk(data: EncodedData): unknown {
   const { buffer, offset, ints, strings, numbers } = data;
@@ -725,7 +827,11 @@ export function decodeChunk(data: EncodedData): unknown {
   const program = new Int32Array(buffer, programAt, ints);
   const bytes = new Uint8Array(buffer, programAt + ints * 4, strings);
   const stack: unknown[] = [];
-  const malformed = () => new LuaError("luagate: internal error: malformed encoded data");
+  // a chunk written over reads as malformed: that is the error to report
+  const malformed = () => {
+    data.assertIntact();
+    return new LuaError("luagate: internal error: malformed encoded data");
+  };
   let at = PROGRAM_HEADER;
   while (at < ints) {
     const op = program[at++];
@@ -770,6 +876,7 @@ export function decodeChunk(data: EncodedData): unknown {
     }
   }
   if (stack.length !== 1) throw malformed();
+  data.assertIntact();
   return stack[0];
 }
 

@@ -6,7 +6,8 @@
  * and are sent to the workers in batches without waiting for replies (a small in-flight window per
  * worker), so the workers never idle while there is work. Inputs travel encoded for the worker's data
  * builder (`DataEncoder.chunk`: no JSON to parse or object to walk there) when the builder takes them,
- * else as JSON or structured-cloned. A watchdog per worker fails closed any
+ * in shared memory that is written again once the worker has answered (no buffer to allocate,
+ * copy or collect per batch), else as JSON or structured-cloned. A watchdog per worker fails closed any
  * request that runs past `timeoutMs` (e.g. stuck in a host function that never returns, which the Lua
  * limits cannot interrupt), terminates that worker and starts a replacement.
  *
@@ -27,6 +28,7 @@ import {
   type BatchItem,
   type BatchMessage,
   type DecisionExtras,
+  inputTag,
   RESULT_SLOTS,
   type ResultsMessage,
   VALUE_TRUE,
@@ -190,41 +192,48 @@ export function reviveError(wire: WireError): Error {
 let chunkEncoder: DataEncoder | undefined;
 const chunkBlocks = new ChunkBlocks();
 
-// A worker's message for `requests`, with what it transfers: encoded inputs laid end to end in
-// one buffer; else all of them in JSON, or each in JSON or cloned.
-function batchMessage(requests: Request[], encoded: boolean): [BatchMessage, Transferable[]] {
+// A worker's message for `requests`: encoded inputs as spans of the shared blocks they lie in;
+// else all of them in JSON, or each in JSON or cloned.
+function batchMessage(requests: Request[], encoded: boolean): BatchMessage {
   if (encoded) {
-    const chunks = gatherChunks(requests);
     const seqs = requests.map((r) => r.seq);
     const name = requests[0].name;
     const names = requests.every((r) => r.name === name) ? name : requests.map((r) => r.name);
-    return [{ type: "batch", chunks, seqs, names }, [chunks]];
+    return { type: "batch", ...chunkSpans(requests), seqs, names };
   }
   if (requests.every((r) => r.wire !== undefined)) {
-    return [{ type: "batch", json: `[${requests.map((r) => r.wire).join(",")}]` }, []];
+    return { type: "batch", json: `[${requests.map((r) => r.wire).join(",")}]` };
   }
   const items = requests.map((r): BatchItem =>
     r.wire !== undefined ? JSON.parse(r.wire) : [r.seq, r.name, r.clone]
   );
-  return [{ type: "batch", items }, []];
+  return { type: "batch", items };
 }
 
-// The chunks of `requests` in one buffer: one copy when they lie end to end in one block, as
-// requests made one after the other do.
-function gatherChunks(requests: Request[]): ArrayBuffer {
-  let size = 0;
-  for (const request of requests) size += request.chunkEnd - request.chunkStart;
-  const first = requests[0], last = requests[requests.length - 1];
-  if (first.block === last.block && last.chunkEnd - first.chunkStart === size) {
-    return first.block!.bytes.slice(first.chunkStart, last.chunkEnd).buffer;
-  }
-  const chunks = new Uint8Array(size);
-  let at = 0;
+// The chunks of `requests` as runs of chunks laid end to end in one block, as requests made one
+// after the other are.
+function chunkSpans(requests: Request[]): Pick<BatchMessage, "blocks" | "spans"> {
+  const blocks: SharedArrayBuffer[] = [];
+  const spans: number[] = [];
+  let last: Request | undefined;
   for (const request of requests) {
-    chunks.set(request.block!.bytes.subarray(request.chunkStart, request.chunkEnd), at);
-    at += request.chunkEnd - request.chunkStart;
+    const block = request.block!;
+    if (last !== undefined && last.block === block && last.chunkEnd === request.chunkStart) {
+      spans[spans.length - 1] = request.chunkEnd;
+    } else {
+      blocks.push(block.buffer);
+      spans.push(request.chunkStart, request.chunkEnd);
+    }
+    last = request;
   }
-  return chunks.buffer;
+  return { blocks, spans };
+}
+
+// The input's chunk is read no more: its block may be written again.
+function releaseChunk(request: Request): void {
+  if (request.block === undefined) return;
+  chunkBlocks.release(request.block);
+  request.block = undefined;
 }
 
 /**
@@ -485,6 +494,7 @@ export class PolicyPool implements AsyncDisposable {
           input,
           DEFAULT_PLAIN_LIMITS,
           chunkBlocks,
+          inputTag(seq),
         );
       }
       if (chunkStart >= 0) block = chunkBlocks.current;
@@ -562,10 +572,12 @@ export class PolicyPool implements AsyncDisposable {
     return batch;
   }
 
+  // the requests not sent yet, to be rejected
   #takeAll(): Request[] {
     const rest = this.#queue.slice(this.#head);
     this.#queue = [];
     this.#head = 0;
+    for (const request of rest) releaseChunk(request);
     return rest;
   }
 
@@ -576,12 +588,15 @@ export class PolicyPool implements AsyncDisposable {
         const encoded = batch[start].block !== undefined;
         let end = start + 1;
         while (end < batch.length && (batch[end].block !== undefined) === encoded) end++;
-        slot.worker.postMessage(...batchMessage(batch.slice(start, end), encoded));
+        slot.worker.postMessage(batchMessage(batch.slice(start, end), encoded));
         start = end;
       }
     } catch (error) {
       // Cannot happen for inputs that were cloned already; reject rather than lose the requests.
-      for (const request of batch) request.reject(error);
+      for (const request of batch) {
+        releaseChunk(request);
+        request.reject(error);
+      }
       this.#settle();
       return;
     }
@@ -635,6 +650,7 @@ export class PolicyPool implements AsyncDisposable {
         calls: extra ? extra[3] : [],
       };
       if (extra && extra[4] !== 0) decision.error = reviveError(extra[4]);
+      releaseChunk(request);
       this.#log?.record(decision, request.input);
       request.resolve(decision);
     }
@@ -664,6 +680,7 @@ export class PolicyPool implements AsyncDisposable {
       calls: [],
       error,
     };
+    releaseChunk(request);
     this.#log?.record(decision, request.input);
     request.resolve(decision);
   }

@@ -16,7 +16,7 @@
  */
 
 import { monotonicMs } from "../ffi/clock.ts";
-import { splitChunks } from "../lua/data_program.ts";
+import { type EncodedData, splitChunks } from "../lua/data_program.ts";
 import { LuaError } from "../lua/errors.ts";
 import type { Decision } from "./decision.ts";
 import { PolicyEngine } from "./engine.ts";
@@ -47,12 +47,14 @@ export type BatchItem = [number, string, unknown];
 
 /**
  * Requests for a worker, in one of three forms: inputs encoded for the data builder
- * (`DataEncoder.chunk`, laid end to end in `chunks`, with each one's seq in `seqs` and its policy
- * in `names`), or {@linkcode BatchItem}s as JSON (`json`) or structured-cloned (`items`).
+ * (`DataEncoder.chunk`, in runs laid end to end in shared `blocks`, from `spans[2k]` to
+ * `spans[2k + 1]` in `blocks[k]`, with each one's seq in `seqs` and its policy in `names`), or
+ * {@linkcode BatchItem}s as JSON (`json`) or structured-cloned (`items`).
  */
 export interface BatchMessage {
   type: "batch";
-  chunks?: ArrayBuffer;
+  blocks?: SharedArrayBuffer[];
+  spans?: number[];
   seqs?: number[];
   /** The policy of every encoded input, or of each (a pair per input cost 0.1 µs more to clone). */
   names?: string | string[];
@@ -157,8 +159,20 @@ const scope = globalThis as unknown as {
 
 let engine: PolicyEngine | undefined;
 
-function notFound(name: string): Decision {
-  const message = `no policy named '${name}' in this pool`;
+/**
+ * The tag of the chunk that carries request `seq`'s input ({@linkcode EncodedData.tag}): the
+ * number spread over 32 bits, so that it is unlike the small numbers a program holds where a
+ * chunk written over would have had its header.
+ */
+export function inputTag(seq: number): number {
+  return Math.imul(seq, 0x9e3779b1);
+}
+
+// The input of a request whose chunk carried another request's tag: the pool took its memory back
+// too early (a bug), so the bytes are not its input.
+const WRITTEN_OVER: unique symbol = Symbol("written over");
+
+function failedClosed(name: string, message: string): Decision {
   return {
     allow: false,
     reasons: [],
@@ -217,7 +231,13 @@ function runBatch(items: BatchItem[]): void {
   for (const [seq, name, input] of items) {
     const policy = engine!.policy(name);
     seqs.push(seq);
-    decisions.push(policy ? policy.evaluate(input) : notFound(name));
+    decisions.push(
+      policy === undefined
+        ? failedClosed(name, `no policy named '${name}' in this pool`)
+        : input === WRITTEN_OVER
+        ? failedClosed(name, "luagate: internal error: the input's encoded data was written over")
+        : policy.evaluate(input),
+    );
     const now = monotonicMs();
     if (now - lastPost >= FLUSH_MS) {
       send(seqs, decisions);
@@ -232,13 +252,19 @@ function runBatch(items: BatchItem[]): void {
 scope.onmessage = (event: MessageEvent) => {
   const message = event.data as { type: string; options?: WorkerInit } & Omit<BatchMessage, "type">;
   if (message.type === "batch") {
-    if (message.chunks !== undefined) {
+    if (message.blocks !== undefined) {
+      const { blocks, spans } = message as Required<BatchMessage>;
+      const chunks: EncodedData[] = [];
+      for (let k = 0; k < blocks.length; k++) splitChunks(blocks[k], spans[2 * k], spans[2 * k + 1], chunks);
       const seqs = message.seqs!, names = message.names!;
+      if (chunks.length !== seqs.length) {
+        throw new Error(`a batch of ${seqs.length} requests held ${chunks.length} encoded inputs`);
+      }
       runBatch(
-        splitChunks(message.chunks).map((chunk, i): BatchItem => [
+        chunks.map((chunk, i): BatchItem => [
           seqs[i],
           typeof names === "string" ? names : names[i],
-          chunk,
+          chunk.tag === inputTag(seqs[i]) ? chunk : WRITTEN_OVER,
         ]),
       );
     } else runBatch(message.json !== undefined ? JSON.parse(message.json) : message.items!);

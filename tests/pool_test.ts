@@ -21,6 +21,9 @@ import { decideJS, makeRequests } from "../bench/abac_workload.ts";
 import { nativeAllocatorChosen } from "../ffi/allocator.ts";
 import { imageRegionsSupported } from "../ffi/state_image.ts";
 import { runDenoScript } from "./fixtures/deno_child.ts";
+import { ChunkBlocks, DataEncoder } from "../lua/data_program.ts";
+import { DEFAULT_PLAIN_LIMITS } from "../lua/plain_data.ts";
+import { ALLOWED, inputTag, RESULT_SLOTS } from "../policy/pool_worker.ts";
 
 const WORKLOAD = Deno.readTextFileSync(new URL("../examples/abac/workload.lua", import.meta.url));
 const CAPABILITIES = new URL("./fixtures/pool_capabilities.ts", import.meta.url);
@@ -391,6 +394,33 @@ Deno.test("pool: by default a worker takes a burst of 1024 requests ahead of its
   assert.equal(overloaded.length, 72);
 });
 
+Deno.test("pool: inputs in shared memory arrive intact while earlier ones' memory is written again", async () => {
+  await using pool = await PolicyPool.create({
+    workers: 2,
+    maxQueue: 10_000,
+    policies: {
+      echo: `return function(input) return true, input.id .. "/" .. #input.pad .. input.pad:sub(-1) end`,
+    },
+  });
+  // each wave starts while the one before is in flight, so blocks of answered waves are written
+  // again under the chunks of live ones
+  const wave = async (w: number) => {
+    const inputs = Array.from({ length: 3000 }, (_, i) => ({ id: `w${w}-${i}`, pad: "xyz".repeat(i % 40) }));
+    const decisions = await Promise.all(inputs.map((input) => pool.evaluate("echo", input)));
+    decisions.forEach((d, i) => {
+      const { id, pad } = inputs[i];
+      assert.deepEqual(d.reasons, [`${id}/${pad.length}${pad.slice(-1)}`]);
+    });
+  };
+  let previous: Promise<void> | undefined;
+  for (let w = 0; w < 8; w++) {
+    const current = wave(w);
+    await previous;
+    previous = current;
+  }
+  await previous;
+});
+
 Deno.test("pool: a worker stuck in host code is terminated and replaced; its decision fails closed", async () => {
   await using pool = await PolicyPool.create({
     workers: 1,
@@ -487,4 +517,43 @@ Deno.test("pool: a decision log on the calling thread", async () => {
   const entry = JSON.parse(lines[0]);
   assert.equal(entry.id, d.id);
   assert.deepEqual(entry.input, { ok: true, secret: "***" });
+});
+
+Deno.test("pool worker: an input whose chunk carries another request's tag fails closed", async () => {
+  const worker = new Worker(new URL("../policy/pool_worker.ts", import.meta.url).href, { type: "module" });
+  const next = () =>
+    new Promise<{ type: string; numbers?: Float64Array; json?: string }>((resolve) => {
+      worker.onmessage = (event) => resolve(event.data);
+    });
+  try {
+    const ready = next();
+    worker.postMessage({
+      type: "init",
+      options: { policies: { p: { source: `return function(input) return input.ok end` } } },
+    });
+    assert.equal((await ready).type, "ready");
+    const blocks = new ChunkBlocks();
+    const encoder = DataEncoder.detached();
+    const start = encoder.chunk({ ok: true }, DEFAULT_PLAIN_LIMITS, blocks, inputTag(1));
+    // request 2's chunk, as a pool that took memory back too early would leave it: another's bytes
+    encoder.chunk({ ok: true }, DEFAULT_PLAIN_LIMITS, blocks, inputTag(9));
+    const block = blocks.current;
+    const results = next();
+    worker.postMessage({
+      type: "batch",
+      blocks: [block.buffer],
+      spans: [start, block.end],
+      seqs: [1, 2],
+      names: "p",
+    });
+    const { numbers, json } = await results;
+    assert.deepEqual([numbers![0], numbers![1] & ALLOWED], [1, ALLOWED]);
+    assert.deepEqual([numbers![RESULT_SLOTS], numbers![RESULT_SLOTS + 1] & ALLOWED], [2, 0]);
+    assert.match(JSON.parse(json!)[0][1][0], /LuaError: .*written over/);
+  } finally {
+    const closed = next();
+    worker.postMessage({ type: "close" });
+    await closed;
+    worker.terminate();
+  }
 });
