@@ -28,9 +28,14 @@ const newTally = (clock = new RunClock(1000)) => new LaneTally(STEP, FEW, clock)
 
 /** Asserts what `code` returns, run with a fresh tally, and the units the tally took. */
 function assertRun(code: string, expected: string, tallied: number, talliedMessage?: string): void {
+  assert.equal(runTallied(code, expected).take(), tallied, talliedMessage);
+}
+
+// Runs `code` with a fresh tally, asserts what it returns, and gives the tally back to be checked.
+function runTallied(code: string, expected: string): LaneTally {
   const tally = newTally();
   assert.equal(run(code, tally), expected);
-  assert.equal(tally.take(), tallied, talliedMessage);
+  return tally;
 }
 
 // Runs `code` with the lane (the closure that makes entries, with `tally`) and the operations of
@@ -159,10 +164,8 @@ Deno.test("fast lane: the match and gmatch entries call C for what the quick tab
 Deno.test("fast lane: find and match begin a search too costly for C with its attempt at the start", {
   ignore,
 }, () => {
-  const tally = newTally();
-  assert.equal(
-    run(
-      `${QUICK}
+  assertRun(
+    `${QUICK}
       local m = lane.match(string.match, charge, route("match"), quick)
       local f = lane.find(string.find, charge, route("find"), quick)
       quick[1]["(%a+)="], quick[2]["(%a+)="] = 3, 3
@@ -191,22 +194,18 @@ Deno.test("fast lane: find and match begin a search too costly for C with its at
         show(m("no digits", "(%d+):")),          -- the locator finds none: the route
         show(#charged),
       }, " ")`,
-      tally,
-    ),
     "key 3,8,hello resume:true/hello world/(%a+)=/1/compiled route:match/2 route:match/2 nil route:find/4 " +
       "12 3,5,12 resume:true/t=1x2:3/(%d+):/3/compiled route:match/2 0",
+    // the failed attempt's skip (2) is tallied; what resume charges is the matcher's
+    15 + 12 + 3 + 5 + 6 + 2 + 3 + 6 + 2,
   );
-  // the failed attempt's skip (2) is tallied; what resume charges is the matcher's
-  assert.equal(tally.take(), 15 + 12 + 3 + 5 + 6 + 2 + 3 + 6 + 2);
 });
 
 Deno.test("fast lane: the gsub entry calls C for a string replacement the quick table proves cheap", {
   ignore,
 }, () => {
-  const tally = newTally();
-  assert.equal(
-    run(
-      `${QUICK}
+  assertRun(
+    `${QUICK}
       local g = lane.gsub(string.gsub, charge, route("gsub"), quick)
       quick[3]["%s"] = { 2, ["-"] = 20, ["%1"] = -1 }
       return table.concat({
@@ -221,22 +220,18 @@ Deno.test("fast lane: the gsub entry calls C for a string replacement the quick 
         show(g("a b", "%s")),
         show(g("a b", "o+", "-")),
       }, " ")`,
-      tally,
-    ),
     `a-b,1 a-b,1 ${"a-b".repeat(6)},6 route:gsub/3 route:gsub/3 route:gsub/3 route:gsub/4 route:gsub/3 ` +
       "route:gsub/2 route:gsub/3",
+    20,
   );
-  assert.equal(tally.take(), 20);
 });
 
 Deno.test(
   "fast lane: the find entry calls C for what the quick table proves cheap and tallies the part searched",
   { ignore },
   () => {
-    const tally = newTally();
-    assert.equal(
-      run(
-        `${QUICK}
+    const tally = runTallied(
+      `${QUICK}
       local f = lane.find(string.find, charge, route("find"), quick)
       local subject = ("x"):rep(15) .. "ooooo"
       return table.concat({
@@ -248,8 +243,6 @@ Deno.test(
         show(f(subject, "o+", 1.5)),
         show(#charged),
       }, " ")`,
-        tally,
-      ),
       "2,3 route:find/4 route:find/2 2,11 16,20 route:find/3 0",
     );
     assert.equal(tally.take(), 22);
@@ -314,21 +307,17 @@ Deno.test(
 );
 
 Deno.test("fast lane: the tally is charged once it reaches a step, before the call", { ignore }, () => {
-  const tally = newTally();
-  assert.equal(
-    run(
-      `${QUICK}
+  assertRun(
+    `${QUICK}
       local m = lane.match(string.match, charge, route("match"), quick)
       local s = ("a"):rep(20)
       local out = {}
       for i = 1, 5 do m(s, "^(%a+)") out[i] = #charged end
       return table.concat(out, ",") .. " " .. charged[1]`,
-      tally,
-    ),
     // 26 units a call: the fourth reaches 104 and charges it; the fifth starts again
     "0,0,0,1,1 104",
+    26,
   );
-  assert.equal(tally.take(), 26);
 });
 
 Deno.test(
@@ -718,10 +707,8 @@ Deno.test(
   "fast lane: string.pack and string.unpack are charged their format's bytes, the bytes they read and made, and many results",
   { ignore },
   () => {
-    const tally = newTally();
-    assert.equal(
-      run(
-        `${QUICK}
+    const tally = runTallied(
+      `${QUICK}
       local pack = lane.stringPack(string.pack, charge, route("pack"))
       local unpack = lane.stringUnpack(string.unpack, charge, route("unpack"))
       local record = pack("<i4i4d", 1, 2, 0.5)
@@ -731,8 +718,6 @@ Deno.test(
         #record, show(unpack("<i4i4d", record)), #long, show(select("#", unpack(string.rep("i1", 20), wide))),
         show(pcall(pack, {})), show(pcall(unpack, "i4", "ab")), show(charged[1]),
       }, " ")`,
-        tally,
-      ),
       "16 1,2,0.5,17 64 21 false,bad argument #1 to 'string.pack' (string expected, got table) " +
         "false,bad argument #2 to 'string.unpack' (data string too short) 103",
     );
@@ -840,20 +825,16 @@ Deno.test("fast lane: an error in the function an entry calls is the function's 
 });
 
 Deno.test("fast lane: the charge an entry calls may raise, and the call is not made", { ignore }, () => {
-  const tally = newTally();
-  assert.equal(
-    run(
-      `${QUICK}
+  assertRun(
+    `${QUICK}
       local calls = 0
       local function counted(s) calls = calls + 1 return s end
       local f = lane.bytes(counted, function(units) error("limit: " .. units, 0) end, route("f"))
       local ok, err = pcall(f, ("z"):rep(100 * 16))
       return show(ok, err, calls)`,
-      tally,
-    ),
     "false,limit: 100,0",
+    0,
   );
-  assert.equal(tally.take(), 0);
 });
 
 Deno.test("fast lane: a closure without a tally makes no entry", { ignore }, () => {
@@ -1120,10 +1101,8 @@ Deno.test("fast lane: the decide entry makes a policy new globals where the last
 Deno.test("fast lane: the run entry finds the longest run of a set's chars, charging the subject as bytes", {
   ignore,
 }, () => {
-  const tally = newTally();
-  assert.equal(
-    run(
-      `${QUICK}local run = lane.run(nil, charge, route("run"))
+  assertRun(
+    `${QUICK}local run = lane.run(nil, charge, route("run"))
       -- the 32-byte bitmap of the chars of a class ("C" locale): bit c & 7 of byte c >> 3
       local function bits(class)
         local bytes = {}
@@ -1145,12 +1124,10 @@ Deno.test("fast lane: the run entry finds the longest run of a set's chars, char
         -- not a string and a 32-byte string: the route's
         show(run(12345, digits), run("12", digits:sub(2)), run("12"), run(nil, digits)),
       }, " ")`,
-      tally,
-    ),
     "3,0,0,4 4,600,0 route:run/2,route:run/2,route:run/1,route:run/2",
+    // a unit per 16 bytes: 19 bytes, then 641
+    1 + 40,
   );
-  // a unit per 16 bytes: 19 bytes, then 641
-  assert.equal(tally.take(), 1 + 40);
 });
 
 Deno.test("fast lane: none for LuaJIT and Lua before 5.3", () => {
