@@ -85,10 +85,10 @@ export const PROGRAM_HEADER = 2;
 /** Most stack slots a program may use (`MAX_SLOTS` in ffi/data_builder.c). */
 export const MAX_PROGRAM_SLOTS = 256;
 
-// Room for some 25,000 fields of short strings, 240 KiB of other strings and 16,384 floats: an input of
-// a few thousand records is built in one call, where it went field by field at twice the time a record. Untouched
-// pages of C memory (malloc maps blocks this large) and of a detached encoder's zeroed buffers cost
-// nothing; a build's overdraft of the memory cap stays under a few hundred KiB.
+// Room for some 25,000 fields of short strings, 240 KiB of other strings and 16,384 floats: an input
+// of a few thousand records is built in one call, where it went field by field at twice the time a
+// record. Untouched pages of C memory (malloc maps blocks this large) and of a detached encoder's
+// zeroed buffers cost nothing; a build's overdraft of the memory cap stays under a few hundred KiB.
 const PROGRAM_INTS = 256 * 1024;
 const STRING_BYTES = 256 * 1024;
 const NUMBER_SLOTS = 16 * 1024;

@@ -836,7 +836,10 @@ export const LaneEntry = {
    * string it built charged as bytes after it.
    */
   stringPack: 32,
-  /** `string.unpack(fmt, s [, pos])`: the format's bytes charged first, one unit each, and `s` as bytes, then its results unless few. */
+  /**
+   * `string.unpack(fmt, s [, pos])`: the format's bytes charged first, one unit each, and `s` as
+   * bytes, then its results unless few.
+   */
   stringUnpack: 33,
 } as const;
 
