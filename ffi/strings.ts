@@ -30,10 +30,21 @@ export class StringEncoder {
    * Short ASCII text skips the TextEncoder call.
    */
   encode(text: string): number {
-    let written = writeUtf8(text, this.#buffer, 0);
+    return this.append(text, 0);
+  }
+
+  /**
+   * Encodes `text` as UTF-8 after the first `at` bytes of {@linkcode StringEncoder.buffer}, which
+   * it keeps (a buffer too small for both is replaced by a larger one holding them), and returns the
+   * byte length of `text`.
+   */
+  append(text: string, at: number): number {
+    let written = writeUtf8(text, this.#buffer, at);
     if (written < 0) {
-      this.#buffer = new Uint8Array(Math.max(text.length * 3, this.#buffer.length * 2));
-      written = writeUtf8(text, this.#buffer, 0);
+      const larger = new Uint8Array(Math.max(at + text.length * 3, this.#buffer.length * 2));
+      larger.set(this.#buffer.subarray(0, at));
+      this.#buffer = larger;
+      written = writeUtf8(text, larger, at);
     }
     return written;
   }

@@ -54,6 +54,16 @@ Deno.test("StringEncoder: grows for a string larger than its buffer", () => {
   assert.deepEqual(encoder.buffer.slice(0, 2), utf8("ok"));
 });
 
+Deno.test("StringEncoder: append writes after the bytes before it, and keeps them when it grows", () => {
+  const encoder = new StringEncoder();
+  const first = encoder.encode("return 1");
+  assert.equal(encoder.append("=name\0", first), 6);
+  assert.deepEqual(encoder.buffer.slice(0, first + 6), utf8("return 1=name\0"));
+  const long = "é".repeat(5_000);
+  assert.equal(encoder.append(long, first), 10_000);
+  assert.deepEqual(encoder.buffer.slice(0, first + 10_000), utf8(`return 1${long}`));
+});
+
 /** `bytes` in memory with a C address, as a Lua string's would be. */
 const at = (bytes: Uint8Array) => Deno.UnsafePointer.of(bytes)!;
 

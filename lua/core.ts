@@ -234,6 +234,10 @@ const DUMP_LUA = "local string, f = ... return string.dump(f, true)";
 const trustedBytecode = new Map<string, Uint8Array>();
 // One per isolate: a push encodes and hands the bytes to Lua before anything else can encode.
 const encoder = new StringEncoder();
+// A load's source and chunk name, which Lua reads while it parses; a collection the parser runs may
+// call a finalizer in JS that loads again, so a load made during another gets bytes of its own.
+const loadEncoder = new StringEncoder();
+let loading = false;
 const freeCoreIds: number[] = [];
 // the bootstrap's stack: the chunk, its cached copy and the callbacks (each closure's upvalue pushed
 // first), or the copy and the helpers it returns
@@ -1375,14 +1379,31 @@ export class LuaCore {
    */
   load(L: LuaState, code: string | Uint8Array, chunkName: string, mode: "t" | "bt"): void {
     const { api } = this;
-    const bytes = typeof code === "string" ? new TextEncoder().encode(code) : code;
-    if (mode === "t" && bytes[0] === 0x1b) {
+    let bytes: Uint8Array, size: number, name: Uint8Array;
+    if (typeof code === "string" && !loading) {
+      size = loadEncoder.append(code, 0);
+      loadEncoder.append(`${chunkName}\0`, size);
+      bytes = loadEncoder.buffer;
+      name = bytes.subarray(size);
+    } else {
+      bytes = typeof code === "string" ? new TextEncoder().encode(code) : code;
+      size = bytes.length;
+      name = cString(chunkName);
+    }
+    if (mode === "t" && size > 0 && bytes[0] === 0x1b) {
       // Name the chunk as Lua would ("=name" shows as "name"); the source itself is binary, not shown.
       const where = /^[=@]/.test(chunkName) ? `${chunkName.slice(1)}: ` : "";
       throw new LuaSyntaxError(`${where}attempt to load a binary chunk (only text is allowed)`);
     }
     this.#ensureStack(L, 2);
-    const status = api.loadBuffer(L, bytes, bytes.length, cString(chunkName), cString(mode));
+    const nested = loading;
+    loading = true;
+    let status;
+    try {
+      status = api.loadBuffer(L, bytes, size, name, cString(mode));
+    } finally {
+      loading = nested;
+    }
     if (status === LuaStatus.OK && this.overdraftPersists()) {
       // The compiled chunk does not fit under the cap: report it now, not at the next call.
       this.dropPushed(L, -2);

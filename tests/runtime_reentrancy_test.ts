@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { LuaError, LuaRuntime, type LuaTable } from "../mod.ts";
-import { assertUsable, fn, luaFn, tbl } from "./helpers.ts";
+import { assertUsable, fn, luaFn, tbl, VERSION } from "./helpers.ts";
 
 Deno.test("lupa: a JS callback calls lua.eval on the same runtime", () => {
   using lua = new LuaRuntime();
@@ -109,4 +109,38 @@ Deno.test("two runtimes calling each other through callbacks", () => {
   assert.equal(b.eval("askA(20)"), 41);
   assertUsable(a);
   assertUsable(b);
+});
+
+Deno.test({
+  name: "a finalizer that compiles new code while Lua parses a chunk leaves that chunk's source intact" +
+    (VERSION === "5.4" ? "" : " [skipped: before 5.4 the collector waits while the host holds control]"),
+  ignore: VERSION !== "5.4",
+  fn() {
+    using lua = new LuaRuntime();
+    let parsing = false;
+    const nested: unknown[] = [];
+    lua.globals().set("finalized", (i: number) => {
+      if (parsing) nested.push(lua.execute(`return "nested ${i}", ${i} * 3`));
+    });
+    lua.execute(`
+      collectgarbage("incremental", 1, 1000)
+      for i = 1, 400 do setmetatable({}, { __gc = function() finalized(i) end }) end`);
+    // thousands of new strings, each a step of the collector that may run finalizers
+    const items = Array.from({ length: 4000 }, (_, i) => `"item ${i}"`);
+    const source = `local t = { ${items.join(", ")} } return #t, t[1], t[4000]`;
+    parsing = true;
+    let outer;
+    try {
+      outer = lua.execute(source);
+    } finally {
+      parsing = false;
+    }
+    assert.deepEqual(outer, [4000, "item 0", "item 3999"]);
+    assert.ok(nested.length > 0, "no finalizer ran while the chunk was parsed");
+    for (const result of nested) {
+      assert.ok(Array.isArray(result) && /^nested \d+$/.test(result[0] as string));
+      assert.equal(result[1], Number((result[0] as string).slice(7)) * 3);
+    }
+    assertUsable(lua);
+  },
 });
