@@ -2,7 +2,11 @@
  * PolicyPool throughput: the shared ABAC workload (bench/abac_workload.ts) through a pool of
  * 1 worker and of 2 workers (and a single engine on the calling thread for reference).
  *
- *   deno run -A bench/pool_bench.ts [--n 20000] [--rounds 7] [--workers 1,2] [--window N] [--json]
+ *   deno run -A bench/pool_bench.ts [--n 20000] [--rounds 7] [--workers 1,2] [--window N] [--loop N] [--json]
+ *
+ * `--loop N` runs the ABAC rules after a loop of N iterations, a policy that computes longer on the
+ * same requests and decisions: what the calling thread does stays the same, what a worker does grows
+ * (1,000 iterations add about 20 µs a decision).
  *
  * The pools are started together and their rounds interleaved (1, 2, 1, 2, ...) after a warm-up
  * of two rounds each, so that drift in the machine's load hits every configuration alike; the
@@ -39,7 +43,19 @@ const window = option("window", "") === "" ? undefined : Number(option("window",
 const asJson = Deno.args.includes("--json");
 const cores = navigator.hardwareConcurrency || 1;
 
-const POLICY = Deno.readTextFileSync(new URL("../examples/abac/workload.lua", import.meta.url));
+const loop = Number(option("loop", "0"));
+if (!Number.isInteger(loop) || loop < 0) throw new Error(`--loop ${option("loop", "")}: not a count`);
+const ABAC_POLICY = Deno.readTextFileSync(new URL("../examples/abac/workload.lua", import.meta.url));
+const POLICY = loop === 0 ? ABAC_POLICY : `
+local decide = (function()
+${ABAC_POLICY}
+end)()
+return function(input)
+  local sum = 0
+  for i = 1, ${loop} do sum = sum + i % 7 end
+  if sum < 0 then return false end
+  return decide(input)
+end`;
 const requests = makeRequests(n);
 const expected = requests.map(decideJS);
 
@@ -48,21 +64,32 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-/** CPU milliseconds per thread of this process (Linux), by kind: main, worker-N, other. */
+/**
+ * CPU milliseconds per thread of this process (Linux), by kind: main, worker-N, other. Read from
+ * each thread's schedstat (nanoseconds), or from its stat (10 ms ticks) where the kernel keeps none.
+ */
 function threadCpu(): Map<string, { kind: string; ms: number }> | undefined {
   const threads = new Map<string, { kind: string; ms: number }>();
   try {
-    const tick = 10; // USER_HZ = 100 on Linux
     for (const entry of Deno.readDirSync("/proc/self/task")) {
+      const dir = `/proc/self/task/${entry.name}`;
       let stat: string;
       try {
-        stat = Deno.readTextFileSync(`/proc/self/task/${entry.name}/stat`);
+        stat = Deno.readTextFileSync(`${dir}/stat`);
       } catch {
         continue; // the thread ended
       }
+      let schedstat: string | undefined;
+      try {
+        schedstat = Deno.readTextFileSync(`${dir}/schedstat`);
+      } catch {
+        schedstat = undefined;
+      }
       const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      const ms = (Number(fields[11]) + Number(fields[12])) * tick;
+      const ms = schedstat !== undefined
+        ? Number(schedstat.split(" ")[0]) / 1e6
+        : (Number(fields[11]) + Number(fields[12])) * 10; // USER_HZ = 100 on Linux
       const kind = entry.name === String(Deno.pid) ? "main" : comm.startsWith("worker-") ? comm : "other";
       threads.set(entry.name, { kind, ms });
     }
@@ -220,12 +247,15 @@ const boundTwo = two >= 0 ? rows[two + 1].cpu?.cpuBoundRate : undefined;
 const cpuBoundRatio = boundOne && boundTwo ? boundTwo / boundOne : undefined;
 
 if (asJson) {
-  console.log(JSON.stringify({ n, rounds, window, cores, parallelism, rows, ratio, cpuBoundRatio }, null, 2));
+  console.log(
+    JSON.stringify({ n, rounds, window, loop, cores, parallelism, rows, ratio, cpuBoundRatio }, null, 2),
+  );
 } else {
   const fmt = (x: number | undefined) =>
     (x === undefined ? "" : Math.round(x).toLocaleString("en-US")).padStart(9);
   console.log(
-    `ABAC workload, ${n.toLocaleString("en-US")} requests per round, ${rounds} rounds (median [best]), ` +
+    `ABAC workload${loop === 0 ? "" : ` after a loop of ${loop.toLocaleString("en-US")}`}, ` +
+      `${n.toLocaleString("en-US")} requests per round, ${rounds} rounds (median [best]), ` +
       `window ${window ?? "default"}, ${cores} core(s)`,
   );
   console.log(

@@ -3,7 +3,8 @@
 // lookups in shared data, objects with metatables, errors caught with pcall, a coroutine generator, gsub
 // with a replacement function, gsub with captures over 400 bytes, a csv line split and trimmed by gmatch,
 // string building, string.format with five arguments, a checksum by string.byte, a split by plain find,
-// objects of a three-level class chain, binary records by string.pack and string.unpack;
+// objects of a three-level class chain, binary records by string.pack and string.unpack, attributes
+// walked with pairs, labels matched against a selector with next and pairs;
 // inputs of other shapes (a rule of one comparison, a 2 KB text, texts of 10 and 50 KB
 // squeezed, trimmed and split into words, keys unique to each request, fractional numbers, nesting 10
 // deep, non-ASCII text, 300 integers); calls of a host function. Each is a Lua
@@ -20,7 +21,9 @@
 // luagate's policy engine (every limit on) runs each one against wasmoon (the input copied into Lua
 // tables, and proxied) and fengari (the input pushed field by field). Every engine's answers are
 // checked against luagate's trusted LuaRuntime (real Lua, no limits) before timing; then the rounds run
-// interleaved, engine after engine, and the table shows the median µs per call.
+// interleaved, engine after engine, and the table shows the median µs per call. A peer that raises an
+// error on a workload (wasmoon's proxy is no table to `next`) is shown as failing it, and the others are
+// timed.
 import { LuaRuntime, type LuaTable, type Policy, PolicyEngine } from "../../mod.ts";
 import type { FengariModule } from "./engines/fengari.ts";
 import { ensureNodeModules, requirePeer } from "./engines/npm.ts";
@@ -432,6 +435,41 @@ const WORKLOADS: Workload[] = [
     ),
   },
   {
+    name: "attributes walked with pairs (a map of 50)",
+    body: `
+  local granted = 0
+  for name, value in pairs(input.attributes) do
+    if value == "yes" and name:sub(1, 5) == "perm_" then granted = granted + 1 end
+  end
+  return granted > 12`,
+    inputs: range(100, (i) => ({
+      attributes: Object.fromEntries(
+        range(
+          50,
+          (
+            k,
+          ) => [
+            k % 2 ? `perm_${k}` : `attr_${k}`,
+            (k * 7 + i) % 3 ? "yes" : "no",
+          ],
+        ),
+      ),
+    })),
+  },
+  {
+    name: "labels matched against a selector (next, pairs)",
+    body: `
+  if next(input.labels) == nil then return false end
+  for key, wanted in pairs(input.selector) do
+    if input.labels[key] ~= wanted then return false end
+  end
+  return true`,
+    inputs: range(100, (i) => ({
+      labels: i % 10 ? Object.fromEntries(range(8, (k) => [`label${k}`, `v${(i + k) % 3}`])) : {},
+      selector: { label1: `v${(i + 1) % 3}`, label4: "v1" },
+    })),
+  },
+  {
     name: "calls of a host function (10 lookups)",
     body: `
   local owned = 0
@@ -463,6 +501,9 @@ const WORKLOADS: Workload[] = [
     })),
   },
 ];
+
+/** An engine answered a workload differently from real Lua: the run stops. */
+class WrongAnswer extends Error {}
 
 // What a call answered, as one string: "true" / "false", or for a verdict "allow|reason,reason".
 const answer = (allow: unknown, reasons?: readonly unknown[]) =>
@@ -655,28 +696,44 @@ async function main(): Promise<void> {
       ]);
     });
     const calls = await Promise.all(rows.map((r) => r.make(w)));
-    calls.forEach((call, k) => {
-      w.inputs.forEach((input, i) => {
-        if (call(input) !== expected[i]) {
-          throw new Error(
-            `${rows[k].name}, ${w.name}: wrong answer for input ${i}`,
-          );
-        }
-      });
+    // An engine that raises on a workload cannot run it (a wrong answer stops the run): its cell
+    // says so, and the others are timed.
+    const failures = calls.map((call, k) => {
+      try {
+        w.inputs.forEach((input, i) => {
+          if (call(input) !== expected[i]) {
+            throw new WrongAnswer(
+              `${rows[k].name}, ${w.name}: wrong answer for input ${i}`,
+            );
+          }
+        });
+        return undefined;
+      } catch (error) {
+        if (k === 0 || error instanceof WrongAnswer) throw error;
+        return error instanceof Error ? error.message : String(error);
+      }
     });
-    const us = interleavedMedians(
-      calls.map((call) => () => {
+    const runnable = calls.filter((_, k) => failures[k] === undefined);
+    const times = interleavedMedians(
+      runnable.map((call) => () => {
         for (const input of w.inputs) call(input);
       }),
       rounds,
       minRoundMs,
     ).map((t) => t / w.inputs.length);
-    const cells = us.map((
-      t,
-      k,
-    ) => (k === 0 ? `**${t.toFixed(1)}**` : `${t.toFixed(1)} (${(t / us[0]).toFixed(1)}×)`));
+    const us = failures.map((failure) => failure === undefined ? times.shift()! : undefined);
+    const ours = us[0]!;
+    const cells = us.map((t, k) =>
+      t === undefined
+        ? "fails"
+        : k === 0
+        ? `**${t.toFixed(1)}**`
+        : `${t.toFixed(1)} (${(t / ours).toFixed(1)}×)`
+    );
     lines.push(`| ${w.name} | ${cells.join(" | ")} |`);
-    console.error(`${w.name}: ${us.map((t) => t.toFixed(1)).join(" / ")} µs`);
+    console.error(
+      `${w.name}: ${us.map((t, k) => t?.toFixed(1) ?? `fails (${failures[k]})`).join(" / ")} µs`,
+    );
   }
   rows.forEach((r) => r.close?.());
   reference.close();
