@@ -9,7 +9,7 @@
 // interleaved and the table shows the median µs per call.
 import { LuaRuntime, type LuaTable } from "../../mod.ts";
 import { ensureNodeModules, requirePeer } from "./engines/npm.ts";
-import type { LuaEngineLike, WasmoonModule } from "./engines/wasmoon.ts";
+import { type LuaEngineLike, stringRunner, type WasmoonModule } from "./engines/wasmoon.ts";
 import { argValue, interleavedMedians } from "./measure.ts";
 
 interface Case {
@@ -35,6 +35,7 @@ const double = (i: number) => 2 * i;
 function cases(lua: LuaRuntime, wasmoon: LuaEngineLike): Case[] {
   lua.execute(FUNCTIONS);
   wasmoon.doStringSync(FUNCTIONS);
+  const wasmoonString = stringRunner(wasmoon);
   const g = lua.globals();
   // deno-lint-ignore no-explicit-any
   const L = (name: string) => g.get(name) as (...args: any[]) => any;
@@ -53,7 +54,7 @@ function cases(lua: LuaRuntime, wasmoon: LuaEngineLike): Case[] {
     {
       name: "evaluate `1 + 2`",
       luagate: () => lua.eval("1 + 2"),
-      wasmoon: () => wasmoon.doStringSync("return 1 + 2"),
+      wasmoon: () => wasmoonString("return 1 + 2"),
     },
     {
       name: "JS calls a Lua function, `add(40, 2)`",

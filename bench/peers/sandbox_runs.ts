@@ -8,7 +8,7 @@
 //   deno run -A bench/peers/sandbox_runs.ts [--rounds N] [--min-round-ms N]
 import { LuaRuntime, Sandbox } from "../../mod.ts";
 import { ensureNodeModules, requirePeer } from "./engines/npm.ts";
-import type { WasmoonModule } from "./engines/wasmoon.ts";
+import { stringRunner, type WasmoonModule } from "./engines/wasmoon.ts";
 import { argValue, interleavedMedians } from "./measure.ts";
 
 interface Run {
@@ -65,7 +65,7 @@ async function main(): Promise<void> {
       name: "luagate LuaRuntime (trusted)",
       run: (source) => runtime.execute(source),
     },
-    { name: "wasmoon doStringSync", run: (source) => lua.doStringSync(source) },
+    { name: "wasmoon doStringSync", run: stringRunner(lua) },
   ];
   const lines = [
     `| Run | ${engines.map((e) => e.name).join(" | ")} |`,
