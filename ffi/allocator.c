@@ -22,9 +22,11 @@ typedef __SIZE_TYPE__ size_t;
 /*
  * Small blocks are recycled through a pool of free lists, one per 16-byte size class up to
  * SMALL_MAX bytes. Each small block is an ordinary libc block of exactly its class size, so any
- * block may go back to libc at any time and a realloc between classes is a libc realloc. Which class
- * a block is in follows from the size Lua passes with it (Lua always passes the exact old size of a
- * non-NULL block). The pool is shared by the states of one isolate (one thread) and holds at most
+ * block may go back to libc at any time. A small block that changes class (Lua's parser grows and
+ * shrinks its arrays as it reads a chunk, tables grow) takes a block of the new class from the pool
+ * when it has one, and the old block goes back to the pool; otherwise it is a libc realloc. Which
+ * class a block is in follows from the size Lua passes with it (Lua always passes the exact old size
+ * of a non-NULL block). The pool is shared by the states of one isolate (one thread) and holds at most
  * `limit` bytes; beyond that a freed block goes back to libc. Counting is unchanged: `used` and the
  * cap see the sizes Lua asks for, never the pool.
  */
@@ -104,12 +106,19 @@ static inline __attribute__((always_inline)) void *carve(luagate_alloc_state *s,
   return p;
 }
 
-/* Copies a block's bytes to its new place. A byte loop: the code may call nothing (memcpy included),
- * and the barrier keeps the compiler from making the loop a call to it. */
-static inline __attribute__((always_inline)) void move_block(char *to, const char *from, size_t bytes) {
-  for (size_t i = 0; i < bytes; i++) {
+typedef unsigned long long __attribute__((may_alias)) block_word;
+
+/* Copies a block's first `bytes` to its new place, in whole 8-byte words: both blocks are 16-byte
+ * aligned and hold at least `bytes` rounded up to 8 (a class size, an image's 16-byte multiple, or
+ * a libc block's usable size). A loop: the code may call nothing (memcpy included), and the barrier
+ * keeps the compiler from making the loop a call to it. */
+static inline __attribute__((always_inline)) void move_block(void *to, const void *from, size_t bytes) {
+  block_word *t = (block_word *)to;
+  const block_word *f = (const block_word *)from;
+  const size_t words = (bytes + 7) >> 3;
+  for (size_t i = 0; i < words; i++) {
     __asm__("" : "+r"(i));
-    to[i] = from[i];
+    t[i] = f[i];
   }
 }
 
@@ -138,23 +147,28 @@ void *luagate_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   }
   /* a block of the image Lua resizes, or any block while an image is built, moves (copied below) */
   const int moves = ptr && (s->bump_next || in_image(s, ptr));
+  /* a small libc block changing class moves too when the pool has a block of the new class */
+  int pooled_move = 0;
   void *p;
   if (s->bump_next) {
     p = carve(s, nsize);
-  } else if ((!ptr || moves) && nsize <= SMALL_MAX && s->pool->heads[size_class(nsize)]) {
+  } else if (ptr && !moves && block_bytes(old) == block_bytes(nsize)) {
+    p = ptr;
+  } else if ((!ptr || moves || old <= SMALL_MAX) && nsize <= SMALL_MAX && s->pool->heads[size_class(nsize)]) {
     luagate_alloc_pool *pool = s->pool;
     void **head = &pool->heads[size_class(nsize)];
     p = *head;
     *head = *(void **)p;
     pool->bytes -= block_bytes(nsize);
-  } else if (ptr && !moves && block_bytes(old) == block_bytes(nsize)) {
-    p = ptr;
+    pooled_move = ptr && !moves;
   } else {
     p = s->realloc_fn(moves ? (void *)0 : ptr, block_bytes(nsize));
   }
   /* Lua assumes a shrinking block never fails; the old block is big enough for the new class. */
   if (!p && nsize < old) p = ptr;
-  if (moves && p && p != ptr) move_block((char *)p, (const char *)ptr, old < nsize ? old : nsize);
+  if ((moves || pooled_move) && p && p != ptr) move_block(p, ptr, old < nsize ? old : nsize);
+  /* after the copy: releasing a block writes the free list's link into it */
+  if (pooled_move) release(s, ptr, old);
   if (!p) {
     s->denied++;
     return (void *)0;

@@ -447,7 +447,7 @@ Deno.test(
       }
       assert.equal(transcripts[1], transcripts[0]);
       const steps = transcripts[0].split("step ").slice(1);
-      assert.equal(steps.length, 49);
+      assert.equal(steps.length, 55);
       // a freed 40-byte block goes to the pool as 48 bytes, and a 33-byte request takes it back
       assert.match(steps[3], /-> #0 used 1200 .* pool 48\n$/);
       assert.match(steps[4], /^4: .*\n {2}-> #1 used 1233 .* pool 0\n$/);
@@ -473,6 +473,12 @@ Deno.test(
       assert.match(steps[46], /realloc #0 16 -> refused\n {2}-> image\+224 used 516 /);
       assert.match(steps[47], /^47: slot 16 16 -> 0\n {2}-> #0 used 500 .* pool 1024\n$/);
       assert.match(steps[48], /free #14\n {2}-> #0 used 0 peak 4220 denied 3 overdraft 1 pool 1024\n$/);
+      // a small block changing class to one the pool holds takes the pooled block, growing or
+      // shrinking, with no call to libc, and its old block goes to the pool; to a large size, libc
+      assert.match(steps[50], /^50: .*\n {2}realloc #15 208 -> #15\n {2}-> #15 used 200 .* pool 1024\n$/);
+      assert.match(steps[51], /^51: .*\n {2}moved 200 of 200 bytes\n {2}-> #12 used 256 .* pool 976\n$/);
+      assert.match(steps[52], /^52: .*\n {2}moved 200 of 200 bytes\n {2}-> #15 used 200 .* pool 1024\n$/);
+      assert.match(steps[53], /^53: .*\n {2}realloc #15 300 -> #15\n/);
     });
   },
 );
