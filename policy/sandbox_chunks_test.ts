@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { LuaSyntaxError } from "../lua/errors.ts";
-import { type CompiledChunks, KEPT_CHUNK_BYTES, KEPT_CHUNKS } from "../lua/chunk_cache.ts";
+import {
+  CompiledChunks,
+  HASHED_CHARS,
+  KEPT_CHUNK_BYTES,
+  KEPT_CHUNKS,
+  sourceHash,
+} from "../lua/chunk_cache.ts";
 import type { LuaState } from "../ffi/lua_api.ts";
 import { GuardedState } from "./guarded_state.ts";
 import { keptChunks, Sandbox } from "./sandbox.ts";
@@ -100,6 +106,32 @@ Deno.test("kept chunks: bounded in number and bytes; the most recently run stay"
     chunks.use(hot, "t", () => compiled++);
     assert.equal(state.core.alloc.used(), before, "the hot chunk was compiled again");
     assert.equal(compiled, 1);
+  });
+});
+
+Deno.test("kept chunks: sources that share a hash are told apart, and each is kept", () => {
+  withState((state) => {
+    let compiles = 0;
+    const chunks = new CompiledChunks({
+      core: state.core,
+      compile: (code, name) => (compiles++, state.prepare(code, name)),
+      memoryLimit: () => state.limits.memory,
+    });
+    // a long source's hash skips characters: these differ only in one it skips
+    const sources = ["A", "B", "C"].map((c) => `return '${c}'${" ".repeat(HASHED_CHARS * 16)}`);
+    assert.equal(new Set(sources.map(sourceHash)).size, 1);
+    for (const code of sources) chunks.use(code, "t", (ref) => runAgain(state, ref));
+    assert.equal(chunks.size, 3);
+    assert.equal(compiles, 3);
+    for (let round = 0; round < 3; round++) {
+      for (const [i, code] of sources.entries()) {
+        // a fresh copy of the source finds the chunk too
+        const copy = code.slice(0, 5) + code.slice(5);
+        assert.deepEqual(chunks.use(copy, "t", (ref) => runAgain(state, ref)), ["ABC"[i]]);
+      }
+    }
+    assert.equal(compiles, 3, "a chunk was compiled again");
+    assert.equal(chunks.size, 3);
   });
 });
 
