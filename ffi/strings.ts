@@ -16,6 +16,9 @@ const LOOP_UNITS = 64;
 const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
 const lenientDecoder = new TextDecoder("utf-8");
 
+/** The most UTF-8 bytes one UTF-16 code unit of a string becomes (a surrogate pair's two, 4). */
+export const MAX_UTF8_BYTES_PER_UNIT = 3;
+
 /** A growable scratch buffer for strings on their way into C. */
 export class StringEncoder {
   #buffer = new Uint8Array(4096);
@@ -41,7 +44,9 @@ export class StringEncoder {
   append(text: string, at: number): number {
     let written = writeUtf8(text, this.#buffer, at);
     if (written < 0) {
-      const larger = new Uint8Array(Math.max(at + text.length * 3, this.#buffer.length * 2));
+      const larger = new Uint8Array(
+        Math.max(at + text.length * MAX_UTF8_BYTES_PER_UNIT, this.#buffer.length * 2),
+      );
       larger.set(this.#buffer.subarray(0, at));
       this.#buffer = larger;
       written = writeUtf8(text, larger, at);

@@ -23,6 +23,12 @@
 
 import { LaneEntry, MAX_NESTED_CALLS } from "../ffi/fast_lane.ts";
 
+/**
+ * Sandbox code of more bytes than this is compiled a piece at a time, the CPU limit checked between
+ * pieces; shorter code in one call of Lua's parser.
+ */
+export const LOAD_PIECE_BYTES = 2048;
+
 /** What the kernel's `prepare` answers for a compile that outlasted the CPU limit. */
 export const COMPILE_TOO_LONG = "cpu time limit exceeded while compiling";
 
@@ -483,7 +489,7 @@ return (function()
   local last_id = 0
 
   -- the environment untrusted code sees, built on the limit machinery above
-  local sb_tostring, freeze_deep, views, decision_envs, prepare, base, capability, rebind, inherit_base = (function()
+  local sb_tostring, freeze_deep, views, decision_envs, prepare, adopt, base, capability, rebind, inherit_base = (function()
     -- tostring and %p without addresses; the type name comes from type(), so __name cannot spoof it
     local function ident(v)
       local id = ids[v]
@@ -554,7 +560,7 @@ return (function()
     local decision_envs = setmetatable({}, WEAK_KEYS)
     local base
     -- chunks longer than this are compiled a piece at a time (see compile)
-    local LOAD_PIECE = 2048
+    local LOAD_PIECE = ${LOAD_PIECE_BYTES}
     -- what the trusted chunks loaded later (the vetted libraries' builders, the routes) reach of the
     -- kernel: only what is passed here
     function internals()
@@ -751,6 +757,13 @@ return (function()
       return compile(code, name, current_env)
     end
 
+    -- a main chunk the host compiled from text, before anything runs it: the globals prepare gives
+    local function adopt(chunk)
+      current_env = new_env()
+      d_setupvalue(chunk, 1, current_env)
+      return chunk
+    end
+
     -- A chunk compiled for an earlier run gets globals of its own again: a fresh _ENV upvalue, not
     -- a new value in the old one, so that nothing an earlier run created sees this run's globals.
     -- Globals the runs before left as new_env made them (the one key _G, itself) are taken again
@@ -774,7 +787,7 @@ return (function()
       current_envs[chunk] = not fresh and env or nil
       d_upvaluejoin(chunk, 1, function() return env end, 1)
     end
-    return sb_tostring, freeze_deep, frozen, decision_envs, prepare, base, capability, rebind, inherit_base
+    return sb_tostring, freeze_deep, frozen, decision_envs, prepare, adopt, base, capability, rebind, inherit_base
   end)()
 
   local function finish_run(ok, ...)
@@ -868,7 +881,7 @@ ${BEGIN_RUN}
   for k in next, loaded do loaded[k] = nil end
 
   -- in the order of KERNEL_ENTRIES
-  return prepare, run, run_nested, run_again, run_again_nested, run_again_fresh, decide,
+  return prepare, adopt, run, run_nested, run_again, run_again_nested, run_again_fresh, decide,
     function(name, value) base[name] = value end,
     function(name, id) base[name] = capability(name, id) end,
     freeze_deep,
@@ -897,7 +910,9 @@ end)()
 `;
 
 /**
- * The kernel's entry points, in the order the chunk returns them: `run_again` and
+ * The kernel's entry points, in the order the chunk returns them: `prepare(code, name)` compiles
+ * sandbox code with globals of its own, and `adopt(chunk)` gives them to a main chunk the host
+ * compiled from text; `run_again` and
  * `run_again_nested` run a chunk `prepare` compiled for an earlier run, with fresh globals (the
  * last run's again when it left them as they were made), as `run` and `run_nested` run one just
  * compiled, and `run_again_fresh` as `run_again` with new globals whatever the last run left;
@@ -913,6 +928,7 @@ end)()
  */
 export const KERNEL_ENTRIES = [
   "prepare",
+  "adopt",
   "run",
   "run_nested",
   "run_again",

@@ -135,6 +135,27 @@ Deno.test("kept chunks: sources that share a hash are told apart, and each is ke
   });
 });
 
+Deno.test("sandbox: code compiled in one piece and in pieces fails alike, with no traceback", () => {
+  using sandbox = new Sandbox();
+  const nested = (n: number) => `return ${Array.from({ length: n }, (_, i) => `'s${i}'`).join(" .. ")}`;
+  const failures = [nested(300), nested(1000), "return +", `return +${" ".repeat(4000)}`].map((code) => {
+    try {
+      sandbox.execute(code);
+    } catch (error) {
+      assert.ok(error instanceof LuaSyntaxError, String(error));
+      return error.message;
+    }
+    assert.fail(`${code.length} characters compiled`);
+  });
+  assert.ok(failures[1].length < 200 && failures[0].length < 200, failures[1]);
+  assert.doesNotMatch(failures.join("\n"), /traceback|<\?:/);
+  assert.equal(failures[0], failures[1]);
+  assert.deepEqual(failures.slice(2), [
+    "sandbox:1: unexpected symbol near '+'",
+    "sandbox:1: unexpected symbol near '+'",
+  ]);
+});
+
 Deno.test("kept chunks: at most a 32nd of a small memory limit; larger code runs but is not kept", () => {
   const limit = 128 * 1024;
   withState((state, chunks) => {
