@@ -34,8 +34,11 @@ export const HASHED_CHARS = 64;
 export interface ChunkCompiler {
   /** The core whose registry pins the chunks and whose allocator measures them. */
   readonly core: LuaCore;
-  /** Compiles `code` as chunk `name`, pinned in the registry; returns the reference. */
-  compile(code: string, name: string): number;
+  /**
+   * Compiles `code` as chunk `name`, pinned in the registry; returns the reference. Calls
+   * `compiled` once the chunk is made, before it takes the reference.
+   */
+  compile(code: string, name: string, compiled: () => void): number;
   /** The state's memory limit in bytes (`Infinity`: none). */
   memoryLimit(): number;
 }
@@ -68,7 +71,7 @@ export function sourceHash(code: string): number {
  * ```ts ignore
  * const chunks = new CompiledChunks({
  *   core: state.core,
- *   compile: (code, name) => state.prepare(code, name),
+ *   compile: (code, name, compiled) => state.prepare(code, name, compiled),
  *   memoryLimit: () => state.limits.memory,
  * });
  * chunks.use("return 1", "sandbox", (ref, again) => state.invoke(L, push(ref), none, { again }));
@@ -123,10 +126,14 @@ export class CompiledChunks {
     }
     const core = this.#compiler.core;
     const before = core.alloc.used();
-    const ref = this.#compiler.compile(code, name);
     // what compiling left allocated: the chunk, and the parser's garbage not yet collected (a
-    // collection during the compile can hide part of it: the source's length is the least)
-    const bytes = Math.max(code.length, core.alloc.used() - before);
+    // collection during the compile can hide part of it: the source's length is the least). Not
+    // the registry's growth for the reference: where the registry rehashes depends on where its
+    // entries keyed by addresses collide, which differs from one process to the next.
+    let bytes = code.length;
+    const ref = this.#compiler.compile(code, name, () => {
+      bytes = Math.max(code.length, core.alloc.used() - before);
+    });
     const chunk: Kept = { code, ref, bytes, running: 0, next: undefined };
     if (kept === undefined && this.#keep(hash, chunk)) return this.#run(chunk, false, body);
     try {

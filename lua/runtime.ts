@@ -113,7 +113,7 @@ export class LuaRuntime implements Disposable {
     this.#allowBinary = options.allowBinaryChunks === true;
     this.#chunks = core.api.version === "5.1" ? undefined : new CompiledChunks({
       core,
-      compile: (code) => this.#compileKept(code),
+      compile: (code, _name, compiled) => this.#compileKept(code, compiled),
       memoryLimit: () => this.#maxMemory > 0 ? this.#maxMemory : Infinity,
     });
     core.behavior = bridgeBehavior(core, options);
@@ -167,12 +167,13 @@ export class LuaRuntime implements Disposable {
   }
 
   // A chunk kept compiled (source text only: bytes may change), pinned in the registry.
-  #compileKept(code: string): number {
+  #compileKept(code: string, compiled: () => void): number {
     const core = this.#core;
     const L = core.currentL;
     const top = core.api.sym.lua_gettop(L);
     try {
       this.#compileOnStack(L, code, undefined);
+      compiled();
       return core.ref(L);
     } finally {
       core.api.sym.lua_settop(L, top);

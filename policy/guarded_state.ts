@@ -641,9 +641,10 @@ export class GuardedState {
 
   /**
    * Compiles `code` into a function with a fresh environment and pins it in the registry; returns
-   * the reference (release it with `core.unref`). Throws {@linkcode LuaSyntaxError}.
+   * the reference (release it with `core.unref`). Calls `compiled`, if given, once the function is
+   * made, before it takes the reference. Throws {@linkcode LuaSyntaxError}.
    */
-  prepare(code: string, name: string): number {
+  prepare(code: string, name: string, compiled?: () => void): number {
     if (typeof code !== "string") throw new TypeError("Lua code must be a string");
     if (code.charCodeAt(0) === 0x1b) {
       throw new LuaSyntaxError(`${name}: attempt to load a binary chunk (only text is allowed)`);
@@ -666,7 +667,11 @@ export class GuardedState {
         }
         this.pushKernel(L, "adopt");
         core.api.insert(L, -2);
-        return core.call(L, 1, (core, L, first) => (s.lua_pushvalue(L, first), core.ref(L)), false) as number;
+        return core.call(L, 1, (core, L, first) => {
+          compiled?.();
+          s.lua_pushvalue(L, first);
+          return core.ref(L);
+        }, false) as number;
       }
       this.pushKernel(L, "prepare");
       core.pushString(L, code);
@@ -680,6 +685,7 @@ export class GuardedState {
             : "cannot compile";
           throw this.#compileError(name, message, deniedBefore);
         }
+        compiled?.();
         s.lua_pushvalue(L, first);
         return core.ref(L);
       }, false) as number;

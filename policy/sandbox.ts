@@ -160,7 +160,7 @@ export class Sandbox implements Disposable {
 export function keptChunks(state: GuardedState): CompiledChunks {
   return new CompiledChunks({
     core: state.core,
-    compile: (code, name) => state.prepare(code, name),
+    compile: (code, name, compiled) => state.prepare(code, name, compiled),
     memoryLimit: () => state.limits.memory,
   });
 }

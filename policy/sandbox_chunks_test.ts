@@ -114,7 +114,7 @@ Deno.test("kept chunks: sources that share a hash are told apart, and each is ke
     let compiles = 0;
     const chunks = new CompiledChunks({
       core: state.core,
-      compile: (code, name) => (compiles++, state.prepare(code, name)),
+      compile: (code, name, compiled) => (compiles++, state.prepare(code, name, compiled)),
       memoryLimit: () => state.limits.memory,
     });
     // a long source's hash skips characters: these differ only in one it skips
