@@ -234,7 +234,14 @@ enum {
   ENTRY_STRING_PACK = 32,
   /* string.unpack(fmt, s [, pos]): the format's bytes charged first, one unit each, and s as bytes,
    * then its results unless few (no route) */
-  ENTRY_STRING_UNPACK = 33
+  ENTRY_STRING_UNPACK = 33,
+  /* start(f, ...): a run of sandbox code, as the kernel's run and run_again (the route) make it, when
+   * the run state is as a run starts it (not dirty): for run_again (`kept` holds the chunks' last
+   * globals, START_ENVS), the chunk's globals of its last run taken again when that run left them as
+   * they were made (their one key _G, themselves), then f(...) in protected mode under the message
+   * handler, the run state set around it; returns ok, the instructions counted and f's results (on
+   * an error: false, count, the error). The run state is the upvalues of f, as for ENTRY_DECIDE. */
+  ENTRY_START = 34
 };
 
 /* The upvalues of an entry (those of LANE_ENTRY's closure, the one closure the host makes, are the
@@ -336,6 +343,13 @@ enum {
 #define DECIDE_DATA_KEY 5
 #define DECIDE_CHUNK_KEY 6
 #define DECIDE_ENVS 7
+/* The start entry's `kept`: the message handler, the chunks' last globals (false for run, which
+ * rebinds none), the key _G, and the error of a run whose results fill the Lua stack */
+#define START_HANDLER 1
+#define START_ENVS 2
+#define START_G_KEY 3
+#define START_OVERFLOW 4
+#define LUA_MULTRET (-1)
 /* Room for a lua_Debug: 5.3's and 5.4's are smaller (the host gives the offset of its currentline). */
 #define DEBUG_WORDS 32
 /* frame() takes levels of an int: deeper ones are no frame (Lua's stack is far shallower) */
@@ -1768,6 +1782,58 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     return 4;
   }
 
+  if (op == ENTRY_START) {
+    /* f and its arguments at 1..n; the handler goes below them, and the run state takes 3 slots */
+    const int run_state = upvalues - UP_FUNCTION, kept = upvalues - UP_KEPT;
+    if (n < 1 || lua->type(L, kept) != LUA_TTABLE || !lua->checkstack(L, 4)) goto route;
+    if (!upvalue_of_type(lua, L, run_state, DECIDE_DIRTY, LUA_TBOOLEAN) || lua->toboolean(L, -1) ||
+        !upvalue_of_type(lua, L, run_state, DECIDE_ACTIVE, LUA_TBOOLEAN)) {
+      lua->settop(L, n);
+      goto route;
+    }
+    lua->settop(L, n);
+    if (lua->rawgeti(L, kept, START_ENVS) == LUA_TTABLE) {
+      /* the chunk's last globals at env, untouched when their one key is _G and its value themselves
+       * (compared raw: the last run may have put a table with an __eq there) */
+      const int env = n + 2;
+      lua->pushvalue(L, 1);
+      int untouched = lua->rawget(L, n + 1) == LUA_TTABLE;
+      if (untouched) {
+        lua->pushnil(L);
+        untouched = lua->next(L, env) != 0;
+      }
+      if (untouched) {
+        lua->rawgeti(L, kept, START_G_KEY);
+        untouched = lua->rawequal(L, env + 1, env + 3) && lua->rawequal(L, env + 2, env);
+        lua->settop(L, env + 1);
+        untouched = untouched && lua->next(L, env) == 0;
+      }
+      if (!untouched) {
+        lua->settop(L, n);
+        goto route;
+      }
+      lua->settop(L, env);
+      lua->setupvalue(L, run_state, DECIDE_CURRENT_ENV);
+    }
+    lua->settop(L, n);
+    lua->rawgeti(L, kept, START_HANDLER);
+    lua->rotate(L, 1, 1);
+    lua->pushboolean(L, 1);
+    lua->setupvalue(L, run_state, DECIDE_ACTIVE);
+    const int status = lua->pcallk(L, n - 1, LUA_MULTRET, 1, 0, 0);
+    /* results that fill the stack leave no room for ok and the count: the run fails instead */
+    const int room = lua->checkstack(L, 3);
+    if (!room) lua->settop(L, 1);
+    lua->pushboolean(L, 0);
+    lua->setupvalue(L, run_state, DECIDE_ACTIVE);
+    lua->pushboolean(L, status == LUA_OK && room);
+    lua->getupvalue(L, run_state, DECIDE_COUNT);
+    if (!room) lua->rawgeti(L, kept, START_OVERFLOW);
+    /* ok and the count (and the overflow's error) in front of the results, above the handler */
+    lua->rotate(L, 2, room ? 2 : 3);
+    return lua->gettop(L) - 1;
+  }
+
   if (op == ENTRY_ARM) {
     lua_State *thread = n == 0 ? L : n == 1 ? lua->tothread(L, 1) : 0;
     if (thread == 0) goto route;
@@ -1791,7 +1857,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
   /* LANE_ENTRY: (op, f, charge, route [, kept]) -> the closure of the tally and those; false without
    * a tally or for an op that is no entry */
   const lua_Integer entry = lua->tointegerx(L, 1, 0);
-  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_STRING_UNPACK || entry == ENTRY_STEPS) {
+  if (state == 0 || entry < ENTRY_BYTES || entry > ENTRY_START || entry == ENTRY_STEPS) {
     lua->pushboolean(L, 0);
     return 1;
   }

@@ -1066,6 +1066,65 @@ Deno.test("fast lane: the decide entry hands a decision to its route unless the 
   );
 });
 
+Deno.test("fast lane: the start entry runs a function with the run state set around it", { ignore }, () => {
+  assert.equal(
+    run(`${DECIDE}count = 5
+      local during
+      local function f(a, b)
+        during = show(active, current_env == env)
+        if a == "fail" then error(b, 0) end
+        return a, b, nil
+      end
+      local function handler(e) return "handled " .. tostring(e) end
+      local start = lane.start(run_state, charge, route("start"), { handler, false, "_G", "overflow" })
+      current_env = env
+      local out = { show(start(f, 1, 2)), during, show(active) }
+      out[#out + 1] = show(start(f)) .. " " .. show(start(f, "fail", "boom")) .. " " .. show(active)
+      out[#out + 1] = show(start(f, "fail", {})):match("^false,5,handled table: ") and "table" or "?"
+      -- many results
+      local ok, counted, first, n = start(function() return 1, table.unpack({}, 1, 9999) end)
+      out[#out + 1] = show(ok, counted, first, n, select("#", start(table.unpack, {}, 1, 9999)))
+      return table.concat(out, " ")`),
+    "true,5,1,2,nil true,true false true,5,nil,nil,nil false,5,handled boom false table true,5,1,nil,10001",
+  );
+});
+
+Deno.test("fast lane: the start entry takes a chunk's last globals again, and routes any other run", {
+  ignore,
+}, () => {
+  assert.equal(
+    run(`${DECIDE}local envs = setmetatable({}, { __mode = "k" })
+      local function chunk() return current_env end
+      local start = lane.start(run_state, charge, route("start"), { print, envs, "_G", "overflow" })
+      -- untouched: the one key _G, the table itself
+      envs[chunk] = env
+      current_env = nil
+      local out = { show(select(3, start(chunk)) == env) }
+      -- no globals yet, globals with a key more, a _G that is another table, an empty table
+      envs[chunk] = nil
+      out[#out + 1] = show(start(chunk, 1))
+      env.x = 1
+      envs[chunk] = env
+      out[#out + 1] = show(start(chunk))
+      env.x = nil
+      env._G = {}
+      out[#out + 1] = show(start(chunk))
+      envs[chunk] = {}
+      out[#out + 1] = show(start(chunk))
+      -- a dirty run state, an active flag that is no boolean, no function
+      env._G = env
+      envs[chunk] = env
+      dirty = true
+      out[#out + 1] = show(start(chunk))
+      dirty, active = false, "no flag"
+      out[#out + 1] = show(start(chunk))
+      active = false
+      out[#out + 1] = show(start())
+      return table.concat(out, " ") .. " " .. show(select(3, start(chunk)) == env, active)`),
+    "true route:start/2 route:start/1 route:start/1 route:start/1 route:start/1 route:start/1 route:start/0 true,false",
+  );
+});
+
 Deno.test("fast lane: the decide entry makes a policy new globals where the last ones are not its own", {
   ignore,
 }, () => {

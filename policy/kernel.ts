@@ -489,7 +489,8 @@ return (function()
   local last_id = 0
 
   -- the environment untrusted code sees, built on the limit machinery above
-  local sb_tostring, freeze_deep, views, decision_envs, prepare, adopt, base, capability, rebind, inherit_base = (function()
+  local sb_tostring, freeze_deep, views, decision_envs, prepare, adopt, base, capability, rebind, inherit_base,
+    current_envs = (function()
     -- tostring and %p without addresses; the type name comes from type(), so __name cannot spoof it
     local function ident(v)
       local id = ids[v]
@@ -787,7 +788,8 @@ return (function()
       current_envs[chunk] = not fresh and env or nil
       d_upvaluejoin(chunk, 1, function() return env end, 1)
     end
-    return sb_tostring, freeze_deep, frozen, decision_envs, prepare, adopt, base, capability, rebind, inherit_base
+    return sb_tostring, freeze_deep, frozen, decision_envs, prepare, adopt, base, capability, rebind, inherit_base,
+      current_envs
   end)()
 
   local function finish_run(ok, ...)
@@ -863,11 +865,15 @@ ${BEGIN_RUN}
   -- other to decide, whose Lua around the policy's function, under the count hook, cost a tenth of a
   -- short decision. The entry reads and sets the run state through the upvalues of run_state, in the
   -- order its line names them, and finds the message handler, the keys it reads and decision_envs
-  -- in decide_kept (DECIDE_* in ffi/fast_lane.c).
+  -- in decide_kept (DECIDE_* in ffi/fast_lane.c). Its start entry does the same for run and
+  -- run_again, whose Lua was half of a short run of kept code (START_* there); a run_again whose
+  -- chunk needs new globals takes the Lua, which makes them.
   if lane then
     local function run_state() return dirty, active, current_env, count end
     local decide_kept = { locate, "env", "_G", "fn", "data", "chunk", decision_envs }
     decide = lane_entry(${LaneEntry.decide}, run_state, decide, decide_kept)
+    run = lane_entry(${LaneEntry.start}, run_state, run, { locate, false, "_G", "stack overflow" })
+    run_again = lane_entry(${LaneEntry.start}, run_state, run_again, { locate, current_envs, "_G", "stack overflow" })
   end
 
   arm()

@@ -163,10 +163,11 @@ Deno.test("kernel: work the fast lane tallied counts in its run, and not in the 
     assert.ok(counted === 0 || counted % every === 0, `${counted}`);
     assert.ok(counted <= 20_000, `${counted}`);
   }
-  // a later run counts its loop: a few instructions a match, and the run's own few dozen
+  // a later run counts its loop: four instructions a match (400 and a few of the chunk's own), of
+  // which the firings count whole 64s
   sb.execute(matches, subject, 100);
   const counted = sb.usage.instructions - 100 * 205;
-  assert.ok(HAS_LANE ? counted >= 400 && counted <= 1_000 : counted === 0, `${counted}`);
+  assert.ok(HAS_LANE ? counted >= 384 && counted <= 1_000 : counted === 0, `${counted}`);
   sb.execute("return 1");
   assert.ok(sb.usage.instructions === 0 || sb.usage.instructions === every, `${sb.usage.instructions}`);
 });
@@ -175,10 +176,13 @@ Deno.test("kernel: its routes load on their first use, once, and answer as the k
   using sb = new Sandbox();
   // one chunk, kept after its first run: only the routes can grow the sandbox's memory
   const code = "local bad = ... if bad then rawset(1) end return rawget({ 1 }, 1), rawlen('ab'), next({ 3 })";
-  // (its second run leaves the rebinding's upvalue: from then on, runs of it leave nothing)
+  // (its second run leaves the rebinding's upvalue: from then on, runs of it leave nothing; that
+  // run, which makes the chunk its globals, goes through one call more, whose frame Lua 5.3 frees a
+  // half of the unused ones at each full collection: read until it settles)
   assert.deepEqual(sb.execute(code, false), [1, 2, 1, 3]);
   assert.deepEqual(sb.execute(code, false), [1, 2, 1, 3]);
-  const idle = sb.idleMemory;
+  let idle = sb.idleMemory;
+  for (let again = sb.idleMemory; again < idle; again = sb.idleMemory) idle = again;
   assert.deepEqual(sb.execute(code, false), [1, 2, 1, 3]);
   // where there is a lane, a sandbox that took no route has not loaded them (without one, rawget,
   // rawlen and next are routes)
