@@ -64,6 +64,7 @@ typedef struct {
   int results;                                /* 60: out: how many the call returned */
   int types[MAX_RESULTS];                     /* 64: out: lua_type, or NOT_SCALAR */
   double values[MAX_RESULTS];                 /* 96: out: booleans as 0/1, numbers */
+  int input;                                  /* 160: 1: fn(target, the builder's table); 0: fn(target) */
 } luagate_call_state;
 
 /* Where the runner stopped; the stack above the top it found holds what each one says. */
@@ -89,24 +90,28 @@ int luagate_call(lua_State *L, luagate_call_state *c) {
   unsigned long long *allow_overdraft = c->allow_overdraft;
   const unsigned long long *overdraft = c->overdraft;
   const int registry = c->registry, fn_ref = c->fn_ref, target_ref = c->target_ref, known_ref = c->known_ref;
+  const int input = c->input;
   int top = lua->gettop(L);
   /* fn, target, the builder and its argument; the call below grows the stack for its results */
   if (!lua->checkstack(L, 4)) return NO_STACK;
   lua->rawgeti(L, registry, fn_ref);
   lua->rawgeti(L, registry, target_ref);
-  lua->pushcclosure(L, builder, 0);
-  if (known_ref != 0) lua->rawgeti(L, registry, known_ref);
-  else lua->pushnil(L);
-  int status = lua->pcallk(L, 1, 1, 0, 0, 0);
-  /* the program is built: the call below may encode others (a capability returning data) */
-  *builder_busy = 0;
-  if (status != 0 || lua->type(L, -1) != LUA_TTABLE) {
-    c->status = status;
-    return NOT_BUILT;
+  int status;
+  if (input) {
+    lua->pushcclosure(L, builder, 0);
+    if (known_ref != 0) lua->rawgeti(L, registry, known_ref);
+    else lua->pushnil(L);
+    status = lua->pcallk(L, 1, 1, 0, 0, 0);
+    /* the program is built: the call below may encode others (a capability returning data) */
+    *builder_busy = 0;
+    if (status != 0 || lua->type(L, -1) != LUA_TTABLE) {
+      c->status = status;
+      return NOT_BUILT;
+    }
+    if (*overdraft) return OVERDRAWN;
   }
-  if (*overdraft) return OVERDRAWN;
   *allow_overdraft = 0;
-  status = lua->pcallk(L, 2, -1, 0, 0, 0);
+  status = lua->pcallk(L, 1 + input, -1, 0, 0, 0);
   *allow_overdraft = 1;
   int n = lua->gettop(L) - top;
   c->status = status;

@@ -115,6 +115,28 @@ Deno.test("call runner: one crossing; nil, booleans and numbers described, the r
   ]);
 });
 
+Deno.test("call runner: a call with no input is one crossing too; its error is thrown, the stack restored", () => {
+  const fn = refTo(`return function(target, ...)
+    if target.fail then error("failed here", 0) end
+    return select("#", ...), target.name, 1.5
+  end`);
+  const failing = refTo(`return { fail = true }`);
+  const top = s.lua_gettop(L);
+  const seen = core.callRef(L, fn, TARGET, seeing) as Seen;
+  assert.equal(s.lua_gettop(L), top);
+  // where there is no runner, the usual path pushes the two and calls
+  assert.equal(seen.described, !ignore);
+  assert.deepEqual(seen.values, [0, "target", 1.5]);
+  assert.throws(
+    () => core.callRef(L, fn, failing, seeing),
+    (e: Error) => e instanceof LuaError && e.message === "failed here",
+  );
+  assert.equal(s.lua_gettop(L), top);
+  // a decision's call after it still builds its input
+  const decide = refTo(`return function(target, input) return input.n end`);
+  assert.deepEqual((core.callRefs(L, decide, TARGET, { n: 3 }, data, seeing) as Seen).values, [3]);
+});
+
 Deno.test("call runner: an input the encoder leaves alone goes the usual way, with the same results", () => {
   const fn = refTo(`return function(target, input) return target.name, input end`);
   const seen = core.callRefs(L, fn, TARGET, 7, data, seeing) as Seen;
@@ -296,30 +318,37 @@ Deno.test(
         "rawgeti -1001000 13",
         "pcallk 1 1 0 0 0 (allow 1, busy 1)",
       ];
+      // a call's five results read (a boolean, an integer, a float, nil, a string), then described
+      const fiveResults = [
+        "gettop -> 8",
+        "type 4 -> 1",
+        "toboolean 4",
+        "type 5 -> 3",
+        "isinteger 5",
+        "tointegerx 5 0",
+        "type 6 -> 3",
+        "isinteger 6",
+        "tonumberx 6 0",
+        "type 7 -> 0",
+        "type 8 -> 4",
+      ];
+      const fiveDescribed = [
+        "status 0",
+        "results 5",
+        "result 0: type 1 value 1",
+        "result 1: type 3 value 42",
+        "result 2: type 3 value -0",
+        "result 3: type 0 value 0",
+        "result 4: type -2 value 0",
+      ];
       const expected: Record<string, string[]> = {
         called: [
           ...prologue,
           "type -1 -> 5",
           "pcallk 2 -1 0 0 0 (allow 0, busy 0)",
-          "gettop -> 8",
-          "type 4 -> 1",
-          "toboolean 4",
-          "type 5 -> 3",
-          "isinteger 5",
-          "tointegerx 5 0",
-          "type 6 -> 3",
-          "isinteger 6",
-          "tonumberx 6 0",
-          "type 7 -> 0",
-          "type 8 -> 4",
+          ...fiveResults,
           "stop 0, top 8, allow 1, busy 0",
-          "status 0",
-          "results 5",
-          "result 0: type 1 value 1",
-          "result 1: type 3 value 42",
-          "result 2: type 3 value -0",
-          "result 3: type 0 value 0",
-          "result 4: type -2 value 0",
+          ...fiveDescribed,
         ],
         error: [
           ...prologue,
@@ -336,6 +365,14 @@ Deno.test(
         "build-error": [...prologue, "stop 2, top 6, allow 1, busy 0", "status 4"],
         "not-table": [...prologue, "type -1 -> 0", "stop 2, top 6, allow 1, busy 0", "status 0"],
         overdrawn: [...prologue, "type -1 -> 5", "stop 3, top 6, allow 1, busy 0"],
+        // no input: the function called on its target alone, the builder and its buffers untouched
+        "no-input": [
+          ...prologue.slice(0, 4),
+          "pcallk 1 -1 0 0 0 (allow 0, busy 1)",
+          ...fiveResults,
+          "stop 0, top 8, allow 1, busy 1",
+          ...fiveDescribed,
+        ],
       };
       for (const [scenario, lines] of Object.entries(expected)) {
         const transcript = await run("x86_64", scenario);

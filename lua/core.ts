@@ -1128,25 +1128,63 @@ export class LuaCore {
         else data.pushFieldByField(L, input);
         return this.call(L, 2, collect, false, top + 1);
       }
-      const refs = frame!.refs;
-      refs[0] = fnRef;
-      refs[1] = targetRef;
-      refs[2] = known;
-      // The runner lets the builder overdraw, then turns the cap on for the call itself: from here,
-      // a callback returns to Lua with the cap on.
-      const wasInLua = this.#inLua;
-      this.#inLua = true;
-      let stop;
-      try {
-        stop = frame!.call(L);
-      } finally {
-        this.dataEncoder!.done();
-        this.#leaveLua(wasInLua);
-      }
-      return this.#afterRunner(L, top, stop, frame!, collect);
+      return this.#runFrame(L, top, frame!, fnRef, targetRef, known, collect);
     } finally {
       s.lua_settop(L, top);
     }
+  }
+
+  /**
+   * Calls the registry function `fnRef` on the registry value `targetRef` alone, without the
+   * traceback handler, and returns what `collect` makes of the results; the stack is as it was
+   * afterwards, whatever happens. Where the native call runner is there, the call is one FFI
+   * crossing and `collect` gets the description of the results.
+   */
+  callRef(L: LuaState, fnRef: number, targetRef: number, collect: Collect): unknown {
+    const s = this.api.sym;
+    const top = s.lua_gettop(L);
+    const frame = this.#frame();
+    try {
+      if (frame === undefined) {
+        this.#ensureStack(L, 2);
+        this.pushRegistry(L, fnRef);
+        this.pushRegistry(L, targetRef);
+        return this.call(L, 1, collect, false, top + 1);
+      }
+      return this.#runFrame(L, top, frame, fnRef, targetRef, undefined, collect);
+    } finally {
+      s.lua_settop(L, top);
+    }
+  }
+
+  // The call runner's call of fnRef on targetRef and, where `known` is given (the reference of the
+  // known strings, 0: none), the input the data encoder holds.
+  #runFrame(
+    L: LuaState,
+    top: number,
+    frame: CallFrame,
+    fnRef: number,
+    targetRef: number,
+    known: number | undefined,
+    collect: Collect,
+  ): unknown {
+    const refs = frame.refs;
+    refs[0] = fnRef;
+    refs[1] = targetRef;
+    refs[2] = known ?? 0;
+    frame.input[0] = known === undefined ? 0 : 1;
+    // The runner lets the builder overdraw, then turns the cap on for the call itself: from here,
+    // a callback returns to Lua with the cap on.
+    const wasInLua = this.#inLua;
+    this.#inLua = true;
+    let stop;
+    try {
+      stop = frame.call(L);
+    } finally {
+      if (known !== undefined) this.dataEncoder!.done();
+      this.#leaveLua(wasInLua);
+    }
+    return this.#afterRunner(L, top, stop, frame, collect);
   }
 
   #afterRunner(L: LuaState, top: number, stop: number, frame: CallFrame, collect: Collect): unknown {

@@ -719,27 +719,44 @@ export class GuardedState {
     pushArgs: (L: LuaState) => number,
     options: RunOptions = {},
   ): unknown[] {
-    const nested = this.#enterRun(options);
     const core = this.core;
-    const top = core.api.sym.lua_gettop(L);
-    let outcome: RunOutcome;
-    try {
+    return this.#invoke(L, options, (entry, top, collect) => {
       core.ensureStack(L, 8);
-      const entry = options.again
-        ? (nested ? "run_again_nested" : options.collect ? "run_again_fresh" : "run_again")
-        : (nested ? "run_nested" : "run");
       this.pushKernel(L, entry);
       const n = pushTarget(L) + pushArgs(L);
       // the call restores the stack to `top` whatever happens in it
-      outcome = core.call(
-        L,
-        n,
-        nested ? this.#collectNested : this.#collectRun,
-        false,
-        top + 1,
-      ) as RunOutcome;
+      return core.call(L, n, collect, false, top + 1);
+    });
+  }
+
+  /**
+   * Runs the kernel entry "run" on the registry value `targetRef` with no arguments, as
+   * {@linkcode GuardedState.invoke} does: in one FFI crossing where the call runner is there.
+   */
+  invokeRef(L: LuaState, targetRef: number, options: RunOptions = {}): unknown[] {
+    return this.#invoke(
+      L,
+      options,
+      (entry, _top, collect) => this.core.callRef(L, this.#kernel[entry], targetRef, collect),
+    );
+  }
+
+  // A run (or a nested one) of the kernel entry its options name, made by `call`.
+  #invoke(
+    L: LuaState,
+    options: RunOptions,
+    call: (entry: KernelEntry, top: number, collect: Collect) => unknown,
+  ): unknown[] {
+    const nested = this.#enterRun(options);
+    const top = this.core.api.sym.lua_gettop(L);
+    let outcome: RunOutcome;
+    try {
+      const entry = options.again
+        ? (nested ? "run_again_nested" : options.collect ? "run_again_fresh" : "run_again")
+        : (nested ? "run_nested" : "run");
+      outcome = call(entry, top, nested ? this.#collectNested : this.#collectRun) as RunOutcome;
     } catch (error) {
-      core.api.sym.lua_settop(L, top);
+      this.core.api.sym.lua_settop(L, top);
       outcome = { ok: false, values: [], raw: error };
     } finally {
       this.#leaveRun(nested);

@@ -103,7 +103,7 @@ export class Sandbox implements Disposable {
     const core = state.core;
     return this.#chunks.use(code, this.#name, (ref, again) =>
       single(
-        state.invoke(
+        args.length === 0 ? state.invokeRef(core.currentL, ref, again ? AGAIN : FIRST) : state.invoke(
           core.currentL,
           (L) => (core.pushRegistry(L, ref), 1),
           (L) => {
