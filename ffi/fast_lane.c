@@ -525,6 +525,20 @@ INLINE int upvalue_of_type(const luagate_lane_api *lua, lua_State *L, int f, int
   return lua->getupvalue(L, f, n) != 0 && lua->type(L, -1) == type;
 }
 
+/* Whether the run state, the upvalues of the function at `run_state` (DECIDE_*), is as a run starts
+ * it: not dirty, its flags booleans. Pushes up to two values, which the caller drops. */
+INLINE int run_state_clean(const luagate_lane_api *lua, lua_State *L, int run_state) {
+  return upvalue_of_type(lua, L, run_state, DECIDE_DIRTY, LUA_TBOOLEAN) && !lua->toboolean(L, -1) &&
+         upvalue_of_type(lua, L, run_state, DECIDE_ACTIVE, LUA_TBOOLEAN);
+}
+
+/* Marks the run in the run state at `run_state` active or not, as the kernel's entries do around the
+ * call of the run's function. */
+INLINE void set_active(const luagate_lane_api *lua, lua_State *L, int run_state, int active) {
+  lua->pushboolean(L, active);
+  lua->setupvalue(L, run_state, DECIDE_ACTIVE);
+}
+
 /* Whether the pcall entry's route, the function at `route` (the kernel's pcall_failed), would hand
  * the error on top back as it is: outside a run, or when no limit tripped and the error cannot be a
  * refused allocation. Its own test, on its upvalues; an upvalue of another type has it called. */
@@ -1727,8 +1741,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
       lua->rawget(L, 3);
       reused = lua->rawequal(L, 3, 4);
     }
-    if (!upvalue_of_type(lua, L, run_state, DECIDE_DIRTY, LUA_TBOOLEAN) || lua->toboolean(L, -1) ||
-        !upvalue_of_type(lua, L, run_state, DECIDE_ACTIVE, LUA_TBOOLEAN)) {
+    if (!run_state_clean(lua, L, run_state)) {
       lua->settop(L, 2);
       goto route;
     }
@@ -1768,11 +1781,9 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     lua->rawget(L, 1);
     lua->pushvalue(L, 3);
     lua->setupvalue(L, run_state, DECIDE_CURRENT_ENV);
-    lua->pushboolean(L, 1);
-    lua->setupvalue(L, run_state, DECIDE_ACTIVE);
+    set_active(lua, L, run_state, 1);
     const int status = lua->pcallk(L, 2, 2, 4, 0, 0);
-    lua->pushboolean(L, 0);
-    lua->setupvalue(L, run_state, DECIDE_ACTIVE);
+    set_active(lua, L, run_state, 0);
     /* the verdict and the reasons at 5 and 6, or the error and nil; then ok and the count moved in
      * front of them */
     if (status != LUA_OK) lua->pushnil(L);
@@ -1786,8 +1797,7 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     /* f and its arguments at 1..n; the handler goes below them, and the run state takes 3 slots */
     const int run_state = upvalues - UP_FUNCTION, kept = upvalues - UP_KEPT;
     if (n < 1 || lua->type(L, kept) != LUA_TTABLE || !lua->checkstack(L, 4)) goto route;
-    if (!upvalue_of_type(lua, L, run_state, DECIDE_DIRTY, LUA_TBOOLEAN) || lua->toboolean(L, -1) ||
-        !upvalue_of_type(lua, L, run_state, DECIDE_ACTIVE, LUA_TBOOLEAN)) {
+    if (!run_state_clean(lua, L, run_state)) {
       lua->settop(L, n);
       goto route;
     }
@@ -1818,14 +1828,12 @@ int luagate_fast_lane(lua_State *L, int resumed_status) {
     lua->settop(L, n);
     lua->rawgeti(L, kept, START_HANDLER);
     lua->rotate(L, 1, 1);
-    lua->pushboolean(L, 1);
-    lua->setupvalue(L, run_state, DECIDE_ACTIVE);
+    set_active(lua, L, run_state, 1);
     const int status = lua->pcallk(L, n - 1, LUA_MULTRET, 1, 0, 0);
     /* results that fill the stack leave no room for ok and the count: the run fails instead */
     const int room = lua->checkstack(L, 3);
     if (!room) lua->settop(L, 1);
-    lua->pushboolean(L, 0);
-    lua->setupvalue(L, run_state, DECIDE_ACTIVE);
+    set_active(lua, L, run_state, 0);
     lua->pushboolean(L, status == LUA_OK && room);
     lua->getupvalue(L, run_state, DECIDE_COUNT);
     if (!room) lua->rawgeti(L, kept, START_OVERFLOW);

@@ -656,9 +656,9 @@ export class GuardedState {
     const deniedBefore = core.alloc.denied();
     core.ensureStack(L, 4);
     try {
-      // Code that the kernel would compile in one piece is compiled here, from the bytes the host
-      // encodes it into, and the kernel gives the chunk its globals: handing the kernel the code as
-      // a Lua string and its load cost 0.2 µs more a compile.
+      // Code short enough that the kernel would compile it in one piece whatever its characters is
+      // compiled here, from the bytes the host encodes it into, and the kernel gives the chunk its
+      // globals: handing the kernel the code as a Lua string and its load cost 0.2 µs more a compile.
       if (code.length <= LOAD_PIECE_BYTES / MAX_UTF8_BYTES_PER_UNIT) {
         try {
           core.load(L, code, `=${name}`, "t");
@@ -720,12 +720,18 @@ export class GuardedState {
     options: RunOptions = {},
   ): unknown[] {
     const core = this.core;
-    return this.#invoke(L, options, (entry, top, collect) => {
-      core.ensureStack(L, 8);
-      this.pushKernel(L, entry);
-      const n = pushTarget(L) + pushArgs(L);
-      // the call restores the stack to `top` whatever happens in it
-      return core.call(L, n, collect, false, top + 1);
+    return this.#invoke(options, (entry, collect) => {
+      const top = core.api.sym.lua_gettop(L);
+      try {
+        core.ensureStack(L, 8);
+        this.pushKernel(L, entry);
+        const n = pushTarget(L) + pushArgs(L);
+        // the call restores the stack to `top` whatever happens in it
+        return core.call(L, n, collect, false, top + 1);
+      } catch (error) {
+        core.api.sym.lua_settop(L, top);
+        throw error;
+      }
     });
   }
 
@@ -735,28 +741,22 @@ export class GuardedState {
    */
   invokeRef(L: LuaState, targetRef: number, options: RunOptions = {}): unknown[] {
     return this.#invoke(
-      L,
       options,
-      (entry, _top, collect) => this.core.callRef(L, this.#kernel[entry], targetRef, collect),
+      (entry, collect) => this.core.callRef(L, this.#kernel[entry], targetRef, collect),
     );
   }
 
-  // A run (or a nested one) of the kernel entry its options name, made by `call`.
-  #invoke(
-    L: LuaState,
-    options: RunOptions,
-    call: (entry: KernelEntry, top: number, collect: Collect) => unknown,
-  ): unknown[] {
+  // A run (or a nested one) of the kernel entry its options name, made by `call`, which leaves the
+  // stack as it found it whatever happens.
+  #invoke(options: RunOptions, call: (entry: KernelEntry, collect: Collect) => unknown): unknown[] {
     const nested = this.#enterRun(options);
-    const top = this.core.api.sym.lua_gettop(L);
     let outcome: RunOutcome;
     try {
       const entry = options.again
         ? (nested ? "run_again_nested" : options.collect ? "run_again_fresh" : "run_again")
         : (nested ? "run_nested" : "run");
-      outcome = call(entry, top, nested ? this.#collectNested : this.#collectRun) as RunOutcome;
+      outcome = call(entry, nested ? this.#collectNested : this.#collectRun) as RunOutcome;
     } catch (error) {
-      this.core.api.sym.lua_settop(L, top);
       outcome = { ok: false, values: [], raw: error };
     } finally {
       this.#leaveRun(nested);
