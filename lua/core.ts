@@ -1436,16 +1436,14 @@ export class LuaCore {
     this.#ensureStack(L, 2);
     const nested = loading;
     loading = true;
+    // Lua's parser allocates as Lua code does: under the cap, a refused allocation its memory error
+    const wasInLua = this.#enterLua();
     let status;
     try {
       status = api.loadBuffer(L, bytes, size, name, cString(mode));
     } finally {
+      this.#leaveLua(wasInLua);
       loading = nested;
-    }
-    if (status === LuaStatus.OK && this.overdraftPersists()) {
-      // The compiled chunk does not fit under the cap: report it now, not at the next call.
-      this.dropPushed(L, -2);
-      throw new LuaMemoryError("not enough memory: the compiled chunk exceeds the memory limit");
     }
     if (status !== LuaStatus.OK) {
       const error = this.#errorAt(L, status, -1);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { LuaSyntaxError } from "../lua/errors.ts";
+import { LuaMemoryError, LuaSyntaxError } from "../lua/errors.ts";
 import {
   CompiledChunks,
   HASHED_CHARS,
@@ -154,6 +154,27 @@ Deno.test("sandbox: code compiled in one piece and in pieces fails alike, with n
     "sandbox:1: unexpected symbol near '+'",
     "sandbox:1: unexpected symbol near '+'",
   ]);
+});
+
+Deno.test("sandbox: code that does not fit under the memory limit fails as a memory error, compiled by the host or by the kernel", () => {
+  // 18 and 24 functions: one short enough for the host to compile, one that the kernel compiles
+  const functions = (n: number) =>
+    `${Array.from({ length: n }, (_, i) => `local function a${i}() return ${i} end`).join(" ")} return 1`;
+  for (const code of [functions(18), functions(24)]) {
+    withState((state) => {
+      const alloc = state.core.alloc;
+      state.core.collectGarbage();
+      alloc.setLimit(alloc.used() + 1000);
+      assert.throws(
+        () => state.prepare(code, "t"),
+        (e: Error) =>
+          e instanceof LuaMemoryError &&
+          e.message === `t: memory limit exceeded while compiling (${state.limits.memory} bytes)`,
+      );
+      // the cap held while Lua parsed it
+      assert.ok(alloc.used() <= alloc.limit(), `${alloc.used()} over ${alloc.limit()}`);
+    });
+  }
 });
 
 Deno.test("kept chunks: at most a 32nd of a small memory limit; larger code runs but is not kept", () => {
