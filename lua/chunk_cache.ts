@@ -6,7 +6,13 @@
  *
  * The chunks are Lua memory the state holds between runs, so they are few and small: at most
  * {@linkcode KEPT_CHUNKS} of them, together at most {@linkcode KEPT_CHUNK_BYTES} and a 32nd of the
- * memory limit, the most recently run kept first.
+ * memory limit. Once they are full, new code takes the place of the chunk run longest ago only if
+ * that one was not run again since it was kept (or since it last kept its place: then it keeps it
+ * once more, as the newest) and the new code was run more often of late. Dropping the oldest
+ * whatever it is would keep nothing for sources that come round in turn and outnumber the chunks
+ * kept (each dropped just before it comes round again), and would let one-off code push out code
+ * that is run again. The price is a slower turnover when the code run changes for good: a set of
+ * 50 sources replacing another of 50 is kept whole after about 300 runs instead of 50.
  *
  * They are found by a hash of their source that reads at most {@linkcode HASHED_CHARS} of its
  * characters, then compared whole. A `Map` keyed by the source itself costs more for code that is
@@ -30,6 +36,15 @@ export const KEPT_CHUNK_BYTES = 64 * 1024;
  */
 export const HASHED_CHARS = 64;
 
+// How often sources were used of late: counters found by two parts of the source's hash (the lower
+// of the two counts), all halved every AGE_EVERY counted uses.
+const USE_COUNTER_BITS = 10;
+const USE_COUNTERS = 1 << USE_COUNTER_BITS;
+const AGE_EVERY = 2 * KEPT_CHUNKS;
+
+const firstCounter = (hash: number): number => hash & (USE_COUNTERS - 1);
+const secondCounter = (hash: number): number => Math.imul(hash, 0x9e3779b1) >>> (32 - USE_COUNTER_BITS);
+
 /** How a state compiles the chunks it keeps. */
 export interface ChunkCompiler {
   /** The core whose registry pins the chunks and whose allocator measures them. */
@@ -51,6 +66,8 @@ interface Kept {
   running: number;
   // the next kept chunk whose source has the same hash
   next: Kept | undefined;
+  // run again since it was kept, or since it last kept its place against new code
+  reused: boolean;
 }
 
 /** A hash of `code` from at most {@linkcode HASHED_CHARS} of its characters, as a small integer. */
@@ -80,12 +97,15 @@ export function sourceHash(code: string): number {
 export class CompiledChunks {
   readonly #compiler: ChunkCompiler;
   // by source hash, the chunks with that hash chained from the newest; insertion order is recency:
-  // the hash of a chunk used again moves to the end, and the chunks of the first one go first
+  // the hash of a chunk used again (or keeping its place) moves to the end, and the chunks of the
+  // first one are the first to make room
   readonly #kept = new Map<number, Kept>();
-  // the chunk run last, at the end of the map's order: the same code run again skips the hash
+  // the kept chunk run last: the same code run again skips the hash
   #last: Kept | undefined;
   #count = 0;
   #bytes = 0;
+  readonly #uses = new Uint8Array(USE_COUNTERS);
+  #usesSinceAging = 0;
 
   /** @param compiler How the state compiles a chunk, and where it keeps it. */
   constructor(compiler: ChunkCompiler) {
@@ -111,8 +131,12 @@ export class CompiledChunks {
    */
   use<T>(code: string, name: string, body: (ref: number, again: boolean) => T): T {
     const last = this.#last;
-    if (last !== undefined && last.code === code && last.running === 0) return this.#run(last, true, body);
+    if (last !== undefined && last.code === code && last.running === 0) {
+      last.reused = true;
+      return this.#run(last, true, body);
+    }
     const hash = sourceHash(code);
+    this.#countUse(hash);
     const first = this.#kept.get(hash);
     let kept = first;
     while (kept !== undefined && kept.code !== code) kept = kept.next;
@@ -122,6 +146,7 @@ export class CompiledChunks {
       this.#kept.delete(hash);
       this.#kept.set(hash, first!);
       this.#last = kept;
+      kept.reused = true;
       return this.#run(kept, true, body);
     }
     const core = this.#compiler.core;
@@ -134,7 +159,7 @@ export class CompiledChunks {
     const ref = this.#compiler.compile(code, name, () => {
       bytes = Math.max(code.length, core.alloc.used() - before);
     });
-    const chunk: Kept = { code, ref, bytes, running: 0, next: undefined };
+    const chunk: Kept = { code, ref, bytes, running: 0, next: undefined, reused: false };
     if (kept === undefined && this.#keep(hash, chunk)) return this.#run(chunk, false, body);
     try {
       return body(ref, false);
@@ -166,6 +191,12 @@ export class CompiledChunks {
     if (chunk.bytes > budget) return false;
     for (const [oldest, first] of this.#kept) {
       if (this.#count < KEPT_CHUNKS && this.#bytes + chunk.bytes <= budget) break;
+      if (this.#keepsPlace(first)) {
+        this.#kept.delete(oldest);
+        this.#kept.set(oldest, first);
+        return false;
+      }
+      if (this.#usesOf(hash) <= this.#usesOf(oldest)) return false;
       this.#kept.delete(oldest);
       this.#release(first);
     }
@@ -176,6 +207,32 @@ export class CompiledChunks {
     this.#count++;
     this.#bytes += chunk.bytes;
     return true;
+  }
+
+  // Whether a chunk chained from `first` was run again since it was kept or last kept its place:
+  // then they keep it once more, as the newest.
+  #keepsPlace(first: Kept): boolean {
+    let reused = false;
+    for (let chunk: Kept | undefined = first; chunk !== undefined; chunk = chunk.next) {
+      reused ||= chunk.reused;
+      chunk.reused = false;
+    }
+    return reused;
+  }
+
+  #countUse(hash: number): void {
+    const uses = this.#uses;
+    const a = firstCounter(hash), b = secondCounter(hash);
+    if (uses[a] < 255) uses[a]++;
+    if (uses[b] < 255) uses[b]++;
+    if (++this.#usesSinceAging < AGE_EVERY) return;
+    this.#usesSinceAging = 0;
+    for (let i = 0; i < USE_COUNTERS; i++) uses[i] >>= 1;
+  }
+
+  // How often the source of `hash` was used of late.
+  #usesOf(hash: number): number {
+    return Math.min(this.#uses[firstCounter(hash)], this.#uses[secondCounter(hash)]);
   }
 
   // The chunks chained from `first`, whose hash is out of the map. A run in progress holds its

@@ -109,20 +109,69 @@ Deno.test("kept chunks: bounded in number and bytes; the most recently run stay"
   });
 });
 
+/** Chunks kept for `state` apart from its own, with a count of their compiles. */
+function countingChunks(state: GuardedState): { chunks: CompiledChunks; compiles: () => number } {
+  let compiles = 0;
+  const chunks = new CompiledChunks({
+    core: state.core,
+    compile: (code, name, compiled) => (compiles++, state.prepare(code, name, compiled)),
+    memoryLimit: () => state.limits.memory,
+  });
+  return { chunks, compiles: () => compiles };
+}
+
+/** Distinct sources of the same size, told apart by `set`. */
+const loops = (set: string, n: number): string[] =>
+  Array.from({ length: n }, (_, k) => `local s = 0 for i = 1, 10 do s = s + i * ${k} end return '${set}', s`);
+
+Deno.test("kept chunks: sources that come round in turn, more than are kept, are kept in part", () => {
+  withState((state) => {
+    const { chunks, compiles } = countingChunks(state);
+    const sources = loops("a", 150);
+    for (let i = 0; i < 3 * sources.length; i++) chunks.use(sources[i % sources.length], "t", () => 0);
+    const kept = chunks.size;
+    assert.ok(kept > 0 && kept < sources.length, `${kept} kept`);
+    // a round finds nearly every kept chunk (a few change places): dropping the oldest chunk for
+    // each new one found none
+    const before = compiles();
+    for (const [k, code] of sources.entries()) {
+      assert.deepEqual(chunks.use(code, "t", (ref) => runAgain(state, ref)), ["a", 55 * k]);
+    }
+    const found = sources.length - (compiles() - before);
+    assert.ok(found >= 0.9 * kept, `${found} found of ${kept} kept`);
+  });
+});
+
+Deno.test("kept chunks: code that replaces the code run before is kept in its turn", () => {
+  withState((state) => {
+    const { chunks, compiles } = countingChunks(state);
+    // short sources, which the number of chunks bounds: each set fits, both together do not
+    const count = KEPT_CHUNKS / 2 + 10;
+    const sources = (set: string) => Array.from({ length: count }, (_, k) => `return '${set}', ${k}`);
+    const [before, after] = [sources("before"), sources("after")];
+    const round = (sources: string[]) => {
+      const start = compiles();
+      for (const code of sources) chunks.use(code, "t", () => 0);
+      return compiles() - start;
+    };
+    for (let i = 0; i < 20; i++) round(before);
+    assert.equal(round(before), 0);
+    let rounds = 1;
+    while (round(after) > 0 && rounds < 100) rounds++;
+    assert.ok(rounds <= 20, `kept whole after ${rounds} rounds`);
+    assert.equal(round(after), 0);
+  });
+});
+
 Deno.test("kept chunks: sources that share a hash are told apart, and each is kept", () => {
   withState((state) => {
-    let compiles = 0;
-    const chunks = new CompiledChunks({
-      core: state.core,
-      compile: (code, name, compiled) => (compiles++, state.prepare(code, name, compiled)),
-      memoryLimit: () => state.limits.memory,
-    });
+    const { chunks, compiles } = countingChunks(state);
     // a long source's hash skips characters: these differ only in one it skips
     const sources = ["A", "B", "C"].map((c) => `return '${c}'${" ".repeat(HASHED_CHARS * 16)}`);
     assert.equal(new Set(sources.map(sourceHash)).size, 1);
     for (const code of sources) chunks.use(code, "t", (ref) => runAgain(state, ref));
     assert.equal(chunks.size, 3);
-    assert.equal(compiles, 3);
+    assert.equal(compiles(), 3);
     for (let round = 0; round < 3; round++) {
       for (const [i, code] of sources.entries()) {
         // a fresh copy of the source finds the chunk too
@@ -130,7 +179,7 @@ Deno.test("kept chunks: sources that share a hash are told apart, and each is ke
         assert.deepEqual(chunks.use(copy, "t", (ref) => runAgain(state, ref)), ["ABC"[i]]);
       }
     }
-    assert.equal(compiles, 3, "a chunk was compiled again");
+    assert.equal(compiles(), 3, "a chunk was compiled again");
     assert.equal(chunks.size, 3);
   });
 });
