@@ -40,10 +40,15 @@ typedef struct {
   lua_Number (*tonumberx)(lua_State *L, int idx, int *isnum);
   lua_Integer (*tointegerx)(lua_State *L, int idx, int *isnum);
   int (*isinteger)(lua_State *L, int idx);
+  void (*pushboolean)(lua_State *L, int b);
+  void (*pushinteger)(lua_State *L, lua_Integer n);
+  void (*pushnumber)(lua_State *L, lua_Number n);
 } luagate_lua;
 
 /* Results described for the host: more go unread here (the host reads them from the stack). */
 #define MAX_RESULTS 8
+/* Arguments the host describes: a call with more, or with others than these, goes its usual way. */
+#define MAX_ARGUMENTS 8
 
 /*
  * One state's call. The host writes the references before each call; the runner reads the whole
@@ -64,8 +69,16 @@ typedef struct {
   int results;                                /* 60: out: how many the call returned */
   int types[MAX_RESULTS];                     /* 64: out: lua_type, or NOT_SCALAR */
   double values[MAX_RESULTS];                 /* 96: out: booleans as 0/1, numbers */
-  int input;                                  /* 160: 1: fn(target, the builder's table); 0: fn(target) */
+  int input;                                  /* 160: what fn takes after its target (below) */
+  int arguments;                              /* 164: for SCALARS, how many */
+  int argument_kinds[MAX_ARGUMENTS];          /* 168 */
+  double argument_values[MAX_ARGUMENTS];      /* 200: booleans as 0/1, numbers */
 } luagate_call_state;
+
+/* fn(target); fn(target, the builder's table); fn(target, the arguments described). Pushing a nil,
+ * a boolean or a number allocates nothing once the stack has room, so it cannot raise. */
+enum { NO_INPUT = 0, BUILT = 1, SCALARS = 2 };
+enum { ARGUMENT_NIL = 0, ARGUMENT_BOOLEAN = 1, ARGUMENT_INTEGER = 2, ARGUMENT_FLOAT = 3 };
 
 /* Where the runner stopped; the stack above the top it found holds what each one says. */
 enum {
@@ -91,13 +104,32 @@ int luagate_call(lua_State *L, luagate_call_state *c) {
   const unsigned long long *overdraft = c->overdraft;
   const int registry = c->registry, fn_ref = c->fn_ref, target_ref = c->target_ref, known_ref = c->known_ref;
   const int input = c->input;
+  int arguments = 0, kinds[MAX_ARGUMENTS];
+  double values[MAX_ARGUMENTS];
+  if (input == SCALARS) {
+    arguments = c->arguments;
+    if (arguments < 0 || arguments > MAX_ARGUMENTS) return NO_STACK;
+    for (int i = 0; i < arguments; i++) {
+      kinds[i] = c->argument_kinds[i];
+      values[i] = c->argument_values[i];
+    }
+  }
   int top = lua->gettop(L);
-  /* fn, target, the builder and its argument; the call below grows the stack for its results */
-  if (!lua->checkstack(L, 4)) return NO_STACK;
+  /* fn, target, the builder and its argument, or the arguments; the call below grows the stack for
+   * its results */
+  if (!lua->checkstack(L, 4 + arguments)) return NO_STACK;
   lua->rawgeti(L, registry, fn_ref);
   lua->rawgeti(L, registry, target_ref);
   int status;
-  if (input) {
+  for (int i = 0; i < arguments; i++) {
+    switch (kinds[i]) {
+      case ARGUMENT_BOOLEAN: lua->pushboolean(L, values[i] != 0); break;
+      case ARGUMENT_INTEGER: lua->pushinteger(L, (lua_Integer)values[i]); break;
+      case ARGUMENT_FLOAT: lua->pushnumber(L, values[i]); break;
+      default: lua->pushnil(L);
+    }
+  }
+  if (input == BUILT) {
     lua->pushcclosure(L, builder, 0);
     if (known_ref != 0) lua->rawgeti(L, registry, known_ref);
     else lua->pushnil(L);
@@ -111,7 +143,7 @@ int luagate_call(lua_State *L, luagate_call_state *c) {
     if (*overdraft) return OVERDRAWN;
   }
   *allow_overdraft = 0;
-  status = lua->pcallk(L, 1 + input, -1, 0, 0, 0);
+  status = lua->pcallk(L, 1 + (input == BUILT) + arguments, -1, 0, 0, 0);
   *allow_overdraft = 1;
   int n = lua->gettop(L) - top;
   c->status = status;

@@ -137,6 +137,42 @@ Deno.test("call runner: a call with no input is one crossing too; its error is t
   assert.deepEqual((core.callRefs(L, decide, TARGET, { n: 3 }, data, seeing) as Seen).values, [3]);
 });
 
+Deno.test("call runner: nils, booleans and numbers as arguments are one crossing; others go the usual way", () => {
+  const fn = refTo(`return function(target, ...)
+    local seen = {}
+    for i = 1, select("#", ...) do
+      local v = select(i, ...)
+      seen[i] = (math.type(v) or type(v)) .. " " .. tostring(v)
+    end
+    return select("#", ...), table.concat(seen, ", ")
+  end`);
+  const top = s.lua_gettop(L);
+  const call = (args: unknown[]) => core.callRef(L, fn, TARGET, seeing, args) as Seen;
+  const scalars = [undefined, true, null, 42, 2 ** 60, -(2 ** 63), 2 ** 63, -0.5];
+  const pushed = [
+    "nil nil",
+    "boolean true",
+    "nil nil",
+    "integer 42",
+    "integer 1152921504606846976",
+    "integer -9223372036854775808",
+    "float 9.2233720368548e+18",
+    "float -0.5",
+  ];
+  const seen = call(scalars);
+  assert.equal(seen.described, !ignore);
+  assert.deepEqual(seen.values, [8, pushed.join(", ")]);
+  // a string, more than a frame describes: pushed as the usual path pushes them
+  for (const args of [[1, "one"], [...scalars, 0]]) {
+    const usual = call(args);
+    assert.equal(usual.described, false);
+    assert.equal(usual.values[0], args.length);
+  }
+  assert.deepEqual(call([1, "one"]).values, [2, "integer 1, string one"]);
+  assert.deepEqual(call([NaN, Infinity]).values, [2, "float nan, float inf"]);
+  assert.equal(s.lua_gettop(L), top);
+});
+
 Deno.test("call runner: an input the encoder leaves alone goes the usual way, with the same results", () => {
   const fn = refTo(`return function(target, input) return target.name, input end`);
   const seen = core.callRefs(L, fn, TARGET, 7, data, seeing) as Seen;
@@ -369,6 +405,20 @@ Deno.test(
         "no-input": [
           ...prologue.slice(0, 4),
           "pcallk 1 -1 0 0 0 (allow 0, busy 1)",
+          ...fiveResults,
+          "stop 0, top 8, allow 1, busy 1",
+          ...fiveDescribed,
+        ],
+        // arguments the host described, pushed after the target; the builder untouched
+        arguments: [
+          "gettop -> 3",
+          "checkstack 8 -> 1",
+          ...prologue.slice(2, 4),
+          "pushnil",
+          "pushboolean 1",
+          "pushinteger 42",
+          "pushnumber -0.5",
+          "pcallk 5 -1 0 0 0 (allow 0, busy 1)",
           ...fiveResults,
           "stop 0, top 8, allow 1, busy 1",
           ...fiveDescribed,

@@ -12,7 +12,7 @@
  */
 
 import { type AllocatorHandle, createAllocator } from "../ffi/allocator.ts";
-import { CallFrame, CallStop, openCallRunner } from "../ffi/call_runner.ts";
+import { CallFrame, CallInput, CallStop, openCallRunner } from "../ffi/call_runner.ts";
 import type { RunClock } from "../ffi/clock.ts";
 import { type DataBuilder, openDataBuilder } from "../ffi/data_builder.ts";
 import { LANE_ENTRY, LaneTally, openFastLane } from "../ffi/fast_lane.ts";
@@ -1135,30 +1135,40 @@ export class LuaCore {
   }
 
   /**
-   * Calls the registry function `fnRef` on the registry value `targetRef` alone, without the
-   * traceback handler, and returns what `collect` makes of the results; the stack is as it was
-   * afterwards, whatever happens. Where the native call runner is there, the call is one FFI
-   * crossing and `collect` gets the description of the results.
+   * Calls the registry function `fnRef` on the registry value `targetRef` and `args` (each pushed by
+   * `push`, by default as {@linkcode LuaCore.pushValue} pushes it), without the traceback handler,
+   * and returns what `collect` makes of the results; the stack is as it was afterwards, whatever
+   * happens. Where the native call runner is there and describes the arguments (nil, booleans and
+   * numbers: {@linkcode CallFrame.describeArguments}), the call is one FFI crossing and `collect`
+   * gets the description of the results.
    */
-  callRef(L: LuaState, fnRef: number, targetRef: number, collect: Collect): unknown {
+  callRef(
+    L: LuaState,
+    fnRef: number,
+    targetRef: number,
+    collect: Collect,
+    args: readonly unknown[] = [],
+    push?: (L: LuaState, value: unknown) => void,
+  ): unknown {
     const s = this.api.sym;
     const top = s.lua_gettop(L);
     const frame = this.#frame();
     try {
-      if (frame === undefined) {
-        this.#ensureStack(L, 2);
+      if (frame === undefined || (args.length > 0 && !frame.describeArguments(args))) {
+        this.#ensureStack(L, args.length + 4);
         this.pushRegistry(L, fnRef);
         this.pushRegistry(L, targetRef);
-        return this.call(L, 1, collect, false, top + 1);
+        for (const arg of args) push ? push(L, arg) : this.pushValue(L, arg);
+        return this.call(L, 1 + args.length, collect, false, top + 1);
       }
-      return this.#runFrame(L, top, frame, fnRef, targetRef, undefined, collect);
+      return this.#runFrame(L, top, frame, fnRef, targetRef, undefined, collect, args.length > 0);
     } finally {
       s.lua_settop(L, top);
     }
   }
 
   // The call runner's call of fnRef on targetRef and, where `known` is given (the reference of the
-  // known strings, 0: none), the input the data encoder holds.
+  // known strings, 0: none), the input the data encoder holds, or the arguments the frame describes.
   #runFrame(
     L: LuaState,
     top: number,
@@ -1167,12 +1177,13 @@ export class LuaCore {
     targetRef: number,
     known: number | undefined,
     collect: Collect,
+    described = false,
   ): unknown {
     const refs = frame.refs;
     refs[0] = fnRef;
     refs[1] = targetRef;
     refs[2] = known ?? 0;
-    frame.input[0] = known === undefined ? 0 : 1;
+    frame.input[0] = known !== undefined ? CallInput.BUILT : described ? CallInput.SCALARS : CallInput.NONE;
     // The runner lets the builder overdraw, then turns the cap on for the call itself: from here,
     // a callback returns to Lua with the cap on.
     const wasInLua = this.#inLua;

@@ -736,13 +736,20 @@ export class GuardedState {
   }
 
   /**
-   * Runs the kernel entry "run" on the registry value `targetRef` with no arguments, as
-   * {@linkcode GuardedState.invoke} does: in one FFI crossing where the call runner is there.
+   * Runs the kernel entry "run" on the registry value `targetRef` and `args` as data, as
+   * {@linkcode GuardedState.invoke} does: in one FFI crossing where the call runner is there and
+   * takes the arguments (none, or only nils, booleans and numbers).
    */
-  invokeRef(L: LuaState, targetRef: number, options: RunOptions = {}): unknown[] {
+  invokeRef(
+    L: LuaState,
+    targetRef: number,
+    options: RunOptions,
+    args: readonly unknown[],
+  ): unknown[] {
     return this.#invoke(
       options,
-      (entry, collect) => this.core.callRef(L, this.#kernel[entry], targetRef, collect),
+      (entry, collect) =>
+        this.core.callRef(L, this.#kernel[entry], targetRef, collect, args, this.#input.push),
     );
   }
 

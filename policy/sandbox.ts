@@ -101,19 +101,11 @@ export class Sandbox implements Disposable {
     const state = this.#state;
     state.checkUsable();
     const core = state.core;
-    return this.#chunks.use(code, this.#name, (ref, again) =>
-      single(
-        args.length === 0 ? state.invokeRef(core.currentL, ref, again ? AGAIN : FIRST) : state.invoke(
-          core.currentL,
-          (L) => (core.pushRegistry(L, ref), 1),
-          (L) => {
-            core.ensureStack(L, args.length + 4);
-            for (const arg of args) state.pushData(L, arg);
-            return args.length;
-          },
-          again ? AGAIN : FIRST,
-        ),
-      ));
+    return this.#chunks.use(
+      code,
+      this.#name,
+      (ref, again) => single(state.invokeRef(core.currentL, ref, again ? AGAIN : FIRST, args)),
+    );
   }
 
   /** What `print` wrote during the last run (control characters escaped, capped by `limits.output`). */

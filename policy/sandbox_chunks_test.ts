@@ -92,7 +92,7 @@ Deno.test("kept chunks: code that does not compile is never kept and fails every
   });
 });
 
-Deno.test("kept chunks: bounded in number and bytes; the most recently run stay", () => {
+Deno.test("kept chunks: bounded in number and bytes; code run again stays among one-off code", () => {
   withState((state, chunks) => {
     const hot = "return 'hot'";
     for (let i = 0; i < 400; i++) {
