@@ -15,7 +15,7 @@ import type { AllocatorHandle } from "./allocator.ts";
 import type { DataBuilder } from "./data_builder.ts";
 import { cWords, openLibc } from "./libc.ts";
 import type { LuaLibrary } from "./library.ts";
-import { LuaType } from "./lua_api.ts";
+import { isLuaInteger, LuaType } from "./lua_api.ts";
 import {
   type EmbeddedCode,
   functionAddresses,
@@ -137,8 +137,6 @@ const ARGUMENT_NIL = 0;
 const ARGUMENT_BOOLEAN = 1;
 const ARGUMENT_INTEGER = 2;
 const ARGUMENT_FLOAT = 3;
-// the integers a JS number pushes as (LuaCore.pushValue): those of a 64-bit Lua integer
-const INTEGER_BOUND = 2 ** 63;
 
 /** How many arguments a frame describes (`MAX_ARGUMENTS` in ffi/call_runner.c). */
 export const DESCRIBED_ARGUMENTS = 8;
@@ -299,9 +297,7 @@ export class CallFrame {
     for (let i = 0; i < n; i++) {
       const arg = args[i];
       if (typeof arg === "number") {
-        kinds[i] = Number.isInteger(arg) && arg >= -INTEGER_BOUND && arg < INTEGER_BOUND
-          ? ARGUMENT_INTEGER
-          : ARGUMENT_FLOAT;
+        kinds[i] = isLuaInteger(arg) ? ARGUMENT_INTEGER : ARGUMENT_FLOAT;
         values[i] = arg;
       } else if (typeof arg === "boolean") {
         kinds[i] = ARGUMENT_BOOLEAN;

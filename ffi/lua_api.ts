@@ -42,6 +42,22 @@ export function int64(n: number): bigint {
   return n >= 0 && n < 1024 ? SMALL_BIGINTS[n] : BigInt(n);
 }
 
+const INT64_BOUND = 2 ** 63;
+
+/**
+ * Whether a JS number goes to Lua as an integer: a whole number a 64-bit Lua integer holds (every
+ * such double, beyond 2^53 too). Any other number goes as a float.
+ *
+ * @example Usage
+ * ```ts
+ * import { isLuaInteger } from "./lua_api.ts";
+ * console.log(isLuaInteger(2 ** 62), isLuaInteger(2 ** 63), isLuaInteger(0.5)); // true false false
+ * ```
+ */
+export function isLuaInteger(value: number): boolean {
+  return Number.isInteger(value) && value >= -INT64_BOUND && value < INT64_BOUND;
+}
+
 /** The raw symbols plus the version-specialised macros. */
 export interface LuaApi {
   /** The library this API drives. */

@@ -22,6 +22,7 @@ import { type ImageRegion, regionBlock, releaseRegion, StateImage } from "../ffi
 import {
   createLuaApi,
   int64,
+  isLuaInteger,
   type LuaApi,
   LuaGC,
   type LuaState,
@@ -894,7 +895,7 @@ export class LuaCore {
         s.lua_pushboolean(L, value ? 1 : 0);
         return;
       case "number":
-        if (Number.isInteger(value) && value >= -0x8000000000000000 && value < 0x8000000000000000) {
+        if (isLuaInteger(value)) {
           if (value >= -MAX_SAFE && value <= MAX_SAFE) this.api.pushInteger(L, value);
           else s.lua_pushinteger(L, BigInt(value));
         } else {

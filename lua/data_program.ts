@@ -19,7 +19,7 @@ import {
   PROGRAM_HEADER,
   type ProgramBuffers,
 } from "../ffi/data_builder.ts";
-import { type LuaState, LuaStatus, LuaType } from "../ffi/lua_api.ts";
+import { isLuaInteger, type LuaState, LuaStatus, LuaType } from "../ffi/lua_api.ts";
 import { writeUtf8 } from "../ffi/strings.ts";
 import type { LuaCore } from "./core.ts";
 import { LuaError, LuaMemoryError } from "./errors.ts";
@@ -65,7 +65,6 @@ const RECENT_POSITIONS = 256;
 // and reading one that is not flat char by char costs more than the lookup.
 const NEW_RUN = 4;
 const PROBE_EVERY = 32;
-const INTEGER_BOUND = 2 ** 63;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
@@ -447,7 +446,7 @@ export class DataEncoder {
 
   #number(value: number, at: number): number {
     const p = this.#program;
-    if (Number.isInteger(value) && value >= -INTEGER_BOUND && value < INTEGER_BOUND) {
+    if (isLuaInteger(value)) {
       const high = Math.floor(value / TWO_32);
       p[at] = DataOp.INTEGER;
       p[at + 1] = (value - high * TWO_32) | 0;
