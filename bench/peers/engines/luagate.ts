@@ -6,9 +6,12 @@ const VERSION = `luagate ${
   JSON.parse(Deno.readTextFileSync(new URL("../../../deno.json", import.meta.url))).version
 }`;
 
-/** The wrapper that turns the shared POLICY_LUA into a luagate policy chunk. */
+/**
+ * The shared POLICY_LUA as a luagate policy chunk: it returns `decide` itself, which takes the input
+ * and leaves `data` unread, as the wasmoon and fengari rows call the function itself.
+ */
 export function policyChunk(policyLua: string): string {
-  return policyLua + "\nreturn function(input, data) return decide(input) end";
+  return policyLua + "\nreturn decide";
 }
 
 function policyRow(): Engine {
